@@ -1,0 +1,206 @@
+"""Every error flowlab raises, under one root.
+
+::
+
+    FlowlabError
+    ├── ConfigError            bad arguments: names the parameter, the bad value, the valid choices
+    ├── MergeConflict          two branches wrote one path to different values
+    ├── MergeValidationError   the merged context failed the model's validation
+    ├── BranchFailed           a branch raised (``on_failure="propagate"`` / ``"fail_fast"``)
+    ├── StepTimeout            a step, a branch or the whole run ran out of time
+    ├── UsageLimitExceeded     a charge crossed the run's shared usage budget
+    └── DeadlockDetected       a watched group of tasks can never make progress again
+
+Errors raised by a run carry the partial :class:`~flowlab.record.RunResult` as ``.result``
+(``None`` until the run attaches it), so a failed run still yields its frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flowlab.record import RunResult
+
+__all__ = [
+    "BranchFailed",
+    "ConfigError",
+    "DeadlockDetected",
+    "FlowlabError",
+    "MergeConflict",
+    "MergeValidationError",
+    "StepTimeout",
+    "UsageLimitExceeded",
+    "check_one_of",
+]
+
+
+class FlowlabError(Exception):
+    """Root of every error flowlab raises.
+
+    Attributes
+    ----------
+    result : RunResult or None
+        The partial result of the run that raised, when there was a run.
+    """
+
+    result: RunResult | None
+
+    def __init__(self, message: str, *, result: RunResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class ConfigError(FlowlabError, ValueError):
+    """A bad argument: the message names the parameter, the bad value and the valid choices.
+
+    Also a :class:`ValueError`, so code that guards with ``except ValueError`` keeps working.
+    """
+
+
+class MergeConflict(FlowlabError):
+    """Two branches changed one path to different values under ``error_on_conflict``.
+
+    Attributes
+    ----------
+    path : str
+        Dotted field path, e.g. ``"scores.alice"``.
+    values : dict
+        ``{branch: value}`` for every branch that wrote the path.
+    report : list of dict
+        The merge rows computed before the conflict was found (nothing was applied).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str = "",
+        values: dict[str, Any] | None = None,
+        report: list[dict[str, Any]] | None = None,
+        result: RunResult | None = None,
+    ) -> None:
+        super().__init__(message, result=result)
+        self.path = path
+        self.values = dict(values or {})
+        self.report = list(report or [])
+
+    @property
+    def branches(self) -> list[str]:
+        """The branches that wrote the conflicting path."""
+        return list(self.values)
+
+
+class MergeValidationError(FlowlabError):
+    """The merged context failed the context model's validation; the parent is unchanged.
+
+    Attributes
+    ----------
+    report : list of dict
+        The merge rows that produced the invalid context.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        report: list[dict[str, Any]] | None = None,
+        result: RunResult | None = None,
+    ) -> None:
+        super().__init__(message, result=result)
+        self.report = list(report or [])
+
+
+class BranchFailed(FlowlabError):
+    """One or more branches raised; ``.errors`` maps branch name to its exception."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str = "",
+        errors: dict[str, BaseException] | None = None,
+        result: RunResult | None = None,
+    ) -> None:
+        super().__init__(message, result=result)
+        self.step = step
+        self.errors = dict(errors or {})
+
+    @property
+    def branch(self) -> str | None:
+        """The first branch that failed (in declared order), if any."""
+        return next(iter(self.errors), None)
+
+
+class StepTimeout(FlowlabError, TimeoutError):
+    """A step, branch or run exceeded its timeout (seconds, on the run's clock)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str = "",
+        timeout: float | None = None,
+        result: RunResult | None = None,
+    ) -> None:
+        super().__init__(message, result=result)
+        self.step = step
+        self.timeout = timeout
+
+
+class UsageLimitExceeded(FlowlabError):
+    """A charge crossed the run's shared :class:`~flowlab.limits.UsageLimits`.
+
+    Attributes
+    ----------
+    branch : str or None
+        The branch whose charge crossed the limit.
+    limit : str
+        ``"cost"`` or ``"tokens"``.
+    totals : dict
+        Exact totals after the crossing charge (``{"cost": ..., "tokens": ...}``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        branch: str | None = None,
+        limit: str = "",
+        totals: dict[str, float] | None = None,
+        result: RunResult | None = None,
+    ) -> None:
+        super().__init__(message, result=result)
+        self.branch = branch
+        self.limit = limit
+        self.totals = dict(totals or {})
+
+
+class DeadlockDetected(FlowlabError):
+    """A watched group of tasks can never make progress; ``.report`` explains the cycle."""
+
+    def __init__(self, message: str, *, report: Any = None, result: RunResult | None = None):
+        super().__init__(message, result=result)
+        self.report = report
+
+
+def check_one_of(param: str, value: Any, choices: Iterable[Any], *, hint: str = "") -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``.
+
+    Examples
+    --------
+    >>> check_one_of("order", "declared", ["declared", "completion"])
+    >>> check_one_of("order", "random", ["declared", "completion"])
+    Traceback (most recent call last):
+    ...
+    flowlab.errors.ConfigError: order='random' is not valid; choose one of 'declared', 'completion'.
+    """
+    options = list(choices)
+    if value in options:
+        return
+    listed = ", ".join(repr(c) for c in options)
+    message = f"{param}={value!r} is not valid; choose one of {listed}."
+    if hint:
+        message += f" HINT: {hint}"
+    raise ConfigError(message)
