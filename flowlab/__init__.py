@@ -1,0 +1,1 @@
+"""flowlab: run, see, compare and debug the parallel branches of a pipeline step."""
