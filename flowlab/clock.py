@@ -29,6 +29,8 @@ Examples
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import selectors
 import threading
 import time
@@ -88,6 +90,38 @@ class _JumpingSelector(selectors.BaseSelector):
         return []
 
 
+class _FifoTimerHandle(asyncio.TimerHandle):
+    """A timer that, among timers due at the same instant, fires in the order it was scheduled.
+
+    On virtual time many timers share one instant; FIFO ties make runs read like the code.
+    """
+
+    __slots__ = ("_seq",)
+
+    def __init__(self, seq: int, *args: Any) -> None:
+        super().__init__(*args)
+        self._seq = seq
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, _FifoTimerHandle) and self._when == other._when:
+            return self._seq < other._seq
+        return bool(self._when < other._when)  # type: ignore[attr-defined]
+
+    def __le__(self, other: object) -> bool:
+        return self == other or self < other
+
+    def __gt__(self, other: object) -> bool:
+        return not self <= other
+
+    def __ge__(self, other: object) -> bool:
+        return not self < other
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = asyncio.TimerHandle.__hash__
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An event loop whose clock jumps to the next timer whenever the loop would otherwise wait.
 
@@ -107,6 +141,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self.idle_waits = 0
         self._selector = _JumpingSelector(self, self._selector)  # type: ignore[has-type]
         self._count_lock = threading.Lock()
+        self._timer_seq = itertools.count()
 
     def time(self) -> float:
         return self._virtual_now
@@ -116,6 +151,17 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if seconds > 0:
             self._virtual_now += seconds
             self.jumps += 1
+
+    def call_at(
+        self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> asyncio.TimerHandle:
+        self._check_closed()  # type: ignore[attr-defined]
+        timer = _FifoTimerHandle(next(self._timer_seq), when, callback, args, self, context)
+        if timer._source_traceback:  # type: ignore[attr-defined]
+            del timer._source_traceback[-1]  # type: ignore[attr-defined]
+        heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
 
     def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> Any:
         with self._count_lock:

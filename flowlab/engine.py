@@ -1,0 +1,421 @@
+"""The engine: runs a pipeline on one event loop, one coordinator per run.
+
+Design (why it cannot deadlock)
+-------------------------------
+One :class:`Run` object owns all coordination state, and only the event-loop thread touches it.
+There are no locks: a branch waits for a slot in a :class:`~flowlab.limits.LimiterState` (a priority
+queue of futures), and that is the only thing it ever waits for before it runs. Cancellation —
+by the handle, by ``fail_fast``, by a timeout, by a usage breach — is a direct, synchronous
+``task.cancel()`` issued by the coordinator with a recorded *reason*; the cancelled branch records
+its status and swallows exactly that one cancellation (``Task.uncancel``), so cancelling a branch
+never cancels its step. Slots are released in ``finally`` blocks, and the run-wide cap is held only by
+leaf steps, never by a parent waiting for its children, so no wait can close a cycle.
+
+Structured concurrency: every branch task lives inside its Parallel's :class:`asyncio.TaskGroup`,
+so no task outlives its step, and no step outlives its run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import itertools
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from flowlab import context as ctx_mod
+from flowlab import merge as merge_mod
+from flowlab.errors import (
+    BranchFailed,
+    ConfigError,
+    FlowlabError,
+    StepTimeout,
+    UsageLimitExceeded,
+)
+from flowlab.limits import Fixed, LimiterState, UsageAccount, UsageLimits, as_limiter
+from flowlab.pipeline import Node, Parallel, Pipeline, Step, as_node
+from flowlab.record import BranchRecord, Instrument, Recorder, RunResult, StepRecord
+
+__all__ = ["Run", "RunCancelled", "charge", "current_run", "last_result"]
+
+_current: contextvars.ContextVar[tuple[Run, BranchRecord | None]] = contextvars.ContextVar(
+    "flowlab_current"
+)
+_last: list[RunResult] = []
+
+
+class RunCancelled(FlowlabError):
+    """The whole run was cancelled (``handle.cancel()``, or an interrupted notebook cell)."""
+
+
+def last_result() -> RunResult | None:
+    """The result of the most recent run in this process, finished or not (``None`` if none)."""
+    return _last[-1] if _last else None
+
+
+def current_run() -> Run | None:
+    """The run the calling step belongs to, or ``None`` outside a run."""
+    cur = _current.get(None)
+    return cur[0] if cur else None
+
+
+def charge(cost: float = 0.0, tokens: int = 0) -> None:
+    """Charge usage against the run's shared :class:`~flowlab.limits.UsageLimits`, atomically.
+
+    Call it inside a step (async or sync). The charge that crosses a limit raises
+    :class:`~flowlab.errors.UsageLimitExceeded` in its branch, and every sibling is cancelled at once.
+    The crossing charge still counts: its work was done.
+
+    Raises
+    ------
+    ConfigError
+        Outside a run, or for negative / non-numeric amounts.
+    UsageLimitExceeded
+        When this charge (or an earlier one) crossed the budget.
+    """
+    cur = _current.get(None)
+    if cur is None:
+        raise ConfigError(
+            "fl.charge() was called outside a flowlab run. HINT: call it inside a step that "
+            "fl.run / fl.arun / fl.start is running."
+        )
+    for param, v in (("cost", cost), ("tokens", tokens)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v) or v < 0:
+            raise ConfigError(f"{param}={v!r} is not valid; give a number >= 0.")
+    if isinstance(tokens, float) and not tokens.is_integer():
+        raise ConfigError(f"tokens={tokens!r} is not valid; give a whole number.")
+    run, brec = cur
+    run.charge(float(cost), int(tokens), brec)
+
+
+@dataclass(eq=False)
+class _Live:
+    """A running or queued branch the coordinator may cancel."""
+
+    task: asyncio.Task[Any]
+    record: BranchRecord
+    group: int
+    status: str = ""
+    reason: str = ""
+
+
+class Run:
+    """One execution of a pipeline: the coordinator that owns every piece of run state."""
+
+    def __init__(
+        self,
+        pipeline: Any,
+        ctx: BaseModel,
+        *,
+        input: Any = None,  # noqa: A002 - public keyword
+        usage: UsageLimits | None = None,
+        max_concurrency: Any = None,
+        timeout: float | None = None,
+        clock: str = "real",
+        instruments: Sequence[Instrument] = (),
+        record: bool = True,
+        backend: Any = None,
+    ) -> None:
+        from flowlab.pipeline import _check_timeout
+
+        self.pipeline = pipeline if isinstance(pipeline, Pipeline) else Pipeline(as_node(pipeline, param="pipeline"))
+        self.base = ctx_mod.check_context(ctx)
+        merge_mod.check_model(type(self.base))
+        for par in self.pipeline.parallels():
+            if par.include_keys is not None:
+                ctx_mod.check_include_keys(type(self.base), par.include_keys)
+        if usage is not None and not isinstance(usage, UsageLimits):
+            raise ConfigError(f"usage={usage!r} is not valid; give fl.UsageLimits(cost=..., tokens=...) or None.")
+        self.run_limiter_cfg = as_limiter(max_concurrency, param="max_concurrency")
+        self.timeout = _check_timeout("timeout", timeout)
+        self.clock = clock
+        self.input = input
+        self.account = UsageAccount(usage)
+        self.recorder = Recorder()
+        self.record = record
+        self.instruments = list(instruments)
+        self.backend = backend
+        self.live: dict[int, _Live] = {}
+        self._ids = itertools.count()
+        self._groups = itertools.count()
+        self.leaves_in_flight = 0
+        self.status = "running"
+        self.result: RunResult | None = None
+        self._run_reason = ""
+        self._executor: ThreadPoolExecutor | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.main_task: asyncio.Task[Any] | None = None
+        self.t0 = 0.0
+        self.context = self.base.model_copy(deep=True)
+        self.total_branches = _count_branches(self.pipeline)
+
+    # ---- time and reporting -------------------------------------------------------------------
+    def now(self) -> float:
+        assert self.loop is not None
+        return self.loop.time() - self.t0
+
+    def _event(self, kind: str, step: str, branch: str, detail: str = "") -> None:
+        if self.record:
+            self.recorder.events.append((self.now(), kind, step, branch, detail))
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for inst in list(self.instruments):
+            try:
+                getattr(inst, hook)(*args)
+            except Exception as err:  # noqa: BLE001 - a broken observer must not break the run
+                self.instruments.remove(inst)
+                warnings.warn(
+                    f"instrument {inst!r} raised {type(err).__name__}: {err} in {hook}(); "
+                    "it is disabled for the rest of this run.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+    # ---- control (event-loop thread) ----------------------------------------------------------
+    def cancel(self, branch: str | None = None, reason: str = "cancelled by handle") -> int:
+        """Cancel one branch (by name or path) or, with no name, the whole run. Returns how many."""
+        if branch is None:
+            if self.main_task is not None and not self.main_task.done():
+                self._run_reason = self._run_reason or "cancelled"
+                self.main_task.cancel()
+                return 1
+            return 0
+        hits = [lv for lv in self.live.values() if branch in (lv.record.branch, lv.record.path)]
+        for lv in hits:
+            self._cancel_live(lv, "cancelled", reason)
+        return len(hits)
+
+    def _cancel_live(self, live: _Live, status: str, reason: str) -> None:
+        if live.reason or live.task.done():
+            return
+        live.status, live.reason = status, reason
+        live.task.cancel()
+
+    def charge(self, cost: float, tokens: int, brec: BranchRecord | None) -> None:
+        crossed = self.account.charge(cost, tokens, brec.path if brec else None)
+        if brec is not None:
+            brec.cost = round(brec.cost + cost, 12)
+            brec.tokens += tokens
+        if crossed:
+            assert self.loop is not None
+            try:
+                running = asyncio.get_running_loop() is self.loop
+            except RuntimeError:
+                running = False
+            if running:
+                self._on_breach(brec)
+            else:
+                self.loop.call_soon_threadsafe(self._on_breach, brec)
+        self._emit("charged", brec.path if brec else "", cost, tokens)
+        if self.account.breached is not None:
+            raise self.account.breached
+
+    def _on_breach(self, brec: BranchRecord | None) -> None:
+        path = brec.path if brec else ""
+        self._event("usage_breach", brec.step if brec else "", path, str(self.account.breached))
+        for lv in list(self.live.values()):
+            p = lv.record.path
+            if p == path or path.startswith(p + "/"):
+                continue  # the breaching branch and its ancestors end by the error itself
+            self._cancel_live(lv, "cancelled", f"usage limit exceeded by branch {path!r}")
+
+    # ---- execution ----------------------------------------------------------------------------
+    async def execute(self) -> RunResult:
+        """Run the pipeline; always returns a :class:`RunResult` (never raises for run errors)."""
+        self.loop = asyncio.get_running_loop()
+        self.main_task = asyncio.current_task()
+        self.t0 = self.loop.time()
+        self.run_limiter = (
+            self.run_limiter_cfg.new_state(self._limit_listener("run")) if self.run_limiter_cfg else None
+        )
+        _current.set((self, None))
+        self._emit("run_started", self.total_branches)
+        handle = (
+            self.loop.call_later(self.timeout, self._expire_run) if self.timeout is not None else None
+        )
+        output: Any = None
+        error: BaseException | None = None
+        try:
+            output = await self._node(self.pipeline, self.input, self.context, "")
+            status = "ok"
+        except asyncio.CancelledError:
+            if not self._run_reason or self.main_task is None:
+                self._finish("cancelled", RunCancelled("the run was cancelled from outside"), None)
+                raise
+            self.main_task.uncancel()
+            if self._run_reason == "timeout":
+                status = "timeout"
+                error = StepTimeout(
+                    f"the run exceeded timeout={self.timeout:g}s", step=self.pipeline.name, timeout=self.timeout
+                )
+            else:
+                status, error = "cancelled", RunCancelled("the run was cancelled (handle.cancel())")
+        except UsageLimitExceeded as err:
+            status, error = "usage_limit_exceeded", err
+        except StepTimeout as err:
+            status, error = "timeout", err
+        except FlowlabError as err:
+            status, error = "failed", err
+        except Exception as err:  # noqa: BLE001 - a top-level step raised: wrap with context
+            wrapped = BranchFailed(f"step failed: {type(err).__name__}: {err}", errors={"<top>": err})
+            wrapped.__cause__ = err
+            status, error = "failed", wrapped
+        finally:
+            if handle is not None:
+                handle.cancel()
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+        return self._finish(status, error, output)
+
+    def _expire_run(self) -> None:
+        self._run_reason = "timeout"
+        if self.main_task is not None:
+            self.main_task.cancel()
+
+    def _finish(self, status: str, error: BaseException | None, output: Any) -> RunResult:
+        now = self.now() if self.loop is not None else 0.0
+        for b in self.recorder.branches:
+            if b.status in ("queued", "running"):
+                b.status = "cancelled"
+                b.reason = b.reason or "run ended"
+                if math.isnan(b.finished):
+                    b.finished = now
+        self.status = status
+        result = RunResult(
+            output=output,
+            context=self.context,
+            status=status,
+            error=error,
+            makespan_s=now,
+            clock=self.clock,
+            recorder=self.recorder,
+            cost=self.account.cost,
+            tokens=self.account.tokens,
+            pipeline_name=self.pipeline.name,
+        )
+        if isinstance(error, FlowlabError):
+            error.result = result
+        self.result = result
+        _last[:] = [result]
+        self._emit("run_finished", status)
+        return result
+
+    def _limit_listener(self, step: str) -> Callable[[int, int], None]:
+        def listener(limit: int, in_flight: int) -> None:
+            t = self.now()
+            self.recorder.limits.append((t, step, limit, in_flight))
+            self._event("limit_changed", step, "", f"limit={limit}")
+            self._emit("limit_changed", step, limit, in_flight, t)
+
+        return listener
+
+    async def _node(self, node: Node, data: Any, ctx: BaseModel, parent: str) -> Any:
+        if isinstance(node, Step):
+            return await self._step(node, data, ctx, parent)
+        if isinstance(node, Parallel):
+            from flowlab.parallel import run_parallel
+
+            return await run_parallel(self, node, data, ctx, parent)
+        for step in node.steps:
+            data = await self._node(step, data, ctx, parent)
+        return data
+
+    async def _step(self, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
+        path = f"{parent}/{step.name}" if parent else step.name
+        rec = StepRecord(step.name, path, "step", parent, self.now())
+        limiter = self.run_limiter
+        if limiter is not None:
+            await limiter.acquire(0.0, self.now())
+            rec.started = self.now()
+        self.recorder.steps.append(rec)
+        self._emit("step_started", rec)
+        self.leaves_in_flight += 1
+        if self.leaves_in_flight > self.recorder.peak_leaves:
+            self.recorder.peak_leaves = self.leaves_in_flight
+        ok = False
+        try:
+            if step.timeout is None:
+                out = await self._call(step, data, ctx, parent)
+            else:
+                try:
+                    async with asyncio.timeout(step.timeout) as cm:
+                        out = await self._call(step, data, ctx, parent)
+                except TimeoutError as err:
+                    if not cm.expired():
+                        raise
+                    raise StepTimeout(
+                        f"step {path!r} exceeded timeout={step.timeout:g}s", step=path, timeout=step.timeout
+                    ) from err
+            ok = True
+            return out
+        except asyncio.CancelledError:
+            rec.status, rec.error = "cancelled", "cancelled"
+            raise
+        except BaseException as err:
+            rec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
+            rec.error = f"{type(err).__name__}: {err}"
+            raise
+        finally:
+            rec.finished = self.now()
+            if ok:
+                rec.status = "ok"
+            self.leaves_in_flight -= 1
+            self.recorder.leaf_busy_s += rec.finished - rec.started
+            if limiter is not None:
+                limiter.release(rec.finished - rec.started, ok)
+            self._emit("step_finished", rec)
+
+    async def _call(self, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
+        args: tuple[Any, ...] = (data, ctx)[: step.arity]
+        if self.backend is not None and parent:
+            return await self.backend.call(self, step, args, ctx)
+        if step.is_async:
+            out = await step.fn(*args)
+        else:
+            assert self.loop is not None
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flowlab-step")
+            runner = contextvars.copy_context().run
+            out = await self.loop.run_in_executor(self._executor, runner, step.fn, *args)
+        if inspect.iscoroutine(out):
+            out.close()
+            raise ConfigError(
+                f"step {step.name!r} returned a coroutine object instead of a value. "
+                "HINT: `await` the coroutine inside the step (return await other(data)), "
+                "or make the step `async def`."
+            )
+        return out
+
+    # used by flowlab.parallel
+    def new_live(self, task: asyncio.Task[Any], record: BranchRecord, group: int) -> tuple[int, _Live]:
+        key = next(self._ids)
+        lv = _Live(task, record, group)
+        self.live[key] = lv
+        return key, lv
+
+    def new_group(self) -> int:
+        return next(self._groups)
+
+
+def _count_branches(node: Node) -> int:
+    if isinstance(node, Parallel):
+        return sum(1 + _count_branches(b) for b in node.branches.values())
+    if isinstance(node, Pipeline):
+        return sum(_count_branches(s) for s in node.steps)
+    return 0
+
+
+def wall() -> float:
+    """Wall-clock seconds (merge timing is real CPU time even on virtual time)."""
+    return time.perf_counter()
+
+
+__all__ += ["Fixed", "LimiterState", "wall"]

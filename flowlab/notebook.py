@@ -1,0 +1,338 @@
+"""Entry points that work the same in a script, in async code and in a Jupyter cell.
+
+* :func:`arun` — ``await fl.arun(pipe, ctx)`` in async code and notebook cells.
+* :func:`run` — blocking. With no loop running it makes one. Inside a running loop (a Jupyter cell) it
+  re-enters that loop through nest-asyncio2, the maintained fork of nest-asyncio (the archived
+  nest-asyncio 1.6.0 drops queued cells under ipykernel 7 on "Run All").
+* :func:`start` — a background run; the :class:`RunHandle` cancels branches, reports progress, and
+  is awaitable.
+
+Virtual time needs a loop of its own (:class:`~flowlab.clock.VirtualTimeLoop`); when another loop is
+already running, the run is executed on a virtual loop in a helper thread and awaited from the caller.
+
+Interrupting (Ctrl-C, or the kernel's interrupt button) cancels every branch; the partial result is
+kept — ``fl.last_result()`` or the raised error's ``.result`` — and the loop stays usable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Generator, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from flowlab.clock import CLOCKS, VirtualTimeLoop, new_loop, run_in_thread
+from flowlab.engine import Run
+from flowlab.errors import check_one_of
+from flowlab.limits import UsageLimits
+from flowlab.record import Instrument, RunResult
+
+__all__ = ["RunHandle", "arun", "run", "start"]
+
+
+def _make_run(pipeline: Any, ctx: BaseModel, clock: str, kwargs: dict[str, Any]) -> Run:
+    check_one_of("clock", clock, CLOCKS)
+    return Run(pipeline, ctx, clock=clock, **kwargs)
+
+
+def _deliver(result: RunResult, raise_on_error: bool) -> RunResult:
+    if raise_on_error and result.error is not None:
+        raise result.error
+    return result
+
+
+def _needs_thread(clock: str, loop: asyncio.AbstractEventLoop) -> bool:
+    return clock == "virtual" and not isinstance(loop, VirtualTimeLoop)
+
+
+def run(
+    pipeline: Any,
+    ctx: BaseModel,
+    *,
+    input: Any = None,  # noqa: A002 - public keyword
+    usage: UsageLimits | None = None,
+    clock: str = "real",
+    max_concurrency: Any = None,
+    timeout: float | None = None,
+    raise_on_error: bool = True,
+    instruments: Sequence[Instrument] = (),
+    progress: bool = False,
+    record: bool = True,
+    backend: Any = None,
+) -> RunResult:
+    """Run ``pipeline`` on a copy of ``ctx`` and wait for the result.
+
+    Parameters
+    ----------
+    pipeline : Pipeline, Parallel, Step or callable
+    ctx : pydantic.BaseModel
+        The starting context. It is copied; the caller's object is never mutated.
+    input : Any
+        ``data`` for the first step.
+    usage : UsageLimits, optional
+        One shared budget for the whole run.
+    clock : {"real", "virtual"}
+        ``"virtual"``: sleeps take no wall time; timings are exact and repeatable.
+    max_concurrency : int or Limiter, optional
+        Run-wide cap on leaf steps in flight (nested Parallels included). Cannot deadlock.
+    timeout : float, optional
+        Seconds for the whole run. ``None`` (default): no timeout, hidden or otherwise.
+    raise_on_error : bool, default True
+        Raise the run's error (carrying ``.result``); ``False`` returns the result with its status.
+    instruments : sequence of Instrument
+        Extra observers (the recorder is always on).
+    progress : bool, default False
+        Show a progress bar (tqdm.auto) of finished branches.
+    record : bool, default True
+        Record the event log and diffs (branch and step rows are always kept).
+    backend : optional
+        Where leaf steps of branches run, e.g. ``fl.backends.Dask(...)``. Default: this process.
+
+    Returns
+    -------
+    RunResult
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> import flowlab as fl
+    >>> from pydantic import BaseModel
+    >>> class Ctx(BaseModel):
+    ...     n: int = 0
+    >>> async def work(data, ctx):
+    ...     await asyncio.sleep(1)
+    ...     ctx.n += 1
+    >>> pipe = fl.Pipeline(fl.Parallel({"a": work, "b": work}, merge="accumulate", max_concurrency=1))
+    >>> r = fl.run(pipe, Ctx(), clock="virtual")
+    >>> r.context.n, r.summary()["makespan_s"]
+    (2, 2.0)
+    """
+    instruments = _with_progress(instruments, progress)
+    the_run = _make_run(
+        pipeline,
+        ctx,
+        clock,
+        dict(
+            input=input, usage=usage, max_concurrency=max_concurrency, timeout=timeout,
+            instruments=instruments, record=record, backend=backend,
+        ),
+    )  # fmt: skip
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None:
+        with asyncio.Runner(loop_factory=lambda: new_loop(clock)) as runner:
+            result = runner.run(the_run.execute())
+        return _deliver(result, raise_on_error)
+    if _needs_thread(clock, loop):
+        return _deliver(_wait_thread(the_run, clock), raise_on_error)
+    import nest_asyncio2
+
+    nest_asyncio2.apply(loop)
+    task = loop.create_task(the_run.execute())
+    try:
+        result = loop.run_until_complete(task)
+    except BaseException:
+        # Interrupted (KeyboardInterrupt in a notebook cell): cancel every branch, keep the
+        # partial result, leave the loop usable, then re-raise.
+        if not task.done():
+            the_run._run_reason = "interrupted"
+            task.cancel()
+            try:
+                loop.run_until_complete(task)
+            except BaseException:  # noqa: BLE001, S110 - the original interrupt is re-raised below
+                pass
+        if the_run.result is None:
+            the_run._finish("cancelled", None, None)
+        raise
+    return _deliver(result, raise_on_error)
+
+
+def _wait_thread(the_run: Run, clock: str) -> RunResult:
+    future = run_in_thread(the_run.execute, clock)
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        _cancel_threadsafe(the_run, None)
+        concurrent.futures.wait([future], timeout=30)
+        raise
+
+
+def _cancel_threadsafe(the_run: Run, branch: str | None) -> None:
+    loop = the_run.loop
+    if loop is None or loop.is_closed():
+        return
+    if threading.current_thread() is getattr(loop, "_thread_owner", None):
+        the_run.cancel(branch)
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        the_run.cancel(branch)
+    else:
+        loop.call_soon_threadsafe(the_run.cancel, branch)
+
+
+async def arun(
+    pipeline: Any,
+    ctx: BaseModel,
+    *,
+    input: Any = None,  # noqa: A002 - public keyword
+    usage: UsageLimits | None = None,
+    clock: str = "real",
+    max_concurrency: Any = None,
+    timeout: float | None = None,
+    raise_on_error: bool = True,
+    instruments: Sequence[Instrument] = (),
+    progress: bool = False,
+    record: bool = True,
+    backend: Any = None,
+) -> RunResult:
+    """Async :func:`run`: ``result = await fl.arun(pipe, ctx)``. Same parameters."""
+    handle = start(
+        pipeline, ctx, input=input, usage=usage, clock=clock, max_concurrency=max_concurrency,
+        timeout=timeout, instruments=instruments, progress=progress, record=record, backend=backend,
+    )  # fmt: skip
+    try:
+        result = await handle.wait()
+    except asyncio.CancelledError:
+        handle.cancel()
+        raise
+    return _deliver(result, raise_on_error)
+
+
+def start(
+    pipeline: Any,
+    ctx: BaseModel,
+    *,
+    input: Any = None,  # noqa: A002 - public keyword
+    usage: UsageLimits | None = None,
+    clock: str = "real",
+    max_concurrency: Any = None,
+    timeout: float | None = None,
+    instruments: Sequence[Instrument] = (),
+    progress: bool = False,
+    record: bool = True,
+    backend: Any = None,
+) -> RunHandle:
+    """Start a run in the background and return its :class:`RunHandle` at once.
+
+    Inside a running loop the run is a task on it (virtual time: a helper thread); with no loop
+    running (a plain script) it runs on its own loop in a helper thread.
+    """
+    instruments = _with_progress(instruments, progress)
+    the_run = _make_run(
+        pipeline,
+        ctx,
+        clock,
+        dict(
+            input=input, usage=usage, max_concurrency=max_concurrency, timeout=timeout,
+            instruments=instruments, record=record, backend=backend,
+        ),
+    )  # fmt: skip
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None and not _needs_thread(clock, loop):
+        return RunHandle(the_run, task=loop.create_task(the_run.execute()))
+    return RunHandle(the_run, future=run_in_thread(the_run.execute, clock))
+
+
+class RunHandle:
+    """A run in progress: cancel it (or one branch), watch its progress, await its result.
+
+    Examples
+    --------
+    ``handle = fl.start(pipe, Ctx()); handle.cancel("a"); result = await handle``
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        task: asyncio.Task[RunResult] | None = None,
+        future: concurrent.futures.Future[RunResult] | None = None,
+    ) -> None:
+        self.run = run
+        self._task = task
+        self._future = future
+
+    def cancel(self, branch: str | None = None) -> None:
+        """Cancel one branch (name or path; queued or running) or, with no name, the whole run.
+
+        A cancelled branch is not a failure: it is recorded as ``cancelled``, its changes are not
+        merged, and its siblings and the step go on.
+        """
+        if self.done():
+            return
+        if self.run.loop is None and self._task is not None:
+            # Not started yet: cancel as soon as it starts.
+            self._task.get_loop().call_soon(_cancel_threadsafe, self.run, branch)
+            return
+        _cancel_threadsafe(self.run, branch)
+
+    def done(self) -> bool:
+        """Whether the run has finished."""
+        if self._task is not None:
+            return self._task.done()
+        assert self._future is not None
+        return self._future.done()
+
+    @property
+    def progress(self) -> dict[str, int]:
+        """Counts of branches: ``done``, ``running``, ``queued`` (and ``total`` declared)."""
+        done = running = queued = 0
+        for b in list(self.run.recorder.branches):
+            if b.status == "running":
+                running += 1
+            elif b.status == "queued":
+                queued += 1
+            else:
+                done += 1
+        return {"done": done, "running": running, "queued": queued, "total": self.run.total_branches}
+
+    async def wait(self) -> RunResult:
+        """Wait for the run and return its :class:`RunResult` (never raises for run errors)."""
+        if self._task is not None:
+            return await asyncio.shield(self._task)
+        assert self._future is not None
+        return await asyncio.wrap_future(self._future)
+
+    def __await__(self) -> Generator[Any, None, RunResult]:
+        async def _get() -> RunResult:
+            return _deliver(await self.wait(), True)
+
+        return _get().__await__()
+
+    def result(self, timeout: float | None = None) -> RunResult:
+        """The :class:`RunResult` (blocks for a background-thread run; a task must be done)."""
+        if self._future is not None:
+            return self._future.result(timeout)
+        assert self._task is not None
+        if not self._task.done():
+            raise RuntimeError("the run is still going; `await handle` in async code.")
+        return self._task.result()
+
+    def __repr__(self) -> str:
+        p = self.progress
+        state = "done" if self.done() else "running"
+        return (
+            f"<RunHandle {state} done={p['done']} running={p['running']} queued={p['queued']} "
+            f"total={p['total']}>"
+        )
+
+
+def _with_progress(instruments: Sequence[Instrument], progress: bool) -> list[Instrument]:
+    out = list(instruments)
+    if progress:
+        from flowlab.progress import ProgressBar
+
+        out.append(ProgressBar())
+    return out

@@ -1,0 +1,195 @@
+"""Running one :class:`~flowlab.pipeline.Parallel` step: fan out, wait, merge back.
+
+Each branch runs in its own task inside an :class:`asyncio.TaskGroup`, on an isolated copy of the
+context. A branch first waits for a slot from the step's limiter (highest priority first, ties in
+declared order), then runs; it always ends with exactly one status — ``ok``, ``failed``,
+``cancelled`` or ``timeout`` — and a diff of what it changed. Only after every branch has ended is the
+merge built (aside, validated) and applied to the parent context in one go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import TYPE_CHECKING, Any
+
+from flowlab import context as ctx_mod
+from flowlab import merge as merge_mod
+from flowlab.errors import BranchFailed, FlowlabError, MergeConflict, StepTimeout
+from flowlab.record import BranchRecord, StepRecord
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from flowlab.engine import Run
+    from flowlab.pipeline import Parallel
+
+__all__ = ["run_parallel"]
+
+
+async def run_parallel(run: Run, par: Parallel, data: Any, ctx: BaseModel, parent: str) -> dict[str, Any]:
+    """Run ``par``'s branches against ``ctx`` and merge their changes into it."""
+    from flowlab.engine import _current, wall
+
+    path = f"{parent}/{par.name}" if parent else par.name
+    srec = StepRecord(par.name, path, "parallel", parent, run.now())
+    srec.limit = repr(par.max_concurrency) if par.max_concurrency is not None else "none"
+    run.recorder.steps.append(srec)
+    run._emit("step_started", srec)
+    run._event("step_started", path, "")
+    limiter = par.max_concurrency.new_state(run._limit_listener(path)) if par.max_concurrency else None
+    group = run.new_group()
+    order = list(par.branches)
+    outputs: dict[str, Any] = {}
+    contexts: dict[str, BaseModel] = {}
+    changes: dict[str, list[ctx_mod.Change]] = {}
+    errors: dict[str, BaseException] = {}
+    ranks: dict[str, int] = {}
+    state = {"in_flight": 0, "peak": 0, "rank": 0, "expired": False}
+    loop = asyncio.get_running_loop()
+
+    async def branch(name: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        prio = par.priority.get(name, 0.0)
+        brec = BranchRecord(par.name, name, f"{path}:{name}", parent, prio, run.now())
+        run.recorder.branches.append(brec)
+        key, live = run.new_live(task, brec, group)
+        run._event("branch_queued", path, brec.path)
+        run._emit("branch_queued", brec)
+        got_slot = False
+        timer: asyncio.TimerHandle | None = None
+        bctx: BaseModel | None = None
+        try:
+            if limiter is not None:
+                await limiter.acquire(prio, run.now())
+                got_slot = True
+            brec.started = run.now()
+            brec.status = "running"
+            state["in_flight"] += 1
+            state["peak"] = max(state["peak"], state["in_flight"])
+            run._event("branch_started", path, brec.path)
+            run._emit("branch_started", brec)
+            if par.branch_timeout is not None:
+                timer = loop.call_later(
+                    par.branch_timeout,
+                    run._cancel_live,
+                    live,
+                    "timeout",
+                    f"branch_timeout={par.branch_timeout:g}s exceeded",
+                )
+            bctx = ctx_mod.isolate(ctx, par.include_keys)
+            _current.set((run, brec))
+            outputs[name] = await run._node(par.branches[name], data, bctx, brec.path)
+            brec.status = "ok"
+        except asyncio.CancelledError:
+            if not live.reason or task.uncancel() > 0:
+                brec.status, brec.reason = "cancelled", brec.reason or "parent cancelled"
+                raise
+            brec.status, brec.reason = live.status, live.reason
+            if live.status == "timeout":
+                errors[name] = StepTimeout(
+                    f"branch {brec.path!r}: {live.reason}", step=path, timeout=par.branch_timeout
+                )
+        except Exception as err:  # noqa: BLE001 - recorded, then handled per on_failure
+            brec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
+            brec.error = f"{type(err).__name__}: {err}"
+            errors[name] = err
+            if par.on_failure == "fail_fast":
+                for lv in list(run.live.values()):
+                    if lv.group == group and lv is not live:
+                        run._cancel_live(lv, "cancelled", f"fail_fast: sibling {name!r} failed")
+        finally:
+            if timer is not None:
+                timer.cancel()
+            brec.finished = run.now()
+            if brec.status != "queued" and not math.isnan(brec.started):
+                state["in_flight"] -= 1
+            if got_slot and limiter is not None:
+                limiter.release(brec.finished - brec.started, brec.status == "ok")
+            state["rank"] += 1
+            brec.rank = ranks[name] = state["rank"]
+            if brec.status == "timeout" and not brec.error:
+                brec.error = f"TimeoutError: {brec.reason}"
+            run.live.pop(key, None)
+            if bctx is not None:
+                contexts[name] = bctx
+                if run.record or brec.status == "ok":
+                    changes[name] = ctx_mod.diff(ctx, bctx, fields=par.include_keys)
+                    if run.record:
+                        run.recorder.diffs.append((par.name, brec, changes[name]))
+            run._event("branch_finished", path, brec.path, brec.status)
+            run._emit("branch_finished", brec)
+
+    step_timer: asyncio.TimerHandle | None = None
+    if par.timeout is not None:
+
+        def expire() -> None:
+            state["expired"] = True
+            for lv in list(run.live.values()):
+                if lv.group == group:
+                    run._cancel_live(lv, "timeout", f"step timeout={par.timeout:g}s exceeded")
+
+        step_timer = loop.call_later(par.timeout, expire)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for name in order:
+                tg.create_task(branch(name), name=f"flowlab:{path}:{name}")
+    except BaseException:
+        srec.status = "cancelled"
+        srec.finished = run.now()
+        run._emit("step_finished", srec)
+        raise
+    finally:
+        if step_timer is not None:
+            step_timer.cancel()
+        srec.peak = limiter.peak if limiter is not None else state["peak"]
+
+    try:
+        if state["expired"]:
+            raise StepTimeout(
+                f"step {path!r} exceeded timeout={par.timeout:g}s", step=path, timeout=par.timeout
+            )
+        if run.account.breached is not None:
+            raise run.account.breached
+        if errors and par.on_failure != "ignore":
+            first = next(n for n in order if n in errors)
+            err = errors[first]
+            if isinstance(err, StepTimeout):
+                raise StepTimeout(f"branch {first!r} of step {path!r} timed out: {err}", step=path) from err
+            names = ", ".join(repr(n) for n in order if n in errors)
+            raise BranchFailed(
+                f"step {path!r}: branch {names} failed; first: {type(err).__name__}: {err}",
+                step=path,
+                errors={n: errors[n] for n in order if n in errors},
+            ) from err
+        ok = [n for n in order if n in outputs]
+        if par.order == "completion":
+            ok.sort(key=ranks.__getitem__)
+        t0 = wall()
+        try:
+            outcome = merge_mod.merge_branches(
+                ctx,
+                [(n, contexts[n]) for n in ok],
+                par.merge,
+                diffs={n: changes[n] for n in ok if n in changes},
+                fields=par.include_keys,
+            )
+        finally:
+            srec.merge_s = wall() - t0
+        ctx_mod.apply_inplace(ctx, outcome.context)
+        run.recorder.merges.append((par.name, outcome.rows))
+        run._event("merge_applied", path, "", f"{len(outcome.rows)} paths")
+        run._emit("merge_applied", path, outcome.rows, srec.merge_s)
+        srec.status = "ok"
+    except FlowlabError as err:
+        srec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
+        srec.error = f"{type(err).__name__}: {err}"
+        if isinstance(err, MergeConflict) or hasattr(err, "report"):
+            run.recorder.merges.append((par.name, list(getattr(err, "report", []))))
+        raise
+    finally:
+        srec.finished = run.now()
+        run._event("step_finished", path, "", srec.status)
+        run._emit("step_finished", srec)
+    return {n: outputs[n] for n in order if n in outputs}

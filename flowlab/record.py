@@ -1,0 +1,300 @@
+"""Recording: the instrument interface, the recorder, and :class:`RunResult` with its frames.
+
+The engine reports what happens to *instruments* (objects with no-op hook methods, after trio's
+``Instrument``). The :class:`Recorder` is the built-in one: it appends compact tuples to an event log
+and fills one small record per branch and per step. Nothing is formatted while the run goes; pandas is
+imported, and frames are built, only when a frame is first asked for.
+
+An instrument that raises is disabled with a warning and the run goes on.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pydantic import BaseModel
+
+    from flowlab.context import Change
+    from flowlab.errors import FlowlabError
+
+__all__ = ["STATUSES", "BranchRecord", "Instrument", "Recorder", "RunResult", "StepRecord"]
+
+STATUSES: tuple[str, ...] = ("ok", "failed", "cancelled", "timeout", "queued", "running")
+RUN_STATUSES: tuple[str, ...] = ("ok", "failed", "cancelled", "timeout", "usage_limit_exceeded")
+
+
+@dataclass(slots=True)
+class BranchRecord:
+    """What happened to one branch run (times in seconds from run start)."""
+
+    step: str
+    branch: str
+    path: str
+    parent: str
+    priority: float
+    queued: float
+    started: float = math.nan
+    finished: float = math.nan
+    status: str = "queued"
+    error: str = ""
+    rank: int | None = None
+    cost: float = 0.0
+    tokens: int = 0
+    worker: str = ""
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """What happened to one step run."""
+
+    step: str
+    path: str
+    kind: str
+    parent: str
+    started: float
+    finished: float = math.nan
+    status: str = "running"
+    error: str = ""
+    merge_s: float = math.nan
+    peak: int | None = None
+    limit: str = ""
+
+
+class Instrument:
+    """Observer of a run. Override the hooks you need; each default does nothing.
+
+    Hooks receive the :class:`Recorder`-style records, which are live objects: read them, do not
+    mutate them. Times are seconds from the run's start on the run's clock.
+    """
+
+    def run_started(self, total_branches: int | None) -> None:
+        """The run began; ``total_branches`` counts declared branches (nested ones included)."""
+
+    def step_started(self, record: StepRecord) -> None:
+        """A step (leaf, Parallel or Pipeline) started."""
+
+    def step_finished(self, record: StepRecord) -> None:
+        """A step finished (any status)."""
+
+    def branch_queued(self, record: BranchRecord) -> None:
+        """A branch is waiting for a slot."""
+
+    def branch_started(self, record: BranchRecord) -> None:
+        """A branch got its slot and started."""
+
+    def branch_finished(self, record: BranchRecord) -> None:
+        """A branch ended: ok, failed, cancelled or timeout."""
+
+    def merge_applied(self, step: str, rows: list[dict[str, Any]], seconds: float) -> None:
+        """A Parallel's merge was applied to its parent's context."""
+
+    def limit_changed(self, step: str, limit: int, in_flight: int, time: float) -> None:
+        """A limiter moved its limit."""
+
+    def charged(self, branch: str, cost: float, tokens: int) -> None:
+        """A step charged usage."""
+
+    def run_finished(self, status: str) -> None:
+        """The run ended with ``status``."""
+
+
+class Recorder(Instrument):
+    """The built-in instrument: turns what the engine reports into an event log and records."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, str, str, str, str]] = []
+        self.branches: list[BranchRecord] = []
+        self.steps: list[StepRecord] = []
+        self.diffs: list[tuple[str, BranchRecord, list[Change]]] = []
+        self.merges: list[tuple[str, list[dict[str, Any]]]] = []
+        self.limits: list[tuple[float, str, int, int]] = []
+        self.peak_leaves = 0
+        self.leaf_busy_s = 0.0
+
+
+@dataclass
+class RunResult:
+    """Everything one run produced. Frames are built on first access and cached.
+
+    Attributes
+    ----------
+    output : Any
+        The last step's output (a Parallel's output is ``{branch: output}`` in declared order).
+    context : BaseModel
+        The merged context (a copy; the caller's object is never mutated).
+    status : str
+        ``"ok" | "failed" | "cancelled" | "timeout" | "usage_limit_exceeded"``.
+    error : FlowlabError or None
+    makespan_s : float
+        Seconds from run start to run end on the run's clock.
+    """
+
+    output: Any
+    context: BaseModel
+    status: str
+    error: FlowlabError | BaseException | None
+    makespan_s: float
+    clock: str
+    recorder: Recorder
+    cost: float = 0.0
+    tokens: int = 0
+    pipeline_name: str = "pipeline"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ---- frames -------------------------------------------------------------------------------
+    @cached_property
+    def branches(self) -> pd.DataFrame:
+        """One row per branch run."""
+        from flowlab import frames
+
+        return frames.branches_frame(self.recorder.branches)
+
+    @cached_property
+    def steps(self) -> pd.DataFrame:
+        """One row per step run (inside branches too), with ``merge_s`` for Parallels."""
+        from flowlab import frames
+
+        return frames.steps_frame(self.recorder.steps)
+
+    @cached_property
+    def diffs(self) -> pd.DataFrame:
+        """One row per changed path per branch (failed and cancelled branches included)."""
+        from flowlab import frames
+
+        return frames.diffs_frame(self.recorder.diffs)
+
+    @cached_property
+    def merges(self) -> pd.DataFrame:
+        """One row per merged path per Parallel step: rule, writers, winner, before, after."""
+        from flowlab import frames
+
+        return frames.merges_frame(self.recorder.merges)
+
+    @cached_property
+    def events(self) -> pd.DataFrame:
+        """The raw event log."""
+        from flowlab import frames
+
+        return frames.events_frame(self.recorder.events)
+
+    @cached_property
+    def limits(self) -> pd.DataFrame:
+        """How limiters moved: time_s, step, limit, in_flight."""
+        from flowlab import frames
+
+        return frames.limits_frame(self.recorder.limits)
+
+    # ---- summaries ----------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Makespan, peak concurrency, utilisation, branch counts by status, usage.
+
+        ``peak_concurrency`` is the most leaf steps that ever ran at once; ``utilisation`` is the
+        busy leaf-step time divided by ``makespan_s × peak_concurrency``.
+        """
+        rec = self.recorder
+        counts: dict[str, int] = {}
+        for b in rec.branches:
+            counts[b.status] = counts.get(b.status, 0) + 1
+        peak = rec.peak_leaves
+        denom = self.makespan_s * peak
+        return {
+            "status": self.status,
+            "makespan_s": round(self.makespan_s, 9),
+            "peak_concurrency": peak,
+            "utilisation": round(rec.leaf_busy_s / denom, 6) if denom > 0 else 0.0,
+            "branches": len(rec.branches),
+            **{f"n_{k}": v for k, v in sorted(counts.items())},
+            "cost": self.cost,
+            "tokens": self.tokens,
+            "clock": self.clock,
+        }
+
+    def to_chrome_trace(self, path: str | Path | None = None) -> dict[str, Any]:
+        """Write (and return) a Chrome trace-event JSON: one track per branch, "X" events.
+
+        Open it in https://ui.perfetto.dev or chrome://tracing. Times are microseconds.
+        """
+        events: list[dict[str, Any]] = [
+            {"name": "process_name", "ph": "M", "pid": 1, "tid": 0, "args": {"name": self.pipeline_name}}
+        ]
+        for tid, b in enumerate(self.recorder.branches, start=1):
+            events.append({"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": b.path}})
+            if not math.isnan(b.started) and b.started > b.queued:
+                events.append(_x(f"{b.branch} (queued)", "queue", b.queued, b.started, tid, {}))
+            if not math.isnan(b.started) and not math.isnan(b.finished):
+                args = {"status": b.status, "step": b.step, "error": b.error, "rank": b.rank}
+                events.append(_x(b.branch, b.status, b.started, b.finished, tid, args))
+        for s in self.recorder.steps:
+            if s.parent == "" and not math.isnan(s.finished):
+                events.append(_x(s.step, s.kind, s.started, s.finished, 0, {"status": s.status}))
+        trace = {"traceEvents": events, "displayTimeUnit": "ms"}
+        if path is not None:
+            Path(path).write_text(json.dumps(trace, default=str), encoding="utf-8")
+        return trace
+
+    def to_html(self, path: str | Path | None = None) -> str:
+        """A self-contained HTML report (plots embedded); written to ``path`` when given."""
+        from flowlab import report
+
+        return report.result_html(self, path)
+
+    def _repr_html_(self) -> str:
+        s = self.summary()
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+            f"<td>{html.escape(str(v))}</td></tr>"
+            for k, v in s.items()
+        )
+        err = (
+            f"<p><b>error:</b> {html.escape(type(self.error).__name__)}: {html.escape(str(self.error))}</p>"
+            if self.error is not None
+            else ""
+        )
+        img = ""
+        try:
+            from flowlab import report
+
+            img = report.timeline_img_tag(self, width=480)
+        except Exception:  # noqa: BLE001 - a repr must never raise
+            img = ""
+        return (
+            f"<div><b>RunResult</b> {html.escape(self.pipeline_name)}"
+            f"<table>{rows}</table>{err}{img}</div>"
+        )
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (
+            f"<RunResult status={self.status!r} makespan_s={s['makespan_s']:g} "
+            f"branches={s['branches']} peak_concurrency={s['peak_concurrency']} clock={self.clock!r}>"
+        )
+
+
+def _x(name: str, cat: str, start: float, end: float, tid: int, args: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "cat": cat,
+        "ph": "X",
+        "ts": round(start * 1e6, 3),
+        "dur": round(max(0.0, end - start) * 1e6, 3),
+        "pid": 1,
+        "tid": tid,
+        "args": args,
+    }
+
+
+def iter_changes(diffs: Iterable[tuple[str, BranchRecord, list[Change]]]) -> Iterable[tuple[Any, ...]]:
+    """Flatten recorded diffs into (step, branch, branch_status, path, op, before, after) rows."""
+    for step, rec, changes in diffs:
+        for c in changes:
+            yield (step, rec.branch, rec.status, c.dotted, c.op, c.before, c.after)
