@@ -244,6 +244,8 @@ class Run:
         output: Any = None
         error: BaseException | None = None
         try:
+            if self.backend is not None and hasattr(self.backend, "open"):
+                await self.backend.open(self)
             output = await self._node(self.pipeline, self.input, self.context, "")
             status = "ok"
         except asyncio.CancelledError:
@@ -271,6 +273,8 @@ class Run:
         finally:
             if handle is not None:
                 handle.cancel()
+            if self.backend is not None and hasattr(self.backend, "close"):
+                await self.backend.close(self)
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
         return self._finish(status, error, output)
@@ -417,5 +421,3 @@ def wall() -> float:
     """Wall-clock seconds (merge timing is real CPU time even on virtual time)."""
     return time.perf_counter()
 
-
-__all__ += ["Fixed", "LimiterState", "wall"]
