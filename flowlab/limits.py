@@ -221,6 +221,7 @@ class LimiterState:
         self.extra: dict[str, Any] = {}
         self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = 0
+        self._wake_pending = False
         self._on_change = on_change
 
     @property
@@ -243,12 +244,15 @@ class LimiterState:
     async def acquire(self, priority: float = 0.0, now: float = 0.0) -> None:
         """Wait for a token; higher ``priority`` first, ties first come first served."""
         self._set_limit(self.limiter.on_acquire(self, now))
-        if self.in_flight < self.limit and not self._waiters:
-            self._take()
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._seq += 1
         heapq.heappush(self._waiters, (-priority, self._seq, future))
+        if self.in_flight < self.limit and not self._wake_pending:
+            # Grant on the next loop turn, not now: branches that queue in the same instant are
+            # then all in the heap, so the first slots go by priority, not by who asked first.
+            self._wake_pending = True
+            loop.call_soon(self._wake)
         try:
             await future
         except asyncio.CancelledError:
@@ -264,6 +268,7 @@ class LimiterState:
         self._wake()
 
     def _wake(self) -> None:
+        self._wake_pending = False
         while self._waiters and self.in_flight < self.limit:
             _, _, future = heapq.heappop(self._waiters)
             if future.done():

@@ -1,0 +1,283 @@
+"""The executor: fan-out, caps, priorities, failures, timeouts, recording (issue 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import pytest
+from pydantic import BaseModel
+
+import flowlab as fl
+
+
+class Ctx(BaseModel):
+    n: int = 0
+    status: str = "new"
+    seen: list[str] = []
+
+
+def sleeper(seconds: float, *, bump: int = 0):  # noqa: ANN201 - test factory
+    async def step(data, ctx: Ctx):
+        await asyncio.sleep(seconds)
+        ctx.n += bump
+        return data
+
+    return step
+
+
+def test_fifty_branches_cap_four_virtual_makespan_is_exact() -> None:
+    pipe = fl.Pipeline(
+        fl.Parallel({f"b{i}": sleeper(1.0) for i in range(50)}, max_concurrency=4, name="fan")
+    )
+    result = fl.run(pipe, Ctx(), clock="virtual")
+    summary = result.summary()
+    assert summary["makespan_s"] == 13.0
+    assert summary["peak_concurrency"] == 4
+    assert len(result.branches) == 50
+    assert sorted(result.branches["completion_rank"].tolist()) == list(range(1, 51))
+    assert result.steps.loc[result.steps["kind"] == "parallel", "peak_concurrency"].tolist() == [4]
+    assert (result.branches["status"] == "ok").all()
+
+
+def test_same_pipeline_same_timings_every_time() -> None:
+    pipe = fl.Parallel(
+        {f"b{i}": sleeper(0.1 * (i % 7) + 0.05) for i in range(20)}, max_concurrency=3, name="fan"
+    )
+    frames = [fl.run(pipe, Ctx(), clock="virtual").branches for _ in range(3)]
+    cols = ["branch", "queued_s", "started_s", "finished_s", "completion_rank"]
+    for other in frames[1:]:
+        assert other[cols].equals(frames[0][cols])
+
+
+def test_virtual_time_takes_no_wall_time() -> None:
+    pipe = fl.Parallel({f"b{i}": sleeper(3600.0) for i in range(100)}, max_concurrency=10)
+    t0 = time.perf_counter()
+    result = fl.run(pipe, Ctx(), clock="virtual")
+    assert result.makespan_s == 36000.0
+    assert time.perf_counter() - t0 < 5.0  # an hour-long sleep per branch never really sleeps
+
+
+def test_ceil_n_over_k_times_d_for_many_caps() -> None:
+    for n, k, d in [(7, 2, 0.5), (10, 3, 2.0), (5, 10, 1.0), (12, 1, 0.25)]:
+        pipe = fl.Parallel({f"b{i}": sleeper(d) for i in range(n)}, max_concurrency=k)
+        assert fl.run(pipe, Ctx(), clock="virtual").makespan_s == math.ceil(n / k) * d
+
+
+def test_caller_context_is_never_mutated_and_output_is_declared_order() -> None:
+    async def a(data, ctx: Ctx):
+        await asyncio.sleep(2)
+        ctx.seen.append("a")
+        return "A"
+
+    async def b(data, ctx: Ctx):
+        await asyncio.sleep(1)
+        ctx.seen.append("b")
+        return "B"
+
+    start = Ctx()
+    result = fl.run(fl.Parallel({"a": a, "b": b}, name="fan"), start, clock="virtual")
+    assert start == Ctx()
+    assert list(result.output) == ["a", "b"]
+    assert result.output == {"a": "A", "b": "B"}
+    ranks = dict(zip(result.branches["branch"], result.branches["completion_rank"], strict=True))
+    assert ranks == {"a": 2, "b": 1}
+
+
+def test_priority_starts_higher_first_ties_in_declared_order() -> None:
+    order: list[str] = []
+
+    def tag(name: str):  # noqa: ANN202
+        async def step(data, ctx):
+            order.append(name)
+            await asyncio.sleep(1)
+
+        return step
+
+    names = ["a", "b", "c", "d", "e"]
+    pipe = fl.Parallel(
+        {n: tag(n) for n in names}, max_concurrency=1, priority={"d": 10, "b": 5, "e": 5}
+    )
+    fl.run(pipe, Ctx(), clock="virtual")
+    # All five queue in the same instant, so even the first slot goes by priority.
+    assert order == ["d", "b", "e", "a", "c"]
+
+
+def test_sync_steps_run_in_threads_and_do_not_stall_siblings() -> None:
+    def blocking(data, ctx: Ctx):
+        time.sleep(0.3)
+        ctx.status = "blocked"
+        return "sync"
+
+    async def quick(data, ctx: Ctx):
+        for _ in range(3):
+            await asyncio.sleep(0.01)
+        return "async"
+
+    result = fl.run(fl.Parallel({"slow": blocking, "fast": quick}, name="fan"), Ctx())
+    rows = result.branches.set_index("branch")
+    assert rows.loc["fast", "finished_s"] < rows.loc["slow", "finished_s"]
+    assert result.context.status == "blocked"
+    assert result.output == {"slow": "sync", "fast": "async"}
+
+
+def test_step_arities_and_data_flow() -> None:
+    def no_args():
+        return 1
+
+    def one_arg(x):
+        return x + 1
+
+    async def two_args(x, ctx: Ctx):
+        ctx.n = x
+        return x * 10
+
+    result = fl.run(fl.Pipeline(no_args, one_arg, two_args), Ctx(), clock="virtual")
+    assert result.output == 20
+    assert result.context.n == 2
+
+
+def test_nested_parallels_and_pipelines_as_branches() -> None:
+    inner = fl.Parallel({"x": sleeper(1, bump=1), "y": sleeper(2, bump=1)}, merge="accumulate", name="inner")
+    pipe = fl.Pipeline(
+        fl.Parallel({"a": fl.Pipeline(sleeper(1), inner), "b": sleeper(1, bump=5)}, merge="accumulate", name="outer")
+    )
+    result = fl.run(pipe, Ctx(), clock="virtual")
+    assert result.context.n == 7
+    assert result.makespan_s == 3.0
+    nested = result.branches[result.branches["step"] == "inner"]
+    assert set(nested["branch"]) == {"x", "y"}
+    assert set(nested["parent"]) == {"outer:a"}
+
+
+def boom(data, ctx):
+    raise ValueError("bad input row 7")
+
+
+def test_propagate_lets_siblings_finish_then_raises_with_partial_result() -> None:
+    pipe = fl.Parallel({"ok": sleeper(2, bump=1), "bad": boom}, name="fan")
+    start = Ctx()
+    with pytest.raises(fl.BranchFailed, match="bad input row 7") as info:
+        fl.run(pipe, start, clock="virtual")
+    result = info.value.result
+    assert result is not None
+    assert result.status == "failed"
+    statuses = dict(zip(result.branches["branch"], result.branches["status"], strict=True))
+    assert statuses == {"ok": "ok", "bad": "failed"}
+    assert isinstance(info.value.__cause__, ValueError)
+    assert result.context.n == 0  # nothing merged when the step fails
+    assert start == Ctx()
+
+
+def test_fail_fast_cancels_siblings_at_once() -> None:
+    async def late_boom(data, ctx):
+        await asyncio.sleep(1)
+        raise RuntimeError("late")
+
+    pipe = fl.Parallel({"slow": sleeper(100), "bad": late_boom}, on_failure="fail_fast", name="fan")
+    result = fl.run(pipe, Ctx(), clock="virtual", raise_on_error=False)
+    rows = result.branches.set_index("branch")
+    assert rows.loc["slow", "status"] == "cancelled"
+    assert rows.loc["slow", "finished_s"] == 1.0
+    assert "fail_fast" in rows.loc["slow", "reason"]
+    assert result.makespan_s == 1.0
+
+
+def test_ignore_merges_the_successful_branches() -> None:
+    pipe = fl.Parallel({"ok": sleeper(1, bump=3), "bad": boom}, on_failure="ignore", merge="accumulate")
+    result = fl.run(pipe, Ctx(), clock="virtual")
+    assert result.status == "ok"
+    assert result.context.n == 3
+    assert result.output == {"ok": None}
+
+
+def test_branch_timeout_marks_timeout_and_no_hidden_timeout_by_default() -> None:
+    pipe = fl.Parallel(
+        {"quick": sleeper(1, bump=1), "stuck": sleeper(10_000, bump=100)},
+        branch_timeout=5,
+        on_failure="ignore",
+        merge="accumulate",
+    )
+    result = fl.run(pipe, Ctx(), clock="virtual")
+    rows = result.branches.set_index("branch")
+    assert rows.loc["stuck", "status"] == "timeout"
+    assert rows.loc["stuck", "finished_s"] == 5.0
+    assert result.context.n == 1
+    # With no timeout at all, a very long branch simply runs to completion.
+    long = fl.run(fl.Parallel({"long": sleeper(100_000)}), Ctx(), clock="virtual")
+    assert long.makespan_s == 100_000.0
+
+
+def test_step_timeout_and_run_timeout_raise_steptimeout() -> None:
+    pipe = fl.Parallel({"a": sleeper(10), "b": sleeper(1, bump=1)}, timeout=3, name="fan")
+    with pytest.raises(fl.StepTimeout) as info:
+        fl.run(pipe, Ctx(), clock="virtual")
+    res = info.value.result
+    assert res is not None and res.status == "timeout"
+    assert dict(zip(res.branches["branch"], res.branches["status"], strict=True)) == {"a": "timeout", "b": "ok"}
+    with pytest.raises(fl.StepTimeout, match="timeout=2s"):
+        fl.run(fl.Pipeline(sleeper(5)), Ctx(), clock="virtual", timeout=2)
+    leaf = fl.Step(sleeper(5), name="leaf", timeout=1)
+    with pytest.raises(fl.StepTimeout, match="leaf"):
+        fl.run(leaf, Ctx(), clock="virtual")
+
+
+def test_no_task_outlives_the_run() -> None:
+    async def main() -> set[asyncio.Task[object]]:
+        before = asyncio.all_tasks()
+        pipe = fl.Parallel(
+            {"ok": sleeper(1), "bad": boom, "slow": sleeper(50)}, on_failure="fail_fast"
+        )
+        await fl.arun(pipe, Ctx(), raise_on_error=False)
+        return asyncio.all_tasks() - before
+
+    assert fl.clock.run_virtual(main()) == set()
+
+
+def test_include_keys_copies_and_merges_only_those_fields() -> None:
+    async def touch(data, ctx: Ctx):
+        ctx.n = 42
+        ctx.status = "changed"
+
+    result = fl.run(fl.Parallel({"a": touch}, include_keys=["n"]), Ctx(), clock="virtual")
+    assert result.context.n == 42
+    assert result.context.status == "new"
+
+
+def test_frames_have_documented_columns_and_dtypes() -> None:
+    result = fl.run(fl.Parallel({"a": sleeper(1, bump=1), "b": boom}, on_failure="ignore"), Ctx(), clock="virtual")
+    b = result.branches
+    for col in ["step", "branch", "priority", "queued_s", "started_s", "finished_s", "wait_s",
+                "duration_s", "status", "error", "completion_rank", "cost", "tokens"]:  # fmt: skip
+        assert col in b.columns
+    assert b["status"].dtype == "category"
+    assert b["duration_s"].dtype == "float64"
+    assert "merge_s" in result.steps.columns
+    assert {"step", "branch", "path", "op", "before", "after"} <= set(result.diffs.columns)
+    assert {"step", "path", "rule", "writers", "winner", "before", "after", "conflict"} <= set(result.merges.columns)
+    kinds = set(result.events["kind"])
+    assert {"branch_queued", "branch_started", "branch_finished", "merge_applied"} <= kinds
+    assert "RunResult" in result._repr_html_()
+
+
+def test_failing_instrument_is_disabled_with_a_warning_and_the_run_goes_on() -> None:
+    class Broken(fl.Instrument):
+        calls = 0
+
+        def branch_started(self, record):  # noqa: ANN001
+            Broken.calls += 1
+            raise RuntimeError("observer bug")
+
+    with pytest.warns(RuntimeWarning, match="observer bug"):
+        result = fl.run(fl.Parallel({"a": sleeper(1), "b": sleeper(1)}), Ctx(), clock="virtual", instruments=[Broken()])
+    assert result.status == "ok"
+    assert Broken.calls == 1
+
+
+def test_last_result_is_kept_for_failed_runs() -> None:
+    with pytest.raises(fl.BranchFailed):
+        fl.run(fl.Parallel({"bad": boom}), Ctx(), clock="virtual")
+    last = fl.last_result()
+    assert last is not None and last.status == "failed"
+    assert last.branches["status"].tolist() == ["failed"]
