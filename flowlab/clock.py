@@ -103,9 +103,11 @@ class _FifoTimerHandle(asyncio.TimerHandle):
         self._seq = seq
 
     def __lt__(self, other: object) -> bool:
-        if isinstance(other, _FifoTimerHandle) and self._when == other._when:
+        mine: float = self.when()
+        theirs: float = other.when()  # type: ignore[attr-defined]
+        if isinstance(other, _FifoTimerHandle) and mine == theirs:
             return self._seq < other._seq
-        return bool(self._when < other._when)  # type: ignore[attr-defined]
+        return mine < theirs
 
     def __le__(self, other: object) -> bool:
         return self == other or self < other
@@ -152,7 +154,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._virtual_now += seconds
             self.jumps += 1
 
-    def call_at(
+    def call_at(  # type: ignore[override]
         self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
     ) -> asyncio.TimerHandle:
         self._check_closed()  # type: ignore[attr-defined]
@@ -163,7 +165,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
 
-    def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> Any:
+    def run_in_executor(  # type: ignore[override]
+        self, executor: Any, func: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
         with self._count_lock:
             self.threads_in_flight += 1
         future = super().run_in_executor(executor, func, *args)
@@ -219,7 +223,7 @@ def run_in_thread(
         try:
             with asyncio.Runner(loop_factory=lambda: new_loop(clock)) as runner:
                 value = runner.run(factory())
-        except BaseException as err:  # noqa: BLE001 - handed to the waiting thread
+        except BaseException as err:
             future.set_exception(err)
         else:
             future.set_result(value)

@@ -40,7 +40,7 @@ from flowlab.errors import (
     StepTimeout,
     UsageLimitExceeded,
 )
-from flowlab.limits import Fixed, LimiterState, UsageAccount, UsageLimits, as_limiter
+from flowlab.limits import UsageAccount, UsageLimits, as_limiter
 from flowlab.pipeline import Node, Parallel, Pipeline, Step, as_node
 from flowlab.record import BranchRecord, Instrument, Recorder, RunResult, StepRecord
 
@@ -90,7 +90,7 @@ def charge(cost: float = 0.0, tokens: int = 0) -> None:
     for param, v in (("cost", cost), ("tokens", tokens)):
         if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v) or v < 0:
             raise ConfigError(f"{param}={v!r} is not valid; give a number >= 0.")
-    if isinstance(tokens, float) and not tokens.is_integer():
+    if not float(tokens).is_integer():
         raise ConfigError(f"tokens={tokens!r} is not valid; give a whole number.")
     run, brec = cur
     run.charge(float(cost), int(tokens), brec)
@@ -115,7 +115,7 @@ class Run:
         pipeline: Any,
         ctx: BaseModel,
         *,
-        input: Any = None,  # noqa: A002 - public keyword
+        input: Any = None,
         usage: UsageLimits | None = None,
         max_concurrency: Any = None,
         timeout: float | None = None,
@@ -126,14 +126,20 @@ class Run:
     ) -> None:
         from flowlab.pipeline import _check_timeout
 
-        self.pipeline = pipeline if isinstance(pipeline, Pipeline) else Pipeline(as_node(pipeline, param="pipeline"))
+        self.pipeline = (
+            pipeline
+            if isinstance(pipeline, Pipeline)
+            else Pipeline(as_node(pipeline, param="pipeline"))
+        )
         self.base = ctx_mod.check_context(ctx)
         merge_mod.check_model(type(self.base))
         for par in self.pipeline.parallels():
             if par.include_keys is not None:
                 ctx_mod.check_include_keys(type(self.base), par.include_keys)
         if usage is not None and not isinstance(usage, UsageLimits):
-            raise ConfigError(f"usage={usage!r} is not valid; give fl.UsageLimits(cost=..., tokens=...) or None.")
+            raise ConfigError(
+                f"usage={usage!r} is not valid; give fl.UsageLimits(cost=..., tokens=...) or None."
+            )
         self.run_limiter_cfg = as_limiter(max_concurrency, param="max_concurrency")
         self.timeout = _check_timeout("timeout", timeout)
         self.clock = clock
@@ -170,7 +176,7 @@ class Run:
         for inst in list(self.instruments):
             try:
                 getattr(inst, hook)(*args)
-            except Exception as err:  # noqa: BLE001 - a broken observer must not break the run
+            except Exception as err:
                 self.instruments.remove(inst)
                 warnings.warn(
                     f"instrument {inst!r} raised {type(err).__name__}: {err} in {hook}(); "
@@ -234,12 +240,16 @@ class Run:
         self.main_task = asyncio.current_task()
         self.t0 = self.loop.time()
         self.run_limiter = (
-            self.run_limiter_cfg.new_state(self._limit_listener("run")) if self.run_limiter_cfg else None
+            self.run_limiter_cfg.new_state(self._limit_listener("run"))
+            if self.run_limiter_cfg
+            else None
         )
         _current.set((self, None))
         self._emit("run_started", self.total_branches)
         handle = (
-            self.loop.call_later(self.timeout, self._expire_run) if self.timeout is not None else None
+            self.loop.call_later(self.timeout, self._expire_run)
+            if self.timeout is not None
+            else None
         )
         output: Any = None
         error: BaseException | None = None
@@ -256,7 +266,9 @@ class Run:
             if self._run_reason == "timeout":
                 status = "timeout"
                 error = StepTimeout(
-                    f"the run exceeded timeout={self.timeout:g}s", step=self.pipeline.name, timeout=self.timeout
+                    f"the run exceeded timeout={self.timeout:g}s",
+                    step=self.pipeline.name,
+                    timeout=self.timeout,
                 )
             else:
                 status, error = "cancelled", RunCancelled("the run was cancelled (handle.cancel())")
@@ -266,8 +278,10 @@ class Run:
             status, error = "timeout", err
         except FlowlabError as err:
             status, error = "failed", err
-        except Exception as err:  # noqa: BLE001 - a top-level step raised: wrap with context
-            wrapped = BranchFailed(f"step failed: {type(err).__name__}: {err}", errors={"<top>": err})
+        except Exception as err:
+            wrapped = BranchFailed(
+                f"step failed: {type(err).__name__}: {err}", errors={"<top>": err}
+            )
             wrapped.__cause__ = err
             status, error = "failed", wrapped
         finally:
@@ -356,7 +370,9 @@ class Run:
                     if not cm.expired():
                         raise
                     raise StepTimeout(
-                        f"step {path!r} exceeded timeout={step.timeout:g}s", step=path, timeout=step.timeout
+                        f"step {path!r} exceeded timeout={step.timeout:g}s",
+                        step=path,
+                        timeout=step.timeout,
                     ) from err
             ok = True
             return out
@@ -386,7 +402,9 @@ class Run:
         else:
             assert self.loop is not None
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flowlab-step")
+                self._executor = ThreadPoolExecutor(
+                    max_workers=64, thread_name_prefix="flowlab-step"
+                )
             runner = contextvars.copy_context().run
             out = await self.loop.run_in_executor(self._executor, runner, step.fn, *args)
         if inspect.iscoroutine(out):
@@ -399,7 +417,9 @@ class Run:
         return out
 
     # used by flowlab.parallel
-    def new_live(self, task: asyncio.Task[Any], record: BranchRecord, group: int) -> tuple[int, _Live]:
+    def new_live(
+        self, task: asyncio.Task[Any], record: BranchRecord, group: int
+    ) -> tuple[int, _Live]:
         key = next(self._ids)
         lv = _Live(task, record, group)
         self.live[key] = lv
@@ -420,4 +440,3 @@ def _count_branches(node: Node) -> int:
 def wall() -> float:
     """Wall-clock seconds (merge timing is real CPU time even on virtual time)."""
     return time.perf_counter()
-

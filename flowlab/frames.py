@@ -16,7 +16,14 @@ from flowlab.record import STATUSES, BranchRecord, StepRecord, iter_changes
 if TYPE_CHECKING:
     from flowlab.context import Change
 
-__all__ = ["branches_frame", "diffs_frame", "events_frame", "limits_frame", "merges_frame", "steps_frame"]
+__all__ = [
+    "branches_frame",
+    "diffs_frame",
+    "events_frame",
+    "limits_frame",
+    "merges_frame",
+    "steps_frame",
+]
 
 BRANCH_COLUMNS = [
     "step", "branch", "path", "parent", "priority", "queued_s", "started_s", "finished_s", "wait_s",
@@ -24,7 +31,7 @@ BRANCH_COLUMNS = [
 ]  # fmt: skip
 
 
-def _status(values: Sequence[str]) -> pd.Categorical:
+def _status(values: Sequence[str]) -> Any:
     return pd.Categorical(list(values), categories=list(STATUSES))
 
 
@@ -44,10 +51,15 @@ def branches_frame(records: Sequence[BranchRecord]) -> pd.DataFrame:
             "started_s": pd.Series(started, dtype="float64"),
             "finished_s": pd.Series(finished, dtype="float64"),
             "wait_s": pd.Series(
-                [s - q if not math.isnan(s) else f - q for q, s, f in zip(queued, started, finished, strict=True)],
+                [
+                    s - q if not math.isnan(s) else f - q
+                    for q, s, f in zip(queued, started, finished, strict=True)
+                ],
                 dtype="float64",
             ),
-            "duration_s": pd.Series([f - s for s, f in zip(started, finished, strict=True)], dtype="float64"),
+            "duration_s": pd.Series(
+                [f - s for s, f in zip(started, finished, strict=True)], dtype="float64"
+            ),
             "status": _status([r.status for r in records]),
             "error": pd.Series([r.error for r in records], dtype="str"),
             "completion_rank": pd.Series([r.rank for r in records], dtype="Int64"),
@@ -67,7 +79,9 @@ def steps_frame(records: Sequence[StepRecord]) -> pd.DataFrame:
         {
             "step": pd.Series([r.step for r in records], dtype="str"),
             "path": pd.Series([r.path for r in records], dtype="str"),
-            "kind": pd.Categorical([r.kind for r in records], categories=["step", "parallel", "pipeline"]),
+            "kind": pd.Categorical(
+                [r.kind for r in records], categories=["step", "parallel", "pipeline"]
+            ),
             "parent": pd.Series([r.parent for r in records], dtype="str"),
             "started_s": pd.Series([r.started for r in records], dtype="float64"),
             "finished_s": pd.Series([r.finished for r in records], dtype="float64"),

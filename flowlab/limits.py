@@ -34,7 +34,16 @@ from typing import Any
 
 from flowlab.errors import ConfigError, UsageLimitExceeded
 
-__all__ = ["AIMD", "Adaptive", "Fixed", "Limiter", "LimiterState", "UsageAccount", "UsageLimits", "as_limiter"]
+__all__ = [
+    "AIMD",
+    "Adaptive",
+    "Fixed",
+    "Limiter",
+    "LimiterState",
+    "UsageAccount",
+    "UsageLimits",
+    "as_limiter",
+]
 
 LimitListener = Callable[[int, int], None]  # (new_limit, in_flight)
 
@@ -115,8 +124,8 @@ class Adaptive(Limiter):
 
     def __init__(
         self,
-        min: int = 1,  # noqa: A002 - mirrors the documented contract
-        max: int = 8,  # noqa: A002
+        min: int = 1,
+        max: int = 8,
         target_cpu: float = 0.8,
         *,
         target_memory: float = 0.9,
@@ -175,8 +184,8 @@ class AIMD(Limiter):
 
     def __init__(
         self,
-        min: int = 1,  # noqa: A002
-        max: int = 16,  # noqa: A002
+        min: int = 1,
+        max: int = 16,
         latency_target_s: float = 1.0,
         *,
         increase: int = 1,

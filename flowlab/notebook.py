@@ -52,7 +52,7 @@ def run(
     pipeline: Any,
     ctx: BaseModel,
     *,
-    input: Any = None,  # noqa: A002 - public keyword
+    input: Any = None,
     usage: UsageLimits | None = None,
     clock: str = "real",
     max_concurrency: Any = None,
@@ -144,7 +144,7 @@ def run(
             task.cancel()
             try:
                 loop.run_until_complete(task)
-            except BaseException:  # noqa: BLE001, S110 - the original interrupt is re-raised below
+            except BaseException:
                 pass
         if the_run.result is None:
             the_run._finish("cancelled", None, None)
@@ -183,7 +183,7 @@ async def arun(
     pipeline: Any,
     ctx: BaseModel,
     *,
-    input: Any = None,  # noqa: A002 - public keyword
+    input: Any = None,
     usage: UsageLimits | None = None,
     clock: str = "real",
     max_concurrency: Any = None,
@@ -211,7 +211,7 @@ def start(
     pipeline: Any,
     ctx: BaseModel,
     *,
-    input: Any = None,  # noqa: A002 - public keyword
+    input: Any = None,
     usage: UsageLimits | None = None,
     clock: str = "real",
     max_concurrency: Any = None,
@@ -296,7 +296,12 @@ class RunHandle:
                 queued += 1
             else:
                 done += 1
-        return {"done": done, "running": running, "queued": queued, "total": self.run.total_branches}
+        return {
+            "done": done,
+            "running": running,
+            "queued": queued,
+            "total": self.run.total_branches,
+        }
 
     async def wait(self) -> RunResult:
         """Wait for the run and return its :class:`RunResult` (never raises for run errors)."""

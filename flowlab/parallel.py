@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["run_parallel"]
 
 
-async def run_parallel(run: Run, par: Parallel, data: Any, ctx: BaseModel, parent: str) -> dict[str, Any]:
+async def run_parallel(
+    run: Run, par: Parallel, data: Any, ctx: BaseModel, parent: str
+) -> dict[str, Any]:
     """Run ``par``'s branches against ``ctx`` and merge their changes into it."""
     from flowlab.engine import _current, wall
 
@@ -37,7 +39,9 @@ async def run_parallel(run: Run, par: Parallel, data: Any, ctx: BaseModel, paren
     run.recorder.steps.append(srec)
     run._emit("step_started", srec)
     run._event("step_started", path, "")
-    limiter = par.max_concurrency.new_state(run._limit_listener(path)) if par.max_concurrency else None
+    limiter = (
+        par.max_concurrency.new_state(run._limit_listener(path)) if par.max_concurrency else None
+    )
     group = run.new_group()
     order = list(par.branches)
     outputs: dict[str, Any] = {}
@@ -91,7 +95,7 @@ async def run_parallel(run: Run, par: Parallel, data: Any, ctx: BaseModel, paren
                 errors[name] = StepTimeout(
                     f"branch {brec.path!r}: {live.reason}", step=path, timeout=par.branch_timeout
                 )
-        except Exception as err:  # noqa: BLE001 - recorded, then handled per on_failure
+        except Exception as err:
             brec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
             brec.error = f"{type(err).__name__}: {err}"
             errors[name] = err
@@ -156,7 +160,9 @@ async def run_parallel(run: Run, par: Parallel, data: Any, ctx: BaseModel, paren
             first = next(n for n in order if n in errors)
             err = errors[first]
             if isinstance(err, StepTimeout):
-                raise StepTimeout(f"branch {first!r} of step {path!r} timed out: {err}", step=path) from err
+                raise StepTimeout(
+                    f"branch {first!r} of step {path!r} timed out: {err}", step=path
+                ) from err
             names = ", ".join(repr(n) for n in order if n in errors)
             raise BranchFailed(
                 f"step {path!r}: branch {names} failed; first: {type(err).__name__}: {err}",

@@ -25,7 +25,6 @@ import functools
 import inspect
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from flowlab import merge as merge_mod
@@ -238,7 +237,9 @@ class Pipeline:
             steps = tuple(steps[0])
         if not steps:
             raise ConfigError("steps=() is not valid; a Pipeline needs at least one step.")
-        self.steps: tuple[Node, ...] = tuple(as_node(s, param=f"steps[{i}]") for i, s in enumerate(steps))
+        self.steps: tuple[Node, ...] = tuple(
+            as_node(s, param=f"steps[{i}]") for i, s in enumerate(steps)
+        )
         self.name = _check_name("name", name if name is not None else "pipeline")
 
     def names(self) -> list[str]:
@@ -257,7 +258,7 @@ class Pipeline:
         known = {p.name for p in self.parallels()}
         for key in changes:
             if key != "*" and key not in known:
-                check_one_of("step", key, sorted(known) + ["*"])
+                check_one_of("step", key, [*sorted(known), "*"])
         return _replace(self, changes)  # type: ignore[return-value]
 
     def __repr__(self) -> str:
@@ -283,11 +284,6 @@ def as_node(obj: Any, *, param: str = "step", name: str | None = None) -> Node:
             "a Step, a Parallel or a Pipeline."
         )
     return Step(obj, name=name)
-
-
-@dataclass(frozen=True)
-class _Named:
-    name: str
 
 
 def _callable_name(fn: Any) -> str:
@@ -329,7 +325,9 @@ def _named_branches(branches: Any) -> dict[str, Node]:
     return out
 
 
-def _check_priority(priority: Mapping[str, float] | None, branches: Mapping[str, Any]) -> dict[str, float]:
+def _check_priority(
+    priority: Mapping[str, float] | None, branches: Mapping[str, Any]
+) -> dict[str, float]:
     if priority is None:
         return {}
     if not isinstance(priority, Mapping):

@@ -225,10 +225,18 @@ class RunResult:
         Open it in https://ui.perfetto.dev or chrome://tracing. Times are microseconds.
         """
         events: list[dict[str, Any]] = [
-            {"name": "process_name", "ph": "M", "pid": 1, "tid": 0, "args": {"name": self.pipeline_name}}
+            {
+                "name": "process_name",
+                "ph": "M",
+                "pid": 1,
+                "tid": 0,
+                "args": {"name": self.pipeline_name},
+            }
         ]
         for tid, b in enumerate(self.recorder.branches, start=1):
-            events.append({"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": b.path}})
+            events.append(
+                {"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": b.path}}
+            )
             if not math.isnan(b.started) and b.started > b.queued:
                 events.append(_x(f"{b.branch} (queued)", "queue", b.queued, b.started, tid, {}))
             if not math.isnan(b.started) and not math.isnan(b.finished):
@@ -246,7 +254,8 @@ class RunResult:
         """A self-contained HTML report (plots embedded); written to ``path`` when given."""
         from flowlab import report
 
-        return report.result_html(self, path)
+        html_text: str = report.result_html(self, path)
+        return html_text
 
     def _repr_html_(self) -> str:
         s = self.summary()
@@ -265,7 +274,7 @@ class RunResult:
             from flowlab import report
 
             img = report.timeline_img_tag(self, width=480)
-        except Exception:  # noqa: BLE001 - a repr must never raise
+        except Exception:
             img = ""
         return (
             f"<div><b>RunResult</b> {html.escape(self.pipeline_name)}"
@@ -280,7 +289,9 @@ class RunResult:
         )
 
 
-def _x(name: str, cat: str, start: float, end: float, tid: int, args: dict[str, Any]) -> dict[str, Any]:
+def _x(
+    name: str, cat: str, start: float, end: float, tid: int, args: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "name": name,
         "cat": cat,
@@ -293,7 +304,9 @@ def _x(name: str, cat: str, start: float, end: float, tid: int, args: dict[str, 
     }
 
 
-def iter_changes(diffs: Iterable[tuple[str, BranchRecord, list[Change]]]) -> Iterable[tuple[Any, ...]]:
+def iter_changes(
+    diffs: Iterable[tuple[str, BranchRecord, list[Change]]],
+) -> Iterable[tuple[Any, ...]]:
     """Flatten recorded diffs into (step, branch, branch_status, path, op, before, after) rows."""
     for step, rec, changes in diffs:
         for c in changes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from pydantic import BaseModel
@@ -16,7 +17,7 @@ class Ctx(BaseModel):
     n: int = 0
 
 
-def sleeper(seconds: float, bump: int = 0):  # noqa: ANN201
+def sleeper(seconds: float, bump: int = 0):
     async def step(data, ctx: Ctx):
         await asyncio.sleep(seconds)
         ctx.n += bump
@@ -40,9 +41,13 @@ def leaf_peak(result: fl.RunResult) -> int:
 
 def nested(depth: int, width: int) -> fl.Parallel:
     if depth == 0:
-        return fl.Parallel({f"leaf{i}": sleeper(1, 1) for i in range(width)}, merge="accumulate", name="level0")
+        return fl.Parallel(
+            {f"leaf{i}": sleeper(1, 1) for i in range(width)}, merge="accumulate", name="level0"
+        )
     return fl.Parallel(
-        {f"b{i}": nested(depth - 1, width) for i in range(width)}, merge="accumulate", name=f"level{depth}"
+        {f"b{i}": nested(depth - 1, width) for i in range(width)},
+        merge="accumulate",
+        name=f"level{depth}",
     )
 
 
@@ -64,7 +69,9 @@ def test_run_cap_one_serialises_everything() -> None:
 
 def test_handle_cancel_one_branch_while_it_runs() -> None:
     async def main() -> fl.RunResult:
-        pipe = fl.Parallel({"a": sleeper(10, 100), "b": sleeper(1, 1), "c": sleeper(2, 2)}, merge="accumulate")
+        pipe = fl.Parallel(
+            {"a": sleeper(10, 100), "b": sleeper(1, 1), "c": sleeper(2, 2)}, merge="accumulate"
+        )
         handle = fl.start(pipe, Ctx())
         loop = asyncio.get_running_loop()
         loop.call_later(0.5, handle.cancel, "a")
@@ -82,7 +89,9 @@ def test_handle_cancel_one_branch_while_it_runs() -> None:
 
 def test_handle_cancel_queued_branch_and_progress() -> None:
     async def main() -> tuple[dict[str, int], fl.RunResult]:
-        pipe = fl.Parallel({f"b{i}": sleeper(1, 1) for i in range(4)}, max_concurrency=1, merge="accumulate")
+        pipe = fl.Parallel(
+            {f"b{i}": sleeper(1, 1) for i in range(4)}, max_concurrency=1, merge="accumulate"
+        )
         handle = fl.start(pipe, Ctx())
         await asyncio.sleep(0.5)
         progress = handle.progress
@@ -119,7 +128,7 @@ def test_handle_cancel_everything() -> None:
     assert result.makespan_s == 1.0
 
 
-def charger(cost: float, *, after: float = 0.0, then_sleep: float = 0.0):  # noqa: ANN201
+def charger(cost: float, *, after: float = 0.0, then_sleep: float = 0.0):
     async def step(data, ctx):
         await asyncio.sleep(after)
         fl.charge(cost=cost)
@@ -136,7 +145,9 @@ def test_budget_is_shared_never_split() -> None:
 
 
 def test_third_charge_breaches_siblings_cancelled_at_once_total_exact() -> None:
-    pipe = fl.Parallel({f"c{i}": charger(0.05, after=i, then_sleep=100) for i in range(5)}, name="fan")
+    pipe = fl.Parallel(
+        {f"c{i}": charger(0.05, after=i, then_sleep=100) for i in range(5)}, name="fan"
+    )
     with pytest.raises(fl.UsageLimitExceeded) as info:
         fl.run(pipe, Ctx(), clock="virtual", usage=fl.UsageLimits(cost=0.12))
     err = info.value
@@ -159,7 +170,9 @@ def test_charge_from_sync_step_in_a_thread() -> None:
     def sync_charge(data, ctx):
         fl.charge(cost=0.2, tokens=10)
 
-    result = fl.run(fl.Parallel({"a": sync_charge, "b": sync_charge}), Ctx(), usage=fl.UsageLimits(tokens=100))
+    result = fl.run(
+        fl.Parallel({"a": sync_charge, "b": sync_charge}), Ctx(), usage=fl.UsageLimits(tokens=100)
+    )
     assert result.tokens == 20
     assert result.cost == pytest.approx(0.4)
 
@@ -169,7 +182,9 @@ def test_tokens_limit_breach() -> None:
         fl.charge(tokens=60)
 
     with pytest.raises(fl.UsageLimitExceeded, match="tokens"):
-        fl.run(fl.Parallel({"a": t, "b": t}), Ctx(), clock="virtual", usage=fl.UsageLimits(tokens=100))
+        fl.run(
+            fl.Parallel({"a": t, "b": t}), Ctx(), clock="virtual", usage=fl.UsageLimits(tokens=100)
+        )
 
 
 def test_fixed_limiter_repr_and_statistics() -> None:
@@ -201,7 +216,7 @@ def test_aimd_increases_on_fast_and_halves_on_slow() -> None:
     result = fl.run(pipe, Ctx(), clock="virtual")
     moves = result.limits["limit"].tolist()
     assert moves[:3] == [2, 3, 4]
-    assert any(b < a for a, b in zip(moves, moves[1:], strict=False))  # a multiplicative decrease
+    assert any(b < a for a, b in itertools.pairwise(moves))  # a multiplicative decrease
     assert min(moves) >= 1 and max(moves) <= 8
 
 

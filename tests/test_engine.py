@@ -18,7 +18,7 @@ class Ctx(BaseModel):
     seen: list[str] = []
 
 
-def sleeper(seconds: float, *, bump: int = 0):  # noqa: ANN201 - test factory
+def sleeper(seconds: float, *, bump: int = 0):
     async def step(data, ctx: Ctx):
         await asyncio.sleep(seconds)
         ctx.n += bump
@@ -88,7 +88,7 @@ def test_caller_context_is_never_mutated_and_output_is_declared_order() -> None:
 def test_priority_starts_higher_first_ties_in_declared_order() -> None:
     order: list[str] = []
 
-    def tag(name: str):  # noqa: ANN202
+    def tag(name: str):
         async def step(data, ctx):
             order.append(name)
             await asyncio.sleep(1)
@@ -139,9 +139,15 @@ def test_step_arities_and_data_flow() -> None:
 
 
 def test_nested_parallels_and_pipelines_as_branches() -> None:
-    inner = fl.Parallel({"x": sleeper(1, bump=1), "y": sleeper(2, bump=1)}, merge="accumulate", name="inner")
+    inner = fl.Parallel(
+        {"x": sleeper(1, bump=1), "y": sleeper(2, bump=1)}, merge="accumulate", name="inner"
+    )
     pipe = fl.Pipeline(
-        fl.Parallel({"a": fl.Pipeline(sleeper(1), inner), "b": sleeper(1, bump=5)}, merge="accumulate", name="outer")
+        fl.Parallel(
+            {"a": fl.Pipeline(sleeper(1), inner), "b": sleeper(1, bump=5)},
+            merge="accumulate",
+            name="outer",
+        )
     )
     result = fl.run(pipe, Ctx(), clock="virtual")
     assert result.context.n == 7
@@ -185,7 +191,9 @@ def test_fail_fast_cancels_siblings_at_once() -> None:
 
 
 def test_ignore_merges_the_successful_branches() -> None:
-    pipe = fl.Parallel({"ok": sleeper(1, bump=3), "bad": boom}, on_failure="ignore", merge="accumulate")
+    pipe = fl.Parallel(
+        {"ok": sleeper(1, bump=3), "bad": boom}, on_failure="ignore", merge="accumulate"
+    )
     result = fl.run(pipe, Ctx(), clock="virtual")
     assert result.status == "ok"
     assert result.context.n == 3
@@ -215,7 +223,10 @@ def test_step_timeout_and_run_timeout_raise_steptimeout() -> None:
         fl.run(pipe, Ctx(), clock="virtual")
     res = info.value.result
     assert res is not None and res.status == "timeout"
-    assert dict(zip(res.branches["branch"], res.branches["status"], strict=True)) == {"a": "timeout", "b": "ok"}
+    assert dict(zip(res.branches["branch"], res.branches["status"], strict=True)) == {
+        "a": "timeout",
+        "b": "ok",
+    }
     with pytest.raises(fl.StepTimeout, match="timeout=2s"):
         fl.run(fl.Pipeline(sleeper(5)), Ctx(), clock="virtual", timeout=2)
     leaf = fl.Step(sleeper(5), name="leaf", timeout=1)
@@ -246,7 +257,11 @@ def test_include_keys_copies_and_merges_only_those_fields() -> None:
 
 
 def test_frames_have_documented_columns_and_dtypes() -> None:
-    result = fl.run(fl.Parallel({"a": sleeper(1, bump=1), "b": boom}, on_failure="ignore"), Ctx(), clock="virtual")
+    result = fl.run(
+        fl.Parallel({"a": sleeper(1, bump=1), "b": boom}, on_failure="ignore"),
+        Ctx(),
+        clock="virtual",
+    )
     b = result.branches
     for col in ["step", "branch", "priority", "queued_s", "started_s", "finished_s", "wait_s",
                 "duration_s", "status", "error", "completion_rank", "cost", "tokens"]:  # fmt: skip
@@ -255,7 +270,9 @@ def test_frames_have_documented_columns_and_dtypes() -> None:
     assert b["duration_s"].dtype == "float64"
     assert "merge_s" in result.steps.columns
     assert {"step", "branch", "path", "op", "before", "after"} <= set(result.diffs.columns)
-    assert {"step", "path", "rule", "writers", "winner", "before", "after", "conflict"} <= set(result.merges.columns)
+    assert {"step", "path", "rule", "writers", "winner", "before", "after", "conflict"} <= set(
+        result.merges.columns
+    )
     kinds = set(result.events["kind"])
     assert {"branch_queued", "branch_started", "branch_finished", "merge_applied"} <= kinds
     assert "RunResult" in result._repr_html_()
@@ -265,12 +282,17 @@ def test_failing_instrument_is_disabled_with_a_warning_and_the_run_goes_on() -> 
     class Broken(fl.Instrument):
         calls = 0
 
-        def branch_started(self, record):  # noqa: ANN001
+        def branch_started(self, record):
             Broken.calls += 1
             raise RuntimeError("observer bug")
 
     with pytest.warns(RuntimeWarning, match="observer bug"):
-        result = fl.run(fl.Parallel({"a": sleeper(1), "b": sleeper(1)}), Ctx(), clock="virtual", instruments=[Broken()])
+        result = fl.run(
+            fl.Parallel({"a": sleeper(1), "b": sleeper(1)}),
+            Ctx(),
+            clock="virtual",
+            instruments=[Broken()],
+        )
     assert result.status == "ok"
     assert Broken.calls == 1
 
