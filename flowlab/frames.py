@@ -99,13 +99,11 @@ def diffs_frame(diffs: Sequence[tuple[str, BranchRecord, list[Change]]]) -> pd.D
     """One row per changed path per branch."""
     cols = ["step", "branch", "branch_status", "path", "op", "before", "after"]
     rows = list(iter_changes(diffs))
-    frame = pd.DataFrame(rows, columns=cols)
+    frame = pd.DataFrame(rows, columns=cols, dtype=object)
     for c in ("step", "branch", "path"):
         frame[c] = frame[c].astype("str")
     frame["branch_status"] = _status(frame["branch_status"].tolist())
     frame["op"] = pd.Categorical(frame["op"].tolist(), categories=["add", "change", "remove"])
-    frame["before"] = frame["before"].astype("object")
-    frame["after"] = frame["after"].astype("object")
     return frame
 
 
@@ -126,11 +124,9 @@ def merges_frame(merges: Sequence[tuple[str, list[dict[str, Any]]]]) -> pd.DataF
         for step, rs in merges
         for r in rs
     ]
-    frame = pd.DataFrame(rows, columns=cols)
+    frame = pd.DataFrame(rows, columns=cols, dtype=object)
     for c in ("step", "path", "rule"):
         frame[c] = frame[c].astype("str")
-    for c in ("writers", "winner", "before", "after"):
-        frame[c] = frame[c].astype("object")
     frame["conflict"] = frame["conflict"].astype("bool")
     return frame
 
