@@ -1,0 +1,420 @@
+"""Branch contexts: isolate a pydantic context per branch, and diff a branch against its base.
+
+A parallel step gives every branch its own deep copy of the context (:func:`isolate`), lets the
+branches mutate their copies freely, and afterwards asks *what did each branch change?*
+(:func:`diff`). The answer is a list of :class:`Change` objects at **field paths**:
+
+* a field of a model is one path element (``"status"``); a nested model recurses into its fields
+  (``"settings.retries"``);
+* a dict recurses into its keys (``"scores.alice"``); a key only in the branch is an ``add``, a key
+  only in the base a ``remove``;
+* a list is described by the slice that differs: after the longest common prefix and the longest
+  common suffix, the base's remaining items are ``remove`` changes at ``list[i]`` (``i`` indexes the
+  base) and the branch's remaining items are ``add`` changes at ``list[j]`` (``j`` indexes the
+  branch). Appending ``x`` to ``['w']`` is one change, ``add tags[1] -> 'x'``;
+* anything else (numbers, strings, tuples, sets, a value whose type changed) is one ``change`` with
+  the whole before and after values.
+
+Top-level values are compared with ``==`` first, so an unchanged context costs one comparison per
+field; dicts whose values are hashable are compared with C-level set operations on their items.
+
+Change values are references into the compared contexts, not copies.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from flowlab.errors import ConfigError
+
+__all__ = [
+    "MISSING",
+    "Change",
+    "Item",
+    "apply_inplace",
+    "check_context",
+    "check_include_keys",
+    "diff",
+    "diff_value",
+    "get_path",
+    "isolate",
+    "list_slice",
+    "same",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Missing:
+    """The value at a path that does not exist (a removed or never-added dict key)."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __copy__(self) -> _Missing:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Missing:
+        return self
+
+
+MISSING: Any = _Missing()
+"""Sentinel for "no value at this path" (used by the merge; ``Change`` uses ``None``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A list position inside a change's key path (``Item(2)`` renders as ``[2]``)."""
+
+    index: int
+
+    def __str__(self) -> str:
+        return f"[{self.index}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One thing a branch changed, at a field path.
+
+    Attributes
+    ----------
+    path : tuple of str
+        Field names, dict keys (as ``str``) and list positions (``"[i]"``) from the context down.
+    op : {"add", "change", "remove"}
+        ``add``: the path is new (a dict key, or a list item); ``remove``: it is gone;
+        ``change``: its value was replaced.
+    before, after : Any
+        The value before (``None`` for ``add``) and after (``None`` for ``remove``).
+    keys : tuple
+        The same path with the real dict keys and :class:`Item` positions (not compared, not shown);
+        empty when the change was built by hand, in which case ``path`` is used.
+    """
+
+    path: tuple[str, ...]
+    op: Literal["add", "change", "remove"]
+    before: Any
+    after: Any
+    keys: tuple[Hashable, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def dotted(self) -> str:
+        """The path as one string: ``"scores.alice"``, ``"tags[1]"``."""
+        out = ""
+        for part in self.path:
+            if part.startswith("[") or not out:
+                out += part
+            else:
+                out += "." + part
+        return out
+
+    @property
+    def key_path(self) -> tuple[Hashable, ...]:
+        """The real keys of the path (``keys`` when set, else ``path``)."""
+        return self.keys or self.path
+
+
+def check_context(ctx: object, *, param: str = "ctx") -> BaseModel:
+    """Return ``ctx`` if it is a pydantic model instance, else raise :class:`ConfigError`.
+
+    Examples
+    --------
+    >>> check_context({"n": 1})
+    Traceback (most recent call last):
+    ...
+    flowlab.errors.ConfigError: ctx must be a pydantic BaseModel instance, got dict {'n': 1}...
+    """
+    if isinstance(ctx, BaseModel):
+        return ctx
+    if isinstance(ctx, type) and issubclass(ctx, BaseModel):
+        hint = f"pass an instance, e.g. {param}={ctx.__name__}(), not the class itself."
+    elif isinstance(ctx, dict):
+        hint = "define a model (class Ctx(BaseModel): ...) and pass Ctx(**your_dict)."
+    else:
+        hint = "define the context as a pydantic model: class Ctx(BaseModel): ..."
+    shown = repr(ctx)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    raise ConfigError(
+        f"{param} must be a pydantic BaseModel instance, got {type(ctx).__name__} {shown}. "
+        f"HINT: {hint}"
+    )
+
+
+def check_include_keys(model_cls: type[BaseModel], include_keys: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` unless every name in ``include_keys`` is a model field."""
+    if isinstance(include_keys, str) or not isinstance(include_keys, Collection):
+        raise ConfigError(
+            f"include_keys={include_keys!r} must be a list of field names or None. "
+            f"HINT: include_keys=[{include_keys!r}]"
+        )
+    valid = list(model_cls.model_fields)
+    unknown = [k for k in include_keys if k not in model_cls.model_fields]
+    if unknown:
+        listed = ", ".join(repr(v) for v in valid)
+        raise ConfigError(
+            f"include_keys names {', '.join(repr(u) for u in unknown)}, not fields of "
+            f"{model_cls.__name__}; valid field names: {listed}."
+        )
+
+
+def _deepcopy_field(ctx: BaseModel, name: str, value: Any) -> Any:
+    try:
+        return copy.deepcopy(value)
+    except Exception as err:
+        raise ConfigError(
+            f"cannot isolate field {type(ctx).__name__}.{name}: its value "
+            f"({type(value).__name__}) cannot be deep-copied ({err}). HINT: leave it out of the "
+            "branches with include_keys=[...], or keep a picklable handle (a name, a factory) in "
+            "the context instead of the live object."
+        ) from err
+
+
+def isolate(ctx: M, include_keys: Sequence[str] | None = None) -> M:
+    """Return an independent deep copy of ``ctx`` for one branch.
+
+    Parameters
+    ----------
+    ctx : BaseModel
+        The context before the step.
+    include_keys : sequence of str, optional
+        Copy only these fields; the others take their defaults (a field without a default is
+        still deep-copied). Unknown names raise :class:`ConfigError` listing the valid ones.
+
+    Returns
+    -------
+    BaseModel
+        Same class as ``ctx``; mutating it (deeply) never touches ``ctx``. No re-validation.
+
+    Raises
+    ------
+    ConfigError
+        When a value cannot be deep-copied; the message names the field.
+    """
+    cls = type(ctx)
+    if include_keys is None:
+        try:
+            return copy.deepcopy(ctx)
+        except Exception:
+            pass  # find the field to blame below
+    else:
+        check_include_keys(cls, include_keys)
+    wanted = set(cls.model_fields if include_keys is None else include_keys)
+    values: dict[str, Any] = {}
+    for name, info in cls.model_fields.items():
+        value = ctx.__dict__[name]
+        if name in wanted or info.is_required():
+            values[name] = _deepcopy_field(ctx, name, value)
+        else:
+            values[name] = info.get_default(call_default_factory=True, validated_data=values)
+    new = copy.copy(ctx)
+    object.__setattr__(new, "__dict__", values)
+    extra = ctx.__pydantic_extra__
+    private = ctx.__pydantic_private__
+    object.__setattr__(new, "__pydantic_extra__", _deepcopy_field(ctx, "<extra>", extra))
+    object.__setattr__(new, "__pydantic_private__", _deepcopy_field(ctx, "<private>", private))
+    object.__setattr__(
+        new, "__pydantic_fields_set__", set(ctx.__pydantic_fields_set__) & set(wanted)
+    )
+    return new
+
+
+def same(a: Any, b: Any) -> bool:
+    """``a is b or a == b``, treating a comparison that raises or is not a bool as unequal."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _sorted_keys(keys: Collection[Hashable]) -> list[Hashable]:
+    try:
+        return sorted(keys)  # type: ignore[type-var]
+    except TypeError:
+        return sorted(keys, key=repr)
+
+
+def _added_in_order(added: set[Hashable], new: dict[Any, Any]) -> list[Hashable]:
+    """The keys of ``added`` in ``new``'s order; new keys usually sit at the end, so scan back."""
+    found: list[Hashable] = []
+    for key in reversed(new):
+        if key in added:
+            found.append(key)
+            if len(found) == len(added):
+                break
+    found.reverse()
+    return found
+
+
+def _diff_dict(
+    old: dict[Any, Any], new: dict[Any, Any], keys: tuple[Hashable, ...], out: list[Change]
+) -> None:
+    removed = old.keys() - new.keys()
+    added = new.keys() - old.keys()
+    try:
+        changed = {k for k, _ in new.items() - old.items()} - added
+    except TypeError:  # unhashable values: compare key by key
+        changed = {k for k, v in new.items() if k in old and not same(old[k], v)}
+    for key in _sorted_keys(changed):
+        diff_value(old[key], new[key], (*keys, key), out)
+    for key in _sorted_keys(removed):
+        out.append(_change((*keys, key), "remove", old[key], None))
+    for key in _added_in_order(added, new):
+        out.append(_change((*keys, key), "add", None, new[key]))
+
+
+def list_slice(old: Sequence[Any], new: Sequence[Any]) -> tuple[int, int, int]:
+    """``(start, old_end, new_end)``: ``old[start:old_end]`` became ``new[start:new_end]``."""
+    n_old, n_new = len(old), len(new)
+    if n_new >= n_old and list(new[:n_old]) == list(old):  # fast path: pure append
+        return n_old, n_old, n_new
+    start = 0
+    limit = min(n_old, n_new)
+    while start < limit and same(old[start], new[start]):
+        start += 1
+    end_old, end_new = n_old, n_new
+    while end_old > start and end_new > start and same(old[end_old - 1], new[end_new - 1]):
+        end_old -= 1
+        end_new -= 1
+    return start, end_old, end_new
+
+
+def _diff_list(
+    old: list[Any], new: list[Any], keys: tuple[Hashable, ...], out: list[Change]
+) -> None:
+    start, end_old, end_new = list_slice(old, new)
+    for i in range(start, end_old):
+        out.append(_change((*keys, Item(i)), "remove", old[i], None))
+    for j in range(start, end_new):
+        out.append(_change((*keys, Item(j)), "add", None, new[j]))
+
+
+def _diff_model(
+    old: BaseModel,
+    new: BaseModel,
+    keys: tuple[Hashable, ...],
+    out: list[Change],
+    fields: Collection[str] | None = None,
+) -> None:
+    names = type(old).model_fields if fields is None else fields
+    old_values, new_values = old.__dict__, new.__dict__
+    for name in names:
+        a, b = old_values[name], new_values[name]
+        if not same(a, b):
+            diff_value(a, b, (*keys, name), out)
+
+
+def diff_value(old: Any, new: Any, keys: tuple[Hashable, ...], out: list[Change]) -> None:
+    """Append the changes from ``old`` to ``new`` (known to differ) at ``keys``."""
+    if type(old) is dict and type(new) is dict:
+        _diff_dict(old, new, keys, out)
+    elif type(old) is list and type(new) is list:
+        _diff_list(old, new, keys, out)
+    elif isinstance(old, BaseModel) and type(new) is type(old):
+        _diff_model(old, new, keys, out)
+    else:
+        out.append(_change(keys, "change", old, new))
+
+
+def _change(
+    keys: tuple[Hashable, ...], op: Literal["add", "change", "remove"], before: Any, after: Any
+) -> Change:
+    return Change(tuple(str(k) for k in keys), op, before, after, keys)
+
+
+def diff(
+    base: BaseModel, branch: BaseModel, *, fields: Collection[str] | None = None
+) -> list[Change]:
+    """List what ``branch`` changed relative to ``base`` (see the module docstring for paths).
+
+    Parameters
+    ----------
+    base, branch : BaseModel
+        The context before the step and one branch's context after it (same model class).
+    fields : collection of str, optional
+        Compare only these top-level fields (a step's ``include_keys``).
+
+    Returns
+    -------
+    list of Change
+        In field order; inside a dict: changed keys, then removed, then added keys.
+
+    Examples
+    --------
+    >>> from pydantic import BaseModel
+    >>> class Ctx(BaseModel):
+    ...     scores: dict[str, int] = {}
+    ...     tags: list[str] = []
+    >>> changes = diff(Ctx(tags=["w"]), Ctx(scores={"a": 1}, tags=["w", "x"]))
+    >>> [(c.dotted, c.op, c.after) for c in changes]
+    [('scores.a', 'add', 1), ('tags[1]', 'add', 'x')]
+    """
+    if type(branch) is not type(base):
+        raise ConfigError(
+            f"diff needs two contexts of one model, got {type(base).__name__} and "
+            f"{type(branch).__name__}."
+        )
+    if fields is not None:
+        check_include_keys(type(base), list(fields))
+    out: list[Change] = []
+    _diff_model(base, branch, (), out, fields)
+    return out
+
+
+def get_path(value: Any, keys: Sequence[Hashable]) -> Any:
+    """The value at ``keys`` inside ``value`` (fields, dict keys, list items), or ``MISSING``."""
+    for key in keys:
+        if isinstance(value, BaseModel):
+            value = value.__dict__.get(key, MISSING)  # type: ignore[call-overload]
+        elif isinstance(value, dict):
+            value = value.get(key, MISSING)
+        elif isinstance(value, list) and isinstance(key, Item):
+            value = value[key.index] if key.index < len(value) else MISSING
+        else:
+            return MISSING
+        if value is MISSING:
+            return MISSING
+    return value
+
+
+def iter_fields(ctx: BaseModel) -> Iterator[tuple[str, Any]]:
+    """``(name, value)`` for every declared field of ``ctx``."""
+    values = ctx.__dict__
+    for name in type(ctx).model_fields:
+        yield name, values[name]
+
+
+def apply_inplace(target: BaseModel, source: BaseModel) -> None:
+    """Make ``target``'s field values those of ``source``, without re-validating.
+
+    ``source`` must be an instance of ``target``'s class (e.g. the merged context). Everything is
+    prepared first and swapped in at once, so ``target`` is never left half-updated. ``target``
+    keeps its private attributes; it shares the field values with ``source`` afterwards.
+    """
+    if type(source) is not type(target):
+        raise ConfigError(
+            f"apply_inplace needs source of type {type(target).__name__}, "
+            f"got {type(source).__name__}."
+        )
+    values = dict(source.__dict__)
+    fields_set = set(source.__pydantic_fields_set__)
+    extra = None if source.__pydantic_extra__ is None else dict(source.__pydantic_extra__)
+    object.__setattr__(target, "__dict__", values)
+    object.__setattr__(target, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(target, "__pydantic_extra__", extra)
