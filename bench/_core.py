@@ -1,0 +1,176 @@
+"""Shared machinery of the suite: figures, metrics, targets, timing helpers, the table and the JSON.
+
+A :class:`Figure` is one numbered figure of issue 8 (engine overhead, merge cost, ...). It holds
+:class:`Metric` rows; a metric may carry a *target* (a predicate on the measured value with a
+human-readable form such as ``"<= 1.5x"``), in which case the table shows PASS or MISS next to it.
+A figure (or one metric of it, e.g. one peer) that could not be measured carries an explicit
+``skipped`` reason instead of a number — never a silent gap.
+
+Timing: every figure is a ratio against a baseline measured in the same process run. Timed
+workloads are run alternately (baseline, flowlab, baseline, flowlab, ...) so that drift in the
+machine's speed hits both sides alike; CPU-bound figures report the best of the repeats (timeit's
+advice: the minimum is the least disturbed run), latency figures report median and p99 of samples.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Figure",
+    "Metric",
+    "Settings",
+    "best",
+    "percentile",
+    "timed",
+]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How hard to push: ``quick`` is the smoke-test size (whole suite well under a minute)."""
+
+    quick: bool = False
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        """``quick`` in a quick run, else ``full``."""
+        return quick if self.quick else full
+
+
+@dataclass
+class Metric:
+    """One measured number (or an explicit skip), with an optional target.
+
+    Parameters
+    ----------
+    name : str
+        Short key, unique inside its figure (``"ratio_10k"``).
+    value : float or None
+        The measurement; ``None`` only when ``skipped`` says why.
+    unit : str
+        ``"x"`` for ratios, ``"us/branch"``, ``"ms"``, ``"s"``, ``"B/branch"``, ``"MB"``.
+    label : str
+        What a reader sees in the table.
+    target : str
+        The issue's target in words (``"<= 1.5x"``), empty when the metric has none.
+    check : callable, optional
+        ``check(value) -> bool``: whether the target is met.
+    skipped : str, optional
+        Why there is no value.
+    """
+
+    name: str
+    value: float | None
+    unit: str
+    label: str = ""
+    target: str = ""
+    check: Callable[[float], bool] | None = field(default=None, repr=False)
+    skipped: str | None = None
+
+    @property
+    def status(self) -> str:
+        """``"PASS"``, ``"MISS"``, ``"skipped"`` or ``""`` (no target)."""
+        if self.skipped is not None or self.value is None:
+            return "skipped" if self.target else ""
+        if self.check is None:
+            return ""
+        return "PASS" if self.check(self.value) else "MISS"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "label": self.label or self.name,
+            "value": None if self.value is None else _round(self.value),
+            "unit": self.unit,
+        }
+        if self.target:
+            out["target"] = self.target
+            out["status"] = self.status
+        if self.skipped is not None:
+            out["skipped"] = self.skipped
+        return out
+
+
+@dataclass
+class Figure:
+    """One figure of the suite: a title, metrics, notes, or a reason it was skipped."""
+
+    key: str
+    number: int
+    title: str
+    metrics: list[Metric] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None
+    seconds: float = 0.0
+
+    def add(self, name: str, value: float | None, unit: str, label: str = "", **kw: Any) -> Metric:
+        """Append a metric and return it."""
+        m = Metric(name, value, unit, label or name, **kw)
+        self.metrics.append(m)
+        return m
+
+    def skip_metric(self, name: str, unit: str, label: str, reason: str, target: str = "") -> Metric:
+        """Append a metric that could not be measured, with the reason."""
+        m = Metric(name, None, unit, label, target=target, skipped=reason)
+        self.metrics.append(m)
+        return m
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "title": self.title,
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 3),
+            "metrics": {m.name: m.to_json() for m in self.metrics},
+            "notes": list(self.notes),
+        }
+
+
+def _round(v: float) -> float:
+    if v == 0 or not math.isfinite(v):
+        return v
+    digits = max(3, 4 - int(math.floor(math.log10(abs(v)))))
+    return round(v, digits)
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Wall seconds of one call of ``fn`` (after a garbage collection, so none lands inside)."""
+    gc.collect()
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def best(
+    fns: Sequence[Callable[[], Any]], repeat: int, *, warmup: bool = True
+) -> list[float]:
+    """Run the callables alternately ``repeat`` times; return each one's best wall time (s)."""
+    if warmup:
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            times[i].append(timed(fn))
+    return [min(t) for t in times]
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) with linear interpolation (numpy's default method)."""
+    data = sorted(samples)
+    if not data:
+        raise ValueError("percentile of no samples")
+    pos = (len(data) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def median(samples: Sequence[float]) -> float:
+    """The median of ``samples``."""
+    return statistics.median(samples)

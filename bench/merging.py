@@ -1,0 +1,202 @@
+"""Figure 3: merge cost by strategy, and how it scales with the number of changes.
+
+Part A — strategies. 100 branches each edit a realistic context (counters, a float total, tags,
+a score per branch, nested per-document dicts, a status string, a history list). The branches'
+contexts and diffs are built once; then :func:`flowlab.merge.merge_branches` is timed for
+``overwrite`` (the baseline), ``deep`` and ``accumulate``. The same comparison is also made on
+whole ``fl.run`` calls (isolation, branch runs, diffs and merge included).
+
+Part B — scaling. Branches each change one key of a large ``dict[str, int]``; the *merge-back*
+(what the engine does after the branches end: one :func:`flowlab.context.diff` per branch, then
+one merge) is timed for 10 and 1,000 branches on a 10,000-key dict (100× the changes), and for 100
+branches on 10,000 vs 100,000 keys (10× the context, same changes). Linear in changes means the
+per-change cost stays flat in the first comparison and the total stays flat in the second. The
+diff and the merge are also reported apart, so the part that scales with context size shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from bench._core import Figure, Settings, best
+
+__all__ = ["RichCtx", "edit", "merge_cost"]
+
+STRATEGIES = ("overwrite", "deep", "accumulate")
+
+
+class RichCtx(BaseModel):
+    """A realistic context: counters, totals, collected items, per-key scores, nested dicts."""
+
+    processed: int = 0
+    cost: float = 0.0
+    status: str = "new"
+    tags: list[str] = []
+    history: list[str] = []
+    scores: dict[str, float] = {}
+    counters: dict[str, int] = {}
+    docs: dict[str, dict[str, Any]] = {}
+
+
+def rich_base() -> RichCtx:
+    """The base context: 50 scores, 20 counters, 30 nested docs, 20 history items."""
+    return RichCtx(
+        tags=["seed"],
+        history=[f"h{i}" for i in range(20)],
+        scores={f"s{i}": i / 10 for i in range(50)},
+        counters={f"c{i}": i for i in range(20)},
+        docs={f"d{i}": {"title": f"doc {i}", "words": 100 * i, "lang": "en"} for i in range(30)},
+    )
+
+
+def edit(i: int, ctx: RichCtx) -> None:
+    """What branch ``i`` does to its context."""
+    ctx.processed += 1
+    ctx.cost += 0.01
+    ctx.status = f"done-{i % 7}"
+    ctx.tags.append(f"t{i % 10}")
+    ctx.history.append(f"b{i}")
+    ctx.scores[f"b{i}"] = i / 3
+    ctx.counters["c0"] += 1
+    ctx.docs[f"d{i % 30}"]["words"] += i
+
+
+def _branch(i: int) -> Any:
+    async def branch(data: Any, ctx: RichCtx) -> None:
+        await asyncio.sleep(0)
+        edit(i, ctx)
+
+    return branch
+
+
+class BigCtx(BaseModel):
+    """One large ``dict[str, int]`` and a small field."""
+
+    table: dict[str, int] = {}
+    note: str = ""
+
+
+def _branches_one_key(base: BigCtx, n: int) -> list[tuple[str, BigCtx]]:
+    keys = list(base.table)
+    step = max(1, len(keys) // n)
+    out = []
+    for i in range(n):
+        b = base.model_copy()  # shallow: only the dict is copied, which is all a branch changes
+        b.table = dict(base.table)
+        b.table[keys[(i * step) % len(keys)]] += 1
+        out.append((f"b{i}", b))
+    return out
+
+
+def merge_cost(settings: Settings) -> Figure:
+    """Figure 3."""
+    fig = Figure("merge", 3, "Merge cost: strategies vs overwrite; scaling with changes")
+    _strategies(fig, settings)
+    _scaling(fig, settings)
+    return fig
+
+
+def _strategies(fig: Figure, settings: Settings) -> None:
+    import flowlab as fl
+    from flowlab import context, merge
+
+    n = 100
+    base = rich_base()
+    pairs: list[tuple[str, BaseModel]] = []
+    for i in range(n):
+        b = context.isolate(base)
+        edit(i, b)
+        pairs.append((f"b{i}", b))
+    diffs = {name: context.diff(base, b) for name, b in pairs}
+    specs = {s: merge.resolve(s) for s in STRATEGIES}
+
+    def merger(s: str) -> Any:
+        return lambda: merge.merge_branches(base, pairs, specs[s], diffs=diffs)
+
+    reps = settings.pick(5, 30)
+    times = dict(zip(STRATEGIES, best([merger(s) for s in STRATEGIES], reps), strict=True))
+    for s in STRATEGIES:
+        fig.add(f"merge_us_{s}", times[s] * 1e6, "us", f"merge_branches, 100 branches, {s}")
+    t_over = times["overwrite"]
+    fig.add(
+        "ratio_accumulate", times["accumulate"] / t_over, "x", "merge: accumulate / overwrite",
+        target="<= 1.1x", check=lambda v: v <= 1.1,
+    )  # fmt: skip
+    fig.add("ratio_deep", times["deep"] / t_over, "x", "merge: deep / overwrite")
+
+    pipes = {
+        s: fl.Pipeline(fl.Parallel({f"b{i}": _branch(i) for i in range(n)}, merge=s, name="fan"))
+        for s in STRATEGIES
+    }
+    runs = [lambda s=s: fl.run(pipes[s], base) for s in STRATEGIES]
+    run_times = dict(zip(STRATEGIES, best(runs, settings.pick(5, 20)), strict=True))
+    fig.add(
+        "run_ratio_accumulate", run_times["accumulate"] / run_times["overwrite"], "x",
+        "whole fl.run: accumulate / overwrite",
+    )  # fmt: skip
+    fig.add(
+        "run_ratio_deep", run_times["deep"] / run_times["overwrite"], "x",
+        "whole fl.run: deep / overwrite",
+    )  # fmt: skip
+
+
+def _merge_back(base: BigCtx, pairs: list[tuple[str, BigCtx]], spec: Any) -> tuple[float, float]:
+    """Seconds for the diffs and for the merge of ``pairs`` against ``base``."""
+    from flowlab import context, merge
+
+    t0 = time.perf_counter()
+    diffs = {name: context.diff(base, b) for name, b in pairs}
+    t1 = time.perf_counter()
+    merge.merge_branches(base, pairs, spec, diffs=diffs)
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1
+
+
+def _best_merge_back(
+    base: BigCtx, pairs: list[tuple[str, BigCtx]], spec: Any, reps: int
+) -> tuple[float, float]:
+    samples = [_merge_back(base, pairs, spec) for _ in range(reps)]
+    return min(s[0] for s in samples), min(s[1] for s in samples)
+
+
+def _scaling(fig: Figure, settings: Settings) -> None:
+    from flowlab import merge
+
+    spec = merge.resolve("deep")
+    reps = settings.pick(2, 5)
+    small = BigCtx(table={f"k{i:06d}": i for i in range(10_000)})
+    d10, m10 = _best_merge_back(small, _branches_one_key(small, 10), spec, reps * 4)
+    pairs = _branches_one_key(small, 1_000)
+    d1k, m1k = _best_merge_back(small, pairs, spec, reps)
+    del pairs
+    fig.add("scale_10_ms", (d10 + m10) * 1e3, "ms", "merge-back, 10 branches x 1 key of 10k")
+    fig.add("scale_1000_ms", (d1k + m1k) * 1e3, "ms", "merge-back, 1,000 branches x 1 key of 10k")
+    fig.add("scale_ratio", (d1k + m1k) / (d10 + m10), "x", "1,000 / 10 branches (100x the changes)")
+    fig.add(
+        "per_change_ratio", (d1k + m1k) / (d10 + m10) / 100, "x",
+        "cost per change: 1,000 vs 10 branches", target="<= 2x (linear)", check=lambda v: v <= 2,
+    )  # fmt: skip
+    fig.add("merge_only_ratio", m1k / m10 / 100, "x", "  merge only, per change: 1,000 vs 10")
+    fig.add("diff_only_ratio", d1k / d10 / 100, "x", "  diff only, per change: 1,000 vs 10")
+    fig.add("diff_us_per_branch_10k", d1k / 1_000 * 1e6, "us/branch", "  diff of one branch, 10k keys")
+
+    n = 100
+    pairs = _branches_one_key(small, n)
+    ds, ms = _best_merge_back(small, pairs, spec, reps)
+    del pairs
+    large = BigCtx(table={f"k{i:06d}": i for i in range(100_000)})
+    pairs = _branches_one_key(large, n)
+    dl, ml = _best_merge_back(large, pairs, spec, reps)
+    del pairs
+    fig.add(
+        "context_ratio", (dl + ml) / (ds + ms), "x",
+        "merge-back, 100 branches: 100k-key / 10k-key dict", target="<= 2x (flat)",
+        check=lambda v: v <= 2,
+    )  # fmt: skip
+    fig.add("context_merge_only_ratio", ml / ms, "x", "  merge only: 100k / 10k keys")
+    fig.add("context_diff_only_ratio", dl / ds, "x", "  diff only: 100k / 10k keys")
+    fig.add("diff_us_per_branch_100k", dl / n * 1e6, "us/branch", "  diff of one branch, 100k keys")

@@ -1,0 +1,173 @@
+"""Figure 8: the same workloads through peer libraries, in the same process.
+
+* **LangGraph** — fan-out with ``Send`` and a reducer: a conditional edge from ``START`` sends one
+  ``Send("work", {"i": i})`` per branch; each ``work`` node awaits ``asyncio.sleep(0)`` and returns
+  ``{"results": [i]}``, merged by the ``operator.add`` reducer. flowlab's equivalent: a Parallel of
+  n branches each appending ``i`` to a ``list`` field with the ``fl.merge.Append()`` rule (no cap on
+  either side). Per-branch cost at n = 100 and 1,000; ratio LangGraph / flowlab.
+* **anyio** ``TaskGroup`` + ``CapacityLimiter(64)`` and **aiometer** ``run_all(max_at_once=64)`` —
+  the figure-1 no-op workload (``await asyncio.sleep(0)``) at N = 10,000; ratio flowlab / peer.
+
+Peers come from the optional ``bench`` extra (``pip install flowlab[bench]``); a missing one is
+reported as skipped, by name, with the import error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import operator
+from typing import Annotated, Any, TypedDict
+
+from pydantic import BaseModel
+
+from bench._core import Figure, Settings, best
+from bench.workloads import SmallCtx, fanout
+
+__all__ = ["peers"]
+
+CAP = 64
+
+
+def _missing(name: str) -> str | None:
+    try:
+        __import__(name)
+    except ImportError as err:
+        return f"{name} not installed ({err}); pip install 'flowlab[bench]'"
+    return None
+
+
+def peers(settings: Settings) -> Figure:
+    """Figure 8."""
+    fig = Figure("peers", 8, "Peers: same workload, same process")
+    _langgraph(fig, settings)
+    _capped(fig, settings)
+    skipped = [m.label for m in fig.metrics if m.skipped]
+    if skipped:
+        fig.notes.append("skipped: " + "; ".join(skipped))
+    return fig
+
+
+# ---- LangGraph --------------------------------------------------------------------------------
+def _flowlab_reducer(n: int) -> Any:
+    import flowlab as fl
+
+    class Collected(BaseModel):
+        results: Annotated[list[int], fl.merge.Append()] = []
+
+    def make(i: int) -> Any:
+        async def work(data: Any, ctx: Collected) -> None:
+            await asyncio.sleep(0)
+            ctx.results.append(i)
+
+        return work
+
+    pipe = fl.Pipeline(fl.Parallel({f"w{i}": make(i) for i in range(n)}, name="fan"))
+
+    def go() -> None:
+        res = fl.run(pipe, Collected())
+        assert len(res.context.results) == n
+
+    return go
+
+
+def _langgraph_app(n: int) -> Any:
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import Send
+
+    class State(TypedDict):
+        results: Annotated[list[int], operator.add]
+
+    class Item(TypedDict):
+        i: int
+
+    def fan(state: State) -> list[Send]:
+        return [Send("work", {"i": i}) for i in range(n)]
+
+    async def work(state: Item) -> dict[str, list[int]]:
+        await asyncio.sleep(0)
+        return {"results": [state["i"]]}
+
+    g = StateGraph(State)
+    g.add_node("work", work)
+    g.add_conditional_edges(START, fan, ["work"])
+    g.add_edge("work", END)
+    app = g.compile()
+
+    def go() -> None:
+        out = asyncio.run(app.ainvoke({"results": []}, {"recursion_limit": 10}))
+        assert len(out["results"]) == n
+
+    return go
+
+
+def _langgraph(fig: Figure, settings: Settings) -> None:
+    reason = _missing("langgraph")
+    for n in (100, 1_000):
+        target = ">= 10x" if n == 1_000 else ""
+        label = f"LangGraph / flowlab per branch, n={n:,}"
+        if reason:
+            fig.skip_metric(f"langgraph_ratio_{n}", "x", label, reason, target)
+            continue
+        reps = settings.pick(2, 7) if n == 1_000 else settings.pick(5, 20)
+        t_lg, t_fl = best([_langgraph_app(n), _flowlab_reducer(n)], reps)
+        fig.add(f"langgraph_us_{n}", t_lg / n * 1e6, "us/branch", f"LangGraph Send + reducer, n={n:,}")
+        fig.add(f"flowlab_us_{n}", t_fl / n * 1e6, "us/branch", f"flowlab Append rule, n={n:,}")
+        check = (lambda v: v >= 10) if target else None
+        fig.add(f"langgraph_ratio_{n}", t_lg / t_fl, "x", label, target=target, check=check)
+
+
+# ---- capped no-op fan-out ---------------------------------------------------------------------
+async def _noop() -> None:
+    await asyncio.sleep(0)
+
+
+def _anyio(n: int) -> Any:
+    import anyio
+
+    async def main() -> None:
+        limiter = anyio.CapacityLimiter(CAP)
+
+        async def one() -> None:
+            async with limiter:
+                await asyncio.sleep(0)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(n):
+                tg.start_soon(one)
+
+    return lambda: anyio.run(main)
+
+
+def _aiometer(n: int) -> Any:
+    import aiometer
+
+    async def main() -> None:
+        await aiometer.run_all([functools.partial(_noop) for _ in range(n)], max_at_once=CAP)
+
+    return lambda: asyncio.run(main())
+
+
+def _capped(fig: Figure, settings: Settings) -> None:
+    import flowlab as fl
+
+    n = 10_000
+    pipe = fanout(n, cap=CAP)
+    ctx = SmallCtx()
+    peers_: list[tuple[str, str, Any]] = []
+    for name, label, factory in (
+        ("anyio", "anyio TaskGroup + CapacityLimiter(64)", _anyio),
+        ("aiometer", "aiometer run_all(max_at_once=64)", _aiometer),
+    ):
+        reason = _missing(name)
+        if reason:
+            fig.skip_metric(f"{name}_ratio", "x", f"flowlab / {label}", reason)
+        else:
+            peers_.append((name, label, factory(n)))
+    if not peers_:
+        return
+    times = best([lambda: fl.run(pipe, ctx), *(p[2] for p in peers_)], settings.pick(2, 5))
+    fig.add("flowlab_us_10k", times[0] / n * 1e6, "us/branch", "flowlab cap 64, N=10k")
+    for (name, label, _), t in zip(peers_, times[1:], strict=True):
+        fig.add(f"{name}_us_10k", t / n * 1e6, "us/branch", f"{label}, N=10k")
+        fig.add(f"{name}_ratio", times[0] / t, "x", f"flowlab / {name}")
