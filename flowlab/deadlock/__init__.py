@@ -1,0 +1,37 @@
+"""flowlab.deadlock: traced primitives, a deadlock detector, a scenario catalogue, an explorer.
+
+Layout (arrows point down only)::
+
+    widgets.py      Lab and "be the scheduler" (ipywidgets, imported lazily)
+    explorer.py     explore(): DFS with delay bounding + partial-order reduction, PCT, random
+    scheduler.py    ExplorerLoop: a virtual-time loop whose ready queue asks a strategy
+    scenarios.py    catalog(), run(): the catalogue, each broken and fixed (bodies in catalogue.py)
+    detector.py     watch() / supervise(): event-driven wait-for checks on a group of tasks
+    report.py       DeadlockReport: explain(), graph, timeline, plot(), _repr_html_ (plot.py draws)
+    graph.py        wait-for graph analysis: stuck set (greatest fixpoint) and the cycle
+    primitives.py   Lock, Semaphore, BoundedSemaphore, Event   (channels.py: Condition, Queue)
+    trace.py        per-loop registry: trace events, who waits on what
+"""
+
+from __future__ import annotations
+
+from flowlab.deadlock.channels import Condition, Queue
+from flowlab.deadlock.detector import supervise, watch
+from flowlab.deadlock.primitives import BoundedSemaphore, Event, Lock, Semaphore
+from flowlab.deadlock.report import DeadlockReport
+from flowlab.deadlock.trace import forget
+from flowlab.errors import DeadlockDetected
+
+__all__ = [
+    "BoundedSemaphore",
+    "Condition",
+    "DeadlockDetected",
+    "DeadlockReport",
+    "Event",
+    "Lock",
+    "Queue",
+    "Semaphore",
+    "forget",
+    "supervise",
+    "watch",
+]

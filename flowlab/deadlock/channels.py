@@ -1,0 +1,257 @@
+"""Traced ``Condition`` and ``Queue``: primitives whose wakers are other tasks' future actions.
+
+Design
+------
+Both build on :class:`~flowlab.deadlock.primitives.Traced`, so every wait is registered with the
+line that waited and every ``notify`` / ``put`` / ``get`` is a trace event.
+
+* :class:`Condition` wraps a traced :class:`~flowlab.deadlock.primitives.Lock` (its own unless one
+  is given). ``wait()`` releases the lock, blocks as a ``wait`` on the condition, then re-acquires
+  the lock as an ordinary (traced) lock wait, exactly like asyncio's. Who can notify is declared
+  with ``notifiers=[...]``.
+* :class:`Queue` blocks ``get`` on an empty queue (woken by ``producers``) and ``put`` on a full
+  one (woken by ``consumers``); ``join`` waits for ``task_done`` calls (by ``consumers``).
+
+Declared names let the detector call a partial deadlock while other tasks still run; without them
+a waiter is stuck only when its whole watched group is blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from flowlab.deadlock.primitives import Holder, Lock, Traced, Wakers, _Waiter
+from flowlab.deadlock.trace import caller_where, learn, learned, task_name
+
+__all__ = ["Condition", "Queue"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Condition(Traced):
+    """A traced ``asyncio.Condition``.
+
+    Parameters
+    ----------
+    lock : Lock, optional
+        The traced lock to use; a new ``Lock(name=f"{name}.lock")`` by default.
+    name : str, optional
+        Shown in reports.
+    notifiers : iterable of str, optional
+        Names of the tasks that call ``notify``/``notify_all``.
+    """
+
+    kind = "Condition"
+
+    def __init__(
+        self,
+        lock: Lock | None = None,
+        *,
+        name: str | None = None,
+        notifiers: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.lock = lock if lock is not None else Lock(name=f"{self.name}.lock")
+        self._waiting: deque[_Waiter] = deque()
+        self.notifiers = list(notifiers or [])
+
+    def locked(self) -> bool:
+        """True while the underlying lock is held."""
+        return self.lock.locked()
+
+    async def acquire(self) -> bool:
+        """Acquire the underlying lock."""
+        return await self.lock.acquire()
+
+    def release(self) -> None:
+        """Release the underlying lock."""
+        self.lock.release()
+
+    async def __aenter__(self) -> None:
+        await self.lock.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.lock.release()
+
+    async def wait(self) -> bool:
+        """Release the lock, wait for a notify, re-acquire the lock (even when cancelled)."""
+        if not self.locked():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        where = caller_where()
+        self.lock.release()
+        try:
+            await self._block(self._waiting, "wait", where)
+            return True
+        finally:
+            cancelled = False
+            while True:
+                try:
+                    await self.lock.acquire()
+                    break
+                except asyncio.CancelledError:
+                    cancelled = True
+            if cancelled:
+                raise asyncio.CancelledError
+
+    async def wait_for(self, predicate: Callable[[], R]) -> R:
+        """Wait until ``predicate()`` is true (checked under the lock) and return its value."""
+        result = predicate()
+        while not result:
+            await self.wait()
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` waiters (the lock must be held)."""
+        if not self.locked():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        self._reg().record("notify", self, caller_where())
+        learn(self, task_name())
+        for _ in range(n):
+            waiter = self._pop_live(self._waiting)
+            if waiter is None:
+                break
+            self._grant(waiter, "wake")
+
+    def notify_all(self) -> None:
+        """Wake every waiter (the lock must be held)."""
+        self.notify(len(self._waiting))
+
+    def holders(self) -> list[Holder]:
+        return self.lock.holders()
+
+    def waiters(self) -> list[str]:
+        return [w.task.get_name() for w in self._waiting if not w.future.done()]
+
+    def wakers(self, op: str) -> Wakers:
+        return Wakers("notified by", declared=list(self.notifiers), learned=learned(self))
+
+
+class Queue(Traced, Generic[T]):
+    """A traced ``asyncio.Queue`` (FIFO).
+
+    Parameters
+    ----------
+    maxsize : int
+        Capacity; 0 means unbounded.
+    name : str, optional
+        Shown in reports.
+    producers, consumers : iterable of str, optional
+        Names of the tasks that put to / take from the queue (they wake ``get`` / ``put`` waiters).
+    """
+
+    kind = "Queue"
+
+    def __init__(
+        self,
+        maxsize: int = 0,
+        *,
+        name: str | None = None,
+        producers: Iterable[str] | None = None,
+        consumers: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.maxsize = maxsize
+        self._items: deque[T] = deque()
+        self._getters: deque[_Waiter] = deque()
+        self._putters: deque[_Waiter] = deque()
+        self._joiners: deque[_Waiter] = deque()
+        self._unfinished = 0
+        self.producers = list(producers or [])
+        self.consumers = list(consumers or [])
+
+    def qsize(self) -> int:
+        """Number of items queued."""
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return 0 < self.maxsize <= len(self._items)
+
+    async def put(self, item: T) -> None:
+        """Put ``item``, waiting (traced) while the queue is full."""
+        where = caller_where()
+        while self.full():
+            await self._block(self._putters, "put", where)
+        self.put_nowait(item)
+
+    def put_nowait(self, item: T) -> None:
+        """Put without waiting; raise ``asyncio.QueueFull`` when full."""
+        if self.full():
+            raise asyncio.QueueFull
+        self._items.append(item)
+        self._unfinished += 1
+        self._reg().record("put", self, caller_where())
+        learn(self, task_name())
+        self._wake(self._getters)
+
+    async def get(self) -> T:
+        """Remove and return the first item, waiting (traced) while the queue is empty."""
+        where = caller_where()
+        while self.empty():
+            await self._block(self._getters, "get", where)
+        return self.get_nowait()
+
+    def get_nowait(self) -> T:
+        """Take without waiting; raise ``asyncio.QueueEmpty`` when empty."""
+        if self.empty():
+            raise asyncio.QueueEmpty
+        item = self._items.popleft()
+        self._reg().record("get", self, caller_where())
+        self._wake(self._putters)
+        return item
+
+    def task_done(self) -> None:
+        """Mark one taken item as processed; wakes ``join`` when none are left."""
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if self._unfinished == 0:
+            while (waiter := self._pop_live(self._joiners)) is not None:
+                self._grant(waiter, "wake")
+
+    async def join(self) -> None:
+        """Wait until every item put has been marked done."""
+        if self._unfinished:
+            await self._block(self._joiners, "join", caller_where())
+
+    def _wake(self, queue: deque[_Waiter]) -> None:
+        waiter = self._pop_live(queue)
+        if waiter is not None:
+            self._grant(waiter, "wake")
+
+    def _regrant(self, waiter: _Waiter) -> None:
+        if waiter.op == "get" and self._items:
+            self._wake(self._getters)
+        elif waiter.op == "put" and not self.full():
+            self._wake(self._putters)
+
+    def waiters(self) -> list[str]:
+        live = [*self._getters, *self._putters, *self._joiners]
+        return [w.task.get_name() for w in live if not w.future.done()]
+
+    def wakers(self, op: str) -> Wakers:
+        if op == "get":
+            return Wakers("fed by", declared=list(self.producers), learned=learned(self))
+        return Wakers("drained by", declared=list(self.consumers), learned=learned(self))
+
+    def statistics(self) -> dict[str, Any]:
+        return {**super().statistics(), "qsize": self.qsize(), "maxsize": self.maxsize}
+
+    def __repr__(self) -> str:
+        return (
+            f"<{self.label} qsize={self.qsize()} maxsize={self.maxsize} "
+            f"waiters={len(self.waiters())}>"
+        )

@@ -1,0 +1,167 @@
+"""Pictures of a :class:`~flowlab.deadlock.report.DeadlockReport`, drawn with matplotlib only.
+
+Design
+------
+* :func:`plot_graph` -- the wait-for graph. Nodes sit on a circle, the cycle's nodes first and in
+  cycle order so the cycle reads as a ring; tasks are rounded boxes, resources square boxes.
+  Each edge is one ``FancyArrowPatch`` (so tests can count ``ax.patches``); edges on the cycle are
+  :data:`CYCLE_COLOR` and thicker, the others :data:`EDGE_COLOR`. No networkx needed.
+* :func:`plot_timeline` -- a Gantt of holds (solid :data:`HOLD_COLOR`) and waits (hatched
+  :data:`WAIT_COLOR`) per task, with the detection instant as a red vertical line.
+
+Both take ``ax=None`` (then make their own figure), pass ``**kwargs`` to the main artists, return
+the Axes and never call ``plt.show()``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from flowlab.deadlock.report import DeadlockReport
+
+__all__ = ["CYCLE_COLOR", "EDGE_COLOR", "HOLD_COLOR", "WAIT_COLOR", "plot_graph", "plot_timeline"]
+
+CYCLE_COLOR = "#d62728"
+EDGE_COLOR = "#8c8c8c"
+HOLD_COLOR = "#1f77b4"
+WAIT_COLOR = "#ff7f0e"
+
+
+def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, new = plt.subplots(figsize=size)
+    return new
+
+
+def plot_graph(report: DeadlockReport, ax: Axes | None = None, **kwargs: Any) -> Axes:
+    """Draw the wait-for graph of ``report`` with its cycle highlighted; return the Axes."""
+    from matplotlib.patches import FancyArrowPatch
+
+    ax = _axes(ax, (6.0, 6.0))
+    nodes: list[str] = []
+    for name in report.cycle:
+        if name not in nodes:
+            nodes.append(name)
+    for edge in report.edges:
+        for name in (edge.source, edge.target):
+            if name not in nodes:
+                nodes.append(name)
+    if not nodes:
+        ax.text(0.5, 0.5, "no deadlock: nothing waits", ha="center", va="center")
+        ax.set_axis_off()
+        return ax
+    tasks = set(report.tasks) | set(report.stuck)
+    pos: dict[str, tuple[float, float]] = {}
+    for i, name in enumerate(nodes):
+        angle = math.pi / 2 - 2 * math.pi * i / len(nodes)
+        pos[name] = (math.cos(angle), math.sin(angle))
+    for edge in report.edges:
+        color = CYCLE_COLOR if edge.in_cycle else EDGE_COLOR
+        arrow = FancyArrowPatch(
+            pos[edge.source],
+            pos[edge.target],
+            arrowstyle="-|>",
+            mutation_scale=16,
+            shrinkA=28,
+            shrinkB=28,
+            connectionstyle="arc3,rad=0.12",
+            color=color,
+            linewidth=2.6 if edge.in_cycle else 1.2,
+            zorder=1,
+            label="cycle" if edge.in_cycle else edge.kind,
+            **kwargs,
+        )
+        ax.add_patch(arrow)
+        mx = (pos[edge.source][0] + pos[edge.target][0]) / 2
+        my = (pos[edge.source][1] + pos[edge.target][1]) / 2
+        ax.text(
+            mx,
+            my,
+            edge.kind,
+            fontsize=7,
+            color=color,
+            ha="center",
+            va="center",
+            zorder=2,
+            bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
+    for name, (x, y) in pos.items():
+        is_task = name in tasks
+        stuck = name in report.stuck or name in report.cycle
+        ax.text(
+            x,
+            y,
+            name,
+            ha="center",
+            va="center",
+            fontsize=9,
+            zorder=3,
+            bbox={
+                "boxstyle": "round,pad=0.4" if is_task else "square,pad=0.4",
+                "fc": "#fde0dd" if (stuck and is_task) else "#eef3fb",
+                "ec": CYCLE_COLOR if name in report.cycle else "#444444",
+            },
+        )
+    ax.set_xlim(-1.5, 1.5)
+    ax.set_ylim(-1.4, 1.4)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    title = "wait-for graph" + (" (cycle in red)" if report.kind == "cycle" else "")
+    ax.set_title(title)
+    return ax
+
+
+def plot_timeline(report: DeadlockReport, ax: Axes | None = None, **kwargs: Any) -> Axes:
+    """Hold/wait Gantt of ``report``: one row per task; return the Axes."""
+    from matplotlib.patches import Patch
+
+    frame = report.timeline
+    order = [t for t in report.tasks if t in set(frame["task"])]
+    order += [t for t in dict.fromkeys(frame["task"]) if t not in order]
+    ax = _axes(ax, (8.0, 0.6 * max(len(order), 2) + 1.2))
+    span = max(report.finished_at - report.started_at, 1e-9)
+    min_width = span / 200
+    for row_i, task in enumerate(order):
+        sub = frame.loc[frame["task"] == task]
+        for state, color, hatch in (("hold", HOLD_COLOR, None), ("wait", WAIT_COLOR, "//")):
+            part = sub.loc[sub["state"] == state]
+            if part.empty:
+                continue
+            bars = [
+                (float(s), max(float(d), min_width))
+                for s, d in zip(part["start_s"], part["duration_s"], strict=True)
+            ]
+            offset = -0.2 if state == "hold" else 0.2
+            ax.broken_barh(
+                bars,
+                (row_i + offset - 0.18, 0.36),
+                facecolors=color,
+                hatch=hatch,
+                edgecolor="white" if hatch is None else "#a35200",
+                label=state,
+                **kwargs,
+            )
+            for (start, _), resource in zip(bars, part["resource"], strict=True):
+                ax.text(start, row_i + offset, f" {resource}", fontsize=6, va="center")
+    if report.detected_at is not None:
+        ax.axvline(report.detected_at, color=CYCLE_COLOR, linestyle="--", linewidth=1.5)
+    ax.set_yticks(range(len(order)), order)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"time (s, {report.clock} clock)")
+    ax.set_title("holds and waits per task")
+    ax.legend(
+        handles=[
+            Patch(facecolor=HOLD_COLOR, label="holds"),
+            Patch(facecolor=WAIT_COLOR, hatch="//", label="waits"),
+        ],
+        loc="upper right",
+        fontsize=8,
+    )
+    return ax

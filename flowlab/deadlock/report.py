@@ -1,0 +1,319 @@
+"""`DeadlockReport`: what hung, why, and how to read it -- text, frames, HTML and plots.
+
+Design
+------
+A report is a plain snapshot taken at the instant of detection (before anything is cancelled):
+the stuck waits from :mod:`flowlab.deadlock.graph`, the wait-for edges, and the trace events of the
+group. Everything a person reads is derived from those lists on demand:
+
+* :meth:`DeadlockReport.explain` -- a PostgreSQL-style paragraph: each task, what it waits for,
+  who holds it and the line where they acquired it, then the cycle and (for catalogue scenarios)
+  what the fix changes;
+* :attr:`~DeadlockReport.graph`, :attr:`~DeadlockReport.timeline`, :attr:`~DeadlockReport.events`
+  -- tidy pandas frames, pandas imported only when asked for;
+* :meth:`~DeadlockReport.plot` (wait-for graph, cycle in red) and
+  :meth:`~DeadlockReport.plot_timeline` (hold/wait Gantt) -- matplotlib, drawn in
+  :mod:`flowlab.deadlock.plot`;
+* ``_repr_html_`` for notebooks, every name passed through :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flowlab.deadlock.graph import Analysis, Edge, StuckWait
+from flowlab.deadlock.trace import Registry, TraceEvent
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+__all__ = ["DeadlockReport", "report_from"]
+
+_VERBS = {
+    "set by": ("sets", "set"),
+    "notified by": ("notifies", "notify"),
+    "fed by": ("puts to", "put to"),
+    "drained by": ("takes from", "take from"),
+    "released by": ("releases", "release"),
+    "woken by": ("wakes", "wake"),
+}
+
+
+def _names(names: list[str]) -> str:
+    quoted = [f"task {n}" if len(names) == 1 else n for n in names]
+    if len(quoted) <= 1:
+        return "".join(quoted)
+    return "tasks " + ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+@dataclass
+class DeadlockReport:
+    """What a watched group did: whether it deadlocked, the cycle, and how to read it.
+
+    Attributes
+    ----------
+    deadlocked : bool
+        True when some tasks could never run again.
+    cycle : list of str
+        Alternating task -> resource -> holder ... back to the first task (``kind="cycle"``), or
+        a chain ending at a resource nobody alive can release (``kind="no_waker"``).
+    kind : str
+        ``"cycle"``, ``"no_waker"`` or ``"none"``.
+    stuck : list of str
+        Every task that could never run again (the cycle and those queued behind it).
+    waits : list of StuckWait
+        For each stuck task: resource, operation, source line, since when, and its wakers.
+    tasks : list of str
+        Every task of the group, in the order they joined it.
+    detected_at : float or None
+        Loop time of detection (exact on virtual time).
+    clock : str
+        ``"virtual"`` or ``"real"``.
+    """
+
+    deadlocked: bool
+    cycle: list[str]
+    kind: str
+    stuck: list[str]
+    waits: list[StuckWait]
+    edges: list[Edge]
+    trace: list[TraceEvent]
+    tasks: list[str]
+    started_at: float
+    detected_at: float | None
+    finished_at: float
+    clock: str
+    cancelled: list[str] = field(default_factory=list)
+    leaked: list[str] = field(default_factory=list)
+    scenario: str | None = None
+    fixed: bool | None = None
+    problem: str = ""
+    fix: str = ""
+    note: str = ""
+
+    # ---------------------------------------------------------------- text
+    def explain(self) -> str:
+        """A paragraph naming each stuck task, its resource, the holder and the source lines."""
+        if not self.deadlocked:
+            text = (
+                f"No deadlock: all {len(self.tasks)} tasks finished by "
+                f"t={self.finished_at:.3f} s ({self.clock} clock)."
+            )
+            if self.scenario is not None and self.fixed:
+                text += f" The fix: {self.fix}"
+            return text + (f" Note: {self.note}" if self.note else "")
+        at = self.detected_at if self.detected_at is not None else self.finished_at
+        parts = [self._sentence(w) for w in self.waits]
+        text = f"Deadlock detected at t={at:.3f} s ({self.clock} clock): " + "; ".join(parts) + "."
+        if self.kind == "cycle":
+            text += " Cycle: " + " → ".join(self.cycle) + "."
+        else:
+            text += (
+                " Nothing alive can wake "
+                + " → ".join(self.cycle)
+                + ": every task that could is finished or blocked."
+            )
+        if self.cancelled:
+            text += (
+                f" flowlab cancelled {len(self.cancelled)} task(s): {', '.join(self.cancelled)}."
+            )
+        if self.leaked:
+            text += f" Still running after cancellation: {', '.join(self.leaked)}."
+        if self.problem:
+            text += f" What went wrong: {self.problem}"
+        if self.fix:
+            text += f" What fixes it (run with fixed=True): {self.fix}"
+        if self.note:
+            text += f" Note: {self.note}"
+        return text
+
+    def _sentence(self, w: StuckWait) -> str:
+        where = f" at {w.where}" if w.where else ""
+        head = f"task {w.task} waits for {w.resource}"
+        if w.kind == "Task":
+            head = f"task {w.task} awaits {_names(w.wakers)}"
+            return head + f" (waiting since t={w.since:.3f} s)"
+        if w.relation in ("held by",) and w.wakers:
+            held = [
+                f"{n} (acquired at {loc})" if loc else n
+                for n, loc in zip(w.wakers, w.waker_where, strict=True)
+            ]
+            body = f" held by {_names(held)}"
+        elif w.wakers:
+            singular, plural = _VERBS.get(w.relation, ("wakes", "wake"))
+            verb = singular if len(w.wakers) == 1 else plural
+            body = f", which only {_names(w.wakers)} {verb}"
+            finished = [n for n, s in zip(w.wakers, w.waker_states, strict=True) if s == "finished"]
+            if finished:
+                body += f" ({', '.join(finished)} already finished)"
+        else:
+            verb = "release" if w.relation == "held by" else _VERBS.get(w.relation, ("", "wake"))[1]
+            body = f", which no live task of the group is left to {verb}"
+            if w.learned:
+                body += f" (in earlier runs: {', '.join(w.learned)})"
+        return head + body + self._history(w) + f" (waiting{where} since t={w.since:.3f} s)"
+
+    def _history(self, w: StuckWait) -> str:
+        if w.kind not in ("Event", "Condition"):
+            return ""
+        past = [
+            e for e in self.trace if e.resource == w.resource and e.op in ("set", "clear", "notify")
+        ]
+        if not past:
+            return ""
+        done = [f"{e.op} by {e.task} at t={e.time:.3f} s" for e in past[-3:]]
+        return (
+            "; earlier it was "
+            + ", ".join(done).replace("notify by", "notified by")
+            + ", before this wait began"
+        )
+
+    def __repr__(self) -> str:
+        if not self.deadlocked:
+            return f"<DeadlockReport deadlocked=False tasks={len(self.tasks)}>"
+        return f"<DeadlockReport deadlocked=True kind={self.kind} cycle={' → '.join(self.cycle)}>"
+
+    # -------------------------------------------------------------- frames
+    @property
+    def graph(self) -> pd.DataFrame:
+        """Wait-for edges: source, target, kind (``waits for`` / ``held by`` ...), where, in_cycle."""
+        import pandas as pd
+
+        rows = [
+            {
+                "source": e.source,
+                "target": e.target,
+                "kind": e.kind,
+                "where": e.where,
+                "in_cycle": e.in_cycle,
+            }
+            for e in self.edges
+        ]
+        frame = pd.DataFrame(rows, columns=["source", "target", "kind", "where", "in_cycle"])
+        return frame.astype({"in_cycle": bool})
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """Every trace event of the group: seq, time, task, op, resource, kind, where."""
+        import pandas as pd
+
+        cols = ["seq", "time", "task", "op", "resource", "kind", "where"]
+        frame = pd.DataFrame([[getattr(e, c) for c in cols] for e in self.trace], columns=cols)
+        return frame.astype({"time": float, "seq": int})
+
+    @property
+    def timeline(self) -> pd.DataFrame:
+        """Holds and waits per task over time: task, resource, state, start_s, end_s, duration_s.
+
+        Intervals still open at detection end there and have ``open=True``.
+        """
+        import pandas as pd
+
+        cols = ["task", "resource", "state", "start_s", "end_s", "duration_s", "where", "open"]
+        frame = pd.DataFrame(_intervals(self.trace, self._end()), columns=cols)
+        frame = frame.astype({"start_s": float, "end_s": float, "duration_s": float, "open": bool})
+        frame["state"] = pd.Categorical(frame["state"], categories=["hold", "wait"])
+        return frame.sort_values(["start_s", "task"], kind="stable").reset_index(drop=True)
+
+    def _end(self) -> float:
+        return self.detected_at if self.detected_at is not None else self.finished_at
+
+    # ---------------------------------------------------------------- plots
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """Draw the wait-for graph (tasks round, resources square, cycle in red); return the Axes."""
+        from flowlab.deadlock.plot import plot_graph
+
+        return plot_graph(self, ax=ax, **kwargs)
+
+    def plot_timeline(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """Gantt of holds (solid) and waits (hatched) per task; detection as a red line."""
+        from flowlab.deadlock.plot import plot_timeline
+
+        return plot_timeline(self, ax=ax, **kwargs)
+
+    # ----------------------------------------------------------------- html
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        title = "Deadlock" if self.deadlocked else "No deadlock"
+        if self.scenario:
+            title += f" — scenario {self.scenario} ({'fixed' if self.fixed else 'broken'})"
+        rows = "".join(
+            f"<tr><td>{esc(e.source)}</td><td>{esc(e.kind)}</td><td>{esc(e.target)}</td>"
+            f"<td>{esc(e.where)}</td><td>{'●' if e.in_cycle else ''}</td></tr>"
+            for e in self.edges
+        )
+        table = (
+            (
+                "<table><tr><th>from</th><th>edge</th><th>to</th><th>where</th>"
+                f"<th>cycle</th></tr>{rows}</table>"
+            )
+            if rows
+            else ""
+        )
+        return (
+            f"<div class='flowlab-deadlock'><b>{esc(title)}</b>"
+            f"<p>{esc(self.explain())}</p>{table}</div>"
+        )
+
+
+def _intervals(trace: list[TraceEvent], end: float) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    waits: dict[tuple[str, str], tuple[float, str]] = {}
+    holds: dict[tuple[str, str], list[tuple[float, str]]] = {}
+
+    def row(
+        key: tuple[str, str], state: str, start: float, stop: float, where: str, still: bool
+    ) -> None:
+        rows.append([key[0], key[1], state, start, stop, stop - start, where, still])
+
+    for e in trace:
+        key = (e.task, e.resource)
+        if e.op == "wait":
+            waits[key] = (e.time, e.where)
+        elif e.op in ("acquire", "wake", "cancel"):
+            if key in waits:
+                start, where = waits.pop(key)
+                row(key, "wait", start, e.time, where, False)
+            if e.op == "acquire":
+                holds.setdefault(key, []).append((e.time, e.where))
+        elif e.op == "release" and holds.get(key):
+            start, where = holds[key].pop()
+            row(key, "hold", start, e.time, where, False)
+    for key, (start, where) in waits.items():
+        row(key, "wait", start, end, where, True)
+    for key, stack in holds.items():
+        for start, where in stack:
+            row(key, "hold", start, end, where, True)
+    return rows
+
+
+def report_from(
+    analysis: Analysis | None, tasks: list[str], reg: Registry, first_event: int, *, started: float
+) -> DeadlockReport:
+    """Snapshot a group's state into a :class:`DeadlockReport` (``analysis=None``: no deadlock)."""
+    from flowlab.clock import VirtualTimeLoop
+
+    now = reg.loop.time()
+    clock = "virtual" if isinstance(reg.loop, VirtualTimeLoop) else "real"
+    trace = list(reg.events[first_event:])
+    if analysis is None or not analysis.deadlocked:
+        return DeadlockReport(
+            False, [], "none", [], [], [], trace, tasks, started, None, now, clock
+        )
+    return DeadlockReport(
+        True,
+        analysis.cycle,
+        analysis.kind,
+        analysis.stuck,
+        analysis.waits,
+        analysis.edges,
+        trace,
+        tasks,
+        started,
+        now,
+        now,
+        clock,
+    )
