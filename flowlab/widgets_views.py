@@ -1,0 +1,213 @@
+"""What the Lab shows: figures as PNG display objects, and escaped HTML for tables and messages.
+
+Every function here is pure: it takes a result (or the history frame) and returns an IPython display
+object for :meth:`ipywidgets.Output.append_display_data`. Figures are drawn on a bare
+:class:`matplotlib.figure.Figure` (no pyplot: nothing global is left open) by the plots in
+:mod:`flowlab.plot`, and every user string that reaches HTML goes through :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from flowlab.errors import FlowlabError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from IPython.display import HTML, Image
+    from matplotlib.figure import Figure
+    from pydantic import BaseModel
+
+    from flowlab.record import RunResult
+
+__all__ = [
+    "caption",
+    "context_html",
+    "draw_compare",
+    "draw_side_by_side",
+    "error_html",
+    "figure",
+    "history_html",
+    "merges_html",
+    "png",
+    "summary_html",
+]
+
+_BOX = "padding:6px 10px;margin:4px 0;border-radius:4px;"
+ERROR_STYLE = _BOX + "background:#fdecea;border-left:4px solid #c62828;color:#5f2120;"
+NOTE_STYLE = _BOX + "background:#eef4fb;border-left:4px solid #1565c0;"
+
+
+def figure(draw: Callable[[Figure], Any], *, size: tuple[float, float] = (8.0, 3.0)) -> Figure:
+    """A bare matplotlib Figure (not registered with pyplot) drawn by ``draw(fig)``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=100, layout="constrained")
+    draw(fig)
+    return fig
+
+
+def png(fig: Figure) -> Image:
+    """The figure as an ``image/png`` display object."""
+    from IPython.display import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return Image(data=buf.getvalue(), format="png")  # type: ignore[no-untyped-call]
+
+
+def _html(body: str) -> HTML:
+    from IPython.display import HTML
+
+    return HTML(body)  # type: ignore[no-untyped-call]
+
+
+def caption(text: str, *, css_class: str) -> HTML:
+    """A small heading (escaped) with a CSS class the browser test can find."""
+    return _html(f"<h4 class='{css_class}' style='margin:8px 0 2px'>{html.escape(text)}</h4>")
+
+
+def timeline_height(result: RunResult) -> float:
+    """Figure height in inches for a timeline of the result's branches."""
+    return 1.4 + 0.32 * max(1, len(result.recorder.branches))
+
+
+def draw_timeline(fig: Figure, result: RunResult) -> None:
+    """Draw ``fl.plot.timeline`` on a fresh Axes of ``fig``."""
+    from flowlab import plot
+
+    plot.timeline(result, ax=fig.add_subplot())
+
+
+def draw_concurrency(fig: Figure, result: RunResult) -> None:
+    """Draw ``fl.plot.concurrency`` on a fresh Axes of ``fig``."""
+    from flowlab import plot
+
+    plot.concurrency(result, ax=fig.add_subplot())
+
+
+def draw_side_by_side(fig: Figure, results: Sequence[tuple[str, RunResult]]) -> None:
+    """One timeline per ``(title, result)``, side by side on a shared time axis."""
+    from flowlab import plot
+
+    axes = fig.subplots(1, len(results), sharex=True, squeeze=False)[0]
+    for ax, (title, result) in zip(axes, results, strict=True):
+        plot.timeline(result, ax=ax)
+        ax.set_title(title)
+
+
+def draw_compare(
+    fig: Figure, frame: pd.DataFrame, *, x: str, y: str, hue: str | None = None
+) -> None:
+    """``fl.plot.compare`` on the Lab's history: ``y`` by ``x`` (and ``hue``), mean ± sd of repeats."""
+    from flowlab import plot
+
+    plot.compare(frame, x=x, y=y, hue=hue, ax=fig.add_subplot())
+
+
+def summary_html(run_id: int, result: RunResult) -> HTML:
+    """One line: run number, status, makespan, peak concurrency, branch counts."""
+    s = result.summary()
+    counts = ", ".join(f"{k[2:]} {v}" for k, v in s.items() if k.startswith("n_"))
+    colour = "#2e7d32" if result.status == "ok" else "#c62828"
+    body = (
+        f"<div class='flowlab-summary'><b>run #{run_id}</b> · status "
+        f"<b style='color:{colour}'>{html.escape(result.status)}</b> · makespan "
+        f"{s['makespan_s']:.3g} s ({html.escape(result.clock)} clock) · peak concurrency "
+        f"{s['peak_concurrency']} · branches: {html.escape(counts)}</div>"
+    )
+    return _html(body)
+
+
+def error_text(err: BaseException) -> str:
+    """``Type: message`` plus the chain of causes, one per line."""
+    lines = [f"{type(err).__name__}: {err}"]
+    errors = getattr(err, "errors", None)
+    if isinstance(errors, dict):
+        lines += [f"  branch {name!r}: {type(e).__name__}: {e}" for name, e in errors.items()]
+    cause = err.__cause__
+    while cause is not None and len(lines) < 12:
+        lines.append(f"caused by {type(cause).__name__}: {cause}")
+        cause = cause.__cause__
+    return "\n".join(lines)
+
+
+def error_html(err: BaseException, *, title: str = "The run failed") -> HTML:
+    """A readable, escaped error box; flowlab's own errors need no traceback, others get one."""
+    text = html.escape(error_text(err))
+    details = ""
+    if not isinstance(err, FlowlabError) and err.__traceback__ is not None:
+        tb = "".join(traceback.format_exception(err))
+        details = (
+            "<details><summary>traceback</summary>"
+            f"<pre style='font-size:11px'>{html.escape(tb)}</pre></details>"
+        )
+    body = (
+        f"<div class='flowlab-error' style='{ERROR_STYLE}'><b>{html.escape(title)}</b>"
+        f"<pre style='white-space:pre-wrap;margin:4px 0'>{text}</pre>{details}</div>"
+    )
+    return _html(body)
+
+
+def note_html(text: str) -> HTML:
+    """An escaped notice box."""
+    return _html(f"<div class='flowlab-note' style='{NOTE_STYLE}'>{html.escape(text)}</div>")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def merges_html(result: RunResult) -> HTML:
+    """The merge table: per Parallel step and field, the rule, the writers and the winner."""
+    frame = result.merges
+    if frame.empty:
+        return note_html("No merges: no Parallel step merged any change.")
+    cols = ["step", "path", "rule", "writers", "winner", "before", "after", "conflict"]
+    shown = frame.loc[:, cols].copy()
+    shown["writers"] = [", ".join(map(str, w)) for w in shown["writers"]]
+    for c in ("winner", "before", "after"):
+        shown[c] = [_short(v) for v in shown[c]]
+    table = shown.to_html(index=False, escape=True, classes="flowlab-merges", border=0)
+    return _html(f"<div style='max-height:22em;overflow:auto'>{table}</div>")
+
+
+def context_html(ctx: BaseModel) -> HTML:
+    """The final context, one row per field (values as JSON, escaped)."""
+    rows = []
+    for name, value in ctx.model_dump(mode="json").items():
+        text = json.dumps(value, default=str, ensure_ascii=False)
+        rows.append(
+            f"<tr><th style='text-align:left;vertical-align:top'>{html.escape(name)}</th>"
+            f"<td><code>{html.escape(_short(text, 400))}</code></td></tr>"
+        )
+    title = html.escape(type(ctx).__name__)
+    return _html(
+        f"<table class='flowlab-context'><caption style='text-align:left'>{title}</caption>"
+        f"{''.join(rows)}</table>"
+    )
+
+
+def history_html(frame: pd.DataFrame, *, last: int = 50) -> HTML:
+    """The history table (the last ``last`` runs), escaped."""
+    if frame.empty:
+        return note_html("No runs yet: press Run.")
+    shown = frame.tail(last)
+    table = shown.to_html(
+        index=False,
+        escape=True,
+        classes="flowlab-history",
+        border=0,
+        na_rep="–",
+        float_format=lambda v: f"{v:.4g}",
+    )
+    return _html(f"<div style='max-height:24em;overflow:auto'>{table}</div>")
