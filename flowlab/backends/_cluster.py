@@ -1,0 +1,92 @@
+"""The few places that talk to ``distributed`` directly (imported only when a backend opens).
+
+* :func:`start_local_cluster` — a ``LocalCluster`` configured the way the Dask backend wants it.
+* :func:`lost_errors` — the exceptions that mean "the cluster lost this task" (retriable).
+* :func:`cancel_future` — cancel a cluster future without ever raising.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = [
+    "cancel_future",
+    "cluster_config",
+    "local_cluster_kwargs",
+    "lost_errors",
+    "start_local_cluster",
+]
+
+#: Scheduler settings for clusters flowlab starts. ``worker-saturation=1.0``: a worker is given
+#: only as many tasks as it has threads, so a worker that dies takes down only the steps it was
+#: really running (Dask blames every task *assigned* to a dead worker, queued or not).
+SCHEDULER_CONFIG: dict[str, Any] = {"distributed.scheduler.worker-saturation": 1.0}
+
+
+def local_cluster_kwargs(
+    n_workers: int, threads_per_worker: int, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """``LocalCluster`` arguments: worker processes on 127.0.0.1, no dashboard, and a scheduler
+    that gives up on a task at the first worker death (``allowed_failures=0``), so that the
+    backend's ``retries`` is the one knob for lost steps."""
+    kwargs: dict[str, Any] = {
+        "n_workers": n_workers,
+        "threads_per_worker": threads_per_worker,
+        "processes": True,
+        "host": "127.0.0.1",
+        "dashboard_address": None,
+        "scheduler_kwargs": {"allowed_failures": 0},
+    }
+    kwargs.update(overrides)
+    return kwargs
+
+
+@contextlib.contextmanager
+def cluster_config() -> Iterator[None]:
+    """Dask config in force while a flowlab cluster's scheduler is made."""
+    dask: Any = importlib.import_module("dask")
+    with dask.config.set(SCHEDULER_CONFIG):
+        yield
+
+
+def start_local_cluster(*, n_workers: int = 2, threads_per_worker: int = 1, **kwargs: Any) -> Any:
+    """Start (synchronously) a ``distributed.LocalCluster`` set up like the one
+    ``fl.backends.Dask()`` starts for itself; close it with ``cluster.close()``.
+
+    Use it to keep one cluster for many runs: ``Dask(address=cluster.scheduler_address)``.
+    ``kwargs`` go to ``LocalCluster`` and win over the defaults.
+
+    Examples
+    --------
+    >>> cluster = start_local_cluster(n_workers=2)  # doctest: +SKIP
+    >>> backend = fl.backends.Dask(address=cluster.scheduler_address)  # doctest: +SKIP
+    """
+    distributed: Any = importlib.import_module("distributed")
+    with cluster_config():
+        return distributed.LocalCluster(
+            **local_cluster_kwargs(n_workers, threads_per_worker, kwargs)
+        )
+
+
+def lost_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean the cluster lost a task: its worker died, the connection closed, or the
+    cluster cancelled it (``FutureCancelledError`` — an ``asyncio.CancelledError`` subclass)."""
+    from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
+    from distributed.comm.core import CommClosedError
+
+    return (KilledWorker, CommClosedError, FutureCancelledError)
+
+
+async def cancel_future(fut: Any) -> None:
+    """Cancel a cluster future; never raises (the client may be closing already)."""
+    try:
+        pending = fut.cancel(reason="cancelled by flowlab")
+        if inspect.isawaitable(pending):
+            await pending
+    except Exception:
+        pass
