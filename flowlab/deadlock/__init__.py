@@ -19,10 +19,18 @@ from flowlab.deadlock.channels import Condition, Queue
 from flowlab.deadlock.detector import supervise, watch
 from flowlab.deadlock.primitives import BoundedSemaphore, Event, Lock, Semaphore
 from flowlab.deadlock.report import DeadlockReport
+from flowlab.deadlock.scenarios import (
+    SCENARIOS,
+    arun,
+    catalog,
+    measure_detection_latency,
+    run,
+)
 from flowlab.deadlock.trace import forget
 from flowlab.errors import DeadlockDetected
 
 __all__ = [
+    "SCENARIOS",
     "BoundedSemaphore",
     "Condition",
     "DeadlockDetected",
@@ -31,7 +39,11 @@ __all__ = [
     "Lock",
     "Queue",
     "Semaphore",
+    "arun",
+    "catalog",
     "forget",
+    "measure_detection_latency",
+    "run",
     "supervise",
     "watch",
 ]

@@ -164,12 +164,9 @@ class DeadlockReport:
         ]
         if not past:
             return ""
-        done = [f"{e.op} by {e.task} at t={e.time:.3f} s" for e in past[-3:]]
-        return (
-            "; earlier it was "
-            + ", ".join(done).replace("notify by", "notified by")
-            + ", before this wait began"
-        )
+        past_tense = {"set": "set", "clear": "cleared", "notify": "notified"}
+        done = [f"{past_tense[e.op]} by {e.task} at t={e.time:.3f} s" for e in past[-3:]]
+        return "; earlier it was " + ", ".join(done) + ", before this wait began"
 
     def __repr__(self) -> str:
         if not self.deadlocked:

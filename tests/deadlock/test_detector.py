@@ -90,7 +90,7 @@ def test_event_whose_declared_setter_finished_is_a_no_waker_deadlock() -> None:
     assert report.cycle == ["consumer", "Event 'ready'"]
     text = report.explain()
     assert "which only task producer sets (producer already finished)" in text
-    assert "set by producer at t=1.000 s" in text and "clear by producer at t=1.000 s" in text
+    assert "set by producer at t=1.000 s" in text and "cleared by producer at t=1.000 s" in text
 
 
 def test_event_without_setters_waits_for_everyone_to_block() -> None:
