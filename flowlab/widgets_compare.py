@@ -23,10 +23,6 @@ _NOT_METRICS = {"run", "repeat"}
 _NONE = "(none)"
 
 
-def _clear(out: Any) -> None:
-    out.outputs = ()  # same trait append_display_data extends; see flowlab.widgets._clear
-
-
 class CompareView:
     """Widgets and drawing for comparing runs of one :class:`~flowlab.widgets.Lab`.
 
@@ -155,7 +151,7 @@ class CompareView:
         if hue is not None:
             self.hue.value = _check("hue", hue, self.hue)
         frame = self.lab.history
-        _clear(self.output)
+        views.clear(self.output)
         if frame.empty:
             self.output.append_display_data(views.note_html("No runs yet: press Run first."))
             return None
@@ -184,7 +180,7 @@ class CompareView:
             self.run_a.value = a
         if b is not None:
             self.run_b.value = b
-        _clear(self.output)
+        views.clear(self.output)
         if self.run_a.value is None or self.run_b.value is None:
             self.output.append_display_data(views.note_html("No runs yet: press Run first."))
             return None

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "caption",
+    "clear",
     "context_html",
     "draw_compare",
     "draw_side_by_side",
@@ -36,12 +37,23 @@ __all__ = [
     "history_html",
     "merges_html",
     "png",
+    "result_displays",
     "summary_html",
 ]
 
 _BOX = "padding:6px 10px;margin:4px 0;border-radius:4px;"
 ERROR_STYLE = _BOX + "background:#fdecea;border-left:4px solid #c62828;color:#5f2120;"
 NOTE_STYLE = _BOX + "background:#eef4fb;border-left:4px solid #1565c0;"
+
+
+def clear(out: Any) -> None:
+    """Empty an :class:`ipywidgets.Output`.
+
+    It resets the ``outputs`` trait that ``append_display_data`` and ``append_stdout`` extend.
+    ``Output.clear_output()`` works through ``with out:``, which is what loses output inside an
+    async callback in JupyterLab 4.
+    """
+    out.outputs = ()
 
 
 def figure(draw: Callable[[Figure], Any], *, size: tuple[float, float] = (8.0, 3.0)) -> Figure:
@@ -211,3 +223,27 @@ def history_html(frame: pd.DataFrame, *, last: int = 50) -> HTML:
         float_format=lambda v: f"{v:.4g}",
     )
     return _html(f"<div style='max-height:24em;overflow:auto'>{table}</div>")
+
+
+def result_displays(run_id: int, result: RunResult, *, plots: bool = True) -> list[Any]:
+    """Everything shown after a run, in order: summary, error (if any), timeline, concurrency
+    plot (without ``plots``: neither), merge table and final context, each under a caption."""
+    shown: list[Any] = [summary_html(run_id, result)]
+    if result.error is not None:
+        title = "The run was cancelled" if result.status == "cancelled" else "The run failed"
+        shown.append(error_html(result.error, title=title))
+    if plots:
+        size = (8.0, timeline_height(result))
+        shown += [
+            caption(f"timeline · run #{run_id}", css_class="flowlab-timeline"),
+            png(figure(lambda f: draw_timeline(f, result), size=size)),
+            caption(f"concurrency · run #{run_id}", css_class="flowlab-concurrency"),
+            png(figure(lambda f: draw_concurrency(f, result))),
+        ]
+    shown += [
+        caption("merges: which branch won each field", css_class="flowlab-merge-title"),
+        merges_html(result),
+        caption("final context", css_class="flowlab-context-title"),
+        context_html(result.context),
+    ]
+    return shown
