@@ -563,6 +563,9 @@ class _Node:
             node.direct[i] = MISSING if change.op == "remove" else change.after
 
 
+_EXPAND_ALONE = (Union, _Accumulate, Max, Min)  # rules that change even a lone writer's dict/list
+
+
 def _dotted(keys: Sequence[Hashable]) -> str:
     return ".".join(str(k) for k in keys)
 
@@ -578,7 +581,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 def is_number(value: Any) -> bool:
     """A number whose deltas add up (``bool`` is not one)."""
-    return isinstance(value, int | float | Decimal | Fraction | complex) and not isinstance(
+    return isinstance(value, (int, float, Decimal, Fraction, complex)) and not isinstance(
         value, bool
     )
 
@@ -713,7 +716,7 @@ class _Merger:
             after = rule.fn(before, values)
             self.row(keys, label, node, None, before, after)
             return after
-        if isinstance(rule, Overwrite | KeepFirst):
+        if isinstance(rule, (Overwrite, KeepFirst)):
             if inherit and isinstance(before, BaseModel) and node.children and not node.direct:
                 return self.model(node, before, keys, rule, label, inherit)
             i = node.writers[-1] if isinstance(rule, Overwrite) else node.writers[0]
@@ -751,16 +754,16 @@ class _Merger:
     def expand(self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule) -> bool:
         """Turn whole-value writes of dicts (lists) into per-key (per-item) changes, so several
         writers combine instead of the last one winning. False when the values do not allow it."""
-        if len(node.writers) < 2 and not isinstance(rule, Union | _Accumulate | Max | Min):
-            return False
         values = list(node.direct.values())
-        empty = before is MISSING or before is None
-        if all(type(v) is dict for v in values) and (empty or type(before) is dict):
-            base: Any = {} if empty else before
-        elif all(type(v) is list for v in values) and (empty or type(before) is list):
-            base = [] if empty else before
-        else:
+        kind = type(values[0])
+        if kind is not dict and kind is not list:
             return False
+        if len(node.writers) < 2 and not isinstance(rule, _EXPAND_ALONE):
+            return False
+        empty = before is MISSING or before is None
+        if not (empty or type(before) is kind) or any(type(v) is not kind for v in values):
+            return False
+        base: Any = kind() if empty else before
         direct, node.direct = node.direct, {}
         for i, value in direct.items():
             if not same(base, value):
@@ -789,7 +792,7 @@ class _Merger:
         winner: int | None = None
         removals_count = isinstance(rule, Sum)  # Sum: a removed key counts as 0
         if (
-            isinstance(rule, Sum | _Accumulate)
+            isinstance(rule, (Sum, _Accumulate))
             and (before is MISSING or is_number(before))
             and all(is_number(v) or (removals_count and v is MISSING) for v in values)
         ):
@@ -801,17 +804,17 @@ class _Merger:
                 for v in values:
                     after += (0 if v is MISSING else v) - start
             winner = writers[0] if len(writers) == 1 else None
-        elif isinstance(rule, Max | Min):
+        elif isinstance(rule, (Max, Min)):
             candidates = [v for v in [before, *values] if v is not MISSING]
             pick = max if isinstance(rule, Max) else min
             after = pick(candidates) if candidates else MISSING
             if not same(before, after):
                 winner = next(i for i, v in zip(writers, values, strict=True) if same(v, after))
         elif (
-            isinstance(rule, DeepMerge | _Accumulate | Union)
+            isinstance(rule, (DeepMerge, _Accumulate, Union))
             and len(writers) > 1
-            and isinstance(before, set | frozenset)
-            and all(isinstance(v, set | frozenset) for v in values)
+            and isinstance(before, (set, frozenset))
+            and all(isinstance(v, (set, frozenset)) for v in values)
         ):
             removed = set().union(*(before - v for v in values))
             added = set().union(*(v - before for v in values))
