@@ -4,6 +4,7 @@ Layout (arrows point down only)::
 
     widgets.py      Lab and "be the scheduler" (ipywidgets, imported lazily)
     explorer.py     explore(): DFS with delay bounding + partial-order reduction, PCT, random
+    runner.py       one schedule -> Outcome (fresh loop, report, clean-up); examples.py
     scheduler.py    ExplorerLoop: a virtual-time loop whose ready queue asks a strategy
     scenarios.py    catalog(), run(): the catalogue, each broken and fixed (bodies in catalogue.py)
     detector.py     watch() / supervise(): event-driven wait-for checks on a group of tasks
@@ -17,8 +18,11 @@ from __future__ import annotations
 
 from flowlab.deadlock.channels import Condition, Queue
 from flowlab.deadlock.detector import supervise, watch
+from flowlab.deadlock.examples import plain_runs, transfers
+from flowlab.deadlock.explorer import STRATEGIES, Exploration, explore, replay
 from flowlab.deadlock.primitives import BoundedSemaphore, Event, Lock, Semaphore
 from flowlab.deadlock.report import DeadlockReport
+from flowlab.deadlock.runner import Outcome
 from flowlab.deadlock.scenarios import (
     SCENARIOS,
     arun,
@@ -31,19 +35,26 @@ from flowlab.errors import DeadlockDetected
 
 __all__ = [
     "SCENARIOS",
+    "STRATEGIES",
     "BoundedSemaphore",
     "Condition",
     "DeadlockDetected",
     "DeadlockReport",
     "Event",
+    "Exploration",
     "Lock",
+    "Outcome",
     "Queue",
     "Semaphore",
     "arun",
     "catalog",
+    "explore",
     "forget",
     "measure_detection_latency",
+    "plain_runs",
+    "replay",
     "run",
     "supervise",
+    "transfers",
     "watch",
 ]

@@ -33,7 +33,7 @@ from flowlab.deadlock.report import DeadlockReport, report_from
 from flowlab.deadlock.trace import registry_for
 from flowlab.errors import DeadlockDetected
 
-__all__ = ["supervise", "watch"]
+__all__ = ["supervise", "unhook", "watch"]
 
 Task = asyncio.Task[Any]
 _HUBS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = weakref.WeakKeyDictionary()
@@ -157,38 +157,39 @@ class _Group:
             await asyncio.wait([fut], timeout=remaining)
         return True
 
-    def _unhook(self, task: Task) -> bool:
-        """Wake ``task`` out of ``await other_task`` with a CancelledError.
-
-        ``Task.cancel`` forwards to the awaited task, so on an await cycle it would recurse
-        forever; instead the wakeup callback is moved off the awaited task and called with an
-        already-cancelled future, which raises CancelledError at the ``await``.
-        """
-        awaited = getattr(task, "_fut_waiter", None)
-        if not isinstance(awaited, asyncio.Task) or awaited.done():
-            return False
-        for callback, context in list(getattr(awaited, "_callbacks", None) or ()):
-            if getattr(callback, "__self__", None) is task:
-                awaited.remove_done_callback(callback)
-                dummy: asyncio.Future[None] = self.loop.create_future()
-                dummy.cancel()
-                self.loop.call_soon(callback, dummy, context=context)
-                return True
-        return False
-
     async def drain(self, rounds: int = 4, grace_s: float = 1.0) -> list[str]:
         """Cancel every unfinished task (declared order) and wait; return names that leaked."""
         for _ in range(rounds):
             pending = [t for t in self.tasks if not t.done()]
             if not pending:
                 break
-            unhooked = [t for t in pending if self._unhook(t)]
+            unhooked = [t for t in pending if unhook(t)]
             if not unhooked:
                 for t in pending:
                     t.cancel()
             subset = unhooked or pending
             await self.until(lambda s=subset: all(t.done() for t in s), grace_s)  # type: ignore[misc]
         return [t.get_name() for t in self.tasks if not t.done()]
+
+
+def unhook(task: Task) -> bool:
+    """Wake ``task`` out of ``await other_task`` with a CancelledError; False if not awaiting.
+
+    ``Task.cancel`` forwards to the awaited task, so on an await cycle it recurses forever.
+    Instead the wakeup callback is moved off the awaited task and called with an
+    already-cancelled future, which raises CancelledError at the ``await``.
+    """
+    awaited = getattr(task, "_fut_waiter", None)
+    if not isinstance(awaited, asyncio.Task) or awaited.done():
+        return False
+    for callback, context in list(getattr(awaited, "_callbacks", None) or ()):
+        if getattr(callback, "__self__", None) is task:
+            awaited.remove_done_callback(callback)
+            dummy: asyncio.Future[None] = task.get_loop().create_future()
+            dummy.cancel()
+            task.get_loop().call_soon(callback, dummy, context=context)
+            return True
+    return False
 
 
 def _hub(loop: asyncio.AbstractEventLoop) -> _Hub:

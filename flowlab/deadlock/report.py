@@ -108,7 +108,14 @@ class DeadlockReport:
         at = self.detected_at if self.detected_at is not None else self.finished_at
         parts = [self._sentence(w) for w in self.waits]
         text = f"Deadlock detected at t={at:.3f} s ({self.clock} clock): " + "; ".join(parts) + "."
-        if self.kind == "cycle":
+        if self.kind == "untraced":
+            text = (
+                f"Deadlock at t={at:.3f} s ({self.clock} clock): every task is blocked "
+                f"({', '.join(self.stuck)}), but on awaitables flowlab does not trace (plain "
+                "asyncio primitives or futures); use flowlab.deadlock's Lock, Semaphore, "
+                "Event, Condition and Queue to see the cycle."
+            )
+        elif self.kind == "cycle":
             text += " Cycle: " + " → ".join(self.cycle) + "."
         else:
             text += (

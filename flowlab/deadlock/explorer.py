@@ -1,0 +1,350 @@
+"""Systematic interleaving search: ``explore(fn)`` runs many schedules, ``replay`` repeats one.
+
+Design
+------
+Every schedule runs ``fn()`` on a fresh :class:`~flowlab.deadlock.scheduler.ExplorerLoop`; the
+strategy decides each choice point:
+
+``"dpor"`` / ``"exhaustive"``
+    Stateless depth-first search over choice points, bounded by ``preemption_bound`` *delays*
+    (choices other than FIFO; CHESS / loom find most bugs within 2-3). After each run the deepest
+    choice point with an untried, in-bound alternative is changed and the run repeated (the runs
+    are deterministic, so the shared prefix is reproduced exactly). ``"exhaustive"`` tries every
+    alternative. ``"dpor"`` adds partial-order reduction in the style of Flanagan-Godefroid: an
+    alternative is tried only when a later step of that task touches a traced resource that an
+    earlier step of another task touched (the two steps race); steps on disjoint resources
+    commute and are not reordered. It assumes tasks communicate only through traced primitives.
+``"pct"``
+    Probabilistic concurrency testing: random task priorities plus ``depth - 1`` change points
+    at random choice points, seeded; finds a depth-d bug with probability >= 1/(n k^(d-1)) per run.
+``"random"``
+    A seeded uniform choice at every choice point.
+
+A run ends ``ok``, ``deadlock`` (the detector fired, or every task blocked), ``failed`` (an
+exception) or ``step_limit``. The first failing schedule is kept as a short string;
+:meth:`Exploration.replay` (or :func:`replay`) runs exactly that interleaving again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flowlab.deadlock.runner import Outcome, resolve, run_schedule
+from flowlab.deadlock.scheduler import Step, decode
+from flowlab.errors import ConfigError, check_one_of
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["STRATEGIES", "Exploration", "explore", "replay"]
+
+STRATEGIES = ("dpor", "exhaustive", "pct", "random")
+Target = str | Callable[[], Coroutine[Any, Any, Any]]
+
+
+@dataclass
+class Exploration:
+    """What :func:`explore` found.
+
+    Attributes
+    ----------
+    schedules : int
+        Schedules run.
+    deadlocks, failures, step_limits : int
+        Runs that deadlocked, raised, or hit ``max_steps``.
+    exhausted : bool
+        True when a search strategy covered its whole (bounded, reduced) space.
+    first_failure : Outcome or None
+        The first run that deadlocked or failed, with its schedule and report.
+    """
+
+    target: str
+    strategy: str
+    schedules: int = 0
+    deadlocks: int = 0
+    failures: int = 0
+    step_limits: int = 0
+    exhausted: bool = False
+    elapsed_s: float = 0.0
+    first_failure: Outcome | None = None
+    runs: list[tuple[str, str, int]] = field(default_factory=list, repr=False)
+    _fn: Callable[[], Coroutine[Any, Any, Any]] | None = field(default=None, repr=False)
+    _max_steps: int = field(default=20_000, repr=False)
+
+    @property
+    def first_failing_schedule(self) -> str | None:
+        """The saved string of the first failing schedule (``""`` means plain FIFO)."""
+        return None if self.first_failure is None else self.first_failure.schedule
+
+    @property
+    def schedules_per_s(self) -> float:
+        return self.schedules / self.elapsed_s if self.elapsed_s > 0 else float("inf")
+
+    def replay(self, schedule: str | None = None) -> Outcome:
+        """Run ``schedule`` (default: the first failing one) again, exactly."""
+        if schedule is None:
+            if self.first_failure is None:
+                raise ConfigError("schedule=None is not valid: nothing failed; pass a schedule.")
+            schedule = self.first_failure.schedule
+        fn = self._fn
+        if fn is None:
+            raise ConfigError("this Exploration has no target to replay.")
+        choices = decode(schedule)
+        outcome: Outcome = _in_thread(
+            lambda: run_schedule(fn, _forced(choices), max_steps=self._max_steps)
+        )
+        return outcome
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """One row per schedule run: run, schedule, status, steps."""
+        import pandas as pd
+
+        frame = pd.DataFrame(self.runs, columns=["schedule", "status", "steps"])
+        frame.insert(0, "run", range(len(frame)))
+        frame["status"] = pd.Categorical(
+            frame["status"], categories=["ok", "deadlock", "failed", "step_limit"]
+        )
+        return frame
+
+    def summary(self) -> str:
+        found = self.first_failing_schedule
+        text = (
+            f"{self.strategy}: {self.schedules} schedules of {self.target} in "
+            f"{self.elapsed_s:.2f} s ({self.schedules_per_s:.0f}/s): {self.deadlocks} "
+            f"deadlocked, {self.failures} failed, {self.step_limits} hit the step limit"
+            + ("; search space exhausted" if self.exhausted else "")
+        )
+        if found is not None:
+            text += f". First failing schedule: {found!r} (replay(schedule) repeats it)"
+        return text + "."
+
+    def __repr__(self) -> str:
+        return f"<Exploration {self.summary()}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<div class='flowlab-explore'>{html.escape(self.summary())}</div>"
+
+
+def _forced(prefix: list[int]) -> Callable[[int, list[int]], int]:
+    return lambda point, options: prefix[point] if point < len(prefix) else 0
+
+
+def _in_thread(work: Callable[[], Any]) -> Any:
+    """Run ``work`` here, or in a worker thread when an event loop is running in this thread."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return work()
+    box: list[Any] = []
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            box.append(work())
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=main, name="flowlab-explore", daemon=True)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return box[0]
+
+
+def replay(
+    target: Target, schedule: str, *, fixed: bool = False, max_steps: int = 20_000
+) -> Outcome:
+    """Run ``target`` under ``schedule`` (a string from :func:`explore`) exactly once."""
+    fn, _ = resolve(target, fixed)
+    choices = decode(schedule)
+    return _in_thread(lambda: run_schedule(fn, _forced(choices), max_steps=max_steps))  # type: ignore[no-any-return]
+
+
+def explore(
+    target: Target,
+    *,
+    strategy: str = "dpor",
+    max_schedules: int = 10_000,
+    preemption_bound: int = 2,
+    seed: int = 0,
+    depth: int = 3,
+    max_steps: int = 20_000,
+    stop_on_first: bool = False,
+    fixed: bool = False,
+    time_budget_s: float | None = None,
+) -> Exploration:
+    """Run ``target`` under many schedules and count the ones that deadlock or fail.
+
+    Parameters
+    ----------
+    target : str or callable
+        A catalogue scenario name, or a zero-argument async function.
+    strategy : {"dpor", "exhaustive", "pct", "random"}
+        See the module docstring.
+    max_schedules : int
+        Stop after this many runs.
+    preemption_bound : int
+        Search strategies: most delays (non-FIFO choices) per schedule.
+    seed : int
+        For ``"pct"`` and ``"random"``.
+    depth : int
+        PCT bug depth ``d`` (``d - 1`` priority change points).
+    max_steps : int
+        Task steps per run before it counts as ``step_limit`` (a livelock guard).
+    stop_on_first : bool
+        Stop at the first deadlock or failure.
+    fixed : bool
+        For a scenario name: explore its fixed variant.
+    time_budget_s : float, optional
+        Wall-clock budget in seconds.
+    """
+    check_one_of("strategy", strategy, STRATEGIES)
+    for pname, value in (
+        ("max_schedules", max_schedules),
+        ("max_steps", max_steps),
+        ("depth", depth),
+    ):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{pname}={value!r} is not valid; give a positive int.")
+    if not isinstance(preemption_bound, int) or preemption_bound < 0:
+        raise ConfigError(f"preemption_bound={preemption_bound!r} is not valid; give an int >= 0.")
+    fn, label = resolve(target, fixed)
+    result = Exploration(label, strategy, _fn=fn, _max_steps=max_steps)
+    search = _Search(strategy, preemption_bound) if strategy in ("dpor", "exhaustive") else None
+    rng = random.Random(seed)
+
+    def work() -> Exploration:
+        start = time.perf_counter()
+        estimate = 0
+        for run_no in range(max_schedules):
+            if search is not None:
+                chooser = _forced(search.prefix)
+            elif strategy == "random":
+                chooser = _random_chooser(rng)
+            else:
+                chooser = _pct_chooser(rng, depth, max(estimate, 1))
+            outcome = run_schedule(fn, chooser, max_steps=max_steps)
+            estimate = max(estimate, len(outcome.choices))
+            result.schedules = run_no + 1
+            result.runs.append((outcome.schedule, outcome.status, outcome.steps))
+            if outcome.status != "ok":
+                result.deadlocks += outcome.status == "deadlock"
+                result.failures += outcome.status == "failed"
+                result.step_limits += outcome.status == "step_limit"
+                if result.first_failure is None:
+                    result.first_failure = outcome
+                    if stop_on_first:
+                        break
+            if search is not None and not search.advance(outcome):
+                result.exhausted = True
+                break
+            if time_budget_s is not None and time.perf_counter() - start > time_budget_s:
+                break
+        result.elapsed_s = time.perf_counter() - start
+        return result
+
+    return _in_thread(work)  # type: ignore[no-any-return]
+
+
+def _random_chooser(rng: random.Random) -> Callable[[int, list[int]], int]:
+    return lambda point, options: rng.randrange(len(options))
+
+
+def _pct_chooser(rng: random.Random, depth: int, k: int) -> Callable[[int, list[int]], int]:
+    priorities: dict[int, float] = {}
+    change = {rng.randrange(k): depth - 1 - j for j in range(depth - 1)}
+
+    def choose(point: int, options: list[int]) -> int:
+        for o in options:
+            if o not in priorities:
+                priorities[o] = depth + rng.random()  # above every change-point priority
+        best = max(range(len(options)), key=lambda i: priorities[options[i]])
+        if point in change:
+            priorities[options[best]] = change[point] + rng.random() * 1e-3
+            best = max(range(len(options)), key=lambda i: priorities[options[i]])
+        return best
+
+    return choose
+
+
+@dataclass(slots=True)
+class _Node:
+    options: list[int]
+    chosen: int
+    todo: list[int]
+    done: list[int]
+
+
+class _Search:
+    """Bounded DFS over choice points; with ``dpor``, alternatives only where steps race."""
+
+    def __init__(self, strategy: str, bound: int) -> None:
+        self.reduce = strategy == "dpor"
+        self.bound = bound
+        self.stack: list[_Node] = []
+
+    @property
+    def prefix(self) -> list[int]:
+        return [n.chosen for n in self.stack]
+
+    def advance(self, outcome: Outcome) -> bool:
+        """Absorb a finished run; set up the next prefix; False when the space is exhausted."""
+        for point in outcome.points[len(self.stack) :]:
+            every = list(range(len(point.options)))
+            self.stack.append(
+                _Node(
+                    point.options,
+                    point.chosen,
+                    [point.chosen] if self.reduce else every,
+                    [point.chosen],
+                )
+            )
+        if self.reduce:
+            self._races(outcome.trace)
+        while self.stack:
+            node = self.stack[-1]
+            used = sum(1 for n in self.stack[:-1] if n.chosen != 0)
+            for i in node.todo:
+                if i not in node.done and used + (i != 0) <= self.bound:
+                    node.done.append(i)
+                    node.chosen = i
+                    return True
+            self.stack.pop()
+        return False
+
+    def _races(self, trace: list[Step]) -> None:
+        last: dict[str, int] = {}  # resource -> index of the last step that touched it
+        for i, step in enumerate(trace):
+            for resource in step.resources:
+                j = last.get(resource)
+                if j is not None and trace[j].task != step.task:
+                    self._backtrack(trace, j, step.task)
+                last[resource] = i
+
+    def _backtrack(self, trace: list[Step], j: int, task: int) -> None:
+        # The choice point that scheduled step j (or the closest one before it).
+        for k in range(j, -1, -1):
+            point = trace[k].point
+            if point is None or point >= len(self.stack):
+                continue
+            node = self.stack[point]
+            wanted = (
+                [node.options.index(task)]
+                if task in node.options
+                else list(range(len(node.options)))
+            )
+            for i in wanted:
+                if i not in node.todo:
+                    node.todo.append(i)
+            return

@@ -1,0 +1,173 @@
+"""One schedule, one run: ``run_schedule(fn, chooser)`` -> :class:`Outcome`.
+
+Design
+------
+Each run gets a fresh :class:`~flowlab.deadlock.scheduler.ExplorerLoop` (fresh registry, fresh
+task numbering), so runs never share state and the same choices give the same run. ``fn()`` runs
+as the task ``main``. The run ends when ``main`` finishes, when every task is blocked (the loop is
+``stuck``: a global deadlock even without :func:`~flowlab.deadlock.detector.watch`), or at
+``max_steps``. The report is taken before cleanup; cleanup then cancels whatever is left, in task
+order, with FIFO scheduling (await cycles are unhooked first so ``cancel`` cannot recurse), and
+closes the loop, so nothing leaks from one run into the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowlab.deadlock.detector import unhook, watch
+from flowlab.deadlock.graph import analyze
+from flowlab.deadlock.report import DeadlockReport, report_from
+from flowlab.deadlock.scheduler import ChoicePoint, ExplorerLoop, Step, encode
+from flowlab.deadlock.trace import registry_for
+from flowlab.errors import ConfigError, DeadlockDetected
+
+__all__ = ["Outcome", "resolve", "run_schedule"]
+
+Fn = Callable[[], Coroutine[Any, Any, Any]]
+
+
+@dataclass
+class Outcome:
+    """One run under one schedule.
+
+    Attributes
+    ----------
+    status : str
+        ``"ok"``, ``"deadlock"``, ``"failed"`` or ``"step_limit"``.
+    schedule : str
+        The saved schedule (``""`` is plain FIFO); pass it to ``replay``.
+    report : DeadlockReport or None
+        For a deadlock: the cycle, explanation, graph and timeline.
+    interleaving : list of str
+        Which task ran at each step.
+    """
+
+    status: str
+    schedule: str
+    choices: list[int]
+    steps: int
+    value: Any = None
+    error: BaseException | None = None
+    report: DeadlockReport | None = None
+    points: list[ChoicePoint] = field(default_factory=list, repr=False)
+    trace: list[Step] = field(default_factory=list, repr=False)
+    task_names: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def deadlocked(self) -> bool:
+        return self.status == "deadlock"
+
+    @property
+    def interleaving(self) -> list[str]:
+        return [self.task_names[s.task] for s in self.trace]
+
+    def explain(self) -> str:
+        head = f"Schedule {self.schedule!r}: {self.status} after {self.steps} steps."
+        if self.report is not None:
+            return head + " " + self.report.explain()
+        if self.error is not None:
+            return head + f" {type(self.error).__name__}: {self.error}"
+        return head
+
+    def __repr__(self) -> str:
+        return f"<Outcome {self.status} schedule={self.schedule!r} steps={self.steps}>"
+
+
+def resolve(target: Any, fixed: bool) -> tuple[Fn, str]:
+    """A zero-argument async function and a label for ``target`` (scenario name or callable)."""
+    if isinstance(target, str):
+        from flowlab.deadlock.scenarios import scenario
+
+        sc = scenario(target)
+
+        async def scenario_main() -> Any:
+            coros, names = sc.build(fixed)
+            return await watch(*coros, names=names)
+
+        return scenario_main, f"scenario {sc.name}" + (" (fixed)" if fixed else "")
+    if callable(target):
+        return target, getattr(target, "__qualname__", repr(target))
+    raise ConfigError(
+        f"target={target!r} is not valid; give a scenario name from "
+        "fl.deadlock.catalog() or a zero-argument async function."
+    )
+
+
+def run_schedule(
+    fn: Fn, chooser: Callable[[int, list[int]], int], *, max_steps: int = 20_000
+) -> Outcome:
+    """Run ``fn()`` once on a fresh explorer loop, ``chooser`` deciding every choice point."""
+    loop = ExplorerLoop(chooser, max_steps=max_steps)
+
+    async def call() -> Any:
+        return await fn()
+
+    def stop(_: object) -> None:
+        loop.stop()
+
+    main = loop.create_task(call(), name="main")
+    main.add_done_callback(stop)
+    try:
+        loop.run_forever()
+        outcome = _outcome(loop, main)
+    finally:
+        main.remove_done_callback(stop)
+        _cleanup(loop)
+        loop.close()
+    return outcome
+
+
+def _outcome(loop: ExplorerLoop, main: asyncio.Task[Any]) -> Outcome:
+    base: dict[str, Any] = {
+        "schedule": encode(loop.choices),
+        "choices": loop.choices,
+        "steps": len(loop.steps),
+        "points": list(loop.points),
+        "trace": list(loop.steps),
+        "task_names": [t.get_name() for t in loop.tasks],
+    }
+    if main.done():
+        err = None if main.cancelled() else main.exception()
+        if isinstance(err, DeadlockDetected):
+            return Outcome("deadlock", error=err, report=err.report, **base)
+        if err is not None or main.cancelled():
+            return Outcome("failed", error=err or asyncio.CancelledError(), **base)
+        return Outcome("ok", value=main.result(), **base)
+    if loop.stuck:
+        return Outcome("deadlock", report=_stuck_report(loop), **base)
+    return Outcome("step_limit", **base)
+
+
+def _stuck_report(loop: ExplorerLoop) -> DeadlockReport:
+    reg = registry_for(loop)
+    names = [t.get_name() for t in loop.tasks]
+    analysis = analyze(list(loop.tasks), reg)
+    report = report_from(analysis, names, reg, 0, started=0.0)
+    if not analysis.deadlocked:
+        report.deadlocked, report.kind = True, "untraced"
+        report.stuck = [t.get_name() for t in loop.tasks if not t.done()]
+        report.detected_at = loop.time()
+    return report
+
+
+def _cleanup(loop: ExplorerLoop) -> None:
+    loop.chooser = lambda point, options: 0
+    loop.max_steps = 1 << 62
+    for _ in range(4):
+        pending = [t for t in loop.tasks if not t.done()]
+        if not pending:
+            break
+        unhooked = [t for t in pending if unhook(t)]
+        if not unhooked:
+            for t in pending:
+                t.cancel()
+        subset = unhooked or pending
+        loop.until = lambda s=subset: all(t.done() for t in s)
+        loop.stuck = False
+        loop.run_forever()
+    loop.until = None
+    loop.run_until_complete(loop.shutdown_asyncgens())
