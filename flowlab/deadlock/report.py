@@ -105,7 +105,7 @@ class DeadlockReport:
             if self.scenario is not None and self.fixed:
                 text += f" The fix: {self.fix}"
             return text + (f" Note: {self.note}" if self.note else "")
-        at = self.detected_at if self.detected_at is not None else self.finished_at
+        at = self._t(self.detected_at if self.detected_at is not None else self.finished_at)
         parts = [self._sentence(w) for w in self.waits]
         text = f"Deadlock detected at t={at:.3f} s ({self.clock} clock): " + "; ".join(parts) + "."
         if self.kind == "untraced":
@@ -137,12 +137,16 @@ class DeadlockReport:
             text += f" Note: {self.note}"
         return text
 
+    def _t(self, when: float) -> float:
+        """Times in text: loop time on virtual clocks, seconds since the group began on real."""
+        return when - self.started_at if self.clock == "real" else when
+
     def _sentence(self, w: StuckWait) -> str:
         where = f" at {w.where}" if w.where else ""
         head = f"task {w.task} waits for {w.resource}"
         if w.kind == "Task":
             head = f"task {w.task} awaits {_names(w.wakers)}"
-            return head + f" (waiting since t={w.since:.3f} s)"
+            return head + f" (waiting since t={self._t(w.since):.3f} s)"
         if w.relation in ("held by",) and w.wakers:
             held = [
                 f"{n} (acquired at {loc})" if loc else n
@@ -161,7 +165,9 @@ class DeadlockReport:
             body = f", which no live task of the group is left to {verb}"
             if w.learned:
                 body += f" (in earlier runs: {', '.join(w.learned)})"
-        return head + body + self._history(w) + f" (waiting{where} since t={w.since:.3f} s)"
+        return (
+            head + body + self._history(w) + f" (waiting{where} since t={self._t(w.since):.3f} s)"
+        )
 
     def _history(self, w: StuckWait) -> str:
         if w.kind not in ("Event", "Condition"):
@@ -172,7 +178,7 @@ class DeadlockReport:
         if not past:
             return ""
         past_tense = {"set": "set", "clear": "cleared", "notify": "notified"}
-        done = [f"{past_tense[e.op]} by {e.task} at t={e.time:.3f} s" for e in past[-3:]]
+        done = [f"{past_tense[e.op]} by {e.task} at t={self._t(e.time):.3f} s" for e in past[-3:]]
         return "; earlier it was " + ", ".join(done) + ", before this wait began"
 
     def __repr__(self) -> str:
