@@ -150,8 +150,18 @@ class LabRuns:
 
     @property
     def running(self) -> bool:
-        """Whether a run or a sweep is going."""
-        return self._busy
+        """Whether a run or a sweep is going (or scheduled and about to start)."""
+        return self._busy or self._scheduled()
+
+    def _scheduled(self) -> bool:
+        """A run task is scheduled, not done, and it is not the task asking."""
+        task = self._task
+        if task is None or task.done():
+            return False
+        try:
+            return task is not asyncio.current_task()
+        except RuntimeError:  # no loop running here
+            return True
 
     def sweep_keys(self) -> list[str]:
         """The options Sweep can vary: ``"<step>.merge"``, ``.max_concurrency``, ``.order``, ..."""
@@ -266,6 +276,8 @@ class LabRuns:
     def stop(self) -> None:
         """Cancel the run in progress (and the repeats or sweep runs still to come)."""
         if not self._busy:
+            if self._scheduled() and self._task is not None:
+                self._task.cancel()  # scheduled but not started: it never will
             return
         self._stop = True
         self.status.value = "<i>stopping…</i>"
@@ -279,14 +291,14 @@ class LabRuns:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return asyncio.run(job())
-        if self._busy:
+        if self.running:
             self._note(_BUSY)
             return self._task
         self._task = loop.create_task(job())
         return self._task
 
     def _prepare(self) -> tuple[Pipeline | None, dict[str, Any], int]:
-        if self._busy:
+        if self.running:
             self._note(_BUSY)
             return None, {}, 0
         try:

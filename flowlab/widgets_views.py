@@ -118,9 +118,14 @@ def draw_compare(
     fig: Figure, frame: pd.DataFrame, *, x: str, y: str, hue: str | None = None
 ) -> None:
     """``fl.plot.compare`` on the Lab's history: ``y`` by ``x`` (and ``hue``), mean ± sd of repeats."""
+    from types import SimpleNamespace
+
     from flowlab import plot
 
-    plot.compare(frame, x=x, y=y, hue=hue, ax=fig.add_subplot())
+    # fl.plot.compare reads the grid keys of a Comparison to pick a default hue; naming only x
+    # (and hue) as the keys makes hue=None mean one line, as the Lab's "(none)" choice says.
+    view: Any = SimpleNamespace(frame=frame, grid=dict.fromkeys(c for c in (x, hue) if c))
+    plot.compare(view, x=x, y=y, hue=hue, ax=fig.add_subplot())
 
 
 def summary_html(run_id: int, result: RunResult) -> HTML:
@@ -141,11 +146,15 @@ def error_text(err: BaseException) -> str:
     """``Type: message`` plus the chain of causes, one per line."""
     lines = [f"{type(err).__name__}: {err}"]
     errors = getattr(err, "errors", None)
-    if isinstance(errors, dict):
+    seen: list[BaseException] = [err]
+    if isinstance(errors, dict) and len(errors) > 1:
         lines += [f"  branch {name!r}: {type(e).__name__}: {e}" for name, e in errors.items()]
+        seen += list(errors.values())
     cause = err.__cause__
     while cause is not None and len(lines) < 12:
-        lines.append(f"caused by {type(cause).__name__}: {cause}")
+        if not any(cause is e for e in seen):
+            lines.append(f"caused by {type(cause).__name__}: {cause}")
+        seen.append(cause)
         cause = cause.__cause__
     return "\n".join(lines)
 
