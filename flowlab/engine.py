@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import inspect
 import itertools
 import math
@@ -160,7 +161,7 @@ class Run:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.main_task: asyncio.Task[Any] | None = None
         self.t0 = 0.0
-        self.context = self.base.model_copy(deep=True)
+        self.context = _working_copy(self.base, self.pipeline)
         self.total_branches = _count_branches(self.pipeline)
 
     # ---- time and reporting -------------------------------------------------------------------
@@ -427,6 +428,25 @@ class Run:
 
     def new_group(self) -> int:
         return next(self._groups)
+
+
+def _working_copy(base: BaseModel, pipeline: Pipeline) -> BaseModel:
+    """The run's own copy of the caller's context (the caller's object is never mutated).
+
+    A field that cannot be deep-copied (a lock, a client) is shared by reference when no Parallel
+    can touch it: every Parallel names its ``include_keys`` and none includes that field.
+    """
+    try:
+        return ctx_mod.isolate(base)
+    except ConfigError:
+        pars = list(pipeline.parallels())
+        if not pars or any(p.include_keys is None for p in pars):
+            raise
+        keys = set().union(*(p.include_keys or () for p in pars))
+        new = copy.copy(base)
+        values = {k: copy.deepcopy(v) if k in keys else v for k, v in base.__dict__.items()}
+        object.__setattr__(new, "__dict__", values)
+        return new
 
 
 def _count_branches(node: Node) -> int:
