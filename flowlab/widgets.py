@@ -178,7 +178,9 @@ class Lab(LabRuns):
     # ---- output ---------------------------------------------------------------------------------
     def _show_result(self, run_id: int, result: RunResult) -> None:
         try:
-            shown = views.result_displays(run_id, result, plots=self.show_plots)
+            # the outermost Parallel's branches against its cap: what the max concurrency slider sets
+            outer = next(iter(self.controls), None)
+            shown = views.result_displays(run_id, result, plots=self.show_plots, step=outer)
         except Exception as err:  # a drawing problem is shown, never lost
             shown = [views.summary_html(run_id, result)]
             if result.error is not None:

@@ -97,11 +97,12 @@ def draw_timeline(fig: Figure, result: RunResult) -> None:
     plot.timeline(result, ax=fig.add_subplot())
 
 
-def draw_concurrency(fig: Figure, result: RunResult) -> None:
-    """Draw ``fl.plot.concurrency`` on a fresh Axes of ``fig``."""
+def draw_concurrency(fig: Figure, result: RunResult, *, step: str | None = None) -> None:
+    """Draw ``fl.plot.concurrency`` on a fresh Axes of ``fig`` (``step``: that Parallel's branches
+    in flight against its cap; default: leaf steps)."""
     from flowlab import plot
 
-    plot.concurrency(result, ax=fig.add_subplot())
+    plot.concurrency(result, ax=fig.add_subplot(), step=step)
 
 
 def draw_side_by_side(fig: Figure, results: Sequence[tuple[str, RunResult]]) -> None:
@@ -196,8 +197,10 @@ def merges_html(result: RunResult) -> HTML:
     cols = ["step", "path", "rule", "writers", "winner", "before", "after", "conflict"]
     shown = frame.loc[:, cols].copy()
     shown["writers"] = [", ".join(map(str, w)) for w in shown["writers"]]
-    for c in ("winner", "before", "after"):
-        shown[c] = [_short(v) for v in shown[c]]
+    # no single winner: a combining rule (sum, union, ...) used every writer
+    shown["winner"] = ["(all)" if v is None else _short(v) for v in shown["winner"]]
+    for c in ("before", "after"):
+        shown[c] = ["" if v is None else _short(v) for v in shown[c]]
     table = shown.to_html(index=False, escape=True, classes="flowlab-merges", border=0)
     return _html(f"<div style='max-height:22em;overflow:auto'>{table}</div>")
 
@@ -234,9 +237,12 @@ def history_html(frame: pd.DataFrame, *, last: int = 50) -> HTML:
     return _html(f"<div style='max-height:24em;overflow:auto'>{table}</div>")
 
 
-def result_displays(run_id: int, result: RunResult, *, plots: bool = True) -> list[Any]:
+def result_displays(
+    run_id: int, result: RunResult, *, plots: bool = True, step: str | None = None
+) -> list[Any]:
     """Everything shown after a run, in order: summary, error (if any), timeline, concurrency
-    plot (without ``plots``: neither), merge table and final context, each under a caption."""
+    plot of ``step`` (without ``plots``: neither), merge table and final context, each under a
+    caption."""
     shown: list[Any] = [summary_html(run_id, result)]
     if result.error is not None:
         title = "The run was cancelled" if result.status == "cancelled" else "The run failed"
@@ -247,7 +253,7 @@ def result_displays(run_id: int, result: RunResult, *, plots: bool = True) -> li
             caption(f"timeline · run #{run_id}", css_class="flowlab-timeline"),
             png(figure(lambda f: draw_timeline(f, result), size=size)),
             caption(f"concurrency · run #{run_id}", css_class="flowlab-concurrency"),
-            png(figure(lambda f: draw_concurrency(f, result))),
+            png(figure(lambda f: draw_concurrency(f, result, step=step))),
         ]
     shown += [
         caption("merges: which branch won each field", css_class="flowlab-merge-title"),
