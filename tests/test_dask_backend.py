@@ -602,6 +602,10 @@ def test_contexts_that_do_not_round_trip_are_refused() -> None:
     [
         ({"retries": -1}, "retries=-1 is not valid; give a whole number >= 0."),
         ({"n_workers": 0}, "n_workers=0 is not valid; give a whole number >= 1."),
+        (
+            {"connect_timeout_s": 0},
+            "connect_timeout_s=0 is not valid; give seconds as a number > 0.",
+        ),
         ({"address": ""}, "address='' is not valid; give a scheduler address"),
         ({"client": object()}, "client=<object object"),
         (
@@ -694,3 +698,17 @@ def test_finalize_gives_branch_rows_the_worker_times() -> None:
     finalize([first, second], sync)
     assert (brec.started, brec.finished) == (0.3, 2.5)
     assert (second.offset, second.offset_err) == (0.0, 0.0)
+
+
+def test_an_unreachable_scheduler_fails_the_run_naming_the_address() -> None:
+    backend = fl.backends.Dask(address="tcp://127.0.0.1:9", connect_timeout_s=0.3)
+    t = time.perf_counter()
+    r = fl.run(fl.Parallel({"a": plus5}), Counter(), backend=backend, raise_on_error=False)
+    assert time.perf_counter() - t < 10
+    assert r.status == "failed" and isinstance(r.error, fl.ConfigError)
+    assert (
+        "cannot reach the Dask scheduler at 'tcp://127.0.0.1:9' within connect_timeout_s=0.3"
+        in str(r.error)
+    )
+    assert isinstance(r.error.__cause__, OSError | TimeoutError)
+    assert r.branches.empty

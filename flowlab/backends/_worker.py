@@ -25,9 +25,10 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 
+from flowlab.context import same
 from flowlab.errors import ConfigError, UsageLimitExceeded
 
-__all__ = ["WorkerReply", "WorkerTask", "run_task"]
+__all__ = ["WorkerReply", "WorkerTask", "check_round_trip", "run_task"]
 
 #: How often an async step on a worker checks whether its Dask task was cancelled (seconds).
 CANCEL_POLL_S = 0.05
@@ -204,3 +205,28 @@ def remaining(limit: float | None, used: float) -> float | None:
     if limit is None or math.isinf(limit):
         return None
     return max(0.0, limit - used)
+
+
+def check_round_trip(ctx: BaseModel) -> None:
+    """Raise :class:`ConfigError` unless ``ctx`` survives ``model_validate(model_dump())``.
+
+    The backend checks the first context of each model in a run: a field that changes on the way
+    (a model inside ``Any`` comes back as a dict, a lossy serializer) would show up as a change
+    made by every branch.
+    """
+    cls = type(ctx)
+    try:
+        back = cls.model_validate(ctx.model_dump())
+    except Exception as err:
+        raise ConfigError(
+            f"ctx of type {cls.__name__} cannot travel to a Dask worker: "
+            f"{cls.__name__}.model_validate(ctx.model_dump()) fails ({type(err).__name__}: "
+            f"{err}). HINT: make the context round-trip, or run it without backend=."
+        ) from err
+    changed = [n for n in cls.model_fields if not same(ctx.__dict__[n], back.__dict__[n])]
+    if changed:
+        raise ConfigError(
+            f"ctx of type {cls.__name__} cannot travel to a Dask worker: field(s) "
+            f"{', '.join(changed)} change under model_validate(model_dump()). HINT: use "
+            "plain data types (or serializers that round-trip) for the context's fields."
+        )

@@ -65,8 +65,14 @@ from flowlab.backends._cluster import (
     local_cluster_kwargs,
     lost_errors,
 )
-from flowlab.backends._worker import WorkerReply, WorkerTask, remaining, run_task
-from flowlab.context import apply_inplace, same
+from flowlab.backends._worker import (
+    WorkerReply,
+    WorkerTask,
+    check_round_trip,
+    remaining,
+    run_task,
+)
+from flowlab.context import apply_inplace
 from flowlab.errors import ConfigError, FlowlabError
 from flowlab.record import Instrument
 
@@ -139,6 +145,9 @@ class Dask:
         127.0.0.1, no dashboard) started for each run and closed after it.
     cluster_kwargs : dict, optional
         More ``LocalCluster`` arguments.
+    connect_timeout_s : float, default 30
+        Seconds to wait for the scheduler when connecting; past it the run fails with a
+        :class:`~flowlab.errors.ConfigError` naming the address.
 
     Examples
     --------
@@ -156,6 +165,7 @@ class Dask:
         n_workers: int = 2,
         threads_per_worker: int = 1,
         cluster_kwargs: dict[str, Any] | None = None,
+        connect_timeout_s: float = 30.0,
     ) -> None:
         if client is not None and not (hasattr(client, "submit") and hasattr(client, "scheduler")):
             raise ConfigError(
@@ -178,12 +188,21 @@ class Dask:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{param}={value!r} is not valid; give a whole number >= {low}.")
+        if (
+            isinstance(connect_timeout_s, bool)
+            or not isinstance(connect_timeout_s, int | float)
+            or not connect_timeout_s > 0
+        ):
+            raise ConfigError(
+                f"connect_timeout_s={connect_timeout_s!r} is not valid; give seconds as a number > 0."
+            )
         self.client = client
         self.address = address
         self.retries = retries
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
         self.cluster_kwargs = dict(cluster_kwargs or {})
+        self.connect_timeout_s = connect_timeout_s
         self._states: dict[int, _RunState] = {}
 
     def __repr__(self) -> str:
@@ -204,29 +223,46 @@ class Dask:
                 "time. Choose clock='real'."
             )
         distributed: Any = importlib.import_module("distributed")
-        Client = distributed.Client  # noqa: N806 - the class, under its own name
-
         cluster = None
         client = self.client
         owns = True
-        if client is not None:
-            loop = getattr(getattr(client, "loop", None), "asyncio_loop", None)
-            if getattr(client, "asynchronous", False) and loop is asyncio.get_running_loop():
-                owns = False
+        try:
+            if client is not None:
+                loop = getattr(getattr(client, "loop", None), "asyncio_loop", None)
+                if getattr(client, "asynchronous", False) and loop is asyncio.get_running_loop():
+                    owns = False
+                else:
+                    client = await self._connect(distributed, client.scheduler.address)
+            elif self.address is not None:
+                client = await self._connect(distributed, self.address)
             else:
-                client = await Client(client.scheduler.address, asynchronous=True)
-        elif self.address is not None:
-            client = await Client(self.address, asynchronous=True)
-        else:
-            kwargs = local_cluster_kwargs(
-                self.n_workers, self.threads_per_worker, self.cluster_kwargs
-            )
-            with cluster_config():
-                cluster = await distributed.LocalCluster(asynchronous=True, **kwargs)
-            client = await Client(cluster, asynchronous=True)
+                kwargs = local_cluster_kwargs(
+                    self.n_workers, self.threads_per_worker, self.cluster_kwargs
+                )
+                with cluster_config():
+                    cluster = distributed.LocalCluster(asynchronous=True, **kwargs)
+                    await cluster
+                client = await self._connect(distributed, cluster)
+        except BaseException:
+            if cluster is not None:
+                await cluster.close()
+            raise
         state = _RunState(client, ClockSync(time.time() - run.now()), cluster, owns)
         self._states[id(run)] = state
         run.instruments.append(_Attach(run, state))
+
+    async def _connect(self, distributed: Any, where: Any) -> Any:
+        try:
+            return await distributed.Client(
+                where, asynchronous=True, timeout=self.connect_timeout_s
+            )
+        except (OSError, TimeoutError) as err:
+            shown = where if isinstance(where, str) else getattr(where, "scheduler_address", where)
+            raise ConfigError(
+                f"cannot reach the Dask scheduler at {shown!r} within "
+                f"connect_timeout_s={self.connect_timeout_s:g} ({type(err).__name__}: {err}). "
+                "HINT: is the scheduler running, and is the address (tcp://host:8786) right?"
+            ) from err
 
     async def close(self, run: Run) -> None:
         """Put worker times on the run clock, then close what :meth:`open` opened."""
@@ -264,7 +300,9 @@ class Dask:
         ctx_cls: type[BaseModel] | None = None
         ctx_data: dict[str, Any] | None = None
         if step.arity >= 2:
-            self._check_round_trip(state, ctx)
+            if type(ctx) not in state.checked:
+                check_round_trip(ctx)
+                state.checked.add(type(ctx))
             ctx_cls, ctx_data = type(ctx), ctx.model_dump()
         limits, account = run.account.limits, run.account
         task = WorkerTask(
@@ -358,28 +396,6 @@ class Dask:
             branch=path,
             attempts=self.retries + 1,
         ) from error
-
-    def _check_round_trip(self, state: _RunState, ctx: BaseModel) -> None:
-        """Once per model per run: the context must survive ``model_validate(model_dump())``."""
-        cls = type(ctx)
-        if cls in state.checked:
-            return
-        try:
-            back = cls.model_validate(ctx.model_dump())
-        except Exception as err:
-            raise ConfigError(
-                f"ctx of type {cls.__name__} cannot travel to a Dask worker: "
-                f"{cls.__name__}.model_validate(ctx.model_dump()) fails ({type(err).__name__}: "
-                f"{err}). HINT: make the context round-trip, or run it without backend=."
-            ) from err
-        changed = [n for n in cls.model_fields if not same(ctx.__dict__[n], back.__dict__[n])]
-        if changed:
-            raise ConfigError(
-                f"ctx of type {cls.__name__} cannot travel to a Dask worker: field(s) "
-                f"{', '.join(changed)} change under model_validate(model_dump()). HINT: use "
-                "plain data types (or serializers that round-trip) for the context's fields."
-            )
-        state.checked.add(cls)
 
 
 def _with_key(task: WorkerTask, key: str) -> WorkerTask:
