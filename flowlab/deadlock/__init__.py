@@ -2,7 +2,8 @@
 
 Layout (arrows point down only)::
 
-    widgets.py      Lab and "be the scheduler" (ipywidgets, imported lazily)
+    widgets.py      Lab and SchedulerWidget (ipywidgets, imported on first use)
+    game.py         SchedulerGame: the learner picks the next task; hint() asks the explorer
     explorer.py     explore(): DFS with delay bounding + partial-order reduction, PCT, random
     runner.py       one schedule -> Outcome (fresh loop, report, clean-up); examples.py
     scheduler.py    ExplorerLoop: a virtual-time loop whose ready queue asks a strategy
@@ -20,6 +21,7 @@ from flowlab.deadlock.channels import Condition, Queue
 from flowlab.deadlock.detector import supervise, watch
 from flowlab.deadlock.examples import plain_runs, transfers
 from flowlab.deadlock.explorer import STRATEGIES, Exploration, explore, replay
+from flowlab.deadlock.game import SchedulerGame
 from flowlab.deadlock.primitives import BoundedSemaphore, Event, Lock, Semaphore
 from flowlab.deadlock.report import DeadlockReport
 from flowlab.deadlock.runner import Outcome
@@ -42,9 +44,12 @@ __all__ = [
     "DeadlockReport",
     "Event",
     "Exploration",
+    "Lab",
     "Lock",
     "Outcome",
     "Queue",
+    "SchedulerGame",
+    "SchedulerWidget",
     "Semaphore",
     "arun",
     "catalog",
@@ -58,3 +63,12 @@ __all__ = [
     "transfers",
     "watch",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``Lab`` and ``SchedulerWidget`` load ipywidgets, so they are imported on first use."""
+    if name in ("Lab", "SchedulerWidget"):
+        from flowlab.deadlock import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module 'flowlab.deadlock' has no attribute {name!r}")

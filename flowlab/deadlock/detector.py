@@ -33,7 +33,7 @@ from flowlab.deadlock.report import DeadlockReport, report_from
 from flowlab.deadlock.trace import registry_for
 from flowlab.errors import DeadlockDetected
 
-__all__ = ["supervise", "unhook", "watch"]
+__all__ = ["detected", "supervise", "unhook", "watch"]
 
 Task = asyncio.Task[Any]
 _HUBS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = weakref.WeakKeyDictionary()
@@ -190,6 +190,12 @@ def unhook(task: Task) -> bool:
             task.get_loop().call_soon(callback, dummy, context=context)
             return True
     return False
+
+
+def detected(loop: asyncio.AbstractEventLoop) -> bool:
+    """True when a group watched on ``loop`` has already detected its deadlock."""
+    hub = _HUBS.get(loop)
+    return hub is not None and any(g.report is not None for g in hub.groups)
 
 
 def _hub(loop: asyncio.AbstractEventLoop) -> _Hub:

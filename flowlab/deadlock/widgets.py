@@ -1,0 +1,149 @@
+"""Notebook widgets: the deadlock ``Lab`` and "be the scheduler".
+
+Design
+------
+Thin ipywidgets layers over models that work without a browser: :class:`Lab` over
+:func:`~flowlab.deadlock.scenarios.run`, :class:`SchedulerWidget` over
+:class:`~flowlab.deadlock.game.SchedulerGame`. Tests set ``.value`` and call ``Button.click()``.
+Output goes through ``Output.append_stdout`` / ``append_display_data`` (never ``with out:``, which
+loses output in async callbacks in JupyterLab 4). Figures are rendered to PNG with a bare
+``matplotlib.figure.Figure`` so nothing is left open in pyplot. ipywidgets is imported here only.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from flowlab.deadlock.game import SchedulerGame
+from flowlab.deadlock.scenarios import SCENARIOS
+from flowlab.deadlock.scenarios import run as run_scenario
+
+if TYPE_CHECKING:
+    from flowlab.deadlock.report import DeadlockReport
+
+__all__ = ["Lab", "SchedulerWidget"]
+
+
+def _png(draw: Any, size: tuple[float, float]) -> Any:
+    from IPython.display import Image
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    draw(fig.add_subplot())
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    return Image(data=buf.getvalue(), format="png")  # type: ignore[no-untyped-call]
+
+
+class Lab:
+    """Pick a scenario, toggle the fix, run; see the explanation, the graph and the timeline.
+
+    Attributes
+    ----------
+    scenario : ipywidgets.Dropdown
+    fixed : ipywidgets.Checkbox
+    run_button : ipywidgets.Button
+    explanation, graph, timeline : ipywidgets.Output
+    report : DeadlockReport or None
+        The last run's report.
+    """
+
+    def __init__(self, scenario: str = "governor") -> None:
+        self.scenario = w.Dropdown(options=list(SCENARIOS), value=scenario, description="scenario")
+        self.fixed = w.Checkbox(value=False, description="apply the fix")
+        self.run_button = w.Button(description="run", button_style="primary")
+        self.explanation = w.Output()
+        self.graph = w.Output()
+        self.timeline = w.Output()
+        self.report: DeadlockReport | None = None
+        self.run_button.on_click(lambda _: self.run())
+        tabs = w.Tab(children=[self.explanation, self.graph, self.timeline])
+        for i, title in enumerate(["explanation", "wait-for graph", "timeline"]):
+            tabs.set_title(i, title)
+        self.widget = w.VBox([w.HBox([self.scenario, self.fixed, self.run_button]), tabs])
+
+    def run(self) -> DeadlockReport:
+        """Run the selected scenario on virtual time and show its report."""
+        from IPython.display import HTML
+
+        report = run_scenario(self.scenario.value, fixed=self.fixed.value)
+        self.report = report
+        for out in (self.explanation, self.graph, self.timeline):
+            out.outputs = ()
+        sc = SCENARIOS[report.scenario or self.scenario.value]
+        self.explanation.append_stdout(f"{sc.title}\n\n{report.explain()}\n")
+        self.graph.append_display_data(_png(report.plot, (6, 6)))
+        self.timeline.append_display_data(_png(report.plot_timeline, (8, 4)))
+        table = HTML(report.timeline.to_html(index=False))  # type: ignore[no-untyped-call]
+        self.timeline.append_display_data(table)
+        return report
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)  # type: ignore[no-untyped-call]
+
+
+class SchedulerWidget:
+    """Be the scheduler: a button per ready task, a hint, a reset; goal: force the deadlock.
+
+    Attributes
+    ----------
+    game : SchedulerGame
+        The model (works without widgets).
+    buttons : list of ipywidgets.Button
+        One per ready task, rebuilt after every move.
+    """
+
+    def __init__(self, target: Any = None, *, fixed: bool = False) -> None:
+        self.game = SchedulerGame(target, fixed=fixed)
+        self.status = w.HTML()
+        self.choices = w.HBox()
+        self.hint_button = w.Button(description="hint", icon="lightbulb-o")
+        self.reset_button = w.Button(description="reset")
+        self.log = w.Output()
+        self.buttons: list[w.Button] = []
+        self.hint_button.on_click(lambda _: self.hint())
+        self.reset_button.on_click(lambda _: self._reset())
+        self.widget = w.VBox(
+            [self.status, w.HBox([self.choices, self.hint_button, self.reset_button]), self.log]
+        )
+        self._render()
+
+    def _render(self) -> None:
+        import html
+
+        self.status.value = f"<b>{html.escape(self.game.label)}</b>: " + html.escape(
+            self.game.describe()
+        )
+        self.buttons = []
+        for name in self.game.options:
+            button = w.Button(description=f"run {name}")
+            button.on_click(lambda _, n=name: self._move(n))
+            self.buttons.append(button)
+        self.choices.children = tuple(self.buttons)
+
+    def _move(self, name: str) -> None:
+        self.game.choose(name)
+        self.log.append_stdout(f"ran {name}\n")
+        self._render()
+
+    def _reset(self) -> None:
+        self.game.reset()
+        self.log.append_stdout("reset\n")
+        self._render()
+
+    def hint(self) -> str | None:
+        """Ask the explorer for a move that can still reach the deadlock."""
+        move = self.game.hint()
+        self.log.append_stdout(f"hint: run {move}\n" if move else "hint: no deadlock reachable\n")
+        return move
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)  # type: ignore[no-untyped-call]
