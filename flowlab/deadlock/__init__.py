@@ -11,18 +11,18 @@ Layout (arrows point down only)::
     detector.py     watch() / supervise(): event-driven wait-for checks on a group of tasks
     report.py       DeadlockReport: explain(), graph, timeline, plot(), _repr_html_ (plot.py draws)
     graph.py        wait-for graph analysis: stuck set (greatest fixpoint) and the cycle
-    primitives.py   Lock, Semaphore, BoundedSemaphore, Event   (channels.py: Condition, Queue)
+    primitives.py   Lock, Semaphore, BoundedSemaphore      channels.py: Event, Condition, Queue
     trace.py        per-loop registry: trace events, who waits on what
 """
 
 from __future__ import annotations
 
-from flowlab.deadlock.channels import Condition, Queue
+from flowlab.deadlock.channels import Condition, Event, Queue
 from flowlab.deadlock.detector import supervise, watch
 from flowlab.deadlock.examples import plain_runs, transfers
 from flowlab.deadlock.explorer import STRATEGIES, Exploration, explore, replay
 from flowlab.deadlock.game import SchedulerGame
-from flowlab.deadlock.primitives import BoundedSemaphore, Event, Lock, Semaphore
+from flowlab.deadlock.primitives import BoundedSemaphore, Lock, Semaphore
 from flowlab.deadlock.report import DeadlockReport
 from flowlab.deadlock.runner import Outcome
 from flowlab.deadlock.scenarios import (

@@ -17,8 +17,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowlab.deadlock.channels import Queue
-from flowlab.deadlock.primitives import Event, Lock, Semaphore
+from flowlab.deadlock.channels import Event, Queue
+from flowlab.deadlock.primitives import Lock, Semaphore
 
 __all__ = ["Build", "Scenario"]
 

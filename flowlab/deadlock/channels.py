@@ -1,9 +1,11 @@
-"""Traced ``Condition`` and ``Queue``: primitives whose wakers are other tasks' future actions.
+"""Traced ``Event``, ``Condition`` and ``Queue``: whose wakers are other tasks' future actions.
 
 Design
 ------
-Both build on :class:`~flowlab.deadlock.primitives.Traced`, so every wait is registered with the
-line that waited and every ``notify`` / ``put`` / ``get`` is a trace event.
+All build on :class:`~flowlab.deadlock.primitives.Traced`, so every wait is registered with the
+line that waited and every ``set`` / ``clear`` / ``notify`` / ``put`` / ``get`` is a trace event.
+
+* :class:`Event` wakes every waiter on ``set``; who may set it is declared with ``setters=[...]``.
 
 * :class:`Condition` wraps a traced :class:`~flowlab.deadlock.primitives.Lock` (its own unless one
   is given). ``wait()`` releases the lock, blocks as a ``wait`` on the condition, then re-acquires
@@ -27,10 +29,69 @@ from typing import Any, Generic, TypeVar
 from flowlab.deadlock.primitives import Holder, Lock, Traced, Wakers, _Waiter
 from flowlab.deadlock.trace import caller_where, learn, learned, task_name
 
-__all__ = ["Condition", "Queue"]
+__all__ = ["Condition", "Event", "Queue"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class Event(Traced):
+    """A traced ``asyncio.Event``.
+
+    Parameters
+    ----------
+    name : str, optional
+        Shown in reports.
+    setters : iterable of str, optional
+        Names of the tasks that may set the event. When all of them are finished or blocked, a
+        waiter can never wake: the detector reports it even while unrelated tasks still run.
+        Without ``setters`` a waiter counts as stuck only once every task of the group is blocked.
+    """
+
+    kind = "Event"
+
+    def __init__(self, *, name: str | None = None, setters: Iterable[str] | None = None) -> None:
+        super().__init__(name)
+        self._flag = False
+        self._waiting: deque[_Waiter] = deque()
+        self.setters = list(setters or [])
+
+    def is_set(self) -> bool:
+        """True once set (until cleared)."""
+        return self._flag
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        reg = self._reg()
+        reg.record("set", self, caller_where())
+        learn(self, task_name())
+        if self._flag:
+            return
+        self._flag = True
+        while (waiter := self._pop_live(self._waiting)) is not None:
+            self._grant(waiter, "wake")
+
+    def clear(self) -> None:
+        """Reset the flag: later waiters block again."""
+        self._reg().record("clear", self, caller_where())
+        self._flag = False
+
+    async def wait(self) -> bool:
+        """Return at once if set, else block (traced) until some task sets the event."""
+        if self._flag:
+            return True
+        await self._block(self._waiting, "wait", caller_where())
+        return True
+
+    def waiters(self) -> list[str]:
+        return [w.task.get_name() for w in self._waiting if not w.future.done()]
+
+    def wakers(self, op: str) -> Wakers:
+        return Wakers("set by", declared=list(self.setters), learned=learned(self))
+
+    def __repr__(self) -> str:
+        state = "set" if self._flag else "unset"
+        return f"<{self.label} {state} waiters={len(self.waiters())}>"
 
 
 class Condition(Traced):

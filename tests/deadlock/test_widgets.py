@@ -95,3 +95,11 @@ def test_importing_flowlab_deadlock_does_not_import_ipywidgets_or_pandas() -> No
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_public_name_is_exported_once_and_resolves() -> None:
+    assert len(dl.__all__) == len(set(dl.__all__))
+    for name in dl.__all__:
+        assert getattr(dl, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        dl.Nope  # noqa: B018
