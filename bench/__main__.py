@@ -55,7 +55,7 @@ def run_figure(key: str, settings: Settings) -> Figure:
     try:
         fn: Callable[[Settings], Figure] = getattr(importlib.import_module(module), func)
         fig = fn(settings)
-    except Exception as err:  # noqa: BLE001 - one broken figure must not hide the others
+    except Exception as err:
         fig = Figure(key, number, key, skipped=f"failed: {type(err).__name__}: {err}")
         fig.notes.append("error:\n" + traceback.format_exc(limit=6))
     fig.seconds = time.perf_counter() - t0
@@ -112,7 +112,7 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         import flowlab
 
         version = flowlab.__version__
-    except Exception as err:  # noqa: BLE001 - recorded, the figures say what failed
+    except Exception as err:
         version = f"import failed: {err}"
     return {
         "command": cmd,

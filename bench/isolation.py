@@ -53,7 +53,8 @@ def isolation_cost(settings: Settings) -> Figure:
     for n_bytes, label in SIZES:
         ctx = sized_context(n_bytes)
         actual = len(ctx.model_dump_json())
-        reps = settings.pick(2, 5) if n_bytes >= 10_000_000 else settings.pick(20, 200)
+        huge = n_bytes >= 10_000_000
+        reps = settings.pick(1, 3) if huge else settings.pick(10, 100)
 
         def full(ctx: IsoCtx = ctx) -> None:
             context.isolate(ctx)
@@ -64,9 +65,9 @@ def isolation_cost(settings: Settings) -> Figure:
         def small(ctx: IsoCtx = ctx) -> None:
             context.isolate(ctx, ["counter", "status"])
 
-        inner = 1 if n_bytes >= 10_000_000 else max(1, 100_000 // n_bytes) * 10
+        inner = 1 if huge else max(1, 100_000 // n_bytes) * 10
         funcs = [_loop(f, inner) for f in (pickled, full, small)]
-        t_pickle, t_full, t_small = (t / inner for t in best(funcs, reps))
+        t_pickle, t_full, t_small = (t / inner for t in best(funcs, reps, warmup=not huge))
         fig.add(f"isolate_us_{label}", t_full * 1e6, "us/branch", f"isolate(), {label} ({actual:,} B)")
         fig.add(f"pickle_us_{label}", t_pickle * 1e6, "us/branch", f"  pickle round trip, {label}")
         fig.add(f"ratio_pickle_{label}", t_full / t_pickle, "x", f"  isolate / pickle, {label}")

@@ -21,12 +21,31 @@ from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel
 
+import flowlab as fl
 from bench._core import Figure, Settings, best
 from bench.workloads import SmallCtx, fanout
 
 __all__ = ["peers"]
 
 CAP = 64
+
+
+class Collected(BaseModel):
+    """flowlab's side of the LangGraph comparison: a list merged by appending (the reducer)."""
+
+    results: Annotated[list[int], fl.merge.Append()] = []
+
+
+class State(TypedDict):
+    """LangGraph's state: a list merged by ``operator.add`` (the reducer)."""
+
+    results: Annotated[list[int], operator.add]
+
+
+class Item(TypedDict):
+    """What one ``Send`` carries to a ``work`` node."""
+
+    i: int
 
 
 def _missing(name: str) -> str | None:
@@ -50,11 +69,6 @@ def peers(settings: Settings) -> Figure:
 
 # ---- LangGraph --------------------------------------------------------------------------------
 def _flowlab_reducer(n: int) -> Any:
-    import flowlab as fl
-
-    class Collected(BaseModel):
-        results: Annotated[list[int], fl.merge.Append()] = []
-
     def make(i: int) -> Any:
         async def work(data: Any, ctx: Collected) -> None:
             await asyncio.sleep(0)
@@ -75,13 +89,7 @@ def _langgraph_app(n: int) -> Any:
     from langgraph.graph import END, START, StateGraph
     from langgraph.types import Send
 
-    class State(TypedDict):
-        results: Annotated[list[int], operator.add]
-
-    class Item(TypedDict):
-        i: int
-
-    def fan(state: State) -> list[Send]:
+    def fan(state: State) -> list[Any]:
         return [Send("work", {"i": i}) for i in range(n)]
 
     async def work(state: Item) -> dict[str, list[int]]:
@@ -149,9 +157,8 @@ def _aiometer(n: int) -> Any:
 
 
 def _capped(fig: Figure, settings: Settings) -> None:
-    import flowlab as fl
-
-    n = 10_000
+    n = settings.pick(2_000, 10_000)
+    k = f"N={n // 1000}k"
     pipe = fanout(n, cap=CAP)
     ctx = SmallCtx()
     peers_: list[tuple[str, str, Any]] = []
@@ -167,7 +174,7 @@ def _capped(fig: Figure, settings: Settings) -> None:
     if not peers_:
         return
     times = best([lambda: fl.run(pipe, ctx), *(p[2] for p in peers_)], settings.pick(2, 5))
-    fig.add("flowlab_us_10k", times[0] / n * 1e6, "us/branch", "flowlab cap 64, N=10k")
+    fig.add("flowlab_us_capped", times[0] / n * 1e6, "us/branch", f"flowlab cap 64, {k}")
     for (name, label, _), t in zip(peers_, times[1:], strict=True):
-        fig.add(f"{name}_us_10k", t / n * 1e6, "us/branch", f"{label}, N=10k")
+        fig.add(f"{name}_us", t / n * 1e6, "us/branch", f"{label}, {k}")
         fig.add(f"{name}_ratio", times[0] / t, "x", f"flowlab / {name}")

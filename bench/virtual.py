@@ -30,23 +30,28 @@ def virtual_time(settings: Settings) -> Figure:
     import flowlab as fl
     from flowlab.clock import run_virtual
 
-    fig = Figure("virtual", 7, "Virtual time: 10,000 x 1 s branches, cap 100")
-    pipe = fanout(N, cap=CAP, branch=_sleep_one)
+    n = settings.pick(2_000, N)
+    fig = Figure("virtual", 7, f"Virtual time: {n:,} x 1 s branches, cap {CAP}")
+    pipe = fanout(n, cap=CAP, branch=_sleep_one)
     holder: dict[str, Any] = {}
 
     def flow() -> None:
         holder["result"] = fl.run(pipe, SmallCtx(), clock="virtual")
 
     def raw() -> None:
-        run_virtual(raw_fanout(N, CAP, 1.0))
+        run_virtual(raw_fanout(n, CAP, 1.0))
 
-    t_raw, t_flow = best([raw, flow], settings.pick(1, 3), warmup=False)
+    reps = settings.pick(1, 3)
+    t_raw, t_flow = best([raw, flow], reps, warmup=False, clock="wall")
+    c_raw, c_flow = best([raw, flow], reps, warmup=False, clock="cpu")
     makespan = holder["result"].makespan_s
-    fig.add("makespan_s", makespan, "s", "virtual makespan (expected 100 s)")
-    fig.add(
-        "wall_s", t_flow, "s", "flowlab wall time", target="< 2 s", check=lambda v: v < 2.0
-    )
-    fig.add("baseline_wall_s", t_raw, "s", "TaskGroup+Semaphore on VirtualTimeLoop")
-    fig.add("ratio", t_flow / t_raw, "x", "flowlab / baseline")
+    fig.add("makespan_s", makespan, "s", f"virtual makespan (expected {-(-n // CAP)} s)")
+    if n == N:
+        fig.add("wall_s", t_flow, "s", "flowlab wall time", target="< 2 s", check=lambda v: v < 2)
+    else:
+        fig.add("wall_s", t_flow, "s", f"flowlab wall time (target is for N={N:,})")
+    fig.add("cpu_s", c_flow, "s", "  flowlab CPU time")
+    fig.add("baseline_wall_s", t_raw, "s", "TaskGroup+Semaphore on VirtualTimeLoop, wall")
+    fig.add("ratio", c_flow / c_raw, "x", "flowlab / baseline (CPU time)")
     fig.add("speedup", makespan / t_flow, "x", "virtual seconds per wall second")
     return fig

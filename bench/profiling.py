@@ -1,0 +1,141 @@
+"""Profile the hot paths: ``python -m bench.profiling [CASE ...] [--top N] [--tree]``.
+
+Cases:
+
+* ``overhead`` — ``fl.run`` of 10,000 no-op branches, cap 64, recording on (figure 1);
+* ``merge`` — ``merge_branches`` of 100 realistic branches, ``accumulate`` and ``overwrite``
+  (figure 3, part A);
+* ``scaling`` — the merge-back (diff + merge) of 1,000 branches changing 1 key of a 10,000-key
+  dict (figure 3, part B);
+* ``isolate`` — :func:`flowlab.context.isolate` of the 100 KB context (figure 4).
+
+For each case, cProfile gives exact call counts and per-function times, printed as **µs per
+branch** (``tottime`` / branches, i.e. time spent in the function's own code, and ``cumtime`` /
+branches), sorted by own time; ``--tree`` adds a pyinstrument call tree (sampling, so closer to
+real time: cProfile's own overhead inflates tiny, frequently called functions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["CASES", "main", "profile_case"]
+
+
+def _overhead() -> tuple[Callable[[], Any], int]:
+    import flowlab as fl
+    from bench.workloads import SmallCtx, fanout
+
+    n = 10_000
+    pipe = fanout(n, cap=64)
+    ctx = SmallCtx()
+    fl.run(pipe, ctx)  # warm up
+    return (lambda: fl.run(pipe, ctx)), n
+
+
+def _merge(strategy: str) -> Callable[[], tuple[Callable[[], Any], int]]:
+    def setup() -> tuple[Callable[[], Any], int]:
+        from bench.merging import edit, rich_base
+        from flowlab import context, merge
+
+        base = rich_base()
+        pairs: list[tuple[str, Any]] = []
+        for i in range(100):
+            b = context.isolate(base)
+            edit(i, b)
+            pairs.append((f"b{i}", b))
+        diffs = {name: context.diff(base, b) for name, b in pairs}
+        spec = merge.resolve(strategy)
+
+        def go() -> None:
+            for _ in range(20):
+                merge.merge_branches(base, pairs, spec, diffs=diffs)
+
+        return go, 100 * 20
+
+    return setup
+
+
+def _scaling() -> tuple[Callable[[], Any], int]:
+    from bench.merging import BigCtx, _branches_one_key, _merge_back
+    from flowlab import merge
+
+    base = BigCtx(table={f"k{i:06d}": i for i in range(10_000)})
+    pairs = _branches_one_key(base, 1_000)
+    spec = merge.resolve("deep")
+    return (lambda: _merge_back(base, pairs, spec)), 1_000
+
+
+def _isolate() -> tuple[Callable[[], Any], int]:
+    from bench.isolation import sized_context
+    from flowlab import context
+
+    ctx = sized_context(100_000)
+
+    def go() -> None:
+        for _ in range(50):
+            context.isolate(ctx)
+
+    return go, 50
+
+
+CASES: dict[str, Callable[[], tuple[Callable[[], Any], int]]] = {
+    "overhead": _overhead,
+    "merge-accumulate": _merge("accumulate"),
+    "merge-overwrite": _merge("overwrite"),
+    "scaling": _scaling,
+    "isolate": _isolate,
+}
+
+
+def profile_case(name: str, *, top: int = 25, tree: bool = False) -> str:
+    """Profile one case; return the report text."""
+    fn, per = CASES[name]()
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    stats = pstats.Stats(prof)
+    rows = []
+    total = 0.0
+    for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        total += tt
+        short = file.split("site-packages/")[-1].split("/work/main/")[-1]
+        rows.append((tt, ct, nc, f"{short}:{line}({func})"))
+    rows.sort(reverse=True)
+    lines = [f"== {name}: cProfile, per branch (N={per:,}); total own time {total / per * 1e6:.1f} us/branch"]
+    lines.append(f"{'own us/br':>10} {'cum us/br':>10} {'calls/br':>9}  function")
+    for tt, ct, nc, where in rows[:top]:
+        lines.append(f"{tt / per * 1e6:10.2f} {ct / per * 1e6:10.2f} {nc / per:9.2f}  {where}")
+    if tree:
+        from pyinstrument import Profiler
+
+        fn, per = CASES[name]()
+        p = Profiler(interval=0.0002, async_mode="disabled")
+        p.start()
+        fn()
+        p.stop()
+        lines.append(p.output_text(unicode=False, color=False, show_all=False))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Profile the named cases (all by default) and print the reports."""
+    parser = argparse.ArgumentParser(prog="python -m bench.profiling", description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", choices=[*CASES, []], default=list(CASES))
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--tree", action="store_true", help="also print a pyinstrument call tree")
+    args = parser.parse_args(argv)
+    for name in args.cases or list(CASES):
+        print(profile_case(name, top=args.top, tree=args.tree), flush=True)
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
