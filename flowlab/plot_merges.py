@@ -1,0 +1,142 @@
+"""Who wrote what: the branch × field matrix of a run's merges."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from flowlab.errors import check_one_of
+from flowlab.plot_style import STATUS_COLORS, WAIT_ALPHA, branch_rows, new_axes, text
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from flowlab.record import RunResult
+
+__all__ = ["merges"]
+
+
+def _field(path: str) -> str:
+    """``tags[3]`` -> ``tags``: list positions collapse onto their field."""
+    return re.sub(r"\[\d+\]", "", path)
+
+
+def merges(
+    result: RunResult, ax: Axes | None = None, *, step: str | None = None, **kwargs: Any
+) -> Axes:
+    """Who wrote what: a branch × field matrix for the Parallel steps of a run.
+
+    A filled cell means the branch changed that field (list items collapse onto their field);
+    a hatched cell is a change by a branch that did not succeed (recorded, never merged). The
+    branch whose value the merge kept is starred, and fields whose merge found a conflict get a
+    red frame and a red label.
+
+    Parameters
+    ----------
+    result : RunResult
+    ax : matplotlib Axes, optional
+    step : str, optional
+        Only this Parallel step (by name). Default: every step, rows named ``step:branch`` when
+        there is more than one.
+    **kwargs
+        Passed to every cell ``Rectangle`` (``alpha``, ``edgecolor``, ...).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import Rectangle
+
+    diffs = result.diffs
+    merged = result.merges
+    if step is not None:
+        check_one_of(
+            "step", step, sorted(set(diffs["step"].tolist()) | set(merged["step"].tolist()))
+        )
+        diffs = diffs.loc[diffs["step"] == step]
+        merged = merged.loc[merged["step"] == step]
+    many = len(set(diffs["step"].tolist())) > 1
+
+    def key(s: str, b: str) -> str:
+        return f"{s}:{b}" if many else b
+
+    branches = result.branches
+    steps = set(diffs["step"].tolist()) | set(merged["step"].tolist())
+    rows: dict[str, str] = {}  # row key -> status of that branch, in timeline order
+    for i, _depth in branch_rows(branches):
+        if branches["step"].iat[i] in steps:
+            rows.setdefault(key(str(branches["step"].iat[i]), str(branches["branch"].iat[i])),
+                            str(branches["status"].iat[i]))  # fmt: skip
+    cells: dict[tuple[str, str], str] = {}
+    for s, b, status, path in zip(diffs["step"], diffs["branch"], diffs["branch_status"].astype(str),
+                                  diffs["path"], strict=True):  # fmt: skip
+        rows.setdefault(key(s, b), status)
+        cells[(key(s, b), _field(path))] = status
+    fields = list(dict.fromkeys(f for _, f in cells))
+    winners: set[tuple[str, str]] = set()
+    conflicts: set[str] = set()
+    for s, path, winner, conflict in zip(merged["step"], merged["path"], merged["winner"],
+                                         merged["conflict"], strict=True):  # fmt: skip
+        hit = [f for f in fields if f == _field(path) or f.startswith(_field(path) + ".")]
+        if conflict:
+            conflicts.update(hit)
+        names = winner if isinstance(winner, list | tuple | set | frozenset) else [winner]
+        for n in names:
+            if isinstance(n, str) and n:
+                winners.update((key(s, n), f) for f in hit)
+    ax = new_axes(ax, (max(4.0, 1.1 * len(fields) + 2.5), max(2.0, 0.45 * len(rows) + 1.5)))
+    row_names = list(rows)
+    for (r, f), status in cells.items():
+        y, x = row_names.index(r), fields.index(f)
+        ok = status == "ok"
+        color = STATUS_COLORS.get(status, "#999999")
+        cell_kwargs: dict[str, Any] = {
+            "facecolor": color if ok else to_rgba(color, WAIT_ALPHA),
+            "edgecolor": STATUS_COLORS["failed"]
+            if f in conflicts
+            else (color if not ok else "white"),
+            "linewidth": 2.5 if f in conflicts else 1.0,
+            "hatch": None if ok else "//",
+            **kwargs,
+        }
+        ax.add_patch(Rectangle((x - 0.45, y - 0.45), 0.9, 0.9, gid=f"cell:{r}|{f}", **cell_kwargs))
+        if (r, f) in winners:
+            ax.plot([x], [y], marker="*", markersize=13, color="#f5d000", markeredgecolor="#333333",
+                    markeredgewidth=0.5, linestyle="none", gid=f"winner:{r}|{f}")  # fmt: skip
+    ax.set_xticks(range(len(fields)), [text(f) for f in fields], rotation=30, ha="right")
+    for label, f in zip(ax.get_xticklabels(), fields, strict=True):
+        if f in conflicts:
+            label.set_color(STATUS_COLORS["failed"])
+            label.set_fontweight("bold")
+    ax.set_yticks(range(len(row_names)), [text(r) for r in row_names])
+    ax.set_xlim(-0.5, max(len(fields), 1) - 0.5)
+    ax.set_ylim(max(len(row_names), 1) - 0.5, -0.5)
+    ax.set_xlabel("field")
+    ax.set_title("who wrote what")
+    _merge_legend(ax, set(cells.values()), bool(winners), bool(conflicts))
+    if not cells:
+        ax.text(0.5, 0.5, "no branch changed the context", transform=ax.transAxes, ha="center")
+    return ax
+
+
+def _merge_legend(ax: Axes, statuses: set[str], winners: bool, conflicts: bool) -> None:
+    from matplotlib.colors import to_rgba
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = []
+    if "ok" in statuses:
+        handles.append(Patch(color=STATUS_COLORS["ok"], label="changed (branch ok)"))
+    for status in sorted(statuses - {"ok"}):
+        color = STATUS_COLORS.get(status, "#999999")
+        handles.append(Patch(facecolor=to_rgba(color, WAIT_ALPHA), edgecolor=color, hatch="//",
+                             label=f"changed, not merged (branch {status})"))  # fmt: skip
+    if winners:
+        handles.append(Line2D([], [], marker="*", linestyle="none", markersize=11,
+                              color="#f5d000", label="value kept by the merge"))  # fmt: skip
+    if conflicts:
+        handles.append(Patch(facecolor="white", edgecolor=STATUS_COLORS["failed"], linewidth=2.5,
+                             label="conflict"))  # fmt: skip
+    if handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
