@@ -124,6 +124,7 @@ class Run:
         instruments: Sequence[Instrument] = (),
         record: bool = True,
         backend: Any = None,
+        detect_deadlocks: bool = False,
     ) -> None:
         from flowlab.pipeline import _check_timeout
 
@@ -150,6 +151,7 @@ class Run:
         self.record = record
         self.instruments = list(instruments)
         self.backend = backend
+        self.detect_deadlocks = bool(detect_deadlocks)
         self.live: dict[int, _Live] = {}
         self._ids = itertools.count()
         self._groups = itertools.count()
@@ -257,7 +259,13 @@ class Run:
         try:
             if self.backend is not None and hasattr(self.backend, "open"):
                 await self.backend.open(self)
-            output = await self._node(self.pipeline, self.input, self.context, "")
+            body = self._node(self.pipeline, self.input, self.context, "")
+            if self.detect_deadlocks:
+                from flowlab.deadlock import watch
+
+                [output] = await watch(body, names=[self.pipeline.name])
+            else:
+                output = await body
             status = "ok"
         except asyncio.CancelledError:
             if not self._run_reason or self.main_task is None:

@@ -62,6 +62,7 @@ def run(
     progress: bool = False,
     record: bool = True,
     backend: Any = None,
+    detect_deadlocks: bool = False,
 ) -> RunResult:
     """Run ``pipeline`` on a copy of ``ctx`` and wait for the result.
 
@@ -90,6 +91,10 @@ def run(
         Record the event log and diffs (branch and step rows are always kept).
     backend : optional
         Where leaf steps of branches run, e.g. ``fl.backends.Dask(...)``. Default: this process.
+    detect_deadlocks : bool, default False
+        Watch the run with :func:`flowlab.deadlock.watch`: if branches deadlock on traced
+        primitives (``fl.deadlock.Lock`` ...), the run fails at once with
+        :class:`~flowlab.errors.DeadlockDetected` whose ``.report`` explains the cycle.
 
     Returns
     -------
@@ -118,6 +123,7 @@ def run(
         dict(
             input=input, usage=usage, max_concurrency=max_concurrency, timeout=timeout,
             instruments=instruments, record=record, backend=backend,
+            detect_deadlocks=detect_deadlocks,
         ),
     )  # fmt: skip
     try:
@@ -193,11 +199,13 @@ async def arun(
     progress: bool = False,
     record: bool = True,
     backend: Any = None,
+    detect_deadlocks: bool = False,
 ) -> RunResult:
     """Async :func:`run`: ``result = await fl.arun(pipe, ctx)``. Same parameters."""
     handle = start(
         pipeline, ctx, input=input, usage=usage, clock=clock, max_concurrency=max_concurrency,
         timeout=timeout, instruments=instruments, progress=progress, record=record, backend=backend,
+        detect_deadlocks=detect_deadlocks,
     )  # fmt: skip
     try:
         result = await handle.wait()
@@ -220,6 +228,7 @@ def start(
     progress: bool = False,
     record: bool = True,
     backend: Any = None,
+    detect_deadlocks: bool = False,
 ) -> RunHandle:
     """Start a run in the background and return its :class:`RunHandle` at once.
 
@@ -234,6 +243,7 @@ def start(
         dict(
             input=input, usage=usage, max_concurrency=max_concurrency, timeout=timeout,
             instruments=instruments, record=record, backend=backend,
+            detect_deadlocks=detect_deadlocks,
         ),
     )  # fmt: skip
     try:
