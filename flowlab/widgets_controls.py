@@ -115,13 +115,18 @@ class StepControls:
             options=choices, value=merge_value, description="merge", style=style
         )
         self.order = w.ToggleButtons(
-            options=list(ORDERS), value=step.order, description="order", style=style
+            options=list(ORDERS), value=step.order, style={"button_width": "7.5em"}
         )
         self.cap = w.ToggleButtons(
             options=[(_CAP_LABELS[m], m) for m in CAP_MODES],
             value=mode,
-            description="cap",
-            style=style,
+            style={"button_width": "6.5em"},
+            tooltips=[
+                "at most max concurrency branches at once",
+                "no cap",
+                "1..max concurrency, moved by CPU and memory load",
+                "1..max concurrency, moved by branch latency (AIMD)",
+            ],
         )
         self.max_concurrency = w.IntSlider(
             value=limit,
@@ -153,8 +158,8 @@ class StepControls:
             [
                 w.HTML(title),
                 self.merge,
-                self.order,
-                self.cap,
+                _labelled("order", self.order),
+                _labelled("cap", self.cap),
                 self.max_concurrency,
                 self.on_failure,
                 self.branch_timeout,
@@ -230,7 +235,10 @@ class RunControls:
             raise ConfigError(f"clock={clock!r} is not valid; choose one of {listed}.")
         style = {"description_width": "9em"}
         self.clock = w.ToggleButtons(
-            options=list(_CLOCKS), value=clock, description="clock", style=style
+            options=list(_CLOCKS),
+            value=clock,
+            style={"button_width": "6.5em"},
+            tooltips=["sleeps take no wall time; exact, repeatable timings", "wall-clock time"],
         )
         self.repeat = w.BoundedIntText(
             value=repeat,
@@ -242,7 +250,7 @@ class RunControls:
         )
         self.clock.add_class("flowlab-clock")
         self.repeat.add_class("flowlab-repeat")
-        self.box = w.VBox([self.clock, self.repeat])
+        self.box = w.VBox([_labelled("clock", self.clock), self.repeat])
 
     def params(self) -> dict[str, Any]:
         """The history column ``clock``."""
@@ -250,6 +258,20 @@ class RunControls:
 
     def __repr__(self) -> str:
         return f"<RunControls clock={self.clock.value!r} repeat={self.repeat.value}>"
+
+
+def _labelled(text: str, widget: Any) -> Any:
+    """``widget`` after a label as wide as the other controls' descriptions.
+
+    (ipywidgets 8 puts a ToggleButtons' own description on a line of its own.)
+    """
+    import ipywidgets as w
+
+    label = w.HTML(
+        f"<div style='text-align:right;padding-right:6px'>{html.escape(text)}</div>",
+        layout=w.Layout(width="9em"),
+    )
+    return w.HBox([label, widget])
 
 
 def _css(name: str) -> str:

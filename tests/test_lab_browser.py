@@ -1,0 +1,76 @@
+"""notebooks/05_lab.ipynb in a real JupyterLab and headless chromium, driven through the page."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_lab.ipynb"
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden) .flowlab-lab"
+
+
+def test_lab_notebook_runs_and_the_panel_runs_with_new_settings(tmp_path: Path) -> None:
+    from browser_utils import lab_page, open_notebook, run_all_cells, save_screenshot
+    from playwright.sync_api import expect
+
+    served = tmp_path / "notebooks"
+    served.mkdir()
+    shutil.copy(NOTEBOOK, served / NOTEBOOK.name)  # the browser may autosave: never the original
+    with lab_page(served, tmp_path / "work", name="lab-05") as (server, page):
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        open_notebook(page, server, NOTEBOOK.name)
+        run_all_cells(page, timeout_s=240)
+
+        panel = page.locator(PANEL)
+        expect(panel).to_have_count(1)
+        rows = panel.locator("table.flowlab-history tbody tr")
+        expect(rows.first).to_be_visible()
+        before = rows.count()
+        assert before >= 2  # the notebook itself ran the Lab from code
+        output = panel.locator(".flowlab-output")
+        expect(output.locator("h4.flowlab-timeline")).to_have_text(f"timeline · run #{before}")
+        old_image = output.locator("img").first.get_attribute("src")
+
+        enrich = panel.locator(".flowlab-step-enrich")
+        enrich.locator(".flowlab-merge select").select_option("keep_first")
+        readout = enrich.locator(".flowlab-max-concurrency .widget-readout")
+        readout.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("1")
+        page.keyboard.press("Enter")
+        expect(readout).to_have_text("1")
+        expect(enrich.locator(".flowlab-cap button.mod-active")).to_have_text("fixed")
+
+        panel.locator("button.flowlab-run").click()
+        expect(output.locator("h4.flowlab-timeline")).to_have_text(
+            f"timeline · run #{before + 1}", timeout=60_000
+        )
+        expect(rows).to_have_count(before + 1)
+        new_image = output.locator("img").first
+        expect(new_image).to_be_visible()
+        assert new_image.get_attribute("src") != old_image
+        assert page.evaluate("(img) => img.naturalWidth > 0", new_image.element_handle())
+        last = rows.last.locator("td")
+        cells = [c.strip() for c in last.all_inner_texts()]
+        assert str(before + 1) == cells[0]
+        assert "keep_first" in cells
+        header = [
+            h.strip() for h in panel.locator("table.flowlab-history thead th").all_inner_texts()
+        ]
+        assert cells[header.index("enrich.merge")] == "keep_first"
+        assert cells[header.index("enrich.max_concurrency")] == "1"
+        assert cells[header.index("status")] == "ok"
+        assert re.fullmatch(r"\d+(\.\d+)?", cells[header.index("makespan_s")])
+        expect(panel.locator(".flowlab-progress")).to_be_visible()
+        enrich.scroll_into_view_if_needed()
+        controls = save_screenshot(page, "lab-05-controls")
+        output.locator("h4.flowlab-timeline").scroll_into_view_if_needed()
+        shot = save_screenshot(page, "lab-05")
+        assert not errors, errors
+    assert shot.read_bytes()[:8] == controls.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
