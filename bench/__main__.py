@@ -39,12 +39,16 @@ DEFAULT_OUT = Path(__file__).with_name("results.json")
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not numbers to quote")
+    p.add_argument(
+        "--quick", action="store_true", help="small sizes: a smoke run, not numbers to quote"
+    )
     p.add_argument(
         "--only", action="append", choices=list(FIGURES), metavar="NAME",
         help=f"run only this figure (repeatable); one of: {', '.join(FIGURES)}",
     )  # fmt: skip
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON path (default {DEFAULT_OUT})")
+    p.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"JSON path (default {DEFAULT_OUT})"
+    )
     return p.parse_args(argv)
 
 
@@ -88,7 +92,9 @@ def render(figures: list[Figure]) -> str:
             lines.append(f"    skipped: {fig.skipped.removeprefix('skipped: ')}")
         for m in fig.metrics:
             if m.skipped:
-                lines.append(f"    {m.label:<54} {'-':>10} {m.unit:<10} {m.target:<16} skipped: {m.skipped}")
+                lines.append(
+                    f"    {m.label:<54} {'-':>10} {m.unit:<10} {m.target:<16} skipped: {m.skipped}"
+                )
                 continue
             lines.append(
                 f"    {m.label:<54} {_fmt(m.value):>10} {m.unit:<10} {m.target:<16} {m.status}"
@@ -98,9 +104,15 @@ def render(figures: list[Figure]) -> str:
                 lines.append(f"    note: {note}")
     targets = [m for f in figures for m in f.metrics if m.target]
     passed = sum(m.status == "PASS" for m in targets)
-    missed = [f"{m.label} ({_fmt(m.value)} {m.unit}, target {m.target})" for m in targets if m.status == "MISS"]
+    missed = [
+        f"{m.label} ({_fmt(m.value)} {m.unit}, target {m.target})"
+        for m in targets
+        if m.status == "MISS"
+    ]
     lines.append("-" * 104)
-    lines.append(f"targets: {passed} PASS, {len(missed)} MISS, {len(targets) - passed - len(missed)} skipped")
+    lines.append(
+        f"targets: {passed} PASS, {len(missed)} MISS, {len(targets) - passed - len(missed)} skipped"
+    )
     lines.extend(f"  MISS: {m}" for m in missed)
     return "\n".join(lines)
 

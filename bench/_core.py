@@ -24,7 +24,9 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 __all__ = [
     "Figure",
@@ -42,7 +44,7 @@ class Settings:
 
     quick: bool = False
 
-    def pick(self, quick: Any, full: Any) -> Any:
+    def pick(self, quick: T, full: T) -> T:
         """``quick`` in a quick run, else ``full``."""
         return quick if self.quick else full
 
@@ -118,7 +120,9 @@ class Figure:
         self.metrics.append(m)
         return m
 
-    def skip_metric(self, name: str, unit: str, label: str, reason: str, target: str = "") -> Metric:
+    def skip_metric(
+        self, name: str, unit: str, label: str, reason: str, target: str = ""
+    ) -> Metric:
         """Append a metric that could not be measured, with the reason."""
         m = Metric(name, None, unit, label, target=target, skipped=reason)
         self.metrics.append(m)

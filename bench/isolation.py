@@ -1,7 +1,7 @@
 """Figure 4: what it costs to give every branch its own copy of a growing context.
 
 The context holds two small fields and a ``state`` dict of records (``{"text": ..., "n": ...,
-"vals": [...]}``) sized to about 1 KB, 100 KB and 10 MB of JSON. Timed per branch:
+"vals": [...]}``) sized to about 1 KB, 100 KB and 10 MB of JSON (1 MB with ``--quick``). Timed per branch:
 
 * :func:`flowlab.context.isolate` — the engine's per-branch copy (a deep copy);
 * a ``pickle`` round trip of the same context — the baseline: another way to get an independent
@@ -43,6 +43,7 @@ def sized_context(n_bytes: int) -> IsoCtx:
 
 
 SIZES = ((1_000, "1KB"), (100_000, "100KB"), (10_000_000, "10MB"))
+QUICK_SIZES = ((1_000, "1KB"), (100_000, "100KB"), (1_000_000, "1MB"))
 
 
 def isolation_cost(settings: Settings) -> Figure:
@@ -50,11 +51,11 @@ def isolation_cost(settings: Settings) -> Figure:
     from flowlab import context
 
     fig = Figure("isolation", 4, "Isolation cost per branch as the context grows")
-    for n_bytes, label in SIZES:
+    for n_bytes, label in settings.pick(QUICK_SIZES, SIZES):
         ctx = sized_context(n_bytes)
         actual = len(ctx.model_dump_json())
-        huge = n_bytes >= 10_000_000
-        reps = settings.pick(1, 3) if huge else settings.pick(10, 100)
+        huge = n_bytes >= 1_000_000
+        reps = settings.pick(2, 3) if huge else settings.pick(10, 100)
 
         def full(ctx: IsoCtx = ctx) -> None:
             context.isolate(ctx)
@@ -68,11 +69,20 @@ def isolation_cost(settings: Settings) -> Figure:
         inner = 1 if huge else max(1, 100_000 // n_bytes) * 10
         funcs = [_loop(f, inner) for f in (pickled, full, small)]
         t_pickle, t_full, t_small = (t / inner for t in best(funcs, reps, warmup=not huge))
-        fig.add(f"isolate_us_{label}", t_full * 1e6, "us/branch", f"isolate(), {label} ({actual:,} B)")
+        fig.add(
+            f"isolate_us_{label}", t_full * 1e6, "us/branch", f"isolate(), {label} ({actual:,} B)"
+        )
         fig.add(f"pickle_us_{label}", t_pickle * 1e6, "us/branch", f"  pickle round trip, {label}")
         fig.add(f"ratio_pickle_{label}", t_full / t_pickle, "x", f"  isolate / pickle, {label}")
-        fig.add(f"include_us_{label}", t_small * 1e6, "us/branch", f"  include_keys (2 small), {label}")
-        fig.add(f"saving_{label}", t_full / t_small, "x", f"  include_keys saves (full / incl.), {label}")
+        fig.add(
+            f"include_us_{label}", t_small * 1e6, "us/branch", f"  include_keys (2 small), {label}"
+        )
+        fig.add(
+            f"saving_{label}",
+            t_full / t_small,
+            "x",
+            f"  include_keys saves (full / incl.), {label}",
+        )
     return fig
 
 

@@ -46,7 +46,11 @@ def _child(mode: str, n: int) -> dict[str, Any]:
     rss0 = _rss()
     if mode == "flowlab-trace":
         tracemalloc.start()
-    result = fl.run(pipe, ctx) if pipe is not None else run_raw(n, 64)
+    result = None
+    if pipe is not None:
+        result = fl.run(pipe, ctx)
+    else:
+        run_raw(n, 64)
     gc.collect()
     out: dict[str, Any] = {"rss0": rss0, "rss1": _rss()}
     out["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -89,10 +93,17 @@ def memory(settings: Settings) -> Figure:
     per = trace["retained"] / n
     label = f"kept per recorded branch (tracemalloc), N={k}"
     if n == 100_000:
-        fig.add("bytes_per_branch", per, "B/branch", label, target="< 1 KB", check=lambda v: v < 1024)
+        fig.add(
+            "bytes_per_branch", per, "B/branch", label, target="< 1 KB", check=lambda v: v < 1024
+        )
     else:
         fig.add("bytes_per_branch", per, "B/branch", label + " (target is for 100k)")
-    fig.add("rss_kept_per_branch", (flow["rss1"] - flow["rss0"]) / n, "B/branch", "  RSS kept per branch")
+    fig.add(
+        "rss_kept_per_branch",
+        (flow["rss1"] - flow["rss0"]) / n,
+        "B/branch",
+        "  RSS kept per branch",
+    )
     fig.notes.append(
         f"{flow['branches']} branch records, {flow['events']} events; the pipeline itself "
         "(N Step objects) is built before the baseline reading and not counted"

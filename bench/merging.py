@@ -182,7 +182,9 @@ def _scaling(fig: Figure, settings: Settings) -> None:
     scale = many / few
     fig.add("scale_few_ms", t_few * 1e3, "ms", f"merge-back, {few} branches x 1 key of {k}")
     fig.add("scale_many_ms", t_many * 1e3, "ms", f"merge-back, {many:,} branches x 1 key of {k}")
-    fig.add("scale_ratio", t_many / t_few, "x", f"{many:,} / {few} branches ({scale:g}x the changes)")
+    fig.add(
+        "scale_ratio", t_many / t_few, "x", f"{many:,} / {few} branches ({scale:g}x the changes)"
+    )
     fig.add(
         "per_change_ratio", t_many / t_few / scale, "x",
         f"cost per change: {many:,} vs {few} branches", target="<= 2x (linear)",
@@ -190,8 +192,12 @@ def _scaling(fig: Figure, settings: Settings) -> None:
     )  # fmt: skip
     fig.add("merge_only_ratio", m_many / m_few / scale, "x", "  merge only, per change")
     fig.add("diff_only_ratio", d_many / d_few / scale, "x", "  diff only, per change")
-    fig.add("diff_us_per_branch", d_many / many * 1e6, "us/branch", f"  diff of one branch, {k} keys")
-    fig.add("merge_us_per_branch", m_many / many * 1e6, "us/branch", f"  merge, per branch, {k} keys")
+    fig.add(
+        "diff_us_per_branch", d_many / many * 1e6, "us/branch", f"  diff of one branch, {k} keys"
+    )
+    fig.add(
+        "merge_us_per_branch", m_many / many * 1e6, "us/branch", f"  merge, per branch, {k} keys"
+    )
 
     n = settings.pick(20, 100)
     big = keys * 10
@@ -210,4 +216,6 @@ def _scaling(fig: Figure, settings: Settings) -> None:
     )  # fmt: skip
     fig.add("context_merge_only_ratio", ml / ms, "x", f"  merge only: {kb} / {k} keys")
     fig.add("context_diff_only_ratio", dl / ds, "x", f"  diff only: {kb} / {k} keys")
-    fig.add("diff_us_per_branch_large", dl / n * 1e6, "us/branch", f"  diff of one branch, {kb} keys")
+    fig.add(
+        "diff_us_per_branch_large", dl / n * 1e6, "us/branch", f"  diff of one branch, {kb} keys"
+    )

@@ -69,7 +69,8 @@ def recording_cost(settings: Settings) -> Figure:
     import flowlab as fl
 
     fig = Figure("recording", 2, "Recording cost: record=True vs record=False")
-    n = 10_000
+    n = settings.pick(2_000, 10_000)
+    k = f"N={n // 1000}k"
     pipe = fanout(n, cap=CAP)
     ctx = SmallCtx()
 
@@ -80,9 +81,9 @@ def recording_cost(settings: Settings) -> Figure:
         fl.run(pipe, ctx, record=False)
 
     t_off, t_on = best([off, on], settings.pick(3, 7))
-    fig.add("off_us", t_off / n * 1e6, "us/branch", "record=False, N=10k")
-    fig.add("on_us", t_on / n * 1e6, "us/branch", "record=True, N=10k")
+    fig.add("off_us", t_off / n * 1e6, "us/branch", f"record=False, {k}")
+    fig.add("on_us", t_on / n * 1e6, "us/branch", f"record=True, {k}")
     fig.add(
-        "ratio", t_on / t_off, "x", "on / off, N=10k", target="<= 1.2x", check=lambda v: v <= 1.2
+        "ratio", t_on / t_off, "x", f"on / off, {k}", target="<= 1.2x", check=lambda v: v <= 1.2
     )
     return fig

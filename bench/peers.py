@@ -6,7 +6,8 @@
   n branches each appending ``i`` to a ``list`` field with the ``fl.merge.Append()`` rule (no cap on
   either side). Per-branch cost at n = 100 and 1,000; ratio LangGraph / flowlab.
 * **anyio** ``TaskGroup`` + ``CapacityLimiter(64)`` and **aiometer** ``run_all(max_at_once=64)`` —
-  the figure-1 no-op workload (``await asyncio.sleep(0)``) at N = 10,000; ratio flowlab / peer.
+  the figure-1 no-op workload (``await asyncio.sleep(0)``) at N = 10,000 (2,000 with ``--quick``);
+  ratio flowlab / peer.
 
 Peers come from the optional ``bench`` extra (``pip install flowlab[bench]``); a missing one is
 reported as skipped, by name, with the import error.
@@ -80,6 +81,7 @@ def _flowlab_reducer(n: int) -> Any:
 
     def go() -> None:
         res = fl.run(pipe, Collected())
+        assert isinstance(res.context, Collected)
         assert len(res.context.results) == n
 
     return go
@@ -117,9 +119,11 @@ def _langgraph(fig: Figure, settings: Settings) -> None:
         if reason:
             fig.skip_metric(f"langgraph_ratio_{n}", "x", label, reason, target)
             continue
-        reps = settings.pick(2, 7) if n == 1_000 else settings.pick(5, 20)
+        reps = settings.pick(1, 7) if n == 1_000 else settings.pick(3, 20)
         t_lg, t_fl = best([_langgraph_app(n), _flowlab_reducer(n)], reps)
-        fig.add(f"langgraph_us_{n}", t_lg / n * 1e6, "us/branch", f"LangGraph Send + reducer, n={n:,}")
+        fig.add(
+            f"langgraph_us_{n}", t_lg / n * 1e6, "us/branch", f"LangGraph Send + reducer, n={n:,}"
+        )
         fig.add(f"flowlab_us_{n}", t_fl / n * 1e6, "us/branch", f"flowlab Append rule, n={n:,}")
         check = (lambda v: v >= 10) if target else None
         fig.add(f"langgraph_ratio_{n}", t_lg / t_fl, "x", label, target=target, check=check)

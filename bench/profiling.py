@@ -108,7 +108,9 @@ def profile_case(name: str, *, top: int = 25, tree: bool = False) -> str:
         short = file.split("site-packages/")[-1].split("/work/main/")[-1]
         rows.append((tt, ct, nc, f"{short}:{line}({func})"))
     rows.sort(reverse=True)
-    lines = [f"== {name}: cProfile, per branch (N={per:,}); total own time {total / per * 1e6:.1f} us/branch"]
+    lines = [
+        f"== {name}: cProfile, per branch (N={per:,}); total own time {total / per * 1e6:.1f} us/branch"
+    ]
     lines.append(f"{'own us/br':>10} {'cum us/br':>10} {'calls/br':>9}  function")
     for tt, ct, nc, where in rows[:top]:
         lines.append(f"{tt / per * 1e6:10.2f} {ct / per * 1e6:10.2f} {nc / per:9.2f}  {where}")
@@ -126,11 +128,16 @@ def profile_case(name: str, *, top: int = 25, tree: bool = False) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Profile the named cases (all by default) and print the reports."""
-    parser = argparse.ArgumentParser(prog="python -m bench.profiling", description=__doc__.splitlines()[0])
-    parser.add_argument("cases", nargs="*", choices=[*CASES, []], default=list(CASES))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.profiling", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("cases", nargs="*", metavar="CASE", help=f"one of: {', '.join(CASES)}")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--tree", action="store_true", help="also print a pyinstrument call tree")
     args = parser.parse_args(argv)
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        parser.error(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
     for name in args.cases or list(CASES):
         print(profile_case(name, top=args.top, tree=args.tree), flush=True)
         print()

@@ -12,9 +12,11 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import pytest
 
+QuickRun: TypeAlias = "tuple[subprocess.CompletedProcess[str], dict[str, Any]]"
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = (
     "overhead",
@@ -31,7 +33,9 @@ FIGURES = (
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict]:
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> QuickRun:
     out = tmp_path_factory.mktemp("bench") / "results.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
@@ -46,7 +50,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
 
 
 @pytest.mark.slow
-def test_quick_run_exits_cleanly_and_prints_the_table(quick_run: tuple) -> None:
+def test_quick_run_exits_cleanly_and_prints_the_table(quick_run: QuickRun) -> None:
     proc, data = quick_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "targets:" in proc.stdout
@@ -57,7 +61,7 @@ def test_quick_run_exits_cleanly_and_prints_the_table(quick_run: tuple) -> None:
 
 
 @pytest.mark.slow
-def test_every_figure_has_numbers_or_a_skip_reason(quick_run: tuple) -> None:
+def test_every_figure_has_numbers_or_a_skip_reason(quick_run: QuickRun) -> None:
     _, data = quick_run
     figures = data["figures"]
     assert list(figures) == list(FIGURES)
@@ -83,7 +87,7 @@ def test_every_figure_has_numbers_or_a_skip_reason(quick_run: tuple) -> None:
 
 
 @pytest.mark.slow
-def test_every_figure_is_a_ratio_against_a_baseline(quick_run: tuple) -> None:
+def test_every_figure_is_a_ratio_against_a_baseline(quick_run: QuickRun) -> None:
     _, data = quick_run
     for key, fig in data["figures"].items():
         if fig["skipped"] is None:
