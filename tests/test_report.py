@@ -142,6 +142,7 @@ def test_reports_leave_no_pyplot_figure_open(evil_result: fl.RunResult, evil_pag
     assert plt.get_fignums() == []
 
 
+@pytest.mark.slow
 def test_comparison_html_has_plots_summary_and_every_run(tmp_path: Path) -> None:
     fan = fl.Parallel({"a": work(1, note="a"), "b": work(1, note="b")}, name="fan")
     cmp = fl.compare(fan, Ctx(), grid={"merge": ["overwrite", "keep_first"], "max_concurrency": [1, 2]},
@@ -158,6 +159,7 @@ def test_comparison_html_has_plots_summary_and_every_run(tmp_path: Path) -> None
     assert [alt for alt, _ in images(one)] == ["ctx.n by grid value"]
 
 
+@pytest.mark.slow
 def test_render_combines_a_comparison_and_a_run() -> None:
     fan = fl.Parallel({"a": work(1), "b": work(2)}, name="fan")
     cmp = fl.compare(fan, Ctx(), grid={"max_concurrency": [1, 2]}, progress=False)
@@ -175,6 +177,7 @@ def test_render_combines_a_comparison_and_a_run() -> None:
     assert page.index("<h2>Comparison</h2>") < page.index("<h2>Detail: pipeline</h2>")
 
 
+@pytest.mark.slow
 def test_concurrency_panel_per_capped_step_with_nested_branches() -> None:
     inner = fl.Parallel({"x": work(1), "y": work(1)}, name="inner")
     outer = fl.Parallel({"a": work(1), "n": fl.Pipeline(inner)}, max_concurrency=1, name="outer")
