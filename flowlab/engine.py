@@ -136,6 +136,7 @@ class Run:
         self.base = ctx_mod.check_context(ctx)
         merge_mod.check_model(type(self.base))
         for par in self.pipeline.parallels():
+            merge_mod.check_model(type(self.base), merge=par.merge)
             if par.include_keys is not None:
                 ctx_mod.check_include_keys(type(self.base), par.include_keys)
         if usage is not None and not isinstance(usage, UsageLimits):

@@ -180,6 +180,7 @@ async def run_parallel(
                 par.merge,
                 diffs={n: changes[n] for n in ok if n in changes},
                 fields=par.include_keys,
+                step=path,
             )
         finally:
             srec.merge_s = wall() - t0
