@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
+import threading
 from typing import Any
 
 import pytest
@@ -359,3 +360,42 @@ def test_repr_and_static_html() -> None:
     lab.run()
     assert repr(lab) == "<Lab 'demo' steps=['fanout'] runs=1 idle>"
     assert "flowlab-history" in lab._repr_html_() and "fanout.merge" in lab._repr_html_()
+
+
+def test_stop_cancels_a_sweep_and_the_runs_after_it() -> None:
+    started = threading.Event()
+
+    async def wait(data: Any, ctx: Ctx) -> None:
+        started.set()
+        await asyncio.sleep(3600)  # real clock: ends only when cancelled
+
+    lab = fl.Lab(fl.Parallel({"a": wait}, name="fanout"), Ctx(), clock="real")
+    lab.show_plots = False
+
+    async def main() -> Any:
+        task = lab.sweep("fanout.merge")
+        assert await asyncio.to_thread(started.wait, 30)  # the sweep's worker thread started a
+        lab.stop_button.click()
+        return await asyncio.wait_for(task, 30)
+
+    cmp = asyncio.run(main())
+    assert cmp.frame["status"].tolist() == ["cancelled"] * len(STRATEGIES)
+    h = lab.history
+    assert h["status"].tolist() == ["cancelled"]  # one row says it; the rest never ran
+    assert h["fanout.merge"].tolist() == ["no_merge"]
+    assert "stopped" in lab.status.value
+
+
+def test_a_pipeline_without_parallel_steps_still_runs() -> None:
+    def double(data: int) -> int:
+        return 2 * data
+
+    lab = fl.Lab(double, Ctx(), input=21)
+    lab.show_plots = False
+    assert lab.controls == {} and lab.sweep_keys() == [] and lab.sweep_button.disabled
+    result = lab.run()
+    assert result is not None and result.output == 42
+    assert lab.history.iloc[0]["status"] == "ok"
+    assert "No merges" in _html(lab.output)
+    assert lab.sweep() is None
+    assert "Nothing to sweep" in _html(lab.output)
