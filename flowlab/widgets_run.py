@@ -315,8 +315,8 @@ class LabRuns:
         except Exception as err:  # shown in the panel, never lost
             problem = err
         finally:
-            self._end()
-        last = self.result if len(self.results) > n_before else None
+            last = self.result if len(self.results) > n_before else None
+            self._end(last)
         if last is not None:
             self._show_result(len(self.results), last)
         self._show_history()
@@ -336,13 +336,12 @@ class LabRuns:
         self._watch = RunWatch(self, asyncio.get_running_loop())
         return self._watch
 
-    def _end(self) -> None:
+    def _end(self, last: RunResult | None) -> None:
         self._busy = False
         self._handle = self._watch = None
         self.run_button.disabled = False
         self.sweep_button.disabled = not self.controls
         self.stop_button.disabled = True
-        last = self.result
         ok = last is not None and last.status == "ok"
         self.progress.bar_style = "success" if ok else "danger"
         state = "stopped" if self._stop else (last.status if last is not None else "not run")
