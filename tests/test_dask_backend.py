@@ -11,12 +11,14 @@ import asyncio
 import itertools
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any
 
+import cloudpickle
 import pytest
 from pydantic import BaseModel
 
@@ -25,6 +27,9 @@ from flowlab.backends._calls import CallRecord, finalize
 from flowlab.backends._clocks import ClockSync, same_host
 from flowlab.backends._worker import WorkerAccount
 from flowlab.record import BranchRecord
+
+# The workers need not import anything from tests/: this module's steps and models travel by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 # distributed logs through `logging`; the few *warnings* it raises while workers start, die and
 # restart are not ours to fix (filterwarnings=error would turn them into test errors).
