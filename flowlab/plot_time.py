@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["concurrency", "timeline"]
 
 _BY = ("branch", "worker")
+_MAX_LABELS = 80
 
 
 def _winners(result: RunResult) -> set[tuple[str, str]]:
@@ -52,7 +53,8 @@ def timeline(
     before it started gets a hatched bar over its queue time instead). The queue wait, from
     ``queued_s`` to ``started_s``, is drawn lighter in front of it. Nested branches sit right under
     their parent branch, indented. The completion rank (``#3``) is written after each bar and
-    branches that won a merged field are marked with a star.
+    branches that won a merged field are marked with a star. Beyond 80 rows only every n-th row
+    is labelled.
 
     Parameters
     ----------
@@ -161,7 +163,8 @@ def timeline(
             edgecolors="#333333", linewidths=0.5, zorder=3, label="merge winner", gid="winners",
         )  # fmt: skip
 
-    ax.set_yticks(range(n_rows), labels)
+    every = math.ceil(n_rows / _MAX_LABELS)  # ticks are costly and unreadable by the hundred
+    ax.set_yticks(range(0, n_rows, every), labels[::every])
     ax.set_ylim(n_rows - 0.5, -0.5)
     ax.set_xlim(
         left=0.0,

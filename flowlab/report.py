@@ -42,6 +42,7 @@ __all__ = [
 
 MAX_TABLE_ROWS = 200
 """Frames longer than this are cut (head and tail) in reports."""
+_MANY_BRANCHES = 100  # above this, report timelines leave out the completion ranks
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
@@ -102,8 +103,9 @@ def timeline_img_tag(result: RunResult, width: int = 480) -> str:
     """
     from flowlab import plot
 
+    few = len(result.recorder.branches) <= _MANY_BRANCHES
     return _plot_tag(
-        lambda ax: plot.timeline(result, ax=ax), _timeline_size(result, 8.0),
+        lambda ax: plot.timeline(result, ax=ax, ranks=few), _timeline_size(result, 8.0),
         f"timeline of {result.pipeline_name}", width,
     )  # fmt: skip
 
@@ -153,8 +155,9 @@ def result_fragment(result: RunResult, *, heading: str = "Run", level: int = 2) 
         "the time it waited for a slot; #n is its completion rank; a star marks a branch whose "
         "value a merge kept.</p>"
     )
-    parts.append(_plot_tag(lambda ax: plot.timeline(result, ax=ax), _timeline_size(result),
-                           "timeline"))  # fmt: skip
+    few = len(result.recorder.branches) <= _MANY_BRANCHES
+    parts.append(_plot_tag(lambda ax: plot.timeline(result, ax=ax, ranks=few),
+                           _timeline_size(result), "timeline"))  # fmt: skip
     parts.append(f"<{sub}>Concurrency</{sub}>")
     parts.append(_concurrency_tag(result))
     if len(result.diffs):

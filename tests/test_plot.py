@@ -340,3 +340,12 @@ def test_compare_rejects_unknown_columns() -> None:
         fl.ConfigError, match=r"y='speed' is not valid; choose one of .*'makespan_s'"
     ):
         plot.compare(_sweep_frame(), x="merge", y="speed", ax=axes())
+
+
+def test_timeline_labels_every_nth_row_beyond_80() -> None:
+    res = run(fl.Parallel({f"b{i}": work(1) for i in range(90)}, max_concurrency=30))
+    ax = plot.timeline(res, ax=axes(), ranks=False)
+    assert len(by_gid(ax.patches, "run:")) == 90
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == [f"b{i}" for i in range(0, 90, 2)]
+    assert [t.get_text() for t in ax.texts if str(t.get_gid()).startswith("rank:")] == []
