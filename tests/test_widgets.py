@@ -20,7 +20,6 @@ from flowlab.widgets_controls import limiter_for
 class Ctx(BaseModel):
     counter: int = 10
     tags: list[str] = []
-    owner: str = ""
 
 
 def _adder(name: str, n: int, seconds: float) -> Any:
