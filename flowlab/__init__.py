@@ -74,7 +74,7 @@ __all__ = [
 ]
 
 # Heavy parts load on first use, so `import flowlab` stays fast and free of pandas/matplotlib.
-_LAZY_MODULES = {"plot", "deadlock", "report", "backends"}
+_LAZY_MODULES = {"plot", "deadlock", "report", "backends", "demo"}
 _LAZY_NAMES = {
     "compare": ("flowlab.experiment", "compare"),
     "Comparison": ("flowlab.experiment", "Comparison"),
