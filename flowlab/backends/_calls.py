@@ -13,15 +13,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flowlab.backends._clocks import ClockSync
+from flowlab.record import Instrument
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import pandas as pd
 
+    from flowlab.engine import Run
     from flowlab.record import BranchRecord
 
-__all__ = ["CALL_COLUMNS", "CALL_STATUSES", "CallRecord", "calls_frame", "finalize"]
+__all__ = [
+    "CALL_COLUMNS", "CALL_STATUSES", "AttachCalls", "CallRecord", "calls_frame", "finalize",
+]  # fmt: skip
 
 CALL_STATUSES: tuple[str, ...] = ("running", "ok", "failed", "lost", "cancelled")
 CALL_COLUMNS: list[str] = [
@@ -122,3 +126,14 @@ def calls_frame(calls: Sequence[CallRecord]) -> pd.DataFrame:
         },
         columns=CALL_COLUMNS,
     )
+
+
+class AttachCalls(Instrument):
+    """Puts the calls frame on the result (``extra["backend_calls"]``) once the run has made it."""
+
+    def __init__(self, run: Run, calls: list[CallRecord]) -> None:
+        self.run, self.calls = run, calls
+
+    def run_finished(self, status: str) -> None:
+        if self.run.result is not None:
+            self.run.result.extra["backend_calls"] = calls_frame(self.calls)

@@ -16,6 +16,19 @@ How one leaf step travels
    (:func:`flowlab.context.apply_inplace`). The merge then happens on the driver exactly as
    locally, so every strategy and field rule behaves the same.
 
+What comes back differently
+---------------------------
+The context is re-validated on return, so a value the model rejects fails the branch there
+(locally it would fail the merge as ``MergeValidationError``); private attributes do not travel.
+The first context of each model in a run must survive ``model_validate(model_dump())``.
+
+Recording
+---------
+A branch row's ``started_s`` / ``finished_s`` are when its steps really ran *on the worker*, put on
+the driver's run clock (:mod:`flowlab.backends._clocks`: exact on this host, bounded by each round
+trip elsewhere), and ``worker`` names the worker. ``result.extra["backend_calls"]`` has one row per
+submission with the driver's times too (submitted, received) and each worker's clock offset.
+
 Limits
 ------
 The driver's limiters already gate every branch (``Parallel(max_concurrency=...)``) and every leaf
@@ -33,7 +46,9 @@ An exception raised by a step fails its branch as locally (its traceback on the 
 a note). A worker that dies mid-step makes Dask raise ``KilledWorker`` (or the connection closes);
 the step is then resubmitted up to ``retries`` times, after which the branch fails with
 :class:`WorkerLost`. On a cluster that flowlab starts itself the scheduler gives up on a task at
-the first death (``allowed_failures=0``) so that ``retries`` is the only knob; an external
+the first death (``allowed_failures=0``) so that ``retries`` is the only knob, and gives each worker
+only as many tasks as it has threads (``worker-saturation=1.0``), so that a death takes down
+only the steps really running there; an external
 scheduler first applies its own ``distributed.scheduler.allowed-failures`` (default 3).
 Cancellation, timeouts and usage breaches cancel the cluster future (``future.cancel()``).
 
@@ -57,7 +72,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flowlab.backends._calls import CallRecord, calls_frame, finalize
+from flowlab.backends._calls import AttachCalls, CallRecord, calls_frame, finalize
 from flowlab.backends._clocks import ClockSync
 from flowlab.backends._cluster import (
     cancel_future,
@@ -74,7 +89,6 @@ from flowlab.backends._worker import (
 )
 from flowlab.context import apply_inplace
 from flowlab.errors import ConfigError, FlowlabError
-from flowlab.record import Instrument
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -113,17 +127,6 @@ class _RunState:
     owns_client: bool = False
     calls: list[CallRecord] = field(default_factory=list)
     checked: set[type] = field(default_factory=set)
-
-
-class _Attach(Instrument):
-    """Puts the calls frame on the result once the run has made it."""
-
-    def __init__(self, run: Run, state: _RunState) -> None:
-        self.run, self.state = run, state
-
-    def run_finished(self, status: str) -> None:
-        if self.run.result is not None:
-            self.run.result.extra["backend_calls"] = calls_frame(self.state.calls)
 
 
 class Dask:
@@ -249,7 +252,7 @@ class Dask:
             raise
         state = _RunState(client, ClockSync(time.time() - run.now()), cluster, owns)
         self._states[id(run)] = state
-        run.instruments.append(_Attach(run, state))
+        run.instruments.append(AttachCalls(run, state.calls))
 
     async def _connect(self, distributed: Any, where: Any) -> Any:
         try:
