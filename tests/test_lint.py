@@ -1,0 +1,45 @@
+"""Static checks as tests: ruff over the code, mypy --strict over the package.
+
+Both run as subprocesses of this interpreter (the project venv), from the repository root so
+that the configuration in pyproject.toml applies; on failure the tools' own report is shown.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RUFF_PATHS = ("flowlab", "tests", "bench")
+
+
+def _run_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def _report(done: subprocess.CompletedProcess[str]) -> str:
+    command = " ".join(str(arg) for arg in done.args[2:])
+    return f"`{command}` exited with {done.returncode}:\n{done.stdout}{done.stderr}"
+
+
+def test_ruff_check_is_clean() -> None:
+    # bench/ is linted once it exists; the package and the tests always exist.
+    paths = [path for path in RUFF_PATHS if (REPO_ROOT / path).exists()]
+    assert {"flowlab", "tests"} <= set(paths)
+    done = _run_tool("ruff", "check", "--no-fix", "--output-format=concise", *paths)
+    if done.returncode != 0:
+        pytest.fail(_report(done), pytrace=False)
+
+
+def test_mypy_strict_is_clean() -> None:
+    done = _run_tool("mypy", "flowlab")
+    if done.returncode != 0 or "Success: no issues found" not in done.stdout:
+        pytest.fail(_report(done), pytrace=False)
