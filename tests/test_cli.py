@@ -147,6 +147,10 @@ def test_demo_flaky_branch_fails_only_on_non_ascii_text(outcome: demo.DemoOutcom
     status = outcome.result.branches.set_index("branch")["status"].astype(str)
     assert status["tag_entities"] == "failed"
     assert (status.drop("tag_entities") == "ok").all()
+    partial = outcome.result.diffs.query("branch == 'tag_entities'")
+    assert partial["after"].tolist() == ["entity:Tram"]  # written before it failed...
+    assert str(partial["branch_status"].iat[0]) == "failed"
+    assert "entity:Tram" not in outcome.result.context.tags  # ...and never merged
     ascii_doc = {**demo.DOCUMENT, "text": demo.DOCUMENT["text"].replace("ü", "ue")}
     res = fl.run(demo.pipeline(), demo.Enrichment(), input=ascii_doc, clock="virtual")
     assert (res.branches["status"].astype(str) == "ok").all()
