@@ -9,6 +9,11 @@ Cases:
   dict (figure 3, part B);
 * ``isolate`` — :func:`flowlab.context.isolate` of the 100 KB context (figure 4).
 
+``python -m bench.profiling --ablate`` instead runs the figure-1 workload (10k no-op branches, cap
+64) with one engine part at a time replaced by a no-op (monkeypatched here, never in the engine):
+the saving is that part's cost per branch, measured without a profiler, in CPU time, best of
+several alternating runs, with the garbage collector off (its share is measured apart, on and off).
+
 For each case, cProfile gives exact call counts and per-function times, printed as **µs per
 branch** (``tottime`` / branches, i.e. time spent in the function's own code, and ``cumtime`` /
 branches), sorted by own time; ``--tree`` adds a pyinstrument call tree (sampling, so closer to
@@ -24,7 +29,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CASES", "main", "profile_case"]
+__all__ = ["CASES", "ablate", "main", "profile_case"]
 
 
 def _overhead() -> tuple[Callable[[], Any], int]:
@@ -126,6 +131,91 @@ def profile_case(name: str, *, top: int = 25, tree: bool = False) -> str:
     return "\n".join(lines)
 
 
+# ---- ablation ----------------------------------------------------------------------------------
+def _ablations() -> dict[str, Callable[[], Callable[[], None]]]:
+    """``{name: patch}``; a patch replaces one engine part and returns the function undoing it."""
+    import copy as copy_mod
+
+    from flowlab import context, engine
+
+    def swap(obj: Any, attr: str, value: Any) -> Callable[[], None]:
+        old = getattr(obj, attr)
+        setattr(obj, attr, value)
+        return lambda: setattr(obj, attr, old)
+
+    async def bare_step(self: Any, step: Any, data: Any, ctx: Any, parent: str) -> Any:
+        return await step.fn(data, ctx)
+
+    return {
+        "isolate -> shallow copy": lambda: swap(
+            context, "isolate", lambda c, keys=None: copy_mod.copy(c)
+        ),
+        "diff -> []": lambda: swap(context, "diff", lambda a, b, fields=None: []),
+        "Run._event -> no-op": lambda: swap(engine.Run, "_event", lambda self, *a: None),
+        "Run._emit -> no-op": lambda: swap(engine.Run, "_emit", lambda self, *a: None),
+        "Run._step -> bare await": lambda: swap(engine.Run, "_step", bare_step),
+    }
+
+
+def ablate(repeat: int = 7, n: int = 10_000) -> str:
+    """Cost per branch of each engine part (see the module docstring); returns the report."""
+    import gc
+    import time
+
+    import flowlab as fl
+    from bench._core import forget_last_result
+    from bench.workloads import SmallCtx, fanout, run_raw
+
+    pipe = fanout(n, cap=64)
+    ctx = SmallCtx()
+    patches = _ablations()
+
+    def once(fn: Callable[[], Any], collect: bool) -> float:
+        forget_last_result()
+        gc.collect()
+        if not collect:
+            gc.disable()
+        try:
+            t0 = time.process_time()
+            fn()
+            return time.process_time() - t0
+        finally:
+            gc.enable()
+
+    def flow() -> None:
+        fl.run(pipe, ctx)
+
+    def raw() -> None:
+        run_raw(n, 64)
+
+    names = ["raw (gc on)", "raw", "flowlab (gc on)", "flowlab", *patches]
+    samples: dict[str, list[float]] = {k: [] for k in names}
+    flow()
+    for _ in range(repeat):
+        samples["raw (gc on)"].append(once(raw, True))
+        samples["raw"].append(once(raw, False))
+        samples["flowlab (gc on)"].append(once(flow, True))
+        samples["flowlab"].append(once(flow, False))
+        for name, patch in patches.items():
+            undo = patch()
+            try:
+                samples[name].append(once(flow, False))
+            finally:
+                undo()
+    us = {k: min(v) / n * 1e6 for k, v in samples.items()}
+    lines = [f"== ablation: {n:,} no-op branches, cap 64, CPU us/branch (best of {repeat})"]
+    lines.append(f"{'variant':<28} {'us/branch':>10} {'saves':>8}")
+    for k in names:
+        ref = us["flowlab"] if k in patches else None
+        saves = f"{ref - us[k]:8.2f}" if ref is not None else ""
+        lines.append(f"{k:<28} {us[k]:10.2f} {saves}")
+    lines.append(
+        f"garbage collection: flowlab {us['flowlab (gc on)'] - us['flowlab']:.2f} us/branch, "
+        f"raw {us['raw (gc on)'] - us['raw']:.2f} us/branch"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Profile the named cases (all by default) and print the reports."""
     parser = argparse.ArgumentParser(
@@ -134,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("cases", nargs="*", metavar="CASE", help=f"one of: {', '.join(CASES)}")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--tree", action="store_true", help="also print a pyinstrument call tree")
+    parser.add_argument("--ablate", action="store_true", help="per-part costs of figure 1 instead")
     args = parser.parse_args(argv)
+    if args.ablate:
+        print(ablate())
+        return 0
     unknown = [c for c in args.cases if c not in CASES]
     if unknown:
         parser.error(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
