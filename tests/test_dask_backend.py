@@ -735,3 +735,31 @@ def test_an_unreachable_scheduler_fails_the_run_naming_the_address() -> None:
     )
     assert isinstance(r.error.__cause__, OSError | TimeoutError)
     assert r.branches.empty
+
+
+@marks(pytest.mark.timeout(120))
+def test_without_client_or_address_it_starts_and_closes_its_own_cluster() -> None:
+    import psutil
+
+    def workers() -> set[int]:  # child processes, less multiprocessing's resource tracker
+        pids = set()
+        for p in psutil.Process().children(recursive=True):
+            try:
+                if "resource_tracker" not in " ".join(p.cmdline()):
+                    pids.add(p.pid)
+            except psutil.Error:  # it exited while we looked
+                pass
+        return pids
+
+    before = workers()
+    backend = fl.backends.Dask(n_workers=2)
+    r = fl.run(
+        fl.Parallel({"a": plus5, "b": plus3}, merge="accumulate"), Counter(), backend=backend
+    )
+    assert r.context.counter == 18 and set(r.branches["worker"]) <= {"0", "1"}
+    assert r.branches["worker"].ne("").all()
+    deadline = time.monotonic() + 10
+    while workers() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not workers() - before  # its worker processes are gone
+    assert repr(backend) == "<Dask LocalCluster(n_workers=2) retries=0 runs_open=0>"
