@@ -718,7 +718,7 @@ def test_finalize_gives_branch_rows_the_worker_times() -> None:
     )
     for c in (first, second):
         sync.observe(c.address, c.submitted, c.received, c.worker_started, c.worker_finished)
-    finalize([first, second], sync)
+    finalize([first, second], sync, [brec])
     assert (brec.started, brec.finished) == (0.3, 2.5)
     assert (second.offset, second.offset_err) == (0.0, 0.0)
 
@@ -763,3 +763,28 @@ def test_without_client_or_address_it_starts_and_closes_its_own_cluster() -> Non
         time.sleep(0.05)
     assert not workers() - before  # its worker processes are gone
     assert repr(backend) == "<Dask LocalCluster(n_workers=2) retries=0 runs_open=0>"
+
+
+def test_every_leaf_of_nested_and_multi_step_branches_goes_to_the_backend() -> None:
+    inner = fl.Parallel({"x": plus5, "y": plus3}, merge="accumulate", name="inner")
+    pipe = fl.Pipeline(
+        plus5,  # a top-level step runs on the driver
+        fl.Parallel({"deep": fl.Pipeline(plus3, inner), "flat": plus5}, merge="accumulate"),
+    )
+    fake = FakeClient()
+    remote = fl.run(pipe, Counter(), backend=fl.backends.Dask(fake))
+    local = fl.run(pipe, Counter())
+    assert remote.context.counter == local.context.counter == 10 + 5 + 3 + 5 + 3 + 5
+    assert len(fake.submitted) == 4
+    calls = remote.extra["backend_calls"]
+    assert sorted(zip(calls["branch"], calls["step"], strict=True)) == [
+        ("parallel:deep", "plus3"),
+        ("parallel:deep/inner:x", "plus5"),
+        ("parallel:deep/inner:y", "plus3"),
+        ("parallel:flat", "plus5"),
+    ]
+    rows = remote.branches.set_index("path")
+    assert rows.loc["parallel:deep", "worker"] == "local"  # ran one step of its own there
+    assert (
+        rows.loc["parallel:deep", "finished_s"] >= rows.loc["parallel:deep/inner:y", "finished_s"]
+    )

@@ -66,16 +66,20 @@ class CallRecord:
         return not math.isnan(self.worker_started)
 
 
-def finalize(calls: Sequence[CallRecord], sync: ClockSync) -> None:
+def finalize(
+    calls: Sequence[CallRecord], sync: ClockSync, branches: Sequence[BranchRecord]
+) -> None:
     """Convert worker times to run times; give branch rows the times their steps ran.
 
-    A branch row's ``started`` becomes the (converted) start of its first step that ran on a
-    worker, and its ``finished`` the stop of its last step if that one ran; the driver's own times
-    (slot taken, result received) stay in the calls frame as ``submitted_s`` / ``received_s``.
-    Called once, when the run ends, so every conversion uses the tightest clock bounds.
+    A branch whose own steps ran on workers gets, as ``started``, the (converted) start of its
+    first such step and, as ``finished``, the stop of its last step if that one ran (else the
+    driver's time stays) — widened to cover its nested branches, which are done first. Branches
+    without steps of their own keep the driver's times, which bracket everything inside them. The
+    driver's own times (submitted, received) stay in the calls frame. Called once, when the run
+    ends, so every conversion uses the tightest clock bounds.
     """
-    last: dict[int, CallRecord] = {}
     first: dict[int, CallRecord] = {}
+    last: dict[int, CallRecord] = {}
     for c in calls:
         if c.ran:
             c.offset, c.offset_err = sync.offset(c.address)
@@ -86,15 +90,21 @@ def finalize(calls: Sequence[CallRecord], sync: ClockSync) -> None:
                 first.setdefault(id(c.brec), c)
         if c.brec is not None:
             last[id(c.brec)] = c
-    for key, c in first.items():
-        brec = c.brec
-        assert brec is not None
-        if brec.status in ("queued", "running"):
-            continue
-        brec.started = c.started
-        end = last[key]
-        if end.ran:
-            brec.finished = end.finished
+    if not first:
+        return
+    inside: dict[str, tuple[float, float]] = {}  # branch path -> span of its nested branches
+    for brec in sorted(branches, key=lambda b: b.path.count("/"), reverse=True):
+        own = first.get(id(brec))
+        if own is not None and brec.status not in ("queued", "running"):
+            end = last[id(brec)]
+            start, stop = own.started, end.finished if end.ran else brec.finished
+            if brec.path in inside:
+                start = min(start, inside[brec.path][0])
+                stop = max(stop, inside[brec.path][1])
+            brec.started, brec.finished = start, stop
+        if brec.parent and not (math.isnan(brec.started) or math.isnan(brec.finished)):
+            lo, hi = inside.get(brec.parent, (math.inf, -math.inf))
+            inside[brec.parent] = (min(lo, brec.started), max(hi, brec.finished))
 
 
 def calls_frame(calls: Sequence[CallRecord]) -> pd.DataFrame:

@@ -272,7 +272,7 @@ class Dask:
         state = self._states.pop(id(run), None)
         if state is None:
             return
-        finalize(state.calls, state.sync)
+        finalize(state.calls, state.sync, run.recorder.branches)
         if run.result is not None:  # the run was cancelled from outside: result made already
             run.result.extra["backend_calls"] = calls_frame(state.calls)
         try:
