@@ -41,7 +41,7 @@ from flowlab.errors import (
     StepTimeout,
     UsageLimitExceeded,
 )
-from flowlab.limits import UsageAccount, UsageLimits, as_limiter
+from flowlab.limits import LimiterState, UsageAccount, UsageLimits, as_limiter
 from flowlab.pipeline import Node, Parallel, Pipeline, Step, as_node
 from flowlab.record import BranchRecord, Instrument, Recorder, RunResult, StepRecord
 
@@ -243,11 +243,7 @@ class Run:
         self.loop = asyncio.get_running_loop()
         self.main_task = asyncio.current_task()
         self.t0 = self.loop.time()
-        self.run_limiter = (
-            self.run_limiter_cfg.new_state(self._limit_listener("run"))
-            if self.run_limiter_cfg
-            else None
-        )
+        self.run_limiter = self.new_limiter(self.run_limiter_cfg, "run")
         _current.set((self, None))
         self._emit("run_started", self.total_branches)
         handle = (
@@ -336,6 +332,14 @@ class Run:
         self._emit("run_finished", status)
         return result
 
+    def new_limiter(self, cfg: Any, step: str) -> LimiterState | None:
+        """Fresh limiter state for ``step`` (``"run"`` for the run-wide cap); records its start."""
+        if cfg is None:
+            return None
+        state: LimiterState = cfg.new_state(self._limit_listener(step))
+        self.recorder.limits.append((self.now(), step, state.limit, 0))
+        return state
+
     def _limit_listener(self, step: str) -> Callable[[int, int], None]:
         def listener(limit: int, in_flight: int) -> None:
             t = self.now()
@@ -361,8 +365,14 @@ class Run:
         rec = StepRecord(step.name, path, "step", parent, self.now())
         limiter = self.run_limiter
         if limiter is not None:
+            rec.queued = rec.started
             await limiter.acquire(0.0, self.now())
             rec.started = self.now()
+            cur = _current.get(None)
+            brec = cur[1] if cur else None
+            if brec is not None and brec.path == parent and rec.started > brec.started:
+                # The branch's first leaf waited for a run-wide slot: it starts running now.
+                brec.started = rec.started
         self.recorder.steps.append(rec)
         self._emit("step_started", rec)
         self.leaves_in_flight += 1

@@ -83,6 +83,9 @@ def steps_frame(records: Sequence[StepRecord]) -> pd.DataFrame:
                 [r.kind for r in records], categories=["step", "parallel", "pipeline"]
             ),
             "parent": pd.Series([r.parent for r in records], dtype="str"),
+            "queued_s": pd.Series(
+                [r.started if math.isnan(r.queued) else r.queued for r in records], dtype="float64"
+            ),
             "started_s": pd.Series([r.started for r in records], dtype="float64"),
             "finished_s": pd.Series([r.finished for r in records], dtype="float64"),
             "duration_s": pd.Series([r.finished - r.started for r in records], dtype="float64"),

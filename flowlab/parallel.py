@@ -39,9 +39,7 @@ async def run_parallel(
     run.recorder.steps.append(srec)
     run._emit("step_started", srec)
     run._event("step_started", path, "")
-    limiter = (
-        par.max_concurrency.new_state(run._limit_listener(path)) if par.max_concurrency else None
-    )
+    limiter = run.new_limiter(par.max_concurrency, path)
     group = run.new_group()
     order = list(par.branches)
     outputs: dict[str, Any] = {}

@@ -63,6 +63,7 @@ class StepRecord:
     parent: str
     started: float
     finished: float = math.nan
+    queued: float = math.nan
     status: str = "running"
     error: str = ""
     merge_s: float = math.nan
@@ -189,7 +190,7 @@ class RunResult:
 
     @cached_property
     def limits(self) -> pd.DataFrame:
-        """How limiters moved: time_s, step, limit, in_flight."""
+        """Limiter starts and moves: time, step (path, or ``"run"``), limit, in_flight."""
         from flowlab import frames
 
         return frames.limits_frame(self.recorder.limits)

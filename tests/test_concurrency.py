@@ -214,7 +214,9 @@ def test_aimd_increases_on_fast_and_halves_on_slow() -> None:
         name="fan",
     )
     result = fl.run(pipe, Ctx(), clock="virtual")
-    moves = result.limits["limit"].tolist()
+    limits = result.limits["limit"].tolist()
+    assert limits[0] == 1  # the start is recorded too
+    moves = limits[1:]
     assert moves[:3] == [2, 3, 4]
     assert any(b < a for a, b in itertools.pairwise(moves))  # a multiplicative decrease
     assert min(moves) >= 1 and max(moves) <= 8
@@ -233,3 +235,16 @@ def test_bad_caps_are_config_errors(kwargs: dict[str, object], match: str) -> No
         fl.Parallel({"a": sleeper(1)}, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(fl.ConfigError, match=match):
         fl.run(fl.Pipeline(sleeper(1)), Ctx(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_run_wide_wait_shows_in_the_branch_frame_and_limits_record_every_start() -> None:
+    pipe = fl.Parallel({f"b{i}": sleeper(1) for i in range(4)}, max_concurrency=4, name="fan")
+    result = fl.run(pipe, Ctx(), clock="virtual", max_concurrency=3)
+    rows = result.branches.set_index("branch")
+    assert rows.loc["b3", "wait_s"] == 1.0  # waited for a run-wide slot
+    assert rows.loc["b3", "duration_s"] == 1.0
+    starts = result.limits.groupby("step")["limit"].first().to_dict()
+    assert starts == {"run": 3, "fan": 4}
+    leaves = result.steps[result.steps["kind"] == "step"].set_index("path")
+    assert leaves.loc["fan:b3/step", "queued_s"] == 0.0
+    assert leaves.loc["fan:b3/step", "started_s"] == 1.0
