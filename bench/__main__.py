@@ -128,6 +128,7 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         version = f"import failed: {err}"
     return {
         "command": cmd,
+        "commit": _commit(),
         "quick": bool(args.quick),
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
@@ -135,6 +136,31 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "flowlab": version,
     }
+
+
+def _commit() -> str:
+    """The checked-out commit, with ``+dirty`` when flowlab/ has uncommitted changes."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "flowlab"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> int:
