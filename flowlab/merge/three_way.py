@@ -1,0 +1,207 @@
+"""The three-way, transactional merge: :func:`merge_branches` and its :class:`MergeOutcome`.
+
+Only what each branch changed relative to the base takes part. The merged context is built aside
+and validated by the model; on a conflict or a validation error nothing is applied and the error
+carries the merge report. A custom function given as the step's ``merge`` replaces the walk.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+import flowlab.merge as _package
+from flowlab.context import Change, check_context, check_include_keys, isolate, same
+from flowlab.errors import MergeConflict, MergeValidationError
+from flowlab.merge.checks import check_model
+from flowlab.merge.strategies import MergeSpec
+from flowlab.merge.tree import _Merger, _Node, _short, _validate
+
+__all__ = ["MergeOutcome", "merge_branches"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class MergeOutcome:
+    """What a merge produced.
+
+    Attributes
+    ----------
+    context : BaseModel
+        A new, validated context; the base is never mutated.
+    rows : list of dict
+        One per merged path: ``path`` (dotted), ``rule``, ``writers`` (branches in merge order),
+        ``winner`` (the branch whose value was taken, ``None`` when values were combined),
+        ``before``, ``after`` (``None`` for a missing path) and ``conflict``.
+    """
+
+    context: BaseModel
+    rows: list[dict[str, Any]]
+
+
+def _branch_changes(
+    base: BaseModel,
+    name: str,
+    ctx: BaseModel,
+    diffs: Mapping[str, list[Change]] | None,
+    fields: Collection[str] | None,
+) -> list[Change]:
+    if diffs is not None and name in diffs:
+        return diffs[name]
+    # On the package, looked up at call time (see flowlab/merge/__init__.py), as when the merge
+    # was one module: replacing ``flowlab.merge.diff`` still reaches this call.
+    return _package.diff(base, ctx, fields=fields)
+
+
+def merge_branches(
+    base: M,
+    branches: Sequence[tuple[str, M]],
+    spec: MergeSpec,
+    *,
+    diffs: Mapping[str, list[Change]] | None = None,
+    fields: Collection[str] | None = None,
+    step: str = "",
+) -> MergeOutcome:
+    """Merge the successful branches' contexts into a new context (three-way, transactional).
+
+    Parameters
+    ----------
+    base : BaseModel
+        The context before the step; never mutated.
+    branches : sequence of (name, context)
+        The successful branches, in merge order (last writer wins for ``overwrite``).
+    spec : MergeSpec
+        From :func:`~flowlab.merge.resolve`.
+    diffs : mapping, optional
+        ``{name: diff(base, context)}`` already computed; missing ones are computed.
+    fields : collection of str, optional
+        Merge only these top-level fields (``include_keys``); the others keep the base value.
+    step : str, optional
+        The step's name, to start error messages with (``step 'fan': merge conflict at ...``).
+
+    Returns
+    -------
+    MergeOutcome
+        The merged, validated context and one report row per merged path.
+
+    Raises
+    ------
+    MergeConflict
+        Two branches wrote one path to different values under ``error_on_conflict``.
+    MergeValidationError
+        The merged context (or a custom function's result) is not a valid instance of the model.
+    """
+    try:
+        return _merge(base, branches, spec, diffs, fields)
+    except (MergeConflict, MergeValidationError) as err:
+        if step and err.args:
+            err.args = (f"step {step!r}: {err.args[0]}", *err.args[1:])
+        raise
+
+
+def _merge(
+    base: BaseModel,
+    branches: Sequence[tuple[str, BaseModel]],
+    spec: MergeSpec,
+    diffs: Mapping[str, list[Change]] | None,
+    fields: Collection[str] | None,
+) -> MergeOutcome:
+    check_context(base, param="base")
+    cls = type(base)
+    names = [name for name, _ in branches]
+    ctxs = [ctx for _, ctx in branches]
+    for name, ctx in branches:
+        if type(ctx) is not cls:
+            raise MergeValidationError(
+                f"branch {name!r} ended with a {type(ctx).__name__} context, not a "
+                f"{cls.__name__}; a merge needs contexts of one model."
+            )
+    if fields is not None:
+        check_include_keys(cls, list(fields))
+        fields = frozenset(fields)
+    if spec.fn is not None:
+        return _merge_custom(base, names, ctxs, spec, diffs, fields)
+    root = _Node()
+    for i, (name, ctx) in enumerate(branches):
+        for change in _branch_changes(base, name, ctx, diffs, fields):
+            keys = change.key_path
+            if fields is None or keys[0] in fields:
+                root.insert(i, keys, change)
+    merger = _Merger(names, list(ctxs))
+    if spec.rule is None:  # no_merge: report what was dropped
+        for name in cls.model_fields:
+            if name in root.children:
+                value = base.__dict__[name]
+                merger.row((name,), spec.name, root.children[name], None, value, value)
+        return MergeOutcome(copy.copy(base), merger.rows)
+    check_model(cls, merge=spec)
+    if not root.children:
+        return MergeOutcome(copy.copy(base), [])
+    context = merger.model(root, base, (), spec.rule, spec.name, True)
+    if merger.conflicts:
+        path, values = merger.conflicts[0]
+        shown = ", ".join(f"{b}={_short(v)}" for b, v in values.items())
+        message = (
+            f"merge conflict at {path!r}: branches {', '.join(map(repr, values))} wrote "
+            f"different values ({shown}); nothing was merged."
+        )
+        if len(merger.conflicts) > 1:
+            more = ", ".join(repr(p) for p, _ in merger.conflicts[1:])
+            message += f" Also conflicting: {more}."
+        message += (
+            " HINT: give the field a rule that combines values (e.g. "
+            "Annotated[int, fl.merge.Sum()]) or choose another merge strategy."
+        )
+        raise MergeConflict(message, path=path, values=values, report=merger.rows)
+    return MergeOutcome(context, merger.rows)
+
+
+def _merge_custom(
+    base: BaseModel,
+    names: list[str],
+    ctxs: Sequence[BaseModel],
+    spec: MergeSpec,
+    diffs: Mapping[str, list[Change]] | None,
+    fields: Collection[str] | None,
+) -> MergeOutcome:
+    assert spec.fn is not None
+    cls = type(base)
+    result = spec.fn(isolate(base), dict(zip(names, ctxs, strict=True)))
+    if not isinstance(result, cls):
+        raise MergeValidationError(
+            f"merge function {spec.name.removeprefix('custom:')} returned "
+            f"{type(result).__name__} {_short(result)}, not a {cls.__name__}. HINT: return the "
+            f"base context after changing it, or a new {cls.__name__}(...)."
+        )
+    changed = [
+        name
+        for name in cls.model_fields
+        if (fields is None or name in fields)
+        and not same(base.__dict__[name], result.__dict__[name])
+    ]
+    touched = [
+        {c.key_path[0] for c in _branch_changes(base, n, ctx, diffs, fields)}
+        for n, ctx in zip(names, ctxs, strict=True)
+    ]
+    rows = [
+        {
+            "path": name,
+            "rule": spec.name,
+            "writers": tuple(n for n, t in zip(names, touched, strict=True) if name in t),
+            "winner": None,
+            "before": base.__dict__[name],
+            "after": result.__dict__[name],
+            "conflict": False,
+        }
+        for name in changed
+    ]
+    if not changed:
+        return MergeOutcome(copy.copy(base), rows)
+    data = dict(base.__dict__)
+    data.update({name: result.__dict__[name] for name in changed})
+    return MergeOutcome(_validate(cls, data, base, changed, "", rows), rows)

@@ -1,0 +1,375 @@
+"""The change tree of one merge, and the walk that decides each path by its rule.
+
+Every branch's changes (its diff against the base) go into one tree of :class:`_Node`, one node
+per changed path, each knowing which branches (*writers*) changed it or below. :class:`_Merger`
+walks that tree down from the root model, deciding each path by its rule and writing one report
+row per decided path. :func:`flowlab.merge.three_way.merge_branches` builds the tree and
+drives the walk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Hashable, Sequence
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from flowlab.context import MISSING, Change, Item, diff_value, get_path, same
+from flowlab.errors import MergeValidationError
+from flowlab.merge.checks import field_rules
+from flowlab.merge.rules import (
+    Custom,
+    DeepMerge,
+    ErrorOnConflict,
+    Ignore,
+    KeepFirst,
+    Max,
+    Min,
+    Overwrite,
+    Rule,
+    Sum,
+    Union,
+    _Accumulate,
+)
+
+__all__ = ["is_number"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Node:
+    """The changes under one path, per branch index: written whole, as list items, or deeper."""
+
+    __slots__ = ("children", "direct", "items", "writers")
+
+    def __init__(self) -> None:
+        self.children: dict[Hashable, _Node] = {}
+        self.direct: dict[int, Any] = {}
+        self.items: dict[int, list[Change]] = {}
+        self.writers: list[int] = []  # every branch that changed this path or below, sorted
+
+    def touch(self, i: int) -> None:
+        writers = self.writers
+        if not writers or writers[-1] < i:
+            writers.append(i)
+        elif i not in writers:
+            writers.append(i)
+            writers.sort()
+
+    def insert(self, i: int, keys: Sequence[Hashable], change: Change) -> None:
+        is_item = bool(keys) and isinstance(keys[-1], Item)
+        node = self
+        node.touch(i)
+        for key in keys[:-1] if is_item else keys:
+            child = node.children.get(key)
+            if child is None:
+                child = node.children[key] = _Node()
+            node = child
+            node.touch(i)
+        if is_item:
+            node.items.setdefault(i, []).append(change)
+        else:
+            node.direct[i] = MISSING if change.op == "remove" else change.after
+
+
+_EXPAND_ALONE = (Union, _Accumulate, Max, Min)  # rules that change even a lone writer's dict/list
+
+
+def _dotted(keys: Sequence[Hashable]) -> str:
+    return ".".join(str(k) for k in keys)
+
+
+def _plain(value: Any) -> Any:
+    return None if value is MISSING else value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_number(value: Any) -> bool:
+    """A number whose deltas add up (``bool`` is not one)."""
+    return isinstance(value, (int, float, Decimal, Fraction, complex)) and not isinstance(
+        value, bool
+    )
+
+
+def _dedupe(items: list[Any], key: Callable[[Any], Any]) -> list[Any]:
+    seen: set[Any] = set()
+    seen_unhashable: list[Any] = []
+    out = []
+    for item in items:
+        k = key(item)
+        try:
+            if k in seen:
+                continue
+            seen.add(k)
+        except TypeError:
+            if any(same(k, s) for s in seen_unhashable):
+                continue
+            seen_unhashable.append(k)
+        out.append(item)
+    return out
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    (s1, e1), (s2, e2) = a, b
+    if s1 == e1 and s2 == e2:  # two insertions never overlap: both go in, in merge order
+        return False
+    if s1 == e1:
+        return s2 < s1 < e2
+    if s2 == e2:
+        return s1 < s2 < e1
+    return s1 < e2 and s2 < e1
+
+
+def _validate(
+    cls: type[M],
+    data: dict[str, Any],
+    template: BaseModel,
+    changed: Collection[str],
+    where: str,
+    rows: list[dict[str, Any]],
+) -> M:
+    """Validate ``data`` as a new ``cls``; ``template`` gives extras, privates and fields set."""
+    payload = {**template.__pydantic_extra__, **data} if template.__pydantic_extra__ else data
+    try:
+        new = cls.model_validate(payload, by_alias=False, by_name=True)
+    except ValidationError as err:
+        at = f" at {where!r}" if where else ""
+        raise MergeValidationError(
+            f"the merged context failed {cls.__name__} validation{at}; nothing was applied "
+            f"(.report lists what each rule wrote).\n{err}",
+            report=rows,
+        ) from err
+    object.__setattr__(
+        new, "__pydantic_fields_set__", set(template.__pydantic_fields_set__) | set(changed)
+    )
+    if template.__pydantic_private__ is not None:
+        object.__setattr__(new, "__pydantic_private__", dict(template.__pydantic_private__))
+    return new
+
+
+class _Merger:
+    """Walks the change tree of one merge, deciding each path by its rule, writing report rows."""
+
+    def __init__(self, names: list[str], ctxs: list[BaseModel]) -> None:
+        self.names = names
+        self.ctxs = ctxs
+        self.rows: list[dict[str, Any]] = []
+        self.conflicts: list[tuple[str, dict[str, Any]]] = []
+
+    def value_of(self, i: int, node: _Node, keys: tuple[Hashable, ...]) -> Any:
+        return node.direct[i] if i in node.direct else get_path(self.ctxs[i], keys)
+
+    def row(
+        self,
+        keys: tuple[Hashable, ...],
+        rule: str,
+        node: _Node,
+        winner: int | None,
+        before: Any,
+        after: Any,
+        *,
+        conflict: bool = False,
+    ) -> None:
+        self.rows.append(
+            {
+                "path": _dotted(keys),
+                "rule": rule,
+                "writers": tuple(self.names[i] for i in node.writers),
+                "winner": None if winner is None else self.names[winner],
+                "before": _plain(before),
+                "after": _plain(after),
+                "conflict": conflict,
+            }
+        )
+
+    def model(
+        self,
+        node: _Node,
+        before: BaseModel,
+        keys: tuple[Hashable, ...],
+        rule: Rule,
+        label: str,
+        inherit: bool,
+    ) -> BaseModel:
+        cls = type(before)
+        own = field_rules(cls)
+        data = dict(before.__dict__)
+        changed = [name for name in cls.model_fields if name in node.children]
+        for name in changed:
+            child, sub = node.children[name], own.get(name)
+            if sub is None:
+                data[name] = self.field(rule, label, inherit, child, data[name], (*keys, name))
+            else:
+                data[name] = self.field(sub, sub.name, False, child, data[name], (*keys, name))
+        return _validate(cls, data, before, changed, _dotted(keys), self.rows)
+
+    def field(
+        self,
+        rule: Rule,
+        label: str,
+        inherit: bool,
+        node: _Node,
+        before: Any,
+        keys: tuple[Hashable, ...],
+    ) -> Any:
+        """Decide a model field: whole-value rules here, combining rules in :meth:`tree`."""
+        if isinstance(rule, Ignore):
+            self.row(keys, label, node, None, before, before)
+            return before
+        if isinstance(rule, Custom):
+            values = {self.names[i]: self.value_of(i, node, keys) for i in node.writers}
+            after = rule.fn(before, values)
+            self.row(keys, label, node, None, before, after)
+            return after
+        if isinstance(rule, (Overwrite, KeepFirst)):
+            if inherit and isinstance(before, BaseModel) and node.children and not node.direct:
+                return self.model(node, before, keys, rule, label, inherit)
+            i = node.writers[-1] if isinstance(rule, Overwrite) else node.writers[0]
+            after = self.value_of(i, node, keys)
+            self.row(keys, label, node, i, before, after)
+            return after
+        return self.tree(node, before, keys, rule, label, inherit)
+
+    def tree(
+        self,
+        node: _Node,
+        before: Any,
+        keys: tuple[Hashable, ...],
+        rule: Rule,
+        label: str,
+        inherit: bool,
+    ) -> Any:
+        if isinstance(rule, ErrorOnConflict) and (node.direct or node.items):
+            return self.agreed(node, before, keys, label)
+        if node.direct and not self.expand(node, before, keys, rule):
+            return self.leaf(node, before, keys, rule, label)
+        if node.items:
+            return self.list_merge(node, before, keys, rule, label)
+        if isinstance(before, BaseModel):
+            return self.model(node, before, keys, rule, label, inherit)
+        out = dict(before) if isinstance(before, dict) else {}
+        for key, child in node.children.items():
+            value = self.tree(child, out.get(key, MISSING), (*keys, key), rule, label, inherit)
+            if value is MISSING:
+                out.pop(key, None)
+            else:
+                out[key] = value
+        return out
+
+    def expand(self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule) -> bool:
+        """Turn whole-value writes of dicts (lists) into per-key (per-item) changes, so several
+        writers combine instead of the last one winning. False when the values do not allow it."""
+        values = list(node.direct.values())
+        kind = type(values[0])
+        if kind is not dict and kind is not list:
+            return False
+        if len(node.writers) < 2 and not isinstance(rule, _EXPAND_ALONE):
+            return False
+        empty = before is MISSING or before is None
+        if not (empty or type(before) is kind) or any(type(v) is not kind for v in values):
+            return False
+        base: Any = kind() if empty else before
+        direct, node.direct = node.direct, {}
+        for i, value in direct.items():
+            if not same(base, value):
+                out: list[Change] = []
+                diff_value(base, value, keys, out)
+                for change in out:
+                    node.insert(i, change.key_path[len(keys) :], change)
+        return True
+
+    def agreed(self, node: _Node, before: Any, keys: tuple[Hashable, ...], label: str) -> Any:
+        values = [self.value_of(i, node, keys) for i in node.writers]
+        if all(same(values[0], v) for v in values[1:]):
+            self.row(keys, label, node, node.writers[-1], before, values[-1])
+            return values[-1]
+        self.conflicts.append(
+            (_dotted(keys), {self.names[i]: v for i, v in zip(node.writers, values, strict=True)})
+        )
+        self.row(keys, label, node, None, before, None, conflict=True)
+        return before
+
+    def leaf(
+        self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule, label: str
+    ) -> Any:
+        writers = node.writers
+        values = [self.value_of(i, node, keys) for i in writers]
+        winner: int | None = None
+        removals_count = isinstance(rule, Sum)  # Sum: a removed key counts as 0
+        if (
+            isinstance(rule, (Sum, _Accumulate))
+            and (before is MISSING or is_number(before))
+            and all(is_number(v) or (removals_count and v is MISSING) for v in values)
+        ):
+            start = 0 if before is MISSING else before
+            if all(v is MISSING for v in values):
+                after: Any = MISSING
+            else:
+                after = start
+                for v in values:
+                    after += (0 if v is MISSING else v) - start
+            winner = writers[0] if len(writers) == 1 else None
+        elif isinstance(rule, (Max, Min)):
+            candidates = [v for v in [before, *values] if v is not MISSING]
+            pick = max if isinstance(rule, Max) else min
+            after = pick(candidates) if candidates else MISSING
+            if not same(before, after):
+                winner = next(i for i, v in zip(writers, values, strict=True) if same(v, after))
+        elif (
+            isinstance(rule, (DeepMerge, _Accumulate, Union))
+            and len(writers) > 1
+            and isinstance(before, (set, frozenset))
+            and all(isinstance(v, (set, frozenset)) for v in values)
+        ):
+            removed = set().union(*(before - v for v in values))
+            added = set().union(*(v - before for v in values))
+            after = type(before)((before - removed) | added)
+        else:
+            winner = writers[-1]
+            after = values[-1]
+        self.row(keys, label, node, winner, before, after)
+        return after
+
+    def list_merge(
+        self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule, label: str
+    ) -> list[Any]:
+        """Apply every writer's list edit (one slice of the base each) to the base.
+
+        Insertions at one point all go in, in merge order; an edit overlapping an earlier one
+        replaces it (later writer wins); an identical removal/replacement is applied once.
+        """
+        base: list[Any] = before if isinstance(before, list) else []
+        edits: list[tuple[int, int, list[Any], int]] = []
+        for order, i in enumerate(node.writers):
+            changes = node.items.get(i)
+            if not changes:
+                continue
+            start = min(c.key_path[-1].index for c in changes)  # type: ignore[attr-defined]
+            removed = sum(1 for c in changes if c.op == "remove")
+            added = [c.after for c in changes if c.op == "add"]
+            edit = (start, start + removed, added, order)
+            if any(e[:2] == edit[:2] and e[0] != e[1] and same(e[2], added) for e in edits):
+                continue
+            edits = [e for e in edits if not _overlap(e[:2], edit[:2])]
+            edits.append(edit)
+        edits.sort(key=lambda e: (e[0], e[0] != e[1], e[3]))
+        out: list[Any] = []
+        cursor = 0
+        for start, end, added, _ in edits:
+            out.extend(base[cursor:start])
+            out.extend(added)
+            cursor = max(cursor, end)
+        out.extend(base[cursor:])
+        if isinstance(rule, Union):
+            out = _dedupe(out, rule.key_of)
+        elif isinstance(rule, _Accumulate):
+            out = _dedupe(out, lambda item: item)
+        winner = node.writers[0] if len(node.writers) == 1 else None
+        self.row(keys, label, node, winner, before, out)
+        return out
