@@ -154,6 +154,8 @@ class Run:
         self.backend = backend
         self.detect_deadlocks = bool(detect_deadlocks)
         self.live: dict[int, _Live] = {}
+        self.pending_cancels: list[str | None] = []
+        self._precancel: set[str] = set()
         self._ids = itertools.count()
         self._groups = itertools.count()
         self.leaves_in_flight = 0
@@ -201,7 +203,17 @@ class Run:
         hits = [lv for lv in self.live.values() if branch in (lv.record.branch, lv.record.path)]
         for lv in hits:
             self._cancel_live(lv, "cancelled", reason)
+        if not hits and self.status == "running":
+            self._precancel.add(branch)  # not queued yet: cancel it when it is
         return len(hits)
+
+    def precancelled(self, name: str, path: str) -> bool:
+        """Whether a handle asked to cancel this branch before it was queued (consumes the ask)."""
+        for key in (path, name):
+            if key in self._precancel:
+                self._precancel.discard(key)
+                return True
+        return False
 
     def _cancel_live(self, live: _Live, status: str, reason: str) -> None:
         if live.reason or live.task.done():
@@ -246,6 +258,8 @@ class Run:
         self.run_limiter = self.new_limiter(self.run_limiter_cfg, "run")
         _current.set((self, None))
         self._emit("run_started", self.total_branches)
+        while self.pending_cancels:
+            self.loop.call_soon(self.cancel, self.pending_cancels.pop(0))
         handle = (
             self.loop.call_later(self.timeout, self._expire_run)
             if self.timeout is not None

@@ -170,7 +170,10 @@ def _wait_thread(the_run: Run, clock: str) -> RunResult:
 
 def _cancel_threadsafe(the_run: Run, branch: str | None) -> None:
     loop = the_run.loop
-    if loop is None or loop.is_closed():
+    if loop is None:
+        the_run.pending_cancels.append(branch)  # applied as soon as the run starts
+        return
+    if loop.is_closed():
         return
     if threading.current_thread() is getattr(loop, "_thread_owner", None):
         the_run.cancel(branch)
@@ -278,13 +281,11 @@ class RunHandle:
         """Cancel one branch (name or path; queued or running) or, with no name, the whole run.
 
         A cancelled branch is not a failure: it is recorded as ``cancelled``, its changes are not
-        merged, and its siblings and the step go on.
+        merged, and its siblings and the step go on. A name that matches no branch yet cancels
+        the next branch of that name as soon as it is queued (so a run cancelled right after
+        ``start`` never runs it).
         """
         if self.done():
-            return
-        if self.run.loop is None and self._task is not None:
-            # Not started yet: cancel as soon as it starts.
-            self._task.get_loop().call_soon(_cancel_threadsafe, self.run, branch)
             return
         _cancel_threadsafe(self.run, branch)
 

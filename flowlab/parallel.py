@@ -63,6 +63,9 @@ async def run_parallel(
         timer: asyncio.TimerHandle | None = None
         bctx: BaseModel | None = None
         try:
+            if run._precancel and run.precancelled(name, brec.path):
+                brec.status, brec.reason = "cancelled", "cancelled by handle"
+                return
             if limiter is not None:
                 await limiter.acquire(prio, run.now())
                 got_slot = True
