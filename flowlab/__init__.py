@@ -7,7 +7,7 @@ Layout (arrows point down only; the core never imports pandas, matplotlib or ipy
 * study — ``experiment.py`` (compare / sweeps), ``deadlock/`` (loaded on first use)
 * results — ``record.py`` (RunResult), ``frames.py`` (pandas, on first use)
 * engine — ``engine.py``, ``parallel.py``, ``notebook.py`` (run / arun / start), ``clock.py``
-* core — ``pipeline.py``, ``context.py``, ``merge.py``, ``limits.py``, ``errors.py``
+* core — ``pipeline.py``, ``context.py``, ``merge/``, ``limits.py``, ``errors.py``
 """
 
 from __future__ import annotations

@@ -252,7 +252,9 @@ def test_run_wide_wait_shows_in_the_branch_frame_and_limits_record_every_start()
 
 def test_cancel_right_after_start_before_the_branch_is_queued() -> None:
     async def main() -> fl.RunResult:
-        pipe = fl.Pipeline(sleeper(1), fl.Parallel({"a": sleeper(5, 1), "b": sleeper(1, 1)}, merge="accumulate"))
+        pipe = fl.Pipeline(
+            sleeper(1), fl.Parallel({"a": sleeper(5, 1), "b": sleeper(1, 1)}, merge="accumulate")
+        )
         handle = fl.start(pipe, Ctx())
         handle.cancel("a")  # "a" is queued only after the first step, 1 s later
         return await handle
@@ -272,7 +274,9 @@ def test_cancel_a_background_thread_run_from_another_thread() -> None:
     def first(data, ctx):  # a sync step: runs in a worker thread until the test opens the gate
         assert gate.wait(30)
 
-    pipe = fl.Pipeline(first, fl.Parallel({"a": sleeper(5, 1), "b": sleeper(1, 1)}, merge="accumulate"))
+    pipe = fl.Pipeline(
+        first, fl.Parallel({"a": sleeper(5, 1), "b": sleeper(1, 1)}, merge="accumulate")
+    )
     handle = fl.start(pipe, Ctx(), clock="virtual")  # no loop here: runs in a background thread
     handle.cancel("a")  # from this (other) thread, before "a" is queued
     gate.set()

@@ -17,7 +17,7 @@ class Ctx(BaseModel):
 def lock_order_pipeline(first: str) -> tuple[fl.Parallel, dict[str, fl.deadlock.Lock]]:
     locks = {"A": fl.deadlock.Lock(name="A"), "B": fl.deadlock.Lock(name="B")}
 
-    def worker(one: str, two: str):  # noqa: ANN202
+    def worker(one: str, two: str):
         async def step(data, ctx: Ctx):
             async with locks[one]:
                 await asyncio.sleep(1)
@@ -27,7 +27,9 @@ def lock_order_pipeline(first: str) -> tuple[fl.Parallel, dict[str, fl.deadlock.
         return step
 
     other = "B" if first == "A" else "A"
-    par = fl.Parallel({"ab": worker("A", "B"), "ba": worker(first, other)}, merge="accumulate", name="fan")
+    par = fl.Parallel(
+        {"ab": worker("A", "B"), "ba": worker(first, other)}, merge="accumulate", name="fan"
+    )
     return par, locks
 
 
