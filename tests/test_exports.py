@@ -40,3 +40,14 @@ def test_import_does_not_pull_pandas_matplotlib_ipywidgets() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_subpackages_export_each_public_name_once() -> None:
+    for module in (fl.merge, fl.limits, fl.deadlock):
+        names = module.__all__
+        assert len(names) == len(set(names)), module.__name__
+        for name in names:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+    rules = ["Overwrite", "KeepFirst", "DeepMerge", "Append", "Union", "Sum", "Max", "Min",
+             "ErrorOnConflict", "Custom", "Ignore"]  # fmt: skip
+    assert [r for r in rules if r not in fl.merge.__all__] == []
