@@ -1,0 +1,364 @@
+"""Random pipelines for the stress suite: plain-data specs, a Hypothesis strategy, and a builder.
+
+A spec is pure data (dataclasses), so Hypothesis can shrink it and a failing example prints as a
+readable tree. :func:`build` turns a spec into a real ``fl.Pipeline`` whose leaf steps sleep on the
+virtual clock, charge usage, fail, write the context, and cancel branches through the run's handle,
+and log everything they really did into a :class:`Journal` that the invariants compare against.
+
+Times are multiples of 0.25 s, so virtual timestamps are exact binary fractions and ties (a timeout
+firing in the same instant a sleep ends) happen often: ties are where schedulers go wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from hypothesis import strategies as st
+from pydantic import BaseModel, model_validator
+
+import flowlab as fl
+from flowlab.merge import STRATEGIES
+
+__all__ = [
+    "FIELDS",
+    "Journal",
+    "LeafError",
+    "LeafSpec",
+    "ParSpec",
+    "RunSpec",
+    "SCtx",
+    "SeqSpec",
+    "build",
+    "run_specs",
+]
+
+KEYS = ("k0", "k1", "k2")
+FIELDS = ("total", "counts", "seen", "note", "ceiling")
+
+
+class SCtx(BaseModel):
+    """The stress context: two Sum fields, a Union list, a plain field, and a validated ceiling."""
+
+    total: Annotated[int, fl.merge.Sum()] = 0
+    counts: Annotated[dict[str, int], fl.merge.Sum()] = {}
+    seen: Annotated[list[str], fl.merge.Union()] = []
+    note: str = ""
+    ceiling: int = 10**9
+
+    @model_validator(mode="after")
+    def _under_ceiling(self) -> SCtx:
+        if self.total > self.ceiling:
+            raise ValueError(f"total {self.total} is above the ceiling {self.ceiling}")
+        return self
+
+
+class LeafError(RuntimeError):
+    """What a leaf told to fail raises."""
+
+
+@dataclass
+class LeafSpec:
+    name: str
+    sleep1: float = 0.0
+    sleep2: float = 0.0
+    delta: int = 1
+    key: str = "k0"
+    fail: bool = False
+    charge: tuple[int, int] | None = None  # (cost in cents, tokens), made between the two sleeps
+    sync: bool = False  # a plain `def` (runs in a worker thread; no sleeps)
+    timeout: float | None = None
+    note: bool = False
+    cancel: tuple[str | None] | None = None  # after sleep1: handle.cancel(target); None = run
+
+    @property
+    def duration(self) -> float:
+        return 0.0 if self.sync else self.sleep1 + self.sleep2
+
+
+@dataclass
+class SeqSpec:
+    name: str
+    parts: list[Node]
+
+
+@dataclass
+class ParSpec:
+    name: str
+    branches: dict[str, Node]
+    merge: str = "overwrite"
+    order: str = "declared"
+    cap: int | None = None
+    cap_kind: str = "fixed"  # fixed | aimd
+    priority: dict[str, int] = field(default_factory=dict)
+    timeout: float | None = None
+    branch_timeout: float | None = None
+    on_failure: str = "propagate"
+    include_keys: tuple[str, ...] | None = None
+
+
+Node = LeafSpec | SeqSpec | ParSpec
+
+
+@dataclass
+class RunSpec:
+    top: list[LeafSpec | ParSpec]
+    base_total: int = 0
+    ceiling: int = 10**9
+    run_cap: int | None = None
+    run_timeout: float | None = None
+    usage: tuple[int | None, int | None] | None = None  # (cost cents, tokens)
+    cancels: list[tuple[float, str | None]] = field(default_factory=list)  # scheduled callbacks
+
+    def base(self) -> SCtx:
+        return SCtx(total=self.base_total, counts={"k0": 1}, seen=["base"], ceiling=self.ceiling)
+
+
+@dataclass
+class Journal:
+    """What the leaves really did, in order, with the virtual time of each act."""
+
+    completed: list[str] = field(default_factory=list)
+    charges: list[tuple[float, str, int, int]] = field(default_factory=list)
+    cancels: list[tuple[float, str | None]] = field(default_factory=list)
+    handle: Any = None
+
+
+# ---------------------------------------------------------------------------------- walking
+
+
+def walk(node: Node) -> Any:
+    """Every spec node under (and including) ``node``, depth first."""
+    yield node
+    if isinstance(node, SeqSpec):
+        for p in node.parts:
+            yield from walk(p)
+    elif isinstance(node, ParSpec):
+        for b in node.branches.values():
+            yield from walk(b)
+
+
+def run_specs(spec: RunSpec) -> list[Node]:
+    return [n for top in spec.top for n in walk(top)]
+
+
+# ---------------------------------------------------------------------------------- building
+
+
+def _leaf_fn(leaf: LeafSpec, journal: Journal) -> Any:
+    def act(ctx: SCtx) -> str:
+        if leaf.fail:
+            raise LeafError(f"{leaf.name} failed on purpose")
+        ctx.total += leaf.delta
+        ctx.counts[leaf.key] = ctx.counts.get(leaf.key, 0) + leaf.delta
+        ctx.seen.append(leaf.name)
+        if leaf.note:
+            ctx.note = leaf.name
+        journal.completed.append(leaf.name)
+        return leaf.name
+
+    def charge() -> None:
+        if leaf.charge is not None:
+            cents, tokens = leaf.charge
+            now = asyncio.get_event_loop().time() if not leaf.sync else -1.0
+            journal.charges.append((now, leaf.name, cents, tokens))
+            fl.charge(cost=cents / 100, tokens=tokens)
+
+    if leaf.sync:
+
+        def sync_step(data: Any, ctx: SCtx) -> str:
+            charge()
+            return act(ctx)
+
+        return sync_step
+
+    async def async_step(data: Any, ctx: SCtx) -> str:
+        loop = asyncio.get_running_loop()
+        if leaf.sleep1:
+            await asyncio.sleep(leaf.sleep1)
+        if leaf.cancel is not None:
+            (target,) = leaf.cancel
+            journal.cancels.append((loop.time(), target))
+            journal.handle.cancel(target)
+        charge()
+        if leaf.sleep2:
+            await asyncio.sleep(leaf.sleep2)
+        return act(ctx)
+
+    return async_step
+
+
+def build(node: Node, journal: Journal) -> Any:
+    """The flowlab object for a spec node."""
+    if isinstance(node, LeafSpec):
+        return fl.Step(_leaf_fn(node, journal), name=node.name, timeout=node.timeout)
+    if isinstance(node, SeqSpec):
+        return fl.Pipeline(*[build(p, journal) for p in node.parts], name=node.name)
+    cap: Any = node.cap
+    if node.cap is not None and node.cap_kind == "aimd":
+        cap = fl.limits.AIMD(1, node.cap, latency_target_s=1.0)
+    return fl.Parallel(
+        {name: build(b, journal) for name, b in node.branches.items()},
+        merge=node.merge,
+        order=node.order,
+        max_concurrency=cap,
+        priority=node.priority or None,
+        timeout=node.timeout,
+        branch_timeout=node.branch_timeout,
+        on_failure=node.on_failure,
+        include_keys=list(node.include_keys) if node.include_keys is not None else None,
+        name=node.name,
+    )
+
+
+# ---------------------------------------------------------------------------------- strategies
+
+LEAF_BITS = st.integers(0, 2**46 - 1)
+WIDTH = st.integers(1, 50)
+SMALL = st.integers(0, 9)
+CAP = st.none() | st.integers(1, 8)
+SECONDS = st.integers(1, 24).map(lambda q: q / 4)  # 0.25 .. 6 s
+PRIORITY = st.integers(-3, 3)
+MERGES = st.sampled_from(
+    [*STRATEGIES, "overwrite", "accumulate", "deep"]  # the common ones a little more often
+)
+BOOLS = st.booleans()
+INDEX = st.integers(0, 10**6)
+
+
+@dataclass
+class Budget:
+    """Caps the size of one example (leaves in total) and hands out unique names."""
+
+    leaves: int
+    counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}{next(self.counter)}"
+
+
+def decode_leaf(name: str, v: int, *, top: bool, faults: bool) -> LeafSpec:
+    """A leaf from one integer, bit field by bit field: 0 is the simplest leaf, so Hypothesis
+    shrinks leaves by shrinking one number (and one draw per leaf keeps generation fast)."""
+
+    def take(bits: int) -> int:
+        nonlocal v
+        out = v & ((1 << bits) - 1)
+        v >>= bits
+        return out
+
+    sleep1 = take(4) % 13 / 4
+    sleep2 = take(4) % 13 / 4
+    delta = 1 + take(3) % 5
+    key = KEYS[take(2) % len(KEYS)]
+    fail = faults and take(4) == 15
+    has_charge = take(2) != 0
+    cents, tokens = take(5) % 31, take(9) % 501
+    sync = not top and take(3) == 7
+    timed = faults and take(3) == 7
+    timeout = (1 + take(5) % 24) / 4 if timed else None
+    note = take(1) == 1
+    return LeafSpec(
+        name=name,
+        sleep1=sleep1,
+        sleep2=sleep2,
+        delta=delta,
+        key=key,
+        fail=fail,
+        charge=(cents, tokens) if has_charge else None,
+        sync=sync,
+        timeout=timeout,
+        note=note,
+    )
+
+
+# Plain functions taking ``draw`` (not nested composite strategies): building a fresh strategy
+# object per node made generation ten times slower than running the pipeline.
+
+
+def _pick(draw: Any, items: list[Any]) -> Any:
+    return items[draw(INDEX) % len(items)]
+
+
+def _leaf(draw: Any, budget: Budget, *, top: bool = False, faults: bool = True) -> LeafSpec:
+    budget.leaves -= 1
+    return decode_leaf(budget.name("L"), draw(LEAF_BITS), top=top, faults=faults)
+
+
+def _maybe(draw: Any, strategy: Any, one_in: int, faults: bool = True) -> Any:
+    return draw(strategy) if faults and draw(SMALL) % one_in == 0 else None
+
+
+def _branch(draw: Any, budget: Budget, depth: int, faults: bool) -> Node:
+    kind = draw(SMALL)  # 0-4 leaf, 5-6 sequence, 7 nested Parallel, 8-9 sequence with one
+    nest = depth < 3 and budget.leaves > 6
+    if kind <= 4 or budget.leaves <= 2 or (kind >= 7 and not nest):
+        return _leaf(draw, budget, faults=faults)
+    if kind == 7:
+        return _par(draw, budget, depth + 1, faults)
+    parts: list[Node] = [_leaf(draw, budget, faults=faults)]
+    if kind >= 8:
+        parts.append(_par(draw, budget, depth + 1, faults))
+    if draw(BOOLS) and budget.leaves > 0:
+        parts.append(_leaf(draw, budget, faults=faults))
+    return SeqSpec(budget.name("S"), parts)
+
+
+def _par(draw: Any, budget: Budget, depth: int, faults: bool) -> ParSpec:
+    width = max(1, min(draw(WIDTH), budget.leaves))
+    names = [budget.name("b") for _ in range(width)]
+    branches = {n: _branch(draw, budget, depth, faults) for n in names}
+    priority = {_pick(draw, names): draw(PRIORITY) for _ in range(draw(SMALL) % 4)}
+    include_keys = None
+    if draw(SMALL) % 5 == 0:
+        picked = [f for f in FIELDS if draw(BOOLS)]
+        include_keys = tuple(picked or ["total"])
+    return ParSpec(
+        name=budget.name("P"),
+        branches=branches,
+        merge=draw(MERGES),
+        order="completion" if draw(BOOLS) else "declared",
+        cap=draw(CAP),
+        cap_kind="aimd" if draw(SMALL) % 3 == 0 else "fixed",
+        priority=priority,
+        timeout=_maybe(draw, SECONDS, 5, faults),
+        branch_timeout=_maybe(draw, SECONDS, 5, faults),
+        on_failure=("propagate", "fail_fast", "ignore")[draw(SMALL) % 3],
+        include_keys=include_keys,
+    )
+
+
+@st.composite
+def run_spec(draw: Any, *, max_leaves: int = 120, faults: bool = True) -> RunSpec:
+    """A random run: 1-3 top-level steps (the first a Parallel), options, cancellations."""
+    budget = Budget(leaves=max_leaves)
+    top: list[LeafSpec | ParSpec] = []
+    for i in range(1 + draw(SMALL) % 3):
+        if (i == 0 or draw(BOOLS)) and budget.leaves > 0:
+            top.append(_par(draw, budget, 1, faults))
+        else:
+            top.append(_leaf(draw, budget, top=True, faults=faults))
+    spec = RunSpec(top=top, base_total=draw(SMALL))
+    spec.run_cap = draw(CAP)
+    if not faults:
+        return spec
+    nodes = run_specs(spec)
+    branch_names = [b for n in nodes if isinstance(n, ParSpec) for b in n.branches]
+    if draw(SMALL) % 6 == 0:
+        spec.ceiling = spec.base_total + draw(st.integers(0, 60))
+    if draw(SMALL) % 8 == 0:
+        spec.run_timeout = draw(SECONDS) * 2
+    if draw(SMALL) % 3 == 0:
+        spec.usage = (
+            draw(st.none() | st.integers(0, 300)),
+            draw(st.none() | st.integers(0, 5000)),
+        )
+    for _ in range((0, 0, 1, 1, 2, 3)[draw(SMALL) % 6]):
+        target = _pick(draw, branch_names) if draw(SMALL) else None
+        spec.cancels.append((draw(st.integers(0, 40)) / 4, target))
+    leaves = [n for n in nodes if isinstance(n, LeafSpec) and not n.sync]
+    if leaves and draw(SMALL) % 5 == 0:
+        _pick(draw, leaves).cancel = (_pick(draw, branch_names),)
+    return spec

@@ -1,0 +1,184 @@
+"""Minimal reproductions of engine bugs the stress suite found, one test each.
+
+Each test states the contract and fails on the engine as found. They are marked
+``xfail(strict=True)`` only until the engine is fixed; a fix turns them into XPASS, which strict mode
+reports as a failure, so whoever fixes a bug removes its mark (and flips the matching switch in
+``stress_check.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+import flowlab as fl
+from flowlab.clock import run_virtual
+
+
+class Ctx(BaseModel):
+    n: int = 0
+
+
+def sleeper(seconds: float) -> Any:
+    async def step(data: Any, ctx: Ctx) -> str:
+        await asyncio.sleep(seconds)
+        ctx.n += 1
+        return "slept"
+
+    return step
+
+
+async def boom(data: Any, ctx: Ctx) -> None:
+    raise RuntimeError("boom")
+
+
+async def overspend(data: Any, ctx: Ctx) -> None:
+    fl.charge(cost=1.0)
+
+
+BUG_A = pytest.mark.xfail(
+    strict=True,
+    reason="engine bug A: a branch is registered with the coordinator (run.live) only when its "
+    "task runs its first line, so a failure, breach or handle.cancel in the same loop turn "
+    "misses the siblings declared after it; they start afterwards and run to their end",
+)
+
+
+@BUG_A
+def test_fail_fast_cancels_siblings_declared_after_an_immediate_failure() -> None:
+    pipe = fl.Parallel({"a": boom, "b": sleeper(1), "c": sleeper(1)}, on_failure="fail_fast")
+    result = fl.run(pipe, Ctx(), clock="virtual", raise_on_error=False)
+    rows = result.branches.set_index("branch")
+    assert rows.loc["a", "status"] == "failed"
+    assert rows.loc["b", "status"] == "cancelled"
+    assert rows.loc["c", "status"] == "cancelled"
+    assert result.makespan_s == 0.0  # "cancel siblings at once"
+
+
+@BUG_A
+def test_a_breach_cancels_siblings_declared_after_the_breaching_branch() -> None:
+    pipe = fl.Parallel({"a": overspend, "b": sleeper(1), "c": sleeper(1)})
+    result = fl.run(
+        pipe, Ctx(), clock="virtual", usage=fl.UsageLimits(cost=0.5), raise_on_error=False
+    )
+    assert result.status == "usage_limit_exceeded"
+    rows = result.branches.set_index("branch")
+    assert rows.loc[["b", "c"], "status"].tolist() == ["cancelled", "cancelled"]
+    assert result.makespan_s == 0.0  # siblings cancelled at once, not after 1 s of spending
+
+
+@BUG_A
+def test_cancel_by_name_right_after_start_is_not_ignored() -> None:
+    async def main() -> fl.RunResult:
+        handle = fl.start(
+            fl.Parallel({"a": sleeper(1), "b": sleeper(1)}, name="fan"), Ctx(), clock="virtual"
+        )
+        handle.cancel(
+            "b"
+        )  # b is declared and about to start: "cancels one running or queued branch"
+        return await handle.wait()
+
+    result = run_virtual(main())
+    rows = result.branches.set_index("branch")
+    assert rows.loc["b", "status"] == "cancelled"
+    assert rows.loc["a", "status"] == "ok"
+    assert result.context.n == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug B: a branch that hits branch_timeout does not trigger fail_fast (only "
+    "exceptions do), so its siblings run on, while a leaf Step timeout does cancel them",
+)
+def test_fail_fast_treats_a_branch_timeout_like_any_failure() -> None:
+    # a times out at 2 s; c (started at 1 s when b freed the slot) would end at 2.5 s.
+    pipe = fl.Parallel(
+        {"a": sleeper(5), "b": sleeper(1), "c": sleeper(1.5)},
+        on_failure="fail_fast",
+        branch_timeout=2,
+        max_concurrency=2,
+    )
+    result = fl.run(pipe, Ctx(), clock="virtual", raise_on_error=False)
+    rows = result.branches.set_index("branch")
+    assert rows.loc["a", "status"] == "timeout"
+    assert rows.loc["c", "status"] == "cancelled"
+    assert result.makespan_s == 2.0
+
+
+def test_fail_fast_after_a_leaf_step_timeout_already_cancels_siblings() -> None:
+    # The same scenario with the timeout on the leaf Step: the behaviour test_fail_fast_treats_...
+    # asks for, which the engine already has on this path.
+    pipe = fl.Parallel(
+        {"a": fl.Step(sleeper(5), timeout=2), "b": sleeper(1), "c": sleeper(1.5)},
+        on_failure="fail_fast",
+        max_concurrency=2,
+    )
+    result = fl.run(pipe, Ctx(), clock="virtual", raise_on_error=False)
+    rows = result.branches.set_index("branch")
+    assert rows.loc["a", "status"] == "timeout"
+    assert rows.loc["c", "status"] == "cancelled"
+    assert result.makespan_s == 2.0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug C: run_parallel catches only FlowlabError around the merge, so a custom "
+    "merge function that raises leaves the Parallel's step row 'running' and the error is "
+    "wrapped as a top-level 'step failed' BranchFailed that does not name the step",
+)
+def test_a_custom_merge_that_raises_fails_its_step_cleanly() -> None:
+    def bad_merge(base: Ctx, ctxs: dict[str, Ctx]) -> Ctx:
+        raise ZeroDivisionError("oops")
+
+    pipe = fl.Pipeline(fl.Parallel({"a": sleeper(1), "b": sleeper(1)}, merge=bad_merge, name="fan"))
+    ctx = Ctx()
+    result = fl.run(pipe, ctx, clock="virtual", raise_on_error=False)
+    assert result.status == "failed"
+    assert ctx.n == 0 and result.context.n == 0
+    steps = result.steps.set_index("path")
+    assert steps.loc["fan", "status"] == "failed"
+    assert "fan" in str(result.error) and "oops" in str(result.error)
+    assert isinstance(result.error.__cause__, ZeroDivisionError)
+
+
+def test_merge_errors_name_the_parallel_step() -> None:
+    async def write_x(data: Any, ctx: Any) -> None:
+        ctx.note = "x"
+
+    async def write_y(data: Any, ctx: Any) -> None:
+        ctx.note = "y"
+
+    class Noted(BaseModel):
+        note: str = ""
+
+    pipe = fl.Pipeline(
+        fl.Parallel({"a": write_x, "b": write_y}, merge="error_on_conflict", name="fan_in")
+    )
+    with pytest.raises(fl.MergeConflict, match="fan_in"):
+        fl.run(pipe, Noted(), clock="virtual")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug D: a sync step runs in a worker thread that is never stopped; when its "
+    "run times out or is cancelled, a top-level step keeps mutating run.context, which is the "
+    "returned result.context, after fl.run has returned",
+)
+def test_a_timed_out_sync_step_cannot_change_the_returned_result() -> None:
+    released = threading.Event()
+
+    def blocking(data: Any, ctx: Ctx) -> None:
+        released.wait(5)
+        ctx.n = 99
+
+    result = fl.run(fl.Pipeline(blocking), Ctx(), timeout=0.05, raise_on_error=False)
+    assert result.status == "timeout"
+    before = result.context.n
+    released.set()
+    time.sleep(0.2)  # real clock on purpose: the worker thread finishes in real time
+    assert result.context.n == before == 0
