@@ -38,6 +38,7 @@ from flowlab.errors import (
     BranchFailed,
     ConfigError,
     FlowlabError,
+    RunCancelled,
     StepTimeout,
     UsageLimitExceeded,
 )
@@ -51,10 +52,6 @@ _current: contextvars.ContextVar[tuple[Run, BranchRecord | None]] = contextvars.
     "flowlab_current"
 )
 _last: list[RunResult] = []
-
-
-class RunCancelled(FlowlabError):
-    """The whole run was cancelled (``handle.cancel()``, or an interrupted notebook cell)."""
 
 
 def last_result() -> RunResult | None:
@@ -269,7 +266,11 @@ class Run:
         error: BaseException | None = None
         try:
             if self.backend is not None and hasattr(self.backend, "open"):
+                opened_at = self.loop.time()
                 await self.backend.open(self)
+                # Connecting (or starting a cluster) is set-up, not the run: restart the clock.
+                self.t0 += self.loop.time() - opened_at
+                self.recorder.limits[:] = [(0.0, *row[1:]) for row in self.recorder.limits]
             body = self._node(self.pipeline, self.input, self.context, "")
             if self.detect_deadlocks:
                 from flowlab.deadlock import watch

@@ -9,7 +9,10 @@
     ├── BranchFailed           a branch raised (``on_failure="propagate"`` / ``"fail_fast"``)
     ├── StepTimeout            a step, a branch or the whole run ran out of time
     ├── UsageLimitExceeded     a charge crossed the run's shared usage budget
-    └── DeadlockDetected       a watched group of tasks can never make progress again
+    ├── DeadlockDetected       a watched group of tasks can never make progress again
+    └── RunCancelled           the whole run was cancelled (handle.cancel(), an interrupt)
+
+Backends add their own, e.g. ``flowlab.backends.WorkerLost`` (a Dask worker died mid-step).
 
 Errors raised by a run carry the partial :class:`~flowlab.record.RunResult` as ``.result``
 (``None`` until the run attaches it), so a failed run still yields its frames.
@@ -30,6 +33,7 @@ __all__ = [
     "FlowlabError",
     "MergeConflict",
     "MergeValidationError",
+    "RunCancelled",
     "StepTimeout",
     "UsageLimitExceeded",
     "check_one_of",
@@ -183,6 +187,10 @@ class DeadlockDetected(FlowlabError):
     def __init__(self, message: str, *, report: Any = None, result: RunResult | None = None):
         super().__init__(message, result=result)
         self.report = report
+
+
+class RunCancelled(FlowlabError):
+    """The whole run was cancelled (``handle.cancel()``, or an interrupted notebook cell)."""
 
 
 def check_one_of(param: str, value: Any, choices: Iterable[Any], *, hint: str = "") -> None:
