@@ -130,14 +130,6 @@ class Row:
     marks: tuple[Any, ...] = field(default=())
 
 
-DEEPCOPY_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: Run.__init__ deep-copies the context with model_copy(deep=True), so an "
-    "uncopyable field raises a bare TypeError (and include_keys cannot keep it out); it should "
-    "use flowlab.context.isolate-style copying that raises ConfigError naming the field",
-)
-
-
 def _lock_ctx() -> WithLock:
     return WithLock(guard=threading.Lock())
 
@@ -375,7 +367,6 @@ ROWS: list[Row] = [
         lambda c: virtual(fl.Pipeline(add), c),
         ("WithLock.guard", "deep-copied", "HINT"),
         ctx=_lock_ctx,
-        marks=(DEEPCOPY_BUG,),
     ),
     # ---- merge rules and merges ---------------------------------------------------------------
     Row(
@@ -403,7 +394,7 @@ ROWS: list[Row] = [
             ),
             c,
         ),
-        ("merge function", "returned dict", "not a Ctx", "HINT"),
+        ("step 'fan'", "merge function", "returned dict", "not a Ctx", "HINT"),
         ctx=lambda: Ctx(),
         after_ctx={"n": 0, "note": "prepared", "tags": []},
     ),
@@ -422,7 +413,7 @@ ROWS: list[Row] = [
             ),
             c,
         ),
-        ("Ctx validation", "note", "valid string", "12345"),
+        ("step 'fan'", "Ctx validation", "note", "valid string", "12345"),
         ctx=lambda: Ctx(),
         after_ctx={"n": 0, "note": "prepared", "tags": []},
     ),
@@ -433,7 +424,7 @@ ROWS: list[Row] = [
         lambda c: virtual(
             fl.Pipeline(prepare, fl.Parallel({"a": plus(5), "b": plus(6)}, name="fan")), c
         ),
-        ("Capped validation", "total", "total must be <= 10, got 13"),
+        ("step 'fan'", "Capped validation", "total", "total must be <= 10, got 13"),
         ctx=lambda: Capped(),
         after_ctx={"total": 2},
     ),
@@ -450,7 +441,7 @@ ROWS: list[Row] = [
             ),
             c,
         ),
-        ("note", "'a'", "'b'", "'x'", "'y'"),
+        ("step 'fan'", "note", "'a'", "'b'", "'x'", "'y'"),
         ctx=lambda: Ctx(),
         after_ctx={"n": 0, "note": "prepared", "tags": []},
     ),
@@ -656,7 +647,6 @@ def test_bad_input_raises_a_specific_error_naming_the_problem(row: Row) -> None:
         assert (err.result.steps["status"] == "failed").any()  # frames exist for a failed run
 
 
-@DEEPCOPY_BUG
 def test_the_deep_copy_hint_works_leave_the_lock_out_with_include_keys() -> None:
     # The ctx-not-deep-copyable message says: leave the field out with include_keys=[...].
     ctx = _lock_ctx()
