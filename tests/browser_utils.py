@@ -50,6 +50,7 @@ __all__ = [
     "CHROMIUM_ARGS",
     "CHROMIUM_PATH",
     "JupyterServer",
+    "NotebookRunError",
     "chromium_page",
     "free_port",
     "jupyter_lab",
@@ -88,21 +89,45 @@ _LAB_SETTINGS: dict[str, dict[str, Any]] = {
 # The visible notebook panel (JupyterLab hides the others with lm-mod-hidden).
 _PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
-_ALL_CELLS_RAN_JS = """
-(panelSelector) => {
+# Where "Run All" stands in the visible notebook: false while running, "done" when every
+# non-empty code cell has an execution count, "stopped" when a cell raised and JupyterLab
+# skipped the rest (some counted, the others back to "[ ]", nothing queued: JupyterLab marks
+# every queued cell "[*]" at once, so this state only appears at the end). Only meaningful
+# after clearing the counts, which run_all_cells does by default.
+_RUN_ALL_STATE_JS = """
+({panelSelector, detectStop}) => {
   const panel = document.querySelector(panelSelector);
   if (!panel) return false;
   const cells = [...panel.querySelectorAll('.jp-CodeCell')];
   if (cells.length === 0) return false;
+  let counted = 0, uncounted = 0;
   for (const cell of cells) {
     const editor = cell.querySelector('.cm-content');
     if (editor === null) return false;  // not rendered yet: cannot judge this cell
     const prompt = (cell.querySelector('.jp-InputPrompt')?.textContent ?? '').trim();
     if (prompt.includes('*')) return false;
-    if (editor.textContent.trim() !== '' && !/\\[\\d+\\]/.test(prompt)) return false;
+    if (editor.textContent.trim() === '') continue;
+    if (/\\[\\d+\\]/.test(prompt)) counted += 1; else uncounted += 1;
   }
   const indicator = panel.querySelector('.jp-Notebook-ExecutionIndicator');
-  return indicator === null || indicator.getAttribute('data-status') === 'idle';
+  if (indicator !== null && indicator.getAttribute('data-status') !== 'idle') return false;
+  if (uncounted === 0) return 'done';
+  return detectStop && counted > 0 ? 'stopped' : false;
+}
+"""
+
+# Source and output text of the code cell with the highest execution count.
+_LAST_RUN_CELL_JS = """
+(panelSelector) => {
+  let best = null, bestCount = -1;
+  for (const cell of document.querySelector(panelSelector).querySelectorAll('.jp-CodeCell')) {
+    const match = /\\[(\\d+)\\]/.exec(cell.querySelector('.jp-InputPrompt')?.textContent ?? '');
+    if (match && Number(match[1]) > bestCount) { bestCount = Number(match[1]); best = cell; }
+  }
+  if (best === null) return '';
+  const source = best.querySelector('.cm-content')?.innerText ?? '';
+  const output = [...best.querySelectorAll('.jp-OutputArea-output')].map((o) => o.innerText);
+  return `[${bestCount}]: ${source}\\n---\\n${output.join('\\n')}`;
 }
 """
 
@@ -121,13 +146,22 @@ _CELLS_RENDERED_JS = """
 # The visible notebook's kernel is started, connected and idle (see wait_kernel_idle).
 _KERNEL_IDLE_JS = """
 (panelSelector) => {
-  const indicator = document.querySelector(panelSelector + ' .jp-Notebook-ExecutionIndicator');
+  const panel = document.querySelector(panelSelector);
+  if (panel === null) return false;
+  const name = (panel.querySelector('.jp-KernelName')?.textContent ?? '').trim();
+  if (name === '' || name === 'No Kernel') return false;
+  const indicator = panel.querySelector('.jp-Notebook-ExecutionIndicator');
   if (indicator === null || indicator.getAttribute('data-status') !== 'idle') return false;
-  return [...document.querySelectorAll('.jp-StatusBar-TextItem')].some((item) => {
-    const text = item.textContent.trim();
-    return text.endsWith('| Idle') && !text.startsWith('No Kernel');
-  });
+  return [...document.querySelectorAll('.jp-StatusBar-TextItem')].some(
+    (item) => item.textContent.trim() === `${name} | Idle`
+  );
 }
+"""
+
+# Some code cell of the visible notebook is queued ("[*]") or has a count.
+_RUN_STARTED_JS = """
+(panelSelector) => [...document.querySelector(panelSelector).querySelectorAll(
+  '.jp-CodeCell .jp-InputPrompt')].some((prompt) => /\\[(\\*|\\d+)\\]/.test(prompt.textContent))
 """
 
 
@@ -374,13 +408,13 @@ def save_screenshot(page: Page, name: str) -> Path:
 
 
 def wait_kernel_idle(page: Page, *, timeout_s: float = 60.0) -> None:
-    """Wait until the open notebook's kernel is connected and idle.
+    """Wait until the open notebook's kernel is started, connected and idle.
 
-    The status bar's kernel item (``Python 3 (ipykernel) | Idle``) is the signal: it shows the
-    notebook's session state, which only becomes ``Idle`` once a kernel is started *and* its
-    websocket is connected. The toolbar's execution indicator alone is not enough: it already
-    says ``idle`` while there is no kernel yet ("No Kernel | Initializing"), and cells run at
-    that moment are silently dropped.
+    Three signals must agree: the notebook toolbar names a kernel (not "No Kernel"), its
+    execution indicator says ``idle``, and the status bar reads ``<kernel name> | Idle``. The
+    indicator alone is not enough: it already says ``idle`` while there is no kernel yet, and
+    cells run at that moment are silently dropped. The status bar alone is not enough either:
+    while a page loads it may still describe another notebook.
     """
     page.wait_for_function(_KERNEL_IDLE_JS, arg=_PANEL, timeout=timeout_s * 1000)
 
@@ -390,10 +424,11 @@ def open_notebook(
 ) -> None:
     """Open ``relpath`` (relative to the server's root) in JupyterLab, ready to run.
 
-    Returns once every cell is rendered, the notebook is the active widget (so the Run menu
-    acts on it) and its kernel reports ``idle``.
+    The workspace is reset first, so the notebook is the only open document. Returns once
+    every cell is rendered, the notebook is the active widget (so the Run menu acts on it)
+    and its kernel is idle (see :func:`wait_kernel_idle`).
     """
-    page.goto(f"{server.url}lab/tree/{quote(relpath)}", timeout=timeout_s * 1000)
+    page.goto(f"{server.url}lab/tree/{quote(relpath)}?reset", timeout=timeout_s * 1000)
     page.wait_for_function(_CELLS_RENDERED_JS, arg=_PANEL, timeout=timeout_s * 1000)
     wait_kernel_idle(page, timeout_s=timeout_s)
     # Clicking a prompt activates the panel and selects a cell without entering edit mode.
@@ -411,6 +446,31 @@ def _menu(page: Page, menu: str, item: str) -> None:
     page.locator(".lm-Menu").first.wait_for(state="detached")
 
 
+def _ensure_run_started(page: Page, *, timeout_s: float, attempts: int = 3) -> None:
+    """Make sure "Run All" queued the cells; if JupyterLab dropped it, wait and run again.
+
+    JupyterLab marks every queued cell ``[*]`` in the click's own event handler, so right
+    after a Run All on cleared cells, no ``[*]`` and no count means nothing was queued (it
+    happens when the session's kernel is not attached yet). Running again is then safe.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            page.wait_for_function(_RUN_STARTED_JS, arg=_PANEL, timeout=5000)
+        except PlaywrightTimeoutError:
+            if attempt == attempts:
+                raise
+            wait_kernel_idle(page, timeout_s=timeout_s)
+            _menu(page, "Run", "Run All Cells")
+        else:
+            return
+
+
+class NotebookRunError(AssertionError):
+    """A cell raised during :func:`run_all_cells`, so JupyterLab skipped the cells after it."""
+
+
 def run_all_cells(page: Page, *, clear_first: bool = True, timeout_s: float = 120.0) -> None:
     """Run every cell of the open notebook through the menus and wait until all ran.
 
@@ -420,9 +480,15 @@ def run_all_cells(page: Page, *, clear_first: bool = True, timeout_s: float = 12
         A page showing a notebook (see :func:`open_notebook`).
     clear_first
         Clear outputs and execution counts first (Edit > Clear Outputs of All Cells), so that
-        counts saved in the file cannot pass for fresh ones.
+        counts saved in the file cannot pass for fresh ones. It also lets a cell that raises
+        be reported at once instead of at the timeout.
     timeout_s
         How long the whole run may take.
+
+    Raises
+    ------
+    NotebookRunError
+        If a cell raised (needs ``clear_first``); the message shows that cell and its output.
 
     Notes
     -----
@@ -432,7 +498,16 @@ def run_all_cells(page: Page, *, clear_first: bool = True, timeout_s: float = 12
     if clear_first:
         _menu(page, "Edit", "Clear Outputs of All Cells")
     _menu(page, "Run", "Run All Cells")
-    page.wait_for_function(_ALL_CELLS_RAN_JS, arg=_PANEL, timeout=timeout_s * 1000)
+    if clear_first:
+        _ensure_run_started(page, timeout_s=timeout_s)
+    state = page.wait_for_function(
+        _RUN_ALL_STATE_JS,
+        arg={"panelSelector": _PANEL, "detectStop": clear_first},
+        timeout=timeout_s * 1000,
+    ).json_value()
+    if state == "stopped":
+        last = page.evaluate(_LAST_RUN_CELL_JS, _PANEL)
+        raise NotebookRunError(f"Run All stopped at a cell that raised:\n{last[-4000:]}")
     wait_kernel_idle(page, timeout_s=timeout_s)
 
 

@@ -162,16 +162,10 @@ def test_errors_are_reported_and_shutdown_leaves_no_process() -> None:
 # --- real JupyterLab in chromium -------------------------------------------------------------
 
 
-def _write_smoke_notebook(path: Path) -> None:
-    """A notebook (nbformat 4.5 JSON) that prints a marker and shows an ipywidgets Button."""
-    sources = [
-        # The marker is only assembled when the cell runs, so finding it proves execution.
-        "print('FLOWLAB-SMOKE-' + str(6 * 7))",
-        "import ipywidgets as widgets\nwidgets.Button(description='Smoke' + 'Button')",
-        "import sys\nprint(sys.executable)",
-    ]
+def _write_notebook(path: Path, sources: list[str]) -> None:
+    """Write a notebook (nbformat 4.5 JSON) with a title and one code cell per source."""
     cells: list[dict[str, object]] = [
-        {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": "# Smoke test"}
+        {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": f"# {path.stem}"}
     ]
     cells += [
         {
@@ -203,12 +197,30 @@ def _write_smoke_notebook(path: Path) -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 def test_jupyterlab_runs_a_notebook_and_renders_a_widget(tmp_path: Path) -> None:
-    from browser_utils import lab_page, open_notebook, run_all_cells, save_screenshot
+    from browser_utils import (
+        NotebookRunError,
+        lab_page,
+        open_notebook,
+        run_all_cells,
+        save_screenshot,
+    )
     from playwright.sync_api import expect
 
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    _write_smoke_notebook(notebooks / "smoke.ipynb")
+    _write_notebook(
+        notebooks / "smoke.ipynb",
+        [
+            # The marker is only assembled when the cell runs, so finding it proves execution.
+            "print('FLOWLAB-SMOKE-' + str(6 * 7))",
+            "import ipywidgets as widgets\nwidgets.Button(description='Smoke' + 'Button')",
+            "import sys\nprint(sys.executable)",
+        ],
+    )
+    _write_notebook(
+        notebooks / "broken.ipynb",
+        ["x = 1", "raise ValueError('broken-' + 'on-purpose')", "print('never printed')"],
+    )
     with lab_page(notebooks, tmp_path / "work", name="infra-smoke") as (server, page):
         open_notebook(page, server, "smoke.ipynb")
         run_all_cells(page)
@@ -218,10 +230,17 @@ def test_jupyterlab_runs_a_notebook_and_renders_a_widget(tmp_path: Path) -> None
         expect(button).to_be_visible()
         expect(outputs.filter(has_text=sys.executable)).to_have_count(1)
         shot = save_screenshot(page, "infra-smoke")
+
+        # A cell that raises is reported at once, with its error, not after the timeout.
+        open_notebook(page, server, "broken.ipynb")
+        started = time.monotonic()
+        with pytest.raises(NotebookRunError, match=r"(?s)ValueError.*broken-on-purpose"):
+            run_all_cells(page, timeout_s=60)
+        assert time.monotonic() - started < 30
         kernels = server.kernel_pids()
         server_pid = server.pid
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(kernels) == 1
+    assert len(kernels) == 2  # one per notebook
     assert not _running(server_pid)
     assert not any(_running(pid) for pid in kernels)
 
