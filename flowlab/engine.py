@@ -176,6 +176,8 @@ class Run:
             self.recorder.events.append((self.now(), kind, step, branch, detail))
 
     def _emit(self, hook: str, *args: Any) -> None:
+        if not self.instruments:
+            return
         for inst in list(self.instruments):
             try:
                 getattr(inst, hook)(*args)
@@ -292,7 +294,12 @@ class Run:
                     timeout=self.timeout,
                 )
             else:
-                status, error = "cancelled", RunCancelled("the run was cancelled (handle.cancel())")
+                why = (
+                    "interrupted"
+                    if self._run_reason == "interrupted"
+                    else "cancelled (handle.cancel())"
+                )
+                status, error = "cancelled", RunCancelled(f"the run was {why}")
         except UsageLimitExceeded as err:
             status, error = "usage_limit_exceeded", err
         except StepTimeout as err:
@@ -343,6 +350,7 @@ class Run:
         if isinstance(error, FlowlabError):
             error.result = result
         self.result = result
+        self.main_task = None  # break the run <-> task <-> context cycle: free promptly
         _last[:] = [result]
         self._emit("run_finished", status)
         return result

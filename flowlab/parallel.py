@@ -121,7 +121,7 @@ async def run_parallel(
                 contexts[name] = bctx
                 if run.record or brec.status == "ok":
                     changes[name] = ctx_mod.diff(ctx, bctx, fields=par.include_keys)
-                    if run.record:
+                    if run.record and changes[name]:
                         run.recorder.diffs.append((par.name, brec, changes[name]))
             run._event("branch_finished", path, brec.path, brec.status)
             run._emit("branch_finished", brec)

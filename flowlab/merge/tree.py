@@ -345,7 +345,11 @@ class _Merger:
         replaces it (later writer wins); an identical removal/replacement is applied once.
         """
         base: list[Any] = before if isinstance(before, list) else []
-        edits: list[tuple[int, int, list[Any], int]] = []
+        # Pure insertions never overlap each other, so they are kept apart from range edits
+        # (removals / replacements): a new insertion is only checked against the ranges. This
+        # keeps N branches that each append linear, not quadratic.
+        inserts: list[tuple[int, int, list[Any], int]] = []
+        ranges: list[tuple[int, int, list[Any], int]] = []
         for order, i in enumerate(node.writers):
             changes = node.items.get(i)
             if not changes:
@@ -354,10 +358,17 @@ class _Merger:
             removed = sum(1 for c in changes if c.op == "remove")
             added = [c.after for c in changes if c.op == "add"]
             edit = (start, start + removed, added, order)
-            if any(e[:2] == edit[:2] and e[0] != e[1] and same(e[2], added) for e in edits):
+            if removed and any(e[:2] == edit[:2] and same(e[2], added) for e in ranges):
                 continue
-            edits = [e for e in edits if not _overlap(e[:2], edit[:2])]
-            edits.append(edit)
+            if ranges:
+                ranges = [e for e in ranges if not _overlap(e[:2], edit[:2])]
+            if removed:
+                if inserts:
+                    inserts = [e for e in inserts if not _overlap(e[:2], edit[:2])]
+                ranges.append(edit)
+            else:
+                inserts.append(edit)
+        edits = inserts + ranges
         edits.sort(key=lambda e: (e[0], e[0] != e[1], e[3]))
         out: list[Any] = []
         cursor = 0
