@@ -91,7 +91,7 @@ class ParSpec:
     merge: str = "overwrite"
     order: str = "declared"
     cap: int | None = None
-    cap_kind: str = "fixed"  # fixed | aimd
+    cap_kind: str = "fixed"  # fixed | aimd | adaptive (an injected, deterministic load series)
     priority: dict[str, int] = field(default_factory=dict)
     timeout: float | None = None
     branch_timeout: float | None = None
@@ -112,8 +112,44 @@ class RunSpec:
     usage: tuple[int | None, int | None] | None = None  # (cost cents, tokens)
     cancels: list[tuple[float, str | None]] = field(default_factory=list)  # scheduled callbacks
 
+    def __repr__(self) -> str:
+        opts = [f"base_total={self.base_total}", f"ceiling={self.ceiling}"]
+        opts += [f"run_cap={self.run_cap}", f"run_timeout={self.run_timeout}"]
+        opts += [f"usage={self.usage}", f"cancels={self.cancels}"]
+        return f"RunSpec({', '.join(opts)}; top=[{'; '.join(describe(n) for n in self.top)}])"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))  # Hypothesis prints examples with this, not the dataclass repr
+
     def base(self) -> SCtx:
         return SCtx(total=self.base_total, counts={"k0": 1}, seen=["base"], ceiling=self.ceiling)
+
+
+def describe(node: Node) -> str:
+    """A compact one-line rendering of a spec node (Hypothesis prints failing examples with it).
+
+    ``L7(1+0.5s d3 k1 FAIL $12c/40t sync T2 note cancel:b3)``, ``S4[...]``,
+    ``P2{merge cap=3 ...: b0=..., b1=...}``.
+    """
+    if isinstance(node, LeafSpec):
+        bits = [f"{node.sleep1:g}+{node.sleep2:g}s", f"d{node.delta}", node.key]
+        bits += ["FAIL"] if node.fail else []
+        bits += [f"${node.charge[0]}c/{node.charge[1]}t"] if node.charge else []
+        bits += ["sync"] if node.sync else []
+        bits += [f"T{node.timeout:g}"] if node.timeout is not None else []
+        bits += ["note"] if node.note else []
+        bits += [f"cancel:{node.cancel[0]}"] if node.cancel else []
+        return f"{node.name}({' '.join(bits)})"
+    if isinstance(node, SeqSpec):
+        return f"{node.name}[{', '.join(describe(p) for p in node.parts)}]"
+    opts = [node.merge, node.order, node.on_failure]
+    opts += [f"cap={node.cap_kind}:{node.cap}"] if node.cap is not None else []
+    opts += [f"prio={node.priority}"] if node.priority else []
+    opts += [f"timeout={node.timeout:g}"] if node.timeout is not None else []
+    opts += [f"branch_timeout={node.branch_timeout:g}"] if node.branch_timeout is not None else []
+    opts += [f"include={list(node.include_keys)}"] if node.include_keys is not None else []
+    inner = ", ".join(f"{k}={describe(b)}" for k, b in node.branches.items())
+    return f"{node.name}{{{' '.join(opts)}: {inner}}}"
 
 
 @dataclass
@@ -199,9 +235,15 @@ def build(node: Node, journal: Journal) -> Any:
     cap: Any = node.cap
     if node.cap is not None and node.cap_kind == "aimd":
         cap = fl.limits.AIMD(1, node.cap, latency_target_s=1.0)
+    elif node.cap is not None and node.cap_kind == "adaptive":
+        loads = itertools.cycle([(0.2, 0.3), (0.95, 0.3), (0.5, 0.3), (0.1, 0.95)])
+        cap = fl.limits.Adaptive(1, node.cap, 0.8, interval_s=0.25, reader=lambda: next(loads))
+    merge: Any = node.merge
+    if merge.startswith("rule:"):
+        merge = getattr(fl.merge, merge.removeprefix("rule:"))()
     return fl.Parallel(
         {name: build(b, journal) for name, b in node.branches.items()},
-        merge=node.merge,
+        merge=merge,
         order=node.order,
         max_concurrency=cap,
         priority=node.priority or None,
@@ -222,7 +264,11 @@ CAP = st.none() | st.integers(1, 8)
 SECONDS = st.integers(1, 24).map(lambda q: q / 4)  # 0.25 .. 6 s
 PRIORITY = st.integers(-3, 3)
 MERGES = st.sampled_from(
-    [*STRATEGIES, "overwrite", "accumulate", "deep"]  # the common ones a little more often
+    [
+        *STRATEGIES,
+        *("overwrite", "accumulate", "deep"),  # the common ones a little more often
+        *("rule:Overwrite", "rule:KeepFirst", "rule:DeepMerge", "rule:ErrorOnConflict"),
+    ]
 )
 BOOLS = st.booleans()
 INDEX = st.integers(0, 10**6)
@@ -315,13 +361,14 @@ def _par(draw: Any, budget: Budget, depth: int, faults: bool) -> ParSpec:
     if draw(SMALL) % 5 == 0:
         picked = [f for f in FIELDS if draw(BOOLS)]
         include_keys = tuple(picked or ["total"])
+    merge = draw(MERGES)
     return ParSpec(
         name=budget.name("P"),
         branches=branches,
-        merge=draw(MERGES),
+        merge=merge if faults or "onflict" not in merge else "deep",
         order="completion" if draw(BOOLS) else "declared",
         cap=draw(CAP),
-        cap_kind="aimd" if draw(SMALL) % 3 == 0 else "fixed",
+        cap_kind=("fixed", "fixed", "fixed", "aimd", "adaptive")[draw(SMALL) % 5],
         priority=priority,
         timeout=_maybe(draw, SECONDS, 5, faults),
         branch_timeout=_maybe(draw, SECONDS, 5, faults),

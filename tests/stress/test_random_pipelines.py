@@ -14,7 +14,7 @@ from stress_gen import RunSpec, run_spec
 from stress_settings import examples
 
 
-@examples(ci=200)
+@examples(ci=300)
 @given(run_spec(max_leaves=120))
 def test_random_pipelines_keep_every_invariant(spec: RunSpec) -> None:
     check(drive(spec))
