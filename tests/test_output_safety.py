@@ -178,6 +178,33 @@ def test_lab_panel_escapes_names_errors_and_context_values() -> None:
     assert_safe(lab._repr_html_(), shows=(IMG,))
 
 
+def test_deadlock_report_escapes_task_and_primitive_names() -> None:
+    from flowlab.clock import run_virtual
+
+    async def main() -> Any:
+        first, second = fl.deadlock.Lock(name=SCRIPT), fl.deadlock.Lock(name=IMG)
+
+        async def one() -> None:
+            async with first:
+                await asyncio.sleep(0.1)
+                async with second:
+                    pass
+
+        async def two() -> None:
+            async with second:
+                await asyncio.sleep(0.1)
+                async with first:
+                    pass
+
+        with pytest.raises(fl.DeadlockDetected) as info:
+            await fl.deadlock.watch(one(), two(), names=[STEP, "<b>two</b>"])
+        return info.value.report
+
+    report = run_virtual(main())
+    assert report.deadlocked
+    assert_safe(report._repr_html_(), shows=(SCRIPT, IMG, STEP, "<b>two</b>"))
+
+
 # ---- traces and reports are data, never code --------------------------------------------------
 
 
