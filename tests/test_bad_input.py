@@ -546,6 +546,39 @@ ROWS: list[Row] = [
         ),
         ("'mrege'", "merge"),
     ),
+    Row(
+        "compare-grid-step-option-typo",
+        "fl.compare grid keys",
+        ConfigError,
+        lambda _: fl.compare(
+            fl.Pipeline(fl.Parallel({"a": add}, name="fan")),
+            Ctx(),
+            grid={"fan.mrege": ["overwrite"]},
+            clock="virtual",
+        ),
+        ("'fan.mrege'", "'merge'", "'fan'", "'run.max_concurrency'"),
+    ),
+    Row(
+        "compare-grid-value-invalid",
+        "fl.compare grid keys",
+        ConfigError,
+        lambda _: fl.compare(
+            fl.Pipeline(fl.Parallel({"a": add}, name="fan")),
+            Ctx(),
+            grid={"merge": ["overwrite", "nope"]},
+            clock="virtual",
+        ),
+        ("merge='nope'", "'overwrite'"),
+    ),
+    Row(
+        "compare-grid-empty-values",
+        "fl.compare grid keys",
+        ConfigError,
+        lambda _: fl.compare(
+            fl.Pipeline(fl.Parallel({"a": add}, name="fan")), Ctx(), grid={"merge": []}
+        ),
+        ("grid['merge']=[]", "non-empty"),
+    ),
     # ---- usage --------------------------------------------------------------------------------
     Row(
         "charge-outside-run",
@@ -556,7 +589,7 @@ ROWS: list[Row] = [
     ),
     Row(
         "charge-negative-in-step",
-        "fl.charge outside a run",
+        "bad usage budget or charge",
         ConfigError,
         lambda c: virtual(fl.Pipeline(prepare, charges_negative), c),
         ("cost=-1.0", ">= 0"),
@@ -565,14 +598,14 @@ ROWS: list[Row] = [
     ),
     Row(
         "usage-not-usage-limits",
-        "fl.charge outside a run",
+        "bad usage budget or charge",
         ConfigError,
         lambda _: virtual(fl.Pipeline(add), Ctx(), usage={"cost": 1.0}),
         ("usage=", "fl.UsageLimits"),
     ),
     Row(
         "usage-limit-negative",
-        "fl.charge outside a run",
+        "bad usage budget or charge",
         ConfigError,
         lambda _: fl.UsageLimits(cost=-1.0),
         ("cost=-1.0", ">= 0"),
@@ -612,7 +645,7 @@ CATEGORIES = [
     "context cannot be deep-copied", "merge rule on a field of the wrong type",
     "custom merge returns the wrong type", "merged context fails validation", "merge conflict",
     "negative or NaN timeout", "priority for an unknown branch", "include_keys naming unknown fields",
-    "unknown option", "fl.compare grid keys", "fl.charge outside a run",
+    "unknown option", "fl.compare grid keys", "fl.charge outside a run", "bad usage budget or charge",
     "step returns a coroutine without awaiting",
 ]  # fmt: skip
 
