@@ -106,6 +106,11 @@ def charges_negative(data: Any, ctx: Ctx) -> None:
     fl.charge(cost=-1.0)
 
 
+def wrong(value: Any) -> Any:
+    """Marks a deliberately ill-typed argument (for the type checker: anything goes here)."""
+    return value
+
+
 def virtual(pipe: Any, ctx: BaseModel, **kw: Any) -> fl.RunResult:
     return fl.run(pipe, ctx, clock="virtual", **kw)
 
@@ -208,14 +213,14 @@ ROWS: list[Row] = [
         "cap-float",
         "cap <= 0 or non-int",
         ConfigError,
-        lambda _: fl.Parallel({"a": add}, max_concurrency=2.5),
+        lambda _: fl.Parallel({"a": add}, max_concurrency=wrong(2.5)),
         ("max_concurrency=2.5", "integer"),
     ),
     Row(
         "cap-str",
         "cap <= 0 or non-int",
         ConfigError,
-        lambda _: fl.Parallel({"a": add}, max_concurrency="4"),
+        lambda _: fl.Parallel({"a": add}, max_concurrency=wrong("4")),
         ("max_concurrency='4'", "integer"),
     ),
     Row(
@@ -279,7 +284,7 @@ ROWS: list[Row] = [
         "branch-name-not-str",
         "duplicate or empty branch name",
         ConfigError,
-        lambda _: fl.Parallel({3: add}),
+        lambda _: fl.Parallel(wrong({3: add})),
         ("branch name=3", "string"),
     ),
     Row(
@@ -293,21 +298,21 @@ ROWS: list[Row] = [
         "branch-not-callable",
         "branch not callable",
         ConfigError,
-        lambda _: fl.Parallel({"a": 42}),
+        lambda _: fl.Parallel({"a": wrong(42)}),
         ("branches['a']=42", "callable"),
     ),
     Row(
         "pipeline-step-not-callable",
         "branch not callable",
         ConfigError,
-        lambda _: fl.Pipeline(add, "finalize"),
+        lambda _: fl.Pipeline(add, wrong("finalize")),
         ("steps[1]='finalize'", "callable"),
     ),
     Row(
         "step-fn-not-callable",
         "branch not callable",
         ConfigError,
-        lambda _: fl.Step(None),
+        lambda _: fl.Step(wrong(None)),
         ("fn=None", "callable"),
     ),
     Row(
@@ -336,28 +341,28 @@ ROWS: list[Row] = [
         "ctx-dict",
         "context not a pydantic model",
         ConfigError,
-        lambda _: virtual(fl.Pipeline(add), {"n": 1}),
+        lambda _: virtual(fl.Pipeline(add), wrong({"n": 1})),
         ("ctx", "BaseModel", "dict", "HINT"),
     ),
     Row(
         "ctx-class-not-instance",
         "context not a pydantic model",
         ConfigError,
-        lambda _: virtual(fl.Pipeline(add), Ctx),
+        lambda _: virtual(fl.Pipeline(add), wrong(Ctx)),
         ("ctx", "instance", "Ctx()"),
     ),
     Row(
         "ctx-dataclass",
         "context not a pydantic model",
         ConfigError,
-        lambda _: virtual(fl.Pipeline(add), Plain()),
+        lambda _: virtual(fl.Pipeline(add), wrong(Plain())),
         ("ctx", "BaseModel", "Plain"),
     ),
     Row(
         "ctx-none",
         "context not a pydantic model",
         ConfigError,
-        lambda _: virtual(fl.Pipeline(add), None),
+        lambda _: virtual(fl.Pipeline(add), wrong(None)),
         ("ctx", "BaseModel", "NoneType"),
     ),
     Row(
@@ -471,7 +476,7 @@ ROWS: list[Row] = [
         "leaf-timeout-str",
         "negative or NaN timeout",
         ConfigError,
-        lambda _: fl.Step(add, timeout="5"),
+        lambda _: fl.Step(add, timeout=wrong("5")),
         ("timeout='5'", "number"),
     ),
     Row(
@@ -500,7 +505,7 @@ ROWS: list[Row] = [
         "priority-not-a-number",
         "priority for an unknown branch",
         ConfigError,
-        lambda _: fl.Parallel({"a": add}, priority={"a": "high"}),
+        lambda _: fl.Parallel({"a": add}, priority=wrong({"a": "high"})),
         ("priority['a']='high'", "number"),
     ),
     Row(
@@ -685,6 +690,7 @@ def test_the_deep_copy_hint_works_leave_the_lock_out_with_include_keys() -> None
     ctx = _lock_ctx()
     pipe = fl.Pipeline(fl.Parallel({"a": add, "b": add}, merge="accumulate", include_keys=["n"]))
     result = virtual(pipe, ctx)
+    assert isinstance(result.context, WithLock)
     assert result.context.n == 2
     assert result.context.guard is ctx.guard  # the live object is shared, never copied
     assert ctx.n == 0

@@ -74,7 +74,7 @@ def test_run_all_every_queued_cell_that_runs_flowlab_replies(kernel: KernelSessi
     cells = kernel.submit_many(codes)  # all queued before the first reply, like "Run All"
     kernel.wait(cells, timeout_s=25)
     _ok(cells)
-    counts = [c.execution_count for c in cells]
+    counts = [c.execution_count or 0 for c in cells]
     assert counts == sorted(counts) and len(set(counts)) == len(counts)
     for i in range(4):
         assert cells[2 * i].stdout.strip() == f"real {i} ok 6"

@@ -141,6 +141,7 @@ def test_a_thousand_runs_leak_no_tasks_loops_threads_fds_or_figures() -> None:
     for i in range(RUNS):
         result = one_run(i)
         statuses[result.status] = statuses.get(result.status, 0) + 1
+        assert isinstance(result.context, Ctx)
         assert result.context.n == 13 + (0 if i % 5 == 4 else 1)  # cancelled b adds nothing
         if i % 50 == 0:
             draw(result)

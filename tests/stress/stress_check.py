@@ -269,7 +269,7 @@ def is_clean(spec: RunSpec) -> bool:
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
-    out = frame.to_dict("records")
+    out: list[dict[str, Any]] = frame.to_dict("records")
     for row in out:
         if "status" in row:
             row["status"] = str(row["status"])
@@ -412,8 +412,9 @@ def check(out: Outcome) -> None:
 
     # -- timeouts bound what they guard -----------------------------------------------------------
     for srow in steps:
-        if srow["kind"] == "parallel" and pars[srow["step"]].timeout is not None:
-            assert srow["duration_s"] <= pars[srow["step"]].timeout + EPS, srow
+        step_timeout = pars[srow["step"]].timeout if srow["kind"] == "parallel" else None
+        if step_timeout is not None:
+            assert srow["duration_s"] <= step_timeout + EPS, srow
         leaf = leaves_by_name.get(srow["step"]) if srow["kind"] == "step" else None
         if leaf is not None and leaf.timeout is not None:
             assert srow["duration_s"] <= leaf.timeout + EPS, srow
@@ -452,6 +453,7 @@ def check(out: Outcome) -> None:
             expect.add(contribution(node, status))
     base = spec.base()
     ctx = r.context
+    assert isinstance(ctx, SCtx)
     assert ctx.total == base.total + expect.total, (ctx.total, base.total, expect.total, r.status)
     want_counts = collections.Counter(base.counts)
     want_counts.update(expect.counts)

@@ -20,12 +20,12 @@ SHRINK = STRESS or os.environ.get("FLOWLAB_STRESS_SHRINK", "") not in ("", "0")
 def examples(ci: int) -> settings:
     """``ci`` derandomized examples in CI; ``STRESS_EXAMPLES`` fresh random ones under stress."""
     phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if SHRINK else [])
-    common = dict(
+    common = settings(
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         print_blob=True,
         phases=phases,
     )
     if STRESS:
-        return settings(max_examples=STRESS_EXAMPLES, derandomize=False, **common)
-    return settings(max_examples=ci, derandomize=True, database=None, **common)
+        return settings(common, max_examples=STRESS_EXAMPLES, derandomize=False)
+    return settings(common, max_examples=ci, derandomize=True, database=None)
