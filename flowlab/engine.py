@@ -98,11 +98,12 @@ def charge(cost: float = 0.0, tokens: int = 0) -> None:
 class _Live:
     """A running or queued branch the coordinator may cancel."""
 
-    task: asyncio.Task[Any]
+    task: asyncio.Task[Any] | None  # None while queued: no task exists until a slot is free
     record: BranchRecord
     group: int
     status: str = ""
     reason: str = ""
+    on_cancel: Callable[[], None] | None = None  # how to cancel it while it has no task
 
 
 class Run:
@@ -215,10 +216,13 @@ class Run:
         return False
 
     def _cancel_live(self, live: _Live, status: str, reason: str) -> None:
-        if live.reason or live.task.done():
+        if live.reason or (live.task is not None and live.task.done()):
             return
         live.status, live.reason = status, reason
-        live.task.cancel()
+        if live.task is not None:
+            live.task.cancel()
+        elif live.on_cancel is not None:
+            live.on_cancel()
 
     def charge(self, cost: float, tokens: int, brec: BranchRecord | None) -> None:
         crossed = self.account.charge(cost, tokens, brec.path if brec else None)
@@ -461,7 +465,7 @@ class Run:
 
     # used by flowlab.parallel
     def new_live(
-        self, task: asyncio.Task[Any], record: BranchRecord, group: int
+        self, task: asyncio.Task[Any] | None, record: BranchRecord, group: int
     ) -> tuple[int, _Live]:
         key = next(self._ids)
         lv = _Live(task, record, group)

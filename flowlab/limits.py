@@ -231,11 +231,13 @@ class LimiterState:
         self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = 0
         self._wake_pending = False
+        self.queued = 0  # set by an owner that queues callers itself (flowlab.parallel)
         self._on_change = on_change
 
     @property
     def waiting(self) -> int:
-        return sum(1 for *_, f in self._waiters if not f.done())
+        """Callers waiting for a token (in ``acquire``, or in the owner's own queue)."""
+        return self.queued + sum(1 for *_, f in self._waiters if not f.done())
 
     def _set_limit(self, new: int | None) -> None:
         if new is None or new == self.limit:
@@ -249,6 +251,14 @@ class LimiterState:
         self.in_flight += 1
         self.granted += 1
         self.peak = max(self.peak, self.in_flight)
+
+    def try_acquire(self, now: float = 0.0) -> bool:
+        """Take a token at once if one is free; never waits (the caller queues for itself)."""
+        self._set_limit(self.limiter.on_acquire(self, now))
+        if self.in_flight < self.limit and not self._waiters:
+            self._take()
+            return True
+        return False
 
     async def acquire(self, priority: float = 0.0, now: float = 0.0) -> None:
         """Wait for a token; higher ``priority`` first, ties first come first served."""

@@ -1,16 +1,19 @@
 """Running one :class:`~flowlab.pipeline.Parallel` step: fan out, wait, merge back.
 
-Each branch runs in its own task inside an :class:`asyncio.TaskGroup`, on an isolated copy of the
-context. A branch first waits for a slot from the step's limiter (highest priority first, ties in
-declared order), then runs; it always ends with exactly one status — ``ok``, ``failed``,
-``cancelled`` or ``timeout`` — and a diff of what it changed. Only after every branch has ended is the
+Every branch is first a record in a priority queue (highest priority first, ties in declared
+order). A branch gets a task — inside the step's :class:`asyncio.TaskGroup`, on an isolated copy of
+the context — only when the step's limiter has a free slot: 10,000 queued branches are 10,000 small
+records, not 10,000 parked tasks. Each branch ends with exactly one status — ``ok``, ``failed``,
+``cancelled`` or ``timeout`` — and a diff of what it changed; a branch cancelled while queued simply
+leaves the queue. Only after every branch has ended is the
 merge built (aside, validated) and applied to the parent context in one go.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import functools
+import heapq
 from typing import TYPE_CHECKING, Any
 
 from flowlab import context as ctx_mod
@@ -50,25 +53,62 @@ async def run_parallel(
     state = {"in_flight": 0, "peak": 0, "rank": 0, "expired": False}
     loop = asyncio.get_running_loop()
 
-    async def branch(name: str) -> None:
+    pending: list[tuple[float, int, str]] = []  # (-priority, declared index, name): the queue
+    queued: dict[str, tuple[int, Any, BranchRecord]] = {}  # name -> (live key, live, record)
+    tg_box: list[asyncio.TaskGroup] = []
+
+    def finish(name: str, key: int, brec: BranchRecord) -> None:
+        """Close a branch's record (every branch passes here exactly once)."""
+        brec.finished = run.now()
+        state["rank"] += 1
+        brec.rank = ranks[name] = state["rank"]
+        if brec.status == "timeout" and not brec.error:
+            brec.error = f"TimeoutError: {brec.reason}"
+        run.live.pop(key, None)
+        run._event("branch_finished", path, brec.path, brec.status)
+        run._emit("branch_finished", brec)
+
+    def drop_queued(name: str) -> None:
+        """Cancel a branch that never got a slot: it has no task, it just leaves the queue."""
+        key, live, brec = queued.pop(name)
+        brec.status, brec.reason = live.status, live.reason
+        if live.status == "timeout":
+            errors[name] = StepTimeout(
+                f"branch {brec.path!r}: {live.reason}", step=path, timeout=par.branch_timeout
+            )
+        if limiter is not None:
+            limiter.queued = len(queued)
+        finish(name, key, brec)
+
+    def dispatch() -> None:
+        """Start queued branches, best priority first, while the limiter has free slots."""
+        while pending:
+            _, _, name = pending[0]
+            if name not in queued:  # cancelled while queued
+                heapq.heappop(pending)
+                continue
+            if limiter is not None and not limiter.try_acquire(run.now()):
+                return
+            heapq.heappop(pending)
+            key, live, brec = queued.pop(name)
+            if limiter is not None:
+                limiter.queued = len(queued)
+            try:
+                live.task = tg_box[0].create_task(
+                    branch(name, key, live, brec), name=f"flowlab:{brec.path}"
+                )
+            except RuntimeError:  # the group is shutting down: this branch never starts
+                if limiter is not None:
+                    limiter.release(0.0, True, adapt=False)
+                brec.status, brec.reason = "cancelled", "parent cancelled"
+                finish(name, key, brec)
+
+    async def branch(name: str, key: int, live: Any, brec: BranchRecord) -> None:
         task = asyncio.current_task()
         assert task is not None
-        prio = par.priority.get(name, 0.0)
-        brec = BranchRecord(par.name, name, f"{path}:{name}", parent, prio, run.now())
-        run.recorder.branches.append(brec)
-        key, live = run.new_live(task, brec, group)
-        run._event("branch_queued", path, brec.path)
-        run._emit("branch_queued", brec)
-        got_slot = False
         timer: asyncio.TimerHandle | None = None
         bctx: BaseModel | None = None
         try:
-            if run._precancel and run.precancelled(name, brec.path):
-                brec.status, brec.reason = "cancelled", "cancelled by handle"
-                return
-            if limiter is not None:
-                await limiter.acquire(prio, run.now())
-                got_slot = True
             brec.started = run.now()
             brec.status = "running"
             state["in_flight"] += 1
@@ -107,24 +147,17 @@ async def run_parallel(
         finally:
             if timer is not None:
                 timer.cancel()
-            brec.finished = run.now()
-            if brec.status != "queued" and not math.isnan(brec.started):
-                state["in_flight"] -= 1
-            if got_slot and limiter is not None:
-                limiter.release(brec.finished - brec.started, brec.status == "ok")
-            state["rank"] += 1
-            brec.rank = ranks[name] = state["rank"]
-            if brec.status == "timeout" and not brec.error:
-                brec.error = f"TimeoutError: {brec.reason}"
-            run.live.pop(key, None)
+            state["in_flight"] -= 1
             if bctx is not None:
                 contexts[name] = bctx
                 if run.record or brec.status == "ok":
                     changes[name] = ctx_mod.diff(ctx, bctx, fields=par.include_keys)
                     if run.record and changes[name]:
                         run.recorder.diffs.append((par.name, brec, changes[name]))
-            run._event("branch_finished", path, brec.path, brec.status)
-            run._emit("branch_finished", brec)
+            finish(name, key, brec)
+            if limiter is not None:
+                limiter.release(run.now() - brec.started, brec.status == "ok")
+                dispatch()
 
     step_timer: asyncio.TimerHandle | None = None
     if par.timeout is not None:
@@ -138,9 +171,30 @@ async def run_parallel(
         step_timer = loop.call_later(par.timeout, expire)
     try:
         async with asyncio.TaskGroup() as tg:
-            for name in order:
-                tg.create_task(branch(name), name=f"flowlab:{path}:{name}")
+            tg_box.append(tg)
+            now = run.now()
+            for index, name in enumerate(order):
+                prio = par.priority.get(name, 0.0)
+                brec = BranchRecord(par.name, name, f"{path}:{name}", parent, prio, now)
+                run.recorder.branches.append(brec)
+                key, live = run.new_live(None, brec, group)
+                live.on_cancel = functools.partial(drop_queued, name)
+                queued[name] = (key, live, brec)
+                run._event("branch_queued", path, brec.path)
+                run._emit("branch_queued", brec)
+                if run._precancel and run.precancelled(name, brec.path):
+                    run._cancel_live(live, "cancelled", "cancelled by handle")
+                    continue
+                pending.append((-prio, index, name))
+            heapq.heapify(pending)
+            if limiter is not None:
+                limiter.queued = len(queued)
+            dispatch()
     except BaseException:
+        for name in list(queued):  # never started: the step itself is being cancelled
+            key, live, brec = queued.pop(name)
+            brec.status, brec.reason = "cancelled", "parent cancelled"
+            finish(name, key, brec)
         srec.status = "cancelled"
         srec.finished = run.now()
         run._emit("step_finished", srec)
