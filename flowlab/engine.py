@@ -406,13 +406,18 @@ class Run:
         if self.leaves_in_flight > self.recorder.peak_leaves:
             self.recorder.peak_leaves = self.leaves_in_flight
         ok = False
+        # A top-level step works on a copy that is committed only if it succeeds: a step that
+        # fails half way (or a sync step still running in its thread after a timeout) can never
+        # leave half-done changes in the run's context. Inside a branch the branch's own copy
+        # already plays that part.
+        work = ctx_mod.isolate(ctx) if not parent else ctx
         try:
             if step.timeout is None:
-                out = await self._call(step, data, ctx, parent)
+                out = await self._call(step, data, work, parent)
             else:
                 try:
                     async with asyncio.timeout(step.timeout) as cm:
-                        out = await self._call(step, data, ctx, parent)
+                        out = await self._call(step, data, work, parent)
                 except TimeoutError as err:
                     if not cm.expired():
                         raise
@@ -421,6 +426,8 @@ class Run:
                         step=path,
                         timeout=step.timeout,
                     ) from err
+            if work is not ctx:
+                ctx_mod.apply_inplace(ctx, work)
             ok = True
             return out
         except asyncio.CancelledError:

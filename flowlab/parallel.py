@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from flowlab import context as ctx_mod
 from flowlab import merge as merge_mod
-from flowlab.errors import BranchFailed, FlowlabError, MergeConflict, StepTimeout
+from flowlab.errors import (
+    BranchFailed,
+    FlowlabError,
+    MergeConflict,
+    MergeValidationError,
+    StepTimeout,
+)
 from flowlab.record import BranchRecord, StepRecord
 
 if TYPE_CHECKING:
@@ -56,6 +62,7 @@ async def run_parallel(
     pending: list[tuple[float, int, str]] = []  # (-priority, declared index, name): the queue
     queued: dict[str, tuple[int, Any, BranchRecord]] = {}  # name -> (live key, live, record)
     tg_box: list[asyncio.TaskGroup] = []
+    entered: set[str] = set()  # branches whose task ran its first line
 
     def finish(name: str, key: int, brec: BranchRecord) -> None:
         """Close a branch's record (every branch passes here exactly once)."""
@@ -93,28 +100,54 @@ async def run_parallel(
             key, live, brec = queued.pop(name)
             if limiter is not None:
                 limiter.queued = len(queued)
-            try:
-                live.task = tg_box[0].create_task(
-                    branch(name, key, live, brec), name=f"flowlab:{brec.path}"
-                )
-            except RuntimeError:  # the group is shutting down: this branch never starts
-                if limiter is not None:
-                    limiter.release(0.0, True, adapt=False)
-                brec.status, brec.reason = "cancelled", "parent cancelled"
-                finish(name, key, brec)
-
-    async def branch(name: str, key: int, live: Any, brec: BranchRecord) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        timer: asyncio.TimerHandle | None = None
-        bctx: BaseModel | None = None
-        try:
+            # The branch starts now, in dispatch (priority) order, even if its task is
+            # cancelled before running its first line.
             brec.started = run.now()
             brec.status = "running"
             state["in_flight"] += 1
             state["peak"] = max(state["peak"], state["in_flight"])
             run._event("branch_started", path, brec.path)
             run._emit("branch_started", brec)
+            try:
+                live.task = tg_box[0].create_task(
+                    branch(name, key, live, brec), name=f"flowlab:{brec.path}"
+                )
+                live.task.add_done_callback(functools.partial(never_ran, name, key, live, brec))
+            except RuntimeError:  # the group is shutting down: this branch never runs
+                state["in_flight"] -= 1
+                if limiter is not None:
+                    limiter.release(0.0, True, adapt=False)
+                brec.status, brec.reason = "cancelled", "parent cancelled"
+                finish(name, key, brec)
+
+    def cancel_siblings(name: str, live: Any) -> None:
+        for lv in list(run.live.values()):
+            if lv.group == group and lv is not live:
+                run._cancel_live(lv, "cancelled", f"fail_fast: sibling {name!r} failed")
+
+    def never_ran(name: str, key: int, live: Any, brec: BranchRecord, _: object) -> None:
+        """A task cancelled before its first line never runs its ``finally``: close it here."""
+        if name in entered:
+            return
+        state["in_flight"] -= 1
+        brec.status = live.status or "cancelled"
+        brec.reason = live.reason or "parent cancelled"
+        if live.status == "timeout":
+            errors[name] = StepTimeout(
+                f"branch {brec.path!r}: {live.reason}", step=path, timeout=par.branch_timeout
+            )
+        finish(name, key, brec)
+        if limiter is not None:
+            limiter.release(0.0, True, adapt=False)
+            dispatch()
+
+    async def branch(name: str, key: int, live: Any, brec: BranchRecord) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        timer: asyncio.TimerHandle | None = None
+        bctx: BaseModel | None = None
+        entered.add(name)
+        try:
             if par.branch_timeout is not None:
                 timer = loop.call_later(
                     par.branch_timeout,
@@ -136,14 +169,14 @@ async def run_parallel(
                 errors[name] = StepTimeout(
                     f"branch {brec.path!r}: {live.reason}", step=path, timeout=par.branch_timeout
                 )
+                if par.on_failure == "fail_fast":
+                    cancel_siblings(name, live)
         except Exception as err:
             brec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
             brec.error = f"{type(err).__name__}: {err}"
             errors[name] = err
             if par.on_failure == "fail_fast":
-                for lv in list(run.live.values()):
-                    if lv.group == group and lv is not live:
-                        run._cancel_live(lv, "cancelled", f"fail_fast: sibling {name!r} failed")
+                cancel_siblings(name, live)
         finally:
             if timer is not None:
                 timer.cancel()
@@ -229,7 +262,7 @@ async def run_parallel(
             ok.sort(key=ranks.__getitem__)
         t0 = wall()
         try:
-            outcome = merge_mod.merge_branches(
+            outcome = _merge(
                 ctx,
                 [(n, contexts[n]) for n in ok],
                 par.merge,
@@ -255,3 +288,16 @@ async def run_parallel(
         run._event("step_finished", path, "", srec.status)
         run._emit("step_finished", srec)
     return {n: outputs[n] for n in order if n in outputs}
+
+
+def _merge(base: BaseModel, branches: list[tuple[str, BaseModel]], spec: Any, **kw: Any) -> Any:
+    """``merge_branches``, with any non-flowlab error (a custom merge that raised) wrapped."""
+    try:
+        return merge_mod.merge_branches(base, branches, spec, **kw)
+    except FlowlabError:
+        raise
+    except Exception as err:
+        raise MergeValidationError(
+            f"step {kw.get('step', '')!r}: the merge {spec.name!r} raised "
+            f"{type(err).__name__}: {err}; the parent context is unchanged."
+        ) from err
