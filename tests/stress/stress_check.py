@@ -51,11 +51,11 @@ EPS = 1e-9
 BUG_A_FIXED = True
 # Engine bug B: a branch_timeout does not trigger fail_fast (an exception or a leaf Step timeout
 # does). Until fixed, fail_fast is checked against failed branches only, not timed-out ones.
-BUG_B_FIXED = False
+BUG_B_FIXED = True
 # Engine bug A2 (see test_regressions.py): a branch task cancelled before its first line gets no
 # branch_finished event and is closed only by the run's end ("run ended", finished_s = makespan).
 # Until fixed, such rows are exempt from the event and timing checks below.
-BUG_A2_FIXED = False
+BUG_A2_FIXED = True
 
 
 def _a2_victim(b: dict[str, Any]) -> bool:

@@ -1,9 +1,7 @@
 """Minimal reproductions of engine bugs the stress suite found, one test each.
 
-Each test states the contract and fails on the engine as found. They are marked
-``xfail(strict=True)`` only until the engine is fixed; a fix turns them into XPASS, which strict mode
-reports as a failure, so whoever fixes a bug removes its mark (and flips the matching switch in
-``stress_check.py``).
+Each test states the contract and failed on the engine as found (bugs A, A2, B, C, D, E); all
+are fixed now, and these tests keep them fixed. The matching switches in ``stress_check.py`` are on.
 """
 
 from __future__ import annotations
@@ -95,16 +93,6 @@ def _closed_properly(result: fl.RunResult, step: str, names: list[str], *, at: f
         assert (finished["branch"] == f"{step}:{name}").sum() == 1, name
 
 
-BUG_A2 = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug A2: a branch task cancelled before it ran its first line (fail_fast, a "
-    "breach, a step timeout) never runs its try/finally, so it gets no branch_finished event and "
-    "stays 'queued' until the run ends; _finish then calls it cancelled with reason 'run ended' "
-    "and finished_s = the end of the run",
-)
-
-
-@BUG_A2
 def test_a_breach_closes_the_records_of_siblings_that_never_started() -> None:
     pipe = fl.Parallel({"a": overspend, "b": sleeper(1), "c": sleeper(1)}, name="fan")
     result = fl.run(
@@ -114,7 +102,6 @@ def test_a_breach_closes_the_records_of_siblings_that_never_started() -> None:
     assert "usage limit" in str(result.branches.set_index("branch").loc["b", "reason"])
 
 
-@BUG_A2
 def test_fail_fast_inside_a_run_that_goes_on_closes_the_cancelled_records_at_once() -> None:
     inner = fl.Parallel(
         {"a": boom, "b": sleeper(1), "c": sleeper(1)}, on_failure="fail_fast", name="inner"
@@ -125,11 +112,6 @@ def test_fail_fast_inside_a_run_that_goes_on_closes_the_cancelled_records_at_onc
     _closed_properly(result, "outer:inner/inner", ["b", "c"], at=0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug B: a branch that hits branch_timeout does not trigger fail_fast (only "
-    "exceptions do), so its siblings run on, while a leaf Step timeout does cancel them",
-)
 def test_fail_fast_treats_a_branch_timeout_like_any_failure() -> None:
     # a times out at 2 s; c (started at 1 s when b freed the slot) would end at 2.5 s.
     pipe = fl.Parallel(
@@ -160,12 +142,6 @@ def test_fail_fast_after_a_leaf_step_timeout_already_cancels_siblings() -> None:
     assert result.makespan_s == 2.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug C: run_parallel catches only FlowlabError around the merge, so a custom "
-    "merge function that raises leaves the Parallel's step row 'running' and the error is "
-    "wrapped as a top-level 'step failed' BranchFailed that does not name the step",
-)
 def test_a_custom_merge_that_raises_fails_its_step_cleanly() -> None:
     def bad_merge(base: Ctx, ctxs: dict[str, Ctx]) -> Ctx:
         raise ZeroDivisionError("oops")
@@ -199,12 +175,6 @@ def test_merge_errors_name_the_parallel_step() -> None:
         fl.run(pipe, Noted(), clock="virtual")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug D: a sync step runs in a worker thread that is never stopped; when its "
-    "run times out or is cancelled, a top-level step keeps mutating run.context, which is the "
-    "returned result.context, after fl.run has returned",
-)
 def test_a_timed_out_sync_step_cannot_change_the_returned_result() -> None:
     released = threading.Event()
 
@@ -220,12 +190,6 @@ def test_a_timed_out_sync_step_cannot_change_the_returned_result() -> None:
     assert n_of(result) == before == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug E: top-level steps run on run.context itself, so a step that changes the "
-    "context and then raises leaves its half-done changes in result.context (steps are not "
-    "atomic; LangGraph does not commit a failed superstep)",
-)
 def test_a_failed_top_level_step_commits_nothing() -> None:
     async def prepare(data: Any, ctx: Ctx) -> None:
         ctx.n = 1
