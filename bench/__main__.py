@@ -33,6 +33,7 @@ FIGURES: dict[str, tuple[int, str, str]] = {
     "peers": (8, "bench.peers", "peers"),
     "memory": (9, "bench.memory", "memory"),
     "import": (10, "bench.importtime", "import_time"),
+    "dask": (11, "bench.dask_gil", "dask_gil"),
 }
 DEFAULT_OUT = Path(__file__).with_name("results.json")
 
