@@ -111,11 +111,13 @@ class RunSpec:
     run_timeout: float | None = None
     usage: tuple[int | None, int | None] | None = None  # (cost cents, tokens)
     cancels: list[tuple[float, str | None]] = field(default_factory=list)  # scheduled callbacks
+    record: bool = True  # False: no event log and no diffs (the merge computes its own)
 
     def __repr__(self) -> str:
         opts = [f"base_total={self.base_total}", f"ceiling={self.ceiling}"]
         opts += [f"run_cap={self.run_cap}", f"run_timeout={self.run_timeout}"]
         opts += [f"usage={self.usage}", f"cancels={self.cancels}"]
+        opts += [] if self.record else ["record=False"]
         return f"RunSpec({', '.join(opts)}; top=[{'; '.join(describe(n) for n in self.top)}])"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
@@ -389,6 +391,7 @@ def run_spec(draw: Any, *, max_leaves: int = 120, faults: bool = True) -> RunSpe
             top.append(_leaf(draw, budget, top=True, faults=faults))
     spec = RunSpec(top=top, base_total=draw(SMALL))
     spec.run_cap = draw(CAP)
+    spec.record = draw(SMALL) != 0
     if not faults:
         return spec
     nodes = run_specs(spec)
