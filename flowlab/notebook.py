@@ -33,9 +33,27 @@ from flowlab.record import Instrument, RunResult
 __all__ = ["RunHandle", "arun", "run", "start"]
 
 
-def _make_run(pipeline: Any, ctx: BaseModel, clock: str, kwargs: dict[str, Any]) -> Run:
+def _make_run(
+    pipeline: Any,
+    ctx: BaseModel,
+    *,
+    clock: str,
+    progress: bool,
+    instruments: Sequence[Instrument],
+    **options: Any,
+) -> Run:
+    """The one place run/arun/start turn their keywords into a :class:`Run`."""
     check_one_of("clock", clock, CLOCKS)
-    return Run(pipeline, ctx, clock=clock, **kwargs)
+    return Run(
+        pipeline, ctx, clock=clock, instruments=_with_progress(instruments, progress), **options
+    )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _deliver(result: RunResult, raise_on_error: bool) -> RunResult:
@@ -115,21 +133,12 @@ def run(
     >>> r.context.n, r.summary()["makespan_s"]
     (2, 2.0)
     """
-    instruments = _with_progress(instruments, progress)
     the_run = _make_run(
-        pipeline,
-        ctx,
-        clock,
-        dict(
-            input=input, usage=usage, max_concurrency=max_concurrency, timeout=timeout,
-            instruments=instruments, record=record, backend=backend,
-            detect_deadlocks=detect_deadlocks,
-        ),
+        pipeline, ctx, clock=clock, progress=progress, instruments=instruments, input=input,
+        usage=usage, max_concurrency=max_concurrency, timeout=timeout, record=record,
+        backend=backend, detect_deadlocks=detect_deadlocks,
     )  # fmt: skip
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
+    loop = _running_loop()
     if loop is None:
         with asyncio.Runner(loop_factory=lambda: new_loop(clock)) as runner:
             result = runner.run(the_run.execute())
@@ -238,21 +247,12 @@ def start(
     Inside a running loop the run is a task on it (virtual time: a helper thread); with no loop
     running (a plain script) it runs on its own loop in a helper thread.
     """
-    instruments = _with_progress(instruments, progress)
     the_run = _make_run(
-        pipeline,
-        ctx,
-        clock,
-        dict(
-            input=input, usage=usage, max_concurrency=max_concurrency, timeout=timeout,
-            instruments=instruments, record=record, backend=backend,
-            detect_deadlocks=detect_deadlocks,
-        ),
+        pipeline, ctx, clock=clock, progress=progress, instruments=instruments, input=input,
+        usage=usage, max_concurrency=max_concurrency, timeout=timeout, record=record,
+        backend=backend, detect_deadlocks=detect_deadlocks,
     )  # fmt: skip
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
+    loop = _running_loop()
     if loop is not None and not _needs_thread(clock, loop):
         return RunHandle(the_run, task=loop.create_task(the_run.execute()))
     return RunHandle(the_run, future=run_in_thread(the_run.execute, clock))
