@@ -6,9 +6,10 @@ contexts and diffs are built once; then :func:`flowlab.merge.merge_branches` is 
 ``overwrite`` (the baseline), ``deep`` and ``accumulate``. The same comparison is also made on
 whole ``fl.run`` calls (isolation, branch runs, diffs and merge included).
 
-Part B — scaling. Branches each change one key of a large ``dict[str, int]``; the *merge-back*
-(what the engine does after the branches end: one :func:`flowlab.context.diff` per branch, then
-one merge) is timed for 10 and 1,000 branches on a 10,000-key dict (100× the changes), and for 100
+Part B — scaling. Branches, made as the engine makes them (``isolate(ctx, track=True)``, so their
+dicts note which keys they wrote), each change one key of a large ``dict[str, int]``; the
+*merge-back* (what the engine does after the branches end: one :func:`flowlab.context.diff` per
+branch, then one merge) is timed for 10 and 1,000 branches on a 10,000-key dict (100× the changes), and for 100
 branches on 10,000 vs 100,000 keys (10× the context, same changes). Linear in changes means the
 per-change cost stays flat in the first comparison and the total stays flat in the second. The
 diff and the merge are also reported apart, so the part that scales with context size shows.
@@ -82,12 +83,14 @@ class BigCtx(BaseModel):
 
 
 def _branches_one_key(base: BigCtx, n: int) -> list[tuple[str, BigCtx]]:
+    """``n`` branches as the engine makes them (``isolate(track=True)``), each changing one key."""
+    from flowlab import context
+
     keys = list(base.table)
     step = max(1, len(keys) // n)
     out = []
     for i in range(n):
-        b = base.model_copy()  # shallow: only the dict is copied, which is all a branch changes
-        b.table = dict(base.table)
+        b = context.isolate(base, track=True)
         b.table[keys[(i * step) % len(keys)]] += 1
         out.append((f"b{i}", b))
     return out

@@ -18,6 +18,9 @@ branches mutate their copies freely, and afterwards asks *what did each branch c
 Top-level values are compared with ``==`` first, so an unchanged context costs one comparison per
 field; inside a changed dict, values that are the very objects of the base are skipped without
 ``==`` (copies of immutable values are the same objects), so a 10,000-key dict costs one pass.
+A branch made by ``isolate(ctx, track=True)`` (as the engine makes them) costs less still: its
+dicts and lists of scalars note where they were written (:mod:`flowlab.tracking`), and the diff
+reads only those keys, so one changed key of a 10,000-key dict costs one key, not one pass.
 
 Change values are references into the compared contexts, not copies.
 """
@@ -32,6 +35,8 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 
 from flowlab.errors import ConfigError
+from flowlab.tracking import TrackedDict, TrackedList
+from flowlab.tracking import track as _tracked
 
 __all__ = [
     "MISSING",
@@ -174,6 +179,14 @@ def check_include_keys(model_cls: type[BaseModel], include_keys: Sequence[str]) 
 
 
 _IMMUTABLE: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes, complex})
+_DICTS: frozenset[type] = frozenset({dict, TrackedDict})
+_LISTS: frozenset[type] = frozenset({list, TrackedList})
+_FLAT: frozenset[type] = _DICTS | _LISTS
+"""Containers copied shallowly when their items are immutable (tracked ones are still a dict/list)."""
+
+
+def _items(value: Any) -> Any:
+    return value.values() if isinstance(value, dict) else value
 
 
 def _copy_value(value: Any, memo: dict[int, Any]) -> Any:
@@ -185,10 +198,7 @@ def _copy_value(value: Any, memo: dict[int, Any]) -> Any:
     kind = type(value)
     if kind in _IMMUTABLE:
         return value
-    if kind is list:
-        if all(type(x) in _IMMUTABLE for x in value):
-            return value.copy()
-    elif kind is dict and all(type(x) in _IMMUTABLE for x in value.values()):
+    if kind in _FLAT and all(type(x) in _IMMUTABLE for x in _items(value)):
         return value.copy()
     return copy.deepcopy(value, memo)
 
@@ -207,7 +217,7 @@ def _deepcopy_field(
         ) from err
 
 
-def isolate(ctx: M, include_keys: Sequence[str] | None = None) -> M:
+def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = False) -> M:
     """Return an independent deep copy of ``ctx`` for one branch.
 
     Parameters
@@ -217,6 +227,10 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None) -> M:
     include_keys : sequence of str, optional
         Copy only these fields; the others take their defaults (a field without a default is
         still deep-copied). Unknown names raise :class:`ConfigError` listing the valid ones.
+    track : bool, default False
+        Hand out a :class:`~flowlab.tracking.TrackedDict` / :class:`~flowlab.tracking.TrackedList`
+        for every dict or list field of immutable scalars, so that :func:`diff` against ``ctx``
+        reads only what the branch wrote (the engine does this; ``ctx`` must not change meanwhile).
 
     Returns
     -------
@@ -227,6 +241,17 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None) -> M:
     ------
     ConfigError
         When a value cannot be deep-copied; the message names the field.
+
+    Examples
+    --------
+    >>> from pydantic import BaseModel
+    >>> class Ctx(BaseModel):
+    ...     scores: dict[str, int] = {}
+    >>> base = Ctx(scores={"a": 1})
+    >>> branch = isolate(base, track=True)
+    >>> branch.scores["b"] = 2
+    >>> base.scores, [c.dotted for c in diff(base, branch)]
+    ({'a': 1}, ['scores.b'])
     """
     cls = type(ctx)
     memo: dict[int, Any] = {}  # one memo for the whole context keeps aliasing between fields
@@ -237,8 +262,8 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None) -> M:
             kind = type(value)
             if kind in _IMMUTABLE:
                 values[name] = value
-            elif kind is list and all(type(x) in _IMMUTABLE for x in value):
-                values[name] = value.copy()
+            elif kind in _FLAT and all(type(x) in _IMMUTABLE for x in _items(value)):
+                values[name] = _tracked(value) if track else value.copy()
             else:
                 values[name] = _deepcopy_field(ctx, name, value, memo)
         fields_set = set(ctx.__pydantic_fields_set__)
@@ -249,7 +274,14 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None) -> M:
         for name, info in cls.model_fields.items():
             value = ctx.__dict__[name]
             if name in wanted or info.is_required():
-                values[name] = _deepcopy_field(ctx, name, value, memo)
+                if (
+                    track
+                    and type(value) in _FLAT
+                    and all(type(x) in _IMMUTABLE for x in _items(value))
+                ):
+                    values[name] = _tracked(value)
+                else:
+                    values[name] = _deepcopy_field(ctx, name, value, memo)
             else:
                 values[name] = info.get_default(call_default_factory=True, validated_data=values)
         fields_set = set(ctx.__pydantic_fields_set__) & wanted
@@ -309,12 +341,17 @@ def _diff_dict(
         out.append(_change((*keys, key), "add", None, new[key]))
 
 
-def list_slice(old: Sequence[Any], new: Sequence[Any]) -> tuple[int, int, int]:
-    """``(start, old_end, new_end)``: ``old[start:old_end]`` became ``new[start:new_end]``."""
+def list_slice(old: Sequence[Any], new: Sequence[Any], same_below: int = 0) -> tuple[int, int, int]:
+    """``(start, old_end, new_end)``: ``old[start:old_end]`` became ``new[start:new_end]``.
+
+    ``same_below``: the first items known to be the base's (a tracked list's ``low``).
+    """
     n_old, n_new = len(old), len(new)
-    if n_new >= n_old and list(new[:n_old]) == list(old):  # fast path: pure append
+    if same_below >= n_old and n_new >= n_old:  # known pure append
         return n_old, n_old, n_new
-    start = 0
+    if not same_below and n_new >= n_old and list(new[:n_old]) == list(old):  # pure append
+        return n_old, n_old, n_new
+    start = min(same_below, n_old, n_new)
     limit = min(n_old, n_new)
     while start < limit and same(old[start], new[start]):
         start += 1
@@ -326,9 +363,13 @@ def list_slice(old: Sequence[Any], new: Sequence[Any]) -> tuple[int, int, int]:
 
 
 def _diff_list(
-    old: list[Any], new: list[Any], keys: tuple[Hashable, ...], out: list[Change]
+    old: list[Any],
+    new: list[Any],
+    keys: tuple[Hashable, ...],
+    out: list[Change],
+    same_below: int = 0,
 ) -> None:
-    start, end_old, end_new = list_slice(old, new)
+    start, end_old, end_new = list_slice(old, new, same_below)
     for i in range(start, end_old):
         out.append(_change((*keys, Item(i)), "remove", old[i], None))
     for j in range(start, end_new):
@@ -346,15 +387,47 @@ def _diff_model(
     old_values, new_values = old.__dict__, new.__dict__
     for name in names:
         a, b = old_values[name], new_values[name]
-        if not same(a, b):
+        kind = type(b)
+        if kind is TrackedDict and b.origin is a and b.written is not None:
+            if b.written:
+                _diff_tracked_dict(a, b, (*keys, name), out)
+        elif kind is TrackedList and b.origin is a:
+            if b.low < len(a) or len(b) != len(a):
+                _diff_list(a, b, (*keys, name), out, b.low)
+        elif not same(a, b):
             diff_value(a, b, (*keys, name), out)
+
+
+def _diff_tracked_dict(
+    old: dict[Any, Any], new: TrackedDict, keys: tuple[Hashable, ...], out: list[Change]
+) -> None:
+    """:func:`_diff_dict` over the written keys only (changed, then removed, then added)."""
+    assert new.written is not None
+    get = old.get
+    removed: list[Hashable] = []
+    added: list[Hashable] = []
+    for key in new.written:
+        before = get(key, MISSING)
+        after = dict.get(new, key, MISSING)
+        if before is after:
+            continue
+        if after is MISSING:
+            removed.append(key)
+        elif before is MISSING:
+            added.append(key)
+        elif not same(before, after):
+            diff_value(before, after, (*keys, key), out)
+    for key in removed:
+        out.append(_change((*keys, key), "remove", old[key], None))
+    for key in added:
+        out.append(_change((*keys, key), "add", None, new[key]))
 
 
 def diff_value(old: Any, new: Any, keys: tuple[Hashable, ...], out: list[Change]) -> None:
     """Append the changes from ``old`` to ``new`` (known to differ) at ``keys``."""
-    if type(old) is dict and type(new) is dict:
+    if type(old) in _DICTS and type(new) in _DICTS:
         _diff_dict(old, new, keys, out)
-    elif type(old) is list and type(new) is list:
+    elif type(old) in _LISTS and type(new) in _LISTS:
         _diff_list(old, new, keys, out)
     elif isinstance(old, BaseModel) and type(new) is type(old):
         _diff_model(old, new, keys, out)

@@ -156,7 +156,7 @@ async def run_parallel(
                     "timeout",
                     f"branch_timeout={par.branch_timeout:g}s exceeded",
                 )
-            bctx = ctx_mod.isolate(ctx, par.include_keys)
+            bctx = ctx_mod.isolate(ctx, par.include_keys, track=True)
             _current.set((run, brec))
             outputs[name] = await run._node(par.branches[name], data, bctx, brec.path)
             brec.status = "ok"

@@ -19,7 +19,8 @@ from flowlab.context import Change, check_context, check_include_keys, isolate, 
 from flowlab.errors import MergeConflict, MergeValidationError
 from flowlab.merge.checks import check_model
 from flowlab.merge.strategies import MergeSpec
-from flowlab.merge.tree import _Merger, _Node, _short, _validate
+from flowlab.merge.tree import _Merger, _Node, _short
+from flowlab.merge.validate import validate
 
 __all__ = ["MergeOutcome", "merge_branches"]
 
@@ -204,4 +205,4 @@ def _merge_custom(
         return MergeOutcome(copy.copy(base), rows)
     data = dict(base.__dict__)
     data.update({name: result.__dict__[name] for name in changed})
-    return MergeOutcome(_validate(cls, data, base, changed, "", rows), rows)
+    return MergeOutcome(validate(cls, data, base, changed, "", rows), rows)

@@ -14,10 +14,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from flowlab.context import MISSING, Change, Item, diff_value, get_path, same
-from flowlab.errors import MergeValidationError
 from flowlab.merge.checks import field_rules
 from flowlab.merge.rules import (
     Custom,
@@ -33,6 +32,7 @@ from flowlab.merge.rules import (
     Union,
     _Accumulate,
 )
+from flowlab.merge.validate import validate
 
 __all__ = ["is_number"]
 
@@ -126,33 +126,6 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return s1 < e2 and s2 < e1
 
 
-def _validate(
-    cls: type[M],
-    data: dict[str, Any],
-    template: BaseModel,
-    changed: Collection[str],
-    where: str,
-    rows: list[dict[str, Any]],
-) -> M:
-    """Validate ``data`` as a new ``cls``; ``template`` gives extras, privates and fields set."""
-    payload = {**template.__pydantic_extra__, **data} if template.__pydantic_extra__ else data
-    try:
-        new = cls.model_validate(payload, by_alias=False, by_name=True)
-    except ValidationError as err:
-        at = f" at {where!r}" if where else ""
-        raise MergeValidationError(
-            f"the merged context failed {cls.__name__} validation{at}; nothing was applied "
-            f"(.report lists what each rule wrote).\n{err}",
-            report=rows,
-        ) from err
-    object.__setattr__(
-        new, "__pydantic_fields_set__", set(template.__pydantic_fields_set__) | set(changed)
-    )
-    if template.__pydantic_private__ is not None:
-        object.__setattr__(new, "__pydantic_private__", dict(template.__pydantic_private__))
-    return new
-
-
 class _Merger:
     """Walks the change tree of one merge, deciding each path by its rule, writing report rows."""
 
@@ -161,6 +134,8 @@ class _Merger:
         self.ctxs = ctxs
         self.rows: list[dict[str, Any]] = []
         self.conflicts: list[tuple[str, dict[str, Any]]] = []
+        # every dict built from its base by writing some keys: validated at those keys only
+        self.written: dict[int, tuple[dict[Any, Any], Collection[Any]]] = {}
 
     def value_of(self, i: int, node: _Node, keys: tuple[Hashable, ...]) -> Any:
         return node.direct[i] if i in node.direct else get_path(self.ctxs[i], keys)
@@ -207,7 +182,7 @@ class _Merger:
                 data[name] = self.field(rule, label, inherit, child, data[name], (*keys, name))
             else:
                 data[name] = self.field(sub, sub.name, False, child, data[name], (*keys, name))
-        return _validate(cls, data, before, changed, _dotted(keys), self.rows)
+        return validate(cls, data, before, changed, _dotted(keys), self.rows, self.written)
 
     def field(
         self,
@@ -260,6 +235,7 @@ class _Merger:
                 out.pop(key, None)
             else:
                 out[key] = value
+        self.written[id(out)] = (out, node.children.keys())
         return out
 
     def expand(self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule) -> bool:
