@@ -54,20 +54,22 @@ class _Node:
         writers = self.writers
         if not writers or writers[-1] < i:
             writers.append(i)
-        elif i not in writers:
+        elif writers[-1] != i and i not in writers:
             writers.append(i)
             writers.sort()
 
     def insert(self, i: int, keys: Sequence[Hashable], change: Change) -> None:
-        is_item = bool(keys) and isinstance(keys[-1], Item)
+        is_item = bool(keys) and type(keys[-1]) is Item
         node = self
         node.touch(i)
         for key in keys[:-1] if is_item else keys:
             child = node.children.get(key)
             if child is None:
                 child = node.children[key] = _Node()
+                child.writers.append(i)
+            else:
+                child.touch(i)
             node = child
-            node.touch(i)
         if is_item:
             node.items.setdefault(i, []).append(change)
         else:
@@ -88,6 +90,19 @@ def _plain(value: Any) -> Any:
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_PLAIN_NUMBERS = frozenset({int, float})
+
+
+def _summable(before: Any, values: list[Any], removals_count: bool) -> bool:
+    """Numbers whose deltas add up (a removal counts as 0 for ``Sum``)."""
+    plain = _PLAIN_NUMBERS
+    if (before is MISSING or type(before) in plain) and all(type(v) in plain for v in values):
+        return True  # the common case, without the general checks
+    return (before is MISSING or is_number(before)) and all(
+        is_number(v) or (removals_count and v is MISSING) for v in values
+    )
 
 
 def is_number(value: Any) -> bool:
@@ -275,13 +290,14 @@ class _Merger:
         self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule, label: str
     ) -> Any:
         writers = node.writers
-        values = [self.value_of(i, node, keys) for i in writers]
+        direct = node.direct
+        if len(direct) == len(writers):  # every writer wrote this very path
+            values = [direct[i] for i in writers]
+        else:
+            values = [self.value_of(i, node, keys) for i in writers]
         winner: int | None = None
-        removals_count = isinstance(rule, Sum)  # Sum: a removed key counts as 0
-        if (
-            isinstance(rule, (Sum, _Accumulate))
-            and (before is MISSING or is_number(before))
-            and all(is_number(v) or (removals_count and v is MISSING) for v in values)
+        if isinstance(rule, (Sum, _Accumulate)) and _summable(
+            before, values, isinstance(rule, Sum)
         ):
             start = 0 if before is MISSING else before
             if all(v is MISSING for v in values):
