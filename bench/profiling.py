@@ -148,7 +148,7 @@ def _ablations() -> dict[str, Callable[[], Callable[[], None]]]:
 
     return {
         "isolate -> shallow copy": lambda: swap(
-            context, "isolate", lambda c, keys=None: copy_mod.copy(c)
+            context, "isolate", lambda c, keys=None, track=False: copy_mod.copy(c)
         ),
         "diff -> []": lambda: swap(context, "diff", lambda a, b, fields=None: []),
         "Run._event -> no-op": lambda: swap(engine.Run, "_event", lambda self, *a: None),

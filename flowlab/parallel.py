@@ -251,7 +251,10 @@ async def run_parallel(
                 raise StepTimeout(
                     f"branch {first!r} of step {path!r} timed out: {err}", step=path
                 ) from err
-            names = ", ".join(repr(n) for n in order if n in errors)
+            failed = [n for n in order if n in errors]
+            names = ", ".join(repr(n) for n in failed[:5])
+            if len(failed) > 5:
+                names += f" and {len(failed) - 5:,} more ({len(failed):,} in all; see .errors)"
             raise BranchFailed(
                 f"step {path!r}: branch {names} failed; first: {type(err).__name__}: {err}",
                 step=path,

@@ -176,6 +176,15 @@ def test_propagate_lets_siblings_finish_then_raises_with_partial_result() -> Non
     assert start == Ctx()
 
 
+def test_many_failed_branches_are_summed_up_not_listed() -> None:
+    pipe = fl.Parallel({f"b{i}": boom for i in range(40)}, name="fan")
+    with pytest.raises(fl.BranchFailed) as info:
+        fl.run(pipe, Ctx(), clock="virtual")
+    message = str(info.value)
+    assert "branch 'b0', 'b1', 'b2', 'b3', 'b4' and 35 more (40 in all; see .errors)" in message
+    assert "'b5'" not in message and len(info.value.errors) == 40
+
+
 def test_fail_fast_cancels_siblings_at_once() -> None:
     async def late_boom(data, ctx):
         await asyncio.sleep(1)
