@@ -186,7 +186,7 @@ _FLAT: frozenset[type] = _DICTS | _LISTS
 
 
 def _items(value: Any) -> Any:
-    return value.values() if isinstance(value, dict) else value
+    return value.values() if type(value) in _DICTS else value
 
 
 def _copy_value(value: Any, memo: dict[int, Any]) -> Any:
@@ -198,7 +198,7 @@ def _copy_value(value: Any, memo: dict[int, Any]) -> Any:
     kind = type(value)
     if kind in _IMMUTABLE:
         return value
-    if kind in _FLAT and all(type(x) in _IMMUTABLE for x in _items(value)):
+    if kind in _FLAT and _IMMUTABLE.issuperset(map(type, _items(value))):
         return value.copy()
     return copy.deepcopy(value, memo)
 
@@ -262,7 +262,9 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
             kind = type(value)
             if kind in _IMMUTABLE:
                 values[name] = value
-            elif kind in _FLAT and all(type(x) in _IMMUTABLE for x in _items(value)):
+            elif kind in _FLAT and _IMMUTABLE.issuperset(
+                map(type, value.values() if kind in _DICTS else value)
+            ):
                 values[name] = _tracked(value) if track else value.copy()
             else:
                 values[name] = _deepcopy_field(ctx, name, value, memo)
@@ -277,7 +279,7 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
                 if (
                     track
                     and type(value) in _FLAT
-                    and all(type(x) in _IMMUTABLE for x in _items(value))
+                    and _IMMUTABLE.issuperset(map(type, _items(value)))
                 ):
                     values[name] = _tracked(value)
                 else:
@@ -383,10 +385,12 @@ def _diff_model(
     out: list[Change],
     fields: Collection[str] | None = None,
 ) -> None:
-    names = type(old).model_fields if fields is None else fields
+    names = old.__dict__ if fields is None else fields  # a model's __dict__ holds its fields
     old_values, new_values = old.__dict__, new.__dict__
     for name in names:
         a, b = old_values[name], new_values[name]
+        if a is b:  # an immutable value the branch kept (isolate shares them)
+            continue
         kind = type(b)
         if kind is TrackedDict and b.origin is a and b.written is not None:
             if b.written:

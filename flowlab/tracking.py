@@ -203,8 +203,9 @@ def track(value: Any) -> Any:
     >>> type(track({"a": 1})).__name__, type(track([1])).__name__
     ('TrackedDict', 'TrackedList')
     """
+    new: Any
     if isinstance(value, dict):
-        new: Any = TrackedDict(value)
+        new = TrackedDict(value)
         new.written = {}
     else:
         new = TrackedList(value)
