@@ -94,7 +94,7 @@ def charge(cost: float = 0.0, tokens: int = 0) -> None:
     run.charge(float(cost), int(tokens), brec)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Live:
     """A running or queued branch the coordinator may cancel."""
 
@@ -172,9 +172,13 @@ class Run:
         assert self.loop is not None
         return self.loop.time() - self.t0
 
-    def _event(self, kind: str, step: str, branch: str, detail: str = "") -> None:
+    def _event(
+        self, kind: str, step: str, branch: str, detail: str = "", t: float | None = None
+    ) -> None:
         if self.record:
-            self.recorder.events.append((self.now(), kind, step, branch, detail))
+            self.recorder.events.append(
+                (self.now() if t is None else t, kind, step, branch, detail)
+            )
 
     def _emit(self, hook: str, *args: Any) -> None:
         if not self.instruments:
@@ -401,7 +405,8 @@ class Run:
                 # The branch's first leaf waited for a run-wide slot: it starts running now.
                 brec.started = rec.started
         self.recorder.steps.append(rec)
-        self._emit("step_started", rec)
+        if self.instruments:
+            self._emit("step_started", rec)
         self.leaves_in_flight += 1
         if self.leaves_in_flight > self.recorder.peak_leaves:
             self.recorder.peak_leaves = self.leaves_in_flight
@@ -413,7 +418,12 @@ class Run:
         work = ctx_mod.isolate(ctx) if not parent else ctx
         try:
             if step.timeout is None:
-                out = await self._call(step, data, work, parent)
+                if step.is_async and (self.backend is None or not parent):
+                    out = await step.fn(*(data, work)[: step.arity])  # _call's common case
+                    if inspect.iscoroutine(out):
+                        _returned_coroutine(step, out)
+                else:
+                    out = await self._call(step, data, work, parent)
             else:
                 try:
                     async with asyncio.timeout(step.timeout) as cm:
@@ -445,7 +455,8 @@ class Run:
             self.recorder.leaf_busy_s += rec.finished - rec.started
             if limiter is not None:
                 limiter.release(rec.finished - rec.started, ok)
-            self._emit("step_finished", rec)
+            if self.instruments:
+                self._emit("step_finished", rec)
 
     async def _call(self, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
         args: tuple[Any, ...] = (data, ctx)[: step.arity]
@@ -462,12 +473,7 @@ class Run:
             runner = contextvars.copy_context().run
             out = await self.loop.run_in_executor(self._executor, runner, step.fn, *args)
         if inspect.iscoroutine(out):
-            out.close()
-            raise ConfigError(
-                f"step {step.name!r} returned a coroutine object instead of a value. "
-                "HINT: `await` the coroutine inside the step (return await other(data)), "
-                "or make the step `async def`."
-            )
+            _returned_coroutine(step, out)
         return out
 
     # used by flowlab.parallel
@@ -481,6 +487,15 @@ class Run:
 
     def new_group(self) -> int:
         return next(self._groups)
+
+
+def _returned_coroutine(step: Step, out: Any) -> None:
+    out.close()
+    raise ConfigError(
+        f"step {step.name!r} returned a coroutine object instead of a value. "
+        "HINT: `await` the coroutine inside the step (return await other(data)), "
+        "or make the step `async def`."
+    )
 
 
 def _working_copy(base: BaseModel, pipeline: Pipeline) -> BaseModel:

@@ -25,6 +25,7 @@ from flowlab.errors import (
     MergeValidationError,
     StepTimeout,
 )
+from flowlab.pipeline import Step
 from flowlab.record import BranchRecord, StepRecord
 
 if TYPE_CHECKING:
@@ -66,14 +67,15 @@ async def run_parallel(
 
     def finish(name: str, key: int, brec: BranchRecord) -> None:
         """Close a branch's record (every branch passes here exactly once)."""
-        brec.finished = run.now()
+        brec.finished = t = run.now()
         state["rank"] += 1
         brec.rank = ranks[name] = state["rank"]
         if brec.status == "timeout" and not brec.error:
             brec.error = f"TimeoutError: {brec.reason}"
         run.live.pop(key, None)
-        run._event("branch_finished", path, brec.path, brec.status)
-        run._emit("branch_finished", brec)
+        run._event("branch_finished", path, brec.path, brec.status, t)
+        if run.instruments:
+            run._emit("branch_finished", brec)
 
     def drop_queued(name: str) -> None:
         """Cancel a branch that never got a slot: it has no task, it just leaves the queue."""
@@ -94,7 +96,8 @@ async def run_parallel(
             if name not in queued:  # cancelled while queued
                 heapq.heappop(pending)
                 continue
-            if limiter is not None and not limiter.try_acquire(run.now()):
+            t = run.now()
+            if limiter is not None and not limiter.try_acquire(t):
                 return
             heapq.heappop(pending)
             key, live, brec = queued.pop(name)
@@ -102,12 +105,14 @@ async def run_parallel(
                 limiter.queued = len(queued)
             # The branch starts now, in dispatch (priority) order, even if its task is
             # cancelled before running its first line.
-            brec.started = run.now()
+            brec.started = t
             brec.status = "running"
             state["in_flight"] += 1
-            state["peak"] = max(state["peak"], state["in_flight"])
-            run._event("branch_started", path, brec.path)
-            run._emit("branch_started", brec)
+            if state["in_flight"] > state["peak"]:
+                state["peak"] = state["in_flight"]
+            run._event("branch_started", path, brec.path, "", t)
+            if run.instruments:
+                run._emit("branch_started", brec)
             try:
                 live.task = tg_box[0].create_task(
                     branch(name, key, live, brec), name=f"flowlab:{brec.path}"
@@ -158,7 +163,11 @@ async def run_parallel(
                 )
             bctx = ctx_mod.isolate(ctx, par.include_keys, track=True)
             _current.set((run, brec))
-            outputs[name] = await run._node(par.branches[name], data, bctx, brec.path)
+            node = par.branches[name]
+            if type(node) is Step:
+                outputs[name] = await run._step(node, data, bctx, brec.path)
+            else:
+                outputs[name] = await run._node(node, data, bctx, brec.path)
             brec.status = "ok"
         except asyncio.CancelledError:
             if not live.reason or task.uncancel() > 0:
@@ -189,7 +198,7 @@ async def run_parallel(
                         run.recorder.diffs.append((par.name, brec, changes[name]))
             finish(name, key, brec)
             if limiter is not None:
-                limiter.release(run.now() - brec.started, brec.status == "ok")
+                limiter.release(brec.finished - brec.started, brec.status == "ok")
                 dispatch()
 
     step_timer: asyncio.TimerHandle | None = None
