@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import functools
 import inspect
 import itertools
 import math
@@ -34,6 +35,7 @@ from pydantic import BaseModel
 
 from flowlab import context as ctx_mod
 from flowlab import merge as merge_mod
+from flowlab.clock import VirtualTimeLoop
 from flowlab.errors import (
     BranchFailed,
     ConfigError,
@@ -94,6 +96,9 @@ def charge(cost: float = 0.0, tokens: int = 0) -> None:
     run.charge(float(cost), int(tokens), brec)
 
 
+_WAKE_S = 0.1  # how often a real-clock run wakes its loop (see Run._wake_up)
+
+
 @dataclass(eq=False, slots=True)
 class _Live:
     """A running or queued branch the coordinator may cancel."""
@@ -103,7 +108,10 @@ class _Live:
     group: int
     status: str = ""
     reason: str = ""
-    on_cancel: Callable[[], None] | None = None  # how to cancel it while it has no task
+    key: int = -1
+    entered: bool = False  # its task ran its first line (so its own ``finally`` closes it)
+    on_cancel: Callable[[_Live], None] | None = None  # how to cancel it while it has no task
+    on_never_ran: Callable[[_Live], None] | None = None  # how to close it if cancelled unentered
 
 
 class Run:
@@ -144,6 +152,7 @@ class Run:
         self.run_limiter_cfg = as_limiter(max_concurrency, param="max_concurrency")
         self.timeout = _check_timeout("timeout", timeout)
         self.clock = clock
+        self._wake: asyncio.TimerHandle | None = None
         self.input = input
         self.account = UsageAccount(usage)
         self.recorder = Recorder()
@@ -224,9 +233,13 @@ class Run:
             return
         live.status, live.reason = status, reason
         if live.task is not None:
+            if not live.entered and live.on_never_ran is not None:
+                # Cancelled before its first line, the task never runs its body (nor its
+                # ``finally``): close the branch once the task is done.
+                live.task.add_done_callback(functools.partial(_never_ran, live))
             live.task.cancel()
         elif live.on_cancel is not None:
-            live.on_cancel()
+            live.on_cancel(live)
 
     def charge(self, cost: float, tokens: int, brec: BranchRecord | None) -> None:
         crossed = self.account.charge(cost, tokens, brec.path if brec else None)
@@ -274,6 +287,8 @@ class Run:
         )
         output: Any = None
         error: BaseException | None = None
+        if self.clock == "real" and not isinstance(self.loop, VirtualTimeLoop):
+            self._wake = self.loop.call_later(_WAKE_S, self._wake_up)
         try:
             if self.backend is not None and hasattr(self.backend, "open"):
                 opened_at = self.loop.time()
@@ -323,11 +338,23 @@ class Run:
         finally:
             if handle is not None:
                 handle.cancel()
+            if self._wake is not None:
+                self._wake.cancel()
             if self.backend is not None and hasattr(self.backend, "close"):
                 await self.backend.close(self)
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
         return self._finish(status, error, output)
+
+    def _wake_up(self) -> None:
+        """Wake the loop now and then during a real-clock run.
+
+        A signal handler that schedules a callback with ``call_soon`` (ipykernel's "interrupt"
+        for an ``await`` cell does) does not wake a loop asleep in ``select``: without this, an
+        interrupt could wait for the branches' next timer, seconds away.
+        """
+        assert self.loop is not None
+        self._wake = self.loop.call_later(_WAKE_S, self._wake_up)
 
     def _expire_run(self) -> None:
         self._run_reason = "timeout"
@@ -481,12 +508,17 @@ class Run:
         self, task: asyncio.Task[Any] | None, record: BranchRecord, group: int
     ) -> tuple[int, _Live]:
         key = next(self._ids)
-        lv = _Live(task, record, group)
+        lv = _Live(task, record, group, key=key)
         self.live[key] = lv
         return key, lv
 
     def new_group(self) -> int:
         return next(self._groups)
+
+
+def _never_ran(live: _Live, _task: object) -> None:
+    if live.on_never_ran is not None and not live.entered:
+        live.on_never_ran(live)
 
 
 def _returned_coroutine(step: Step, out: Any) -> None:

@@ -12,7 +12,6 @@ merge built (aside, validated) and applied to the parent context in one go.
 from __future__ import annotations
 
 import asyncio
-import functools
 import heapq
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +62,6 @@ async def run_parallel(
     pending: list[tuple[float, int, str]] = []  # (-priority, declared index, name): the queue
     queued: dict[str, tuple[int, Any, BranchRecord]] = {}  # name -> (live key, live, record)
     tg_box: list[asyncio.TaskGroup] = []
-    entered: set[str] = set()  # branches whose task ran its first line
 
     def finish(name: str, key: int, brec: BranchRecord) -> None:
         """Close a branch's record (every branch passes here exactly once)."""
@@ -77,9 +75,10 @@ async def run_parallel(
         if run.instruments:
             run._emit("branch_finished", brec)
 
-    def drop_queued(name: str) -> None:
+    def drop_queued(live: Any) -> None:
         """Cancel a branch that never got a slot: it has no task, it just leaves the queue."""
-        key, live, brec = queued.pop(name)
+        key, live, brec = queued.pop(live.record.branch)
+        name = brec.branch
         brec.status, brec.reason = live.status, live.reason
         if live.status == "timeout":
             errors[name] = StepTimeout(
@@ -117,7 +116,6 @@ async def run_parallel(
                 live.task = tg_box[0].create_task(
                     branch(name, key, live, brec), name=f"flowlab:{brec.path}"
                 )
-                live.task.add_done_callback(functools.partial(never_ran, name, key, live, brec))
             except RuntimeError:  # the group is shutting down: this branch never runs
                 state["in_flight"] -= 1
                 if limiter is not None:
@@ -130,10 +128,10 @@ async def run_parallel(
             if lv.group == group and lv is not live:
                 run._cancel_live(lv, "cancelled", f"fail_fast: sibling {name!r} failed")
 
-    def never_ran(name: str, key: int, live: Any, brec: BranchRecord, _: object) -> None:
+    def never_ran(live: Any) -> None:
         """A task cancelled before its first line never runs its ``finally``: close it here."""
-        if name in entered:
-            return
+        brec: BranchRecord = live.record
+        name, key = brec.branch, live.key
         state["in_flight"] -= 1
         brec.status = live.status or "cancelled"
         brec.reason = live.reason or "parent cancelled"
@@ -151,7 +149,7 @@ async def run_parallel(
         assert task is not None
         timer: asyncio.TimerHandle | None = None
         bctx: BaseModel | None = None
-        entered.add(name)
+        live.entered = True
         try:
             if par.branch_timeout is not None:
                 timer = loop.call_later(
@@ -220,7 +218,7 @@ async def run_parallel(
                 brec = BranchRecord(par.name, name, f"{path}:{name}", parent, prio, now)
                 run.recorder.branches.append(brec)
                 key, live = run.new_live(None, brec, group)
-                live.on_cancel = functools.partial(drop_queued, name)
+                live.on_cancel, live.on_never_ran = drop_queued, never_ran
                 queued[name] = (key, live, brec)
                 run._event("branch_queued", path, brec.path)
                 run._emit("branch_queued", brec)
@@ -237,6 +235,12 @@ async def run_parallel(
             key, live, brec = queued.pop(name)
             brec.status, brec.reason = "cancelled", "parent cancelled"
             finish(name, key, brec)
+        for lv in [lv for lv in run.live.values() if lv.group == group and not lv.entered]:
+            # dispatched, but the group was cancelled before their tasks ran a line
+            state["in_flight"] -= 1
+            lv.record.status = lv.status or "cancelled"
+            lv.record.reason = lv.reason or "parent cancelled"
+            finish(lv.record.branch, lv.key, lv.record)
         srec.status = "cancelled"
         srec.finished = run.now()
         run._emit("step_finished", srec)

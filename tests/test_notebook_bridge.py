@@ -84,3 +84,43 @@ def test_arun_raises_with_partial_result() -> None:
 def test_bad_clock_name() -> None:
     with pytest.raises(fl.ConfigError, match=r"clock='wall'.*'real', 'virtual'"):
         fl.run(PIPE, Ctx(), clock="wall")
+
+
+def test_a_signal_handler_callback_reaches_a_sleeping_real_clock_run() -> None:
+    """ipykernel interrupts an ``await`` cell from a SIGINT handler with ``call_soon``, which does
+    not wake a loop asleep in ``select``; a real-clock run wakes its loop now and then, so the
+    interrupt is seen long before the branch's 30 s sleep ends."""
+    import os
+    import signal
+    import threading
+
+    async def long(data, ctx: Ctx) -> None:
+        await asyncio.sleep(30)
+
+    async def cell() -> tuple[fl.RunResult, float]:
+        loop = asyncio.get_running_loop()
+        earlier = fl.last_result()
+        task = asyncio.ensure_future(fl.arun(fl.Parallel({"a": long, "b": long}), Ctx()))
+        # like ipykernel's handle_sigint: a plain call_soon from inside the signal handler
+        previous = signal.signal(signal.SIGUSR1, lambda *_: loop.call_soon(task.cancel))
+        try:
+            # from another thread, so the signal lands while the loop sleeps in select
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+            t0 = loop.time()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            waited = loop.time() - t0
+        finally:
+            signal.signal(signal.SIGUSR1, previous)
+        for _ in range(100):  # arun re-raises at once; the run winds down right after
+            if fl.last_result() is not earlier:
+                break
+            await asyncio.sleep(0.01)
+        result = fl.last_result()
+        assert result is not None and result is not earlier
+        return result, waited
+
+    result, waited = asyncio.run(cell())
+    assert waited < 15  # seen at a wake-up (0.1 s), not when the 30 s sleep ends
+    assert result.status == "cancelled"
+    assert set(result.branches["status"]) == {"cancelled"}

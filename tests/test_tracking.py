@@ -40,9 +40,13 @@ list_ops = st.one_of(
     st.tuples(st.just("imul"), st.integers(0, 2)),
     st.tuples(st.just("insert"), st.integers(-6, 6), values),
     st.tuples(st.just("setitem"), st.integers(-6, 6), values),
-    st.tuples(st.just("setslice"), st.integers(-6, 6), st.integers(-6, 6), st.lists(values, max_size=2)),
+    st.tuples(
+        st.just("setslice"), st.integers(-6, 6), st.integers(-6, 6), st.lists(values, max_size=2)
+    ),
     st.tuples(st.just("delitem"), st.integers(-6, 6)),
-    st.tuples(st.just("delslice"), st.integers(-6, 6), st.integers(-6, 6), st.sampled_from([1, 2, -1])),
+    st.tuples(
+        st.just("delslice"), st.integers(-6, 6), st.integers(-6, 6), st.sampled_from([1, 2, -1])
+    ),
     st.tuples(st.just("pop"), st.integers(-6, 6)),
     st.tuples(st.just("remove"), values),
     st.tuples(st.just("sort")),
@@ -155,7 +159,9 @@ def test_a_tracked_branch_diffs_like_a_plain_one(
 
 
 branch_ops = st.lists(
-    st.tuples(st.lists(dict_ops, max_size=3), st.lists(list_ops, max_size=3)), min_size=1, max_size=4
+    st.tuples(st.lists(dict_ops, max_size=3), st.lists(list_ops, max_size=3)),
+    min_size=1,
+    max_size=4,
 )
 
 
