@@ -285,6 +285,7 @@ async def run_parallel(
                 diffs={n: changes[n] for n in ok if n in changes},
                 fields=par.include_keys,
                 step=path,
+                reuse_base=True,  # ctx is replaced by the merged context: no copy of its dicts
             )
         finally:
             srec.merge_s = wall() - t0

@@ -304,3 +304,74 @@ def test_a_model_validator_sees_the_whole_merged_context() -> None:
     with pytest.raises(MergeValidationError, match="low=8 > high=5"):
         merge_branches(base, [("a", a), ("b", b)], resolve("overwrite"))
     assert base == Checked()
+
+
+class Guarded(BaseModel):
+    table: dict[str, int] = {}
+    nested: dict[str, dict[str, int]] = {}
+    label: str = "ok"
+
+    @field_validator("label")
+    @classmethod
+    def not_bad(cls, value: str) -> str:
+        if value == "bad":
+            raise ValueError("label may not be 'bad'")
+        return value
+
+
+guarded_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), keys, values),
+        st.tuples(st.just("add_to"), keys, values),
+        st.tuples(st.just("del"), keys),
+        st.tuples(st.just("nest"), keys, keys, values),
+        st.tuples(st.just("label"), st.sampled_from(["ok", "fine", "bad"])),
+    ),
+    max_size=4,
+)
+
+
+def run_guarded(ctx: Guarded, ops: list[tuple[Any, ...]]) -> None:
+    for op, *args in ops:
+        if op == "nest":
+            inner = dict(ctx.nested.get(args[0], {}))
+            inner[args[1]] = args[2]
+            ctx.nested[args[0]] = inner
+        elif op == "label":
+            ctx.label = args[0]
+        else:
+            run_dict_op(ctx.table, op, *args)
+
+
+@SETTINGS
+@given(
+    table=st.dictionaries(keys, values, max_size=5),
+    nested=st.dictionaries(keys, st.dictionaries(keys, values, max_size=2), max_size=3),
+    edits=st.lists(guarded_ops, min_size=1, max_size=4),
+    how=st.sampled_from(fm.STRATEGIES),
+)
+def test_a_merge_that_reuses_the_base_equals_one_that_copies_and_undoes_on_failure(
+    table: dict[str, int],
+    nested: dict[str, dict[str, int]],
+    edits: list[list[tuple[Any, ...]]],
+    how: str,
+) -> None:
+    outcomes = []
+    for reuse in (False, True):
+        base = Guarded(table=dict(table), nested={k: dict(v) for k, v in nested.items()})
+        snapshot = (list(base.table.items()), [(k, list(v.items())) for k, v in base.nested.items()])
+        branches = []
+        for i, ops in enumerate(edits):
+            ctx = isolate(base, track=True)
+            run_guarded(ctx, ops)
+            branches.append((f"b{i}", ctx))
+        try:
+            merged = merge_branches(base, branches, resolve(how), reuse_base=reuse).context
+        except (fl.MergeConflict, MergeValidationError) as err:
+            # nothing applied: the base is exactly as it was, key order included
+            after = (list(base.table.items()), [(k, list(v.items())) for k, v in base.nested.items()])
+            assert after == snapshot
+            outcomes.append(type(err).__name__)
+            continue
+        outcomes.append((list(merged.table.items()), merged.nested, merged.label))
+    assert outcomes[0] == outcomes[1]

@@ -67,6 +67,7 @@ def merge_branches(
     diffs: Mapping[str, list[Change]] | None = None,
     fields: Collection[str] | None = None,
     step: str = "",
+    reuse_base: bool = False,
 ) -> MergeOutcome:
     """Merge the successful branches' contexts into a new context (three-way, transactional).
 
@@ -84,6 +85,12 @@ def merge_branches(
         Merge only these top-level fields (``include_keys``); the others keep the base value.
     step : str, optional
         The step's name, to start error messages with (``step 'fan': merge conflict at ...``).
+    reuse_base : bool, default False
+        Let the merged context take over the base's dicts and write the merged keys into them,
+        instead of copying each changed dict first; on a conflict or any error every write is
+        undone before the error is raised, so the base is as it was. The engine does this (it
+        replaces the parent context by the merged one anyway): a merge then costs what changed,
+        not the size of the dicts it touched.
 
     Returns
     -------
@@ -98,7 +105,7 @@ def merge_branches(
         The merged context (or a custom function's result) is not a valid instance of the model.
     """
     try:
-        return _merge(base, branches, spec, diffs, fields)
+        return _merge(base, branches, spec, diffs, fields, reuse_base)
     except (MergeConflict, MergeValidationError) as err:
         if step and err.args:
             err.args = (f"step {step!r}: {err.args[0]}", *err.args[1:])
@@ -111,6 +118,7 @@ def _merge(
     spec: MergeSpec,
     diffs: Mapping[str, list[Change]] | None,
     fields: Collection[str] | None,
+    reuse_base: bool = False,
 ) -> MergeOutcome:
     check_context(base, param="base")
     cls = type(base)
@@ -133,7 +141,7 @@ def _merge(
             keys = change.key_path
             if fields is None or keys[0] in fields:
                 root.insert(i, keys, change)
-    merger = _Merger(names, list(ctxs))
+    merger = _Merger(names, list(ctxs), reuse_base=reuse_base)
     if spec.rule is None:  # no_merge: report what was dropped
         for name in cls.model_fields:
             if name in root.children:
@@ -143,23 +151,32 @@ def _merge(
     check_model(cls, merge=spec)
     if not root.children:
         return MergeOutcome(copy.copy(base), [])
-    context = merger.model(root, base, (), spec.rule, spec.name, True)
-    if merger.conflicts:
-        path, values = merger.conflicts[0]
-        shown = ", ".join(f"{b}={_short(v)}" for b, v in values.items())
-        message = (
-            f"merge conflict at {path!r}: branches {', '.join(map(repr, values))} wrote "
-            f"different values ({shown}); nothing was merged."
-        )
-        if len(merger.conflicts) > 1:
-            more = ", ".join(repr(p) for p, _ in merger.conflicts[1:])
-            message += f" Also conflicting: {more}."
-        message += (
-            " HINT: give the field a rule that combines values (e.g. "
-            "Annotated[int, fl.merge.Sum()]) or choose another merge strategy."
-        )
-        raise MergeConflict(message, path=path, values=values, report=merger.rows)
+    try:
+        context = merger.model(root, base, (), spec.rule, spec.name, True)
+        if merger.conflicts:
+            raise _conflict(merger)
+    except BaseException:
+        merger.undo_writes()
+        raise
     return MergeOutcome(context, merger.rows)
+
+
+def _conflict(merger: _Merger) -> MergeConflict:
+    """The error for the merge's conflicts (the first one, naming the others)."""
+    path, values = merger.conflicts[0]
+    shown = ", ".join(f"{b}={_short(v)}" for b, v in values.items())
+    message = (
+        f"merge conflict at {path!r}: branches {', '.join(map(repr, values))} wrote "
+        f"different values ({shown}); nothing was merged."
+    )
+    if len(merger.conflicts) > 1:
+        more = ", ".join(repr(p) for p, _ in merger.conflicts[1:])
+        message += f" Also conflicting: {more}."
+    message += (
+        " HINT: give the field a rule that combines values (e.g. "
+        "Annotated[int, fl.merge.Sum()]) or choose another merge strategy."
+    )
+    return MergeConflict(message, path=path, values=values, report=merger.rows)
 
 
 def _merge_custom(

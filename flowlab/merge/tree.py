@@ -33,6 +33,7 @@ from flowlab.merge.rules import (
     _Accumulate,
 )
 from flowlab.merge.validate import validate
+from flowlab.tracking import TrackedDict
 
 __all__ = ["is_number"]
 
@@ -76,6 +77,7 @@ class _Node:
             node.direct[i] = MISSING if change.op == "remove" else change.after
 
 
+_DICTS = (dict, TrackedDict)
 _EXPAND_ALONE = (Union, _Accumulate, Max, Min)  # rules that change even a lone writer's dict/list
 
 
@@ -102,6 +104,14 @@ def _summable(before: Any, values: list[Any], removals_count: bool) -> bool:
         return True  # the common case, without the general checks
     return (before is MISSING or is_number(before)) and all(
         is_number(v) or (removals_count and v is MISSING) for v in values
+    )
+
+
+def _removes(node: _Node) -> bool:
+    """Whether a branch removed a key right under ``node`` (such a dict is copied, not written
+    in place: putting a removed key back would move it to the end)."""
+    return any(
+        child.direct and MISSING in child.direct.values() for child in node.children.values()
     )
 
 
@@ -144,9 +154,14 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
 class _Merger:
     """Walks the change tree of one merge, deciding each path by its rule, writing report rows."""
 
-    def __init__(self, names: list[str], ctxs: list[BaseModel]) -> None:
+    def __init__(
+        self, names: list[str], ctxs: list[BaseModel], *, reuse_base: bool = False
+    ) -> None:
         self.names = names
         self.ctxs = ctxs
+        # With reuse_base, base dicts are written in place; (dict, key, old value) per write,
+        # replayed backwards by undo_writes() if the merge fails.
+        self.undo: list[tuple[dict[Any, Any], Hashable, Any]] | None = [] if reuse_base else None
         self.rows: list[dict[str, Any]] = []
         self.conflicts: list[tuple[str, dict[str, Any]]] = []
         # every dict built from its base by writing some keys: validated at those keys only
@@ -243,15 +258,32 @@ class _Merger:
             return self.list_merge(node, before, keys, rule, label)
         if isinstance(before, BaseModel):
             return self.model(node, before, keys, rule, label, inherit)
-        out = dict(before) if isinstance(before, dict) else {}
+        undo = self.undo
+        if undo is not None and type(before) in _DICTS and not _removes(node):
+            out = before  # written in place, each write logged (see undo_writes)
+        else:
+            out, undo = (dict(before) if isinstance(before, dict) else {}), None
         for key, child in node.children.items():
-            value = self.tree(child, out.get(key, MISSING), (*keys, key), rule, label, inherit)
+            old = out.get(key, MISSING)
+            value = self.tree(child, old, (*keys, key), rule, label, inherit)
+            if undo is not None:
+                undo.append((out, key, old))
             if value is MISSING:
                 out.pop(key, None)
             else:
                 out[key] = value
         self.written[id(out)] = (out, node.children.keys())
         return out
+
+    def undo_writes(self) -> None:
+        """Put back every value written in place into a base dict (the merge failed)."""
+        if self.undo:
+            for target, key, old in reversed(self.undo):
+                if old is MISSING:  # only keys the merge added: re-adding nothing, order kept
+                    dict.pop(target, key, None)
+                else:
+                    dict.__setitem__(target, key, old)
+            self.undo.clear()
 
     def expand(self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule) -> bool:
         """Turn whole-value writes of dicts (lists) into per-key (per-item) changes, so several
