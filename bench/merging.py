@@ -9,7 +9,7 @@ whole ``fl.run`` calls (isolation, branch runs, diffs and merge included).
 Part B — scaling. Branches, made as the engine makes them (``isolate(ctx, track=True)``, so their
 dicts note which keys they wrote), each change one key of a large ``dict[str, int]``; the
 *merge-back* (what the engine does after the branches end: one :func:`flowlab.context.diff` per
-branch, then one merge) is timed for 10 and 1,000 branches on a 10,000-key dict (100× the changes), and for 100
+branch, then one merge writing into the parent's dict, ``reuse_base=True``) is timed for 10 and 1,000 branches on a 10,000-key dict (100× the changes), and for 100
 branches on 10,000 vs 100,000 keys (10× the context, same changes). Linear in changes means the
 per-change cost stays flat in the first comparison and the total stays flat in the second. The
 diff and the merge are also reported apart, so the part that scales with context size shows.
@@ -148,23 +148,24 @@ def _strategies(fig: Figure, settings: Settings) -> None:
     )  # fmt: skip
 
 
-def _merge_back(base: BigCtx, pairs: list[tuple[str, BigCtx]], spec: Any) -> tuple[float, float]:
-    """CPU seconds for the diffs and for the merge of ``pairs`` against ``base``."""
+def _merge_back(table: dict[str, int], n: int, spec: Any) -> tuple[float, float]:
+    """CPU seconds for the diffs and for the merge of ``n`` one-key branches, as the engine does
+    them (the merge writes into the parent's dict, so every sample starts from a fresh parent)."""
     from flowlab import context, merge
 
+    base = BigCtx(table=dict(table))
+    pairs = _branches_one_key(base, n)
     gc.collect()
     t0 = time.process_time()
     diffs = {name: context.diff(base, b) for name, b in pairs}
     t1 = time.process_time()
-    merge.merge_branches(base, pairs, spec, diffs=diffs)
+    merge.merge_branches(base, pairs, spec, diffs=diffs, reuse_base=True)
     t2 = time.process_time()
     return t1 - t0, t2 - t1
 
 
-def _best_merge_back(
-    base: BigCtx, pairs: list[tuple[str, BigCtx]], spec: Any, reps: int
-) -> tuple[float, float]:
-    samples = [_merge_back(base, pairs, spec) for _ in range(reps)]
+def _best_merge_back(table: dict[str, int], n: int, spec: Any, reps: int) -> tuple[float, float]:
+    samples = [_merge_back(table, n, spec) for _ in range(reps)]
     return min(s[0] for s in samples), min(s[1] for s in samples)
 
 
@@ -176,11 +177,9 @@ def _scaling(fig: Figure, settings: Settings) -> None:
     keys = settings.pick(2_000, 10_000)
     few, many = 10, settings.pick(200, 1_000)
     k = f"{keys // 1000}k"
-    small = BigCtx(table={f"k{i:06d}": i for i in range(keys)})
-    d_few, m_few = _best_merge_back(small, _branches_one_key(small, few), spec, reps * 4)
-    pairs = _branches_one_key(small, many)
-    d_many, m_many = _best_merge_back(small, pairs, spec, reps)
-    del pairs
+    small = {f"k{i:06d}": i for i in range(keys)}
+    d_few, m_few = _best_merge_back(small, few, spec, reps * 4)
+    d_many, m_many = _best_merge_back(small, many, spec, reps)
     t_few, t_many = d_few + m_few, d_many + m_many
     scale = many / few
     fig.add("scale_few_ms", t_few * 1e3, "ms", f"merge-back, {few} branches x 1 key of {k}")
@@ -204,13 +203,9 @@ def _scaling(fig: Figure, settings: Settings) -> None:
 
     n = settings.pick(20, 100)
     big = keys * 10
-    pairs = _branches_one_key(small, n)
-    ds, ms = _best_merge_back(small, pairs, spec, reps)
-    del pairs
-    large = BigCtx(table={f"k{i:06d}": i for i in range(big)})
-    pairs = _branches_one_key(large, n)
-    dl, ml = _best_merge_back(large, pairs, spec, reps)
-    del pairs
+    ds, ms = _best_merge_back(small, n, spec, reps)
+    large = {f"k{i:06d}": i for i in range(big)}
+    dl, ml = _best_merge_back(large, n, spec, reps)
     kb = f"{big // 1000}k"
     fig.add(
         "context_ratio", (dl + ml) / (ds + ms), "x",
