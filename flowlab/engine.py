@@ -431,12 +431,7 @@ class Run:
             if brec is not None and brec.path == parent and rec.started > brec.started:
                 # The branch's first leaf waited for a run-wide slot: it starts running now.
                 brec.started = rec.started
-        self.recorder.steps.append(rec)
-        if self.instruments:
-            self._emit("step_started", rec)
-        self.leaves_in_flight += 1
-        if self.leaves_in_flight > self.recorder.peak_leaves:
-            self.recorder.peak_leaves = self.leaves_in_flight
+        self._leaf_started(rec)
         ok = False
         # A top-level step works on a copy that is committed only if it succeeds: a step that
         # fails half way (or a sync step still running in its thread after a timeout) can never
@@ -467,23 +462,32 @@ class Run:
                 ctx_mod.apply_inplace(ctx, work)
             ok = True
             return out
-        except asyncio.CancelledError:
-            rec.status, rec.error = "cancelled", "cancelled"
-            raise
         except BaseException as err:
-            rec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
-            rec.error = f"{type(err).__name__}: {err}"
+            _leaf_failed(rec, err)
             raise
         finally:
-            rec.finished = self.now()
-            if ok:
-                rec.status = "ok"
-            self.leaves_in_flight -= 1
-            self.recorder.leaf_busy_s += rec.finished - rec.started
+            self._leaf_finished(rec, ok)
             if limiter is not None:
                 limiter.release(rec.finished - rec.started, ok)
-            if self.instruments:
-                self._emit("step_finished", rec)
+
+    # A branch that is one async step runs it without the _step coroutine (flowlab.parallel):
+    # these three keep its record exactly as _step keeps a leaf's.
+    def _leaf_started(self, rec: StepRecord) -> None:
+        self.recorder.steps.append(rec)
+        if self.instruments:
+            self._emit("step_started", rec)
+        self.leaves_in_flight += 1
+        if self.leaves_in_flight > self.recorder.peak_leaves:
+            self.recorder.peak_leaves = self.leaves_in_flight
+
+    def _leaf_finished(self, rec: StepRecord, ok: bool) -> None:
+        rec.finished = self.now()
+        if ok:
+            rec.status = "ok"
+        self.leaves_in_flight -= 1
+        self.recorder.leaf_busy_s += rec.finished - rec.started
+        if self.instruments:
+            self._emit("step_finished", rec)
 
     async def _call(self, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
         args: tuple[Any, ...] = (data, ctx)[: step.arity]
@@ -514,6 +518,14 @@ class Run:
 
     def new_group(self) -> int:
         return next(self._groups)
+
+
+def _leaf_failed(rec: StepRecord, err: BaseException) -> None:
+    if isinstance(err, asyncio.CancelledError):
+        rec.status, rec.error = "cancelled", "cancelled"
+    else:
+        rec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
+        rec.error = f"{type(err).__name__}: {err}"
 
 
 def _never_ran(live: _Live, _task: object) -> None:

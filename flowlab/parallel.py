@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from flowlab import context as ctx_mod
 from flowlab import merge as merge_mod
+from flowlab.engine import _leaf_failed, _returned_coroutine
 from flowlab.errors import (
     BranchFailed,
     FlowlabError,
@@ -58,6 +60,7 @@ async def run_parallel(
     ranks: dict[str, int] = {}
     state = {"in_flight": 0, "peak": 0, "rank": 0, "expired": False}
     loop = asyncio.get_running_loop()
+    plain = run.run_limiter is None and run.backend is None  # no run-wide cap, no remote calls
 
     pending: list[tuple[float, int, str]] = []  # (-priority, declared index, name): the queue
     queued: dict[str, tuple[int, Any, BranchRecord]] = {}  # name -> (live key, live, record)
@@ -162,7 +165,25 @@ async def run_parallel(
             bctx = ctx_mod.isolate(ctx, par.include_keys, track=True)
             _current.set((run, brec))
             node = par.branches[name]
-            if type(node) is Step:
+            if plain and type(node) is Step and node.is_async and node.timeout is None:
+                # one async step: awaited right here, recorded as _step records a leaf
+                rec = StepRecord(
+                    node.name, f"{brec.path}/{node.name}", "step", brec.path, run.now()
+                )
+                run._leaf_started(rec)
+                ok = False
+                try:
+                    out = await node.fn(*(data, bctx)[: node.arity])
+                    if inspect.iscoroutine(out):
+                        _returned_coroutine(node, out)
+                    ok = True
+                except BaseException as err:
+                    _leaf_failed(rec, err)
+                    raise
+                finally:
+                    run._leaf_finished(rec, ok)
+                outputs[name] = out
+            elif type(node) is Step:
                 outputs[name] = await run._step(node, data, bctx, brec.path)
             else:
                 outputs[name] = await run._node(node, data, bctx, brec.path)
