@@ -12,6 +12,8 @@ merge built (aside, validated) and applied to the parent context in one go.
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import heapq
 import inspect
 from typing import TYPE_CHECKING, Any
@@ -61,8 +63,12 @@ async def run_parallel(
     state = {"in_flight": 0, "peak": 0, "rank": 0, "expired": False}
     loop = asyncio.get_running_loop()
     plain = run.run_limiter is None and run.backend is None  # no run-wide cap, no remote calls
+    log = run.recorder.events.append if run.record else None  # the event log (Run._event inlined)
 
-    pending: list[tuple[float, int, str]] = []  # (-priority, declared index, name): the queue
+    # The queue: (-priority, declared index, name), a heap; in declared order, a deque, when no
+    # branch has a priority (the common case: no heap to keep).
+    pending: Any = [] if par.priority else collections.deque()
+    pop = functools.partial(heapq.heappop, pending) if par.priority else pending.popleft
     queued: dict[str, tuple[int, Any, BranchRecord]] = {}  # name -> (live key, live, record)
     tg_box: list[asyncio.TaskGroup] = []
 
@@ -74,7 +80,8 @@ async def run_parallel(
         if brec.status == "timeout" and not brec.error:
             brec.error = f"TimeoutError: {brec.reason}"
         run.live.pop(key, None)
-        run._event("branch_finished", path, brec.path, brec.status, t)
+        if log is not None:
+            log((t, "branch_finished", path, brec.path, brec.status))
         if run.instruments:
             run._emit("branch_finished", brec)
 
@@ -96,12 +103,12 @@ async def run_parallel(
         while pending:
             _, _, name = pending[0]
             if name not in queued:  # cancelled while queued
-                heapq.heappop(pending)
+                pop()
                 continue
             t = run.now()
             if limiter is not None and not limiter.try_acquire(t):
                 return
-            heapq.heappop(pending)
+            pop()
             key, live, brec = queued.pop(name)
             if limiter is not None:
                 limiter.queued = len(queued)
@@ -112,7 +119,8 @@ async def run_parallel(
             state["in_flight"] += 1
             if state["in_flight"] > state["peak"]:
                 state["peak"] = state["in_flight"]
-            run._event("branch_started", path, brec.path, "", t)
+            if log is not None:
+                log((t, "branch_started", path, brec.path, ""))
             if run.instruments:
                 run._emit("branch_started", brec)
             try:
@@ -241,13 +249,16 @@ async def run_parallel(
                 key, live = run.new_live(None, brec, group)
                 live.on_cancel, live.on_never_ran = drop_queued, never_ran
                 queued[name] = (key, live, brec)
-                run._event("branch_queued", path, brec.path)
-                run._emit("branch_queued", brec)
+                if log is not None:
+                    log((now, "branch_queued", path, brec.path, ""))
+                if run.instruments:
+                    run._emit("branch_queued", brec)
                 if run._precancel and run.precancelled(name, brec.path):
                     run._cancel_live(live, "cancelled", "cancelled by handle")
                     continue
                 pending.append((-prio, index, name))
-            heapq.heapify(pending)
+            if par.priority:
+                heapq.heapify(pending)
             if limiter is not None:
                 limiter.queued = len(queued)
             dispatch()
