@@ -143,17 +143,20 @@ def _ablations() -> dict[str, Callable[[], Callable[[], None]]]:
         setattr(obj, attr, value)
         return lambda: setattr(obj, attr, old)
 
-    async def bare_step(self: Any, step: Any, data: Any, ctx: Any, parent: str) -> Any:
-        return await step.fn(data, ctx)
+    def unrecorded() -> Callable[[], None]:
+        init = engine.Run.__init__
+
+        def without_record(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **{**kwargs, "record": False})
+
+        return swap(engine.Run, "__init__", without_record)
 
     return {
         "isolate -> shallow copy": lambda: swap(
             context, "isolate", lambda c, keys=None, track=False: copy_mod.copy(c)
         ),
         "diff -> []": lambda: swap(context, "diff", lambda a, b, fields=None: []),
-        "Run._event -> no-op": lambda: swap(engine.Run, "_event", lambda self, *a: None),
-        "Run._emit -> no-op": lambda: swap(engine.Run, "_emit", lambda self, *a: None),
-        "Run._step -> bare await": lambda: swap(engine.Run, "_step", bare_step),
+        "record=False (no event log)": unrecorded,
     }
 
 
