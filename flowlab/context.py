@@ -442,7 +442,7 @@ def diff_value(old: Any, new: Any, keys: tuple[Hashable, ...], out: list[Change]
 def _change(
     keys: tuple[Hashable, ...], op: Literal["add", "change", "remove"], before: Any, after: Any
 ) -> Change:
-    return Change(tuple(str(k) for k in keys), op, before, after, keys)
+    return Change(tuple(map(str, keys)), op, before, after, keys)
 
 
 def diff(

@@ -64,6 +64,7 @@ async def run_parallel(
     loop = asyncio.get_running_loop()
     plain = run.run_limiter is None and run.backend is None  # no run-wide cap, no remote calls
     log = run.recorder.events.append if run.record else None  # the event log (Run._event inlined)
+    custom = par.merge.fn is not None  # a merge function sees every branch's context
 
     # The queue: (-priority, declared index, name), a heap; in declared order, a deque, when no
     # branch has a priority (the common case: no heap to keep).
@@ -217,12 +218,14 @@ async def run_parallel(
             if timer is not None:
                 timer.cancel()
             state["in_flight"] -= 1
-            if bctx is not None:
-                contexts[name] = bctx
-                if run.record or brec.status == "ok":
-                    changes[name] = ctx_mod.diff(ctx, bctx, fields=par.include_keys)
-                    if run.record and changes[name]:
-                        run.recorder.diffs.append((par.name, brec, changes[name]))
+            if bctx is not None and (run.record or brec.status == "ok"):
+                found = changes[name] = ctx_mod.diff(ctx, bctx, fields=par.include_keys)
+                # A branch that changed nothing adds nothing to a merge: its copy is freed now
+                # (a custom merge function is handed every branch's context, so it keeps them).
+                if found or custom:
+                    contexts[name] = bctx
+                if found and run.record:
+                    run.recorder.diffs.append((par.name, brec, found))
             finish(name, key, brec)
             if limiter is not None:
                 limiter.release(brec.finished - brec.started, brec.status == "ok")
@@ -312,7 +315,7 @@ async def run_parallel(
         try:
             outcome = _merge(
                 ctx,
-                [(n, contexts[n]) for n in ok],
+                [(n, contexts.get(n, ctx)) for n in ok],  # unchanged: the base itself
                 par.merge,
                 diffs={n: changes[n] for n in ok if n in changes},
                 fields=par.include_keys,
