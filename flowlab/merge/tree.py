@@ -360,6 +360,21 @@ class _Merger:
         self.row(keys, label, node, winner, before, after)
         return after
 
+    def appends(self, node: _Node, n: int) -> list[Any] | None:
+        """The items every writer appended to a base list of ``n`` items, in merge order; None
+        unless every writer only appended (a diff lists removals first, then additions in
+        order, so a first change that adds at ``n`` means a pure append)."""
+        out: list[Any] = []
+        for i in node.writers:
+            changes = node.items.get(i)
+            if not changes:
+                continue
+            first = changes[0]
+            if first.op != "add" or first.key_path[-1] != Item(n):
+                return None
+            out.extend([c.after for c in changes])
+        return out
+
     def list_merge(
         self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule, label: str
     ) -> list[Any]:
@@ -369,6 +384,9 @@ class _Merger:
         replaces it (later writer wins); an identical removal/replacement is applied once.
         """
         base: list[Any] = before if isinstance(before, list) else []
+        appended = self.appends(node, len(base))
+        if appended is not None:  # every writer only appended: the base, then each writer's items
+            return self.list_done(node, before, keys, rule, label, [*base, *appended])
         # Pure insertions never overlap each other, so they are kept apart from range edits
         # (removals / replacements): a new insertion is only checked against the ranges. This
         # keeps N branches that each append linear, not quadratic.
@@ -401,6 +419,18 @@ class _Merger:
             out.extend(added)
             cursor = max(cursor, end)
         out.extend(base[cursor:])
+        return self.list_done(node, before, keys, rule, label, out)
+
+    def list_done(
+        self,
+        node: _Node,
+        before: Any,
+        keys: tuple[Hashable, ...],
+        rule: Rule,
+        label: str,
+        out: list[Any],
+    ) -> list[Any]:
+        """De-duplicate a merged list as the rule asks, and report it."""
         if isinstance(rule, Union):
             out = _dedupe(out, rule.key_of)
         elif isinstance(rule, _Accumulate):
