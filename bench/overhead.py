@@ -15,7 +15,7 @@ Figure 2 is the same flowlab run with ``record=False`` against ``record=True``.
 from __future__ import annotations
 
 from bench._core import Figure, Settings, best
-from bench.workloads import SmallCtx, fanout, run_raw
+from bench.workloads import SmallCtx, bump, fanout, run_raw
 
 __all__ = ["engine_overhead", "recording_cost"]
 
@@ -67,7 +67,26 @@ def engine_overhead(settings: Settings) -> Figure:
             fig.add(f"ratio_{k}", ratio, "x", f"flowlab / baseline, N={k}")
         if n == 10_000:
             _previous_alive(fig, pipe, ctx, t_flow, settings)
+            _changing(fig, t_raw, settings)
     return fig
+
+
+def _changing(fig: Figure, t_raw: float, s: Settings) -> None:
+    """The same fan-out where every branch changes a field (``accumulate``): a branch that
+    changes nothing frees its copy at once, one that changes something keeps it for the merge."""
+    import flowlab as fl
+
+    pipe = fanout(10_000, cap=CAP, branch=bump, merge="accumulate")
+
+    def flow() -> None:
+        fl.run(pipe, SmallCtx())
+
+    (t_changing,) = best([flow], _repeat(10_000, s))
+    fig.add(
+        "flowlab_us_changing", t_changing / 10_000 * 1e6, "us/branch",
+        "flowlab, N=10k, every branch changes a field",
+    )  # fmt: skip
+    fig.add("changing_ratio", t_changing / t_raw, "x", "  changing branches / baseline")
 
 
 def _previous_alive(fig: Figure, pipe: object, ctx: SmallCtx, t_clean: float, s: Settings) -> None:

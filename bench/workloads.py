@@ -37,6 +37,12 @@ async def noop(data: Any, ctx: SmallCtx) -> None:
     await asyncio.sleep(0)
 
 
+async def bump(data: Any, ctx: SmallCtx) -> None:
+    """A branch that changes one field (so its context is kept, diffed and merged)."""
+    await asyncio.sleep(0)
+    ctx.score += 1.0
+
+
 def fanout(n: int, *, cap: int | None = 64, branch: Any = noop, merge: Any = "overwrite") -> Any:
     """A one-step pipeline: a Parallel of ``n`` copies of ``branch`` under ``max_concurrency=cap``."""
     import flowlab as fl
