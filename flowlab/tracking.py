@@ -9,10 +9,13 @@ subclass whose mutating methods also note *where* they wrote. The diff then look
 
 The tracking is sound because of what is tracked: a container whose items are immutable scalars
 can only change through its own methods, and every mutating method of ``dict`` and ``list`` is
-overridden here. Anything the tracking cannot follow (``clear``, a ``dict.__setitem__`` called on
-the class directly, a swap of two fields) either marks the container as "changed anywhere", or
-leaves a value the diff does not recognise as the branch's copy of the base, and the diff falls
-back to comparing the whole container. Tracking never changes a result, only its cost.
+overridden here (``d[k] = v``, ``d[k] += 1``, ``operator.setitem``, ``update``, ``|=``, ``pop``,
+``append``, slices ...). What the tracking cannot follow either marks the container as "changed
+anywhere" (``clear``, ``sort``, ``reverse``) or leaves a value the diff does not recognise as the
+branch's copy of the base (a field replaced or swapped), and the diff then compares the whole
+container: the result is the same, only slower. One way around it is not covered: calling the
+*base class* directly (``dict.__setitem__(d, k, v)``, or C code using ``PyDict_SetItem`` on a
+dict it was handed) writes without noting the key, and the diff misses that write.
 
 Copies are plain again: ``copy.copy``, ``copy.deepcopy``, pickling, ``.copy()``, ``a | b`` and
 slices all give a ``dict`` / ``list``, so a tracked container does not travel further than the
