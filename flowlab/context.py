@@ -372,10 +372,11 @@ def _diff_list(
     same_below: int = 0,
 ) -> None:
     start, end_old, end_new = list_slice(old, new, same_below)
+    path = tuple(map(str, keys))
     for i in range(start, end_old):
-        out.append(_change((*keys, Item(i)), "remove", old[i], None))
+        out.append(Change((*path, f"[{i}]"), "remove", old[i], None, (*keys, Item(i))))
     for j in range(start, end_new):
-        out.append(_change((*keys, Item(j)), "add", None, new[j]))
+        out.append(Change((*path, f"[{j}]"), "add", None, new[j], (*keys, Item(j))))
 
 
 def _diff_model(

@@ -157,8 +157,6 @@ async def run_parallel(
             dispatch()
 
     async def branch(name: str, key: int, live: Any, brec: BranchRecord) -> None:
-        task = asyncio.current_task()
-        assert task is not None
         timer: asyncio.TimerHandle | None = None
         bctx: BaseModel | None = None
         live.entered = True
@@ -198,6 +196,8 @@ async def run_parallel(
                 outputs[name] = await run._node(node, data, bctx, brec.path)
             brec.status = "ok"
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            assert task is not None
             if not live.reason or task.uncancel() > 0:
                 brec.status, brec.reason = "cancelled", brec.reason or "parent cancelled"
                 raise

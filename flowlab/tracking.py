@@ -153,11 +153,15 @@ class TrackedList(list[Any]):
         list.__delitem__(self, index)
 
     def append(self, value: Any) -> None:
-        self._at(len(self))
+        n = len(self)  # appending writes at the end: only lower ``low`` if the list shrank
+        if n < self.low:
+            self.low = n
         list.append(self, value)
 
     def extend(self, values: Iterable[Any]) -> None:
-        self._at(len(self))
+        n = len(self)
+        if n < self.low:
+            self.low = n
         list.extend(self, values)
 
     def __iadd__(self, values: Iterable[Any]) -> TrackedList:  # type: ignore[misc]

@@ -370,7 +370,8 @@ class _Merger:
             if not changes:
                 continue
             first = changes[0]
-            if first.op != "add" or first.key_path[-1] != Item(n):
+            at = first.key_path[-1]
+            if first.op != "add" or type(at) is not Item or at.index != n:
                 return None
             out.extend([c.after for c in changes])
         return out
