@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import importlib
 import json
 import os
@@ -57,12 +58,18 @@ def run_figure(key: str, settings: Settings) -> Figure:
     """Run one figure; an exception becomes a figure with ``skipped`` = the error (and ``error``)."""
     number, module, func = FIGURES[key]
     t0 = time.perf_counter()
+    # Each figure measures as if it ran alone (as with --only): what earlier figures left on the
+    # heap is collected, and the survivors are frozen out of the garbage collector's scans.
+    gc.collect()
+    gc.freeze()
     try:
         fn: Callable[[Settings], Figure] = getattr(importlib.import_module(module), func)
         fig = fn(settings)
     except Exception as err:
         fig = Figure(key, number, key, skipped=f"failed: {type(err).__name__}: {err}")
         fig.notes.append("error:\n" + traceback.format_exc(limit=6))
+    finally:
+        gc.unfreeze()
     fig.seconds = time.perf_counter() - t0
     return fig
 
