@@ -304,6 +304,25 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
     return new
 
 
+def working_copy(base: M, branch_keys: Sequence[Sequence[str] | None]) -> M:
+    """A run's own copy of the caller's context (the caller's object is never mutated).
+
+    ``branch_keys`` holds every Parallel's ``include_keys``. A field that cannot be deep-copied
+    (a lock, a client) is shared by reference when no Parallel can touch it: every Parallel names
+    its ``include_keys`` and none includes that field.
+    """
+    try:
+        return isolate(base)
+    except ConfigError:
+        if not branch_keys or any(keys is None for keys in branch_keys):
+            raise
+        wanted = set().union(*(keys or () for keys in branch_keys))
+        new = copy.copy(base)
+        values = {k: copy.deepcopy(v) if k in wanted else v for k, v in base.__dict__.items()}
+        object.__setattr__(new, "__dict__", values)
+        return new
+
+
 def same(a: Any, b: Any) -> bool:
     """``a is b or a == b``, treating a comparison that raises or is not a bool as unequal."""
     if a is b:

@@ -18,10 +18,7 @@ so no task outlives its step, and no step outlives its run.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import copy
 import functools
-import inspect
 import itertools
 import math
 import time
@@ -34,8 +31,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from flowlab import context as ctx_mod
+from flowlab import leaf
 from flowlab import merge as merge_mod
 from flowlab.clock import VirtualTimeLoop
+from flowlab.current import _current, _last, charge, current_run, last_result
 from flowlab.errors import (
     BranchFailed,
     ConfigError,
@@ -46,55 +45,9 @@ from flowlab.errors import (
 )
 from flowlab.limits import LimiterState, UsageAccount, UsageLimits, as_limiter
 from flowlab.pipeline import Node, Parallel, Pipeline, Step, as_node
-from flowlab.record import BranchRecord, Instrument, Recorder, RunResult, StepRecord
+from flowlab.record import BranchRecord, Instrument, Recorder, RunResult
 
 __all__ = ["Run", "RunCancelled", "charge", "current_run", "last_result"]
-
-_current: contextvars.ContextVar[tuple[Run, BranchRecord | None]] = contextvars.ContextVar(
-    "flowlab_current"
-)
-_last: list[RunResult] = []
-
-
-def last_result() -> RunResult | None:
-    """The result of the most recent run in this process, finished or not (``None`` if none)."""
-    return _last[-1] if _last else None
-
-
-def current_run() -> Run | None:
-    """The run the calling step belongs to, or ``None`` outside a run."""
-    cur = _current.get(None)
-    return cur[0] if cur else None
-
-
-def charge(cost: float = 0.0, tokens: int = 0) -> None:
-    """Charge usage against the run's shared :class:`~flowlab.limits.UsageLimits`, atomically.
-
-    Call it inside a step (async or sync). The charge that crosses a limit raises
-    :class:`~flowlab.errors.UsageLimitExceeded` in its branch, and every sibling is cancelled at once.
-    The crossing charge still counts: its work was done.
-
-    Raises
-    ------
-    ConfigError
-        Outside a run, or for negative / non-numeric amounts.
-    UsageLimitExceeded
-        When this charge (or an earlier one) crossed the budget.
-    """
-    cur = _current.get(None)
-    if cur is None:
-        raise ConfigError(
-            "fl.charge() was called outside a flowlab run. HINT: call it inside a step that "
-            "fl.run / fl.arun / fl.start is running."
-        )
-    for param, v in (("cost", cost), ("tokens", tokens)):
-        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v) or v < 0:
-            raise ConfigError(f"{param}={v!r} is not valid; give a number >= 0.")
-    if not float(tokens).is_integer():
-        raise ConfigError(f"tokens={tokens!r} is not valid; give a whole number.")
-    run, brec = cur
-    run.charge(float(cost), int(tokens), brec)
-
 
 _WAKE_S = 0.1  # how often a real-clock run wakes its loop (see Run._wake_up)
 
@@ -174,8 +127,10 @@ class Run:
         self.main_task: asyncio.Task[Any] | None = None
         self.t0 = 0.0
         self._time: Callable[[], float] = time.monotonic  # the loop's clock, set by execute()
-        self.context = _working_copy(self.base, self.pipeline)
-        self.total_branches = _count_branches(self.pipeline)
+        self.context = ctx_mod.working_copy(
+            self.base, [p.include_keys for p in self.pipeline.parallels()]
+        )
+        self.total_branches = self.pipeline.count_branches()
 
     # ---- time and reporting -------------------------------------------------------------------
     def now(self) -> float:
@@ -413,7 +368,7 @@ class Run:
 
     async def _node(self, node: Node, data: Any, ctx: BaseModel, parent: str) -> Any:
         if isinstance(node, Step):
-            return await self._step(node, data, ctx, parent)
+            return await leaf.run_step(self, node, data, ctx, parent)
         if isinstance(node, Parallel):
             from flowlab.parallel import run_parallel
 
@@ -421,95 +376,6 @@ class Run:
         for step in node.steps:
             data = await self._node(step, data, ctx, parent)
         return data
-
-    async def _step(self, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
-        path = f"{parent}/{step.name}" if parent else step.name
-        rec = StepRecord(step.name, path, "step", parent, self.now())
-        limiter = self.run_limiter
-        if limiter is not None:
-            rec.queued = rec.started
-            await limiter.acquire(0.0, self.now())
-            rec.started = self.now()
-            cur = _current.get(None)
-            brec = cur[1] if cur else None
-            if brec is not None and brec.path == parent and rec.started > brec.started:
-                # The branch's first leaf waited for a run-wide slot: it starts running now.
-                brec.started = rec.started
-        self._leaf_started(rec)
-        ok = False
-        # A top-level step works on a copy that is committed only if it succeeds: a step that
-        # fails half way (or a sync step still running in its thread after a timeout) can never
-        # leave half-done changes in the run's context. Inside a branch the branch's own copy
-        # already plays that part.
-        work = ctx_mod.isolate(ctx) if not parent else ctx
-        try:
-            if step.timeout is None:
-                if step.is_async and (self.backend is None or not parent):
-                    out = await step.fn(*(data, work)[: step.arity])  # _call's common case
-                    if inspect.iscoroutine(out):
-                        _returned_coroutine(step, out)
-                else:
-                    out = await self._call(step, data, work, parent)
-            else:
-                try:
-                    async with asyncio.timeout(step.timeout) as cm:
-                        out = await self._call(step, data, work, parent)
-                except TimeoutError as err:
-                    if not cm.expired():
-                        raise
-                    raise StepTimeout(
-                        f"step {path!r} exceeded timeout={step.timeout:g}s",
-                        step=path,
-                        timeout=step.timeout,
-                    ) from err
-            if work is not ctx:
-                ctx_mod.apply_inplace(ctx, work)
-            ok = True
-            return out
-        except BaseException as err:
-            _leaf_failed(rec, err)
-            raise
-        finally:
-            self._leaf_finished(rec, ok)
-            if limiter is not None:
-                limiter.release(rec.finished - rec.started, ok)
-
-    # A branch that is one async step runs it without the _step coroutine (flowlab.parallel):
-    # these three keep its record exactly as _step keeps a leaf's.
-    def _leaf_started(self, rec: StepRecord) -> None:
-        self.recorder.steps.append(rec)
-        if self.instruments:
-            self._emit("step_started", rec)
-        self.leaves_in_flight += 1
-        if self.leaves_in_flight > self.recorder.peak_leaves:
-            self.recorder.peak_leaves = self.leaves_in_flight
-
-    def _leaf_finished(self, rec: StepRecord, ok: bool) -> None:
-        rec.finished = self.now()
-        if ok:
-            rec.status = "ok"
-        self.leaves_in_flight -= 1
-        self.recorder.leaf_busy_s += rec.finished - rec.started
-        if self.instruments:
-            self._emit("step_finished", rec)
-
-    async def _call(self, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
-        args: tuple[Any, ...] = (data, ctx)[: step.arity]
-        if self.backend is not None and parent:
-            return await self.backend.call(self, step, args, ctx)
-        if step.is_async:
-            out = await step.fn(*args)
-        else:
-            assert self.loop is not None
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=64, thread_name_prefix="flowlab-step"
-                )
-            runner = contextvars.copy_context().run
-            out = await self.loop.run_in_executor(self._executor, runner, step.fn, *args)
-        if inspect.iscoroutine(out):
-            _returned_coroutine(step, out)
-        return out
 
     # used by flowlab.parallel
     def new_live(
@@ -524,53 +390,9 @@ class Run:
         return next(self._groups)
 
 
-def _leaf_failed(rec: StepRecord, err: BaseException) -> None:
-    if isinstance(err, asyncio.CancelledError):
-        rec.status, rec.error = "cancelled", "cancelled"
-    else:
-        rec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
-        rec.error = f"{type(err).__name__}: {err}"
-
-
 def _never_ran(live: _Live, _task: object) -> None:
     if live.on_never_ran is not None and not live.entered:
         live.on_never_ran(live)
-
-
-def _returned_coroutine(step: Step, out: Any) -> None:
-    out.close()
-    raise ConfigError(
-        f"step {step.name!r} returned a coroutine object instead of a value. "
-        "HINT: `await` the coroutine inside the step (return await other(data)), "
-        "or make the step `async def`."
-    )
-
-
-def _working_copy(base: BaseModel, pipeline: Pipeline) -> BaseModel:
-    """The run's own copy of the caller's context (the caller's object is never mutated).
-
-    A field that cannot be deep-copied (a lock, a client) is shared by reference when no Parallel
-    can touch it: every Parallel names its ``include_keys`` and none includes that field.
-    """
-    try:
-        return ctx_mod.isolate(base)
-    except ConfigError:
-        pars = list(pipeline.parallels())
-        if not pars or any(p.include_keys is None for p in pars):
-            raise
-        keys = set().union(*(p.include_keys or () for p in pars))
-        new = copy.copy(base)
-        values = {k: copy.deepcopy(v) if k in keys else v for k, v in base.__dict__.items()}
-        object.__setattr__(new, "__dict__", values)
-        return new
-
-
-def _count_branches(node: Node) -> int:
-    if isinstance(node, Parallel):
-        return sum(1 + _count_branches(b) for b in node.branches.values())
-    if isinstance(node, Pipeline):
-        return sum(_count_branches(s) for s in node.steps)
-    return 0
 
 
 def wall() -> float:

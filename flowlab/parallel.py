@@ -19,8 +19,8 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from flowlab import context as ctx_mod
+from flowlab import leaf
 from flowlab import merge as merge_mod
-from flowlab.engine import _leaf_failed, _returned_coroutine
 from flowlab.errors import (
     BranchFailed,
     FlowlabError,
@@ -44,7 +44,8 @@ async def run_parallel(
     run: Run, par: Parallel, data: Any, ctx: BaseModel, parent: str
 ) -> dict[str, Any]:
     """Run ``par``'s branches against ``ctx`` and merge their changes into it."""
-    from flowlab.engine import _current, wall
+    from flowlab.current import _current
+    from flowlab.engine import wall
 
     path = f"{parent}/{par.name}" if parent else par.name
     srec = StepRecord(par.name, path, "parallel", parent, run.now())
@@ -173,25 +174,25 @@ async def run_parallel(
             _current.set((run, brec))
             node = par.branches[name]
             if plain and type(node) is Step and node.is_async and node.timeout is None:
-                # one async step: awaited right here, recorded as _step records a leaf
+                # one async step: awaited right here, recorded as leaf.run_step records one
                 rec = StepRecord(
                     node.name, f"{brec.path}/{node.name}", "step", brec.path, run.now()
                 )
-                run._leaf_started(rec)
+                leaf.started(run, rec)
                 ok = False
                 try:
                     out = await node.fn(*(data, bctx)[: node.arity])
                     if inspect.iscoroutine(out):
-                        _returned_coroutine(node, out)
+                        leaf.returned_coroutine(node, out)
                     ok = True
                 except BaseException as err:
-                    _leaf_failed(rec, err)
+                    leaf.failed(rec, err)
                     raise
                 finally:
-                    run._leaf_finished(rec, ok)
+                    leaf.finished(run, rec, ok)
                 outputs[name] = out
             elif type(node) is Step:
-                outputs[name] = await run._step(node, data, bctx, brec.path)
+                outputs[name] = await leaf.run_step(run, node, data, bctx, brec.path)
             else:
                 outputs[name] = await run._node(node, data, bctx, brec.path)
             brec.status = "ok"

@@ -250,6 +250,10 @@ class Pipeline:
         """Every :class:`Parallel` in the pipeline, nested ones included, depth first."""
         yield from _walk_parallels(self)
 
+    def count_branches(self) -> int:
+        """How many branches a run of the pipeline starts, nested ones included."""
+        return sum(len(p.branches) for p in self.parallels())
+
     def replace(self, changes: Mapping[str, Mapping[str, Any]]) -> Pipeline:
         """A copy where the Parallel steps named in ``changes`` get new options.
 

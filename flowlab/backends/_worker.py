@@ -172,7 +172,7 @@ def run_task(task: WorkerTask) -> WorkerReply:
     The step runs in a fresh :mod:`contextvars` context in which :func:`flowlab.charge` reaches a
     :class:`WorkerAccount`; nothing leaks into the worker thread's next task.
     """
-    from flowlab.engine import _current
+    from flowlab.current import _current
 
     name, address, worker = _worker_identity()
     account = WorkerAccount(task.budget_cost, task.budget_tokens)

@@ -290,7 +290,7 @@ class Dask:
     # ---- one leaf step --------------------------------------------------------------------------
     async def call(self, run: Run, step: Step, args: tuple[Any, ...], ctx: BaseModel) -> Any:
         """Run ``step`` on the cluster; apply the context it returns to ``ctx``; return its output."""
-        from flowlab.engine import _current
+        from flowlab.current import _current
 
         state = self._states.get(id(run))
         if state is None:

@@ -1,0 +1,141 @@
+"""Running one leaf step: its record, the run-wide cap, its timeout, its thread, the backend.
+
+A leaf is a :class:`~flowlab.pipeline.Step`. :func:`run_step` is how the engine runs one, at the
+top level or inside a branch; :mod:`flowlab.parallel` also runs the commonest branch, one async
+step with no timeout, without it (one coroutine less per branch) through :func:`started`,
+:func:`finished` and :func:`failed`, which keep the step's record exactly as :func:`run_step`
+does. Everything here runs on the run's event-loop thread, like the rest of the coordinator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from flowlab import context as ctx_mod
+from flowlab.current import _current
+from flowlab.errors import ConfigError, StepTimeout
+from flowlab.record import StepRecord
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from flowlab.engine import Run
+    from flowlab.pipeline import Step
+
+__all__ = ["call", "failed", "finished", "returned_coroutine", "run_step", "started"]
+
+
+async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
+    """Run ``step`` on ``ctx`` (inside a branch when ``parent`` is set) and record it."""
+    path = f"{parent}/{step.name}" if parent else step.name
+    rec = StepRecord(step.name, path, "step", parent, run.now())
+    limiter = run.run_limiter
+    if limiter is not None:
+        rec.queued = rec.started
+        await limiter.acquire(0.0, run.now())
+        rec.started = run.now()
+        cur = _current.get(None)
+        brec = cur[1] if cur else None
+        if brec is not None and brec.path == parent and rec.started > brec.started:
+            # The branch's first leaf waited for a run-wide slot: it starts running now.
+            brec.started = rec.started
+    started(run, rec)
+    ok = False
+    # A top-level step works on a copy that is committed only if it succeeds: a step that fails
+    # half way (or a sync step still running in its thread after a timeout) can never leave
+    # half-done changes in the run's context. Inside a branch the branch's own copy already
+    # plays that part.
+    work = ctx_mod.isolate(ctx) if not parent else ctx
+    try:
+        if step.timeout is None:
+            if step.is_async and (run.backend is None or not parent):
+                out = await step.fn(*(data, work)[: step.arity])  # call()'s common case
+                if inspect.iscoroutine(out):
+                    returned_coroutine(step, out)
+            else:
+                out = await call(run, step, data, work, parent)
+        else:
+            try:
+                async with asyncio.timeout(step.timeout) as cm:
+                    out = await call(run, step, data, work, parent)
+            except TimeoutError as err:
+                if not cm.expired():
+                    raise
+                raise StepTimeout(
+                    f"step {path!r} exceeded timeout={step.timeout:g}s",
+                    step=path,
+                    timeout=step.timeout,
+                ) from err
+        if work is not ctx:
+            ctx_mod.apply_inplace(ctx, work)
+        ok = True
+        return out
+    except BaseException as err:
+        failed(rec, err)
+        raise
+    finally:
+        finished(run, rec, ok)
+        if limiter is not None:
+            limiter.release(rec.finished - rec.started, ok)
+
+
+async def call(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
+    """Call the step's function: awaited, in the run's thread pool (sync), or on the backend."""
+    args: tuple[Any, ...] = (data, ctx)[: step.arity]
+    if run.backend is not None and parent:
+        return await run.backend.call(run, step, args, ctx)
+    if step.is_async:
+        out = await step.fn(*args)
+    else:
+        assert run.loop is not None
+        if run._executor is None:
+            run._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flowlab-step")
+        runner = contextvars.copy_context().run
+        out = await run.loop.run_in_executor(run._executor, runner, step.fn, *args)
+    if inspect.iscoroutine(out):
+        returned_coroutine(step, out)
+    return out
+
+
+def started(run: Run, rec: StepRecord) -> None:
+    """Record a leaf that starts now."""
+    run.recorder.steps.append(rec)
+    if run.instruments:
+        run._emit("step_started", rec)
+    run.leaves_in_flight += 1
+    if run.leaves_in_flight > run.recorder.peak_leaves:
+        run.recorder.peak_leaves = run.leaves_in_flight
+
+
+def finished(run: Run, rec: StepRecord, ok: bool) -> None:
+    """Close a leaf's record (``ok``: it returned)."""
+    rec.finished = run.now()
+    if ok:
+        rec.status = "ok"
+    run.leaves_in_flight -= 1
+    run.recorder.leaf_busy_s += rec.finished - rec.started
+    if run.instruments:
+        run._emit("step_finished", rec)
+
+
+def failed(rec: StepRecord, err: BaseException) -> None:
+    """Note on a leaf's record why it did not return."""
+    if isinstance(err, asyncio.CancelledError):
+        rec.status, rec.error = "cancelled", "cancelled"
+    else:
+        rec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
+        rec.error = f"{type(err).__name__}: {err}"
+
+
+def returned_coroutine(step: Step, out: Any) -> None:
+    """Raise the error for a step that returned a coroutine instead of awaiting it."""
+    out.close()
+    raise ConfigError(
+        f"step {step.name!r} returned a coroutine object instead of a value. "
+        "HINT: `await` the coroutine inside the step (return await other(data)), "
+        "or make the step `async def`."
+    )
