@@ -22,7 +22,8 @@ A branch made by ``isolate(ctx, track=True)`` (as the engine makes them) costs l
 dicts and lists of scalars note where they were written (:mod:`flowlab.tracking`), and the diff
 reads only those keys, so one changed key of a 10,000-key dict costs one key, not one pass.
 
-Change values are references into the compared contexts, not copies.
+Change values are references into the compared contexts, not copies (the run's recorder copies
+the mutable ones when it records them, so `result.diffs` keeps what the branch wrote).
 """
 
 from __future__ import annotations

@@ -226,7 +226,7 @@ async def run_parallel(
                 if found or custom:
                     contexts[name] = bctx
                 if found and run.record:
-                    run.recorder.diffs.append((par.name, brec, found))
+                    run.recorder.add_diff(par.name, brec, found)
             finish(name, key, brec)
             if limiter is not None:
                 limiter.release(brec.finished - brec.started, brec.status == "ok")
@@ -326,7 +326,7 @@ async def run_parallel(
         finally:
             srec.merge_s = wall() - t0
         ctx_mod.apply_inplace(ctx, outcome.context)
-        run.recorder.merges.append((par.name, outcome.rows))
+        run.recorder.add_merge(par.name, outcome.rows)
         run._event("merge_applied", path, "", f"{len(outcome.rows)} paths")
         run._emit("merge_applied", path, outcome.rows, srec.merge_s)
         srec.status = "ok"
@@ -334,7 +334,7 @@ async def run_parallel(
         srec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
         srec.error = f"{type(err).__name__}: {err}"
         if isinstance(err, MergeConflict) or hasattr(err, "report"):
-            run.recorder.merges.append((par.name, list(getattr(err, "report", []))))
+            run.recorder.add_merge(par.name, list(getattr(err, "report", [])))
         raise
     finally:
         srec.finished = run.now()

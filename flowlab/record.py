@@ -10,18 +10,20 @@ An instrument that raises is disabled with a warning and the run goes on.
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 if TYPE_CHECKING:
     import pandas as pd
-    from pydantic import BaseModel
 
     from flowlab.context import Change
     from flowlab.errors import FlowlabError
@@ -121,6 +123,55 @@ class Recorder(Instrument):
         self.limits: list[tuple[float, str, int, int]] = []
         self.peak_leaves = 0
         self.leaf_busy_s = 0.0
+
+    def add_diff(self, step: str, branch: BranchRecord, changes: list[Change]) -> None:
+        """Record a branch's changes, with copies of any mutable values (see :func:`snapshot`)."""
+        for c in changes:  # a plain loop: this runs for every branch that changed something
+            if type(c.before) not in _ATOMIC or type(c.after) not in _ATOMIC:
+                changes = [
+                    replace(c, before=snapshot(c.before), after=snapshot(c.after)) for c in changes
+                ]
+                break
+        self.diffs.append((step, branch, changes))
+
+    def add_merge(self, step: str, rows: list[dict[str, Any]]) -> None:
+        """Record a merge report, with copies of any mutable values (see :func:`snapshot`)."""
+        copied = []
+        for row in rows:
+            if type(row["before"]) not in _ATOMIC or type(row["after"]) not in _ATOMIC:
+                row = {**row, "before": snapshot(row["before"]), "after": snapshot(row["after"])}
+            copied.append(row)
+        self.merges.append((step, copied))
+
+
+_ATOMIC: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes, complex})
+
+
+def snapshot(value: Any) -> Any:
+    """``value`` as it is now: plain data copied, everything else as it is.
+
+    Recorded values must not follow the objects they came from: a later step (or the user) may
+    mutate the merged context in place, and the frames should still show what the merge wrote.
+    Dicts, lists, tuples, sets and pydantic models are copied structurally, all the way down.
+    Other objects are kept as they are, never deep-copied: a deep copy would run their own
+    ``__reduce__``, and recording a run must not execute code that its values carry.
+    """
+    kind = type(value)
+    if kind in _ATOMIC:
+        return value
+    if isinstance(value, dict):
+        return {k: snapshot(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [snapshot(v) for v in value]
+    if kind is tuple:
+        return tuple(snapshot(v) for v in value)
+    if kind is set or kind is frozenset:
+        return kind(snapshot(v) for v in value)
+    if isinstance(value, BaseModel):
+        new = copy.copy(value)  # pydantic's own shallow copy: no __reduce__
+        object.__setattr__(new, "__dict__", {k: snapshot(v) for k, v in value.__dict__.items()})
+        return new
+    return value
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -312,3 +313,36 @@ def test_last_result_is_kept_for_failed_runs() -> None:
     last = fl.last_result()
     assert last is not None and last.status == "failed"
     assert last.branches["status"].tolist() == ["failed"]
+
+
+class Point(BaseModel):
+    x: int = 0
+
+
+def test_recorded_values_stay_as_the_merge_wrote_them() -> None:
+    # Values pydantic passes through unvalidated (Any, model instances) are the very objects the
+    # merged context holds: a later in-place change must not rewrite the recorded frames.
+    class Notes(BaseModel):
+        log: Any = None
+        point: Point = Point()
+
+    async def write(data, ctx: Notes) -> None:
+        ctx.log = ["merged"]
+        ctx.point = Point(x=1)
+
+    async def scribble(data, ctx: Notes) -> None:
+        ctx.log.append("later")
+        ctx.point.x = 99
+
+    inner = fl.Parallel({"a": write}, name="inner")
+    pipe = fl.Parallel({"outer": fl.Pipeline(inner, scribble)}, name="fan")
+    result = fl.run(pipe, Notes(), clock="virtual")
+    assert result.context.log == ["merged", "later"] and result.context.point.x == 99
+    result.context.log.append("by the user")  # after the run, before the frames are built
+    merges = result.merges.set_index(["step", "path"])
+    assert merges.loc[("inner", "log"), "after"] == ["merged"]
+    assert merges.loc[("inner", "point.x"), "after"] == 1
+    assert merges.loc[("fan", "log"), "after"] == ["merged", "later"]
+    diffs = result.diffs.set_index(["step", "branch", "path"])
+    assert diffs.loc[("inner", "a", "log"), "after"] == ["merged"]
+    assert diffs.loc[("inner", "a", "point.x"), "after"] == 1

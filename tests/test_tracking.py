@@ -359,7 +359,10 @@ def test_a_merge_that_reuses_the_base_equals_one_that_copies_and_undoes_on_failu
     outcomes = []
     for reuse in (False, True):
         base = Guarded(table=dict(table), nested={k: dict(v) for k, v in nested.items()})
-        snapshot = (list(base.table.items()), [(k, list(v.items())) for k, v in base.nested.items()])
+        snapshot = (
+            list(base.table.items()),
+            [(k, list(v.items())) for k, v in base.nested.items()],
+        )
         branches = []
         for i, ops in enumerate(edits):
             ctx = isolate(base, track=True)
@@ -369,7 +372,10 @@ def test_a_merge_that_reuses_the_base_equals_one_that_copies_and_undoes_on_failu
             merged = merge_branches(base, branches, resolve(how), reuse_base=reuse).context
         except (fl.MergeConflict, MergeValidationError) as err:
             # nothing applied: the base is exactly as it was, key order included
-            after = (list(base.table.items()), [(k, list(v.items())) for k, v in base.nested.items()])
+            after = (
+                list(base.table.items()),
+                [(k, list(v.items())) for k, v in base.nested.items()],
+            )
             assert after == snapshot
             outcomes.append(type(err).__name__)
             continue
