@@ -13,7 +13,10 @@ import inspect
 from collections.abc import Iterator
 from typing import Any
 
+from flowlab.errors import FlowlabError
+
 __all__ = [
+    "WorkerLost",
     "cancel_future",
     "cluster_config",
     "local_cluster_kwargs",
@@ -90,3 +93,22 @@ async def cancel_future(fut: Any) -> None:
             await pending
     except Exception:
         pass
+
+
+class WorkerLost(FlowlabError):
+    """A leaf step was lost on the cluster (its worker died, or the cluster cancelled it), on
+    every attempt ``retries`` allowed. ``__cause__`` is Dask's error (e.g. ``KilledWorker``).
+
+    Attributes
+    ----------
+    step, branch : str
+        The leaf step and the branch path it ran for.
+    attempts : int
+        How many times it was submitted.
+    """
+
+    def __init__(self, message: str, *, step: str = "", branch: str = "", attempts: int = 0):
+        super().__init__(message)
+        self.step = step
+        self.branch = branch
+        self.attempts = attempts

@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING, Any
 from flowlab.backends._calls import AttachCalls, CallRecord, calls_frame, finalize
 from flowlab.backends._clocks import ClockSync
 from flowlab.backends._cluster import (
+    WorkerLost,
     cancel_future,
     cluster_config,
     local_cluster_kwargs,
@@ -88,7 +89,7 @@ from flowlab.backends._worker import (
     run_task,
 )
 from flowlab.context import apply_inplace
-from flowlab.errors import ConfigError, FlowlabError
+from flowlab.errors import ConfigError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -98,25 +99,6 @@ if TYPE_CHECKING:
     from flowlab.record import BranchRecord
 
 __all__ = ["Dask", "WorkerLost"]
-
-
-class WorkerLost(FlowlabError):
-    """A leaf step was lost on the cluster (its worker died, or the cluster cancelled it), on
-    every attempt ``retries`` allowed. ``__cause__`` is Dask's error (e.g. ``KilledWorker``).
-
-    Attributes
-    ----------
-    step, branch : str
-        The leaf step and the branch path it ran for.
-    attempts : int
-        How many times it was submitted.
-    """
-
-    def __init__(self, message: str, *, step: str = "", branch: str = "", attempts: int = 0):
-        super().__init__(message)
-        self.step = step
-        self.branch = branch
-        self.attempts = attempts
 
 
 @dataclass(eq=False)
