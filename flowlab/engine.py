@@ -94,7 +94,8 @@ class Run:
         )
         self.base = ctx_mod.check_context(ctx)
         merge_mod.check_model(type(self.base))
-        for par in self.pipeline.parallels():
+        parallels = list(self.pipeline.parallels())
+        for par in parallels:
             merge_mod.check_model(type(self.base), merge=par.merge)
             if par.include_keys is not None:
                 ctx_mod.check_include_keys(type(self.base), par.include_keys)
@@ -127,10 +128,8 @@ class Run:
         self.main_task: asyncio.Task[Any] | None = None
         self.t0 = 0.0
         self._time: Callable[[], float] = time.monotonic  # the loop's clock, set by execute()
-        self.context = ctx_mod.working_copy(
-            self.base, [p.include_keys for p in self.pipeline.parallels()]
-        )
-        self.total_branches = self.pipeline.count_branches()
+        self.context = ctx_mod.working_copy(self.base, [p.include_keys for p in parallels])
+        self.total_branches = sum(len(p.branches) for p in parallels)
 
     # ---- time and reporting -------------------------------------------------------------------
     def now(self) -> float:

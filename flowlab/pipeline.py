@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
 from flowlab import merge as merge_mod
@@ -250,10 +250,6 @@ class Pipeline:
         """Every :class:`Parallel` in the pipeline, nested ones included, depth first."""
         yield from _walk_parallels(self)
 
-    def count_branches(self) -> int:
-        """How many branches a run of the pipeline starts, nested ones included."""
-        return sum(len(p.branches) for p in self.parallels())
-
     def replace(self, changes: Mapping[str, Mapping[str, Any]]) -> Pipeline:
         """A copy where the Parallel steps named in ``changes`` get new options.
 
@@ -359,11 +355,14 @@ def _check_include_keys(keys: Sequence[str] | None) -> tuple[str, ...] | None:
 def _walk_parallels(node: Node) -> Iterator[Parallel]:
     if isinstance(node, Parallel):
         yield node
-        for b in node.branches.values():
-            yield from _walk_parallels(b)
+        children: Iterable[Node] = node.branches.values()
     elif isinstance(node, Pipeline):
-        for s in node.steps:
-            yield from _walk_parallels(s)
+        children = node.steps
+    else:
+        return
+    for child in children:
+        if type(child) is not Step:  # a leaf holds no Parallel: no generator for it
+            yield from _walk_parallels(child)
 
 
 def _replace(node: Node, changes: Mapping[str, Mapping[str, Any]]) -> Node:
