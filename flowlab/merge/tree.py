@@ -78,11 +78,12 @@ class _Node:
 
 
 _DICTS = (dict, TrackedDict)
+_CONTAINERS = frozenset({dict, list})  # the only values expand() turns into per-key changes
 _EXPAND_ALONE = (Union, _Accumulate, Max, Min)  # rules that change even a lone writer's dict/list
 
 
 def _dotted(keys: Sequence[Hashable]) -> str:
-    return ".".join(str(k) for k in keys)
+    return ".".join(map(str, keys))
 
 
 def _plain(value: Any) -> Any:
@@ -185,7 +186,7 @@ class _Merger:
             {
                 "path": _dotted(keys),
                 "rule": rule,
-                "writers": tuple(self.names[i] for i in node.writers),
+                "writers": tuple(map(self.names.__getitem__, node.writers)),
                 "winner": None if winner is None else self.names[winner],
                 "before": _plain(before),
                 "after": _plain(after),
@@ -252,7 +253,11 @@ class _Merger:
     ) -> Any:
         if isinstance(rule, ErrorOnConflict) and (node.direct or node.items):
             return self.agreed(node, before, keys, label)
-        if node.direct and not self.expand(node, before, keys, rule):
+        direct = node.direct
+        if direct and (
+            type(next(iter(direct.values()))) not in _CONTAINERS  # nothing to expand
+            or not self.expand(node, before, keys, rule)
+        ):
             return self.leaf(node, before, keys, rule, label)
         if node.items:
             return self.list_merge(node, before, keys, rule, label)
