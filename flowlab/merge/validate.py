@@ -149,10 +149,7 @@ def validate(
             new.__dict__[name] = untrack(new.__dict__[name])
     except ValidationError as err:
         raise _failed(cls, err, where, rows) from err
-    object.__setattr__(
-        new, "__pydantic_fields_set__", set(template.__pydantic_fields_set__) | set(changed)
-    )
-    return new
+    return new  # validate_assignment added each changed field to the copied fields set
 
 
 def _whole(
