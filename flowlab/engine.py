@@ -11,8 +11,9 @@ its status and swallows exactly that one cancellation (``Task.uncancel``), so ca
 never cancels its step. Slots are released in ``finally`` blocks, and the run-wide cap is held only by
 leaf steps, never by a parent waiting for its children, so no wait can close a cycle.
 
-Structured concurrency: every branch task lives inside its Parallel's :class:`asyncio.TaskGroup`,
-so no task outlives its step, and no step outlives its run.
+Structured concurrency: every branch task lives inside its Parallel's
+:class:`~flowlab.group.BranchGroup` (a TaskGroup without a done callback per task), so no task
+outlives its step, and no step outlives its run.
 """
 
 from __future__ import annotations
@@ -281,6 +282,10 @@ class Run:
                     else "cancelled (handle.cancel())"
                 )
                 status, error = "cancelled", RunCancelled(f"the run was {why}")
+        except (KeyboardInterrupt, SystemExit) as err:
+            # Raised by a step: the run stops and is recorded; fl.run / fl.arun re-raise it (see
+            # notebook._deliver) once the event loop is done, never through it.
+            status, error = "cancelled", err
         except UsageLimitExceeded as err:
             status, error = "usage_limit_exceeded", err
         except StepTimeout as err:

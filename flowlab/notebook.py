@@ -57,8 +57,9 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def _deliver(result: RunResult, raise_on_error: bool) -> RunResult:
-    if raise_on_error and result.error is not None:
-        raise result.error
+    error = result.error
+    if error is not None and (raise_on_error or not isinstance(error, Exception)):
+        raise error  # a KeyboardInterrupt / SystemExit from a step is raised regardless
     return result
 
 

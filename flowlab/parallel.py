@@ -1,7 +1,7 @@
 """Running one :class:`~flowlab.pipeline.Parallel` step: fan out, wait, merge back.
 
 Every branch is first a record in a priority queue (highest priority first, ties in declared
-order). A branch gets a task — inside the step's :class:`asyncio.TaskGroup`, on an isolated copy of
+order). A branch gets a task — inside the step's :class:`~flowlab.group.BranchGroup`, on an isolated copy of
 the context — only when the step's limiter has a free slot: 10,000 queued branches are 10,000 small
 records, not 10,000 parked tasks. Each branch ends with exactly one status — ``ok``, ``failed``,
 ``cancelled`` or ``timeout`` — and a diff of what it changed; a branch cancelled while queued simply
@@ -28,6 +28,7 @@ from flowlab.errors import (
     MergeValidationError,
     StepTimeout,
 )
+from flowlab.group import BranchGroup
 from flowlab.pipeline import Step
 from flowlab.record import BranchRecord, StepRecord
 
@@ -72,7 +73,7 @@ async def run_parallel(
     pending: Any = [] if par.priority else collections.deque()
     pop = functools.partial(heapq.heappop, pending) if par.priority else pending.popleft
     queued: dict[str, tuple[int, Any, BranchRecord]] = {}  # name -> (live key, live, record)
-    tg_box: list[asyncio.TaskGroup] = []
+    tasks = BranchGroup(loop)
 
     def finish(name: str, key: int, brec: BranchRecord) -> None:
         """Close a branch's record (every branch passes here exactly once)."""
@@ -126,9 +127,7 @@ async def run_parallel(
             if run.instruments:
                 run._emit("branch_started", brec)
             try:
-                live.task = tg_box[0].create_task(
-                    branch(name, key, live, brec), name=f"flowlab:{brec.path}"
-                )
+                live.task = tasks.start(branch(name, key, live, brec), name=f"flowlab:{brec.path}")
             except RuntimeError:  # the group is shutting down: this branch never runs
                 state["in_flight"] -= 1
                 if limiter is not None:
@@ -153,6 +152,7 @@ async def run_parallel(
                 f"branch {brec.path!r}: {live.reason}", step=path, timeout=par.branch_timeout
             )
         finish(name, key, brec)
+        tasks.ended(live.task)
         if limiter is not None:
             limiter.release(0.0, True, adapt=False)
             dispatch()
@@ -215,6 +215,9 @@ async def run_parallel(
             errors[name] = err
             if par.on_failure == "fail_fast":
                 cancel_siblings(name, live)
+        except BaseException as err:  # KeyboardInterrupt, SystemExit: the whole step stops
+            brec.status, brec.error = "failed", f"{type(err).__name__}: {err}"
+            tasks.abort(err)
         finally:
             if timer is not None:
                 timer.cancel()
@@ -228,6 +231,7 @@ async def run_parallel(
                 if found and run.record:
                     run.recorder.add_diff(par.name, brec, found)
             finish(name, key, brec)
+            tasks.ended(live.task)
             if limiter is not None:
                 limiter.release(brec.finished - brec.started, brec.status == "ok")
                 dispatch()
@@ -243,8 +247,7 @@ async def run_parallel(
 
         step_timer = loop.call_later(par.timeout, expire)
     try:
-        async with asyncio.TaskGroup() as tg:
-            tg_box.append(tg)
+        try:
             now = run.now()
             for index, name in enumerate(order):
                 prio = par.priority.get(name, 0.0)
@@ -266,6 +269,11 @@ async def run_parallel(
             if limiter is not None:
                 limiter.queued = len(queued)
             dispatch()
+        except BaseException:
+            tasks.cancel_all()  # as a TaskGroup does when its body fails
+            await tasks.wait()
+            raise
+        await tasks.wait()
     except BaseException:
         for name in list(queued):  # never started: the step itself is being cancelled
             key, live, brec = queued.pop(name)
