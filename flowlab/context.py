@@ -29,7 +29,7 @@ the mutable ones when it records them, so `result.diffs` keeps what the branch w
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Hashable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -394,9 +394,9 @@ def _diff_list(
     start, end_old, end_new = list_slice(old, new, same_below)
     path = tuple(map(str, keys))
     for i in range(start, end_old):
-        out.append(Change((*path, f"[{i}]"), "remove", old[i], None, (*keys, Item(i))))
+        out.append(_make_change((*path, f"[{i}]"), "remove", old[i], None, (*keys, _item(i))))
     for j in range(start, end_new):
-        out.append(Change((*path, f"[{j}]"), "add", None, new[j], (*keys, Item(j))))
+        out.append(_make_change((*path, f"[{j}]"), "add", None, new[j], (*keys, _item(j))))
 
 
 def _diff_model(
@@ -460,10 +460,42 @@ def diff_value(old: Any, new: Any, keys: tuple[Hashable, ...], out: list[Change]
         out.append(_change(keys, "change", old, new))
 
 
+def _slot_setters(cls: type, names: Sequence[str]) -> list[Callable[[Any, Any], None]]:
+    return [cls.__dict__[name].__set__ for name in names]
+
+
+# A frozen dataclass sets each field through ``object.__setattr__`` in ``__init__``; a diff
+# makes one Change (and one Item per list position) for everything a branch wrote, so the diff
+# builds them by setting the slots directly (the same objects, about 2.5x cheaper).
+_set_path, _set_op, _set_before, _set_after, _set_keys = _slot_setters(
+    Change, ("path", "op", "before", "after", "keys")
+)
+(_set_index,) = _slot_setters(Item, ("index",))
+_new = object.__new__
+
+
+def _item(index: int) -> Item:
+    item = _new(Item)
+    _set_index(item, index)
+    return item
+
+
+def _make_change(
+    path: tuple[str, ...], op: str, before: Any, after: Any, keys: tuple[Hashable, ...]
+) -> Change:
+    change = _new(Change)
+    _set_path(change, path)
+    _set_op(change, op)
+    _set_before(change, before)
+    _set_after(change, after)
+    _set_keys(change, keys)
+    return change
+
+
 def _change(
     keys: tuple[Hashable, ...], op: Literal["add", "change", "remove"], before: Any, after: Any
 ) -> Change:
-    return Change(tuple(map(str, keys)), op, before, after, keys)
+    return _make_change(tuple(map(str, keys)), op, before, after, keys)
 
 
 def diff(

@@ -334,10 +334,14 @@ class RunResult:
         )
 
     def __repr__(self) -> str:
-        s = self.summary()
+        # O(1), not summary(): asyncio reprs the run's task, result included, whenever
+        # asyncio.run() ends (3.11's signal.getsignal formats its SIGINT handler), so every
+        # fl.run pays for this repr twice.
+        rec = self.recorder
         return (
-            f"<RunResult status={self.status!r} makespan_s={s['makespan_s']:g} "
-            f"branches={s['branches']} peak_concurrency={s['peak_concurrency']} clock={self.clock!r}>"
+            f"<RunResult status={self.status!r} makespan_s={round(self.makespan_s, 9):g} "
+            f"branches={len(rec.branches)} peak_concurrency={rec.peak_leaves} "
+            f"clock={self.clock!r}>"
         )
 
 
