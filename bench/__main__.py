@@ -1,8 +1,11 @@
 """``python -m bench [--quick] [--only NAME ...] [--out PATH]``: run the suite, print, write JSON.
 
-Every figure runs in this one process (memory and import time spawn fresh interpreters of their
-own), each against a baseline measured in the same run. The table shows each issue-8 target next to
-the measured value with PASS or MISS; a figure that cannot be measured says ``skipped: <why>``.
+Every figure runs in a fresh interpreter of its own (as pyperf runs each benchmark in worker
+processes), each against a baseline measured in that same process. So a figure measures the same in
+a full run as alone with ``--only``: what an earlier figure leaves behind (100,000 branches' worth of
+freed memory, a fragmented heap) cannot tax a later one. ``--in-process`` runs every figure in this
+one process instead, to see that effect. The table shows each issue-8 target next to the measured
+value with PASS or MISS; a figure that cannot be measured says ``skipped: <why>``.
 """
 
 from __future__ import annotations
@@ -51,6 +54,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"JSON path (default {DEFAULT_OUT})"
     )
+    p.add_argument(
+        "--in-process", action="store_true",
+        help="run every figure in this process, one after another (default: a fresh one each)",
+    )  # fmt: skip
+    # internal: run one figure and write its JSON to --out (what the parent spawns per figure)
+    p.add_argument("--worker", choices=list(FIGURES), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -72,6 +81,30 @@ def run_figure(key: str, settings: Settings) -> Figure:
         gc.unfreeze()
     fig.seconds = time.perf_counter() - t0
     return fig
+
+
+def run_figure_apart(key: str, settings: Settings) -> Figure:
+    """Run one figure in a fresh interpreter (``python -m bench --worker KEY``) and read it back."""
+    import subprocess
+    import tempfile
+
+    number = FIGURES[key][0]
+    with tempfile.TemporaryDirectory(prefix="flowlab-bench-") as tmp:
+        out = Path(tmp) / f"{key}.json"
+        cmd = [sys.executable, "-m", "bench", "--worker", key, "--out", str(out)]
+        proc = subprocess.run(
+            [*cmd, "--quick"] if settings.quick else cmd,
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0 or not out.exists():
+            fig = Figure(key, number, key, skipped=f"failed: worker exited {proc.returncode}")
+            fig.notes.append("error:\n" + proc.stdout[-3000:])
+            return fig
+        return Figure.from_json(key, json.loads(out.read_text(encoding="utf-8")))
 
 
 def _fmt(v: float | None) -> str:
@@ -128,6 +161,7 @@ def render(figures: list[Figure]) -> str:
 def _meta(args: argparse.Namespace) -> dict[str, Any]:
     cmd = "python -m bench" + (" --quick" if args.quick else "")
     cmd += "".join(f" --only {o}" for o in args.only or [])
+    cmd += " --in-process" if args.in_process else ""
     try:
         import flowlab
 
@@ -138,6 +172,7 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         "command": cmd,
         "commit": _commit(),
         "quick": bool(args.quick),
+        "figures_run": "one process" if args.in_process else "a fresh process each",
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -175,11 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     """Run the selected figures; return 1 if any figure failed with an error, else 0."""
     args = _parse(argv)
     settings = Settings(quick=args.quick)
+    if args.worker:
+        fig = run_figure(args.worker, settings)
+        args.out.write_text(json.dumps(fig.to_json()) + "\n", encoding="utf-8")
+        return 0
     keys = [k for k in FIGURES if not args.only or k in args.only]
     figures: list[Figure] = []
     for key in keys:
         print(f"running [{FIGURES[key][0]}] {key} ...", file=sys.stderr, flush=True)
-        figures.append(run_figure(key, settings))
+        run = run_figure if args.in_process else run_figure_apart
+        figures.append(run(key, settings))
     out = {"meta": _meta(args), "figures": {f.key: f.to_json() for f in figures}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")

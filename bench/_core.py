@@ -78,15 +78,26 @@ class Metric:
     target: str = ""
     check: Callable[[float], bool] | None = field(default=None, repr=False)
     skipped: str | None = None
+    verdict: str | None = field(default=None, repr=False)  # the status, read back from JSON
 
     @property
     def status(self) -> str:
         """``"PASS"``, ``"MISS"``, ``"skipped"`` or ``""`` (no target)."""
+        if self.verdict is not None:
+            return self.verdict
         if self.skipped is not None or self.value is None:
             return "skipped" if self.target else ""
         if self.check is None:
             return ""
         return "PASS" if self.check(self.value) else "MISS"
+
+    @classmethod
+    def from_json(cls, name: str, data: dict[str, Any]) -> Metric:
+        """The metric :meth:`to_json` wrote (its check is gone; its status is kept)."""
+        return cls(
+            name, data["value"], data["unit"], data["label"], target=data.get("target", ""),
+            skipped=data.get("skipped"), verdict=data.get("status", ""),
+        )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -137,6 +148,15 @@ class Figure:
             "metrics": {m.name: m.to_json() for m in self.metrics},
             "notes": list(self.notes),
         }
+
+    @classmethod
+    def from_json(cls, key: str, data: dict[str, Any]) -> Figure:
+        """The figure :meth:`to_json` wrote (as a worker process sends it back)."""
+        return cls(
+            key, data["number"], data["title"],
+            metrics=[Metric.from_json(k, m) for k, m in data["metrics"].items()],
+            notes=list(data["notes"]), skipped=data["skipped"], seconds=data["seconds"],
+        )  # fmt: skip
 
 
 def _round(v: float) -> float:
