@@ -237,6 +237,33 @@ def test_one_writer_is_never_a_conflict() -> None:
     assert [r["conflict"] for r in out.rows] == [False]
 
 
+@pytest.mark.parametrize("how", ["accumulate", "deep", "sum_numbers"])
+def test_a_lone_writer_s_float_is_taken_exactly(how: str) -> None:
+    """0.939 + (0.283 - 0.939) is 0.28300000000000003: one writer's value is not a delta."""
+
+    class Money(BaseModel):
+        total: float = 0.939
+        by_key: dict[str, float] = {"k": 0.939}
+
+    def edit(ctx: Any) -> None:
+        ctx.total = 0.283
+        ctx.by_key["k"] = 0.283
+
+    if how == "sum_numbers":
+
+        class Summed(BaseModel):
+            total: Annotated[float, fm.Sum()] = 0.939
+            by_key: Annotated[dict[str, float], fm.Sum()] = {"k": 0.939}
+
+        base: BaseModel = Summed()
+        how = "overwrite"
+    else:
+        base = Money()
+    out = merge(base, {"a": edit, "b": nothing}, how)
+    assert out.context.total == 0.283  # type: ignore[attr-defined]
+    assert out.context.by_key == {"k": 0.283}  # type: ignore[attr-defined]
+
+
 def test_equal_writes_are_never_a_conflict() -> None:
     out = merge(
         Ctx(), {"a": put("status", "done"), "b": put("status", "done")}, "error_on_conflict"

@@ -159,6 +159,7 @@ class _Merger:
         self, names: list[str], ctxs: list[BaseModel], *, reuse_base: bool = False
     ) -> None:
         self.names = names
+        self.alone = [(name,) for name in names]  # the writers of a path one branch wrote
         self.ctxs = ctxs
         # With reuse_base, base dicts are written in place; (dict, key, old value) per write,
         # replayed backwards by undo_writes() if the merge fails.
@@ -182,11 +183,16 @@ class _Merger:
         *,
         conflict: bool = False,
     ) -> None:
+        writers = node.writers
         self.rows.append(
             {
                 "path": _dotted(keys),
                 "rule": rule,
-                "writers": tuple(map(self.names.__getitem__, node.writers)),
+                "writers": (
+                    self.alone[writers[0]]
+                    if len(writers) == 1
+                    else tuple(map(self.names.__getitem__, writers))
+                ),
                 "winner": None if winner is None else self.names[winner],
                 "before": _plain(before),
                 "after": _plain(after),
@@ -268,9 +274,20 @@ class _Merger:
             out = before  # written in place, each write logged (see undo_writes)
         else:
             out, undo = (dict(before) if isinstance(before, dict) else {}), None
+        # A key one branch set to a plain value takes that value under every rule but the
+        # comparing ones: decided here, without the two calls (tree, leaf) per key.
+        lone = not isinstance(rule, (ErrorOnConflict, Max, Min))
         for key, child in node.children.items():
             old = out.get(key, MISSING)
-            value = self.tree(child, old, (*keys, key), rule, label, inherit)
+            direct = child.direct
+            if lone and len(direct) == 1 and len(child.writers) == 1:
+                ((i, value),) = direct.items()
+                if type(value) in _CONTAINERS:
+                    value = self.tree(child, old, (*keys, key), rule, label, inherit)
+                else:
+                    self.row((*keys, key), label, child, i, old, value)
+            else:
+                value = self.tree(child, old, (*keys, key), rule, label, inherit)
             if undo is not None:
                 undo.append((out, key, old))
             if value is MISSING:
@@ -328,6 +345,14 @@ class _Merger:
     ) -> Any:
         writers = node.writers
         direct = node.direct
+        after: Any
+        if len(writers) == 1 and not isinstance(rule, (Max, Min)):
+            # one writer: every other rule takes its value as it is (the common case of a
+            # per-key merge: each key written by one branch)
+            i = writers[0]
+            after = direct[i] if i in direct else self.value_of(i, node, keys)
+            self.row(keys, label, node, i, before, after)
+            return after
         if len(direct) == len(writers):  # every writer wrote this very path
             values = [direct[i] for i in writers]
         else:
@@ -338,7 +363,7 @@ class _Merger:
         ):
             start = 0 if before is MISSING else before
             if all(v is MISSING for v in values):
-                after: Any = MISSING
+                after = MISSING
             else:
                 after = start
                 for v in values:
