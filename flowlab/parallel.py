@@ -1,9 +1,9 @@
 """Running one :class:`~flowlab.pipeline.Parallel` step: fan out, wait, merge back.
 
 Every branch is first a record in a priority queue (highest priority first, ties in declared
-order). A branch gets a task — inside the step's :class:`~flowlab.group.BranchGroup`, on an isolated copy of
-the context — only when the step's limiter has a free slot: 10,000 queued branches are 10,000 small
-records, not 10,000 parked tasks. Each branch ends with exactly one status — ``ok``, ``failed``,
+order). A branch gets a task — inside the step's :class:`~flowlab.group.BranchGroup`, on an
+isolated copy of the context — only when the step's limiter has a free slot: 10,000 queued
+branches are 10,000 small records, not 10,000 parked tasks. Each branch ends with exactly one status — ``ok``, ``failed``,
 ``cancelled`` or ``timeout`` — and a diff of what it changed; a branch cancelled while queued simply
 leaves the queue. Only after every branch has ended is the
 merge built (aside, validated) and applied to the parent context in one go.
