@@ -1,6 +1,6 @@
 """Minimal reproductions of engine bugs the stress suite found, one test each.
 
-Each test states the contract and failed on the engine as found (bugs A, A2, B, C, D, E); all
+Each test states the contract and failed on the engine as found (bugs A, A2, B, C, D, E, F); all
 are fixed now, and these tests keep them fixed. The matching switches in ``stress_check.py`` are on.
 """
 
@@ -201,3 +201,32 @@ def test_a_failed_top_level_step_commits_nothing() -> None:
     result = fl.run(fl.Pipeline(prepare, half_done), Ctx(), clock="virtual", raise_on_error=False)
     assert result.status == "failed"
     assert n_of(result) == 1  # prepare committed; half_done did not
+
+
+def test_a_breach_while_a_nested_steps_branches_are_unstarted_closes_each_once() -> None:
+    # Bug F: the breach cancels the nested step and its just-dispatched branches together; the
+    # branches' tasks end before the step's clean-up looks at them, and both the clean-up and
+    # each task's done callback closed the branch (two branch_finished events, two releases).
+    inner = fl.Parallel({f"i{k}": sleeper(1) for k in range(3)}, name="inner")
+    pipe = fl.Parallel({"nest": inner, "spend": overspend}, name="outer")
+    result = fl.run(
+        pipe, Ctx(), clock="virtual", usage=fl.UsageLimits(cost=0.5), raise_on_error=False
+    )
+    assert result.status == "usage_limit_exceeded"
+    finished = result.events[result.events["kind"] == "branch_finished"]
+    counts = finished["branch"].value_counts().to_dict()
+    assert counts == {
+        "outer:nest": 1,
+        "outer:spend": 1,
+        "outer:nest/inner:i0": 1,
+        "outer:nest/inner:i1": 1,
+        "outer:nest/inner:i2": 1,
+    }
+    rows = result.branches.set_index("path")["status"].to_dict()
+    assert rows == {
+        "outer:nest": "cancelled",
+        "outer:spend": "failed",  # the breaching charge is its error
+        "outer:nest/inner:i0": "cancelled",
+        "outer:nest/inner:i1": "cancelled",
+        "outer:nest/inner:i2": "cancelled",
+    }
