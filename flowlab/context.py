@@ -409,9 +409,9 @@ def _diff_list(
     start, end_old, end_new = list_slice(old, new, same_below)
     path = tuple(map(str, keys))
     for i in range(start, end_old):
-        out.append(_make_change((*path, f"[{i}]"), "remove", old[i], None, (*keys, _item(i))))
+        out.append(_make_change((*path, _label(i)), "remove", old[i], None, (*keys, _item(i))))
     for j in range(start, end_new):
-        out.append(_make_change((*path, f"[{j}]"), "add", None, new[j], (*keys, _item(j))))
+        out.append(_make_change((*path, _label(j)), "add", None, new[j], (*keys, _item(j))))
 
 
 def _diff_model(
@@ -490,10 +490,24 @@ _new = object.__new__
 _setattr = object.__setattr__
 
 
-def _item(index: int) -> Item:
+def _new_item(index: int) -> Item:
     item = _new(Item)
     _set_index(item, index)
     return item
+
+
+# Items are immutable: the first positions' Items and "[i]" labels are made once and shared.
+_SHARED = 1024
+_ITEMS = [_new_item(i) for i in range(_SHARED)]
+_LABELS = [f"[{i}]" for i in range(_SHARED)]
+
+
+def _item(index: int) -> Item:
+    return _ITEMS[index] if 0 <= index < _SHARED else _new_item(index)
+
+
+def _label(index: int) -> str:
+    return _LABELS[index] if 0 <= index < _SHARED else f"[{index}]"
 
 
 def _make_change(
@@ -551,6 +565,15 @@ def diff(
     out: list[Change] = []
     _diff_model(base, branch, (), out, fields)
     return out
+
+
+def diff_into(
+    base: BaseModel, branch: BaseModel, out: list[Change], fields: Collection[str] | None = None
+) -> None:
+    """:func:`diff` without its argument checks, appending to ``out``: for the engine, whose
+    branch contexts are copies of ``base`` and whose ``fields`` were checked when the step was
+    built."""
+    _diff_model(base, branch, (), out, fields)
 
 
 def get_path(value: Any, keys: Sequence[Hashable]) -> Any:

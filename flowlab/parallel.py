@@ -15,7 +15,7 @@ import asyncio
 import collections
 import functools
 import heapq
-import inspect
+import types
 from typing import TYPE_CHECKING, Any
 
 from flowlab import context as ctx_mod
@@ -29,6 +29,7 @@ from flowlab.errors import (
     StepTimeout,
 )
 from flowlab.group import BranchGroup
+from flowlab.isolator import isolator
 from flowlab.pipeline import Step
 from flowlab.record import BranchRecord, StepRecord
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from flowlab.pipeline import Parallel
 
 __all__ = ["run_parallel"]
+
+_COROUTINE = types.CoroutineType
 
 
 async def run_parallel(
@@ -65,7 +68,8 @@ async def run_parallel(
     state = {"in_flight": 0, "peak": 0, "rank": 0, "expired": False}
     loop = asyncio.get_running_loop()
     plain = run.run_limiter is None and run.backend is None  # no run-wide cap, no remote calls
-    log = run.recorder.events.append if run.record else None  # the event log (Run._event inlined)
+    recorder = run.recorder
+    log = recorder.events.append if run.record else None  # the event log (Run._event inlined)
     custom = par.merge.fn is not None  # a merge function sees every branch's context
 
     # The queue: (-priority, declared index, name), a heap; in declared order, a deque, when no
@@ -74,6 +78,8 @@ async def run_parallel(
     pop = functools.partial(heapq.heappop, pending) if par.priority else pending.popleft
     queued: dict[str, tuple[int, Any, BranchRecord]] = {}  # name -> (live key, live, record)
     tasks = BranchGroup(loop)
+    # Each branch's copy of ctx (which does not change until the merge), planned once.
+    copy_ctx = isolator(ctx, par.include_keys, track=True)
 
     def finish(name: str, key: int, brec: BranchRecord) -> None:
         """Close a branch's record (every branch passes here exactly once)."""
@@ -144,6 +150,10 @@ async def run_parallel(
         """A task cancelled before its first line never runs its ``finally``: close it here."""
         brec: BranchRecord = live.record
         name, key = brec.branch, live.key
+        if key not in run.live:
+            # Already closed: the step itself was cancelled too, and its clean-up ran before
+            # this done callback did (the tasks were done before the step looked at them).
+            return
         state["in_flight"] -= 1
         brec.status = live.status or "cancelled"
         brec.reason = live.reason or "parent cancelled"
@@ -170,26 +180,38 @@ async def run_parallel(
                     "timeout",
                     f"branch_timeout={par.branch_timeout:g}s exceeded",
                 )
-            bctx = ctx_mod.isolate(ctx, par.include_keys, track=True)
+            bctx = copy_ctx()
             _current.set((run, brec))
             node = par.branches[name]
             if plain and type(node) is Step and node.is_async and node.timeout is None:
                 # one async step: awaited right here, recorded as leaf.run_step records one
+                # (leaf.started / leaf.finished inlined: this runs for every such branch)
                 rec = StepRecord(
                     node.name, f"{brec.path}/{node.name}", "step", brec.path, run.now()
                 )
-                leaf.started(run, rec)
-                ok = False
+                recorder.steps.append(rec)
+                if run.instruments:
+                    run._emit("step_started", rec)
+                run.leaves_in_flight += 1
+                if run.leaves_in_flight > recorder.peak_leaves:
+                    recorder.peak_leaves = run.leaves_in_flight
                 try:
-                    out = await node.fn(*(data, bctx)[: node.arity])
-                    if inspect.iscoroutine(out):
+                    if node.arity == 2:
+                        out = await node.fn(data, bctx)
+                    else:
+                        out = await node.fn(*(data, bctx)[: node.arity])
+                    if type(out) is _COROUTINE:
                         leaf.returned_coroutine(node, out)
-                    ok = True
+                    rec.status = "ok"
                 except BaseException as err:
                     leaf.failed(rec, err)
                     raise
                 finally:
-                    leaf.finished(run, rec, ok)
+                    rec.finished = run.now()
+                    run.leaves_in_flight -= 1
+                    recorder.leaf_busy_s += rec.finished - rec.started
+                    if run.instruments:
+                        run._emit("step_finished", rec)
                 outputs[name] = out
             elif type(node) is Step:
                 outputs[name] = await leaf.run_step(run, node, data, bctx, brec.path)
@@ -223,13 +245,15 @@ async def run_parallel(
                 timer.cancel()
             state["in_flight"] -= 1
             if bctx is not None and (run.record or brec.status == "ok"):
-                found = changes[name] = ctx_mod.diff(ctx, bctx, fields=par.include_keys)
+                found: list[ctx_mod.Change] = []
+                ctx_mod.diff_into(ctx, bctx, found, par.include_keys)
+                changes[name] = found
                 # A branch that changed nothing adds nothing to a merge: its copy is freed now
                 # (a custom merge function is handed every branch's context, so it keeps them).
                 if found or custom:
                     contexts[name] = bctx
                 if found and run.record:
-                    run.recorder.add_diff(par.name, brec, found)
+                    recorder.add_diff(par.name, brec, found)
             finish(name, key, brec)
             tasks.ended(live.task)
             if limiter is not None:
