@@ -30,7 +30,7 @@ def _repeat(n: int, settings: Settings) -> int:
     if n >= 100_000:
         return settings.pick(1, 3)
     if n >= 10_000:
-        return settings.pick(2, 5)
+        return settings.pick(2, 9)
     return settings.pick(3, 15)
 
 
@@ -129,7 +129,7 @@ def recording_cost(settings: Settings) -> Figure:
     def off() -> None:
         fl.run(pipe, ctx, record=False)
 
-    t_off, t_on = best([off, on], settings.pick(3, 7))
+    t_off, t_on = best([off, on], settings.pick(3, 9))
     fig.add("off_us", t_off / n * 1e6, "us/branch", f"record=False, {k}")
     fig.add("on_us", t_on / n * 1e6, "us/branch", f"record=True, {k}")
     fig.add(

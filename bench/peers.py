@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import operator
+import sys
 from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel
@@ -127,6 +129,55 @@ def _langgraph(fig: Figure, settings: Settings) -> None:
         fig.add(f"flowlab_us_{n}", t_fl / n * 1e6, "us/branch", f"flowlab Append rule, n={n:,}")
         check = (lambda v: v >= 10) if target else None
         fig.add(f"langgraph_ratio_{n}", t_lg / t_fl, "x", label, target=target, check=check)
+    if not reason:
+        _langgraph_other_heaps(fig, settings)
+
+
+def _langgraph_other_heaps(fig: Figure, settings: Settings) -> None:
+    """The n = 1,000 comparison again, (a) in this process with nothing frozen (each side's
+    collections also scan every module and object the other imported and built), and (b) each
+    side alone in a fresh interpreter of its own, nothing frozen: its own imports only, as a
+    user's process runs it."""
+    n = 1_000
+    reps = settings.pick(1, 7)
+    gc.unfreeze()
+    t_lg, t_fl = best([_langgraph_app(n), _flowlab_reducer(n)], reps, freeze=False)
+    fig.add(
+        "langgraph_ratio_unfrozen", t_lg / t_fl, "x",
+        f"  same process, heap not frozen ({t_lg / n * 1e6:.0f} / {t_fl / n * 1e6:.1f} us)",
+    )  # fmt: skip
+    alone: dict[str, list[float]] = {"langgraph": [], "flowlab": []}
+    for _ in range(settings.pick(1, 2)):  # alternating fresh processes
+        for side in alone:
+            alone[side].append(_alone(side, n, reps))
+    t_lg, t_fl = min(alone["langgraph"]), min(alone["flowlab"])
+    fig.add(
+        "langgraph_ratio_alone", t_lg / t_fl, "x",
+        f"  each alone in a fresh process ({t_lg * 1e6:.0f} / {t_fl * 1e6:.1f} us)",
+    )  # fmt: skip
+
+
+def _alone(side: str, n: int, reps: int) -> float:
+    """Seconds per branch of ``side`` run alone in a fresh interpreter (``python -m bench.peers``)."""
+    import subprocess
+    from pathlib import Path
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.peers", side, str(n), str(reps)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(proc.stdout.split()[-1])
+
+
+def _main(argv: list[str]) -> None:
+    """``python -m bench.peers {langgraph|flowlab} N REPS``: best seconds per branch, alone."""
+    side, n, reps = argv[0], int(argv[1]), int(argv[2])
+    make = _langgraph_app if side == "langgraph" else _flowlab_reducer
+    (t,) = best([make(n)], reps, freeze=False)
+    print(t / n)
 
 
 # ---- capped no-op fan-out ---------------------------------------------------------------------
@@ -182,3 +233,7 @@ def _capped(fig: Figure, settings: Settings) -> None:
     for (name, label, _), t in zip(peers_, times[1:], strict=True):
         fig.add(f"{name}_us", t / n * 1e6, "us/branch", f"{label}, {k}")
         fig.add(f"{name}_ratio", times[0] / t, "x", f"flowlab / {name}")
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

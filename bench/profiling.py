@@ -67,13 +67,12 @@ def _merge(strategy: str) -> Callable[[], tuple[Callable[[], Any], int]]:
 
 
 def _scaling() -> tuple[Callable[[], Any], int]:
-    from bench.merging import BigCtx, _branches_one_key, _merge_back
+    from bench.merging import _merge_back
     from flowlab import merge
 
-    base = BigCtx(table={f"k{i:06d}": i for i in range(10_000)})
-    pairs = _branches_one_key(base, 1_000)
+    table = {f"k{i:06d}": i for i in range(10_000)}
     spec = merge.resolve("deep")
-    return (lambda: _merge_back(base, pairs, spec)), 1_000
+    return (lambda: _merge_back(table, 1_000, spec)), 1_000
 
 
 def _isolate() -> tuple[Callable[[], Any], int]:
