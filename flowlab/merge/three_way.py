@@ -137,10 +137,13 @@ def _merge(
         return _merge_custom(base, names, ctxs, spec, diffs, fields)
     root = _Node()
     for i, (name, ctx) in enumerate(branches):
-        for change in _branch_changes(base, name, ctx, diffs, fields):
-            keys = change.key_path
-            if fields is None or keys[0] in fields:
-                root.insert(i, keys, change)
+        changes = _branch_changes(base, name, ctx, diffs, fields)
+        if fields is not None:
+            changes = [c for c in changes if c.key_path[0] in fields]
+        if changes:
+            root.writers.append(i)  # branches come in order: the root's writers stay sorted
+            for change in changes:
+                root.insert_below(i, change.keys or change.path, change)
     merger = _Merger(names, list(ctxs), reuse_base=reuse_base)
     if spec.rule is None:  # no_merge: report what was dropped
         for name in cls.model_fields:

@@ -60,16 +60,25 @@ class _Node:
             writers.sort()
 
     def insert(self, i: int, keys: Sequence[Hashable], change: Change) -> None:
+        self.touch(i)
+        self.insert_below(i, keys, change)
+
+    def insert_below(self, i: int, keys: Sequence[Hashable], change: Change) -> None:
+        """:meth:`insert` for a caller that has touched this node for ``i`` already."""
         is_item = bool(keys) and type(keys[-1]) is Item
         node = self
-        node.touch(i)
         for key in keys[:-1] if is_item else keys:
             child = node.children.get(key)
             if child is None:
                 child = node.children[key] = _Node()
                 child.writers.append(i)
             else:
-                child.touch(i)
+                writers = child.writers  # touch(i), inlined: branches arrive in order
+                if writers[-1] < i:
+                    writers.append(i)
+                elif writers[-1] != i and i not in writers:
+                    writers.append(i)
+                    writers.sort()
             node = child
         if is_item:
             node.items.setdefault(i, []).append(change)
