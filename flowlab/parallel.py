@@ -237,8 +237,12 @@ async def run_parallel(
             errors[name] = err
             if par.on_failure == "fail_fast":
                 cancel_siblings(name, live)
-        except BaseException as err:  # KeyboardInterrupt, SystemExit: the whole step stops
-            brec.status, brec.error = "failed", f"{type(err).__name__}: {err}"
+        except BaseException as err:  # KeyboardInterrupt, SystemExit: the whole run stops
+            # An interrupt, not a failure of the branch: Ctrl-C / a kernel interrupt raises it
+            # in whatever frame is running, often a branch's. Recorded as the interrupted run's
+            # other branches are: cancelled, with the reason.
+            shown = f": {err}" if str(err) else ""
+            brec.status, brec.reason = "cancelled", f"interrupted by {type(err).__name__}{shown}"
             tasks.abort(err)
         finally:
             if timer is not None:

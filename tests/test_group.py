@@ -191,8 +191,9 @@ def test_keyboard_interrupt_in_a_branch_stops_the_run_and_keeps_its_records() ->
     assert result.status == "cancelled"
     assert isinstance(result.error, KeyboardInterrupt)
     rows = result.branches.set_index("branch")
-    assert rows.loc["interrupt", "status"] == "failed"
-    assert rows.loc["interrupt", "error"] == "KeyboardInterrupt: stop here"
+    # an interrupt, not a failure: recorded like the branches it stopped
+    assert rows.loc["interrupt", "status"] == "cancelled"
+    assert rows.loc["interrupt", "reason"] == "interrupted by KeyboardInterrupt: stop here"
     assert rows.loc["slow", "status"] == "cancelled"
     assert rows.loc["slow", "finished_s"] == pytest.approx(1.0)
 
