@@ -263,24 +263,10 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
             kind = type(value)
             if kind in _IMMUTABLE:
                 values[name] = value
-            elif kind in _DICTS:
-                if not _IMMUTABLE.issuperset(map(type, value.values())):
-                    values[name] = _deepcopy_field(ctx, name, value, memo)
-                elif track:  # tracking.track(), inlined
-                    tracked_dict = values[name] = TrackedDict(value)
-                    tracked_dict.written = {}
-                    tracked_dict.origin = value
-                else:
-                    values[name] = value.copy()
-            elif kind in _LISTS:
-                if not _IMMUTABLE.issuperset(map(type, value)):
-                    values[name] = _deepcopy_field(ctx, name, value, memo)
-                elif track:
-                    tracked_list = values[name] = TrackedList(value)
-                    tracked_list.low = len(value)
-                    tracked_list.origin = value
-                else:
-                    values[name] = value.copy()
+            elif kind in _FLAT and _IMMUTABLE.issuperset(
+                map(type, value.values() if kind in _DICTS else value)
+            ):
+                values[name] = _tracked(value) if track else value.copy()
             else:
                 values[name] = _deepcopy_field(ctx, name, value, memo)
         fields_set = set(ctx.__pydantic_fields_set__)
@@ -302,21 +288,20 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
             else:
                 values[name] = info.get_default(call_default_factory=True, validated_data=values)
         fields_set = set(ctx.__pydantic_fields_set__) & wanted
-    setattr_ = _setattr
-    setattr_(new, "__dict__", values)
+    object.__setattr__(new, "__dict__", values)
     extra = ctx.__pydantic_extra__
     private = ctx.__pydantic_private__
-    setattr_(
+    object.__setattr__(
         new,
         "__pydantic_extra__",
         None if extra is None else _deepcopy_field(ctx, "<extra>", extra, memo),
     )
-    setattr_(
+    object.__setattr__(
         new,
         "__pydantic_private__",
         None if private is None else _deepcopy_field(ctx, "<private>", private, memo),
     )
-    setattr_(new, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(new, "__pydantic_fields_set__", fields_set)
     return new
 
 
@@ -487,7 +472,6 @@ _set_path, _set_op, _set_before, _set_after, _set_keys = _slot_setters(
 )
 (_set_index,) = _slot_setters(Item, ("index",))
 _new = object.__new__
-_setattr = object.__setattr__
 
 
 def _new_item(index: int) -> Item:

@@ -185,33 +185,21 @@ async def run_parallel(
             node = par.branches[name]
             if plain and type(node) is Step and node.is_async and node.timeout is None:
                 # one async step: awaited right here, recorded as leaf.run_step records one
-                # (leaf.started / leaf.finished inlined: this runs for every such branch)
                 rec = StepRecord(
                     node.name, f"{brec.path}/{node.name}", "step", brec.path, run.now()
                 )
-                recorder.steps.append(rec)
-                if run.instruments:
-                    run._emit("step_started", rec)
-                run.leaves_in_flight += 1
-                if run.leaves_in_flight > recorder.peak_leaves:
-                    recorder.peak_leaves = run.leaves_in_flight
+                leaf.started(run, rec)
+                ok = False
                 try:
-                    if node.arity == 2:
-                        out = await node.fn(data, bctx)
-                    else:
-                        out = await node.fn(*(data, bctx)[: node.arity])
+                    out = await node.fn(*(data, bctx)[: node.arity])
                     if type(out) is _COROUTINE:
                         leaf.returned_coroutine(node, out)
-                    rec.status = "ok"
+                    ok = True
                 except BaseException as err:
                     leaf.failed(rec, err)
                     raise
                 finally:
-                    rec.finished = run.now()
-                    run.leaves_in_flight -= 1
-                    recorder.leaf_busy_s += rec.finished - rec.started
-                    if run.instruments:
-                        run._emit("step_finished", rec)
+                    leaf.finished(run, rec, ok)
                 outputs[name] = out
             elif type(node) is Step:
                 outputs[name] = await leaf.run_step(run, node, data, bctx, brec.path)
