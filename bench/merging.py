@@ -131,6 +131,16 @@ def _strategies(fig: Figure, settings: Settings) -> None:
         target="<= 1.1x", check=lambda v: v <= 1.1,
     )  # fmt: skip
     fig.add("ratio_deep", times["deep"] / t_over, "x", "merge: deep / overwrite")
+    (t_file,) = best([lambda: _file_changes(pairs, diffs)], reps)
+    n_changes = sum(map(len, diffs.values()))
+    fig.add(
+        "file_us", t_file * 1e6, "us",
+        f"  of which filing the {n_changes} changes into the change tree (every strategy)",
+    )  # fmt: skip
+    fig.add(
+        "decide_ratio", (times["accumulate"] - t_file) / max(t_over - t_file, 1e-9), "x",
+        "  the rest: accumulate / overwrite",
+    )  # fmt: skip
 
     pipes = {
         s: fl.Pipeline(fl.Parallel({f"b{i}": _branch(i) for i in range(n)}, merge=s, name="fan"))
@@ -146,6 +156,21 @@ def _strategies(fig: Figure, settings: Settings) -> None:
         "run_ratio_deep", run_times["deep"] / run_times["overwrite"], "x",
         "whole fl.run: deep / overwrite",
     )  # fmt: skip
+
+
+def _file_changes(pairs: list[tuple[str, BaseModel]], diffs: dict[str, Any]) -> Any:
+    """What every strategy does first: file each branch's changes into one tree (the first part
+    of :func:`flowlab.merge.merge_branches`)."""
+    from flowlab.merge.tree import _Node
+
+    root = _Node()
+    for i, (name, _) in enumerate(pairs):
+        changes = diffs[name]
+        if changes:
+            root.writers.append(i)
+            for change in changes:
+                root.insert_below(i, change.key_path, change)
+    return root
 
 
 def _merge_back(table: dict[str, int], n: int, spec: Any) -> tuple[float, float]:
