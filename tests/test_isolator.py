@@ -6,12 +6,16 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from flowlab.context import diff, isolate
 from flowlab.errors import ConfigError
 from flowlab.isolator import isolator
 from flowlab.tracking import TrackedDict, TrackedList
+
+SETTINGS = settings(max_examples=200, deadline=None, derandomize=True)
 
 
 class Inner(BaseModel):
@@ -53,6 +57,11 @@ def same_copy(a: BaseModel, b: BaseModel) -> None:
     assert a.__pydantic_fields_set__ == b.__pydantic_fields_set__
     assert a.__pydantic_extra__ == b.__pydantic_extra__
     assert a.__pydantic_private__ == b.__pydantic_private__
+    for x, y in zip(a.__dict__.values(), b.__dict__.values(), strict=True):
+        if isinstance(x, (TrackedDict, TrackedList)):  # tracked alike: same origin, same marks
+            assert x.origin is y.origin
+            assert getattr(x, "written", None) == getattr(y, "written", None)
+            assert getattr(x, "low", None) == getattr(y, "low", None)
 
 
 @pytest.mark.parametrize("track", [False, True])
@@ -109,3 +118,53 @@ def test_a_field_that_cannot_be_copied_names_itself_when_a_copy_is_made() -> Non
     copy = isolator(Holder(lock=threading.Lock()))
     with pytest.raises(ConfigError, match=r"Holder\.lock"):
         copy()
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text("ab", max_size=2)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text("xyz", max_size=1), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+class Loose(BaseModel):
+    a: Any = None
+    b: Any = None
+    flat: dict[str, int] = {}
+    items: list[str] = []
+
+
+def _mutate_everything(value: Any) -> None:
+    """Change every container reachable from ``value`` in place."""
+    if isinstance(value, dict):
+        for child in list(value.values()):
+            _mutate_everything(child)
+        value["!"] = 1
+    elif isinstance(value, list):
+        for child in list(value):
+            _mutate_everything(child)
+        value.append("!")
+
+
+@SETTINGS
+@given(
+    a=json_values,
+    b=json_values,
+    flat=st.dictionaries(st.text("pq", max_size=2), st.integers(), max_size=4),
+    items=st.lists(st.text("rs", max_size=2), max_size=4),
+    track=st.booleans(),
+)
+def test_planned_copies_equal_isolate_for_any_plain_context(
+    a: Any, b: Any, flat: dict[str, int], items: list[str], track: bool
+) -> None:
+    base = Loose(a=a, b=b, flat=flat, items=items)
+    before = base.model_dump()
+    copy = isolator(base, track=track)
+    first = copy()
+    same_copy(first, isolate(base, track=track))
+    for value in first.__dict__.values():
+        _mutate_everything(value)
+    assert base.model_dump() == before  # deep independence from the base
+    same_copy(copy(), isolate(base, track=track))  # and from the copies made before
