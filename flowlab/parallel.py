@@ -15,7 +15,7 @@ import asyncio
 import collections
 import functools
 import heapq
-import types
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from flowlab import context as ctx_mod
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from flowlab.pipeline import Parallel
 
 __all__ = ["run_parallel"]
-
-_COROUTINE = types.CoroutineType
 
 
 async def run_parallel(
@@ -192,7 +190,7 @@ async def run_parallel(
                 ok = False
                 try:
                     out = await node.fn(*(data, bctx)[: node.arity])
-                    if type(out) is _COROUTINE:
+                    if inspect.iscoroutine(out):
                         leaf.returned_coroutine(node, out)
                     ok = True
                 except BaseException as err:
