@@ -391,8 +391,13 @@ def _diff_list(
     out: list[Change],
     same_below: int = 0,
 ) -> None:
-    start, end_old, end_new = list_slice(old, new, same_below)
-    path = tuple(map(str, keys))
+    n_old, end_new = len(old), len(new)
+    if same_below >= n_old and end_new >= n_old:  # only appended (a tracked list says so)
+        start = end_old = n_old
+    else:
+        start, end_old, end_new = list_slice(old, new, same_below)
+    # a path of one field name is all str already
+    path = keys if len(keys) == 1 and type(keys[0]) is str else tuple(map(str, keys))
     for i in range(start, end_old):
         out.append(_make_change((*path, _label(i)), "remove", old[i], None, (*keys, _item(i))))
     for j in range(start, end_new):

@@ -382,13 +382,10 @@ class Run:
         return data
 
     # used by flowlab.parallel
-    def new_live(
-        self, task: asyncio.Task[Any] | None, record: BranchRecord, group: int
-    ) -> tuple[int, _Live]:
+    def new_live(self, task: asyncio.Task[Any] | None, record: BranchRecord, group: int) -> _Live:
         key = next(self._ids)
-        lv = _Live(task, record, group, key=key)
-        self.live[key] = lv
-        return key, lv
+        lv = self.live[key] = _Live(task, record, group, key=key)
+        return lv
 
     def new_group(self) -> int:
         return next(self._groups)

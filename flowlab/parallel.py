@@ -63,38 +63,41 @@ async def run_parallel(
     changes: dict[str, list[ctx_mod.Change]] = {}
     errors: dict[str, BaseException] = {}
     ranks: dict[str, int] = {}
-    state = {"in_flight": 0, "peak": 0, "rank": 0, "expired": False}
+    in_flight = peak = rank = 0  # branches running now, the most at once, branches ended
+    expired = False  # the step's own timeout fired
     loop = asyncio.get_running_loop()
     plain = run.run_limiter is None and run.backend is None  # no run-wide cap, no remote calls
     recorder = run.recorder
-    log = recorder.events.append if run.record else None  # the event log (Run._event inlined)
+    log = recorder.events.append if run.record else None  # a branch logs its record: event_log()
     custom = par.merge.fn is not None  # a merge function sees every branch's context
 
-    # The queue: (-priority, declared index, name), a heap; in declared order, a deque, when no
-    # branch has a priority (the common case: no heap to keep).
-    pending: Any = [] if par.priority else collections.deque()
-    pop = functools.partial(heapq.heappop, pending) if par.priority else pending.popleft
-    queued: dict[str, tuple[int, Any, BranchRecord]] = {}  # name -> (live key, live, record)
+    # The queue: (-priority, declared index, name), a heap; names in declared order, a deque,
+    # when no branch has a priority (the common case: no heap to keep).
+    heap = bool(par.priority)
+    pending: Any = [] if heap else collections.deque()
+    pop = functools.partial(heapq.heappop, pending) if heap else pending.popleft
+    queued: dict[str, Any] = {}  # name -> its live entry (run.live), while it waits for a slot
     tasks = BranchGroup(loop)
     # Each branch's copy of ctx (which does not change until the merge), planned once.
     copy_ctx = isolator(ctx, par.include_keys, track=True)
 
     def finish(name: str, key: int, brec: BranchRecord) -> None:
         """Close a branch's record (every branch passes here exactly once)."""
-        brec.finished = t = run.now()
-        state["rank"] += 1
-        brec.rank = ranks[name] = state["rank"]
+        nonlocal rank
+        brec.finished = run.now()
+        rank += 1
+        brec.rank = ranks[name] = rank
         if brec.status == "timeout" and not brec.error:
             brec.error = f"TimeoutError: {brec.reason}"
         run.live.pop(key, None)
         if log is not None:
-            log((t, "branch_finished", path, brec.path, brec.status))
+            log(brec)  # see Recorder.event_log
         if run.instruments:
             run._emit("branch_finished", brec)
 
     def drop_queued(live: Any) -> None:
         """Cancel a branch that never got a slot: it has no task, it just leaves the queue."""
-        key, live, brec = queued.pop(live.record.branch)
+        brec: BranchRecord = queued.pop(live.record.branch).record
         name = brec.branch
         brec.status, brec.reason = live.status, live.reason
         if live.status == "timeout":
@@ -103,12 +106,13 @@ async def run_parallel(
             )
         if limiter is not None:
             limiter.queued = len(queued)
-        finish(name, key, brec)
+        finish(name, live.key, brec)
 
     def dispatch() -> None:
         """Start queued branches, best priority first, while the limiter has free slots."""
+        nonlocal in_flight, peak
         while pending:
-            _, _, name = pending[0]
+            name = pending[0][2] if heap else pending[0]
             if name not in queued:  # cancelled while queued
                 pop()
                 continue
@@ -116,28 +120,29 @@ async def run_parallel(
             if limiter is not None and not limiter.try_acquire(t):
                 return
             pop()
-            key, live, brec = queued.pop(name)
+            live = queued.pop(name)
+            brec = live.record
             if limiter is not None:
                 limiter.queued = len(queued)
             # The branch starts now, in dispatch (priority) order, even if its task is
             # cancelled before running its first line.
             brec.started = t
             brec.status = "running"
-            state["in_flight"] += 1
-            if state["in_flight"] > state["peak"]:
-                state["peak"] = state["in_flight"]
+            in_flight += 1
+            if in_flight > peak:
+                peak = in_flight
             if log is not None:
-                log((t, "branch_started", path, brec.path, ""))
+                log(brec)
             if run.instruments:
                 run._emit("branch_started", brec)
             try:
-                live.task = tasks.start(branch(name, key, live, brec), name=f"flowlab:{brec.path}")
+                live.task = tasks.start(branch(name, live, brec), name=f"flowlab:{brec.path}")
             except RuntimeError:  # the group is shutting down: this branch never runs
-                state["in_flight"] -= 1
+                in_flight -= 1
                 if limiter is not None:
                     limiter.release(0.0, True, adapt=False)
                 brec.status, brec.reason = "cancelled", "parent cancelled"
-                finish(name, key, brec)
+                finish(name, live.key, brec)
 
     def cancel_siblings(name: str, live: Any) -> None:
         for lv in list(run.live.values()):
@@ -146,13 +151,14 @@ async def run_parallel(
 
     def never_ran(live: Any) -> None:
         """A task cancelled before its first line never runs its ``finally``: close it here."""
+        nonlocal in_flight
         brec: BranchRecord = live.record
         name, key = brec.branch, live.key
         if key not in run.live:
             # Already closed: the step itself was cancelled too, and its clean-up ran before
             # this done callback did (the tasks were done before the step looked at them).
             return
-        state["in_flight"] -= 1
+        in_flight -= 1
         brec.status = live.status or "cancelled"
         brec.reason = live.reason or "parent cancelled"
         if live.status == "timeout":
@@ -165,7 +171,8 @@ async def run_parallel(
             limiter.release(0.0, True, adapt=False)
             dispatch()
 
-    async def branch(name: str, key: int, live: Any, brec: BranchRecord) -> None:
+    async def branch(name: str, live: Any, brec: BranchRecord) -> None:
+        nonlocal in_flight
         timer: asyncio.TimerHandle | None = None
         bctx: BaseModel | None = None
         live.entered = True
@@ -233,7 +240,7 @@ async def run_parallel(
         finally:
             if timer is not None:
                 timer.cancel()
-            state["in_flight"] -= 1
+            in_flight -= 1
             if bctx is not None and (run.record or brec.status == "ok"):
                 found: list[ctx_mod.Change] = []
                 ctx_mod.diff_into(ctx, bctx, found, par.include_keys)
@@ -244,7 +251,7 @@ async def run_parallel(
                     contexts[name] = bctx
                 if found and run.record:
                     recorder.add_diff(par.name, brec, found)
-            finish(name, key, brec)
+            finish(name, live.key, brec)
             tasks.ended(live.task)
             if limiter is not None:
                 limiter.release(brec.finished - brec.started, brec.status == "ok")
@@ -254,7 +261,8 @@ async def run_parallel(
     if par.timeout is not None:
 
         def expire() -> None:
-            state["expired"] = True
+            nonlocal expired
+            expired = True
             for lv in list(run.live.values()):
                 if lv.group == group:
                     run._cancel_live(lv, "timeout", f"step timeout={par.timeout:g}s exceeded")
@@ -267,18 +275,18 @@ async def run_parallel(
                 prio = par.priority.get(name, 0.0)
                 brec = BranchRecord(par.name, name, f"{path}:{name}", parent, prio, now)
                 run.recorder.branches.append(brec)
-                key, live = run.new_live(None, brec, group)
+                live = run.new_live(None, brec, group)
                 live.on_cancel, live.on_never_ran = drop_queued, never_ran
-                queued[name] = (key, live, brec)
+                queued[name] = live
                 if log is not None:
-                    log((now, "branch_queued", path, brec.path, ""))
+                    log(brec)
                 if run.instruments:
                     run._emit("branch_queued", brec)
                 if run._precancel and run.precancelled(name, brec.path):
                     run._cancel_live(live, "cancelled", "cancelled by handle")
                     continue
-                pending.append((-prio, index, name))
-            if par.priority:
+                pending.append((-prio, index, name) if heap else name)
+            if heap:
                 heapq.heapify(pending)
             if limiter is not None:
                 limiter.queued = len(queued)
@@ -290,26 +298,27 @@ async def run_parallel(
         await tasks.wait()
     except BaseException:
         for name in list(queued):  # never started: the step itself is being cancelled
-            key, live, brec = queued.pop(name)
-            brec.status, brec.reason = "cancelled", "parent cancelled"
-            finish(name, key, brec)
+            live = queued.pop(name)
+            live.record.status, live.record.reason = "cancelled", "parent cancelled"
+            finish(name, live.key, live.record)
         for lv in [lv for lv in run.live.values() if lv.group == group and not lv.entered]:
             # dispatched, but the group was cancelled before their tasks ran a line
-            state["in_flight"] -= 1
+            in_flight -= 1
             lv.record.status = lv.status or "cancelled"
             lv.record.reason = lv.reason or "parent cancelled"
             finish(lv.record.branch, lv.key, lv.record)
         srec.status = "cancelled"
         srec.finished = run.now()
+        run._event("step_finished", path, "", srec.status, srec.finished)
         run._emit("step_finished", srec)
         raise
     finally:
         if step_timer is not None:
             step_timer.cancel()
-        srec.peak = limiter.peak if limiter is not None else state["peak"]
+        srec.peak = limiter.peak if limiter is not None else peak
 
     try:
-        if state["expired"]:
+        if expired:
             raise StepTimeout(
                 f"step {path!r} exceeded timeout={par.timeout:g}s", step=path, timeout=par.timeout
             )

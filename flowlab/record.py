@@ -115,7 +115,10 @@ class Recorder(Instrument):
     """The built-in instrument: turns what the engine reports into an event log and records."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[float, str, str, str, str]] = []
+        # The event log, in the order things happened. A branch's own events (queued, started,
+        # finished) are logged as its BranchRecord, which holds their times and final status:
+        # no tuple per event on the hot path. event_log() spells every entry out.
+        self.events: list[tuple[float, str, str, str, str] | BranchRecord] = []
         self.branches: list[BranchRecord] = []
         self.steps: list[StepRecord] = []
         self.diffs: list[tuple[str, BranchRecord, list[Change]]] = []
@@ -123,6 +126,30 @@ class Recorder(Instrument):
         self.limits: list[tuple[float, str, int, int]] = []
         self.peak_leaves = 0
         self.leaf_busy_s = 0.0
+
+    def event_log(self) -> list[tuple[float, str, str, str, str]]:
+        """The event log as ``(time_s, kind, step, branch, detail)`` tuples, in order.
+
+        A branch's first entry is its ``branch_queued``; the next, ``branch_started`` (if it
+        ever got a slot); the last, ``branch_finished`` with its status as the detail.
+        """
+        out: list[tuple[float, str, str, str, str]] = []
+        seen: dict[int, int] = {}
+        for entry in self.events:
+            if type(entry) is tuple:
+                out.append(entry)
+                continue
+            assert isinstance(entry, BranchRecord)
+            n = seen[id(entry)] = seen.get(id(entry), 0) + 1
+            path = entry.path
+            step = path[: len(path) - len(entry.branch) - 1]  # the path is "<step>:<branch>"
+            if n == 1:
+                out.append((entry.queued, "branch_queued", step, path, ""))
+            elif n == 2 and not math.isnan(entry.started):
+                out.append((entry.started, "branch_started", step, path, ""))
+            else:
+                out.append((entry.finished, "branch_finished", step, path, entry.status))
+        return out
 
     def add_diff(self, step: str, branch: BranchRecord, changes: list[Change]) -> None:
         """Record a branch's changes, with copies of any mutable values (see :func:`snapshot`)."""
@@ -237,7 +264,7 @@ class RunResult:
         """The raw event log."""
         from flowlab import frames
 
-        return frames.events_frame(self.recorder.events)
+        return frames.events_frame(self.recorder.event_log())
 
     @cached_property
     def limits(self) -> pd.DataFrame:

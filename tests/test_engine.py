@@ -346,3 +346,66 @@ def test_recorded_values_stay_as_the_merge_wrote_them() -> None:
     diffs = result.diffs.set_index(["step", "branch", "path"])
     assert diffs.loc[("inner", "a", "log"), "after"] == ["merged"]
     assert diffs.loc[("inner", "a", "point.x"), "after"] == 1
+
+
+class _Witness(fl.Instrument):
+    """Writes down each Parallel and branch event as the engine reports it, as the event log
+    spells it: (time_s, kind, step, branch, detail)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, str, str, str, str]] = []
+
+    def step_started(self, record: Any) -> None:
+        if record.kind == "parallel":
+            self.seen.append((record.started, "step_started", record.path, "", ""))
+
+    def step_finished(self, record: Any) -> None:
+        if record.kind == "parallel":
+            self.seen.append((record.finished, "step_finished", record.path, "", record.status))
+
+    def _branch(self, kind: str, t: float, record: Any, detail: str = "") -> None:
+        step = record.path[: -len(record.branch) - 1]
+        self.seen.append((t, kind, step, record.path, detail))
+
+    def branch_queued(self, record: Any) -> None:
+        self._branch("branch_queued", record.queued, record)
+
+    def branch_started(self, record: Any) -> None:
+        self._branch("branch_started", record.started, record)
+
+    def branch_finished(self, record: Any) -> None:
+        self._branch("branch_finished", record.finished, record, record.status)
+
+
+def test_event_log_lists_every_branch_event_in_the_order_it_happened() -> None:
+    # The engine logs a branch's events as its record (no tuple per event); the log, spelled
+    # out, must read as an instrument saw them: order, times, kinds and final statuses. Nested
+    # steps, branch names with ':', a cap, a failure that cancels running and queued branches.
+    async def slow(data: Any, ctx: Ctx) -> None:
+        await asyncio.sleep(5)
+
+    inner = fl.Parallel({"x:1": sleeper(1), "y": sleeper(2)}, max_concurrency=1, name="in:ner")
+    pipe = fl.Pipeline(
+        fl.Parallel(
+            {"a": sleeper(1), "nest": inner, "bad": boom, "slow": slow, "q1": slow, "q2": slow},
+            max_concurrency=4,
+            on_failure="fail_fast",
+            name="fan",
+        )
+    )
+    witness = _Witness()
+    with pytest.raises(fl.BranchFailed):
+        fl.run(pipe, Ctx(), clock="virtual", instruments=[witness])
+    result = fl.last_result()
+    assert result is not None
+    log = [
+        tuple(row)
+        for row in result.events.itertuples(index=False)
+        if row.kind.startswith("branch_") or row.kind in ("step_started", "step_finished")
+    ]
+    assert log == witness.seen
+    statuses = dict(zip(result.branches["branch"], result.branches["status"], strict=True))
+    assert statuses["q1"] == "cancelled" and statuses["bad"] == "failed"
+    never_started = [e for e in log if e[3] == "fan:q2"]
+    assert [e[1] for e in never_started] == ["branch_queued", "branch_finished"]
+    assert any(e[3] == "fan:nest/in:ner:x:1" for e in log)
