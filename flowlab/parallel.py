@@ -111,12 +111,14 @@ async def run_parallel(
     def dispatch() -> None:
         """Start queued branches, best priority first, while the limiter has free slots."""
         nonlocal in_flight, peak
+        if not pending:
+            return
+        t = run.now()  # the branches given a slot in one pass all start at this time
         while pending:
             name = pending[0][2] if heap else pending[0]
             if name not in queued:  # cancelled while queued
                 pop()
                 continue
-            t = run.now()
             if limiter is not None and not limiter.try_acquire(t):
                 return
             pop()

@@ -137,7 +137,9 @@ def _merge(
         return _merge_custom(base, names, ctxs, spec, diffs, fields)
     root = _Node()
     for i, (name, ctx) in enumerate(branches):
-        changes = _branch_changes(base, name, ctx, diffs, fields)
+        changes = diffs.get(name) if diffs is not None else None
+        if changes is None:
+            changes = _branch_changes(base, name, ctx, diffs, fields)
         if fields is not None:
             changes = [c for c in changes if c.key_path[0] in fields]
         if changes:

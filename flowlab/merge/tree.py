@@ -404,15 +404,19 @@ class _Merger:
         unless every writer only appended (a diff lists removals first, then additions in
         order, so a first change that adds at ``n`` means a pure append)."""
         out: list[Any] = []
+        items = node.items
         for i in node.writers:
-            changes = node.items.get(i)
+            changes = items.get(i)
             if not changes:
                 continue
             first = changes[0]
-            at = first.key_path[-1]
+            at = (first.keys or first.path)[-1]
             if first.op != "add" or type(at) is not Item or at.index != n:
                 return None
-            out.extend([c.after for c in changes])
+            if len(changes) == 1:  # the common case: one item appended
+                out.append(first.after)
+            else:
+                out.extend([c.after for c in changes])
         return out
 
     def list_merge(
