@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from flowlab.engine import Run
     from flowlab.pipeline import Step
 
-__all__ = ["call", "failed", "finished", "returned_coroutine", "run_step", "started"]
+__all__ = ["call", "failed", "finished", "outcome", "returned_coroutine", "run_step", "started"]
 
 
 async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
@@ -103,7 +103,7 @@ async def call(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> 
 
 def started(run: Run, rec: StepRecord) -> None:
     """Record a leaf that starts now."""
-    run.recorder.steps.append(rec)
+    run.recorder.step_log.append(rec)
     if run.instruments:
         run._emit("step_started", rec)
     run.leaves_in_flight += 1
@@ -124,11 +124,14 @@ def finished(run: Run, rec: StepRecord, ok: bool) -> None:
 
 def failed(rec: StepRecord, err: BaseException) -> None:
     """Note on a leaf's record why it did not return."""
+    rec.status, rec.error = outcome(err)
+
+
+def outcome(err: BaseException) -> tuple[str, str]:
+    """A leaf's ``(status, error)`` when it raised ``err``."""
     if isinstance(err, asyncio.CancelledError):
-        rec.status, rec.error = "cancelled", "cancelled"
-    else:
-        rec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
-        rec.error = f"{type(err).__name__}: {err}"
+        return "cancelled", "cancelled"
+    return "timeout" if isinstance(err, StepTimeout) else "failed", f"{type(err).__name__}: {err}"
 
 
 def returned_coroutine(step: Step, out: Any) -> None:

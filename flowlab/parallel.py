@@ -16,6 +16,7 @@ import collections
 import functools
 import heapq
 import inspect
+import math
 from typing import TYPE_CHECKING, Any
 
 from flowlab import context as ctx_mod
@@ -52,7 +53,7 @@ async def run_parallel(
     path = f"{parent}/{par.name}" if parent else par.name
     srec = StepRecord(par.name, path, "parallel", parent, run.now())
     srec.limit = repr(par.max_concurrency) if par.max_concurrency is not None else "none"
-    run.recorder.steps.append(srec)
+    run.recorder.step_log.append(srec)
     run._emit("step_started", srec)
     run._event("step_started", path, "")
     limiter = run.new_limiter(par.max_concurrency, path)
@@ -66,7 +67,9 @@ async def run_parallel(
     in_flight = peak = rank = 0  # branches running now, the most at once, branches ended
     expired = False  # the step's own timeout fired
     loop = asyncio.get_running_loop()
-    plain = run.run_limiter is None and run.backend is None  # no run-wide cap, no remote calls
+    # A one-step branch is run inline when nothing but the recorder watches: no run-wide cap,
+    # no remote calls, no instruments (which are handed each leaf's StepRecord as it starts).
+    fast = run.run_limiter is None and run.backend is None and not run.instruments
     recorder = run.recorder
     log = recorder.events.append if run.record else None  # a branch logs its record: event_log()
     custom = par.merge.fn is not None  # a merge function sees every branch's context
@@ -190,23 +193,28 @@ async def run_parallel(
             bctx = copy_ctx()
             _current.set((run, brec))
             node = par.branches[name]
-            if plain and type(node) is Step and node.is_async and node.timeout is None:
-                # one async step: awaited right here, recorded as leaf.run_step records one
-                rec = StepRecord(
-                    node.name, f"{brec.path}/{node.name}", "step", brec.path, run.now()
-                )
-                leaf.started(run, rec)
-                ok = False
+            if fast and type(node) is Step and node.is_async and node.timeout is None:
+                # one async step: awaited right here (no coroutine of leaf.run_step around it)
+                # Logged as a compact entry, spelled out as a StepRecord after the run (see
+                # Recorder.steps); the same fields leaf.run_step records.
+                t_leaf = run.now()
+                entry = [node.name, brec, t_leaf, math.nan, "running", ""]
+                recorder.log_leaf(entry)
+                leaf_count = run.leaves_in_flight = run.leaves_in_flight + 1
+                if leaf_count > recorder.peak_leaves:
+                    recorder.peak_leaves = leaf_count
                 try:
                     out = await node.fn(*(data, bctx)[: node.arity])
                     if inspect.iscoroutine(out):
                         leaf.returned_coroutine(node, out)
-                    ok = True
+                    entry[4] = "ok"
                 except BaseException as err:
-                    leaf.failed(rec, err)
+                    entry[4], entry[5] = leaf.outcome(err)
                     raise
                 finally:
-                    leaf.finished(run, rec, ok)
+                    entry[3] = t_end = run.now()
+                    run.leaves_in_flight -= 1
+                    recorder.leaf_busy_s += t_end - t_leaf
                 outputs[name] = out
             elif type(node) is Step:
                 outputs[name] = await leaf.run_step(run, node, data, bctx, brec.path)

@@ -120,12 +120,32 @@ class Recorder(Instrument):
         # no tuple per event on the hot path. event_log() spells every entry out.
         self.events: list[tuple[float, str, str, str, str] | BranchRecord] = []
         self.branches: list[BranchRecord] = []
-        self.steps: list[StepRecord] = []
+        # Step records in start order. A branch that is one async step logs its leaf as a
+        # compact entry, [name, branch record, started, finished, status, error], spelled out
+        # as a StepRecord when .steps is first read (after the run): no record, no path string
+        # per branch on the hot path.
+        self.step_log: list[StepRecord | list[Any]] = []
+        self._compact = 0  # compact entries logged since .steps last spelled them out
         self.diffs: list[tuple[str, BranchRecord, list[Change]]] = []
         self.merges: list[tuple[str, list[dict[str, Any]]]] = []
         self.limits: list[tuple[float, str, int, int]] = []
         self.peak_leaves = 0
         self.leaf_busy_s = 0.0
+
+    @property
+    def steps(self) -> list[StepRecord]:
+        """Every step record, in the order the steps started."""
+        log = self.step_log
+        if self._compact:
+            log[:] = [e if type(e) is StepRecord else _leaf_record(e) for e in log]  # type: ignore[arg-type]
+            self._compact = 0
+        return log  # type: ignore[return-value]
+
+    def log_leaf(self, entry: list[Any]) -> None:
+        """Log a branch's one-step leaf as ``[name, branch record, started, finished, status,
+        error]`` (the engine fills in the last three when the step ends)."""
+        self.step_log.append(entry)
+        self._compact += 1
 
     def event_log(self) -> list[tuple[float, str, str, str, str]]:
         """The event log as ``(time_s, kind, step, branch, detail)`` tuples, in order.
@@ -172,6 +192,14 @@ class Recorder(Instrument):
 
 
 _ATOMIC: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes, complex})
+
+
+def _leaf_record(entry: list[Any]) -> StepRecord:
+    """The StepRecord of a compact leaf entry (see :attr:`Recorder.steps`)."""
+    name, branch, started, finished, status, error = entry
+    rec = StepRecord(name, f"{branch.path}/{name}", "step", branch.path, started, finished)
+    rec.status, rec.error = status, error
+    return rec
 
 
 def snapshot(value: Any) -> Any:

@@ -409,3 +409,43 @@ def test_event_log_lists_every_branch_event_in_the_order_it_happened() -> None:
     never_started = [e for e in log if e[3] == "fan:q2"]
     assert [e[1] for e in never_started] == ["branch_queued", "branch_finished"]
     assert any(e[3] == "fan:nest/in:ner:x:1" for e in log)
+
+
+def test_one_step_branches_record_the_same_steps_with_or_without_instruments() -> None:
+    # Without instruments a one-step branch logs its leaf compactly and the StepRecord is built
+    # after the run; with one, the leaf runs through leaf.run_step and is recorded as it goes.
+    # Both must give the same steps frame and summary: ok, failed, cancelled by a sibling, a
+    # branch timeout, a step that returns a coroutine, and nested steps.
+    async def late(data: Any, ctx: Ctx) -> None:
+        await asyncio.sleep(3)
+
+    async def forgot_await(data: Any, ctx: Ctx) -> Any:
+        return asyncio.sleep(0)
+
+    def pipeline() -> fl.Pipeline:
+        inner = fl.Parallel({"x": sleeper(1), "y": sleeper(2)}, max_concurrency=1, name="in")
+        timed = fl.Parallel({"t": late, "u": sleeper(1)}, branch_timeout=2, on_failure="ignore")
+        return fl.Pipeline(
+            fl.Parallel({"a": sleeper(1, bump=1), "nest": inner, "slow": timed}, name="first"),
+            fl.Parallel({"ok": sleeper(1), "bad": forgot_await}, on_failure="ignore", name="odd"),
+            fl.Parallel(
+                {"b": sleeper(2), "boom": boom, "c": late}, on_failure="fail_fast", name="last"
+            ),
+        )
+
+    frames = []
+    for instruments in ([], [fl.Instrument()]):
+        with pytest.raises(fl.BranchFailed):
+            fl.run(pipeline(), Ctx(), clock="virtual", instruments=instruments)
+        result = fl.last_result()
+        assert result is not None
+        frames.append((result.steps, result.summary()))
+    (fast, fast_summary), (slow, slow_summary) = frames
+    assert fast_summary == slow_summary
+    assert fast.drop(columns="merge_s").equals(slow.drop(columns="merge_s"))  # merge_s: real time
+    assert len(fast) == 15  # 5 Parallels, 10 leaves
+    statuses = dict(zip(fast["path"], fast["status"], strict=True))
+    assert statuses["first:a/step"] == "ok"
+    assert statuses["last:c/late"] == "cancelled"
+    assert statuses["first:slow/parallel:t/late"] == "cancelled"
+    assert statuses["odd:bad/forgot_await"] == "failed"
