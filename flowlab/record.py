@@ -137,7 +137,10 @@ class Recorder(Instrument):
         """Every step record, in the order the steps started."""
         log = self.step_log
         if self._compact:
-            log[:] = [e if type(e) is StepRecord else _leaf_record(e) for e in log]  # type: ignore[arg-type]
+            spelled = [e if type(e) is StepRecord else _leaf_record(e) for e in log]  # type: ignore[arg-type]
+            if any(type(e) is list and e[4] == "running" for e in log):
+                return spelled  # read mid-run: a snapshot; running leaves stay compact
+            log[:] = spelled
             self._compact = 0
         return log  # type: ignore[return-value]
 

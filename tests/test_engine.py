@@ -449,3 +449,24 @@ def test_one_step_branches_record_the_same_steps_with_or_without_instruments() -
     assert statuses["last:c/late"] == "cancelled"
     assert statuses["first:slow/parallel:t/late"] == "cancelled"
     assert statuses["odd:bad/forgot_await"] == "failed"
+
+
+def test_steps_read_while_leaves_run_show_them_running_and_lose_nothing() -> None:
+    from flowlab.current import current_run
+
+    seen: list[list[tuple[str, str]]] = []
+
+    async def peek(data: Any, ctx: Ctx) -> None:
+        await asyncio.sleep(1)
+        run = current_run()
+        assert run is not None
+        seen.append([(s.path, s.status) for s in run.recorder.steps])
+
+    result = fl.run(
+        fl.Parallel({"long": sleeper(3), "peek": peek}, name="fan"), Ctx(), clock="virtual"
+    )
+    assert ("fan:long/step", "running") in seen[0]
+    steps = result.steps.set_index("path")
+    assert steps.loc["fan:long/step", "status"] == "ok"
+    assert steps.loc["fan:long/step", "finished_s"] == 3.0
+    assert steps.loc["fan:peek/peek", "finished_s"] == 1.0
