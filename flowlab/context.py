@@ -401,7 +401,11 @@ def _diff_list(
     for i in range(start, end_old):
         out.append(_make_change((*path, _label(i)), "remove", old[i], None, (*keys, _item(i))))
     for j in range(start, end_new):
-        out.append(_make_change((*path, _label(j)), "add", None, new[j], (*keys, _item(j))))
+        if j < _SHARED:  # _label(j), _item(j) inlined: most appends land at small positions
+            label, item = _LABELS[j], _ITEMS[j]
+        else:
+            label, item = f"[{j}]", _new_item(j)
+        out.append(_make_change((*path, label), "add", None, new[j], (*keys, item)))
 
 
 def _diff_model(

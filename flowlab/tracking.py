@@ -152,21 +152,8 @@ class TrackedList(list[Any]):
         self._at(index)
         list.__delitem__(self, index)
 
-    def append(self, value: Any) -> None:
-        n = len(self)  # appending writes at the end: only lower ``low`` if the list shrank
-        if n < self.low:
-            self.low = n
-        list.append(self, value)
-
-    def extend(self, values: Iterable[Any]) -> None:
-        n = len(self)
-        if n < self.low:
-            self.low = n
-        list.extend(self, values)
-
-    def __iadd__(self, values: Iterable[Any]) -> TrackedList:  # type: ignore[misc]
-        self.extend(values)
-        return self
+    # append, extend and += are list's own (C speed): they write at the end, never below
+    # ``low``, because every method that shrinks the list lowers ``low`` to where it cut.
 
     def __imul__(self, times: SupportsIndex) -> TrackedList:
         self._at(len(self) if times.__index__() >= 1 else 0)
