@@ -176,23 +176,31 @@ async def run_parallel(
             limiter.release(0.0, True, adapt=False)
             dispatch()
 
+    # what every branch reads, looked up once
+    branch_timeout, nodes, fields, record = (
+        par.branch_timeout,
+        par.branches,
+        par.include_keys,
+        run.record,
+    )
+
     async def branch(name: str, live: Any, brec: BranchRecord) -> None:
         nonlocal in_flight
         timer: asyncio.TimerHandle | None = None
         bctx: BaseModel | None = None
         live.entered = True
         try:
-            if par.branch_timeout is not None:
+            if branch_timeout is not None:
                 timer = loop.call_later(
-                    par.branch_timeout,
+                    branch_timeout,
                     run._cancel_live,
                     live,
                     "timeout",
-                    f"branch_timeout={par.branch_timeout:g}s exceeded",
+                    f"branch_timeout={branch_timeout:g}s exceeded",
                 )
             bctx = copy_ctx()
             _current.set((run, brec))
-            node = par.branches[name]
+            node = nodes[name]
             if fast and type(node) is Step and node.is_async and node.timeout is None:
                 # one async step: awaited right here (no coroutine of leaf.run_step around it)
                 # Logged as a compact entry, spelled out as a StepRecord after the run (see
@@ -251,15 +259,15 @@ async def run_parallel(
             if timer is not None:
                 timer.cancel()
             in_flight -= 1
-            if bctx is not None and (run.record or brec.status == "ok"):
+            if bctx is not None and (record or brec.status == "ok"):
                 found: list[ctx_mod.Change] = []
-                ctx_mod.diff_into(ctx, bctx, found, par.include_keys)
+                ctx_mod.diff_into(ctx, bctx, found, fields)
                 changes[name] = found
                 # A branch that changed nothing adds nothing to a merge: its copy is freed now
                 # (a custom merge function is handed every branch's context, so it keeps them).
                 if found or custom:
                     contexts[name] = bctx
-                if found and run.record:
+                if found and record:
                     recorder.add_diff(par.name, brec, found)
             finish(name, live.key, brec)
             tasks.ended(live.task)
