@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from flowlab.context import _DICTS, _IMMUTABLE, _LISTS, _deepcopy_field, isolate
+from flowlab.changes import _DICTS, _LISTS
+from flowlab.context import _IMMUTABLE, _deepcopy_field, isolate
 from flowlab.tracking import TrackedDict, TrackedList
 
 __all__ = ["isolator"]

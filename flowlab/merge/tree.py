@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from flowlab.context import MISSING, Change, Item, diff_value, get_path, same
+from flowlab.changes import MISSING, Change, Item, diff_value, same
+from flowlab.context import get_path
 from flowlab.merge.checks import field_rules
 from flowlab.merge.rules import (
     Custom,
