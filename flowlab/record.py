@@ -218,8 +218,12 @@ def snapshot(value: Any) -> Any:
     if kind in _ATOMIC:
         return value
     if isinstance(value, dict):
+        if _ATOMIC.issuperset(map(type, value.values())):  # flat: one C-level copy
+            return dict(value)
         return {k: snapshot(v) for k, v in value.items()}
     if isinstance(value, list):
+        if _ATOMIC.issuperset(map(type, value)):
+            return list(value)
         return [snapshot(v) for v in value]
     if kind is tuple:
         return tuple(snapshot(v) for v in value)

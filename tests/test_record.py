@@ -1,0 +1,36 @@
+"""The recorder's copies of recorded values (``snapshot``)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from pydantic import BaseModel
+
+from flowlab.record import snapshot
+
+
+class Doc(BaseModel):
+    tags: list[str] = []
+
+
+def test_snapshot_copies_flat_and_nested_plain_data_so_later_mutation_does_not_show() -> None:
+    flat_list, flat_dict = [1, "a", None], OrderedDict(a=1, b=2.5)
+    nested = {"docs": [Doc(tags=["x"])], "pairs": ({"k": [1]},)}
+    copies = [snapshot(v) for v in (flat_list, flat_dict, nested)]
+    flat_list.append(2)
+    flat_dict["c"] = 3
+    nested["docs"][0].tags.append("y")  # type: ignore[attr-defined]
+    nested["pairs"][0]["k"].append(2)  # type: ignore[index]
+    assert copies[0] == [1, "a", None]
+    assert copies[1] == {"a": 1, "b": 2.5} and type(copies[1]) is dict
+    assert copies[2]["docs"][0].tags == ["x"]
+    assert copies[2]["pairs"][0]["k"] == [1]
+
+
+def test_snapshot_keeps_other_objects_as_they_are() -> None:
+    class Opaque:
+        pass
+
+    thing = Opaque()
+    assert snapshot([thing])[0] is thing
+    assert snapshot(thing) is thing
