@@ -26,7 +26,17 @@ if TYPE_CHECKING:
     from flowlab.engine import Run
     from flowlab.pipeline import Step
 
-__all__ = ["call", "failed", "finished", "outcome", "returned_coroutine", "run_step", "started"]
+__all__ = [
+    "call",
+    "entered",
+    "failed",
+    "finished",
+    "left",
+    "outcome",
+    "returned_coroutine",
+    "run_step",
+    "started",
+]
 
 
 async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
@@ -106,9 +116,7 @@ def started(run: Run, rec: StepRecord) -> None:
     run.recorder.step_log.append(rec)
     if run.instruments:
         run._emit("step_started", rec)
-    run.leaves_in_flight += 1
-    if run.leaves_in_flight > run.recorder.peak_leaves:
-        run.recorder.peak_leaves = run.leaves_in_flight
+    entered(run)
 
 
 def finished(run: Run, rec: StepRecord, ok: bool) -> None:
@@ -116,10 +124,22 @@ def finished(run: Run, rec: StepRecord, ok: bool) -> None:
     rec.finished = run.now()
     if ok:
         rec.status = "ok"
-    run.leaves_in_flight -= 1
-    run.recorder.leaf_busy_s += rec.finished - rec.started
+    left(run, rec.started, rec.finished)
     if run.instruments:
         run._emit("step_finished", rec)
+
+
+def entered(run: Run) -> None:
+    """Count a leaf that starts running (for the run's peak concurrency)."""
+    n = run.leaves_in_flight = run.leaves_in_flight + 1
+    if n > run.recorder.peak_leaves:
+        run.recorder.peak_leaves = n
+
+
+def left(run: Run, started: float, finished: float) -> None:
+    """Count a leaf that stopped running (for the run's utilisation)."""
+    run.leaves_in_flight -= 1
+    run.recorder.leaf_busy_s += finished - started
 
 
 def failed(rec: StepRecord, err: BaseException) -> None:

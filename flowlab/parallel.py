@@ -202,15 +202,12 @@ async def run_parallel(
             _current.set((run, brec))
             node = nodes[name]
             if fast and type(node) is Step and node.is_async and node.timeout is None:
-                # one async step: awaited right here (no coroutine of leaf.run_step around it)
-                # Logged as a compact entry, spelled out as a StepRecord after the run (see
-                # Recorder.steps); the same fields leaf.run_step records.
+                # One async step, awaited right here (no leaf.run_step coroutine around it) and
+                # logged as a compact entry that Recorder.steps spells out as its StepRecord.
                 t_leaf = run.now()
                 entry = [node.name, brec, t_leaf, math.nan, "running", ""]
                 recorder.log_leaf(entry)
-                leaf_count = run.leaves_in_flight = run.leaves_in_flight + 1
-                if leaf_count > recorder.peak_leaves:
-                    recorder.peak_leaves = leaf_count
+                leaf.entered(run)
                 try:
                     out = await node.fn(*(data, bctx)[: node.arity])
                     if inspect.iscoroutine(out):
@@ -221,8 +218,7 @@ async def run_parallel(
                     raise
                 finally:
                     entry[3] = t_end = run.now()
-                    run.leaves_in_flight -= 1
-                    recorder.leaf_busy_s += t_end - t_leaf
+                    leaf.left(run, t_leaf, t_end)
                 outputs[name] = out
             elif type(node) is Step:
                 outputs[name] = await leaf.run_step(run, node, data, bctx, brec.path)
