@@ -382,9 +382,18 @@ class Run:
         return data
 
     # used by flowlab.parallel
-    def new_live(self, task: asyncio.Task[Any] | None, record: BranchRecord, group: int) -> _Live:
+    def new_live(
+        self,
+        record: BranchRecord,
+        group: int,
+        on_cancel: Callable[[_Live], None] | None = None,
+        on_never_ran: Callable[[_Live], None] | None = None,
+    ) -> _Live:
+        """Register a queued branch (no task yet) that the coordinator may cancel."""
         key = next(self._ids)
-        lv = self.live[key] = _Live(task, record, group, key=key)
+        lv = self.live[key] = _Live(
+            None, record, group, "", "", key, False, on_cancel, on_never_ran
+        )
         return lv
 
     def new_group(self) -> int:

@@ -289,8 +289,7 @@ async def run_parallel(
                 prio = par.priority.get(name, 0.0)
                 brec = BranchRecord(par.name, name, f"{path}:{name}", parent, prio, now)
                 run.recorder.branches.append(brec)
-                live = run.new_live(None, brec, group)
-                live.on_cancel, live.on_never_ran = drop_queued, never_ran
+                live = run.new_live(brec, group, drop_queued, never_ran)
                 queued[name] = live
                 if log is not None:
                     log(brec)
