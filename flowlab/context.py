@@ -111,7 +111,11 @@ def _copy_value(value: Any, memo: dict[int, Any]) -> Any:
     if kind in _IMMUTABLE:
         return value
     if kind in _FLAT and _IMMUTABLE.issuperset(map(type, _items(value))):
-        return value.copy()
+        # in the memo, as deepcopy would: a field sharing this object shares the copy
+        copied = memo.get(id(value))
+        if copied is None:
+            copied = memo[id(value)] = value.copy()
+        return copied
     return copy.deepcopy(value, memo)
 
 
@@ -166,7 +170,11 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
     ({'a': 1}, ['scores.b'])
     """
     cls = type(ctx)
-    memo: dict[int, Any] = {}  # one memo for the whole context keeps aliasing between fields
+    # One memo for the whole context keeps objects shared between fields shared in the copy,
+    # as one deepcopy of the context would. Tracked copies are handed out last (see
+    # track_flat): a deep copy must never pick one up.
+    memo: dict[int, Any] = {}
+    flat: list[tuple[str, Any]] = []  # fields to hand out tracked
     new = cls.__new__(cls)
     if include_keys is None:
         values: dict[str, Any] = {}
@@ -177,7 +185,14 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
             elif kind in _FLAT and _IMMUTABLE.issuperset(
                 map(type, value.values() if kind in _DICTS else value)
             ):
-                values[name] = _tracked(value) if track else value.copy()
+                if track:
+                    values[name] = None  # a place in field order; filled by track_flat
+                    flat.append((name, value))
+                else:
+                    copied = memo.get(id(value))
+                    if copied is None:
+                        copied = memo[id(value)] = value.copy()
+                    values[name] = copied
             else:
                 values[name] = _deepcopy_field(ctx, name, value, memo)
         fields_set = set(ctx.__pydantic_fields_set__)
@@ -193,27 +208,43 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
                     and type(value) in _FLAT
                     and _IMMUTABLE.issuperset(map(type, _items(value)))
                 ):
-                    values[name] = _tracked(value)
+                    values[name] = None
+                    flat.append((name, value))
                 else:
                     values[name] = _deepcopy_field(ctx, name, value, memo)
             else:
                 values[name] = info.get_default(call_default_factory=True, validated_data=values)
         fields_set = set(ctx.__pydantic_fields_set__) & wanted
-    object.__setattr__(new, "__dict__", values)
     extra = ctx.__pydantic_extra__
     private = ctx.__pydantic_private__
-    object.__setattr__(
-        new,
-        "__pydantic_extra__",
-        None if extra is None else _deepcopy_field(ctx, "<extra>", extra, memo),
-    )
-    object.__setattr__(
-        new,
-        "__pydantic_private__",
-        None if private is None else _deepcopy_field(ctx, "<private>", private, memo),
-    )
+    if extra is not None:
+        extra = _deepcopy_field(ctx, "<extra>", extra, memo)
+    if private is not None:
+        private = _deepcopy_field(ctx, "<private>", private, memo)
+    if flat:
+        track_flat(values, flat, memo)
+    object.__setattr__(new, "__dict__", values)
+    object.__setattr__(new, "__pydantic_extra__", extra)
+    object.__setattr__(new, "__pydantic_private__", private)
     object.__setattr__(new, "__pydantic_fields_set__", fields_set)
     return new
+
+
+def track_flat(
+    values: dict[str, Any], flat: Sequence[tuple[str, Any]], memo: dict[int, Any]
+) -> None:
+    """Hand out a tracked copy of each ``(name, dict or list)`` in ``flat`` into ``values``,
+    after every deep copy of the context is made with ``memo``.
+
+    An object that a deep copy already copied (a field's list that another field's value also
+    holds) takes that plain copy, untracked, so the two stay one object; fields that share one
+    flat object share one tracked copy.
+    """
+    for name, value in flat:
+        copied = memo.get(id(value))
+        if copied is None:
+            copied = memo[id(value)] = _tracked(value)
+        values[name] = copied
 
 
 def working_copy(base: M, branch_keys: Sequence[Sequence[str] | None]) -> M:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from flowlab.changes import _DICTS, _LISTS
-from flowlab.context import _IMMUTABLE, _deepcopy_field, isolate
+from flowlab.context import _IMMUTABLE, _deepcopy_field, isolate, track_flat
 from flowlab.tracking import TrackedDict, TrackedList
 
 __all__ = ["isolator"]
@@ -72,12 +72,14 @@ class _Plan:
     """The copy plan of one context (see the module docstring)."""
 
     __slots__ = (
+        "careful",
         "cls",
         "ctx",
         "deep",
         "dicts",
         "extra",
         "fields_set",
+        "flat",
         "lists",
         "private",
         "template",
@@ -105,12 +107,37 @@ class _Plan:
         self.extra = ctx.__pydantic_extra__
         self.private = ctx.__pydantic_private__
         self.fields_set = ctx.__pydantic_fields_set__
+        # Deep copies to make, or container fields sharing one object: each copy then goes
+        # through one memo, as isolate() does, so shared objects stay shared.
+        self.flat: list[tuple[str, Any]] = [*self.dicts, *self.lists]
+        shared = len({id(value) for _, value in self.flat}) < len(self.flat)
+        self.careful = bool(
+            self.deep or shared or self.extra is not None or self.private is not None
+        )
 
     def __call__(self) -> Any:
         values = self.template.copy()
+        extra, private = self.extra, self.private
         tracked_dict: TrackedDict
         tracked_list: TrackedList
-        if self.track:
+        if self.careful:
+            ctx = self.ctx
+            memo: dict[int, Any] = {}  # one memo per copy keeps aliasing between fields
+            for name, value in self.deep:
+                values[name] = _deepcopy_field(ctx, name, value, memo)
+            if extra is not None:
+                extra = _deepcopy_field(ctx, "<extra>", extra, memo)
+            if private is not None:
+                private = _deepcopy_field(ctx, "<private>", private, memo)
+            if self.track:
+                track_flat(values, self.flat, memo)  # last: no deep copy may pick one up
+            else:
+                for name, value in self.flat:
+                    copied = memo.get(id(value))
+                    if copied is None:
+                        copied = memo[id(value)] = value.copy()
+                    values[name] = copied
+        elif self.track:
             for name, mapping in self.dicts:
                 tracked_dict = values[name] = TrackedDict(mapping)
                 tracked_dict.written = {}
@@ -124,16 +151,6 @@ class _Plan:
                 values[name] = mapping.copy()
             for name, items in self.lists:
                 values[name] = items.copy()
-        extra, private = self.extra, self.private
-        if self.deep or extra is not None or private is not None:
-            ctx = self.ctx
-            memo: dict[int, Any] = {}  # one memo per copy keeps aliasing between fields
-            for name, value in self.deep:
-                values[name] = _deepcopy_field(ctx, name, value, memo)
-            if extra is not None:
-                extra = _deepcopy_field(ctx, "<extra>", extra, memo)
-            if private is not None:
-                private = _deepcopy_field(ctx, "<private>", private, memo)
         cls = self.cls
         new = cls.__new__(cls)
         _setattr(new, "__dict__", values)

@@ -470,3 +470,31 @@ def test_steps_read_while_leaves_run_show_them_running_and_lose_nothing() -> Non
     assert steps.loc["fan:long/step", "status"] == "ok"
     assert steps.loc["fan:long/step", "finished_s"] == 3.0
     assert steps.loc["fan:peek/peek", "finished_s"] == 1.0
+
+
+class Aliased(BaseModel):
+    items: list[int] = []
+    same_items: list[int] = []
+    by_name: dict[str, list[int]] = {}
+
+
+def test_a_branch_sees_fields_that_share_one_list_as_one_list_and_the_merge_keeps_both() -> None:
+    # ctx.same_items = ctx.items (assignment does not validate: one list in two fields). In a
+    # branch, as in plain sequential code, appending to one shows in the other.
+    base = Aliased(items=[1])
+    base.same_items = base.items
+    base.by_name = {"x": base.items}
+    seen: list[list[int]] = []
+
+    async def add(data: Any, ctx: Aliased) -> None:
+        ctx.items.append(2)
+        seen.append(list(ctx.same_items))
+
+    for merge in ("overwrite", "accumulate"):
+        seen.clear()
+        result = fl.run(fl.Parallel({"a": add}, merge=merge), base, clock="virtual")
+        assert seen == [[1, 2]]
+        merged = result.context
+        assert isinstance(merged, Aliased)
+        assert merged.items == merged.same_items == merged.by_name["x"] == [1, 2], merge
+    assert base.items == [1] and base.same_items is base.items  # the caller's is untouched

@@ -155,16 +155,77 @@ def _mutate_everything(value: Any) -> None:
     flat=st.dictionaries(st.text("pq", max_size=2), st.integers(), max_size=4),
     items=st.lists(st.text("rs", max_size=2), max_size=4),
     track=st.booleans(),
+    share=st.sampled_from(["nothing", "b is items", "items inside a", "b is flat"]),
 )
 def test_planned_copies_equal_isolate_for_any_plain_context(
-    a: Any, b: Any, flat: dict[str, int], items: list[str], track: bool
+    a: Any, b: Any, flat: dict[str, int], items: list[str], track: bool, share: str
 ) -> None:
     base = Loose(a=a, b=b, flat=flat, items=items)
+    if share == "b is items":  # fields sharing one object (assignment does not validate)
+        base.b = base.items
+    elif share == "items inside a":
+        base.a = [base.items]
+    elif share == "b is flat":
+        base.b = base.flat
     before = base.model_dump()
     copy = isolator(base, track=track)
     first = copy()
     same_copy(first, isolate(base, track=track))
+    assert _sharing(first) == _sharing(base) == _sharing(isolate(base, track=track))
     for value in first.__dict__.values():
         _mutate_everything(value)
     assert base.model_dump() == before  # deep independence from the base
     same_copy(copy(), isolate(base, track=track))  # and from the copies made before
+
+
+def _sharing(ctx: Loose) -> tuple[bool, bool, bool]:
+    """Which of the property's fields hold one object."""
+    inside = isinstance(ctx.a, list) and bool(ctx.a) and ctx.a[0] is ctx.items
+    return ctx.b is ctx.items, inside, ctx.b is ctx.flat
+
+
+class Shared(BaseModel):
+    a: list[int] = []
+    b: list[int] = []
+    table: dict[str, int] = {}
+    also: dict[str, int] = {}
+    nested: dict[str, list[int]] = {}
+
+
+def shared(*, inside_deep: bool) -> Shared:
+    """A context whose fields share objects, as user code makes them (``ctx.b = ctx.a``: no
+    validation on assignment, so both fields hold the one list)."""
+    base = Shared(a=[1, 2], table={"k": 1})
+    base.b = base.a
+    base.also = base.table
+    if inside_deep:
+        base.nested = {"x": base.a}
+    return base
+
+
+COPIERS = {
+    "isolate": lambda ctx, track: isolate(ctx, track=track),
+    "isolator": lambda ctx, track: isolator(ctx, track=track)(),
+}
+
+
+@pytest.mark.parametrize("inside_deep", [False, True])
+@pytest.mark.parametrize("track", [False, True])
+@pytest.mark.parametrize("how", sorted(COPIERS))
+def test_fields_that_share_one_object_still_share_it_in_the_copy(
+    how: str, track: bool, inside_deep: bool
+) -> None:
+    # As a deep copy does: the copy's fields share one new object wherever the base's fields
+    # shared one, so a branch appending to ctx.a sees it in ctx.b, as sequential code would.
+    base = shared(inside_deep=inside_deep)
+    copy = COPIERS[how](base, track)
+    assert copy.a is copy.b and copy.a is not base.a
+    assert copy.also is copy.table and copy.table is not base.table
+    if inside_deep:
+        assert copy.nested["x"] is copy.a
+    copy.a.append(3)
+    copy.table["k"] = 2
+    assert copy.b == [1, 2, 3] and copy.also == {"k": 2}
+    assert base.a == [1, 2] and base.b is base.a and base.table == {"k": 1}
+    changed = {c.dotted for c in diff(base, copy)}
+    assert {"a[2]", "b[2]", "table.k", "also.k"} <= changed
