@@ -261,7 +261,8 @@ def working_copy(base: M, branch_keys: Sequence[Sequence[str] | None]) -> M:
             raise
         wanted = set().union(*(keys or () for keys in branch_keys))
         new = copy.copy(base)
-        values = {k: copy.deepcopy(v) if k in wanted else v for k, v in base.__dict__.items()}
+        memo: dict[int, Any] = {}  # one memo: objects shared between fields stay shared
+        values = {k: copy.deepcopy(v, memo) if k in wanted else v for k, v in base.__dict__.items()}
         object.__setattr__(new, "__dict__", values)
         return new
 
