@@ -310,3 +310,21 @@ def test_apply_inplace_replaces_values_and_keeps_identity() -> None:
 def test_apply_inplace_needs_the_same_model() -> None:
     with pytest.raises(ConfigError, match=r"Ctx.*Inner"):
         apply_inplace(Ctx(), Inner())
+
+
+class LockedShared(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    guard: Any = None
+    items: list[list[int]] = []
+    same: list[list[int]] = []
+
+
+def test_a_working_copy_around_an_uncopyable_field_keeps_shared_objects_shared() -> None:
+    from flowlab.context import working_copy
+
+    base = LockedShared(guard=threading.Lock(), items=[[1]])
+    base.same = base.items
+    run_copy = working_copy(base, [["items", "same"]])
+    assert run_copy.guard is base.guard  # no Parallel touches it: shared, not copied
+    assert run_copy.items is run_copy.same and run_copy.items is not base.items
+    assert run_copy.items[0] is not base.items[0]
