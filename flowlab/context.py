@@ -172,7 +172,7 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
     cls = type(ctx)
     # One memo for the whole context keeps objects shared between fields shared in the copy,
     # as one deepcopy of the context would. Tracked copies are handed out last (see
-    # track_flat): a deep copy must never pick one up.
+    # copy_flat): a deep copy must never pick one up.
     memo: dict[int, Any] = {}
     flat: list[tuple[str, Any]] = []  # fields to hand out tracked
     new = cls.__new__(cls)
@@ -186,7 +186,7 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
                 map(type, value.values() if kind in _DICTS else value)
             ):
                 if track:
-                    values[name] = None  # a place in field order; filled by track_flat
+                    values[name] = None  # a place in field order; filled by copy_flat
                     flat.append((name, value))
                 else:
                     copied = memo.get(id(value))
@@ -222,7 +222,7 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
     if private is not None:
         private = _deepcopy_field(ctx, "<private>", private, memo)
     if flat:
-        track_flat(values, flat, memo)
+        copy_flat(values, flat, memo, track=True)
     object.__setattr__(new, "__dict__", values)
     object.__setattr__(new, "__pydantic_extra__", extra)
     object.__setattr__(new, "__pydantic_private__", private)
@@ -230,20 +230,23 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
     return new
 
 
-def track_flat(
-    values: dict[str, Any], flat: Sequence[tuple[str, Any]], memo: dict[int, Any]
+def copy_flat(
+    values: dict[str, Any],
+    flat: Sequence[tuple[str, Any]],
+    memo: dict[int, Any],
+    track: bool,
 ) -> None:
-    """Hand out a tracked copy of each ``(name, dict or list)`` in ``flat`` into ``values``,
-    after every deep copy of the context is made with ``memo``.
+    """Copy each ``(name, dict or list of scalars)`` in ``flat`` into ``values`` (tracked if
+    ``track``), after every deep copy of the context is made with ``memo``.
 
     An object that a deep copy already copied (a field's list that another field's value also
-    holds) takes that plain copy, untracked, so the two stay one object; fields that share one
-    flat object share one tracked copy.
+    holds) takes that copy, so the two stay one object (untracked, as the deep copy made it);
+    fields that share one object share one copy.
     """
     for name, value in flat:
         copied = memo.get(id(value))
         if copied is None:
-            copied = memo[id(value)] = _tracked(value)
+            copied = memo[id(value)] = _tracked(value) if track else value.copy()
         values[name] = copied
 
 

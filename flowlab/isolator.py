@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from flowlab.changes import _DICTS, _LISTS
-from flowlab.context import _IMMUTABLE, _deepcopy_field, isolate, track_flat
+from flowlab.context import _IMMUTABLE, _deepcopy_field, copy_flat, isolate
 from flowlab.tracking import TrackedDict, TrackedList
 
 __all__ = ["isolator"]
@@ -129,14 +129,7 @@ class _Plan:
                 extra = _deepcopy_field(ctx, "<extra>", extra, memo)
             if private is not None:
                 private = _deepcopy_field(ctx, "<private>", private, memo)
-            if self.track:
-                track_flat(values, self.flat, memo)  # last: no deep copy may pick one up
-            else:
-                for name, value in self.flat:
-                    copied = memo.get(id(value))
-                    if copied is None:
-                        copied = memo[id(value)] = value.copy()
-                    values[name] = copied
+            copy_flat(values, self.flat, memo, self.track)  # last: no deep copy may pick one up
         elif self.track:
             for name, mapping in self.dicts:
                 tracked_dict = values[name] = TrackedDict(mapping)
