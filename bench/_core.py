@@ -33,7 +33,9 @@ __all__ = [
     "Metric",
     "Settings",
     "best",
+    "median",
     "percentile",
+    "samples",
     "timed",
 ]
 
@@ -211,6 +213,19 @@ def best(
     a peer library's freshly imported modules (which would tax whichever side runs with them).
     ``freeze=False`` leaves the heap as it is (figure 8 reports both).
     """
+    return [min(t) for t in samples(fns, repeat, warmup=warmup, clock=clock, freeze=freeze)]
+
+
+def samples(
+    fns: Sequence[Callable[[], Any]],
+    repeat: int,
+    *,
+    warmup: bool = True,
+    clock: str = "cpu",
+    freeze: bool = True,
+) -> list[list[float]]:
+    """:func:`best`'s measurements, all of them: ``repeat`` times (s) per callable, round by
+    round (``out[i][r]`` is callable ``i`` in round ``r``)."""
     if warmup:
         for fn in fns:
             fn()
@@ -222,7 +237,7 @@ def best(
     for _ in range(repeat):
         for i, fn in enumerate(fns):
             times[i].append(timed(fn, clock))
-    return [min(t) for t in times]
+    return times
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
