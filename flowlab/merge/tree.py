@@ -9,7 +9,7 @@ drives the walk.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, TypeVar
@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from flowlab.changes import MISSING, Change, Item, diff_value, same
 from flowlab.context import get_path
+from flowlab.merge import lists
 from flowlab.merge.checks import field_rules
 from flowlab.merge.rules import (
     Custom,
@@ -131,35 +132,6 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float, Decimal, Fraction, complex)) and not isinstance(
         value, bool
     )
-
-
-def _dedupe(items: list[Any], key: Callable[[Any], Any]) -> list[Any]:
-    seen: set[Any] = set()
-    seen_unhashable: list[Any] = []
-    out = []
-    for item in items:
-        k = key(item)
-        try:
-            if k in seen:
-                continue
-            seen.add(k)
-        except TypeError:
-            if any(same(k, s) for s in seen_unhashable):
-                continue
-            seen_unhashable.append(k)
-        out.append(item)
-    return out
-
-
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    (s1, e1), (s2, e2) = a, b
-    if s1 == e1 and s2 == e2:  # two insertions never overlap: both go in, in merge order
-        return False
-    if s1 == e1:
-        return s2 < s1 < e2
-    if s2 == e2:
-        return s1 < s2 < e1
-    return s1 < e2 and s2 < e1
 
 
 class _Merger:
@@ -400,86 +372,16 @@ class _Merger:
         self.row(keys, label, node, winner, before, after)
         return after
 
-    def appends(self, node: _Node, n: int) -> list[Any] | None:
-        """The items every writer appended to a base list of ``n`` items, in merge order; None
-        unless every writer only appended (a diff lists removals first, then additions in
-        order, so a first change that adds at ``n`` means a pure append)."""
-        out: list[Any] = []
-        items = node.items
-        for i in node.writers:
-            changes = items.get(i)
-            if not changes:
-                continue
-            first = changes[0]
-            at = (first.keys or first.path)[-1]
-            if first.op != "add" or type(at) is not Item or at.index != n:
-                return None
-            if len(changes) == 1:  # the common case: one item appended
-                out.append(first.after)
-            else:
-                out.extend([c.after for c in changes])
-        return out
-
     def list_merge(
         self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule, label: str
     ) -> list[Any]:
-        """Apply every writer's list edit (one slice of the base each) to the base.
-
-        Insertions at one point all go in, in merge order; an edit overlapping an earlier one
-        replaces it (later writer wins); an identical removal/replacement is applied once.
-        """
-        base: list[Any] = before if isinstance(before, list) else []
-        appended = self.appends(node, len(base))
-        if appended is not None:  # every writer only appended: the base, then each writer's items
-            return self.list_done(node, before, keys, rule, label, [*base, *appended])
-        # Pure insertions never overlap each other, so they are kept apart from range edits
-        # (removals / replacements): a new insertion is only checked against the ranges. This
-        # keeps N branches that each append linear, not quadratic.
-        inserts: list[tuple[int, int, list[Any], int]] = []
-        ranges: list[tuple[int, int, list[Any], int]] = []
-        for order, i in enumerate(node.writers):
-            changes = node.items.get(i)
-            if not changes:
-                continue
-            start = min(c.key_path[-1].index for c in changes)  # type: ignore[attr-defined]
-            removed = sum(1 for c in changes if c.op == "remove")
-            added = [c.after for c in changes if c.op == "add"]
-            edit = (start, start + removed, added, order)
-            if removed and any(e[:2] == edit[:2] and same(e[2], added) for e in ranges):
-                continue
-            if ranges:
-                ranges = [e for e in ranges if not _overlap(e[:2], edit[:2])]
-            if removed:
-                if inserts:
-                    inserts = [e for e in inserts if not _overlap(e[:2], edit[:2])]
-                ranges.append(edit)
-            else:
-                inserts.append(edit)
-        edits = inserts + ranges
-        edits.sort(key=lambda e: (e[0], e[0] != e[1], e[3]))
-        out: list[Any] = []
-        cursor = 0
-        for start, end, added, _ in edits:
-            out.extend(base[cursor:start])
-            out.extend(added)
-            cursor = max(cursor, end)
-        out.extend(base[cursor:])
-        return self.list_done(node, before, keys, rule, label, out)
-
-    def list_done(
-        self,
-        node: _Node,
-        before: Any,
-        keys: tuple[Hashable, ...],
-        rule: Rule,
-        label: str,
-        out: list[Any],
-    ) -> list[Any]:
-        """De-duplicate a merged list as the rule asks, and report it."""
+        """Combine every writer's edit of a list (see :func:`flowlab.merge.lists.combine`),
+        de-duplicated as the rule asks, and report it."""
+        out = lists.combine(node.items, node.writers, before if isinstance(before, list) else [])
         if isinstance(rule, Union):
-            out = _dedupe(out, rule.key_of)
+            out = lists.dedupe(out, rule.key_of)
         elif isinstance(rule, _Accumulate):
-            out = _dedupe(out, lambda item: item)
+            out = lists.dedupe(out, None)
         winner = node.writers[0] if len(node.writers) == 1 else None
         self.row(keys, label, node, winner, before, out)
         return out
