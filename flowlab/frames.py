@@ -6,12 +6,12 @@ One row per thing, explicit dtypes: seconds as float64, status as categorical, c
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from flowlab.record import STATUSES, BranchRecord, StepRecord, iter_changes
+from flowlab.record import STATUSES, BranchRecord, StepRecord
 
 if TYPE_CHECKING:
     from flowlab.context import Change
@@ -151,3 +151,12 @@ def limits_frame(limits: Sequence[tuple[float, str, int, int]]) -> pd.DataFrame:
     frame["limit"] = frame["limit"].astype("int64")
     frame["in_flight"] = frame["in_flight"].astype("int64")
     return frame
+
+
+def iter_changes(
+    diffs: Iterable[tuple[str, BranchRecord, list[Change]]],
+) -> Iterable[tuple[Any, ...]]:
+    """Flatten recorded diffs into (step, branch, branch_status, path, op, before, after) rows."""
+    for step, rec, changes in diffs:
+        for c in changes:
+            yield (step, rec.branch, rec.status, c.dotted, c.op, c.before, c.after)

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import copy
 import html
-import json
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -338,31 +336,9 @@ class RunResult:
 
         Open it in https://ui.perfetto.dev or chrome://tracing. Times are microseconds.
         """
-        events: list[dict[str, Any]] = [
-            {
-                "name": "process_name",
-                "ph": "M",
-                "pid": 1,
-                "tid": 0,
-                "args": {"name": self.pipeline_name},
-            }
-        ]
-        for tid, b in enumerate(self.recorder.branches, start=1):
-            events.append(
-                {"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": b.path}}
-            )
-            if not math.isnan(b.started) and b.started > b.queued:
-                events.append(_x(f"{b.branch} (queued)", "queue", b.queued, b.started, tid, {}))
-            if not math.isnan(b.started) and not math.isnan(b.finished):
-                args = {"status": b.status, "step": b.step, "error": b.error, "rank": b.rank}
-                events.append(_x(b.branch, b.status, b.started, b.finished, tid, args))
-        for s in self.recorder.steps:
-            if s.parent == "" and not math.isnan(s.finished):
-                events.append(_x(s.step, s.kind, s.started, s.finished, 0, {"status": s.status}))
-        trace = {"traceEvents": events, "displayTimeUnit": "ms"}
-        if path is not None:
-            Path(path).write_text(json.dumps(trace, default=str), encoding="utf-8")
-        return trace
+        from flowlab import trace
+
+        return trace.chrome_trace(self.recorder, self.pipeline_name, path)
 
     def to_html(self, path: str | Path | None = None) -> str:
         """A self-contained HTML report (plots embedded); written to ``path`` when given."""
@@ -405,27 +381,3 @@ class RunResult:
             f"branches={len(rec.branches)} peak_concurrency={rec.peak_leaves} "
             f"clock={self.clock!r}>"
         )
-
-
-def _x(
-    name: str, cat: str, start: float, end: float, tid: int, args: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "cat": cat,
-        "ph": "X",
-        "ts": round(start * 1e6, 3),
-        "dur": round(max(0.0, end - start) * 1e6, 3),
-        "pid": 1,
-        "tid": tid,
-        "args": args,
-    }
-
-
-def iter_changes(
-    diffs: Iterable[tuple[str, BranchRecord, list[Change]]],
-) -> Iterable[tuple[Any, ...]]:
-    """Flatten recorded diffs into (step, branch, branch_status, path, op, before, after) rows."""
-    for step, rec, changes in diffs:
-        for c in changes:
-            yield (step, rec.branch, rec.status, c.dotted, c.op, c.before, c.after)
