@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from flowlab.errors import ConfigError, check_one_of
 from flowlab.record import RUN_STATUSES, RunResult
@@ -147,10 +147,12 @@ class Comparison:
         return out.reset_index()
 
     def plot(
-        self, x: str | None = None, y: str = "makespan_s", hue: str | None = None, ax: Axes | None = None,
+        self, x: str | None = None, y: str = "makespan_s", hue: str | Literal[False] | None = None,
+        ax: Axes | None = None,
         **kwargs: Any,
     ) -> Axes:  # fmt: skip
-        """:func:`flowlab.plot.compare` of this comparison (``y`` against ``x`` per ``hue``)."""
+        """:func:`flowlab.plot.compare` of this comparison (``y`` against ``x`` per ``hue``;
+        ``hue=False`` for one line over every run)."""
         from flowlab import plot
 
         return plot.compare(self, x=x, y=y, hue=hue, ax=ax, **kwargs)

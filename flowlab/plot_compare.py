@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from flowlab.errors import check_one_of
+from flowlab.errors import ConfigError, check_one_of
 from flowlab.plot_style import new_axes, text
 
 if TYPE_CHECKING:
@@ -20,13 +20,25 @@ def compare(
     comparison: Comparison | pd.DataFrame,
     x: str | None = None,
     y: str = "makespan_s",
-    hue: str | None = None,
+    hue: str | Literal[False] | None = None,
     ax: Axes | None = None,
     *,
     dodge: bool = False,
     **kwargs: Any,
 ) -> Axes:
     """One line per ``hue`` level: the mean of ``y`` against ``x``, error bars over repeats.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"merge": ["deep", "deep", "overwrite", "overwrite"],
+    ...                       "max_concurrency": [1, 2, 1, 2], "makespan_s": [4.0, 2.0, 4.0, 2.5]})
+    >>> ax = compare(frame, x="max_concurrency", hue="merge")
+    >>> [c.get_label() for c in ax.containers]
+    ['deep', 'overwrite']
+    >>> ax = compare(frame, x="max_concurrency", hue=False)
+    >>> [c.get_label() for c in ax.containers], list(ax.containers[0].lines[0].get_ydata())
+    (['makespan_s'], [4.0, 2.25])
 
     Parameters
     ----------
@@ -35,8 +47,9 @@ def compare(
     x : str, optional
         A column; default the first grid key with numbers (else the first grid key).
     y : str, default "makespan_s"
-    hue : str, optional
-        A column; default the first other grid key.
+    hue : str, False or None, default None
+        A column, one line per level; ``None`` picks the first other grid key; ``False`` draws
+        one line over every row (each ``x`` pools all the other grid values).
     ax : matplotlib Axes, optional
     dodge : bool, default False
         Shift each ``hue`` level's points sideways a little, so lines that coincide stay visible.
@@ -56,9 +69,16 @@ def compare(
     if x is None:
         numeric = [k for k in keys if k in columns and pd.api.types.is_numeric_dtype(frame[k])]
         x = (numeric or keys or columns)[0]
-    if hue is None:
+    if hue is False:
+        hue = None
+    elif hue is None:
         others = [k for k in keys if k != x]
         hue = others[0] if others else None
+    elif not isinstance(hue, str):
+        raise ConfigError(
+            f"hue={hue!r} is not valid; give a column name (one of "
+            f"{', '.join(map(repr, columns))}), None (pick a grid key) or False (one line)."
+        )
     for param, value in (("x", x), ("y", y), ("hue", hue)):
         if value is not None:
             check_one_of(param, value, columns)

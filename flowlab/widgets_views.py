@@ -119,14 +119,9 @@ def draw_compare(
     fig: Figure, frame: pd.DataFrame, *, x: str, y: str, hue: str | None = None
 ) -> None:
     """``fl.plot.compare`` on the Lab's history: ``y`` by ``x`` (and ``hue``), mean ± sd of repeats."""
-    from types import SimpleNamespace
-
     from flowlab import plot
 
-    # fl.plot.compare reads the grid keys of a Comparison to pick a default hue; naming only x
-    # (and hue) as the keys makes hue=None mean one line, as the Lab's "(none)" choice says.
-    view: Any = SimpleNamespace(frame=frame, grid=dict.fromkeys(c for c in (x, hue) if c))
-    plot.compare(view, x=x, y=y, hue=hue, ax=fig.add_subplot())
+    plot.compare(frame, x=x, y=y, hue=hue or False, ax=fig.add_subplot())  # "(none)": one line
 
 
 def summary_html(run_id: int, result: RunResult) -> HTML:

@@ -335,6 +335,26 @@ def test_compare_categorical_x_and_dodge() -> None:
     assert list(lines[0].get_ydata()) == [10.0, 20.0]
 
 
+def test_compare_hue_false_pools_every_row_into_one_line() -> None:
+    frame = _sweep_frame()
+    picked = plot.compare(frame, x="max_concurrency", ax=axes())
+    assert len(picked.containers) == 2  # hue=None picks the other grid key, "merge"
+    ax = plot.compare(frame, x="max_concurrency", hue=False, ax=axes())
+    (only,) = ax.containers
+    assert only.get_label() == "makespan_s"
+    line = only.lines[0]
+    assert list(line.get_xdata()) == [1.0, 2.0]
+    # cap 1: 9, 11 (overwrite), 19, 21 (deep); cap 2: 4, 6, 9, 11
+    assert list(line.get_ydata()) == pytest.approx([15.0, 7.5])
+    assert ax.get_legend() is None
+
+
+@pytest.mark.parametrize("bad", [True, 3])
+def test_compare_rejects_a_hue_that_is_not_a_column_none_or_false(bad: object) -> None:
+    with pytest.raises(fl.ConfigError, match=rf"hue={bad!r} is not valid; .*False"):
+        plot.compare(_sweep_frame(), x="merge", hue=bad, ax=axes())  # type: ignore[arg-type]
+
+
 def test_compare_rejects_unknown_columns() -> None:
     with pytest.raises(
         fl.ConfigError, match=r"y='speed' is not valid; choose one of .*'makespan_s'"
