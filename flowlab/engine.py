@@ -253,6 +253,7 @@ class Run:
                 opened_at = self.loop.time()
                 await self.backend.open(self)
                 # Connecting (or starting a cluster) is set-up, not the run: restart the clock.
+                # (Before any step runs: a Parallel reads t0 once, see run_parallel.)
                 self.t0 += self.loop.time() - opened_at
                 self.recorder.limits[:] = [(0.0, *row[1:]) for row in self.recorder.limits]
             body = self._node(self.pipeline, self.input, self.context, "")

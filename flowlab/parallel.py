@@ -71,6 +71,9 @@ async def run_parallel(
     # no remote calls, no instruments (which are handed each leaf's StepRecord as it starts).
     fast = run.run_limiter is None and run.backend is None and not run.instruments
     recorder = run.recorder
+    log_leaf = recorder.step_log.append
+    clock, t0 = run._time, run.t0  # run.now(), inlined on the branch's path
+    live_pop, instruments = run.live.pop, run.instruments
     log = recorder.events.append if run.record else None  # a branch logs its record: event_log()
     custom = par.merge.fn is not None  # a merge function sees every branch's context
 
@@ -87,15 +90,15 @@ async def run_parallel(
     def finish(name: str, key: int, brec: BranchRecord) -> None:
         """Close a branch's record (every branch passes here exactly once)."""
         nonlocal rank
-        brec.finished = run.now()
+        brec.finished = clock() - t0
         rank += 1
         brec.rank = ranks[name] = rank
         if brec.status == "timeout" and not brec.error:
             brec.error = f"TimeoutError: {brec.reason}"
-        run.live.pop(key, None)
+        live_pop(key, None)
         if log is not None:
             log(brec)  # see Recorder.event_log
-        if run.instruments:
+        if instruments:
             run._emit("branch_finished", brec)
 
     def drop_queued(live: Any) -> None:
@@ -116,7 +119,7 @@ async def run_parallel(
         nonlocal in_flight, peak
         if not pending:
             return
-        t = run.now()  # the branches given a slot in one pass all start at this time
+        t = clock() - t0  # the branches given a slot in one pass all start at this time
         while pending:
             name = pending[0][2] if heap else pending[0]
             if name not in queued:  # cancelled while queued
@@ -204,20 +207,23 @@ async def run_parallel(
             if fast and type(node) is Step and node.is_async and node.timeout is None:
                 # One async step, awaited right here (no leaf.run_step coroutine around it) and
                 # logged as a compact entry that Recorder.steps spells out as its StepRecord.
-                t_leaf = run.now()
+                t_leaf = clock() - t0
                 entry = [node.name, brec, t_leaf, math.nan, "running", ""]
-                recorder.log_leaf(entry)
+                log_leaf(entry)
                 leaf.entered(run)
                 try:
-                    out = await node.fn(*(data, bctx)[: node.arity])
-                    if inspect.iscoroutine(out):
+                    fn = node.fn
+                    out = await (
+                        fn(data, bctx) if node.arity == 2 else fn(*(data, bctx)[: node.arity])
+                    )
+                    if out is not None and inspect.iscoroutine(out):
                         leaf.returned_coroutine(node, out)
                     entry[4] = "ok"
                 except BaseException as err:
                     entry[4], entry[5] = leaf.outcome(err)
                     raise
                 finally:
-                    entry[3] = t_end = run.now()
+                    entry[3] = t_end = clock() - t0
                     leaf.left(run, t_leaf, t_end)
                 outputs[name] = out
             elif type(node) is Step:

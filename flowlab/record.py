@@ -123,7 +123,6 @@ class Recorder(Instrument):
         # as a StepRecord when .steps is first read (after the run): no record, no path string
         # per branch on the hot path.
         self.step_log: list[StepRecord | list[Any]] = []
-        self._compact = 0  # compact entries logged since .steps last spelled them out
         self.diffs: list[tuple[str, BranchRecord, list[Change]]] = []
         self.merges: list[tuple[str, list[dict[str, Any]]]] = []
         self.limits: list[tuple[float, str, int, int]] = []
@@ -134,19 +133,12 @@ class Recorder(Instrument):
     def steps(self) -> list[StepRecord]:
         """Every step record, in the order the steps started."""
         log = self.step_log
-        if self._compact:
+        if any(type(e) is list for e in log):  # compact leaf entries (see step_log)
             spelled = [e if type(e) is StepRecord else _leaf_record(e) for e in log]  # type: ignore[arg-type]
             if any(type(e) is list and e[4] == "running" for e in log):
                 return spelled  # read mid-run: a snapshot; running leaves stay compact
             log[:] = spelled
-            self._compact = 0
         return log  # type: ignore[return-value]
-
-    def log_leaf(self, entry: list[Any]) -> None:
-        """Log a branch's one-step leaf as ``[name, branch record, started, finished, status,
-        error]`` (the engine fills in the last three when the step ends)."""
-        self.step_log.append(entry)
-        self._compact += 1
 
     def event_log(self) -> list[tuple[float, str, str, str, str]]:
         """The event log as ``(time_s, kind, step, branch, detail)`` tuples, in order.
