@@ -359,22 +359,22 @@ async def run_parallel(
                 step=path,
                 errors={n: errors[n] for n in order if n in errors},
             ) from err
-        ok = [n for n in order if n in outputs]
+        ok = order if len(outputs) == len(order) else [n for n in order if n in outputs]
         if par.order == "completion":
-            ok.sort(key=ranks.__getitem__)
-        t0 = wall()
+            ok = sorted(ok, key=ranks.__getitem__)
+        t_merge = wall()
         try:
             outcome = _merge(
                 ctx,
                 [(n, contexts.get(n, ctx)) for n in ok],  # unchanged: the base itself
                 par.merge,
-                diffs={n: changes[n] for n in ok if n in changes},
+                diffs=changes,  # the merge reads the diffs of the branches it merges
                 fields=par.include_keys,
                 step=path,
                 reuse_base=True,  # ctx is replaced by the merged context: no copy of its dicts
             )
         finally:
-            srec.merge_s = wall() - t0
+            srec.merge_s = wall() - t_merge
         ctx_mod.apply_inplace(ctx, outcome.context)
         run.recorder.add_merge(par.name, outcome.rows)
         run._event("merge_applied", path, "", f"{len(outcome.rows)} paths")
