@@ -89,6 +89,47 @@ def _flowlab_reducer(n: int) -> Any:
     return go
 
 
+def _minimal_reducer(n: int) -> Any:
+    """flowlab's workload without flowlab's coordinator: one task per branch in an
+    ``asyncio.TaskGroup``, each on the same isolated copy, diffed and merged by the same code,
+    but no records, no queue, no cancellation bookkeeping: what the engine adds is the rest."""
+    from flowlab import context, merge
+    from flowlab.isolator import isolator
+
+    spec = merge.resolve("overwrite")  # the field's Append rule decides, as in fl.run
+
+    def make(i: int) -> Any:
+        async def work(data: Any, ctx: Collected) -> None:
+            await asyncio.sleep(0)
+            ctx.results.append(i)
+
+        return work
+
+    steps = {f"w{i}": make(i) for i in range(n)}
+
+    async def main() -> None:
+        base = Collected()
+        copy = isolator(base, None, track=True)
+        diffs: dict[str, list[Any]] = {}
+        copies: dict[str, Collected] = {}
+
+        async def branch(name: str, step: Any) -> None:
+            mine = copy()
+            await step(None, mine)
+            found: list[Any] = []
+            context.diff_into(base, mine, found)
+            diffs[name], copies[name] = found, mine
+
+        async with asyncio.TaskGroup() as group:
+            for name, step in steps.items():
+                group.create_task(branch(name, step))
+        pairs = [(name, copies[name]) for name in steps]
+        out = merge.merge_branches(base, pairs, spec, diffs=diffs, reuse_base=True)
+        assert len(out.context.results) == n  # type: ignore[attr-defined]
+
+    return lambda: asyncio.run(main())
+
+
 def _langgraph_app(n: int) -> Any:
     from langgraph.graph import END, START, StateGraph
     from langgraph.types import Send
@@ -122,7 +163,10 @@ def _langgraph(fig: Figure, settings: Settings) -> None:
             fig.skip_metric(f"langgraph_ratio_{n}", "x", label, reason, target)
             continue
         reps = settings.pick(3, 20)
-        lg, fl_ = samples([_langgraph_app(n), _flowlab_reducer(n)], reps)
+        sides = [_langgraph_app(n), _flowlab_reducer(n)]
+        if n == 1_000:
+            sides.append(_minimal_reducer(n))
+        lg, fl_, *minimal = samples(sides, reps)
         t_lg, t_fl = min(lg), min(fl_)
         fig.add(
             f"langgraph_us_{n}", t_lg / n * 1e6, "us/branch", f"LangGraph Send + reducer, n={n:,}"
@@ -133,6 +177,10 @@ def _langgraph(fig: Figure, settings: Settings) -> None:
         if n == 1_000:  # a second estimate of the same ratio, from each round's own pair
             paired = median([a / b for a, b in zip(lg, fl_, strict=True)])
             fig.add("langgraph_ratio_paired", paired, "x", "  median of the rounds' ratios")
+            fig.add(
+                "minimal_us_1000", min(minimal[0]) / n * 1e6, "us/branch",
+                "  same work, no engine (TaskGroup, no records)",
+            )  # fmt: skip
     if not reason:
         _langgraph_other_heaps(fig, settings)
 
