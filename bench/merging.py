@@ -141,6 +141,17 @@ def _strategies(fig: Figure, settings: Settings) -> None:
         "decide_ratio", (times["accumulate"] - t_file) / max(t_over - t_file, 1e-9), "x",
         "  the rest: accumulate / overwrite",
     )  # fmt: skip
+    # What 1.1x would leave accumulate to decide each of its paths (report row included),
+    # against what it takes now.
+    paths = len(merge.merge_branches(base, pairs, specs["accumulate"], diffs=diffs).rows)
+    fig.add(
+        "decide_us_per_path", (times["accumulate"] - t_file) / paths * 1e6, "us",
+        f"  accumulate: deciding one of its {paths} paths",
+    )  # fmt: skip
+    fig.add(
+        "budget_us_per_path", (1.1 * t_over - t_file) / paths * 1e6, "us",
+        "  what <= 1.1x would leave per path",
+    )  # fmt: skip
 
     pipes = {
         s: fl.Pipeline(fl.Parallel({f"b{i}": _branch(i) for i in range(n)}, merge=s, name="fan"))
