@@ -93,6 +93,9 @@ _CONTAINERS = frozenset({dict, list})  # the only values expand() turns into per
 _EXPAND_ALONE = (Union, _Accumulate, Max, Min)  # rules that change even a lone writer's dict/list
 
 
+_STR = frozenset({str})
+
+
 def _dotted(keys: Sequence[Hashable]) -> str:
     return ".".join(map(str, keys))
 
@@ -166,9 +169,11 @@ class _Merger:
         conflict: bool = False,
     ) -> None:
         writers = node.writers
+        # plain str keys (the common case) joined as they are; others through str(), as diffs do
+        path = ".".join(keys) if _STR.issuperset(map(type, keys)) else _dotted(keys)  # type: ignore[arg-type]
         self.rows.append(
             {
-                "path": _dotted(keys),
+                "path": path,
                 "rule": rule,
                 "writers": (
                     self.alone[writers[0]]
@@ -176,8 +181,8 @@ class _Merger:
                     else tuple(map(self.names.__getitem__, writers))
                 ),
                 "winner": None if winner is None else self.names[winner],
-                "before": _plain(before),
-                "after": _plain(after),
+                "before": None if before is MISSING else before,
+                "after": None if after is MISSING else after,
                 "conflict": conflict,
             }
         )
