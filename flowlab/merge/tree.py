@@ -100,10 +100,6 @@ def _dotted(keys: Sequence[Hashable]) -> str:
     return ".".join(map(str, keys))
 
 
-def _plain(value: Any) -> Any:
-    return None if value is MISSING else value
-
-
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
