@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Hashable, Sequence
 from decimal import Decimal
 from fractions import Fraction
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -42,15 +43,21 @@ __all__ = ["is_number"]
 M = TypeVar("M", bound=BaseModel)
 
 
+# A node's children, direct writes and list items, until the first one is filed: one shared,
+# read-only empty mapping. Most nodes are leaves that use one of the three, and a merge of N
+# branches makes at least N nodes, so the other two dicts would be 2N objects for the collector.
+_NONE: Any = MappingProxyType({})
+
+
 class _Node:
     """The changes under one path, per branch index: written whole, as list items, or deeper."""
 
     __slots__ = ("children", "direct", "items", "writers")
 
     def __init__(self) -> None:
-        self.children: dict[Hashable, _Node] = {}
-        self.direct: dict[int, Any] = {}
-        self.items: dict[int, list[Change]] = {}
+        self.children: dict[Hashable, _Node] = _NONE
+        self.direct: dict[int, Any] = _NONE
+        self.items: dict[int, list[Change]] = _NONE
         self.writers: list[int] = []  # every branch that changed this path or below, sorted
 
     def touch(self, i: int) -> None:
@@ -70,9 +77,12 @@ class _Node:
         is_item = bool(keys) and type(keys[-1]) is Item
         node = self
         for key in keys[:-1] if is_item else keys:
-            child = node.children.get(key)
+            children = node.children
+            child = children.get(key)
             if child is None:
-                child = node.children[key] = _Node()
+                if children is _NONE:
+                    children = node.children = {}
+                child = children[key] = _Node()
                 child.writers.append(i)
             else:
                 writers = child.writers  # touch(i), inlined: branches arrive in order
@@ -83,8 +93,12 @@ class _Node:
                     writers.sort()
             node = child
         if is_item:
+            if node.items is _NONE:
+                node.items = {}
             node.items.setdefault(i, []).append(change)
         else:
+            if node.direct is _NONE:
+                node.direct = {}
             node.direct[i] = MISSING if change.op == "remove" else change.after
 
 
@@ -140,7 +154,8 @@ class _Merger:
         self, names: list[str], ctxs: list[BaseModel], *, reuse_base: bool = False
     ) -> None:
         self.names = names
-        self.alone = [(name,) for name in names]  # the writers of a path one branch wrote
+        # the writers of a path one branch wrote, made when first reported (shared after that)
+        self.alone: list[tuple[str, ...] | None] = [None] * len(names)
         self.ctxs = ctxs
         # With reuse_base, base dicts are written in place; (dict, key, old value) per write,
         # replayed backwards by undo_writes() if the merge fails.
@@ -167,15 +182,17 @@ class _Merger:
         writers = node.writers
         # plain str keys (the common case) joined as they are; others through str(), as diffs do
         path = ".".join(keys) if _STR.issuperset(map(type, keys)) else _dotted(keys)  # type: ignore[arg-type]
+        if len(writers) == 1:
+            who = self.alone[writers[0]]
+            if who is None:
+                who = self.alone[writers[0]] = (self.names[writers[0]],)
+        else:
+            who = tuple(map(self.names.__getitem__, writers))
         self.rows.append(
             {
                 "path": path,
                 "rule": rule,
-                "writers": (
-                    self.alone[writers[0]]
-                    if len(writers) == 1
-                    else tuple(map(self.names.__getitem__, writers))
-                ),
+                "writers": who,
                 "winner": None if winner is None else self.names[winner],
                 "before": None if before is MISSING else before,
                 "after": None if after is MISSING else after,
@@ -303,7 +320,7 @@ class _Merger:
         if not (empty or type(before) is kind) or any(type(v) is not kind for v in values):
             return False
         base: Any = kind() if empty else before
-        direct, node.direct = node.direct, {}
+        direct, node.direct = node.direct, _NONE
         for i, value in direct.items():
             if not same(base, value):
                 out: list[Change] = []
