@@ -92,7 +92,8 @@ def check_include_keys(model_cls: type[BaseModel], include_keys: Sequence[str]) 
         )
 
 
-_IMMUTABLE: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes, complex})
+IMMUTABLE: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes, complex})
+"""Types whose values are never copied: a branch shares them with its parent."""
 _FLAT: frozenset[type] = _DICTS | _LISTS
 """Containers copied shallowly when their items are immutable (tracked ones are still a dict/list)."""
 
@@ -108,9 +109,9 @@ def _copy_value(value: Any, memo: dict[int, Any]) -> Any:
     shallowly (the same result as a deep copy, ~20x cheaper); anything else is deep-copied.
     """
     kind = type(value)
-    if kind in _IMMUTABLE:
+    if kind in IMMUTABLE:
         return value
-    if kind in _FLAT and _IMMUTABLE.issuperset(map(type, _items(value))):
+    if kind in _FLAT and IMMUTABLE.issuperset(map(type, _items(value))):
         # in the memo, as deepcopy would: a field sharing this object shares the copy
         copied = memo.get(id(value))
         if copied is None:
@@ -180,9 +181,9 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
         values: dict[str, Any] = {}
         for name, value in ctx.__dict__.items():  # inlined fast paths: this runs per branch
             kind = type(value)
-            if kind in _IMMUTABLE:
+            if kind in IMMUTABLE:
                 values[name] = value
-            elif kind in _FLAT and _IMMUTABLE.issuperset(
+            elif kind in _FLAT and IMMUTABLE.issuperset(
                 map(type, value.values() if kind in _DICTS else value)
             ):
                 if track:
@@ -206,7 +207,7 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
                 if (
                     track
                     and type(value) in _FLAT
-                    and _IMMUTABLE.issuperset(map(type, _items(value)))
+                    and IMMUTABLE.issuperset(map(type, _items(value)))
                 ):
                     values[name] = None
                     flat.append((name, value))

@@ -498,3 +498,58 @@ def test_a_branch_sees_fields_that_share_one_list_as_one_list_and_the_merge_keep
         assert isinstance(merged, Aliased)
         assert merged.items == merged.same_items == merged.by_name["x"] == [1, 2], merge
     assert base.items == [1] and base.same_items is base.items  # the caller's is untouched
+
+
+class _Mixed(BaseModel):
+    count: int = 0
+    status: str = "new"
+    tags: list[str] = []
+    docs: dict[str, int] | None = None
+
+
+def _mixed_steps() -> dict[str, Any]:
+    async def count(data: Any, ctx: _Mixed) -> None:
+        ctx.count += 1
+
+    async def status(data: Any, ctx: _Mixed) -> None:
+        ctx.status = "done"
+
+    async def tags(data: Any, ctx: _Mixed) -> None:
+        ctx.tags.append("t")
+
+    async def docs(data: Any, ctx: _Mixed) -> None:
+        ctx.docs = {"d": 1}  # a whole container, where the base had None
+
+    return {"count": count, "status": status, "tags": tags, "docs": docs}
+
+
+@pytest.mark.parametrize("merge", ["overwrite", "deep", "accumulate"])
+def test_a_branch_that_only_set_plain_fields_hands_the_merge_no_copy(
+    monkeypatch: pytest.MonkeyPatch, merge: str
+) -> None:
+    from flowlab import parallel
+
+    handed: dict[str, bool] = {}
+    real = parallel._merge
+
+    def spy(base: BaseModel, branches: list[tuple[str, BaseModel]], spec: Any, **kw: Any) -> Any:
+        handed.update({name: ctx is not base for name, ctx in branches})
+        return real(base, branches, spec, **kw)
+
+    monkeypatch.setattr(parallel, "_merge", spy)
+    res = fl.run(fl.Parallel(_mixed_steps(), merge=merge, name="fan"), _Mixed())
+    # plain values set on fields: the diff has them, the copy was freed when the branch ended;
+    # a list changed inside, or a container put where there was none, keeps the branch's copy
+    assert handed == {"count": False, "status": False, "tags": True, "docs": True}
+    assert res.context == _Mixed(count=1, status="done", tags=["t"], docs={"d": 1})
+
+
+def test_a_custom_merge_function_is_handed_every_branch_copy() -> None:
+    handed: dict[str, Any] = {}
+
+    def merge(base: _Mixed, branches: dict[str, _Mixed]) -> _Mixed:
+        handed.update(branches)
+        return base.model_copy(update={"count": sum(b.count for b in branches.values())})
+
+    fl.run(fl.Parallel(_mixed_steps(), merge=merge, name="fan"), _Mixed())
+    assert handed["count"].count == 1 and handed["status"].status == "done"
