@@ -92,8 +92,7 @@ def check_include_keys(model_cls: type[BaseModel], include_keys: Sequence[str]) 
         )
 
 
-IMMUTABLE: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes, complex})
-"""Types whose values are never copied: a branch shares them with its parent."""
+_IMMUTABLE: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes, complex})
 _FLAT: frozenset[type] = _DICTS | _LISTS
 """Containers copied shallowly when their items are immutable (tracked ones are still a dict/list)."""
 
@@ -109,9 +108,9 @@ def _copy_value(value: Any, memo: dict[int, Any]) -> Any:
     shallowly (the same result as a deep copy, ~20x cheaper); anything else is deep-copied.
     """
     kind = type(value)
-    if kind in IMMUTABLE:
+    if kind in _IMMUTABLE:
         return value
-    if kind in _FLAT and IMMUTABLE.issuperset(map(type, _items(value))):
+    if kind in _FLAT and _IMMUTABLE.issuperset(map(type, _items(value))):
         # in the memo, as deepcopy would: a field sharing this object shares the copy
         copied = memo.get(id(value))
         if copied is None:
@@ -181,9 +180,9 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
         values: dict[str, Any] = {}
         for name, value in ctx.__dict__.items():  # inlined fast paths: this runs per branch
             kind = type(value)
-            if kind in IMMUTABLE:
+            if kind in _IMMUTABLE:
                 values[name] = value
-            elif kind in _FLAT and IMMUTABLE.issuperset(
+            elif kind in _FLAT and _IMMUTABLE.issuperset(
                 map(type, value.values() if kind in _DICTS else value)
             ):
                 if track:
@@ -207,7 +206,7 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
                 if (
                     track
                     and type(value) in _FLAT
-                    and IMMUTABLE.issuperset(map(type, _items(value)))
+                    and _IMMUTABLE.issuperset(map(type, _items(value)))
                 ):
                     values[name] = None
                     flat.append((name, value))

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from flowlab.changes import _DICTS, _LISTS
-from flowlab.context import IMMUTABLE, _deepcopy_field, copy_flat, isolate
+from flowlab.context import _IMMUTABLE, _deepcopy_field, copy_flat, isolate
 from flowlab.tracking import TrackedDict, TrackedList
 
 __all__ = ["isolator"]
@@ -96,11 +96,11 @@ class _Plan:
         self.deep: list[tuple[str, Any]] = []
         for name, value in ctx.__dict__.items():
             kind = type(value)
-            if kind in IMMUTABLE:
+            if kind in _IMMUTABLE:
                 continue
-            if kind in _DICTS and IMMUTABLE.issuperset(map(type, value.values())):
+            if kind in _DICTS and _IMMUTABLE.issuperset(map(type, value.values())):
                 self.dicts.append((name, value))
-            elif kind in _LISTS and IMMUTABLE.issuperset(map(type, value)):
+            elif kind in _LISTS and _IMMUTABLE.issuperset(map(type, value)):
                 self.lists.append((name, value))
             else:
                 self.deep.append((name, value))

@@ -76,7 +76,6 @@ async def run_parallel(
     live_pop, instruments = run.live.pop, run.instruments
     log = recorder.events.append if run.record else None  # a branch logs its record: event_log()
     custom = par.merge.fn is not None  # a merge function sees every branch's context
-    atomic = ctx_mod.IMMUTABLE
 
     # The queue: (-priority, declared index, name), a heap; names in declared order, a deque,
     # when no branch has a priority (the common case: no heap to keep).
@@ -266,12 +265,10 @@ async def run_parallel(
                 found: list[ctx_mod.Change] = []
                 ctx_mod.diff_into(ctx, bctx, found, fields)
                 changes[name] = found
-                # A branch that only set fields to plain values (a counter, a status) needs no
-                # context in the merge: the diff holds each value, and no rule can look below
-                # it. Its copy is freed now. The others keep theirs: a rule that takes a whole
-                # field the branch changed inside reads it from there, and a custom merge
-                # function is handed every context.
-                if custom or not all(len(c.path) == 1 and type(c.after) in atomic for c in found):
+                # The merge reads what a branch changed from its diff (flowlab.merge.tree
+                # .branch_value), so its copy is freed now; a custom merge function is handed
+                # every branch's context.
+                if custom:
                     contexts[name] = bctx
                 if found and record:
                     recorder.add_diff(par.name, brec, found)

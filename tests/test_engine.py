@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from pydantic import BaseModel
@@ -524,9 +524,7 @@ def _mixed_steps() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("merge", ["overwrite", "deep", "accumulate"])
-def test_a_branch_that_only_set_plain_fields_hands_the_merge_no_copy(
-    monkeypatch: pytest.MonkeyPatch, merge: str
-) -> None:
+def test_no_branch_hands_the_merge_its_copy(monkeypatch: pytest.MonkeyPatch, merge: str) -> None:
     from flowlab import parallel
 
     handed: dict[str, bool] = {}
@@ -538,10 +536,47 @@ def test_a_branch_that_only_set_plain_fields_hands_the_merge_no_copy(
 
     monkeypatch.setattr(parallel, "_merge", spy)
     res = fl.run(fl.Parallel(_mixed_steps(), merge=merge, name="fan"), _Mixed())
-    # plain values set on fields: the diff has them, the copy was freed when the branch ended;
-    # a list changed inside, or a container put where there was none, keeps the branch's copy
-    assert handed == {"count": False, "status": False, "tags": True, "docs": True}
+    # the merge reads each branch's changes from its diff: every copy was freed when its
+    # branch ended, whatever it changed (plain fields, a list inside, a new container)
+    assert handed == {"count": False, "status": False, "tags": False, "docs": False}
     assert res.context == _Mixed(count=1, status="done", tags=["t"], docs={"d": 1})
+
+
+class _Meta(BaseModel):
+    tags: Annotated[dict[str, int], fl.merge.Overwrite()] = {}
+    seen: Annotated[list[str], fl.merge.KeepFirst()] = []
+
+
+class _Library(BaseModel):
+    docs: dict[str, _Meta] = {}
+    notes: Annotated[dict[str, int], fl.merge.Custom(lambda base, values: _union(values))] = {}
+
+
+def _union(values: dict[str, dict[str, int]]) -> dict[str, int]:
+    assert values == {"a": {"n": 0, "a": 1}, "bb": {"n": 0, "bb": 2}}  # each branch's whole dict
+    return {key: n for value in values.values() for key, n in value.items()}
+
+
+@pytest.mark.parametrize("merge", ["deep", "accumulate"])
+def test_a_whole_value_rule_below_a_combining_one_gets_each_branch_value(merge: str) -> None:
+    # Overwrite / KeepFirst on fields of models inside a dict that deep / accumulate merge key
+    # by key: each branch changed those fields inside, so the merge rebuilds each branch's
+    # whole value from its changes (its copy is gone).
+    def edit(key: str) -> Any:
+        async def step(data: Any, ctx: _Library) -> None:
+            ctx.docs["d"].tags[key] = 1
+            ctx.docs["d"].seen.append(key)
+            ctx.notes[key] = len(key)
+
+        return step
+
+    base = _Library(docs={"d": _Meta(tags={"x": 0}, seen=["s"])}, notes={"n": 0})
+    res = fl.run(fl.Parallel({"a": edit("a"), "bb": edit("bb")}, merge=merge, name="fan"), base)
+    assert res.status == "ok", res.error
+    meta = res.context.docs["d"]
+    assert meta.tags == {"x": 0, "bb": 1}  # Overwrite: the last branch's whole dict
+    assert meta.seen == ["s", "a"]  # KeepFirst: the first branch's whole list
+    assert res.context.notes == {"n": 0, "a": 1, "bb": 2}  # Custom, handed each whole dict
 
 
 def test_a_custom_merge_function_is_handed_every_branch_copy() -> None:

@@ -225,3 +225,54 @@ def test_failed_validation_leaves_the_base(how: str) -> None:
         with pytest.raises(MergeValidationError):  # Sum: 2 + 1 + 1 = 4 > 3
             merge_branches(base, branches, resolve(how))
     assert base == snapshot
+
+
+replacements = st.lists(
+    st.one_of(
+        st.tuples(st.just("scores"), st.dictionaries(keys, small, max_size=3)),
+        st.tuples(st.just("tags"), st.lists(words, max_size=3)),
+        st.tuples(st.just("sub"), st.builds(Sub, x=small, label=words)),
+    ),
+    max_size=2,
+)
+
+
+def _at(value: Any, path: tuple[Any, ...]) -> Any:
+    """``value`` at ``path``, or MISSING where a key is absent."""
+    for key in path:
+        if isinstance(value, BaseModel):
+            value = value.__dict__[key]
+        elif isinstance(value, dict) and key in value:
+            value = value[key]
+        else:
+            return MISSING
+    return value
+
+
+@SETTINGS
+@given(base=bases, edits=branch_edits, whole=st.lists(replacements, max_size=4))
+def test_each_branch_value_is_rebuilt_from_its_changes_at_every_path(
+    base: P, edits: list[list[tuple[Any, ...]]], whole: list[list[tuple[str, Any]]]
+) -> None:
+    # What the merge reads instead of a branch's context: its value at any path of the change
+    # tree, from the base's value there and the changes it filed below.
+    from flowlab.changes import same
+    from flowlab.context import diff
+    from flowlab.merge.tree import _Node, branch_value
+
+    branches = make(base, edits)
+    for (_, ctx), fields in zip(branches, whole, strict=False):
+        for name, value in fields:  # whole containers replaced, as well as edited inside
+            setattr(ctx, name, copy.deepcopy(value))
+    root = _Node()
+    for i, (_, ctx) in enumerate(branches):
+        for change in diff(base, ctx):
+            root.insert(i, change.key_path, change)
+
+    def check(node: _Node, path: tuple[Any, ...]) -> int:
+        for i in node.writers:
+            rebuilt = branch_value(node, i, _at(base, path))
+            assert same(rebuilt, _at(branches[i][1], path)), (path, i)
+        return 1 + sum(check(child, (*path, key)) for key, child in node.children.items())
+
+    check(root, ())

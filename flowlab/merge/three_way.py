@@ -146,7 +146,7 @@ def _merge(
             root.writers.append(i)  # branches come in order: the root's writers stay sorted
             for change in changes:
                 root.insert_below(i, change.keys or change.path, change)
-    merger = _Merger(names, list(ctxs), reuse_base=reuse_base)
+    merger = _Merger(names, reuse_base=reuse_base)
     if spec.rule is None:  # no_merge: report what was dropped
         for name in cls.model_fields:
             if name in root.children:

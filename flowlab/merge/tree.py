@@ -9,6 +9,7 @@ drives the walk.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Hashable, Sequence
 from decimal import Decimal
 from fractions import Fraction
@@ -18,7 +19,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from flowlab.changes import MISSING, Change, Item, diff_value, same
-from flowlab.context import get_path
 from flowlab.merge import lists
 from flowlab.merge.checks import field_rules
 from flowlab.merge.rules import (
@@ -52,12 +52,13 @@ _NONE: Any = MappingProxyType({})
 class _Node:
     """The changes under one path, per branch index: written whole, as list items, or deeper."""
 
-    __slots__ = ("children", "direct", "items", "writers")
+    __slots__ = ("children", "direct", "items", "replaced", "writers")
 
     def __init__(self) -> None:
         self.children: dict[Hashable, _Node] = _NONE
         self.direct: dict[int, Any] = _NONE
         self.items: dict[int, list[Change]] = _NONE
+        self.replaced: dict[int, Any] = _NONE  # whole values that expand() split into changes
         self.writers: list[int] = []  # every branch that changed this path or below, sorted
 
     def touch(self, i: int) -> None:
@@ -147,16 +148,47 @@ def is_number(value: Any) -> bool:
     )
 
 
+def branch_value(node: _Node, i: int, before: Any) -> Any:
+    """Branch ``i``'s value at ``node``'s path, rebuilt from its changes filed under ``node``
+    and ``before``, the base's value there (:data:`MISSING` if absent): what it wrote there, or
+    ``before`` with the changes it made below applied. The merge needs no branch's context.
+
+    A branch's diff holds everything it changed, so this is the value its context has at that
+    path (an equal one: containers it did not change are the base's own, as in its copy).
+    """
+    if i in node.direct:
+        return node.direct[i]
+    if i in node.replaced:
+        return node.replaced[i]
+    if node.items:
+        base = before if isinstance(before, list) else []
+        return lists.combine(node.items, (i,), base) if i in node.items else base
+    if isinstance(before, BaseModel):
+        data: dict[Any, Any] = dict(before.__dict__)
+        for name, child in node.children.items():
+            if i in child.writers:
+                data[name] = branch_value(child, i, data[name])
+        model = copy.copy(before)
+        object.__setattr__(model, "__dict__", data)
+        return model
+    out = dict(before) if isinstance(before, dict) else {}
+    for key, child in node.children.items():
+        if i in child.writers:
+            value = branch_value(child, i, out.get(key, MISSING))
+            if value is MISSING:
+                out.pop(key, None)
+            else:
+                out[key] = value
+    return out
+
+
 class _Merger:
     """Walks the change tree of one merge, deciding each path by its rule, writing report rows."""
 
-    def __init__(
-        self, names: list[str], ctxs: list[BaseModel], *, reuse_base: bool = False
-    ) -> None:
+    def __init__(self, names: list[str], *, reuse_base: bool = False) -> None:
         self.names = names
         # the writers of a path one branch wrote, made when first reported (shared after that)
         self.alone: list[tuple[str, ...] | None] = [None] * len(names)
-        self.ctxs = ctxs
         # With reuse_base, base dicts are written in place; (dict, key, old value) per write,
         # replayed backwards by undo_writes() if the merge fails.
         self.undo: list[tuple[dict[Any, Any], Hashable, Any]] | None = [] if reuse_base else None
@@ -165,8 +197,9 @@ class _Merger:
         # every dict built from its base by writing some keys: validated at those keys only
         self.written: dict[int, tuple[dict[Any, Any], Collection[Any]]] = {}
 
-    def value_of(self, i: int, node: _Node, keys: tuple[Hashable, ...]) -> Any:
-        return node.direct[i] if i in node.direct else get_path(self.ctxs[i], keys)
+    def value_of(self, i: int, node: _Node, before: Any) -> Any:
+        """Branch ``i``'s value at ``node``'s path, whose base value is ``before``."""
+        return node.direct[i] if i in node.direct else branch_value(node, i, before)
 
     def row(
         self,
@@ -235,7 +268,7 @@ class _Merger:
             self.row(keys, label, node, None, before, before)
             return before
         if isinstance(rule, Custom):
-            values = {self.names[i]: self.value_of(i, node, keys) for i in node.writers}
+            values = {self.names[i]: self.value_of(i, node, before) for i in node.writers}
             after = rule.fn(before, values)
             self.row(keys, label, node, None, before, after)
             return after
@@ -243,7 +276,7 @@ class _Merger:
             if inherit and isinstance(before, BaseModel) and node.children and not node.direct:
                 return self.model(node, before, keys, rule, label, inherit)
             i = node.writers[-1] if isinstance(rule, Overwrite) else node.writers[0]
-            after = self.value_of(i, node, keys)
+            after = self.value_of(i, node, before)
             self.row(keys, label, node, i, before, after)
             return after
         return self.tree(node, before, keys, rule, label, inherit)
@@ -321,6 +354,7 @@ class _Merger:
             return False
         base: Any = kind() if empty else before
         direct, node.direct = node.direct, _NONE
+        node.replaced = direct  # still each branch's value here (see branch_value)
         for i, value in direct.items():
             if not same(base, value):
                 out: list[Change] = []
@@ -330,7 +364,7 @@ class _Merger:
         return True
 
     def agreed(self, node: _Node, before: Any, keys: tuple[Hashable, ...], label: str) -> Any:
-        values = [self.value_of(i, node, keys) for i in node.writers]
+        values = [self.value_of(i, node, before) for i in node.writers]
         if all(same(values[0], v) for v in values[1:]):
             self.row(keys, label, node, node.writers[-1], before, values[-1])
             return values[-1]
@@ -350,13 +384,13 @@ class _Merger:
             # one writer: every other rule takes its value as it is (the common case of a
             # per-key merge: each key written by one branch)
             i = writers[0]
-            after = direct[i] if i in direct else self.value_of(i, node, keys)
+            after = direct[i] if i in direct else self.value_of(i, node, before)
             self.row(keys, label, node, i, before, after)
             return after
         if len(direct) == len(writers):  # every writer wrote this very path
             values = [direct[i] for i in writers]
         else:
-            values = [self.value_of(i, node, keys) for i in writers]
+            values = [self.value_of(i, node, before) for i in writers]
         winner: int | None = None
         if isinstance(rule, (Sum, _Accumulate)) and _summable(
             before, values, isinstance(rule, Sum)
