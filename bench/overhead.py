@@ -72,8 +72,8 @@ def engine_overhead(settings: Settings) -> Figure:
 
 
 def _changing(fig: Figure, t_raw: float, s: Settings) -> None:
-    """The same fan-out where every branch changes a field (``accumulate``): a branch that
-    changes nothing frees its copy at once, one that changes something keeps it for the merge."""
+    """The same fan-out where every branch changes a field (``accumulate``): each branch is
+    diffed, its changes recorded and merged."""
     import flowlab as fl
 
     pipe = fanout(10_000, cap=CAP, branch=bump, merge="accumulate")

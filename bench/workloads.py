@@ -38,7 +38,7 @@ async def noop(data: Any, ctx: SmallCtx) -> None:
 
 
 async def bump(data: Any, ctx: SmallCtx) -> None:
-    """A branch that changes one field (so its context is kept, diffed and merged)."""
+    """A branch that changes one field (so it is diffed, recorded and merged)."""
     await asyncio.sleep(0)
     ctx.score += 1.0
 
