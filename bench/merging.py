@@ -172,7 +172,7 @@ def _strategies(fig: Figure, settings: Settings) -> None:
 def _file_changes(pairs: list[tuple[str, BaseModel]], diffs: dict[str, Any]) -> Any:
     """What every strategy does first: file each branch's changes into one tree (the first part
     of :func:`flowlab.merge.merge_branches`)."""
-    from flowlab.merge.tree import _Node
+    from flowlab.merge.nodes import _Node
 
     root = _Node()
     for i, (name, _) in enumerate(pairs):

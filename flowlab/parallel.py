@@ -265,9 +265,9 @@ async def run_parallel(
                 found: list[ctx_mod.Change] = []
                 ctx_mod.diff_into(ctx, bctx, found, fields)
                 changes[name] = found
-                # The merge reads what a branch changed from its diff (flowlab.merge.tree
-                # .branch_value), so its copy is freed now; a custom merge function is handed
-                # every branch's context.
+                # The merge reads what a branch changed from its diff (see
+                # flowlab.merge.nodes.branch_value), so its copy is freed now; a custom merge
+                # function is handed every branch's context.
                 if custom:
                     contexts[name] = bctx
                 if found and record:

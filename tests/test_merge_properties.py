@@ -258,7 +258,7 @@ def test_each_branch_value_is_rebuilt_from_its_changes_at_every_path(
     # tree, from the base's value there and the changes it filed below.
     from flowlab.changes import same
     from flowlab.context import diff
-    from flowlab.merge.tree import _Node, branch_value
+    from flowlab.merge.nodes import _Node, branch_value
 
     branches = make(base, edits)
     for (_, ctx), fields in zip(branches, whole, strict=False):

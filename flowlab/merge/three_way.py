@@ -18,8 +18,9 @@ import flowlab.merge as _package
 from flowlab.context import Change, check_context, check_include_keys, isolate, same
 from flowlab.errors import MergeConflict, MergeValidationError
 from flowlab.merge.checks import check_model
+from flowlab.merge.nodes import _Node
 from flowlab.merge.strategies import MergeSpec
-from flowlab.merge.tree import _Merger, _Node, _short
+from flowlab.merge.tree import _Merger, _short
 from flowlab.merge.validate import validate
 
 __all__ = ["MergeOutcome", "merge_branches"]

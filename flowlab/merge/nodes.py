@@ -1,0 +1,116 @@
+"""The change tree of one merge: a node per changed path, filing each branch's changes.
+
+:class:`_Node` holds what each branch (by index) did at one path: wrote it whole (``direct``),
+edited it as a list (``items``), or changed something below (``children``); ``writers`` lists
+every branch that did any of these. :func:`branch_value` reads a branch's whole value at a path
+back out of the tree, so the merge (:mod:`flowlab.merge.tree`) never needs a branch's context,
+and the engine frees each branch's copy as soon as the branch ends.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Hashable, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel
+
+from flowlab.changes import MISSING, Change, Item
+from flowlab.merge import lists
+
+__all__ = ["branch_value"]
+
+
+# A node's children, direct writes and list items, until the first one is filed: one shared,
+# read-only empty mapping. Most nodes are leaves that use one of the three, and a merge of N
+# branches makes at least N nodes, so the other two dicts would be 2N objects for the collector.
+_NONE: Any = MappingProxyType({})
+
+
+class _Node:
+    """The changes under one path, per branch index: written whole, as list items, or deeper."""
+
+    __slots__ = ("children", "direct", "items", "replaced", "writers")
+
+    def __init__(self) -> None:
+        self.children: dict[Hashable, _Node] = _NONE
+        self.direct: dict[int, Any] = _NONE
+        self.items: dict[int, list[Change]] = _NONE
+        self.replaced: dict[int, Any] = _NONE  # whole values that expand() split into changes
+        self.writers: list[int] = []  # every branch that changed this path or below, sorted
+
+    def touch(self, i: int) -> None:
+        writers = self.writers
+        if not writers or writers[-1] < i:
+            writers.append(i)
+        elif writers[-1] != i and i not in writers:
+            writers.append(i)
+            writers.sort()
+
+    def insert(self, i: int, keys: Sequence[Hashable], change: Change) -> None:
+        self.touch(i)
+        self.insert_below(i, keys, change)
+
+    def insert_below(self, i: int, keys: Sequence[Hashable], change: Change) -> None:
+        """:meth:`insert` for a caller that has touched this node for ``i`` already."""
+        is_item = bool(keys) and type(keys[-1]) is Item
+        node = self
+        for key in keys[:-1] if is_item else keys:
+            children = node.children
+            child = children.get(key)
+            if child is None:
+                if children is _NONE:
+                    children = node.children = {}
+                child = children[key] = _Node()
+                child.writers.append(i)
+            else:
+                writers = child.writers  # touch(i), inlined: branches arrive in order
+                if writers[-1] < i:
+                    writers.append(i)
+                elif writers[-1] != i and i not in writers:
+                    writers.append(i)
+                    writers.sort()
+            node = child
+        if is_item:
+            if node.items is _NONE:
+                node.items = {}
+            node.items.setdefault(i, []).append(change)
+        else:
+            if node.direct is _NONE:
+                node.direct = {}
+            node.direct[i] = MISSING if change.op == "remove" else change.after
+
+
+def branch_value(node: _Node, i: int, before: Any) -> Any:
+    """Branch ``i``'s value at ``node``'s path, rebuilt from its changes filed under ``node``
+    and ``before``, the base's value there (:data:`MISSING` if absent): what it wrote there, or
+    ``before`` with the changes it made below applied. The merge needs no branch's context.
+
+    A branch's diff holds everything it changed, so this is the value its context has at that
+    path (an equal one: containers it did not change are the base's own, as in its copy).
+    """
+    if i in node.direct:
+        return node.direct[i]
+    if i in node.replaced:
+        return node.replaced[i]
+    if node.items:
+        base = before if isinstance(before, list) else []
+        return lists.combine(node.items, (i,), base) if i in node.items else base
+    if isinstance(before, BaseModel):
+        data: dict[Any, Any] = dict(before.__dict__)
+        for name, child in node.children.items():
+            if i in child.writers:
+                data[name] = branch_value(child, i, data[name])
+        model = copy.copy(before)
+        object.__setattr__(model, "__dict__", data)
+        return model
+    out = dict(before) if isinstance(before, dict) else {}
+    for key, child in node.children.items():
+        if i in child.writers:
+            value = branch_value(child, i, out.get(key, MISSING))
+            if value is MISSING:
+                out.pop(key, None)
+            else:
+                out[key] = value
+    return out
