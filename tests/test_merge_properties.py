@@ -258,7 +258,7 @@ def test_each_branch_value_is_rebuilt_from_its_changes_at_every_path(
     # tree, from the base's value there and the changes it filed below.
     from flowlab.changes import same
     from flowlab.context import diff
-    from flowlab.merge.nodes import _Node, branch_value
+    from flowlab.merge.nodes import _Node, branch_value, branch_values
 
     branches = make(base, edits)
     for (_, ctx), fields in zip(branches, whole, strict=False):
@@ -270,9 +270,39 @@ def test_each_branch_value_is_rebuilt_from_its_changes_at_every_path(
             root.insert(i, change.key_path, change)
 
     def check(node: _Node, path: tuple[Any, ...]) -> int:
+        together = branch_values(node, node.writers, _at(base, path))
+        assert list(together) == node.writers  # in writer order
         for i in node.writers:
             rebuilt = branch_value(node, i, _at(base, path))
             assert same(rebuilt, _at(branches[i][1], path)), (path, i)
+            assert same(together[i], rebuilt), (path, i)
         return 1 + sum(check(child, (*path, key)) for key, child in node.children.items())
 
     check(root, ())
+
+
+class _Opt(BaseModel):
+    meta: dict[str, int] | None = {}
+
+
+def test_branch_values_come_in_writer_order_when_some_wrote_whole_and_some_below() -> None:
+    from flowlab.context import diff
+    from flowlab.merge.nodes import _Node, branch_values
+
+    base = _Opt(meta={"x": 0})
+    below, whole, also_below = isolate(base), isolate(base), isolate(base)
+    below.meta["a"] = 1  # type: ignore[index]
+    whole.meta = None
+    also_below.meta["b"] = 2  # type: ignore[index]
+    root = _Node()
+    for i, ctx in enumerate((below, whole, also_below)):
+        for change in diff(base, ctx):
+            root.insert(i, change.key_path, change)
+    node = root.children["meta"]
+    assert node.writers == [0, 1, 2]
+    assert branch_values(node, node.writers, base.meta) == {
+        0: {"x": 0, "a": 1},
+        1: None,
+        2: {"x": 0, "b": 2},
+    }
+    assert list(branch_values(node, node.writers, base.meta)) == [0, 1, 2]

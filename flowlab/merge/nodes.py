@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from flowlab.changes import MISSING, Change, Item
 from flowlab.merge import lists
 
-__all__ = ["branch_value"]
+__all__ = ["branch_value", "branch_values"]
 
 
 # A node's children, direct writes and list items, until the first one is filed: one shared,
@@ -88,29 +88,59 @@ def branch_value(node: _Node, i: int, before: Any) -> Any:
     ``before`` with the changes it made below applied. The merge needs no branch's context.
 
     A branch's diff holds everything it changed, so this is the value its context has at that
-    path (an equal one: containers it did not change are the base's own, as in its copy).
+    path (an equal one: what it did not change is the base's own, as in its copy).
     """
-    if i in node.direct:
-        return node.direct[i]
-    if i in node.replaced:
-        return node.replaced[i]
+    return branch_values(node, (i,), before)[i]
+
+
+def branch_values(node: _Node, writers: Sequence[int], before: Any) -> dict[int, Any]:
+    """:func:`branch_value` of each of ``writers`` (in their order), visiting each filed change
+    once: asking for all of a node's writers costs what they changed, not writers x changes."""
+    out: dict[int, Any] = {}
+    rest: list[int] = []
+    for i in writers:
+        if i in node.direct:
+            out[i] = node.direct[i]
+        elif i in node.replaced:
+            out[i] = node.replaced[i]
+        else:
+            rest.append(i)
+    if not rest:
+        return out  # in writer order: every one was written whole
     if node.items:
         base = before if isinstance(before, list) else []
-        return lists.combine(node.items, (i,), base) if i in node.items else base
-    if isinstance(before, BaseModel):
-        data: dict[Any, Any] = dict(before.__dict__)
-        for name, child in node.children.items():
-            if i in child.writers:
-                data[name] = branch_value(child, i, data[name])
-        model = copy.copy(before)
-        object.__setattr__(model, "__dict__", data)
-        return model
-    out = dict(before) if isinstance(before, dict) else {}
+        for i in rest:
+            out[i] = lists.combine(node.items, (i,), base) if i in node.items else base
+        return {i: out[i] for i in writers}
+    model = isinstance(before, BaseModel)
+    wanted = set(rest)
+    below: dict[int, list[tuple[Hashable, Any]]] = {i: [] for i in rest}
     for key, child in node.children.items():
-        if i in child.writers:
-            value = branch_value(child, i, out.get(key, MISSING))
-            if value is MISSING:
-                out.pop(key, None)
+        mine = [i for i in child.writers if i in wanted]
+        if mine:
+            if model:
+                old = before.__dict__[key]
             else:
-                out[key] = value
-    return out
+                old = before.get(key, MISSING) if isinstance(before, dict) else MISSING
+            for i, value in branch_values(child, mine, old).items():
+                below[i].append((key, value))
+    for i in rest:
+        out[i] = _with(before, below[i], model)
+    return {i: out[i] for i in writers}
+
+
+def _with(before: Any, values: list[tuple[Hashable, Any]], model: bool) -> Any:
+    """``before`` (a model, a dict, or nothing yet) with ``values`` set at their keys."""
+    data: dict[Any, Any] = dict(
+        before.__dict__ if model else before if isinstance(before, dict) else {}
+    )
+    for key, value in values:
+        if value is MISSING:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    if not model:
+        return data
+    new = copy.copy(before)
+    object.__setattr__(new, "__dict__", data)
+    return new

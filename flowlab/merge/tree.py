@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from flowlab.changes import MISSING, Change, diff_value, same
 from flowlab.merge import lists
 from flowlab.merge.checks import field_rules
-from flowlab.merge.nodes import _NONE, _Node, branch_value
+from flowlab.merge.nodes import _NONE, _Node, branch_value, branch_values
 from flowlab.merge.rules import (
     Custom,
     DeepMerge,
@@ -106,6 +106,10 @@ class _Merger:
         """Branch ``i``'s value at ``node``'s path, whose base value is ``before``."""
         return node.direct[i] if i in node.direct else branch_value(node, i, before)
 
+    def values_of(self, node: _Node, before: Any) -> dict[int, Any]:
+        """:meth:`value_of` for every writer of ``node``, in writer order."""
+        return branch_values(node, node.writers, before)
+
     def row(
         self,
         keys: tuple[Hashable, ...],
@@ -173,7 +177,7 @@ class _Merger:
             self.row(keys, label, node, None, before, before)
             return before
         if isinstance(rule, Custom):
-            values = {self.names[i]: self.value_of(i, node, before) for i in node.writers}
+            values = {self.names[i]: v for i, v in self.values_of(node, before).items()}
             after = rule.fn(before, values)
             self.row(keys, label, node, None, before, after)
             return after
@@ -269,7 +273,7 @@ class _Merger:
         return True
 
     def agreed(self, node: _Node, before: Any, keys: tuple[Hashable, ...], label: str) -> Any:
-        values = [self.value_of(i, node, before) for i in node.writers]
+        values = list(self.values_of(node, before).values())
         if all(same(values[0], v) for v in values[1:]):
             self.row(keys, label, node, node.writers[-1], before, values[-1])
             return values[-1]
@@ -295,7 +299,7 @@ class _Merger:
         if len(direct) == len(writers):  # every writer wrote this very path
             values = [direct[i] for i in writers]
         else:
-            values = [self.value_of(i, node, before) for i in writers]
+            values = list(self.values_of(node, before).values())
         winner: int | None = None
         if isinstance(rule, (Sum, _Accumulate)) and _summable(
             before, values, isinstance(rule, Sum)
