@@ -197,23 +197,9 @@ def timed(fn: Callable[[], Any], clock: str = "cpu") -> float:
     return now() - t0
 
 
-def best(
-    fns: Sequence[Callable[[], Any]],
-    repeat: int,
-    *,
-    warmup: bool = True,
-    clock: str = "cpu",
-    freeze: bool = True,
-) -> list[float]:
-    """Run the callables alternately ``repeat`` times; return each one's best time (s).
-
-    After the warm-up (one untimed call of each, which also does their lazy imports), what the
-    set-up and the warm-up left on the heap is frozen out of the garbage collector's scans, as
-    the harness does before each figure: the timed calls then pay for their own objects, not for
-    a peer library's freshly imported modules (which would tax whichever side runs with them).
-    ``freeze=False`` leaves the heap as it is (figure 8 reports both).
-    """
-    return [min(t) for t in samples(fns, repeat, warmup=warmup, clock=clock, freeze=freeze)]
+def best(fns: Sequence[Callable[[], Any]], repeat: int, **options: Any) -> list[float]:
+    """Each callable's best time (s) over :func:`samples` (same arguments)."""
+    return [min(t) for t in samples(fns, repeat, **options)]
 
 
 def samples(
@@ -224,8 +210,15 @@ def samples(
     clock: str = "cpu",
     freeze: bool = True,
 ) -> list[list[float]]:
-    """:func:`best`'s measurements, all of them: ``repeat`` times (s) per callable, round by
-    round (``out[i][r]`` is callable ``i`` in round ``r``)."""
+    """Run the callables alternately ``repeat`` times; return every time (s), per callable,
+    round by round (``out[i][r]`` is callable ``i`` in round ``r``).
+
+    After the warm-up (one untimed call of each, which also does their lazy imports), what the
+    set-up and the warm-up left on the heap is frozen out of the garbage collector's scans, as
+    the harness does before each figure: the timed calls then pay for their own objects, not for
+    a peer library's freshly imported modules (which would tax whichever side runs with them).
+    ``freeze=False`` leaves the heap as it is (figure 8 reports both).
+    """
     if warmup:
         for fn in fns:
             fn()
