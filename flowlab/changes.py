@@ -28,6 +28,7 @@ The checked entry point is :func:`flowlab.context.diff`; :func:`diff_into` is th
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -120,14 +121,119 @@ class Change:
         return self.keys or self.path
 
 
+_SCALARS: frozenset[type] = frozenset({int, float, str, bool, bytes, complex, type(None)})
+# tracked containers are still a dict / list: compared as one kind with the plain ones
+_KIND: dict[type, type] = {TrackedDict: dict, TrackedList: list}
+_MAX_DEPTH = 200
+
+
 def same(a: Any, b: Any) -> bool:
-    """``a is b or a == b``, treating a comparison that raises or is not a bool as unequal."""
+    """Whether ``a`` and ``b`` hold the same value: the question "did this branch change it?".
+
+    Type-aware (``True`` and ``1``, ``1`` and ``1.0`` differ), never raises, and answers for
+    values whose ``==`` does not give a plain bool:
+
+    * numpy arrays by ``numpy.array_equal`` (and dtype), pandas objects by ``.equals`` — only
+      when those modules are already imported (they never are by flowlab);
+    * dicts, lists and tuples item by item with these same rules (so a dict holding arrays
+      compares its arrays as arrays);
+    * an object whose ``==`` raises, or is the default identity test, by its attributes
+      (``__dict__`` / ``__slots__``), as a deep copy of it should be equal to it;
+    * NaN equals NaN (an untouched float field is not a change).
+
+    Anything still undecidable (or nested deeper than 200 levels, or cyclic) counts as changed.
+
+    Examples
+    --------
+    >>> same({"a": [1, 2]}, {"a": [1, 2]}), same(True, 1), same(float("nan"), float("nan"))
+    (True, False, True)
+    """
     if a is b:
         return True
-    try:
-        return bool(a == b)
-    except Exception:
+    ta, tb = type(a), type(b)
+    if ta is tb and ta in _SCALARS:
+        return a == b or (ta is float and a != a and b != b)
+    return _same(a, b, 0)
+
+
+def _same(a: Any, b: Any, depth: int) -> bool:
+    if a is b:
+        return True
+    ta, tb = type(a), type(b)
+    if _KIND.get(ta, ta) is not _KIND.get(tb, tb):
         return False
+    if ta in _SCALARS:
+        return a == b or (ta is float and a != a and b != b)
+    if depth > _MAX_DEPTH:
+        return False
+    if isinstance(a, dict):
+        if len(a) != len(b):
+            return False
+        try:
+            return all(k in b and _same(v, b[k], depth + 1) for k, v in a.items())
+        except Exception:
+            return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y, depth + 1) for x, y in zip(a, b, strict=True))
+    special = _special_equal(a, b)
+    if special is not None:
+        return special
+    try:
+        result = a == b
+    except Exception:
+        result = NotImplemented
+    if type(result) is bool and (result or not _identity_eq(ta)):
+        return result
+    if type(result) is not bool:
+        try:
+            return bool(result)
+        except Exception:
+            pass
+    return _same_attributes(a, b, depth)
+
+
+def _identity_eq(kind: type) -> bool:
+    """Whether ``kind`` compares by identity only (the default ``object.__eq__``)."""
+    return kind.__eq__ is object.__eq__  # type: ignore[comparison-overlap]
+
+
+def _special_equal(a: Any, b: Any) -> bool | None:
+    """numpy arrays and pandas objects, by their own value equality; None for other values."""
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(a, np.ndarray):
+        try:
+            return bool(a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        except Exception:
+            return bool(np.array_equal(a, b))
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(a, (pd.DataFrame, pd.Series, pd.Index)):
+        try:
+            return bool(a.equals(b))
+        except Exception:
+            return False
+    return None
+
+
+def _same_attributes(a: Any, b: Any, depth: int) -> bool:
+    """Objects without value equality: the same attributes (a deep copy equals its original)."""
+    state_a, state_b = _state(a), _state(b)
+    if state_a is None or state_b is None:
+        return False
+    return _same(state_a, state_b, depth + 1)
+
+
+def _state(value: Any) -> dict[str, Any] | None:
+    state: dict[str, Any] = {}
+    found = False
+    if hasattr(value, "__dict__"):
+        state.update(vars(value))
+        found = True
+    for cls in type(value).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            if name not in ("__dict__", "__weakref__") and hasattr(value, name):
+                state[name] = getattr(value, name)
+                found = True
+    return state if found else None
 
 
 def _diff_dict(
@@ -167,7 +273,7 @@ def list_slice(old: Sequence[Any], new: Sequence[Any], same_below: int = 0) -> t
     n_old, n_new = len(old), len(new)
     if same_below >= n_old and n_new >= n_old:  # known pure append
         return n_old, n_old, n_new
-    if not same_below and n_new >= n_old and list(new[:n_old]) == list(old):  # pure append
+    if not same_below and n_new >= n_old and _same_prefix(old, new):  # pure append
         return n_old, n_old, n_new
     start = min(same_below, n_old, n_new)
     limit = min(n_old, n_new)
@@ -178,6 +284,19 @@ def list_slice(old: Sequence[Any], new: Sequence[Any], same_below: int = 0) -> t
         end_old -= 1
         end_new -= 1
     return start, end_old, end_new
+
+
+def _same_prefix(old: Sequence[Any], new: Sequence[Any]) -> bool:
+    """Whether ``new`` starts with the items of ``old`` (as :func:`same` sees them)."""
+    head = new[: len(old)]
+    try:  # plain values: one C-level comparison, then the types (``[True] == [1]``)
+        if list(head) == list(old):
+            return list(map(type, head)) == list(map(type, old)) or all(
+                same(a, b) for a, b in zip(old, head, strict=True)
+            )
+    except Exception:
+        pass
+    return all(same(a, b) for a, b in zip(old, head, strict=True))
 
 
 def _diff_list(

@@ -269,7 +269,11 @@ def test_diff_value_whose_eq_raises_counts_as_changed() -> None:
 
         __hash__ = object.__hash__
 
-    base, branch = Locked(guard=Weird()), Locked(guard=Weird())
+    base = Locked(guard=Weird())
+    base.guard.v = 1
+    branch = isolate(base)  # a deep copy: the same attributes, so no phantom change
+    assert diff(base, branch) == []
+    branch.guard.v = 2  # compared by their attributes, since == cannot answer
     assert [c.op for c in diff(base, branch)] == ["change"]
 
 

@@ -325,9 +325,22 @@ def test_conflict_between_a_removal_and_an_edit_below_it() -> None:
     assert info.value.values["e"] == {"b": 9, "c": 2}
 
 
-def test_error_on_conflict_compares_lists_whole() -> None:
+def test_error_on_conflict_merges_lists_by_position() -> None:
+    # two appends do not collide: both go in, in merge order (DESIGN: lists merge by position)
+    both = merge(
+        Ctx(), {"a": extend("tags", ["x"]), "b": extend("tags", ["y"])}, "error_on_conflict"
+    )
+    assert both.context.tags == ["w", "x", "y"]
+
+    def replace(value: str):
+        def step(ctx: Ctx) -> None:
+            ctx.tags[0] = value
+
+        return step
+
+    # two branches replacing one base item differently truly collide
     with pytest.raises(MergeConflict, match=r"'tags'"):
-        merge(Ctx(), {"a": extend("tags", ["x"]), "b": extend("tags", ["y"])}, "error_on_conflict")
+        merge(Ctx(), {"a": replace("p"), "b": replace("q")}, "error_on_conflict")
     same_items = merge(
         Ctx(), {"a": extend("tags", ["x"]), "b": extend("tags", ["x"])}, "error_on_conflict"
     )

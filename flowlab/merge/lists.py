@@ -1,21 +1,56 @@
-"""How the branches' edits of one list combine into the merged list.
+"""How the branches' edits of one list combine into the merged list: a merge over the base by
+position.
 
-A diff describes a list edit as one slice of the base replaced (removals first, then additions in
-order). :func:`combine` applies every writer's slice to the base, in merge order;
-:func:`dedupe` then drops repeated items for the rules that ask for it (``Union``,
-``accumulate``).
+A branch's diff describes its list edit as one slice of the base replaced (removals first, then
+additions in order). :func:`hunks` aligns that slice item by item (a longest common subsequence,
+compared with :func:`~flowlab.changes.same`), so the edit becomes *hunks* ``(start, end, added)``:
+``base[start:end]`` removed and ``added`` inserted at that place. Removing ``"t0"`` from
+``["t0", "t1"]`` and appending ``"n"`` is two hunks, ``(0, 1, [])`` and ``(2, 2, ["n"])`` — not
+"``["t0", "t1"]`` became ``["t1", "n"]``", which would put ``"t1"`` back over a sibling's removal.
+
+:func:`combine` applies every writer's hunks to the base at once:
+
+* every base item some writer removed is removed (once);
+* every item some writer inserted is kept, at its place in the base, writers in merge order at
+  one place;
+* two writers making the *same* removal or replacement apply it once;
+* edits that truly collide are flagged (``conflict``): two writers replacing overlapping base
+  items differently, or one writer replacing the whole list while another edited it. The value
+  still keeps every inserted item and drops every removed one; the rule decides whether a
+  collision raises (``error_on_conflict``) or is a ``conflict=True`` report row.
+
+:func:`dedupe` then drops repeated *inserted* items for the rules that ask for it (``Union``,
+``accumulate``); base items are never touched by it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from flowlab.changes import Change, Item, same
 
-__all__ = ["appended", "combine", "dedupe"]
+__all__ = ["Combined", "Hunk", "appended", "combine", "dedupe", "hunks"]
 
-_Edit = tuple[int, int, list[Any], int]  # (start, end, items added, merge order)
+_LCS_LIMIT = 250_000  # cells of the alignment table; beyond, a slice stays one hunk
+
+
+class Hunk(NamedTuple):
+    """``base[start:end]`` removed and ``added`` inserted at that place (``start == end``: a
+    pure insertion before ``base[start]``)."""
+
+    start: int
+    end: int
+    added: list[Any]
+
+
+class Combined(NamedTuple):
+    """The merged list, which of its items were inserted by a branch, and whether edits
+    collided."""
+
+    items: list[Any]
+    inserted: list[bool]
+    conflict: bool
 
 
 def appended(items: Mapping[int, list[Change]], writers: Sequence[int], n: int) -> list[Any] | None:
@@ -38,68 +73,156 @@ def appended(items: Mapping[int, list[Change]], writers: Sequence[int], n: int) 
     return out
 
 
-def combine(
-    items: Mapping[int, list[Change]], writers: Sequence[int], base: list[Any]
-) -> list[Any]:
-    """Apply each writer's list edit (``items[i]``: its changes to the list's positions) to
-    ``base``, writers in merge order.
-
-    Insertions at one point all go in, in merge order; an edit overlapping an earlier one
-    replaces it (later writer wins); an identical removal/replacement is applied once.
+def hunks(changes: Sequence[Change], base: Sequence[Any]) -> list[Hunk]:
+    """One writer's list edit (its changes at the list's positions) as aligned hunks.
 
     Examples
     --------
-    Two writers, one drops ``"a"``, the other appends ``"z"``:
+    >>> from flowlab.changes import diff_value
+    >>> out = []
+    >>> diff_value(["t0", "t1"], ["t1", "n"], ("tags",), out)
+    >>> hunks(out, ["t0", "t1"])
+    [Hunk(start=0, end=1, added=[]), Hunk(start=2, end=2, added=['n'])]
+    """
+    if not changes:
+        return []
+    start = min(c.key_path[-1].index for c in changes)  # type: ignore[attr-defined]
+    removed = sum(1 for c in changes if c.op == "remove")
+    added = [c.after for c in changes if c.op == "add"]
+    return _align(base, start, start + removed, added)
+
+
+def _align(base: Sequence[Any], start: int, end: int, new: list[Any]) -> list[Hunk]:
+    """``base[start:end]`` became ``new``: the hunks of a longest common subsequence (ties:
+    removals before insertions, the earliest match first)."""
+    old = base[start:end]
+    n, m = len(old), len(new)
+    if not n or not m or n * m > _LCS_LIMIT:
+        return [Hunk(start, end, list(new))]
+    # table[i][j]: the LCS length of old[i:] and new[j:]
+    table = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        row, below = table[i], table[i + 1]
+        for j in range(m - 1, -1, -1):
+            if same(old[i], new[j]):
+                row[j] = below[j + 1] + 1
+            else:
+                row[j] = max(below[j], row[j + 1])
+    out: list[Hunk] = []
+    i = j = 0
+    open_at, pending = (
+        -1,
+        list[Any](),
+    )  # the hunk being built: its first base index, its inserted items
+    while i < n or j < m:
+        if i < n and j < m and same(old[i], new[j]) and table[i][j] == table[i + 1][j + 1] + 1:
+            if open_at >= 0:
+                out.append(Hunk(start + open_at, start + i, pending))
+                open_at, pending = -1, []
+            i += 1
+            j += 1
+            continue
+        if open_at < 0:
+            open_at = i
+        if i < n and (j >= m or table[i + 1][j] >= table[i][j + 1]):
+            i += 1  # old[i] removed
+        else:
+            pending.append(new[j])
+            j += 1
+    if open_at >= 0:
+        out.append(Hunk(start + open_at, start + i, pending))
+    return out
+
+
+def combine(
+    items: Mapping[int, list[Change]], writers: Sequence[int], base: list[Any]
+) -> list[Any]:
+    """The merged list: :func:`combine_edits` without the report (see the module docstring).
+
+    Examples
+    --------
+    One writer drops ``"t0"`` and appends ``"new"``, the other only drops ``"t0"``:
 
     >>> from flowlab.changes import diff_value
-    >>> base = ["a", "b"]
+    >>> base = ["t0"]
     >>> items = {0: [], 1: []}
-    >>> diff_value(base, ["b"], ("tags",), items[0])
-    >>> diff_value(base, ["a", "b", "z"], ("tags",), items[1])
+    >>> diff_value(base, ["new"], ("tags",), items[0])
+    >>> diff_value(base, [], ("tags",), items[1])
     >>> combine(items, [0, 1], base)
-    ['b', 'z']
+    ['new']
     """
+    return combine_edits(items, writers, base).items
+
+
+def combine_edits(
+    items: Mapping[int, list[Change]], writers: Sequence[int], base: list[Any]
+) -> Combined:
+    """Apply every writer's list edit to ``base`` at once, writers in merge order."""
     added_only = appended(items, writers, len(base))
     if added_only is not None:  # every writer only appended: the base, then each one's items
-        return [*base, *added_only]
-    # Pure insertions never overlap each other, so they are kept apart from range edits
-    # (removals / replacements): a new insertion is only checked against the ranges. This
-    # keeps N branches that each append linear, not quadratic.
-    inserts: list[_Edit] = []
-    ranges: list[_Edit] = []
+        return Combined([*base, *added_only], [False] * len(base) + [True] * len(added_only), False)
+    n = len(base)
+    removed = [False] * n
+    inserts: list[list[Any]] = [[] for _ in range(n + 1)]
+    seen: list[Hunk] = []  # removals / replacements applied so far (an identical one is skipped)
+    replaced: list[tuple[int, int, int]] = []  # (start, end, writer order) of replacements
+    whole: list[int] = []  # writer orders that replaced the whole (non-empty) list
+    adders: list[int] = []  # writer orders that inserted items
+    conflict = False
     for order, i in enumerate(writers):
         changes = items.get(i)
         if not changes:
             continue
-        start = min(c.key_path[-1].index for c in changes)  # type: ignore[attr-defined]
-        removed = sum(1 for c in changes if c.op == "remove")
-        added = [c.after for c in changes if c.op == "add"]
-        edit = (start, start + removed, added, order)
-        if removed and any(e[:2] == edit[:2] and same(e[2], added) for e in ranges):
-            continue
-        if ranges:
-            ranges = [e for e in ranges if not _overlap(e[:2], edit[:2])]
-        if removed:
-            if inserts:
-                inserts = [e for e in inserts if not _overlap(e[:2], edit[:2])]
-            ranges.append(edit)
-        else:
-            inserts.append(edit)
-    edits = inserts + ranges
-    edits.sort(key=lambda e: (e[0], e[0] != e[1], e[3]))
+        edits = hunks(changes, base)
+        if any(h.added for h in edits):
+            adders.append(order)
+        if n and len(edits) == 1 and edits[0][:2] == (0, n) and edits[0].added:
+            whole.append(order)
+        for hunk in edits:
+            start, end, added = hunk
+            if start < end:
+                if any(
+                    h.start == start and h.end == end and _same_items(h.added, added) for h in seen
+                ):
+                    continue
+                seen.append(hunk)
+                if added:
+                    for s, e, other in replaced:
+                        if other != order and s < end and start < e:
+                            conflict = True
+                    replaced.append((start, end, order))
+                for k in range(start, end):
+                    removed[k] = True
+            inserts[start].extend(added)
+    if whole and any(order not in whole for order in adders):
+        conflict = True  # a new list against a sibling's insertions (removals it subsumes)
+
     out: list[Any] = []
-    cursor = 0
-    for start, end, added, _ in edits:
-        out.extend(base[cursor:start])
-        out.extend(added)
-        cursor = max(cursor, end)
-    out.extend(base[cursor:])
-    return out
+    inserted: list[bool] = []
+    for gap in range(n + 1):
+        if inserts[gap]:
+            out.extend(inserts[gap])
+            inserted.extend([True] * len(inserts[gap]))
+        if gap < n and not removed[gap]:
+            out.append(base[gap])
+            inserted.append(False)
+    return Combined(out, inserted, conflict)
 
 
-def dedupe(items: list[Any], key: Callable[[Any], Any] | None = None) -> list[Any]:
+def _same_items(a: list[Any], b: list[Any]) -> bool:
+    return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+
+
+def dedupe(
+    items: list[Any],
+    key: Callable[[Any], Any] | None = None,
+    inserted: Sequence[bool] | None = None,
+) -> list[Any]:
     """``items`` without repeats, first occurrence kept, compared by ``key(item)`` (the item
     itself when ``key`` is None); unhashable keys are compared by value.
+
+    With ``inserted`` (one flag per item), only inserted items are dropped: the base's own items
+    stay as they were, repeats included, and an inserted item equal to any kept item goes.
 
     Examples
     --------
@@ -109,30 +232,34 @@ def dedupe(items: list[Any], key: Callable[[Any], Any] | None = None) -> list[An
     [{'id': 1, 'v': 'x'}]
     >>> dedupe([[1], [2], [1]])
     [[1], [2]]
+    >>> dedupe([1, 1, 2, 2, 3], inserted=[False, False, False, True, True])
+    [1, 1, 2, 3]
     """
+    flags = inserted if inserted is not None else [True] * len(items)
     seen: set[Any] = set()
     seen_unhashable: list[Any] = []
-    out = []
-    for item in items:
-        k = item if key is None else key(item)
+
+    def known(k: Any, add: bool) -> bool:
         try:
             if k in seen:
-                continue
-            seen.add(k)
+                return True
+            if add:
+                seen.add(k)
         except TypeError:
             if any(same(k, s) for s in seen_unhashable):
-                continue
-            seen_unhashable.append(k)
+                return True
+            if add:
+                seen_unhashable.append(k)
+        return False
+
+    keys = [item if key is None else key(item) for item in items]
+    if inserted is not None:  # the base's items are known first, wherever they stand
+        for k, flag in zip(keys, flags, strict=True):
+            if not flag:
+                known(k, True)
+    out = []
+    for item, k, flag in zip(items, keys, flags, strict=True):
+        if flag and known(k, True):
+            continue
         out.append(item)
     return out
-
-
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    (s1, e1), (s2, e2) = a, b
-    if s1 == e1 and s2 == e2:  # two insertions never overlap: both go in, in merge order
-        return False
-    if s1 == e1:
-        return s2 < s1 < e2
-    if s2 == e2:
-        return s1 < s2 < e1
-    return s1 < e2 and s2 < e1

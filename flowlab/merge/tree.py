@@ -199,8 +199,16 @@ class _Merger:
         label: str,
         inherit: bool,
     ) -> Any:
-        if isinstance(rule, ErrorOnConflict) and (node.direct or node.items):
-            return self.agreed(node, before, keys, label)
+        if isinstance(rule, ErrorOnConflict):
+            # dicts written whole are compared key by key, as edits under an existing key are
+            if node.direct and not (
+                len(node.writers) > 1
+                and type(next(iter(node.direct.values()))) is dict
+                and self.expand(node, before, keys, rule)
+            ):
+                return self.agreed(node, before, keys, label)
+            if node.items:
+                return self.list_merge(node, before, keys, rule, label)
         direct = node.direct
         if direct and (
             type(next(iter(direct.values()))) not in _CONTAINERS  # nothing to expand
@@ -336,13 +344,23 @@ class _Merger:
     def list_merge(
         self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule, label: str
     ) -> list[Any]:
-        """Combine every writer's edit of a list (see :func:`flowlab.merge.lists.combine`),
-        de-duplicated as the rule asks, and report it."""
-        out = lists.combine(node.items, node.writers, before if isinstance(before, list) else [])
+        """Combine every writer's edit of a list by position (see :mod:`flowlab.merge.lists`),
+        de-duplicated as the rule asks, and report it; colliding edits are a conflict."""
+        base = before if isinstance(before, list) else []
+        if isinstance(rule, ErrorOnConflict) and len(node.writers) > 1:
+            agreed = list(self.values_of(node, before).values())
+            if all(same(agreed[0], v) for v in agreed[1:]):  # equal values never conflict
+                self.row(keys, label, node, node.writers[-1], before, agreed[-1])
+                return agreed[-1]  # type: ignore[no-any-return]
+        merged = lists.combine_edits(node.items, node.writers, base)
+        out = merged.items
         if isinstance(rule, Union):
-            out = lists.dedupe(out, rule.key_of)
+            out = lists.dedupe(out, rule.key_of, merged.inserted)
         elif isinstance(rule, _Accumulate):
-            out = lists.dedupe(out, None)
+            out = lists.dedupe(out, None, merged.inserted)
+        if merged.conflict and isinstance(rule, ErrorOnConflict):
+            values = self.values_of(node, before)
+            self.conflicts.append((_dotted(keys), {self.names[i]: v for i, v in values.items()}))
         winner = node.writers[0] if len(node.writers) == 1 else None
-        self.row(keys, label, node, winner, before, out)
+        self.row(keys, label, node, winner, before, out, conflict=merged.conflict)
         return out
