@@ -374,7 +374,9 @@ def _diff_tracked_dict(
 
 def diff_value(old: Any, new: Any, keys: tuple[Hashable, ...], out: list[Change]) -> None:
     """Append the changes from ``old`` to ``new`` (known to differ) at ``keys``."""
-    if type(old) in _DICTS and type(new) in _DICTS:
+    if (type(old) in _DICTS and type(new) in _DICTS) or (
+        type(old) is type(new) and isinstance(old, dict)  # Counter, OrderedDict, defaultdict
+    ):
         _diff_dict(old, new, keys, out)
     elif type(old) in _LISTS and type(new) in _LISTS:
         _diff_list(old, new, keys, out)

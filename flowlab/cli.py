@@ -40,7 +40,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     frame = outcome.comparison.summary()
     table = frame[
         ["merge", "max_concurrency", "ok", "makespan_s", "peak_concurrency", "conflicts",
-         "ctx.processed", "ctx.tokens_used"]
+         "dropped", "ctx.processed", "ctx.tokens_used"]
     ].rename(columns={"peak_concurrency": "peak", "ctx.processed": "processed",
                       "ctx.tokens_used": "tokens_used", "ok": f"ok/{args.repeat}"})  # fmt: skip
     print(table.to_string(index=False, na_rep="none", float_format=lambda v: f"{v:g}"))

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 __all__ = ["OUTCOMES", "Comparison", "frame_of", "label"]
 
 OUTCOMES: tuple[str, ...] = (
-    "status", "makespan_s", "peak_concurrency", "utilisation", "conflicts", "cost", "tokens",
-    "failed_branches", "error", "wall_s",
+    "status", "makespan_s", "peak_concurrency", "utilisation", "conflicts", "dropped", "cost",
+    "tokens", "failed_branches", "error", "wall_s",
 )  # fmt: skip
 """Outcome columns of :attr:`Comparison.frame`, after the grid keys and ``repeat``."""
 
@@ -56,7 +56,7 @@ def frame_of(
     frame["status"] = pd.Categorical(frame["status"].tolist(), categories=list(RUN_STATUSES))
     for c in ("makespan_s", "utilisation", "cost", "wall_s"):
         frame[c] = frame[c].astype("float64")
-    for c in ("peak_concurrency", "conflicts", "tokens", "failed_branches"):
+    for c in ("peak_concurrency", "conflicts", "dropped", "tokens", "failed_branches"):
         frame[c] = frame[c].astype("int64")
     frame["error"] = frame["error"].astype("str")
     return frame
@@ -71,7 +71,8 @@ class Comparison:
         A column per grid key (named as the key; strategy names as categoricals, caps as
         nullable ints with ``<NA>`` for no cap, objects such as limiters as their repr), then
         ``repeat`` and the outcomes: ``status``, ``makespan_s``, ``peak_concurrency``,
-        ``utilisation``, ``conflicts`` (conflicting paths found by the merges), ``cost``,
+        ``utilisation``, ``conflicts`` (conflicting paths found by the merges), ``dropped``
+        (writes that lost under overwrite / keep-first: ``result.merges.dropped``), ``cost``,
         ``tokens``, ``failed_branches``, ``error``, ``wall_s`` (real seconds the run took), then
         one ``ctx.<field>`` column per tabulated context field.
     results : list of RunResult
@@ -120,7 +121,8 @@ class Comparison:
         """One row per grid combination: mean and std of the makespan over repeats, and more.
 
         Columns: the grid keys, ``runs``, ``ok`` (runs with status ok), ``makespan_s`` (mean),
-        ``makespan_std``, ``peak_concurrency`` (max), ``conflicts`` (total), ``cost`` (mean),
+        ``makespan_std``, ``peak_concurrency`` (max), ``conflicts`` and ``dropped`` (totals),
+        ``cost`` (mean),
         and the mean of every numeric ``ctx.`` column (others: the first run's value).
         """
         keys = list(self.grid)
@@ -133,6 +135,7 @@ class Comparison:
             makespan_std=("makespan_s", lambda s: float(s.std(ddof=1)) if len(s) > 1 else 0.0),
             peak_concurrency=("peak_concurrency", "max"),
             conflicts=("conflicts", "sum"),
+            dropped=("dropped", "sum"),
             cost=("cost", "mean"),
         )
         import pandas as pd

@@ -261,6 +261,7 @@ def _row(
         peak_concurrency=int(s["peak_concurrency"]),
         utilisation=float(s["utilisation"]),
         conflicts=conflicts,
+        dropped=int(s.get("dropped_writes", 0)),
         cost=float(result.cost),
         tokens=int(result.tokens),
         failed_branches=int(

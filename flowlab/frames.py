@@ -111,8 +111,12 @@ def diffs_frame(diffs: Sequence[tuple[str, BranchRecord, list[Change]]]) -> pd.D
 
 
 def merges_frame(merges: Sequence[tuple[str, list[dict[str, Any]]]]) -> pd.DataFrame:
-    """One row per merged path per Parallel step."""
-    cols = ["step", "path", "rule", "writers", "winner", "before", "after", "conflict"]
+    """One row per merged path per Parallel step.
+
+    ``dropped`` lists the writers whose write lost (a different value than the one kept, under
+    overwrite / keep_first / last-writer-wins leaves): nothing a branch wrote vanishes unseen.
+    """
+    cols = ["step", "path", "rule", "writers", "winner", "before", "after", "conflict", "dropped"]
     rows = [
         (
             step,
@@ -123,6 +127,7 @@ def merges_frame(merges: Sequence[tuple[str, list[dict[str, Any]]]]) -> pd.DataF
             r.get("before"),
             r.get("after"),
             bool(r.get("conflict", False)),
+            tuple(r.get("dropped", ())),
         )
         for step, rs in merges
         for r in rs

@@ -300,7 +300,8 @@ class RunResult:
 
     # ---- summaries ----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
-        """Makespan, peak concurrency, utilisation, branch counts by status, usage.
+        """Makespan, peak concurrency, utilisation, branch counts by status, merge conflicts
+        and dropped writes (``dropped_writes``: writes that lost under overwrite/keep-first), usage.
 
         ``peak_concurrency`` is the most leaf steps that ever ran at once; ``utilisation`` is the
         busy leaf-step time divided by ``makespan_s × peak_concurrency``.
@@ -310,6 +311,7 @@ class RunResult:
         for b in rec.branches:
             counts[b.status] = counts.get(b.status, 0) + 1
         peak = rec.peak_leaves
+        merges = self.merges
         denom = self.makespan_s * peak
         return {
             "status": self.status,
@@ -317,6 +319,8 @@ class RunResult:
             "peak_concurrency": peak,
             "utilisation": round(rec.leaf_busy_s / denom, 6) if denom > 0 else 0.0,
             "branches": len(rec.branches),
+            "conflicts": int(merges["conflict"].sum()) if len(merges) else 0,
+            "dropped_writes": int(merges["dropped"].map(len).sum()) if len(merges) else 0,
             **{f"n_{k}": v for k, v in sorted(counts.items())},
             "cost": self.cost,
             "tokens": self.tokens,

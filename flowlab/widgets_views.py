@@ -189,9 +189,10 @@ def merges_html(result: RunResult) -> HTML:
     frame = result.merges
     if frame.empty:
         return note_html("No merges: no Parallel step merged any change.")
-    cols = ["step", "path", "rule", "writers", "winner", "before", "after", "conflict"]
+    cols = ["step", "path", "rule", "writers", "winner", "before", "after", "conflict", "dropped"]
     shown = frame.loc[:, cols].copy()
     shown["writers"] = [", ".join(map(str, w)) for w in shown["writers"]]
+    shown["dropped"] = [", ".join(map(str, w)) for w in shown["dropped"]]
     # no single winner: a combining rule (sum, union, ...) used every writer
     shown["winner"] = ["(all)" if v is None else _short(v) for v in shown["winner"]]
     for c in ("before", "after"):

@@ -66,7 +66,7 @@ def test_demo_prints_a_summary_and_writes_report(
         line for line in out.splitlines() if line.split()[:2] == ["merge", "max_concurrency"]
     )
     assert header.split() == [
-        "merge", "max_concurrency", "ok/1", "makespan_s", "peak", "conflicts", "processed", "tokens_used",
+        "merge", "max_concurrency", "ok/1", "makespan_s", "peak", "conflicts", "dropped", "processed", "tokens_used",
     ]  # fmt: skip
     rows = {tuple(line.split()[:2]): line.split() for line in out.splitlines() if line.split()[:1]
             and line.split()[0] in demo.GRID["merge"]}  # fmt: skip

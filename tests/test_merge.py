@@ -306,6 +306,7 @@ def test_conflict_names_path_branches_and_values_and_applies_nothing() -> None:
             "before": "new",
             "after": None,
             "conflict": True,
+            "dropped": (),
         }
     ]
     assert base == snapshot
@@ -593,6 +594,7 @@ def test_merged_context_is_validated_and_nothing_applied_on_failure() -> None:
             "before": 10,
             "after": 21,
             "conflict": False,
+            "dropped": (),
         }
     ]
     assert base == snapshot
@@ -802,3 +804,14 @@ def test_check_model_with_a_step_rule() -> None:
 def test_merge_checks_the_step_rule_against_the_model() -> None:
     with pytest.raises(ConfigError, match=r"Ctx.tags is list"):
         merge(Ctx(), {"a": nothing}, fm.Sum())
+
+
+def test_overwrite_shows_every_dropped_write() -> None:
+    # issue 17 #10: the default keeps last-writer-wins, but the loser's write is never invisible
+    out = merge(Ctx(), {"a": put("status", "x"), "b": put("status", "y")}, "overwrite")
+    (row,) = out.rows
+    assert (row["winner"], row["dropped"], row["conflict"]) == ("b", ("a",), False)
+    equal = merge(Ctx(), {"a": put("status", "x"), "b": put("status", "x")}, "overwrite")
+    assert equal.rows[0]["dropped"] == ()  # an equal value lost nothing
+    first = merge(Ctx(), {"a": put("status", "x"), "b": put("status", "y")}, "keep_first")
+    assert (first.rows[0]["winner"], first.rows[0]["dropped"]) == ("a", ("b",))

@@ -9,6 +9,7 @@ drives the walk.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Hashable, Sequence
 from decimal import Decimal
 from fractions import Fraction
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from flowlab.changes import MISSING, Change, diff_value, same
+from flowlab.errors import MergeValidationError
 from flowlab.merge import lists
 from flowlab.merge.checks import field_rules
 from flowlab.merge.nodes import _NONE, _Node, branch_value, branch_values
@@ -76,7 +78,8 @@ def _removes(node: _Node) -> bool:
     """Whether a branch removed a key right under ``node`` (such a dict is copied, not written
     in place: putting a removed key back would move it to the end)."""
     return any(
-        child.direct and MISSING in child.direct.values() for child in node.children.values()
+        child.direct and any(v is MISSING for v in child.direct.values())
+        for child in node.children.values()
     )
 
 
@@ -120,6 +123,7 @@ class _Merger:
         after: Any,
         *,
         conflict: bool = False,
+        dropped: tuple[str, ...] = (),
     ) -> None:
         writers = node.writers
         # plain str keys (the common case) joined as they are; others through str(), as diffs do
@@ -139,8 +143,15 @@ class _Merger:
                 "before": None if before is MISSING else before,
                 "after": None if after is MISSING else after,
                 "conflict": conflict,
+                "dropped": dropped,
             }
         )
+
+    def losers(
+        self, node: _Node, winner: int, after: Any, values: dict[int, Any]
+    ) -> tuple[str, ...]:
+        """The writers whose value at ``node`` lost to ``winner``'s (a different value)."""
+        return tuple(self.names[i] for i, v in values.items() if i != winner and not same(v, after))
 
     def model(
         self,
@@ -177,18 +188,43 @@ class _Merger:
             self.row(keys, label, node, None, before, before)
             return before
         if isinstance(rule, Custom):
-            values = {self.names[i]: v for i, v in self.values_of(node, before).items()}
-            after = rule.fn(before, values)
-            self.row(keys, label, node, None, before, after)
-            return after
+            return self.custom(rule, node, before, keys, label)
         if isinstance(rule, (Overwrite, KeepFirst)):
             if inherit and isinstance(before, BaseModel) and node.children and not node.direct:
                 return self.model(node, before, keys, rule, label, inherit)
             i = node.writers[-1] if isinstance(rule, Overwrite) else node.writers[0]
-            after = self.value_of(i, node, before)
-            self.row(keys, label, node, i, before, after)
+            if len(node.writers) == 1:
+                after = self.value_of(i, node, before)
+                self.row(keys, label, node, i, before, after)
+                return after
+            written = self.values_of(node, before)
+            after = written[i]
+            dropped = self.losers(node, i, after, written)
+            self.row(keys, label, node, i, before, after, dropped=dropped)
             return after
         return self.tree(node, before, keys, rule, label, inherit)
+
+    def custom(
+        self, rule: Custom, node: _Node, before: Any, keys: tuple[Hashable, ...], label: str
+    ) -> Any:
+        """Decide a field by the user's function. It gets a copy of the base value (what it does
+        to it never reaches the parent), and an error it raises names the path, the writers and
+        the rule, with the rows decided so far."""
+        values = {self.names[i]: v for i, v in self.values_of(node, before).items()}
+        try:
+            own = copy.deepcopy(before)
+        except Exception:  # a value deepcopy refuses is given as it is
+            own = before
+        try:
+            after = rule.fn(own, values)
+        except Exception as err:
+            raise MergeValidationError(
+                f"the rule {rule!r} at {_dotted(keys)!r} (writers {', '.join(values)}) raised "
+                f"{type(err).__name__}: {err}; nothing was merged.",
+                report=self.rows,
+            ) from err
+        self.row(keys, label, node, None, before, after)
+        return after
 
     def tree(
         self,
@@ -223,7 +259,12 @@ class _Merger:
         if undo is not None and type(before) in _DICTS and not _removes(node):
             out = before  # written in place, each write logged (see undo_writes)
         else:
-            out, undo = (dict(before) if isinstance(before, dict) else {}), None
+            # a plain copy of a (tracked) dict; a Counter / OrderedDict / defaultdict keeps its type
+            if type(before) in _DICTS:
+                out = dict(before)
+            else:
+                out = copy.copy(before) if isinstance(before, dict) else {}
+            undo = None
         # A key one branch set to a plain value takes that value under every rule but the
         # comparing ones: decided here, without the two calls (tree, leaf) per key.
         lone = not isinstance(rule, (ErrorOnConflict, Max, Min))
@@ -338,6 +379,9 @@ class _Merger:
         else:
             winner = writers[-1]
             after = values[-1]
+            dropped = self.losers(node, winner, after, dict(zip(writers, values, strict=True)))
+            self.row(keys, label, node, winner, before, after, dropped=dropped)
+            return after
         self.row(keys, label, node, winner, before, after)
         return after
 

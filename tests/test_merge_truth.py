@@ -1,0 +1,243 @@
+"""Issue 17: merges that never lose a write, each case run end to end on the virtual clock."""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from typing import Annotated, Any
+
+import numpy as np
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+import flowlab as fl
+from flowlab.errors import MergeConflict
+
+
+def fan(*steps: Any, merge: Any = "deep") -> fl.Pipeline:
+    return fl.Pipeline(
+        fl.Parallel({chr(ord("a") + i): s for i, s in enumerate(steps)}, merge=merge, name="fan")
+    )
+
+
+def run(ctx: BaseModel, *steps: Any, merge: Any = "deep") -> fl.RunResult:
+    return fl.run(fan(*steps, merge=merge), ctx, clock="virtual")
+
+
+class Tags(BaseModel):
+    tags: list[str] = []
+
+
+class Appended(BaseModel):
+    tags: Annotated[list[str], fl.merge.Append()] = []
+
+
+@pytest.mark.parametrize("how", ["deep", "accumulate"])
+def test_overlapping_removals_keep_an_appended_item(how: str) -> None:
+    def a(data: Any, ctx: Tags) -> None:
+        ctx.tags.remove("t0")
+        ctx.tags.append("new")
+
+    def b(data: Any, ctx: Tags) -> None:
+        ctx.tags.remove("t0")
+
+    result = run(Tags(tags=["t0"]), a, b, merge=how)
+    assert result.context.tags == ["new"]
+    assert not result.merges["conflict"].any()
+
+
+def test_a_removed_base_item_never_comes_back() -> None:
+    def a(data: Any, ctx: Tags) -> None:
+        ctx.tags.remove("t1")
+
+    def b(data: Any, ctx: Tags) -> None:
+        ctx.tags.remove("t0")
+        ctx.tags.append("n")
+
+    assert run(Tags(tags=["t0", "t1"]), a, b).context.tags == ["n"]
+
+
+def test_append_rule_front_insert_and_removal_keep_everything() -> None:
+    def a(data: Any, ctx: Appended) -> None:
+        ctx.tags.insert(0, "front")
+
+    def b(data: Any, ctx: Appended) -> None:
+        ctx.tags.remove("t0")
+
+    assert run(Appended(tags=["t0", "t1"]), a, b).context.tags == ["front", "t1"]
+
+
+def test_two_whole_list_replacements_are_a_recorded_conflict() -> None:
+    def a(data: Any, ctx: Tags) -> None:
+        ctx.tags = ["x"]
+
+    def b(data: Any, ctx: Tags) -> None:
+        ctx.tags = ["y"]
+
+    result = run(Tags(tags=["t0"]), a, b)
+    assert result.context.tags == ["x", "y"]  # nothing a branch added is dropped ...
+    assert result.merges.set_index("path").loc["tags", "conflict"]  # ... and it is flagged
+    with pytest.raises(MergeConflict, match="tags"):
+        run(Tags(tags=["t0"]), a, b, merge="error_on_conflict")
+
+
+class Arrays(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    arr: Any = None
+    d: dict[str, Any] = {}
+    n: int = 0
+
+
+def bump(data: Any, ctx: Arrays) -> None:
+    ctx.arr = ctx.arr + 1
+
+
+def idle(data: Any, ctx: Arrays) -> None:
+    ctx.n += 0
+
+
+@pytest.mark.parametrize("how", ["deep", "overwrite", "error_on_conflict", "accumulate"])
+def test_an_idle_branch_never_writes_an_array_back(how: str) -> None:
+    result = run(Arrays(arr=np.arange(3)), bump, idle, merge=how)
+    assert np.array_equal(result.context.arr, [1, 2, 3])
+    assert result.diffs["branch"].tolist() == ["a"]  # no phantom writer
+
+
+def test_a_dict_holding_arrays_merges() -> None:
+    def bump_key(data: Any, ctx: Arrays) -> None:
+        ctx.d["x"] = ctx.d["x"] + 1
+
+    result = run(Arrays(d={"x": np.arange(3), "y": np.zeros(2)}), bump_key, idle)
+    assert np.array_equal(result.context.d["x"], [1, 2, 3])
+    assert np.array_equal(result.context.d["y"], [0, 0])
+
+
+class Loose(BaseModel):
+    nd: dict[str, Any] = {}
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "merged"),
+    [({"x": 1}, {"y": 2}, {"x": 1, "y": 2}), ({}, {"a": 0}, {"a": 0})],
+)
+def test_error_on_conflict_compares_new_dicts_key_by_key(
+    left: dict[str, int], right: dict[str, int], merged: dict[str, int]
+) -> None:
+    def a(data: Any, ctx: Loose) -> None:
+        ctx.nd["k"] = dict(left)
+
+    def b(data: Any, ctx: Loose) -> None:
+        ctx.nd["k"] = dict(right)
+
+    assert run(Loose(), a, b, merge="error_on_conflict").context.nd == {"k": merged}
+
+
+def test_true_and_one_are_different_values() -> None:
+    def a(data: Any, ctx: Loose) -> None:
+        ctx.nd["k"] = True
+
+    def b(data: Any, ctx: Loose) -> None:
+        ctx.nd["k"] = 1
+
+    with pytest.raises(MergeConflict, match=r"nd\.k"):
+        run(Loose(), a, b, merge="error_on_conflict")
+
+
+class Counters(BaseModel):
+    c: Annotated[Counter[str], fl.merge.Sum()] = Counter()
+    o: Annotated[OrderedDict[str, int], fl.merge.Sum()] = OrderedDict()
+
+
+def test_mapping_counters_sum_per_key_and_keep_their_type() -> None:
+    def a(data: Any, ctx: Counters) -> None:
+        ctx.c["a"] += 2
+        ctx.o["a"] = ctx.o.get("a", 0) + 2
+
+    def b(data: Any, ctx: Counters) -> None:
+        ctx.c["a"] += 1
+        ctx.c["z"] += 1
+        ctx.o["a"] = ctx.o.get("a", 0) + 1
+
+    result = run(Counters(c=Counter(a=1), o=OrderedDict(a=1)), a, b)
+    assert result.context.c == Counter(a=4, z=1)
+    assert type(result.context.c) is Counter
+    assert result.context.o == OrderedDict(a=4)
+    assert type(result.context.o) is OrderedDict
+
+
+class Ints(BaseModel):
+    x: list[int] = []
+
+
+@pytest.mark.parametrize("how", ["accumulate", fl.merge.Union()])
+def test_deduplication_leaves_the_base_items_alone(how: Any) -> None:
+    def a(data: Any, ctx: Ints) -> None:
+        ctx.x.append(3)
+        ctx.x.append(2)  # already in the base: a repeat the merge drops
+
+    assert run(Ints(x=[1, 1, 2]), a, merge=how).context.x == [1, 1, 2, 3]
+
+
+class Status(BaseModel):
+    status: str = "new"
+    n: int = 0
+
+
+def test_dropped_writes_are_counted_in_frames_summary_and_compare() -> None:
+    def a(data: Any, ctx: Status) -> None:
+        ctx.status = "a"
+
+    def b(data: Any, ctx: Status) -> None:
+        ctx.status = "b"
+
+    result = run(Status(), a, b, merge="overwrite")
+    row = result.merges.set_index("path").loc["status"]
+    assert (row["winner"], row["dropped"], bool(row["conflict"])) == ("b", ("a",), False)
+    assert result.summary()["dropped_writes"] == 1
+    cmp = fl.compare(fan(a, b), Status(), grid={"fan.merge": ["overwrite", "accumulate"]},
+                     clock="virtual")  # fmt: skip
+    assert cmp.frame.set_index("fan.merge")["dropped"].to_dict() == {
+        "overwrite": 1,
+        "accumulate": 1,
+    }
+
+
+def test_a_custom_rule_that_mutates_its_base_never_reaches_the_parent() -> None:
+    def grabby(base: list[int], values: dict[str, list[int]]) -> list[int]:
+        base.append(99)  # mutates what it was given
+        return base
+
+    class Ctx(BaseModel):
+        items: Annotated[list[int], fl.merge.Custom(grabby)] = []
+        total: Annotated[int, fl.merge.Custom(lambda base, values: 1 // 0)] = 0
+
+    def a(data: Any, ctx: Ctx) -> None:
+        ctx.items.append(1)
+        ctx.total += 1
+
+    parent = Ctx(items=[0])
+    result = fl.run(fan(a), parent, clock="virtual", raise_on_error=False)
+    assert result.status == "failed"
+    assert parent.items == [0]  # the caller's object: untouched
+    assert result.context.items == [0]  # the run's context: the merge applied nothing
+    row = result.merges.set_index("path").loc["items"]
+    assert row["before"] == [0]  # the report shows the base as it was
+    assert row["after"] == [0, 99]
+
+
+def test_a_custom_rule_that_raises_names_path_writers_and_rule_and_keeps_rows() -> None:
+    class Ctx(BaseModel):
+        a_first: int = 0
+        total: Annotated[int, fl.merge.Custom(lambda base, values: 1 // 0)] = 0
+
+    def a(data: Any, ctx: Ctx) -> None:
+        ctx.a_first = 5
+        ctx.total += 1
+
+    def b(data: Any, ctx: Ctx) -> None:
+        ctx.total += 2
+
+    result = fl.run(fan(a, b), Ctx(), clock="virtual", raise_on_error=False)
+    message = str(result.error)
+    for text in ("'total'", "a, b", "Custom(", "ZeroDivisionError"):
+        assert text in message
+    assert result.merges["path"].tolist() == ["a_first"]  # the rows decided before it
