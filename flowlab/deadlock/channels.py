@@ -15,7 +15,10 @@ line that waited and every ``set`` / ``clear`` / ``notify`` / ``put`` / ``get`` 
   one (woken by ``consumers``); ``join`` waits for ``task_done`` calls (by ``consumers``).
 
 Declared names let the detector call a partial deadlock while other tasks still run; without them
-a waiter is stuck only when its whole watched group is blocked.
+a waiter is stuck only when its whole watched group is blocked. A declared name also covers the
+tasks that task creates (work delegated to a child such as ``client.send``), and a task *seen*
+doing the waking action counts as a waker whether declared or not; if it was not declared the
+declaration is incomplete, the report warns, and any live task counts as a possible waker.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class Event(Traced):
         reg = self._reg()
         reg.record("set", self, caller_where())
         learn(self, task_name())
+        self._saw("wait")
         if self._flag:
             return
         self._flag = True
@@ -87,7 +91,9 @@ class Event(Traced):
         return [w.task.get_name() for w in self._waiting if not w.future.done()]
 
     def wakers(self, op: str) -> Wakers:
-        return Wakers("set by", declared=list(self.setters), learned=learned(self))
+        return Wakers(
+            "set by", declared=list(self.setters), learned=learned(self), observed=self.observed(op)
+        )
 
     def __repr__(self) -> str:
         state = "set" if self._flag else "unset"
@@ -178,6 +184,7 @@ class Condition(Traced):
             raise RuntimeError("cannot notify on un-acquired lock")
         self._reg().record("notify", self, caller_where())
         learn(self, task_name())
+        self._saw("wait")
         for _ in range(n):
             waiter = self._pop_live(self._waiting)
             if waiter is None:
@@ -195,7 +202,12 @@ class Condition(Traced):
         return [w.task.get_name() for w in self._waiting if not w.future.done()]
 
     def wakers(self, op: str) -> Wakers:
-        return Wakers("notified by", declared=list(self.notifiers), learned=learned(self))
+        return Wakers(
+            "notified by",
+            declared=list(self.notifiers),
+            learned=learned(self),
+            observed=self.observed(op),
+        )
 
 
 class Queue(Traced, Generic[T]):
@@ -256,6 +268,7 @@ class Queue(Traced, Generic[T]):
         self._unfinished += 1
         self._reg().record("put", self, caller_where())
         learn(self, task_name())
+        self._saw("get")
         self._wake(self._getters)
 
     async def get(self) -> T:
@@ -271,6 +284,7 @@ class Queue(Traced, Generic[T]):
             raise asyncio.QueueEmpty
         item = self._items.popleft()
         self._reg().record("get", self, caller_where())
+        self._saw("put")
         self._wake(self._putters)
         return item
 
@@ -279,6 +293,7 @@ class Queue(Traced, Generic[T]):
         if self._unfinished <= 0:
             raise ValueError("task_done() called too many times")
         self._unfinished -= 1
+        self._saw("join")
         if self._unfinished == 0:
             while (waiter := self._pop_live(self._joiners)) is not None:
                 self._grant(waiter, "wake")
@@ -304,9 +319,14 @@ class Queue(Traced, Generic[T]):
         return [w.task.get_name() for w in live if not w.future.done()]
 
     def wakers(self, op: str) -> Wakers:
+        seen = self.observed(op)
         if op == "get":
-            return Wakers("fed by", declared=list(self.producers), learned=learned(self))
-        return Wakers("drained by", declared=list(self.consumers), learned=learned(self))
+            return Wakers(
+                "fed by", declared=list(self.producers), learned=learned(self), observed=seen
+            )
+        return Wakers(
+            "drained by", declared=list(self.consumers), learned=learned(self), observed=seen
+        )
 
     def statistics(self) -> dict[str, Any]:
         return {**super().statistics(), "qsize": self.qsize(), "maxsize": self.maxsize}

@@ -28,7 +28,8 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from flowlab.deadlock.graph import analyze
+from flowlab.clock import VirtualTimeLoop
+from flowlab.deadlock.graph import Analysis, analyze
 from flowlab.deadlock.report import DeadlockReport, report_from
 from flowlab.deadlock.trace import registry_for
 from flowlab.errors import DeadlockDetected
@@ -79,12 +80,14 @@ class _Hub:
             task: Task = self.previous(loop, coro, **kwargs)
         else:
             task = _WatchedTask(coro, loop=loop, **kwargs)
+        parent = asyncio.current_task(loop)
         group = self.adopting
         if group is None:
-            parent = asyncio.current_task(loop)
             group = next((g for g in self.groups if parent in g.members), None)
         if group is not None:
             group.add(task)
+            if parent is not None:
+                group.reg.parents[task] = parent
         return task
 
 
@@ -100,6 +103,9 @@ class _Group:
         self.scheduled = False
         self.first_event = len(self.reg.events)
         self.started = loop.time()
+        self.near_misses: list[str] = []
+        self.warnings: list[str] = []
+        self._timed: list[str] = []
 
     def add(self, task: Task) -> None:
         self.tasks.append(task)
@@ -131,11 +137,32 @@ class _Group:
         if self.report is not None or self.error is not None:
             return
         analysis = analyze(self.tasks, self.reg)
+        self._absorb(analysis)
         if analysis.deadlocked:
-            self.report = report_from(
-                analysis, self._names(), self.reg, self.first_event, started=self.started
-            )
+            self.report = self._report(analysis)
             self._wake()
+
+    def _absorb(self, analysis: Analysis) -> None:
+        """Keep what is information, not a deadlock: near misses and contradicted declarations."""
+        for warning in analysis.warnings:
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+        if analysis.timed and analysis.timed != self._timed:
+            now = self.loop.time()
+            at = now if isinstance(self.loop, VirtualTimeLoop) else now - self.started
+            self.near_misses.append(
+                f"t={at:.3f} s: tasks {', '.join(analysis.timed)} would deadlock without its "
+                "timeout (each waits under a deadline that will end the wait)"
+            )
+        self._timed = analysis.timed
+
+    def _report(self, analysis: Analysis | None) -> DeadlockReport:
+        report = report_from(
+            analysis, self._names(), self.reg, self.first_event, started=self.started
+        )
+        report.near_misses = list(self.near_misses)
+        report.warnings = list(self.warnings)
+        return report
 
     def _names(self) -> list[str]:
         return [t.get_name() for t in self.tasks]
@@ -273,9 +300,7 @@ async def supervise(
             await group.drain()
             raise group.error
         results = [t.result() for t in roots]
-        return results, report_from(
-            None, group._names(), group.reg, group.first_event, started=group.started
-        )
+        return results, group._report(None)
     finally:
         group.reg.listeners.remove(listener)
         hub.exit(group)

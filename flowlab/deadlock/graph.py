@@ -8,8 +8,15 @@ the operation and the line) or awaits other tasks of the watched group (``await 
 
 * known wakers -- the holders of a lock / semaphore, the declared setters of an event, the awaited
   tasks. The candidate can progress if any known waker is alive and not itself stuck.
-* unknown wakers -- an event without declared setters: any task could set it, so the candidate
-  can progress while any task of the group is alive and not stuck.
+* unknown wakers -- an event without declared setters, a semaphore not used as an owned lock
+  (see :mod:`flowlab.deadlock.primitives`), a declaration contradicted by a task seen doing the
+  waking action: any task could wake it, so the candidate can progress while any task of the
+  group is alive and not stuck.
+
+A declared waker name stands for that task *and every task it created* (delegation to a child);
+tasks seen doing the waking action in this loop are wakers too. A candidate with a pending
+deadline (``asyncio.timeout``, ``loop.call_later(d, task.cancel)``) is never stuck: its wait will
+end. If it would be stuck without the deadline, :attr:`Analysis.timed` names it, as information.
 
 The stuck set is the greatest fixpoint: start from all candidates, drop every task that could
 progress, repeat until nothing changes. What remains can never run again -- a cycle of holders
@@ -74,6 +81,8 @@ class Analysis:
     cycle: list[str]
     kind: str
     edges: list[Edge]
+    timed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -82,6 +91,35 @@ class _Node:
     targets: list[Task]
     known: bool
     info: StuckWait
+    warning: str = ""
+
+
+def _deadlines(loop: asyncio.AbstractEventLoop) -> dict[Task, float]:
+    """Tasks that a pending timer will cancel (``asyncio.timeout``, ``call_later(task.cancel)``)."""
+    out: dict[Task, float] = {}
+    for handle in getattr(loop, "_scheduled", ()):
+        if handle.cancelled():
+            continue
+        callback = getattr(handle, "_callback", None)
+        owner = getattr(callback, "__self__", None)
+        if isinstance(owner, asyncio.Task) and getattr(callback, "__name__", "") == "cancel":
+            task: Task | None = owner
+        elif isinstance(owner, asyncio.Timeout):
+            task = getattr(owner, "_task", None)
+        else:
+            continue
+        if task is not None and not task.done():
+            out[task] = min(out.get(task, handle.when()), handle.when())
+    return out
+
+
+def _descends(task: Task, roots: list[Task], reg: Registry) -> bool:
+    seen: Task | None = task
+    while seen is not None:
+        if seen in roots:
+            return True
+        seen = reg.parents.get(seen)
+    return False
 
 
 def _awaited(task: Task, members: dict[Task, None]) -> list[Task] | None:
@@ -113,14 +151,28 @@ def _node(
             else:
                 targets.append(holder.task)
                 where.append(holder.where)
+        named: list[Task] = []
         for declared in wk.declared:
             found = by_name.get(declared)
             if not found:
                 known = False  # declared waker not in sight yet: it might still come
-            for t in found or ():
-                if t not in targets:
-                    targets.append(t)
-                    where.append("")
+            named.extend(found or ())
+        helpers = (
+            [t for t in members if t not in named and _descends(t, named, reg)] if named else []
+        )
+        warning = ""
+        for t in wk.observed:
+            if wk.declared and t not in named and t not in helpers:
+                known = False  # the declaration is incomplete: trust no list
+                warning = (
+                    f"{wait.resource.label} was declared {wk.relation} "
+                    f"{', '.join(wk.declared)}, but task {t.get_name()} did it too; the "
+                    "declaration is incomplete, so any live task counts as a possible waker"
+                )
+        for t in [*named, *helpers, *wk.observed]:
+            if t not in targets:
+                targets.append(t)
+                where.append("")
         info = StuckWait(
             name,
             wait.op,
@@ -134,7 +186,7 @@ def _node(
             learned=list(wk.learned),
             known=known,
         )
-        return _Node(task, targets, known, info)
+        return _Node(task, targets, known, info, warning)
     awaited = _awaited(task, members)
     if not awaited:
         return None
@@ -184,16 +236,14 @@ def analyze(group: list[Task], reg: Registry) -> Analysis:
     for t in universe:
         if not t.done() and (node := _node(t, reg, members, by_name)) is not None:
             nodes[t] = node
-    stuck: dict[Task, None] = dict.fromkeys(nodes)
-    changed = True
-    while changed:
-        changed = False
-        for t in list(stuck):
-            node = nodes[t]
-            pool = node.targets if node.known else group
-            if any(not w.done() and w not in stuck for w in pool):
-                del stuck[t]
-                changed = True
+    deadlines = _deadlines(reg.loop) if nodes else {}
+    stuck = _fixpoint(nodes, group, [t for t in nodes if t not in deadlines])
+    timed: list[str] = []
+    if any(t in deadlines for t in nodes):
+        without = _fixpoint(nodes, group, list(nodes))
+        if any(t in without for t in group):
+            timed = [t.get_name() for t in universe if t in without and t not in stuck]
+    warnings = list(dict.fromkeys(n.warning for n in nodes.values() if n.warning))
     deadlocked = any(t in stuck for t in group)
     order = [t for t in universe if t in stuck]
     waits = []
@@ -206,7 +256,24 @@ def analyze(group: list[Task], reg: Registry) -> Analysis:
         waits.append(info)
     cycle, kind = _explain_path(order, nodes, stuck, group) if deadlocked else ([], "none")
     edges = _edges(order, nodes, cycle)
-    return Analysis(deadlocked, [t.get_name() for t in order], waits, cycle, kind, edges)
+    return Analysis(
+        deadlocked, [t.get_name() for t in order], waits, cycle, kind, edges, timed, warnings
+    )
+
+
+def _fixpoint(nodes: dict[Task, _Node], group: list[Task], start: list[Task]) -> dict[Task, None]:
+    """Greatest fixpoint: drop every task that a live, unstuck waker could still wake."""
+    stuck: dict[Task, None] = dict.fromkeys(start)
+    changed = True
+    while changed:
+        changed = False
+        for t in list(stuck):
+            node = nodes[t]
+            pool = node.targets if node.known else group
+            if any(not w.done() and w not in stuck for w in pool):
+                del stuck[t]
+                changed = True
+    return stuck
 
 
 def _explain_path(

@@ -10,7 +10,16 @@ Each primitive keeps asyncio's interface (``async with``, ``acquire``/``release`
   :class:`~flowlab.deadlock.trace.Registry` with the line where it waits;
 * **wakers** -- who could unblock a waiter: the holders of a lock or semaphore, the declared
   ``setters`` of an event (``Event(setters=["a"])``) or ``releasers`` of a semaphore used as a
-  signal. Learned wakers (seen in earlier runs) are shown in explanations only.
+  signal, and every task *seen* doing the waking action in this loop (``observed``). Learned
+  wakers (seen in earlier runs) are shown in explanations only.
+
+A semaphore has no owner: any task may release it (the Little Book's "lightswitch": the first
+reader in acquires ``roomEmpty``, the last one out releases it). Only when every permit so far was
+taken by ``async with`` -- which releases in the same task -- and released by its holder are the
+holders its only wakers. A bare ``acquire()`` or a release by a non-holder turns that off for
+good: from then on *any* live task is a possible waker (``Wakers.anyone``), so a waiter is stuck
+only when every task of its group is finished or stuck. A :class:`Lock` released by a task that
+did not acquire it (asyncio allows that) is treated the same way.
 
 Ownership is **handed off** on release: the first waiter becomes the holder in the same step the
 lock is released, so no third task can barge in and the registry never shows a free lock with a
@@ -59,11 +68,13 @@ class Wakers:
     holders: list[Holder] = field(default_factory=list)
     declared: list[str] = field(default_factory=list)
     learned: list[str] = field(default_factory=list)
+    observed: list[asyncio.Task[Any]] = field(default_factory=list)
+    anyone: bool = False
 
     @property
     def known(self) -> bool:
         """True when the wakers are known (holders or declared), not "any task"."""
-        return bool(self.holders or self.declared)
+        return bool(self.holders or self.declared) and not self.anyone
 
 
 @dataclass(slots=True)
@@ -83,6 +94,7 @@ class Traced:
         self.named = name is not None
         self.name = name if name is not None else f"{self.kind.lower()}-{next(_counter)}"
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._seen: dict[str, list[asyncio.Task[Any]]] = {}
 
     @property
     def label(self) -> str:
@@ -128,6 +140,18 @@ class Traced:
 
     def _regrant(self, waiter: _Waiter) -> None:
         """A granted waiter was cancelled before resuming: give the grant back."""
+
+    def _saw(self, op: str) -> None:
+        """Remember that the current task did what wakes ``op`` waiters (an observed waker)."""
+        task = asyncio.current_task()
+        if task is not None:
+            seen = self._seen.setdefault(op, [])
+            if task not in seen:
+                seen.append(task)
+
+    def observed(self, op: str) -> list[asyncio.Task[Any]]:
+        """Tasks seen (in this loop) doing what wakes a task waiting here with ``op``."""
+        return list(self._seen.get(op, ()))
 
     def _grant(self, waiter: _Waiter, op: str) -> None:
         reg = self._reg()
@@ -185,6 +209,7 @@ class Lock(Traced):
         super().__init__(name)
         self._holder: Holder | None = None
         self._waiting: deque[_Waiter] = deque()
+        self._owned = True  # released so far only by the task that acquired it
 
     def locked(self) -> bool:
         """True while some task holds the lock."""
@@ -211,6 +236,9 @@ class Lock(Traced):
             raise RuntimeError("Lock is not acquired.")
         reg = self._reg()
         reg.record("release", self, caller_where())
+        if self._holder.task is not asyncio.current_task():
+            self._owned = False  # asyncio allows it: the lock is used as a signal
+            self._saw("acquire")
         self._holder = None
         waiter = self._pop_live(self._waiting)
         if waiter is not None:
@@ -238,7 +266,13 @@ class Lock(Traced):
         return [w.task.get_name() for w in self._waiting if not w.future.done()]
 
     def wakers(self, op: str) -> Wakers:
-        return Wakers("held by", holders=self.holders(), learned=learned(self))
+        return Wakers(
+            "held by",
+            holders=self.holders(),
+            learned=learned(self),
+            observed=self.observed(op),
+            anyone=not self._owned,
+        )
 
 
 class Semaphore(Traced):
@@ -253,7 +287,9 @@ class Semaphore(Traced):
     releasers : iterable of str, optional
         Task names that release the semaphore without acquiring it (a semaphore used as a
         signal, e.g. ``items`` in a bounded buffer). Their names let the detector see a partial
-        deadlock even while unrelated tasks still run.
+        deadlock even while unrelated tasks still run. Without them, once a permit is taken by a
+        bare ``acquire()`` or released by a task that did not take it, any live task may be the
+        one to release it (see the module docstring).
     """
 
     kind = "Semaphore"
@@ -270,6 +306,7 @@ class Semaphore(Traced):
         self._waiting: deque[_Waiter] = deque()
         self.releasers = list(releasers or [])
         self._track = not self.releasers  # a signal semaphore has no owners, only releasers
+        self._owned = True  # every permit so far taken by ``async with`` and given back by it
 
     def locked(self) -> bool:
         """True when no permit is free."""
@@ -277,6 +314,10 @@ class Semaphore(Traced):
 
     async def acquire(self) -> bool:
         """Take a permit, waiting (traced) while none is free."""
+        self._owned = False  # a bare acquire: another task may be the one to release
+        return await self._acquire()
+
+    async def _acquire(self) -> bool:
         where = caller_where()
         reg = self._reg()
         if self._value > 0 and not any(not w.future.done() for w in self._waiting):
@@ -300,6 +341,8 @@ class Semaphore(Traced):
                 break
         else:
             learn(self, task_name(task))  # released without holding: a signal
+            self._owned = False
+            self._saw("acquire")
         waiter = self._pop_live(self._waiting)
         if waiter is None:
             self._value += 1
@@ -315,7 +358,7 @@ class Semaphore(Traced):
         self.release()  # runs in the cancelled waiter's task: drops its newest permit
 
     async def __aenter__(self) -> None:
-        await self.acquire()
+        await self._acquire()  # released by this same task in __aexit__
 
     async def __aexit__(
         self,
@@ -332,9 +375,18 @@ class Semaphore(Traced):
         return [w.task.get_name() for w in self._waiting if not w.future.done()]
 
     def wakers(self, op: str) -> Wakers:
+        seen = self.observed(op)
         if self.releasers:
-            return Wakers("released by", declared=list(self.releasers), learned=learned(self))
-        return Wakers("held by", holders=self.holders(), learned=learned(self))
+            return Wakers(
+                "released by", declared=list(self.releasers), learned=learned(self), observed=seen
+            )
+        return Wakers(
+            "held by",
+            holders=self.holders(),
+            learned=learned(self),
+            observed=seen,
+            anyone=not self._owned,
+        )
 
     def statistics(self) -> dict[str, Any]:
         return {**super().statistics(), "value": self._value, "initial": self._initial}

@@ -72,6 +72,13 @@ class DeadlockReport:
         Loop time of detection (exact on virtual time).
     clock : str
         ``"virtual"`` or ``"real"``.
+    healthy : list of str
+        Tasks of the group that were not stuck at detection (they may have run on).
+    near_misses : list of str
+        Information, not a deadlock: moments when tasks waited in a way that would have
+        deadlocked without the deadline (``asyncio.timeout``) that ended their wait.
+    warnings : list of str
+        Declarations contradicted by what the tasks did (e.g. an undeclared setter).
     """
 
     deadlocked: bool
@@ -93,6 +100,10 @@ class DeadlockReport:
     problem: str = ""
     fix: str = ""
     note: str = ""
+    healthy: list[str] = field(default_factory=list)
+    near_misses: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- text
     def explain(self) -> str:
@@ -104,7 +115,7 @@ class DeadlockReport:
             )
             if self.scenario is not None and self.fixed:
                 text += f" The fix: {self.fix}"
-            return text + (f" Note: {self.note}" if self.note else "")
+            return text + (f" Note: {self.note}" if self.note else "") + self._info()
         at = self._t(self.detected_at if self.detected_at is not None else self.finished_at)
         parts = [self._sentence(w) for w in self.waits]
         text = f"Deadlock detected at t={at:.3f} s ({self.clock} clock): " + "; ".join(parts) + "."
@@ -135,6 +146,16 @@ class DeadlockReport:
             text += f" What fixes it (run with fixed=True): {self.fix}"
         if self.note:
             text += f" Note: {self.note}"
+        return text + self._info()
+
+    def _info(self) -> str:
+        text = ""
+        if self.deadlocked and self.healthy:
+            text += f" Not stuck: {', '.join(self.healthy)}."
+        for near in self.near_misses:
+            text += f" Information: {near}."
+        for warning in self.warnings:
+            text += f" Warning: {warning}."
         return text
 
     def _t(self, when: float) -> float:
@@ -153,6 +174,9 @@ class DeadlockReport:
                 for n, loc in zip(w.wakers, w.waker_where, strict=True)
             ]
             body = f" held by {_names(held)}"
+            gone = [n for n, st in zip(w.wakers, w.waker_states, strict=True) if st == "finished"]
+            if gone:
+                body += f" ({', '.join(gone)} finished without releasing it)"
         elif w.wakers:
             singular, plural = _VERBS.get(w.relation, ("wakes", "wake"))
             verb = singular if len(w.wakers) == 1 else plural
@@ -311,9 +335,21 @@ def report_from(
     trace = list(reg.events[first_event:])
     if analysis is None or not analysis.deadlocked:
         return DeadlockReport(
-            False, [], "none", [], [], [], trace, tasks, started, None, now, clock
+            False,
+            [],
+            "none",
+            [],
+            [],
+            [],
+            trace,
+            tasks,
+            started,
+            None,
+            now,
+            clock,
+            warnings=list(analysis.warnings) if analysis is not None else [],
         )
-    return DeadlockReport(
+    report = DeadlockReport(
         True,
         analysis.cycle,
         analysis.kind,
@@ -326,4 +362,7 @@ def report_from(
         now,
         now,
         clock,
+        warnings=list(analysis.warnings),
     )
+    report.healthy = [t for t in tasks if t not in analysis.stuck]
+    return report

@@ -87,12 +87,17 @@ class Registry:
         Every event since the loop's first traced operation, in order.
     blocked : dict
         ``{task: Wait}`` for every task currently blocked on a traced primitive.
+    parents : WeakKeyDictionary
+        ``{task: the task that created it}`` for tasks made inside a watched group.
     """
 
     loop: asyncio.AbstractEventLoop
     events: list[TraceEvent] = field(default_factory=list)
     blocked: dict[asyncio.Task[Any], Wait] = field(default_factory=dict)
     listeners: list[Callable[[asyncio.Task[Any]], None]] = field(default_factory=list)
+    parents: weakref.WeakKeyDictionary[asyncio.Task[Any], asyncio.Task[Any]] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     def record(self, op: str, resource: Traced, where: str, task: str | None = None) -> None:
         """Append one event, stamped with the loop's clock."""
