@@ -17,8 +17,10 @@ Checks are event-driven, never polled. A check is scheduled (``loop.call_soon``,
 The check runs :func:`~flowlab.deadlock.graph.analyze` on the group, so it fires at the same
 virtual instant the cycle closes, within microseconds on the real clock, and also when only part
 of the group is stuck. On a deadlock the report is built *before* anything is cancelled (it shows
-the state that hung), then every task of the group is cancelled in declared order and awaited, so
-nothing leaks and the loop stays usable.
+the state that hung), then -- with ``on_deadlock="raise"`` -- every task of the group is cancelled
+in declared order and awaited, so nothing leaks and the loop stays usable. With
+``"cancel_stuck"`` only the stuck tasks are cancelled and checks go on (a healthy task may join
+the deadlock later); with ``"report"`` nothing is cancelled until only stuck tasks are left.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from flowlab.clock import VirtualTimeLoop
 from flowlab.deadlock.graph import Analysis, analyze
 from flowlab.deadlock.report import DeadlockReport, report_from
 from flowlab.deadlock.trace import registry_for
-from flowlab.errors import DeadlockDetected
+from flowlab.errors import DeadlockDetected, check_one_of
 
-__all__ = ["detected", "supervise", "unhook", "watch"]
+__all__ = ["ON_DEADLOCK", "detected", "supervise", "unhook", "watch"]
+
+ON_DEADLOCK = ("raise", "cancel_stuck", "report")
 
 Task = asyncio.Task[Any]
 _HUBS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = weakref.WeakKeyDictionary()
@@ -92,8 +96,10 @@ class _Hub:
 
 
 class _Group:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, policy: str = "raise") -> None:
         self.loop = loop
+        self.policy = policy
+        self.stuck: list[Task] = []
         self.reg = registry_for(loop)
         self.tasks: list[Task] = []
         self.members: dict[Task, None] = {}
@@ -115,7 +121,7 @@ class _Group:
         task.add_done_callback(self._on_done)
 
     def poke(self, _task: object = None) -> None:
-        if not self.scheduled and self.report is None:
+        if not self.scheduled and (self.report is None or self.policy != "raise"):
             self.scheduled = True
             self.loop.call_soon(self._check)
 
@@ -134,13 +140,32 @@ class _Group:
 
     def _check(self) -> None:
         self.scheduled = False
-        if self.report is not None or self.error is not None:
+        if self.error is not None or (self.report is not None and self.policy == "raise"):
             return
         analysis = analyze(self.tasks, self.reg)
         self._absorb(analysis)
-        if analysis.deadlocked:
+        if not analysis.deadlocked:
+            return
+        if self.report is None:
             self.report = self._report(analysis)
-            self._wake()
+        else:
+            self._extend(self.report, analysis)
+        self.stuck = [t for t in analysis.stuck_tasks if t in self.members]
+        if self.policy == "cancel_stuck":
+            for task in self.stuck:
+                if not task.done() and not unhook(task):
+                    task.cancel()
+        self._wake()
+
+    @staticmethod
+    def _extend(report: DeadlockReport, analysis: Analysis) -> None:
+        """A later check found more stuck tasks (a healthy one blocked behind the deadlock)."""
+        for name, wait in zip(analysis.stuck, analysis.waits, strict=True):
+            if name not in report.stuck:
+                report.stuck.append(name)
+                report.waits.append(wait)
+        seen = {(e.source, e.target) for e in report.edges}
+        report.edges += [e for e in analysis.edges if (e.source, e.target) not in seen]
 
     def _absorb(self, analysis: Analysis) -> None:
         """Keep what is information, not a deadlock: near misses and contradicted declarations."""
@@ -168,9 +193,11 @@ class _Group:
         return [t.get_name() for t in self.tasks]
 
     def finished(self) -> bool:
-        return (
-            self.report is not None or self.error is not None or all(t.done() for t in self.tasks)
-        )
+        if self.error is not None or all(t.done() for t in self.tasks):
+            return True
+        if self.report is None or self.policy == "raise":
+            return self.report is not None
+        return all(t in self.stuck for t in self.tasks if not t.done())  # only the stuck are left
 
     async def until(self, cond: Callable[[], bool], timeout_s: float | None = None) -> bool:
         """Wait until ``cond()`` holds (re-checked whenever a task of the group finishes)."""
@@ -246,12 +273,16 @@ def _default_names(aws: Sequence[Awaitable[Any]]) -> list[str]:
 
 
 async def supervise(
-    *aws: Awaitable[Any], names: Sequence[str] | None = None
+    *aws: Awaitable[Any], names: Sequence[str] | None = None, on_deadlock: str = "raise"
 ) -> tuple[list[Any], DeadlockReport]:
     """Run ``aws`` as a watched group; return ``(results, report)`` instead of raising.
 
-    On a deadlock ``results`` is empty and ``report.deadlocked`` is True; every task of the group
-    has been cancelled and awaited. A task that raises cancels the others and the error is raised.
+    With ``on_deadlock="raise"`` a deadlock cancels every task of the group at once and
+    ``results`` is empty. With ``"cancel_stuck"`` or ``"report"`` the healthy tasks run to the end
+    and ``results`` holds, like ``gather(..., return_exceptions=True)``, each root's result or a
+    :class:`DeadlockDetected` for a root that got stuck. ``report.deadlocked`` is True either way;
+    ``report.stuck`` / ``report.healthy`` split the group and ``report.results`` maps each task that
+    finished to its result. A task that raises cancels the others and the error is raised.
 
     Parameters
     ----------
@@ -259,7 +290,10 @@ async def supervise(
         The coroutines (or tasks) to run together.
     names : sequence of str, optional
         Task names shown in reports (default: the coroutine function names, made unique).
+    on_deadlock : {"raise", "cancel_stuck", "report"}
+        What a deadlock of part of the group does to the rest (see :func:`watch`).
     """
+    check_one_of("on_deadlock", on_deadlock, ON_DEADLOCK)
     loop = asyncio.get_running_loop()
     labels = list(names) if names is not None else _default_names(aws)
     if len(labels) != len(aws):
@@ -270,7 +304,7 @@ async def supervise(
             "give one name per awaitable."
         )
     hub = _hub(loop)
-    group = _Group(loop)
+    group = _Group(loop, on_deadlock)
     listener = group.poke
     group.reg.listeners.append(listener)
     hub.enter(group)
@@ -292,10 +326,8 @@ async def supervise(
         except asyncio.CancelledError:
             await group.drain()
             raise
-        if group.report is not None:
-            group.report.leaked = await group.drain()
-            group.report.cancelled = [t.get_name() for t in group.tasks if t.cancelled()]
-            return [], group.report
+        if group.report is not None and (group.error is None or on_deadlock == "raise"):
+            return await _wrap_up(group, group.report, roots)
         if group.error is not None:
             await group.drain()
             raise group.error
@@ -306,17 +338,54 @@ async def supervise(
         hub.exit(group)
 
 
-async def watch(*aws: Awaitable[Any], names: Sequence[str] | None = None) -> list[Any]:
+async def _wrap_up(
+    group: _Group, report: DeadlockReport, roots: list[Task]
+) -> tuple[list[Any], DeadlockReport]:
+    """After a deadlock: cancel what is left, fill in the report, build the results."""
+    report.leaked = await group.drain()
+    report.cancelled = [t.get_name() for t in group.tasks if t.cancelled()]
+    report.near_misses, report.warnings = list(group.near_misses), list(group.warnings)
+    report.healthy = [t.get_name() for t in group.tasks if t.get_name() not in report.stuck]
+    report.results = {
+        t.get_name(): t.result()
+        for t in group.tasks
+        if t.done() and not t.cancelled() and t.exception() is None
+    }
+    if group.policy == "raise":
+        return [], report
+    error = DeadlockDetected(report.explain(), report=report)
+    ok = [t for t in roots if t.done() and not t.cancelled() and t.exception() is None]
+    return [t.result() if t in ok else error for t in roots], report
+
+
+async def watch(
+    *aws: Awaitable[Any], names: Sequence[str] | None = None, on_deadlock: str = "raise"
+) -> list[Any]:
     """Run ``aws`` together like ``gather``; raise :class:`DeadlockDetected` if they hang.
 
     Detection is event-driven: a check runs whenever a task of the group blocks on a traced
     primitive, starts awaiting another watched task, or finishes. A deadlock of part of the
     group is caught even while other tasks still run.
 
+    Parameters
+    ----------
+    *aws : coroutine
+        The coroutines (or tasks) to run together.
+    names : sequence of str, optional
+        Task names shown in reports (default: the coroutine function names, made unique).
+    on_deadlock : {"raise", "cancel_stuck", "report"}
+        ``"raise"`` (default): at detection cancel the whole group and raise.
+        ``"cancel_stuck"``: cancel only the stuck tasks, let the healthy ones finish, then raise.
+        ``"report"``: cancel nothing while a healthy task runs; when only stuck tasks are left,
+        cancel them and return the results, a :class:`DeadlockDetected` in place of each stuck
+        root (like ``gather(..., return_exceptions=True)``). Tasks that join the deadlock later
+        are added to the report.
+
     Raises
     ------
     DeadlockDetected
-        With ``.report`` (a :class:`DeadlockReport`); the group's tasks have been cancelled.
+        With ``.report`` (a :class:`DeadlockReport`): which tasks were stuck, which healthy,
+        which were cancelled, and the results of those that finished.
 
     Examples
     --------
@@ -339,7 +408,7 @@ async def watch(*aws: Awaitable[Any], names: Sequence[str] | None = None) -> lis
     >>> run_virtual(demo())
     ['one', "Lock 'B'", 'two', "Lock 'A'", 'one']
     """
-    results, report = await supervise(*aws, names=names)
-    if report.deadlocked:
+    results, report = await supervise(*aws, names=names, on_deadlock=on_deadlock)
+    if report.deadlocked and on_deadlock != "report":
         raise DeadlockDetected(report.explain(), report=report)
     return results

@@ -83,6 +83,7 @@ class Analysis:
     edges: list[Edge]
     timed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    stuck_tasks: list[Task] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -256,9 +257,8 @@ def analyze(group: list[Task], reg: Registry) -> Analysis:
         waits.append(info)
     cycle, kind = _explain_path(order, nodes, stuck, group) if deadlocked else ([], "none")
     edges = _edges(order, nodes, cycle)
-    return Analysis(
-        deadlocked, [t.get_name() for t in order], waits, cycle, kind, edges, timed, warnings
-    )
+    names = [t.get_name() for t in order]
+    return Analysis(deadlocked, names, waits, cycle, kind, edges, timed, warnings, order)
 
 
 def _fixpoint(nodes: dict[Task, _Node], group: list[Task], start: list[Task]) -> dict[Task, None]:

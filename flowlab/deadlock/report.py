@@ -152,6 +152,14 @@ class DeadlockReport:
         text = ""
         if self.deadlocked and self.healthy:
             text += f" Not stuck: {', '.join(self.healthy)}."
+        unknown = [w.resource for w in self.waits if not w.known and w.kind != "Task"]
+        if self.deadlocked and unknown:
+            text += (
+                f" HINT: any task could have woken {', '.join(dict.fromkeys(unknown))}, so this "
+                "was called only once every other task of the group had finished or blocked; "
+                "declare who wakes it (setters=, notifiers=, producers=, releasers=) to catch "
+                "it while the others still run."
+            )
         for near in self.near_misses:
             text += f" Information: {near}."
         for warning in self.warnings:
