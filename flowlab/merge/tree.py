@@ -311,6 +311,8 @@ class _Merger:
         if not (empty or type(before) is kind) or any(type(v) is not kind for v in values):
             return False
         base: Any = kind() if empty else before
+        if all(same(base, v) for v in values):
+            return False  # nothing to combine (e.g. an empty list new in every writer): a leaf
         direct, node.direct = node.direct, _NONE
         node.replaced = direct  # still each branch's value here (see branch_value)
         for i, value in direct.items():
