@@ -345,6 +345,38 @@ def _diff_model(
                 _diff_list(a, b, (*keys, name), out, b.low)
         elif not same(a, b):
             diff_value(a, b, (*keys, name), out)
+    extra_old, extra_new = old.__pydantic_extra__, new.__pydantic_extra__
+    if extra_old or extra_new:  # a model with extra="allow": its extras diff like fields
+        _diff_extras(extra_old or {}, extra_new or {}, keys, out, fields)
+    private_old, private_new = old.__pydantic_private__, new.__pydantic_private__
+    if private_old and private_new and private_old is not private_new:
+        # private attributes: recorded whole (the merge reports them, never applies them)
+        for name, value in private_new.items():
+            before = private_old.get(name, MISSING)
+            if before is not value and not same(before, value):
+                out.append(
+                    _change((*keys, name), "change", None if before is MISSING else before, value)
+                )
+
+
+def _diff_extras(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    keys: tuple[Hashable, ...],
+    out: list[Change],
+    fields: Collection[str] | None,
+) -> None:
+    for name, value in new.items():
+        if fields is not None and name not in fields:
+            continue
+        before = old.get(name, MISSING)
+        if before is MISSING:
+            out.append(_change((*keys, name), "add", None, value))
+        elif not same(before, value):
+            diff_value(before, value, (*keys, name), out)
+    for name, value in old.items():
+        if name not in new and (fields is None or name in fields):
+            out.append(_change((*keys, name), "remove", value, None))
 
 
 def _diff_tracked_dict(

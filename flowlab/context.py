@@ -337,7 +337,9 @@ def apply_inplace(target: BaseModel, source: BaseModel) -> None:
 
     ``source`` must be an instance of ``target``'s class (e.g. the merged context). Everything is
     prepared first and swapped in at once, so ``target`` is never left half-updated. ``target``
-    keeps its private attributes; it shares the field values with ``source`` afterwards.
+    takes ``source``'s private attributes too (a sequential step's ``ctx._cache[...] = ...`` is
+    kept; a merged context carries the base's own); it shares the values with ``source``
+    afterwards.
     """
     if type(source) is not type(target):
         raise ConfigError(
@@ -349,4 +351,7 @@ def apply_inplace(target: BaseModel, source: BaseModel) -> None:
     extra = None if source.__pydantic_extra__ is None else dict(source.__pydantic_extra__)
     object.__setattr__(target, "__dict__", values)
     object.__setattr__(target, "__pydantic_fields_set__", fields_set)
+    private = source.__pydantic_private__
     object.__setattr__(target, "__pydantic_extra__", extra)
+    if private is not None:
+        object.__setattr__(target, "__pydantic_private__", dict(private))

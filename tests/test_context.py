@@ -307,7 +307,12 @@ def test_apply_inplace_replaces_values_and_keeps_identity() -> None:
     before_id = id(target)
     apply_inplace(target, source)
     assert target.n == 9 and id(target) == before_id
-    assert target._cache == {"keep": 1}
+    # the source's private attributes come along: a sequential step commits its working copy
+    # this way, and its ``ctx._cache[...]`` writes must be kept (issue 17 #4)
+    assert target._cache == {}
+    source._cache["new"] = 2
+    apply_inplace(target, source)
+    assert target._cache == {"new": 2}
     assert target.model_fields_set == {"n"}
 
 

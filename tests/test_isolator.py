@@ -99,6 +99,8 @@ def test_planned_copies_are_independent_of_the_base_and_of_each_other() -> None:
         "tags[1]",
         "nested.k[2]",
         "inner.items[1]",
+        "extra_field.e[1]",  # extras diff like fields
+        "_secret",  # a private attribute: recorded whole (never merged)
     }
     assert diff(base, two) == []
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 import flowlab as fl
 from flowlab.errors import MergeConflict
@@ -241,3 +241,46 @@ def test_a_custom_rule_that_raises_names_path_writers_and_rule_and_keeps_rows() 
     for text in ("'total'", "a, b", "Custom(", "ZeroDivisionError"):
         assert text in message
     assert result.merges["path"].tolist() == ["a_first"]  # the rows decided before it
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    bar: int = 0
+
+
+def test_extras_merge_like_fields() -> None:
+    def a(data: Any, ctx: Open) -> None:
+        ctx.foo = 1  # type: ignore[attr-defined]
+        ctx.bar = 2
+
+    def b(data: Any, ctx: Open) -> None:
+        ctx.baz = "x"  # type: ignore[attr-defined]
+
+    result = run(Open(), a, b)
+    assert result.context.model_dump() == {"bar": 2, "foo": 1, "baz": "x"}
+    assert set(result.diffs["path"]) == {"foo", "bar", "baz"}
+
+
+class Cached(BaseModel):
+    n: int = 0
+    _cache: dict[str, int] = PrivateAttr(default_factory=dict)
+
+
+def test_private_writes_of_sequential_steps_are_kept_and_of_branches_shown_dropped() -> None:
+    def warm(data: Any, ctx: Cached) -> None:
+        ctx._cache["x"] = 1
+
+    def read(data: Any, ctx: Cached) -> dict[str, int]:
+        return dict(ctx._cache)
+
+    def branch(data: Any, ctx: Cached) -> None:
+        ctx._cache["b"] = 2
+        ctx.n += 1
+
+    assert fl.run(fl.Pipeline(warm, read), Cached(), clock="virtual").output == {"x": 1}
+    result = fl.run(
+        fl.Pipeline(warm, fl.Parallel({"a": branch}, name="fan")), Cached(), clock="virtual"
+    )
+    assert result.context._cache == {"x": 1}  # a branch's private write is not merged ...
+    row = result.merges.set_index("path").loc["_cache"]
+    assert (row["rule"], row["dropped"]) == ("private (not merged)", ("a",))  # ... and says so

@@ -119,7 +119,9 @@ def branch_values(node: _Node, writers: Sequence[int], before: Any) -> dict[int,
         mine = [i for i in child.writers if i in wanted]
         if mine:
             if model:
-                old = before.__dict__[key]
+                old = before.__dict__.get(key, MISSING)
+                if old is MISSING and before.__pydantic_extra__:  # an extra (extra="allow")
+                    old = before.__pydantic_extra__.get(key, MISSING)
             else:
                 old = before.get(key, MISSING) if isinstance(before, dict) else MISSING
             for i, value in branch_values(child, mine, old).items():

@@ -172,7 +172,45 @@ class _Merger:
                 data[name] = self.field(rule, label, inherit, child, data[name], (*keys, name))
             else:
                 data[name] = self.field(sub, sub.name, False, child, data[name], (*keys, name))
-        return validate(cls, data, before, changed, _dotted(keys), self.rows, self.written)
+        extras = self.extras(node, before, keys, rule, label, inherit)
+        new = validate(cls, data, before, changed, _dotted(keys), self.rows, self.written)
+        if extras is not None:
+            object.__setattr__(new, "__pydantic_extra__", extras)
+        return new
+
+    def extras(
+        self,
+        node: _Node,
+        before: BaseModel,
+        keys: tuple[Hashable, ...],
+        rule: Rule,
+        label: str,
+        inherit: bool,
+    ) -> dict[str, Any] | None:
+        """A model's merged extras (``extra="allow"``), decided by the step's rule like fields;
+        None when no branch changed one."""
+        cls = type(before)
+        fields, private = cls.model_fields, cls.__private_attributes__
+        names = [name for name in node.children if name not in fields and name not in private]
+        for name in node.children:
+            if name in private:  # a branch's private attribute is not merged: shown as dropped
+                child = node.children[name]
+                old = (before.__pydantic_private__ or {}).get(name, MISSING)
+                dropped = tuple(self.names[i] for i in child.writers)
+                self.row(
+                    (*keys, name), "private (not merged)", child, None, old, old, dropped=dropped
+                )
+        if not names:
+            return None
+        out = dict(before.__pydantic_extra__ or {})
+        for name in names:
+            old = out.get(name, MISSING)
+            value = self.field(rule, label, inherit, node.children[name], old, (*keys, name))
+            if value is MISSING:
+                out.pop(name, None)
+            else:
+                out[name] = value
+        return out
 
     def field(
         self,
