@@ -4,7 +4,8 @@ Layout (arrows point down only)::
 
     widgets.py      Lab and SchedulerWidget (ipywidgets, imported on first use)
     game.py         SchedulerGame: the learner picks the next task; hint() asks the explorer
-    explorer.py     explore(): DFS with delay bounding + partial-order reduction, PCT, random
+    explorer.py     explore(): bounded DFS (search.py) with partial-order reduction, PCT, random
+    search.py       Search: preemption / delay bounds, conflicts (untraced steps conflict with all)
     runner.py       one schedule -> Outcome (fresh loop, report, clean-up); examples.py
     scheduler.py    ExplorerLoop: a virtual-time loop whose ready queue asks a strategy
     scenarios.py    catalog(), run(): the catalogue, each broken and fixed (bodies in catalogue.py)
@@ -12,6 +13,7 @@ Layout (arrows point down only)::
     report.py       DeadlockReport: explain(), graph, timeline, plot(), _repr_html_ (plot.py draws)
     graph.py        wait-for graph analysis: stuck set (greatest fixpoint) and the cycle
     primitives.py   Lock, Semaphore, BoundedSemaphore      channels.py: Event, Condition, Queue
+    shared.py       Shared: a variable whose reads and writes are dependency events
     trace.py        per-loop registry: trace events, who waits on what
 """
 
@@ -32,6 +34,7 @@ from flowlab.deadlock.scenarios import (
     measure_detection_latency,
     run,
 )
+from flowlab.deadlock.shared import Shared
 from flowlab.deadlock.trace import forget
 from flowlab.errors import DeadlockDetected
 
@@ -51,6 +54,7 @@ __all__ = [
     "SchedulerGame",
     "SchedulerWidget",
     "Semaphore",
+    "Shared",
     "arun",
     "catalog",
     "explore",

@@ -6,14 +6,16 @@ Every schedule runs ``fn()`` on a fresh :class:`~flowlab.deadlock.scheduler.Expl
 strategy decides each choice point:
 
 ``"dpor"`` / ``"exhaustive"``
-    Stateless depth-first search over choice points, bounded by ``preemption_bound`` *delays*
-    (choices other than FIFO; CHESS / loom find most bugs within 2-3). After each run the deepest
-    choice point with an untried, in-bound alternative is changed and the run repeated (the runs
-    are deterministic, so the shared prefix is reproduced exactly). ``"exhaustive"`` tries every
-    alternative. ``"dpor"`` adds partial-order reduction in the style of Flanagan-Godefroid: an
-    alternative is tried only when a later step of that task touches a traced resource that an
-    earlier step of another task touched (the two steps race); steps on disjoint resources
-    commute and are not reordered. It assumes tasks communicate only through traced primitives.
+    Stateless depth-first search over choice points (:mod:`flowlab.deadlock.search`), bounded by
+    ``preemption_bound`` and/or ``delay_bound``. After each run the deepest choice point with an
+    untried, in-bound alternative is changed and the run repeated (the runs are deterministic, so
+    the shared prefix is reproduced exactly). ``"exhaustive"`` tries every alternative.
+    ``"dpor"`` adds partial-order reduction: an alternative is tried only where two steps of
+    different tasks conflict -- on a traced resource, or because one of them touched nothing
+    traced and so may have used untraced shared state (a plain ``int``). Keep shared state in
+    :class:`~flowlab.deadlock.shared.Shared` variables to make the reduction effective, and say
+    so with ``assume_traced=True``. A finished reduced search reports what it assumed
+    (:attr:`Exploration.assumptions`) and never claims to have exhausted the space.
 ``"pct"``
     Probabilistic concurrency testing: random task priorities plus ``depth - 1`` change points
     at random choice points, seeded; finds a depth-d bug with probability >= 1/(n k^(d-1)) per run.
@@ -35,7 +37,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flowlab.deadlock.runner import Outcome, resolve, run_schedule
-from flowlab.deadlock.scheduler import Step, decode
+from flowlab.deadlock.scheduler import Chooser, decode
+from flowlab.deadlock.search import Search
 from flowlab.errors import ConfigError, check_one_of
 
 if TYPE_CHECKING:
@@ -58,7 +61,10 @@ class Exploration:
     deadlocks, failures, step_limits : int
         Runs that deadlocked, raised, or hit ``max_steps``.
     exhausted : bool
-        True when a search strategy covered its whole (bounded, reduced) space.
+        True when a search strategy ran out of schedules to try within its bounds (for
+        ``"dpor"`` that is a reduced space: see ``assumptions``).
+    assumptions : list of str
+        What a reduced search took for granted; empty for ``"exhaustive"``.
     first_failure : Outcome or None
         The first run that deadlocked or failed, with its schedule and report.
     """
@@ -70,6 +76,8 @@ class Exploration:
     failures: int = 0
     step_limits: int = 0
     exhausted: bool = False
+    assumptions: list[str] = field(default_factory=list)
+    bounds: str = ""
     elapsed_s: float = 0.0
     first_failure: Outcome | None = None
     runs: list[tuple[str, str, int]] = field(default_factory=list, repr=False)
@@ -118,11 +126,21 @@ class Exploration:
             f"{self.strategy}: {self.schedules} schedules of {self.target} in "
             f"{self.elapsed_s:.2f} s ({self.schedules_per_s:.0f}/s): {self.deadlocks} "
             f"deadlocked, {self.failures} failed, {self.step_limits} hit the step limit"
-            + ("; search space exhausted" if self.exhausted else "")
+            + self._coverage()
         )
         if found is not None:
             text += f". First failing schedule: {found!r} (replay(schedule) repeats it)"
         return text + "."
+
+    def _coverage(self) -> str:
+        if not self.exhausted:
+            return ""
+        within = f" within {self.bounds}" if self.bounds else ""
+        if self.assumptions:
+            return f"; reduced search finished{within}, which assumed " + "; ".join(
+                self.assumptions
+            )
+        return f"; search space exhausted{within}"
 
     def __repr__(self) -> str:
         return f"<Exploration {self.summary()}>"
@@ -133,8 +151,8 @@ class Exploration:
         return f"<div class='flowlab-explore'>{html.escape(self.summary())}</div>"
 
 
-def _forced(prefix: list[int]) -> Callable[[int, list[int]], int]:
-    return lambda point, options: prefix[point] if point < len(prefix) else 0
+def _forced(prefix: list[int]) -> Chooser:
+    return lambda point, options, prev: prefix[point] if point < len(prefix) else 0
 
 
 def _in_thread(work: Callable[[], Any]) -> Any:
@@ -183,6 +201,7 @@ def explore(
     stop_on_first: bool = False,
     fixed: bool = False,
     time_budget_s: float | None = None,
+    assume_traced: bool = False,
 ) -> Exploration:
     """Run ``target`` under many schedules and count the ones that deadlock or fail.
 
@@ -208,6 +227,10 @@ def explore(
         For a scenario name: explore its fixed variant.
     time_budget_s : float, optional
         Wall-clock budget in seconds.
+    assume_traced : bool
+        ``"dpor"`` only: promise that every piece of state the tasks share is a traced primitive
+        or a :class:`~flowlab.deadlock.shared.Shared`, so steps that touch nothing traced
+        commute. Without it such steps conflict with every other step (safe, but slower).
     """
     check_one_of("strategy", strategy, STRATEGIES)
     for pname, value in (
@@ -221,15 +244,23 @@ def explore(
         raise ConfigError(f"preemption_bound={preemption_bound!r} is not valid; give an int >= 0.")
     fn, label = resolve(target, fixed)
     result = Exploration(label, strategy, _fn=fn, _max_steps=max_steps)
-    search = _Search(strategy, preemption_bound) if strategy in ("dpor", "exhaustive") else None
+    search = (
+        Search(reduce=strategy == "dpor", delay_bound=preemption_bound, assume_traced=assume_traced)
+        if strategy in ("dpor", "exhaustive")
+        else None
+    )
+    if search is not None:
+        result.assumptions = search.assumptions()
+        result.bounds = f"delay bound {preemption_bound}"
     rng = random.Random(seed)
 
     def work() -> Exploration:
         start = time.perf_counter()
         estimate = 0
         for run_no in range(max_schedules):
+            chooser: Chooser
             if search is not None:
-                chooser = _forced(search.prefix)
+                chooser = search.choose
             elif strategy == "random":
                 chooser = _random_chooser(rng)
             else:
@@ -257,15 +288,15 @@ def explore(
     return _in_thread(work)  # type: ignore[no-any-return]
 
 
-def _random_chooser(rng: random.Random) -> Callable[[int, list[int]], int]:
-    return lambda point, options: rng.randrange(len(options))
+def _random_chooser(rng: random.Random) -> Chooser:
+    return lambda point, options, prev: rng.randrange(len(options))
 
 
-def _pct_chooser(rng: random.Random, depth: int, k: int) -> Callable[[int, list[int]], int]:
+def _pct_chooser(rng: random.Random, depth: int, k: int) -> Chooser:
     priorities: dict[int, float] = {}
     change = {rng.randrange(k): depth - 1 - j for j in range(depth - 1)}
 
-    def choose(point: int, options: list[int]) -> int:
+    def choose(point: int, options: list[int], prev: int | None) -> int:
         for o in options:
             if o not in priorities:
                 priorities[o] = depth + rng.random()  # above every change-point priority
@@ -276,75 +307,3 @@ def _pct_chooser(rng: random.Random, depth: int, k: int) -> Callable[[int, list[
         return best
 
     return choose
-
-
-@dataclass(slots=True)
-class _Node:
-    options: list[int]
-    chosen: int
-    todo: list[int]
-    done: list[int]
-
-
-class _Search:
-    """Bounded DFS over choice points; with ``dpor``, alternatives only where steps race."""
-
-    def __init__(self, strategy: str, bound: int) -> None:
-        self.reduce = strategy == "dpor"
-        self.bound = bound
-        self.stack: list[_Node] = []
-
-    @property
-    def prefix(self) -> list[int]:
-        return [n.chosen for n in self.stack]
-
-    def advance(self, outcome: Outcome) -> bool:
-        """Absorb a finished run; set up the next prefix; False when the space is exhausted."""
-        for point in outcome.points[len(self.stack) :]:
-            every = list(range(len(point.options)))
-            self.stack.append(
-                _Node(
-                    point.options,
-                    point.chosen,
-                    [point.chosen] if self.reduce else every,
-                    [point.chosen],
-                )
-            )
-        if self.reduce:
-            self._races(outcome.trace)
-        while self.stack:
-            node = self.stack[-1]
-            used = sum(1 for n in self.stack[:-1] if n.chosen != 0)
-            for i in node.todo:
-                if i not in node.done and used + (i != 0) <= self.bound:
-                    node.done.append(i)
-                    node.chosen = i
-                    return True
-            self.stack.pop()
-        return False
-
-    def _races(self, trace: list[Step]) -> None:
-        last: dict[str, int] = {}  # resource -> index of the last step that touched it
-        for i, step in enumerate(trace):
-            for resource in step.resources:
-                j = last.get(resource)
-                if j is not None and trace[j].task != step.task:
-                    self._backtrack(trace, j, step.task)
-                last[resource] = i
-
-    def _backtrack(self, trace: list[Step], j: int, task: int) -> None:
-        # The choice point that scheduled step j (or the closest one before it).
-        for k in range(j, -1, -1):
-            point = trace[k].point
-            if point is None or point >= len(self.stack):
-                continue
-            node = self.stack[point]
-            wanted = (
-                [node.options.index(task)]
-                if task in node.options
-                else list(range(len(node.options)))
-            )
-            for i in wanted:
-                if i not in node.todo:
-                    node.todo.append(i)
-            return

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowlab.deadlock.detector import detected
-from flowlab.deadlock.explorer import _forced, _in_thread, _Search
+from flowlab.deadlock.explorer import _forced, _in_thread
 from flowlab.deadlock.report import _intervals
 from flowlab.deadlock.runner import Outcome, resolve, run_schedule
 from flowlab.deadlock.scheduler import ExplorerLoop, encode
+from flowlab.deadlock.search import Search
 from flowlab.deadlock.trace import registry_for
 from flowlab.errors import ConfigError
 
@@ -87,7 +88,7 @@ class SchedulerGame:
         return [] if self.position is None else list(self.position.ready)
 
     def _play(self, choices: list[int]) -> tuple[Position | None, Outcome | None]:
-        def chooser(point: int, options: list[int]) -> int:
+        def chooser(point: int, options: list[int], prev: int | None) -> int:
             if point < len(choices):
                 return choices[point]
             loop = asyncio.get_running_loop()
@@ -148,7 +149,7 @@ class SchedulerGame:
 
         def search() -> str | None:
             for index, name in enumerate(ready):
-                below = _Search("exhaustive", preemption_bound)
+                below = Search(reduce=False, delay_bound=preemption_bound)
                 for _ in range(max_schedules):
                     out = run_schedule(self._fn, _forced([*base, index, *below.prefix]))
                     if out.status == "deadlock":

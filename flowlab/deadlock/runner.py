@@ -21,8 +21,8 @@ from typing import Any
 from flowlab.deadlock.detector import unhook, watch
 from flowlab.deadlock.graph import analyze
 from flowlab.deadlock.report import DeadlockReport, report_from
-from flowlab.deadlock.scheduler import ChoicePoint, ExplorerLoop, Step, encode
-from flowlab.deadlock.trace import registry_for
+from flowlab.deadlock.scheduler import ChoicePoint, Chooser, ExplorerLoop, Step, encode
+from flowlab.deadlock.trace import TraceEvent, registry_for
 from flowlab.errors import ConfigError, DeadlockDetected
 
 __all__ = ["Outcome", "resolve", "run_schedule"]
@@ -44,6 +44,8 @@ class Outcome:
         For a deadlock: the cycle, explanation, graph and timeline.
     interleaving : list of str
         Which task ran at each step.
+    events : list of TraceEvent
+        Every traced operation of the run (locks, events, ``Shared`` reads and writes...).
     """
 
     status: str
@@ -56,6 +58,7 @@ class Outcome:
     points: list[ChoicePoint] = field(default_factory=list, repr=False)
     trace: list[Step] = field(default_factory=list, repr=False)
     task_names: list[str] = field(default_factory=list, repr=False)
+    events: list[TraceEvent] = field(default_factory=list, repr=False)
 
     @property
     def deadlocked(self) -> bool:
@@ -97,9 +100,7 @@ def resolve(target: Any, fixed: bool) -> tuple[Fn, str]:
     )
 
 
-def run_schedule(
-    fn: Fn, chooser: Callable[[int, list[int]], int], *, max_steps: int = 20_000
-) -> Outcome:
+def run_schedule(fn: Fn, chooser: Chooser, *, max_steps: int = 20_000) -> Outcome:
     """Run ``fn()`` once on a fresh explorer loop, ``chooser`` deciding every choice point."""
     loop = ExplorerLoop(chooser, max_steps=max_steps)
 
@@ -129,6 +130,7 @@ def _outcome(loop: ExplorerLoop, main: asyncio.Task[Any]) -> Outcome:
         "points": list(loop.points),
         "trace": list(loop.steps),
         "task_names": [t.get_name() for t in loop.tasks],
+        "events": list(registry_for(loop).events),
     }
     if main.done():
         err = None if main.cancelled() else main.exception()
@@ -155,7 +157,7 @@ def _stuck_report(loop: ExplorerLoop) -> DeadlockReport:
 
 
 def _cleanup(loop: ExplorerLoop) -> None:
-    loop.chooser = lambda point, options: 0
+    loop.chooser = lambda point, options, prev: 0
     loop.max_steps = 1 << 62
     for _ in range(4):
         pending = [t for t in loop.tasks if not t.done()]

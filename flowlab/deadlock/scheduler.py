@@ -36,29 +36,39 @@ from flowlab.errors import ConfigError
 __all__ = ["ChoicePoint", "ExplorerLoop", "Step", "decode", "encode"]
 
 Task = asyncio.Task[Any]
-Chooser = Callable[[int, list[int]], int]
+Chooser = Callable[[int, list[int], int | None], int]
 
 
 @dataclass(slots=True)
 class ChoicePoint:
-    """Ready tasks (ordinals, FIFO order) at a decision, and the index chosen."""
+    """Ready tasks (ordinals, FIFO order) at a decision, the index chosen, the previous task.
+
+    ``prev`` is the ordinal of the task that ran the step just before (``None`` at the start):
+    choosing another task while ``prev`` is among the options is a *preemption*.
+    """
 
     options: list[int]
     chosen: int
     step: int
+    prev: int | None = None
 
 
 @dataclass(slots=True)
 class Step:
-    """One task step: which task ran, which traced resources it touched, its choice point."""
+    """One task step: which task ran, which traced resources it touched, its choice point.
+
+    ``reads`` lists the resources of ``resources`` that the step only read (``Shared.get``);
+    every other touch counts as a write.
+    """
 
     task: int
     resources: tuple[str, ...]
     point: int | None
+    reads: tuple[str, ...] = ()
 
 
 class ExplorerLoop(VirtualTimeLoop):
-    """Runs one ready handle per iteration; ``chooser(point_no, options) -> index`` decides."""
+    """Runs one ready handle per iteration; ``chooser(point_no, options, prev) -> index``."""
 
     def __init__(self, chooser: Chooser, *, max_steps: int = 20_000) -> None:
         super().__init__()
@@ -145,13 +155,14 @@ class ExplorerLoop(VirtualTimeLoop):
         if len(options) > 1:
             point = len(self.points)
             ordinals = [self.ordinal(t) for t in options]
-            pick = self.chooser(point, ordinals)
+            prev = self.steps[-1].task if self.steps else None
+            pick = self.chooser(point, ordinals, prev)
             if not 0 <= pick < len(options):
                 raise ConfigError(
                     f"schedule does not fit this program: choice point {point} has "
                     f"{len(options)} ready tasks, index {pick} was asked for."
                 )
-            self.points.append(ChoicePoint(ordinals, pick, len(self.steps)))
+            self.points.append(ChoicePoint(ordinals, pick, len(self.steps), prev))
         chosen = options[pick]
         index = firsts[chosen]
         handle = ready[index]
@@ -159,8 +170,11 @@ class ExplorerLoop(VirtualTimeLoop):
         reg = registry_for(self)
         before = len(reg.events)
         handle._run()
-        touched = tuple(dict.fromkeys(e.resource for e in reg.events[before:]))
-        self.steps.append(Step(self.ordinal(chosen), touched, point))
+        events = reg.events[before:]
+        touched = tuple(dict.fromkeys(e.resource for e in events))
+        written = {e.resource for e in events if e.op != "read"}
+        reads = tuple(r for r in touched if r not in written)
+        self.steps.append(Step(self.ordinal(chosen), touched, point, reads))
 
 
 def encode(choices: list[int]) -> str:

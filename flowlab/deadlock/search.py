@@ -1,0 +1,181 @@
+"""Bounded depth-first search over choice points, with optional partial-order reduction.
+
+Design
+------
+:class:`Search` keeps a stack of choice points (one :class:`Node` each): the ready tasks, the
+index chosen, the alternatives still to try. After every run it absorbs the new choice points,
+then changes the deepest one that has an untried alternative within the bounds; the next run
+replays the shared prefix exactly (runs are deterministic) and continues with the default choice.
+
+**Bounds** (both optional, both may apply):
+
+* ``preemption_bound`` -- CHESS preemption bounding. At a choice point the task that ran the
+  previous step may still be ready: continuing it is free, switching away from it costs one
+  preemption. When it blocked or finished, every choice is free. The default choice beyond the
+  prefix is the free one, so the first run preempts nothing. A lost update that needs one
+  preemption is found with ``preemption_bound=1``.
+* ``delay_bound`` -- delay bounding against asyncio's FIFO order: choosing index 0 (what asyncio
+  would run) is free, any other index costs one delay.
+
+**Reduction** (``reduce=True``, the ``"dpor"`` strategy) in the style of Flanagan-Godefroid: an
+alternative is added at a choice point only when a later step of another task *conflicts* with
+the step scheduled there. Two steps of different tasks conflict when they touch the same traced
+resource and not both only read it (``Shared.get``). A step that touched nothing traced may have
+used untraced shared state (a plain ``int``, a dict): unless ``assume_traced`` is set it
+conflicts with every step of every other task, so the search degrades toward exhaustive instead
+of missing the bug. What the reduction still assumes is listed by :meth:`Search.assumptions`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flowlab.deadlock.runner import Outcome
+from flowlab.deadlock.scheduler import Step
+
+__all__ = ["Node", "Search", "preempts"]
+
+
+@dataclass(slots=True)
+class Node:
+    """One choice point on the search stack."""
+
+    options: list[int]
+    chosen: int
+    prev: int | None
+    todo: list[int]
+    done: list[int]
+
+
+def preempts(options: list[int], prev: int | None, index: int) -> bool:
+    """True when choosing ``options[index]`` switches away from ``prev`` while it is ready."""
+    return prev is not None and prev in options and options[index] != prev
+
+
+def free_choice(options: list[int], prev: int | None) -> int:
+    """The choice that costs no preemption: continue ``prev`` if ready, else asyncio's FIFO pick."""
+    return options.index(prev) if prev is not None and prev in options else 0
+
+
+class Search:
+    """Bounded DFS over choice points; with ``reduce``, alternatives only where steps conflict."""
+
+    def __init__(
+        self,
+        *,
+        reduce: bool,
+        preemption_bound: int | None = None,
+        delay_bound: int | None = None,
+        assume_traced: bool = False,
+    ) -> None:
+        self.reduce = reduce
+        self.preemption_bound = preemption_bound
+        self.delay_bound = delay_bound
+        self.assume_traced = assume_traced
+        self.stack: list[Node] = []
+
+    @property
+    def prefix(self) -> list[int]:
+        return [n.chosen for n in self.stack]
+
+    def default(self, options: list[int], prev: int | None) -> int:
+        """The choice beyond the prefix: free under preemption bounding, else FIFO."""
+        return free_choice(options, prev) if self.preemption_bound is not None else 0
+
+    def choose(self, point: int, options: list[int], prev: int | None) -> int:
+        """A chooser for :func:`~flowlab.deadlock.runner.run_schedule`: prefix, then default."""
+        stack = self.stack
+        return stack[point].chosen if point < len(stack) else self.default(options, prev)
+
+    def assumptions(self) -> list[str]:
+        """What a finished reduced search took for granted (empty for a plain bounded search)."""
+        if not self.reduce:
+            return []
+        if self.assume_traced:
+            return [
+                "all shared state is traced (assume_traced=True): steps that touch no traced "
+                "primitive or Shared variable were taken to commute"
+            ]
+        return [
+            "a step that uses a traced primitive touches no untraced shared state (steps that "
+            "touch nothing traced were treated as conflicting with every other step)"
+        ]
+
+    # ------------------------------------------------------------------ costs
+    def _within(self, node: Node, index: int) -> bool:
+        preemptions = delays = 0
+        for n in self.stack:
+            i = index if n is node else n.chosen
+            preemptions += preempts(n.options, n.prev, i)
+            delays += i != 0
+            if n is node:
+                break
+        if self.preemption_bound is not None and preemptions > self.preemption_bound:
+            return False
+        return self.delay_bound is None or delays <= self.delay_bound
+
+    # ------------------------------------------------------------------ search
+    def advance(self, outcome: Outcome) -> bool:
+        """Absorb a finished run; set up the next prefix; False when the space is exhausted."""
+        for point in outcome.points[len(self.stack) :]:
+            every = list(range(len(point.options)))
+            todo = [point.chosen] if self.reduce else every
+            self.stack.append(Node(point.options, point.chosen, point.prev, todo, [point.chosen]))
+        if self.reduce:
+            self._races(outcome.trace)
+        while self.stack:
+            node = self.stack[-1]
+            for i in node.todo:
+                if i not in node.done and self._within(node, i):
+                    node.done.append(i)
+                    node.chosen = i
+                    return True
+            self.stack.pop()
+        return False
+
+    def _races(self, trace: list[Step]) -> None:
+        writer: dict[str, int] = {}  # resource -> last step that wrote it
+        readers: dict[str, dict[int, int]] = {}  # resource -> {task: last read since that write}
+        last: dict[int, int] = {}  # task -> its last step
+        blind: dict[int, int] = {}  # task -> its last step that touched nothing traced
+        for i, step in enumerate(trace):
+            untraced = not step.resources and not self.assume_traced
+            if untraced:
+                for task, j in last.items():
+                    if task != step.task:
+                        self._backtrack(trace, j, step.task)
+            else:
+                for task, j in blind.items():
+                    if task != step.task:
+                        self._backtrack(trace, j, step.task)
+            for resource in step.resources:
+                w = writer.get(resource)
+                if w is not None and trace[w].task != step.task:
+                    self._backtrack(trace, w, step.task)
+                if resource in step.reads:
+                    readers.setdefault(resource, {})[step.task] = i
+                    continue
+                for task, j in readers.pop(resource, {}).items():
+                    if task != step.task:
+                        self._backtrack(trace, j, step.task)
+                writer[resource] = i
+            last[step.task] = i
+            if untraced:
+                blind[step.task] = i
+
+    def _backtrack(self, trace: list[Step], j: int, task: int) -> None:
+        # The choice point that scheduled step j (or the closest one before it).
+        for k in range(j, -1, -1):
+            point = trace[k].point
+            if point is None or point >= len(self.stack):
+                continue
+            node = self.stack[point]
+            wanted = (
+                [node.options.index(task)]
+                if task in node.options
+                else list(range(len(node.options)))
+            )
+            for i in wanted:
+                if i not in node.todo:
+                    node.todo.append(i)
+            return
