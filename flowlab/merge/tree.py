@@ -202,7 +202,7 @@ class _Merger:
                 )
         if not names:
             return None
-        out = dict(before.__pydantic_extra__ or {})
+        out: dict[Any, Any] = dict(before.__pydantic_extra__ or {})
         for name in names:
             old = out.get(name, MISSING)
             value = self.field(rule, label, inherit, node.children[name], old, (*keys, name))
