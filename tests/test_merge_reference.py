@@ -7,10 +7,12 @@ context, finds the writers of a path by comparing values (type-aware, arrays by
 
 * ``overwrite`` / ``keep_first``: the last / first writer's whole value (nested models per field);
 * ``deep``: dicts key by key, lists by position (below), other values: last writer;
+* ``deep_keep_first``: ``deep``, other values: first writer;
 * ``accumulate``: ``deep``, numbers add their deltas, lists de-duplicate the items branches added;
 * ``error_on_conflict``: dicts key by key, lists by position (raise when edits collide, unless
   every writer ended equal), other values: raise unless every writer agrees;
-* rules: ``Sum`` adds deltas, ``Max`` takes the largest, ``Union`` / ``Append`` merge by position.
+* rules: ``Sum`` adds deltas, ``Max`` takes the largest, ``Union`` / ``Append`` merge by position,
+  ``operator.add`` keeps the base's items no writer removed, then each writer's insertions.
 
 A list merges by position over the base: each writer's list is aligned with the base (common
 prefix and suffix, then a longest common subsequence), every base item any writer removed is
@@ -22,6 +24,7 @@ place), an identical removal or replacement counts once.
 
 from __future__ import annotations
 
+import operator
 import os
 from typing import Annotated, Any
 
@@ -65,9 +68,10 @@ class Ctx(BaseModel):
     top: Annotated[int, fm.Max()] = 0
     u: Annotated[list[str], fm.Union()] = []
     ap: Annotated[list[str], fm.Append()] = []
+    log: Annotated[list[str], operator.add] = []
 
 
-RULES: dict[str, str] = {"total": "sum", "top": "max", "u": "union", "ap": "append"}
+RULES = {"total": "sum", "top": "max", "u": "union", "ap": "append", "log": "add"}
 
 
 # ---- the reference -----------------------------------------------------------------------------
@@ -208,6 +212,11 @@ def ref_value(how: str, base: Any, values: list[Any]) -> Any:
         return start + sum(v - start for v in values)
     if how == "max":
         return max([base, *values])
+    if how == "add":  # a reducer: the base without removed items, then each writer's insertions
+        hunks = [align(base, v) for v in values]
+        gone = {k for hs in hunks for start, end, _ in hs for k in range(start, end)}
+        kept = [item for k, item in enumerate(base) if k not in gone]
+        return kept + [item for hs in hunks for _, _, items in hs for item in items]
     if isinstance(base, BaseModel):
         return ref_model(how, base, values)
     if all(isinstance(v, dict) for v in values) and (base is GONE or isinstance(base, dict)):
@@ -236,7 +245,7 @@ def ref_value(how: str, base: Any, values: list[Any]) -> Any:
         return merged
     if how == "error_on_conflict" and not all(eq(values[0], v) for v in values[1:]):
         raise Conflict
-    return values[-1]
+    return values[0] if how == "deep_keep_first" else values[-1]
 
 
 def ref_model(how: str, base: BaseModel, branches: list[BaseModel]) -> BaseModel:
@@ -278,9 +287,10 @@ bases = st.builds(
     top=small,
     u=wordlists,
     ap=wordlists,
+    log=wordlists,
 )
 
-list_targets = st.sampled_from(["tags", "u", "ap", "d"])
+list_targets = st.sampled_from(["tags", "u", "ap", "log", "d"])
 pos = st.integers(0, 5)
 list_ops = st.one_of(
     st.tuples(st.just("append"), words),

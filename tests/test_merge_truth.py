@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections import Counter, OrderedDict
 from typing import Annotated, Any
 
@@ -284,3 +285,95 @@ def test_private_writes_of_sequential_steps_are_kept_and_of_branches_shown_dropp
     assert result.context._cache == {"x": 1}  # a branch's private write is not merged ...
     row = result.merges.set_index("path").loc["_cache"]
     assert (row["rule"], row["dropped"]) == ("private (not merged)", ("a",))  # ... and says so
+
+
+class Reduced(BaseModel):
+    log: Annotated[list[str], operator.add] = []
+    n: Annotated[int, operator.add] = 0
+    s: Annotated[str, operator.add] = ""
+    longest: Annotated[str, fl.merge.Reduce(lambda acc, part: max(acc, part, key=len))] = ""
+
+
+def test_operator_add_and_reduce_fold_each_branch_contribution() -> None:
+    def a(data: Any, ctx: Reduced) -> None:
+        ctx.log.append("a")
+        ctx.n += 2
+        ctx.s += "A"
+        ctx.longest = "abc"
+
+    def b(data: Any, ctx: Reduced) -> None:
+        ctx.log.remove("x")
+        ctx.log += ["b1", "b2"]
+        ctx.n += 3
+        ctx.s += "BB"
+        ctx.longest = "z"
+
+    result = run(Reduced(log=["x", "y"], n=1, s="s"), a, b)
+    assert result.context.log == ["y", "a", "b1", "b2"]
+    assert (result.context.n, result.context.s, result.context.longest) == (6, "sABB", "abc")
+    assert set(result.merges["rule"]) == {"reduce:add", "reduce:<lambda>"}
+
+
+def test_an_unknown_reducer_in_annotated_is_refused() -> None:
+    class Bad(BaseModel):
+        x: Annotated[list[int], lambda a, b: a + b] = []
+
+    with pytest.raises(fl.ConfigError, match=r"Bad\.x.*Reduce\(fn\)"):
+        run(Bad(), lambda data, ctx: None)
+
+
+class Chat(BaseModel):
+    msgs: Annotated[list[dict[str, Any]], fl.merge.Upsert(key="id")] = []
+
+
+def test_upsert_replaces_in_place_appends_new_keys_and_deletes() -> None:
+    def a(data: Any, ctx: Chat) -> None:
+        ctx.msgs[0] = {"id": 1, "t": "edited"}
+        ctx.msgs.append({"id": 3, "t": "from a"})
+
+    def b(data: Any, ctx: Chat) -> None:
+        del ctx.msgs[1]
+        ctx.msgs.append({"id": 4, "t": "from b"})
+
+    base = Chat(msgs=[{"id": 1, "t": "hi"}, {"id": 2, "t": "yo"}])
+    result = run(base, a, b)
+    assert result.context.msgs == [
+        {"id": 1, "t": "edited"},
+        {"id": 3, "t": "from a"},
+        {"id": 4, "t": "from b"},
+    ]
+    assert not result.merges["conflict"].any()
+
+    def c(data: Any, ctx: Chat) -> None:
+        ctx.msgs[0] = {"id": 1, "t": "other edit"}
+
+    clash = run(base, a, c)
+    row = clash.merges.set_index("path").loc["msgs"]
+    assert clash.context.msgs[0] == {"id": 1, "t": "other edit"}  # the last in merge order
+    assert (bool(row["conflict"]), row["dropped"]) == (True, ("a",))
+
+
+class Owned(BaseModel):
+    owner: Annotated[str, fl.merge.Single()] = ""
+
+
+def test_single_takes_one_writer_and_refuses_two_even_if_equal() -> None:
+    def mine(data: Any, ctx: Owned) -> None:
+        ctx.owner = "me"
+
+    assert run(Owned(), mine).context.owner == "me"
+    with pytest.raises(MergeConflict, match=r"fl\.merge\.Single"):
+        run(Owned(), mine, mine)
+
+
+def test_deep_keep_first_merges_dicts_key_by_key_first_writer_per_key() -> None:
+    class Scores(BaseModel):
+        d: dict[str, int] = {}
+
+    def a(data: Any, ctx: Scores) -> None:
+        ctx.d.update(x=1, y=1)
+
+    def b(data: Any, ctx: Scores) -> None:
+        ctx.d.update(y=2, z=2)
+
+    assert run(Scores(), a, b, merge="deep_keep_first").context.d == {"x": 1, "y": 1, "z": 2}

@@ -60,9 +60,12 @@ from flowlab.merge.rules import (
     Max,
     Min,
     Overwrite,
+    Reduce,
     Rule,
+    Single,
     Sum,
     Union,
+    Upsert,
 )
 from flowlab.merge.strategies import STRATEGIES, MergeFn, MergeSpec, resolve
 from flowlab.merge.three_way import MergeOutcome, merge_branches
@@ -82,9 +85,12 @@ __all__ = [
     "MergeSpec",
     "Min",
     "Overwrite",
+    "Reduce",
     "Rule",
+    "Single",
     "Sum",
     "Union",
+    "Upsert",
     "check_model",
     "field_rules",
     "merge_branches",

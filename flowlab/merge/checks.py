@@ -8,6 +8,9 @@ answer per model class.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import operator
 import types
 import typing
 import weakref
@@ -20,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from flowlab.errors import ConfigError
-from flowlab.merge.rules import Rule
+from flowlab.merge.rules import Reduce, Rule
 from flowlab.merge.strategies import MergeFn, MergeSpec, resolve
 
 __all__ = ["check_model", "field_rules"]
@@ -42,7 +45,7 @@ def field_rules(model_cls: type[BaseModel]) -> dict[str, Rule]:
                     f"{model_cls.__name__}.{name}: Annotated[..., {meta.__name__}] holds the rule "
                     f"class. HINT: Annotated[..., fl.merge.{meta.__name__}()]"
                 )
-        found = [meta for meta in info.metadata if isinstance(meta, Rule)]
+        found = [r for r in (_as_rule(model_cls, name, m) for m in info.metadata) if r is not None]
         if len(found) > 1:
             raise ConfigError(
                 f"{model_cls.__name__}.{name} has {len(found)} merge rules "
@@ -52,6 +55,25 @@ def field_rules(model_cls: type[BaseModel]) -> dict[str, Rule]:
             rules[name] = found[0]
     _RULES[model_cls] = rules
     return rules
+
+
+def _as_rule(model_cls: type[BaseModel], name: str, meta: Any) -> Rule | None:
+    """The merge rule a piece of ``Annotated`` metadata stands for: a rule, or a reducer
+    function (``operator.add`` and friends, as in LangGraph); None for other metadata. A plain
+    function that is not a known reducer is refused: pydantic ignores it, so would the merge."""
+    if isinstance(meta, Rule):
+        return meta
+    if meta is operator.add or meta is operator.iadd:
+        return Reduce(operator.add)
+    if inspect.isfunction(meta) or inspect.isbuiltin(meta) or isinstance(meta, functools.partial):
+        shown = getattr(meta, "__qualname__", None) or repr(meta)
+        raise ConfigError(
+            f"{model_cls.__name__}.{name}: Annotated[..., {shown}] looks like a reducer, but "
+            "flowlab only knows operator.add there. HINT: Annotated[..., fl.merge.Reduce(fn)] "
+            "folds fn(acc, contribution) over the branches; fl.merge.Custom(fn) decides the "
+            "field from fn(base_value, {branch: value})."
+        )
+    return None
 
 
 def _members(tp: Any) -> list[Any]:

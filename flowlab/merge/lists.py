@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 from flowlab.changes import Change, Item, same
 
-__all__ = ["Combined", "Hunk", "appended", "combine", "dedupe", "hunks"]
+__all__ = ["Combined", "Hunk", "align", "appended", "combine", "combine_edits", "dedupe", "hunks"]
 
 _LCS_LIMIT = 250_000  # cells of the alignment table; beyond, a slice stays one hunk
 
@@ -89,10 +89,10 @@ def hunks(changes: Sequence[Change], base: Sequence[Any]) -> list[Hunk]:
     start = min(c.key_path[-1].index for c in changes)  # type: ignore[attr-defined]
     removed = sum(1 for c in changes if c.op == "remove")
     added = [c.after for c in changes if c.op == "add"]
-    return _align(base, start, start + removed, added)
+    return align(base, start, start + removed, added)
 
 
-def _align(base: Sequence[Any], start: int, end: int, new: list[Any]) -> list[Hunk]:
+def align(base: Sequence[Any], start: int, end: int, new: list[Any]) -> list[Hunk]:
     """``base[start:end]`` became ``new``: the hunks of a longest common subsequence (ties:
     removals before insertions, the earliest match first)."""
     old = base[start:end]

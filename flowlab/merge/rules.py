@@ -24,9 +24,12 @@ __all__ = [
     "Max",
     "Min",
     "Overwrite",
+    "Reduce",
     "Rule",
+    "Single",
     "Sum",
     "Union",
+    "Upsert",
 ]
 
 
@@ -178,6 +181,82 @@ class Ignore(Rule):
     """The field keeps its base value, whatever the branches did."""
 
     label = "ignore"
+
+
+@dataclass(frozen=True, repr=False)
+class Reduce(Rule):
+    """Fold ``fn(acc, contribution)`` over the writers' contributions, in merge order, from the
+    base value (LangGraph's reducers; ``Annotated[list, operator.add]`` is ``Reduce(operator.add)``).
+
+    A branch's *contribution* is what it added: for a list, the items it inserted (items it
+    removed are removed from the starting value); for a number, its delta; for a string it
+    extended, the suffix; otherwise its value. A string edited other than by appending is
+    folded whole and its report row is a conflict.
+
+    Examples
+    --------
+    >>> import operator
+    >>> Reduce(operator.add)
+    Reduce(add)
+    """
+
+    fn: Callable[[Any, Any], Any]
+    label = "reduce"
+
+    def __post_init__(self) -> None:
+        _check_two_args("fn", self.fn, "fn(accumulated, contribution) -> value")
+
+    @property
+    def name(self) -> str:
+        return f"reduce:{_fn_name(self.fn)}"
+
+    def __repr__(self) -> str:
+        return f"Reduce({_fn_name(self.fn)})"
+
+
+@dataclass(frozen=True, repr=False)
+class Upsert(Rule):
+    """Lists of keyed items (LangGraph's ``add_messages``): an item whose key is in the base
+    replaces that item in place, new keys are appended in merge order, a key a branch removed is
+    deleted. Two branches writing one key differently is a conflict row (the last in merge order
+    wins).
+
+    Parameters
+    ----------
+    key : str or callable, default "id"
+        The item's key: ``key(item)``, or the attribute (or dict key) of that name.
+    """
+
+    key: str | Callable[[Any], Any] = "id"
+    label = "upsert"
+    kinds = frozenset({"list"})
+    needs = "a list of keyed items"
+
+    def key_of(self, item: Any) -> Any:
+        """The key of ``item``; ``KeyError`` / ``AttributeError`` when it has none."""
+        if isinstance(self.key, str):
+            return item[self.key] if isinstance(item, dict) else getattr(item, self.key)
+        return self.key(item)
+
+    def __repr__(self) -> str:
+        shown = repr(self.key) if isinstance(self.key, str) else _fn_name(self.key)
+        return f"Upsert(key={shown})"
+
+
+@dataclass(frozen=True, repr=False)
+class Single(Rule):
+    """At most one writer (LangGraph's ``LastValue``): two branches writing the field raise
+    :class:`~flowlab.errors.MergeConflict`, even with equal values."""
+
+    label = "single"
+
+
+@dataclass(frozen=True, repr=False)
+class _DeepKeepFirst(DeepMerge):
+    """The ``deep_keep_first`` strategy: ``deep``, but a leaf takes its first writer's value
+    (flujo's per-key keep-first)."""
+
+    label = "deep_keep_first"
 
 
 @dataclass(frozen=True, repr=False)

@@ -22,6 +22,7 @@ from flowlab.merge.rules import (
     Rule,
     _Accumulate,
     _check_two_args,
+    _DeepKeepFirst,
     _fn_name,
 )
 
@@ -37,6 +38,7 @@ STRATEGIES: tuple[str, ...] = (
     "deep",
     "accumulate",
     "error_on_conflict",
+    "deep_keep_first",
 )
 
 _STRATEGY_RULES: dict[str, Rule | None] = {
@@ -46,6 +48,7 @@ _STRATEGY_RULES: dict[str, Rule | None] = {
     "deep": DeepMerge(),
     "accumulate": _Accumulate(),
     "error_on_conflict": ErrorOnConflict(),
+    "deep_keep_first": _DeepKeepFirst(),
 }
 
 

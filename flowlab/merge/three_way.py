@@ -171,9 +171,17 @@ def _conflict(merger: _Merger) -> MergeConflict:
     """The error for the merge's conflicts (the first one, naming the others)."""
     path, values = merger.conflicts[0]
     shown = ", ".join(f"{b}={_short(v)}" for b, v in values.items())
+    written = list(values.values())
+    how = (
+        "all wrote it, and its rule (fl.merge.Single) takes one writer"
+        if all(same(written[0], v) for v in written[1:])
+        else "made edits that collide"
+        if any(isinstance(v, list) for v in written)
+        else "wrote different values"
+    )
     message = (
-        f"merge conflict at {path!r}: branches {', '.join(map(repr, values))} wrote "
-        f"different values ({shown}); nothing was merged."
+        f"merge conflict at {path!r}: branches {', '.join(map(repr, values))} {how} "
+        f"({shown}); nothing was merged."
     )
     if len(merger.conflicts) > 1:
         more = ", ".join(repr(p) for p, _ in merger.conflicts[1:])

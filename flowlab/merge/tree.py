@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from flowlab.changes import MISSING, Change, diff_value, same
 from flowlab.errors import MergeValidationError
-from flowlab.merge import lists
+from flowlab.merge import keyed, lists
 from flowlab.merge.checks import field_rules
 from flowlab.merge.nodes import _NONE, _Node, branch_value, branch_values
 from flowlab.merge.rules import (
@@ -31,10 +31,14 @@ from flowlab.merge.rules import (
     Max,
     Min,
     Overwrite,
+    Reduce,
     Rule,
+    Single,
     Sum,
     Union,
+    Upsert,
     _Accumulate,
+    _DeepKeepFirst,
 )
 from flowlab.merge.validate import validate
 from flowlab.tracking import TrackedDict
@@ -227,6 +231,8 @@ class _Merger:
             return before
         if isinstance(rule, Custom):
             return self.custom(rule, node, before, keys, label)
+        if isinstance(rule, (Single, Upsert, Reduce)):
+            return keyed.decide(self, rule, node, before, keys, label)
         if isinstance(rule, (Overwrite, KeepFirst)):
             if inherit and isinstance(before, BaseModel) and node.children and not node.direct:
                 return self.model(node, before, keys, rule, label, inherit)
@@ -417,8 +423,9 @@ class _Merger:
             added = set().union(*(v - before for v in values))
             after = type(before)((before - removed) | added)
         else:
-            winner = writers[-1]
-            after = values[-1]
+            first = isinstance(rule, _DeepKeepFirst)
+            winner = writers[0] if first else writers[-1]
+            after = values[0] if first else values[-1]
             dropped = self.losers(node, winner, after, dict(zip(writers, values, strict=True)))
             self.row(keys, label, node, winner, before, after, dropped=dropped)
             return after
