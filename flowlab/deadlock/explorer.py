@@ -194,7 +194,8 @@ def explore(
     *,
     strategy: str = "dpor",
     max_schedules: int = 10_000,
-    preemption_bound: int = 2,
+    preemption_bound: int | None = 2,
+    delay_bound: int | None = None,
     seed: int = 0,
     depth: int = 3,
     max_steps: int = 20_000,
@@ -213,8 +214,14 @@ def explore(
         See the module docstring.
     max_schedules : int
         Stop after this many runs.
-    preemption_bound : int
-        Search strategies: most delays (non-FIFO choices) per schedule.
+    preemption_bound : int or None
+        Search strategies: most CHESS preemptions per schedule. Continuing the task that ran the
+        previous step is free; switching away from it while it is still ready costs one. Most
+        bugs need one or two. ``None``: no preemption bound.
+    delay_bound : int or None
+        Search strategies: most delays per schedule, a delay being any choice other than the
+        task asyncio's FIFO queue would run next (``delay_bound=0`` runs asyncio's own schedule
+        only). ``None`` (default): no delay bound. Both bounds apply when both are given.
     seed : int
         For ``"pct"`` and ``"random"``.
     depth : int
@@ -240,18 +247,26 @@ def explore(
     ):
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{pname}={value!r} is not valid; give a positive int.")
-    if not isinstance(preemption_bound, int) or preemption_bound < 0:
-        raise ConfigError(f"preemption_bound={preemption_bound!r} is not valid; give an int >= 0.")
+    for pname, bound in (("preemption_bound", preemption_bound), ("delay_bound", delay_bound)):
+        if bound is not None and (not isinstance(bound, int) or bound < 0):
+            raise ConfigError(f"{pname}={bound!r} is not valid; give an int >= 0 or None.")
     fn, label = resolve(target, fixed)
     result = Exploration(label, strategy, _fn=fn, _max_steps=max_steps)
     search = (
-        Search(reduce=strategy == "dpor", delay_bound=preemption_bound, assume_traced=assume_traced)
+        Search(
+            reduce=strategy == "dpor",
+            preemption_bound=preemption_bound,
+            delay_bound=delay_bound,
+            assume_traced=assume_traced,
+        )
         if strategy in ("dpor", "exhaustive")
         else None
     )
     if search is not None:
         result.assumptions = search.assumptions()
-        result.bounds = f"delay bound {preemption_bound}"
+        named = [f"preemption bound {preemption_bound}"] if preemption_bound is not None else []
+        named += [f"delay bound {delay_bound}"] if delay_bound is not None else []
+        result.bounds = " and ".join(named)
     rng = random.Random(seed)
 
     def work() -> Exploration:

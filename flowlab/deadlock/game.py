@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowlab.deadlock.detector import detected
-from flowlab.deadlock.explorer import _forced, _in_thread
+from flowlab.deadlock.explorer import _in_thread
 from flowlab.deadlock.report import _intervals
 from flowlab.deadlock.runner import Outcome, resolve, run_schedule
 from flowlab.deadlock.scheduler import ExplorerLoop, encode
@@ -141,7 +141,12 @@ class SchedulerGame:
         self._advance()
 
     def hint(self, *, max_schedules: int = 200, preemption_bound: int = 3) -> str | None:
-        """A ready task from which the explorer can still reach a deadlock (None if none)."""
+        """A ready task from which the explorer can still reach a deadlock (None if none).
+
+        Below each candidate move, every schedule with at most ``preemption_bound`` preemptions
+        (CHESS-style, see :func:`~flowlab.deadlock.explorer.explore`) is tried, up to
+        ``max_schedules`` per move.
+        """
         if self.position is None:
             return None
         base = list(self.choices)
@@ -149,9 +154,22 @@ class SchedulerGame:
 
         def search() -> str | None:
             for index, name in enumerate(ready):
-                below = Search(reduce=False, delay_bound=preemption_bound)
+                below = Search(reduce=False, preemption_bound=preemption_bound)
+                head = [*base, index]
+
+                def chooser(
+                    point: int,
+                    options: list[int],
+                    prev: int | None,
+                    below: Search = below,
+                    head: list[int] = head,
+                ) -> int:
+                    if point < len(head):
+                        return head[point]
+                    return below.choose(point - len(head), options, prev)
+
                 for _ in range(max_schedules):
-                    out = run_schedule(self._fn, _forced([*base, index, *below.prefix]))
+                    out = run_schedule(self._fn, chooser)
                     if out.status == "deadlock":
                         return name
                     if not below.advance(

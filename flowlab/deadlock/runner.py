@@ -21,7 +21,14 @@ from typing import Any
 from flowlab.deadlock.detector import unhook, watch
 from flowlab.deadlock.graph import analyze
 from flowlab.deadlock.report import DeadlockReport, report_from
-from flowlab.deadlock.scheduler import ChoicePoint, Chooser, ExplorerLoop, Step, encode
+from flowlab.deadlock.scheduler import (
+    ChoicePoint,
+    Chooser,
+    ExplorerLoop,
+    Step,
+    encode,
+    preempts,
+)
 from flowlab.deadlock.trace import TraceEvent, registry_for
 from flowlab.errors import ConfigError, DeadlockDetected
 
@@ -63,6 +70,11 @@ class Outcome:
     @property
     def deadlocked(self) -> bool:
         return self.status == "deadlock"
+
+    @property
+    def preemptions(self) -> int:
+        """Choice points where a ready task was switched away from (CHESS preemptions)."""
+        return sum(preempts(p.options, p.prev, p.chosen) for p in self.points)
 
     @property
     def interleaving(self) -> list[str]:

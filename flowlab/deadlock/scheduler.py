@@ -33,7 +33,7 @@ from flowlab.clock import VirtualTimeLoop
 from flowlab.deadlock.trace import registry_for
 from flowlab.errors import ConfigError
 
-__all__ = ["ChoicePoint", "ExplorerLoop", "Step", "decode", "encode"]
+__all__ = ["ChoicePoint", "Chooser", "ExplorerLoop", "Step", "decode", "encode", "preempts"]
 
 Task = asyncio.Task[Any]
 Chooser = Callable[[int, list[int], int | None], int]
@@ -175,6 +175,11 @@ class ExplorerLoop(VirtualTimeLoop):
         written = {e.resource for e in events if e.op != "read"}
         reads = tuple(r for r in touched if r not in written)
         self.steps.append(Step(self.ordinal(chosen), touched, point, reads))
+
+
+def preempts(options: list[int], prev: int | None, index: int) -> bool:
+    """True when choosing ``options[index]`` switches away from ``prev`` while it is ready."""
+    return prev is not None and prev in options and options[index] != prev
 
 
 def encode(choices: list[int]) -> str:

@@ -31,9 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flowlab.deadlock.runner import Outcome
-from flowlab.deadlock.scheduler import Step
+from flowlab.deadlock.scheduler import Step, preempts
 
-__all__ = ["Node", "Search", "preempts"]
+__all__ = ["Node", "Search", "free_choice"]
 
 
 @dataclass(slots=True)
@@ -45,11 +45,6 @@ class Node:
     prev: int | None
     todo: list[int]
     done: list[int]
-
-
-def preempts(options: list[int], prev: int | None, index: int) -> bool:
-    """True when choosing ``options[index]`` switches away from ``prev`` while it is ready."""
-    return prev is not None and prev in options and options[index] != prev
 
 
 def free_choice(options: list[int], prev: int | None) -> int:
@@ -178,4 +173,17 @@ class Search:
             for i in wanted:
                 if i not in node.todo:
                     node.todo.append(i)
+            self._free_backtrack(point, task)
             return
+
+    def _free_backtrack(self, point: int, task: int) -> None:
+        """Bounded DPOR (Coons et al. 2013): the switch at ``point`` may be out of the preemption
+        bound, so also try ``task`` at the latest earlier point where running it is free."""
+        if self.preemption_bound is None:
+            return
+        for node in reversed(self.stack[:point]):
+            if task in node.options and not preempts(node.options, node.prev, 0):
+                index = node.options.index(task)
+                if index not in node.todo:
+                    node.todo.append(index)
+                return

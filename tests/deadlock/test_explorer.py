@@ -17,7 +17,7 @@ def test_plain_runs_miss_the_deadlock_that_the_explorer_finds() -> None:
     assert plain_runs(transfers, 20) == {"ok": 20, "deadlock": 0}
     found = explore(transfers, strategy="dpor")
     assert found.deadlocks > 0 and found.exhausted
-    assert found.first_failing_schedule == "0*2.1*2"
+    assert found.first_failing_schedule == "0*2.1*3"
     report = found.first_failure.report  # type: ignore[union-attr]
     assert report is not None
     assert report.cycle == [
@@ -43,11 +43,12 @@ def test_replay_reproduces_the_failing_schedule_every_time() -> None:
 
 
 def test_delay_bound_zero_is_fifo_only_and_misses_it() -> None:
-    fifo_only = explore(transfers, strategy="exhaustive", preemption_bound=0)
+    fifo_only = explore(transfers, strategy="exhaustive", preemption_bound=None, delay_bound=0)
     assert (fifo_only.schedules, fifo_only.deadlocks, fifo_only.exhausted) == (1, 0, True)
-    one = explore(transfers, strategy="exhaustive", preemption_bound=1)
+    one = explore(transfers, strategy="exhaustive", preemption_bound=None, delay_bound=1)
     assert one.deadlocks == 0  # the bug needs two delays
-    assert explore(transfers, strategy="exhaustive", preemption_bound=2).deadlocks > 0
+    two = explore(transfers, strategy="exhaustive", preemption_bound=None, delay_bound=2)
+    assert two.deadlocks > 0
 
 
 def test_partial_order_reduction_prunes_independent_steps() -> None:
@@ -66,7 +67,7 @@ def test_partial_order_reduction_prunes_independent_steps() -> None:
     traced = explore(independent, strategy="dpor", preemption_bound=3, assume_traced=True)
     assert full.exhausted and reduced.exhausted and traced.exhausted
     # main's untraced steps may touch anything: they are reordered against the last lock steps
-    assert traced.schedules == 1 < reduced.schedules == 2 < full.schedules
+    assert traced.schedules == 1 < reduced.schedules == 3 < full.schedules
     assert full.deadlocks == reduced.deadlocks == traced.deadlocks == 0
 
 
