@@ -28,8 +28,9 @@ def merges(
 
     A filled cell means the branch changed that field (list items collapse onto their field);
     a hatched cell is a change by a branch that did not succeed (recorded, never merged). The
-    branch whose value the merge kept is starred, and fields whose merge found a conflict get a
-    red frame and a red label.
+    branch whose value the merge kept is starred, a branch whose write lost (``dropped`` in
+    ``result.merges``: overwrite / keep-first kept another value) gets a cross, and fields whose
+    merge found a conflict get a red frame and a red label.
 
     Parameters
     ----------
@@ -74,21 +75,33 @@ def merges(
         rows.setdefault(key(s, b), status)
         cells[(key(s, b), _field(path))] = status
     fields = list(dict.fromkeys(f for _, f in cells))
+    under: dict[str, list[str]] = {}  # a merged path -> the fields at or below it (one pass)
+    for f in fields:
+        parts = f.split(".")
+        for n in range(1, len(parts) + 1):
+            under.setdefault(".".join(parts[:n]), []).append(f)
     winners: set[tuple[str, str]] = set()
+    dropped: set[tuple[str, str]] = set()
     conflicts: set[str] = set()
-    for s, path, winner, conflict in zip(merged["step"], merged["path"], merged["winner"],
-                                         merged["conflict"], strict=True):  # fmt: skip
-        hit = [f for f in fields if f == _field(path) or f.startswith(_field(path) + ".")]
+    for s, path, winner, conflict, losers in zip(
+        merged["step"], merged["path"], merged["winner"], merged["conflict"], merged["dropped"],
+        strict=True,
+    ):  # fmt: skip
+        hit = under.get(_field(path), [])
         if conflict:
             conflicts.update(hit)
         names = winner if isinstance(winner, list | tuple | set | frozenset) else [winner]
         for n in names:
             if isinstance(n, str) and n:
                 winners.update((key(s, n), f) for f in hit)
+        for n in losers:
+            dropped.update((key(s, n), f) for f in hit)
     ax = new_axes(ax, (max(4.0, 1.1 * len(fields) + 2.5), max(2.0, 0.45 * len(rows) + 1.5)))
     row_names = list(rows)
+    row_at = {r: i for i, r in enumerate(row_names)}
+    field_at = {f: i for i, f in enumerate(fields)}
     for (r, f), status in cells.items():
-        y, x = row_names.index(r), fields.index(f)
+        y, x = row_at[r], field_at[f]
         ok = status == "ok"
         color = STATUS_COLORS.get(status, "#999999")
         cell_kwargs: dict[str, Any] = {
@@ -104,6 +117,9 @@ def merges(
         if (r, f) in winners:
             ax.plot([x], [y], marker="*", markersize=13, color="#f5d000", markeredgecolor="#333333",
                     markeredgewidth=0.5, linestyle="none", gid=f"winner:{r}|{f}")  # fmt: skip
+        elif (r, f) in dropped:
+            ax.plot([x], [y], marker="X", markersize=11, color="#333333", markeredgecolor="white",
+                    markeredgewidth=0.8, linestyle="none", gid=f"dropped:{r}|{f}")  # fmt: skip
     ax.set_xticks(range(len(fields)), [text(f) for f in fields], rotation=30, ha="right")
     for label, f in zip(ax.get_xticklabels(), fields, strict=True):
         if f in conflicts:
@@ -114,13 +130,15 @@ def merges(
     ax.set_ylim(max(len(row_names), 1) - 0.5, -0.5)
     ax.set_xlabel("field")
     ax.set_title("who wrote what")
-    _merge_legend(ax, set(cells.values()), bool(winners), bool(conflicts))
+    _merge_legend(ax, set(cells.values()), bool(winners), bool(conflicts), bool(dropped))
     if not cells:
         ax.text(0.5, 0.5, "no branch changed the context", transform=ax.transAxes, ha="center")
     return ax
 
 
-def _merge_legend(ax: Axes, statuses: set[str], winners: bool, conflicts: bool) -> None:
+def _merge_legend(
+    ax: Axes, statuses: set[str], winners: bool, conflicts: bool, dropped: bool = False
+) -> None:
     from matplotlib.colors import to_rgba
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -135,6 +153,9 @@ def _merge_legend(ax: Axes, statuses: set[str], winners: bool, conflicts: bool) 
     if winners:
         handles.append(Line2D([], [], marker="*", linestyle="none", markersize=11,
                               color="#f5d000", label="value kept by the merge"))  # fmt: skip
+    if dropped:
+        handles.append(Line2D([], [], marker="X", linestyle="none", markersize=10,
+                              color="#333333", label="write lost (dropped)"))  # fmt: skip
     if conflicts:
         handles.append(Patch(facecolor="white", edgecolor=STATUS_COLORS["failed"], linewidth=2.5,
                              label="conflict"))  # fmt: skip

@@ -369,3 +369,23 @@ def test_timeline_labels_every_nth_row_beyond_80() -> None:
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == [f"b{i}" for i in range(0, 90, 2)]
     assert [t.get_text() for t in ax.texts if str(t.get_gid()).startswith("rank:")] == []
+
+
+def test_merges_marks_every_dropped_write() -> None:
+    import flowlab as fl
+    from pydantic import BaseModel
+
+    class C(BaseModel):
+        status: str = ""
+
+    def a(data: object, ctx: C) -> None:
+        ctx.status = "a"
+
+    def b(data: object, ctx: C) -> None:
+        ctx.status = "b"
+
+    result = fl.run(fl.Pipeline(fl.Parallel({"a": a, "b": b}, name="p")), C(), clock="virtual")
+    ax = fl.plot.merges(result)
+    gids = {line.get_gid() for line in ax.lines}
+    assert gids == {"winner:b|status", "dropped:a|status"}
+    assert "write lost (dropped)" in [t.get_text() for t in ax.get_legend().get_texts()]
