@@ -372,8 +372,9 @@ def test_timeline_labels_every_nth_row_beyond_80() -> None:
 
 
 def test_merges_marks_every_dropped_write() -> None:
-    import flowlab as fl
     from pydantic import BaseModel
+
+    import flowlab as fl
 
     class C(BaseModel):
         status: str = ""
