@@ -6,6 +6,7 @@ Layout (arrows point down only)::
     game.py         SchedulerGame: the learner picks the next task; hint() asks the explorer
     explorer.py     explore(): bounded DFS (search.py) with partial-order reduction, PCT, random
     search.py       Search: preemption / delay bounds, conflicts (untraced steps conflict with all)
+    shrink.py       fewest_preemptions(): iterative preemption bounding behind shrink()/minimize()
     runner.py       one schedule -> Outcome (fresh loop, report, clean-up); examples.py
     scheduler.py    ExplorerLoop: a virtual-time loop whose ready queue asks a strategy
     scenarios.py    catalog(), run(): the catalogue, each broken and fixed (bodies in catalogue.py)
@@ -22,7 +23,7 @@ from __future__ import annotations
 from flowlab.deadlock.channels import Condition, Event, Queue
 from flowlab.deadlock.detector import supervise, watch
 from flowlab.deadlock.examples import plain_runs, transfers
-from flowlab.deadlock.explorer import STRATEGIES, Exploration, explore, replay
+from flowlab.deadlock.explorer import STRATEGIES, Exploration, explore, minimize, replay
 from flowlab.deadlock.game import SchedulerGame
 from flowlab.deadlock.primitives import BoundedSemaphore, Lock, Semaphore
 from flowlab.deadlock.report import DeadlockReport
@@ -60,6 +61,7 @@ __all__ = [
     "explore",
     "forget",
     "measure_detection_latency",
+    "minimize",
     "plain_runs",
     "replay",
     "run",

@@ -24,7 +24,9 @@ strategy decides each choice point:
 
 A run ends ``ok``, ``deadlock`` (the detector fired, or every task blocked), ``failed`` (an
 exception) or ``step_limit``. The first failing schedule is kept as a short string;
-:meth:`Exploration.replay` (or :func:`replay`) runs exactly that interleaving again.
+:meth:`Exploration.replay` (or :func:`replay`) runs exactly that interleaving again, and
+:meth:`Exploration.shrink` (or :func:`minimize`) finds the same failure with the fewest
+preemptions (:mod:`flowlab.deadlock.shrink`).
 """
 
 from __future__ import annotations
@@ -39,12 +41,13 @@ from typing import TYPE_CHECKING, Any
 from flowlab.deadlock.runner import Outcome, resolve, run_schedule
 from flowlab.deadlock.scheduler import Chooser, decode
 from flowlab.deadlock.search import Search
+from flowlab.deadlock.shrink import fewest_preemptions
 from flowlab.errors import ConfigError, check_one_of
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["STRATEGIES", "Exploration", "explore", "replay"]
+__all__ = ["STRATEGIES", "Exploration", "explore", "minimize", "replay"]
 
 STRATEGIES = ("dpor", "exhaustive", "pct", "random")
 Target = str | Callable[[], Coroutine[Any, Any, Any]]
@@ -105,6 +108,23 @@ class Exploration:
         choices = decode(schedule)
         outcome: Outcome = _in_thread(
             lambda: run_schedule(fn, _forced(choices), max_steps=self._max_steps)
+        )
+        return outcome
+
+    def shrink(self, *, max_schedules: int = 10_000) -> Outcome:
+        """The first failure again, under the schedule with the fewest preemptions, then steps.
+
+        Iterative preemption bounding (see :mod:`flowlab.deadlock.shrink`): no schedule with
+        fewer preemptions fails the same way (same status, same exception type) unless
+        ``max_schedules`` ran out first. The result's ``schedule`` replays it exactly.
+        """
+        failing, fn = self.first_failure, self._fn
+        if failing is None or fn is None:
+            raise ConfigError("nothing failed, so there is nothing to shrink.")
+        outcome: Outcome = _in_thread(
+            lambda: fewest_preemptions(
+                fn, failing, max_schedules=max_schedules, max_steps=self._max_steps
+            )
         )
         return outcome
 
@@ -187,6 +207,37 @@ def replay(
     fn, _ = resolve(target, fixed)
     choices = decode(schedule)
     return _in_thread(lambda: run_schedule(fn, _forced(choices), max_steps=max_steps))  # type: ignore[no-any-return]
+
+
+def minimize(
+    target: Target,
+    schedule: str,
+    *,
+    fixed: bool = False,
+    max_schedules: int = 10_000,
+    max_steps: int = 20_000,
+) -> Outcome:
+    """Shrink a failing ``schedule`` of ``target``: the same failure, fewest preemptions.
+
+    Examples
+    --------
+    >>> import flowlab.deadlock as dl
+    >>> found = dl.explore(dl.transfers, strategy="random", seed=0, stop_on_first=True)
+    >>> found.first_failure.preemptions
+    3
+    >>> small = dl.minimize(dl.transfers, found.first_failing_schedule)
+    >>> small.status, small.preemptions, dl.replay(dl.transfers, small.schedule).status
+    ('deadlock', 1, 'deadlock')
+    """
+    fn, _ = resolve(target, fixed)
+    choices = decode(schedule)
+
+    def work() -> Outcome:
+        failing = run_schedule(fn, _forced(choices), max_steps=max_steps)
+        return fewest_preemptions(fn, failing, max_schedules=max_schedules, max_steps=max_steps)
+
+    outcome: Outcome = _in_thread(work)
+    return outcome
 
 
 def explore(
