@@ -363,6 +363,8 @@ async def run_parallel(
         ok = order if len(outputs) == len(order) else [n for n in order if n in outputs]
         if par.order == "completion":
             ok = sorted(ok, key=ranks.__getitem__)
+        if not parent and not custom and run.record:  # result.remerge() can replay this merge
+            recorder.add_merge_input(path, ctx, ok, par.merge, par.include_keys)
         t_merge = wall()
         try:
             outcome = _merge(

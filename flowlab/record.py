@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -125,6 +126,9 @@ class Recorder(Instrument):
         self.step_log: list[StepRecord | list[Any]] = []
         self.diffs: list[tuple[str, BranchRecord, list[Change]]] = []
         self.merges: list[tuple[str, list[dict[str, Any]]]] = []
+        # per top-level Parallel that reached its merge: what result.remerge() replays
+        self.merge_inputs: dict[str, MergeInput] = {}
+        self.unmergeable: dict[str, str] = {}  # step -> why remerge cannot replay it
         self.limits: list[tuple[float, str, int, int]] = []
         self.peak_leaves = 0
         self.leaf_busy_s = 0.0
@@ -174,6 +178,31 @@ class Recorder(Instrument):
                 break
         self.diffs.append((step, branch, changes))
 
+    def add_merge_input(
+        self,
+        step: str,
+        base: BaseModel,
+        order: list[str],
+        spec: Any,
+        include_keys: Sequence[str] | None,
+    ) -> None:
+        """Keep what a top-level Parallel's merge started from (a copy of its base context, the
+        merge order and the step's merge), for :meth:`RunResult.remerge`.
+
+        Only the fields the merge may write are copied (``include_keys``; the others are the
+        final context's, as only a run's last step can be re-merged). A base that cannot be
+        copied is not kept, and remerge says so.
+        """
+        from flowlab.context import isolate
+
+        try:
+            copied = isolate(base, include_keys)
+        except Exception as err:  # a value that cannot be copied: no re-merge for this step
+            self.merge_inputs.pop(step, None)
+            self.unmergeable[step] = f"its base context could not be copied ({err})"
+            return
+        self.merge_inputs[step] = MergeInput(copied, list(order), spec, include_keys)
+
     def add_merge(self, step: str, rows: list[dict[str, Any]]) -> None:
         """Record a merge report, with copies of any mutable values (see :func:`snapshot`)."""
         copied = []
@@ -185,6 +214,17 @@ class Recorder(Instrument):
 
 
 _ATOMIC: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes, complex})
+
+
+@dataclass(frozen=True)
+class MergeInput:
+    """What one Parallel's merge started from: a copy of the base context, the successful
+    branches in merge order, the step's merge (a ``MergeSpec``) and its ``include_keys``."""
+
+    base: BaseModel
+    order: list[str]
+    spec: Any
+    include_keys: Sequence[str] | None
 
 
 def _leaf_record(entry: list[Any]) -> StepRecord:
@@ -299,6 +339,53 @@ class RunResult:
         return frames.limits_frame(self.recorder.limits)
 
     # ---- summaries ----------------------------------------------------------------------------
+    def remerge(
+        self,
+        merge: Any = None,
+        *,
+        step: str | None = None,
+        rules: dict[str, Any] | None = None,
+        raise_on_error: bool = True,
+    ) -> RunResult:
+        """Merge this run's recorded branch diffs again under another strategy or field rules,
+        without running any branch: a new :class:`RunResult` (frames included) in milliseconds.
+
+        Parameters
+        ----------
+        merge : str or Rule, optional
+            The strategy (``"accumulate"``, ...) or rule for the step; default: the step's own.
+        step : str, optional
+            The top-level Parallel step to re-merge; default: the run's only one.
+        rules : dict, optional
+            ``{field: rule}`` overriding the model's field rules for this merge.
+        raise_on_error : bool, default True
+            Raise a merge conflict (as :func:`flowlab.run` does); False returns a failed result.
+
+        Raises
+        ------
+        ConfigError
+            Where a re-merge cannot be exact: a merge function (it needs whole contexts), a step
+            that later steps ran after, a Parallel inside a branch, or a step that never merged.
+
+        Examples
+        --------
+        >>> from pydantic import BaseModel
+        >>> import flowlab as fl
+        >>> class C(BaseModel):
+        ...     n: int = 0
+        >>> def add(k):
+        ...     def step(data, ctx):
+        ...         ctx.n += k
+        ...     return step
+        >>> r = fl.run(fl.Pipeline(fl.Parallel({"a": add(1), "b": add(2)}, name="fan")), C(),
+        ...            clock="virtual")
+        >>> r.context.n, r.remerge(merge="accumulate").context.n
+        (2, 3)
+        """
+        from flowlab.remerge import remerge
+
+        return remerge(self, merge, step=step, rules=rules, raise_on_error=raise_on_error)
+
     def summary(self) -> dict[str, Any]:
         """Makespan, peak concurrency, utilisation, branch counts by status, merge conflicts
         and dropped writes (``dropped_writes``: writes that lost under overwrite/keep-first), usage.

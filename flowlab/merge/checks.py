@@ -26,7 +26,7 @@ from flowlab.errors import ConfigError
 from flowlab.merge.rules import Reduce, Rule
 from flowlab.merge.strategies import MergeFn, MergeSpec, resolve
 
-__all__ = ["check_model", "field_rules"]
+__all__ = ["check_model", "check_rules", "field_rules"]
 
 _RULES: weakref.WeakKeyDictionary[type[BaseModel], dict[str, Rule]] = weakref.WeakKeyDictionary()
 _CHECKED: weakref.WeakKeyDictionary[type[BaseModel], set[Any]] = weakref.WeakKeyDictionary()
@@ -206,3 +206,30 @@ def check_model(
                     "strategy such as merge='accumulate'."
                 )
     _CHECKED.setdefault(model_cls, set()).add(token)
+
+
+def check_rules(model_cls: type[BaseModel], rules: Mapping[str, Rule]) -> None:
+    """Check rules given for ``model_cls``'s top-level fields (``rules=`` of a re-merge).
+
+    Raises
+    ------
+    ConfigError
+        For a name that is not a field, a value that is not a rule, or a rule that does not fit
+        its field's type.
+    """
+    fields = model_cls.model_fields
+    for name, rule in rules.items():
+        if name not in fields:
+            raise ConfigError(
+                f"rules: {model_cls.__name__} has no field {name!r}; fields: {', '.join(fields)}."
+            )
+        if not isinstance(rule, Rule):
+            raise ConfigError(
+                f"rules[{name!r}]={rule!r} is not a rule. HINT: fl.merge.Sum(), fl.merge.Union()"
+            )
+        reason = _fit_reason(rule, fields[name].annotation, {model_cls})
+        if reason:
+            raise ConfigError(
+                f"rules[{name!r}]={rule!r} does not fit {model_cls.__name__}.{name} "
+                f"({_type_name(fields[name].annotation)}): {reason}."
+            )

@@ -17,8 +17,9 @@ from pydantic import BaseModel
 import flowlab.merge as _package
 from flowlab.context import Change, check_context, check_include_keys, isolate, same
 from flowlab.errors import MergeConflict, MergeValidationError
-from flowlab.merge.checks import check_model
+from flowlab.merge.checks import check_model, check_rules
 from flowlab.merge.nodes import _Node
+from flowlab.merge.rules import Rule
 from flowlab.merge.strategies import MergeSpec
 from flowlab.merge.tree import _Merger, _short
 from flowlab.merge.validate import validate
@@ -69,6 +70,7 @@ def merge_branches(
     fields: Collection[str] | None = None,
     step: str = "",
     reuse_base: bool = False,
+    rules: Mapping[str, Rule] | None = None,
 ) -> MergeOutcome:
     """Merge the successful branches' contexts into a new context (three-way, transactional).
 
@@ -92,6 +94,8 @@ def merge_branches(
         undone before the error is raised, so the base is as it was. The engine does this (it
         replaces the parent context by the merged one anyway): a merge then costs what changed,
         not the size of the dicts it touched.
+    rules : mapping, optional
+        ``{field: rule}`` for top-level fields, overriding the model's own field rules.
 
     Returns
     -------
@@ -106,7 +110,7 @@ def merge_branches(
         The merged context (or a custom function's result) is not a valid instance of the model.
     """
     try:
-        return _merge(base, branches, spec, diffs, fields, reuse_base)
+        return _merge(base, branches, spec, diffs, fields, reuse_base, rules)
     except (MergeConflict, MergeValidationError) as err:
         if step and err.args:
             err.args = (f"step {step!r}: {err.args[0]}", *err.args[1:])
@@ -120,6 +124,7 @@ def _merge(
     diffs: Mapping[str, list[Change]] | None,
     fields: Collection[str] | None,
     reuse_base: bool = False,
+    rules: Mapping[str, Rule] | None = None,
 ) -> MergeOutcome:
     check_context(base, param="base")
     cls = type(base)
@@ -148,6 +153,9 @@ def _merge(
             for change in changes:
                 root.insert_below(i, change.keys or change.path, change)
     merger = _Merger(names, reuse_base=reuse_base)
+    if rules:
+        check_rules(cls, rules)
+        merger.overrides = dict(rules)
     if spec.rule is None:  # no_merge: report what was dropped
         for name in cls.model_fields:
             if name in root.children:

@@ -105,6 +105,7 @@ class _Merger:
         # replayed backwards by undo_writes() if the merge fails.
         self.undo: list[tuple[dict[Any, Any], Hashable, Any]] | None = [] if reuse_base else None
         self.rows: list[dict[str, Any]] = []
+        self.overrides: dict[str, Rule] = {}  # field rules of the root model, replaced
         self.conflicts: list[tuple[str, dict[str, Any]]] = []
         # every dict built from its base by writing some keys: validated at those keys only
         self.written: dict[int, tuple[dict[Any, Any], Collection[Any]]] = {}
@@ -168,6 +169,8 @@ class _Merger:
     ) -> BaseModel:
         cls = type(before)
         own = field_rules(cls)
+        if self.overrides and not keys:
+            own = {**own, **self.overrides}
         data = dict(before.__dict__)
         changed = [name for name in cls.model_fields if name in node.children]
         for name in changed:
