@@ -126,13 +126,13 @@ def _descends(task: Task, roots: list[Task], reg: Registry) -> bool:
 def _awaited(task: Task, members: dict[Task, None]) -> list[Task] | None:
     """Group tasks that ``task`` awaits directly or through ``gather``; None if not awaiting."""
     waiter = getattr(task, "_fut_waiter", None)
-    if waiter is None:
-        return None
+    if waiter is None or waiter.done():
+        return None  # not awaiting, or its wake-up is already scheduled: it will run
     if isinstance(waiter, asyncio.Task):
         return [waiter] if waiter in members else None
     children = getattr(waiter, "_children", None)
     if children and all(isinstance(c, asyncio.Task) and c in members for c in children):
-        return [c for c in children if not c.done()]
+        return [c for c in children if not c.done()] or None
     return None
 
 
