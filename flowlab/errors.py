@@ -7,6 +7,7 @@
     ├── MergeConflict          two branches wrote one path to different values
     ├── MergeValidationError   the merged context failed the model's validation
     ├── BranchFailed           a branch raised (``on_failure="propagate"`` / ``"fail_fast"``)
+    ├── BookkeepingError       what a branch changed could not be diffed or recorded
     ├── StepTimeout            a step, a branch or the whole run ran out of time
     ├── UsageLimitExceeded     a charge crossed the run's shared usage budget
     ├── DeadlockDetected       a watched group of tasks can never make progress again
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from flowlab.record import RunResult
 
 __all__ = [
+    "BookkeepingError",
     "BranchFailed",
     "ConfigError",
     "DeadlockDetected",
@@ -135,6 +137,38 @@ class BranchFailed(FlowlabError):
     def branch(self) -> str | None:
         """The first branch that failed (in declared order), if any."""
         return next(iter(self.errors), None)
+
+
+class BookkeepingError(FlowlabError):
+    """What a branch changed could not be diffed or recorded; the branch failed with this.
+
+    The branch's own work is done, but flowlab cannot say what it changed (a value that contains
+    itself, one nested deeper than Python can walk, a comparison that raises), so it is not
+    merged. The original exception is chained as ``__cause__``.
+
+    Attributes
+    ----------
+    branch : str
+        The branch's path, e.g. ``"fanout:a"``.
+    path : str
+        The field path whose value could not be handled (``"scores.alice"``), or ``""`` if unknown.
+    stage : str
+        ``"diff"`` (finding the changes) or ``"record"`` (copying them for the frames).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        branch: str = "",
+        path: str = "",
+        stage: str = "",
+        result: RunResult | None = None,
+    ) -> None:
+        super().__init__(message, result=result)
+        self.branch = branch
+        self.path = path
+        self.stage = stage
 
 
 class StepTimeout(FlowlabError, TimeoutError):

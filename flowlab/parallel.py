@@ -23,6 +23,7 @@ from flowlab import context as ctx_mod
 from flowlab import leaf
 from flowlab import merge as merge_mod
 from flowlab.errors import (
+    BookkeepingError,
     BranchFailed,
     FlowlabError,
     MergeConflict,
@@ -32,7 +33,7 @@ from flowlab.errors import (
 from flowlab.group import BranchGroup
 from flowlab.isolator import isolator
 from flowlab.pipeline import Step
-from flowlab.record import BranchRecord, StepRecord
+from flowlab.record import BranchRecord, StepRecord, snapshot, unwalkable
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -179,6 +180,28 @@ async def run_parallel(
             limiter.release(0.0, True, adapt=False)
             dispatch()
 
+    def unrecorded(
+        name: str, live: Any, bctx: Any, found: list[ctx_mod.Change] | None, err: Exception
+    ) -> None:
+        """What a branch changed could not be diffed or recorded: it fails, and is not merged.
+
+        A branch that had already failed, timed out or been cancelled keeps that status (its
+        changes were never going to be merged); the error is added to its row.
+        """
+        brec: BranchRecord = live.record
+        diffed = changes.pop(name, None) is not None
+        contexts.pop(name, None)
+        outputs.pop(name, None)
+        problem = _bookkeeping_error(brec.path, ctx, bctx, found if diffed else None, fields, err)
+        text = f"{type(problem).__name__}: {problem}"
+        if brec.status != "ok":
+            brec.error = f"{brec.error}; {text}" if brec.error else text
+            return
+        brec.status, brec.error = "failed", text
+        errors[name] = problem
+        if par.on_failure == "fail_fast":
+            cancel_siblings(name, live)
+
     # what every branch reads, looked up once
     branch_timeout, nodes, fields, record = (
         par.branch_timeout,
@@ -261,22 +284,30 @@ async def run_parallel(
             if timer is not None:
                 timer.cancel()
             in_flight -= 1
-            if bctx is not None and (record or brec.status == "ok"):
-                found: list[ctx_mod.Change] = []
-                ctx_mod.diff_into(ctx, bctx, found, fields)
-                changes[name] = found
-                # The merge reads what a branch changed from its diff (see
-                # flowlab.merge.nodes.branch_value), so its copy is freed now; a custom merge
-                # function is handed every branch's context.
-                if custom:
-                    contexts[name] = bctx
-                if found and record:
-                    recorder.add_diff(par.name, brec, found)
-            finish(name, live.key, brec)
-            tasks.ended(live.task)
-            if limiter is not None:
-                limiter.release(brec.finished - brec.started, brec.status == "ok")
-                dispatch()
+            # The branch's bookkeeping, then its close. Nothing the bookkeeping raises (a value
+            # that holds itself, or is nested too deep to walk) may skip the close: the step
+            # waits for every branch to say it ended.
+            found: list[ctx_mod.Change] | None = None
+            try:
+                if bctx is not None and (record or brec.status == "ok"):
+                    found = []
+                    ctx_mod.diff_into(ctx, bctx, found, fields)
+                    changes[name] = found
+                    # The merge reads what a branch changed from its diff (see
+                    # flowlab.merge.nodes.branch_value), so its copy is freed now; a custom
+                    # merge function is handed every branch's context.
+                    if custom:
+                        contexts[name] = bctx
+                    if found and record:
+                        recorder.add_diff(par.name, brec, found)
+            except Exception as err:
+                unrecorded(name, live, bctx, found, err)
+            finally:
+                finish(name, live.key, brec)
+                tasks.ended(live.task)
+                if limiter is not None:
+                    limiter.release(brec.finished - brec.started, brec.status == "ok")
+                    dispatch()
 
     step_timer: asyncio.TimerHandle | None = None
     if par.timeout is not None:
@@ -378,8 +409,11 @@ async def run_parallel(
             )
         finally:
             srec.merge_s = wall() - t_merge
+        try:  # recorded before it is applied: a report that cannot be made leaves ctx as it was
+            run.recorder.add_merge(par.name, outcome.rows)
+        except Exception as err:
+            raise _unrecorded_merge(path, outcome.rows, err) from err
         ctx_mod.apply_inplace(ctx, outcome.context)
-        run.recorder.add_merge(par.name, outcome.rows)
         run._event("merge_applied", path, "", f"{len(outcome.rows)} paths")
         run._emit("merge_applied", path, outcome.rows, srec.merge_s)
         srec.status = "ok"
@@ -394,6 +428,75 @@ async def run_parallel(
         run._event("step_finished", path, "", srec.status)
         run._emit("step_finished", srec)
     return {n: outputs[n] for n in order if n in outputs}
+
+
+def _bookkeeping_error(
+    branch: str,
+    base: BaseModel,
+    bctx: BaseModel,
+    found: list[ctx_mod.Change] | None,
+    fields: Any,
+    err: Exception,
+) -> BookkeepingError:
+    """The error for a branch whose changes could not be diffed (``found`` is ``None``) or
+    recorded, naming the field path and why. Runs only after such a failure."""
+    stage, path, value = "diff", "", None
+    if found is None:  # find the field whose diff raises, one field at a time
+        for field in fields if fields is not None else list(base.__dict__):
+            try:
+                ctx_mod.diff_into(base, bctx, [], [field])
+            except Exception:
+                path, value = field, getattr(bctx, field, None)
+                break
+    else:  # find the change whose values cannot be copied for the frames
+        stage = "record"
+        for change in found:
+            try:
+                snapshot(change.before)
+            except Exception:
+                path, value = change.dotted, change.before
+                break
+            try:
+                snapshot(change.after)
+            except Exception:
+                path, value = change.dotted, change.after
+                break
+    shape = unwalkable(value) if path else ""
+    where = f" at {path!r}" if path else ""
+    what = f": the value{where} {shape}" if shape else where
+    problem = BookkeepingError(
+        f"branch {branch!r}: what it changed could not be "
+        f"{'diffed' if stage == 'diff' else 'recorded'}{what} ({type(err).__name__}: {err}). "
+        "Its changes are not merged. HINT: keep values that hold themselves, or are nested "
+        "hundreds of levels deep, out of the context (or out of the branches, with include_keys).",
+        branch=branch,
+        path=path,
+        stage=stage,
+    )
+    problem.__cause__ = err
+    return problem
+
+
+def _unrecorded_merge(step: str, rows: list[dict[str, Any]], err: Exception) -> BookkeepingError:
+    """The error for a merge report whose values cannot be copied for the frames."""
+    for row in rows:
+        for value in (row.get("before"), row.get("after")):
+            try:
+                snapshot(value)
+            except Exception:
+                at = str(row.get("path", ""))
+                return BookkeepingError(
+                    f"step {step!r}: the merge could not be recorded: the value at {at!r} "
+                    f"{unwalkable(value) or 'cannot be copied'} ({type(err).__name__}: {err}); "
+                    "the parent context is unchanged.",
+                    path=at,
+                    stage="record",
+                )
+    return BookkeepingError(
+        f"step {step!r}: the merge could not be recorded ({type(err).__name__}: {err}); "
+        "the parent context is unchanged.",
+        stage="record",
+    )
 
 
 def _merge(base: BaseModel, branches: list[tuple[str, BaseModel]], spec: Any, **kw: Any) -> Any:

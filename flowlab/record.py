@@ -27,7 +27,15 @@ if TYPE_CHECKING:
     from flowlab.context import Change
     from flowlab.errors import FlowlabError
 
-__all__ = ["STATUSES", "BranchRecord", "Instrument", "Recorder", "RunResult", "StepRecord"]
+__all__ = [
+    "STATUSES",
+    "BranchRecord",
+    "Instrument",
+    "Recorder",
+    "RunResult",
+    "StepRecord",
+    "unwalkable",
+]
 
 STATUSES: tuple[str, ...] = ("ok", "failed", "cancelled", "timeout", "queued", "running")
 RUN_STATUSES: tuple[str, ...] = ("ok", "failed", "cancelled", "timeout", "usage_limit_exceeded")
@@ -264,6 +272,49 @@ def snapshot(value: Any) -> Any:
         object.__setattr__(new, "__dict__", {k: snapshot(v) for k, v in value.__dict__.items()})
         return new
     return value
+
+
+def unwalkable(value: Any) -> str:
+    """Why walking ``value`` recursively fails: ``"contains itself"``, ``"is nested N levels
+    deep"``, or ``""`` when it does neither.
+
+    :func:`snapshot`, the diff and ``==`` walk dicts, lists, tuples, sets and models recursively;
+    a value that holds itself, or one nested about as deep as Python's recursion limit, makes
+    them raise ``RecursionError``. This walk is iterative, so it can say which of the two it was.
+    Only called after such an error: it costs one pass over the value.
+
+    Examples
+    --------
+    >>> loop = [1]
+    >>> loop.append(loop)
+    >>> unwalkable(loop), unwalkable({"a": [1, {"b": 2}]})
+    ('contains itself', '')
+    """
+    deepest = 0
+    on_path: set[int] = set()  # ids of the containers between the root and the current one
+    stack: list[tuple[Any, int, bool]] = [(value, 0, False)]
+    budget = 1_000_000  # containers visited at most (values shared many times over are a DAG)
+    while stack and budget:
+        obj, depth, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(obj))
+            continue
+        if isinstance(obj, dict):
+            kids: Any = obj.values()
+        elif isinstance(obj, list | tuple | set | frozenset):
+            kids = obj
+        elif isinstance(obj, BaseModel):
+            kids = obj.__dict__.values()
+        else:
+            continue
+        if id(obj) in on_path:
+            return "contains itself"
+        deepest = max(deepest, depth)
+        budget -= 1
+        on_path.add(id(obj))
+        stack.append((obj, depth, True))
+        stack.extend((kid, depth + 1, False) for kid in kids)
+    return f"is nested {deepest + 1} levels deep" if deepest >= 100 else ""
 
 
 @dataclass

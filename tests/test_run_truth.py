@@ -1,0 +1,319 @@
+"""A run always ends and its frames tell the truth (issue 18).
+
+* bookkeeping that raises (a diff or a record of a cyclic or over-deep value) fails its branch
+  with a :class:`~flowlab.errors.BookkeepingError`; it never skips the branch's close (the run
+  used to wait forever);
+* a branch that swallows its cancellation is recorded ``cancelled`` (reason: ignored), never merged;
+* a ``BaseException`` raised by a step is recorded, then re-raised as is;
+* under a run-wide cap a branch starts when its first leaf gets a slot, and a branch that never got
+  one never counts as running;
+* the run-wide cap grants slots by priority, ties in declared order;
+* a cancel asked for before the run starts is applied before any branch starts; an unknown name is
+  a ``ConfigError``;
+* charges after a branch ended are refused; totals are exact sums of the branch rows.
+
+Every run that used to hang runs under a watchdog (a real-time ``asyncio.wait_for``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+import flowlab as fl
+from flowlab.current import current_run
+from flowlab.errors import BookkeepingError
+
+WATCHDOG_S = 20.0  # real seconds; a passing run takes milliseconds
+
+
+class Ctx(BaseModel):
+    n: int = 0
+    items: list[Any] = []
+    d: dict[str, Any] = {}
+
+
+def watched(pipe: Any, ctx: BaseModel, **kw: Any) -> fl.RunResult:
+    """``fl.arun`` on virtual time, failing the test (not hanging it) if the run never returns."""
+
+    async def main() -> fl.RunResult:
+        return await asyncio.wait_for(
+            fl.arun(pipe, ctx, clock="virtual", raise_on_error=False, **kw), WATCHDOG_S
+        )
+
+    return asyncio.run(main())
+
+
+async def idle(data: Any, ctx: Ctx) -> str:
+    await asyncio.sleep(1)
+    ctx.n += 1
+    return "b"
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+async def append_itself(data: Any, ctx: Ctx) -> None:
+    ctx.items.append(ctx.items)
+
+
+async def hold_itself(data: Any, ctx: Ctx) -> None:
+    ctx.d["self"] = ctx.d
+
+
+async def add_deep(data: Any, ctx: Ctx) -> None:
+    ctx.d["deep"] = nested(600)
+
+
+def finished_once(result: fl.RunResult) -> None:
+    events = result.events
+    ends = events.loc[events["kind"] == "branch_finished", "branch"].tolist()
+    assert sorted(ends) == sorted(result.branches["path"].tolist())  # one final status each
+
+
+# ---- 1. bookkeeping that raises ----------------------------------------------------------------
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("step", "path", "why"),
+    [
+        (append_itself, "items[1]", "contains itself"),
+        (hold_itself, "d.self", "contains itself"),
+        (add_deep, "d.deep", "nested"),
+    ],
+    ids=["list-appended-to-itself", "dict-holding-itself", "dict-600-deep"],
+)
+def test_an_unrecordable_value_fails_its_branch_and_the_run_returns(
+    step: Any, path: str, why: str
+) -> None:
+    pipe = fl.Parallel({"a": step, "b": idle}, name="fan")
+    result = watched(pipe, Ctx(items=[1]))
+    assert result.status == "failed"
+    rows = result.branches.set_index("branch")
+    assert rows.loc["a", "status"] == "failed"
+    assert rows.loc["b", "status"] == "ok"
+    error = rows.loc["a", "error"]
+    assert error.startswith("BookkeepingError")
+    assert repr(path) in error and why in error and "'fan:a'" in error
+    assert isinstance(result.error, fl.BranchFailed)
+    assert isinstance(result.error.errors["a"], BookkeepingError)
+    assert result.error.errors["a"].path == path
+    assert result.error.errors["a"].__cause__ is not None  # the RecursionError, chained
+    finished_once(result)
+    assert result.context.items == [1] and result.context.d == {}  # nothing merged
+
+
+@pytest.mark.timeout(60)
+def test_an_unrecordable_branch_is_not_merged_and_its_siblings_are() -> None:
+    pipe = fl.Parallel({"a": append_itself, "b": idle}, on_failure="ignore", name="fan")
+    result = watched(pipe, Ctx(items=[1]))
+    assert result.status == "ok"
+    assert result.branches["status"].tolist() == ["failed", "ok"]
+    assert result.context.items == [1] and result.context.n == 1
+    assert result.output == {"b": "b"}
+
+
+@pytest.mark.timeout(60)
+def test_a_diff_that_raises_fails_its_branch_naming_the_field() -> None:
+    base: dict[str, Any] = {"n": 0}
+    base["self"] = base  # a cyclic base value is fine: isolation copies it
+
+    async def replace_with_cycle(data: Any, ctx: Ctx) -> None:
+        new: dict[str, Any] = {"n": 1}
+        new["self"] = new
+        ctx.d = new  # diffing two different cycles recurses forever
+
+    pipe = fl.Parallel({"a": replace_with_cycle, "b": idle}, name="fan")
+    result = watched(pipe, Ctx(d=base), record=False)
+    assert result.status == "failed"
+    rows = result.branches.set_index("branch")
+    assert rows.loc["a", "status"] == "failed"
+    err = result.error.errors["a"]  # type: ignore[union-attr]
+    assert isinstance(err, BookkeepingError) and err.path == "d" and err.stage == "diff"
+    assert "could not be diffed" in str(err) and "RecursionError" in str(err)
+    assert result.context.n == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_failed_or_cancelled_branch_whose_record_fails_keeps_its_own_status() -> None:
+    async def breaks_after(data: Any, ctx: Ctx) -> None:
+        ctx.items.append(ctx.items)
+        raise ValueError("own error")
+
+    async def cancelled_after(data: Any, ctx: Ctx) -> None:
+        ctx.d["self"] = ctx.d
+        await asyncio.sleep(5)
+
+    async def canceller(data: Any, ctx: Ctx) -> None:
+        await asyncio.sleep(1)
+        run = current_run()
+        assert run is not None
+        run.cancel("c")
+
+    pipe = fl.Parallel(
+        {"a": breaks_after, "b": canceller, "c": cancelled_after}, on_failure="ignore"
+    )
+    result = watched(pipe, Ctx(items=[1]))
+    rows = result.branches.set_index("branch")
+    assert rows.loc["a", "status"] == "failed"
+    assert rows.loc["a", "error"].startswith("ValueError: own error")
+    assert "BookkeepingError" in rows.loc["a", "error"]  # noted, not hidden
+    assert rows.loc["c", "status"] == "cancelled"
+    assert "BookkeepingError" in rows.loc["c", "error"]
+    finished_once(result)
+
+
+@pytest.mark.timeout(60)
+def test_a_merge_record_that_cannot_be_made_fails_the_step_and_leaves_the_context() -> None:
+    # record=False: no diff is recorded, but the merge report still is.
+    pipe = fl.Parallel({"a": append_itself, "b": idle}, merge="deep", name="fan")
+    result = watched(pipe, Ctx(items=[1]), record=False)
+    assert result.status == "failed"
+    assert isinstance(result.error, fl.FlowlabError)
+    assert "contains itself" in str(result.error)
+    assert result.context.items == [1] and result.context.n == 0  # nothing half-applied
+
+
+# ---- 2. a branch that swallows its cancellation ------------------------------------------------
+async def stubborn(data: Any, ctx: Ctx) -> str:
+    try:
+        await asyncio.sleep(10)
+    except asyncio.CancelledError:
+        pass  # swallowed
+    ctx.n += 100
+    return "late"
+
+
+async def cancel_a(data: Any, ctx: Ctx) -> str:
+    await asyncio.sleep(1)
+    run = current_run()
+    assert run is not None
+    run.cancel("a")
+    return "b"
+
+
+def test_a_branch_that_swallows_a_handle_cancel_is_cancelled_and_not_merged() -> None:
+    pipe = fl.Parallel({"a": stubborn, "b": cancel_a}, merge="accumulate")
+    result = watched(pipe, Ctx())
+    assert result.status == "ok"
+    rows = result.branches.set_index("branch")
+    assert rows.loc["a", "status"] == "cancelled"
+    assert "cancelled by handle" in rows.loc["a", "reason"]
+    assert "ignored" in rows.loc["a", "reason"]
+    assert result.context.n == 0
+    assert result.output == {"b": "b"}
+
+
+def test_a_branch_that_swallows_the_run_timeout_is_not_ok() -> None:
+    pipe = fl.Parallel({"a": stubborn, "b": idle})
+    result = watched(pipe, Ctx(), timeout=0.5)
+    assert result.status == "timeout"
+    rows = result.branches.set_index("branch")
+    assert rows.loc["a", "status"] == "cancelled"
+    assert "ignored" in rows.loc["a", "reason"]
+    assert "ok" not in result.branches["status"].tolist()
+
+
+def test_a_branch_that_swallows_its_branch_timeout_times_out() -> None:
+    pipe = fl.Parallel({"a": stubborn, "b": idle}, branch_timeout=0.5, on_failure="ignore")
+    result = watched(pipe, Ctx())
+    rows = result.branches.set_index("branch")
+    assert rows.loc["a", "status"] == "timeout"
+    assert "ignored" in rows.loc["a", "reason"]
+    assert result.context.n == 1  # b merged, a not
+
+
+# ---- 3. a BaseException from a step -----------------------------------------------------------
+class Boom(BaseException):
+    pass
+
+
+async def boom(data: Any, ctx: Ctx) -> None:
+    await asyncio.sleep(0.5)
+    raise Boom("bang")
+
+
+@pytest.mark.parametrize("where", ["branch", "top"])
+def test_a_base_exception_is_recorded_then_raised_as_is(where: str) -> None:
+    before = fl.run(fl.Parallel({"b": idle}), Ctx(), clock="virtual")
+    pipe = fl.Parallel({"a": boom, "b": idle}, name="fan") if where == "branch" else boom
+    with pytest.raises(Boom, match="bang"):
+        fl.run(pipe, Ctx(), clock="virtual", raise_on_error=False)
+    result = fl.last_result()
+    assert result is not None and result is not before
+    assert result.status == "failed"
+    assert isinstance(result.error, Boom)
+    if where == "branch":
+        rows = result.branches.set_index("branch")
+        assert rows.loc["a", "status"] == "failed"
+        assert rows.loc["a", "error"] == "Boom: bang"
+        assert rows.loc["b", "status"] == "cancelled"
+        assert "Boom" in rows.loc["b", "reason"]
+    else:
+        assert result.steps["status"].tolist() == ["failed"]
+
+
+def test_a_base_exception_reaches_await_handle_after_the_run_is_recorded() -> None:
+    async def main() -> None:
+        handle = fl.start(fl.Parallel({"a": boom, "b": idle}), Ctx(), clock="virtual")
+        with pytest.raises(Boom):
+            await asyncio.wait_for(handle, WATCHDOG_S)
+        result = await handle.wait()
+        assert result.status == "failed" and isinstance(result.error, Boom)
+
+    asyncio.run(main())
+
+
+# ---- 4. frames under a run-wide cap -----------------------------------------------------------
+async def one(data: Any, ctx: Ctx) -> None:
+    await asyncio.sleep(1)
+
+
+def test_a_multi_step_branch_starts_with_its_first_step() -> None:
+    pipe = fl.Parallel(
+        {f"b{i}": fl.Pipeline(one, fl.Step(one, name="two")) for i in range(3)}, name="fan"
+    )
+    result = watched(pipe, Ctx(), max_concurrency=1)
+    frame = result.branches.set_index("branch")
+    # slots: b0/one, b1/one, b2/one, then b0/two, b1/two, b2/two (FIFO at equal priority)
+    assert frame["started_s"].tolist() == [0.0, 1.0, 2.0]
+    assert frame["wait_s"].tolist() == [0.0, 1.0, 2.0]
+    assert frame["finished_s"].tolist() == [4.0, 5.0, 6.0]
+    assert frame["duration_s"].tolist() == [4.0, 4.0, 4.0]
+    starts = result.events.loc[result.events["kind"] == "branch_started", "time_s"].tolist()
+    assert sorted(starts) == [0.0, 1.0, 2.0]
+
+
+def test_a_branch_cancelled_before_its_first_slot_never_started() -> None:
+    pipe = fl.Parallel({f"b{i}": one for i in range(5)}, name="fan")
+    result = watched(pipe, Ctx(), max_concurrency=2, timeout=1.5)
+    frame = result.branches.set_index("branch")
+    assert frame.loc[["b0", "b1", "b2", "b3"], "started_s"].tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert math.isnan(frame.loc["b4", "started_s"])
+    assert math.isnan(frame.loc["b4", "duration_s"])
+    assert frame.loc["b4", "wait_s"] == 1.5
+    # never counted as running: at no time are more than 2 branches between start and finish
+    spans = [(s, f) for s, f in zip(frame["started_s"], frame["finished_s"], strict=True) if s == s]
+    for t in [0.0, 0.5, 1.0, 1.25]:
+        assert sum(s <= t < f for s, f in spans) <= 2
+    started = result.events.loc[result.events["kind"] == "branch_started", "branch"].tolist()
+    assert "fan:b4" not in started
+    finished_once(result)
+
+
+def test_a_nested_parallel_branch_starts_with_its_first_leaf() -> None:
+    inner = fl.Parallel({"x": one, "y": one}, name="inner")
+    pipe = fl.Parallel({"a": one, "b": inner}, name="outer")
+    result = watched(pipe, Ctx(), max_concurrency=1)
+    frame = result.branches.set_index("path")
+    assert frame.loc["outer:a", "started_s"] == 0.0
+    assert frame.loc["outer:b", "started_s"] == 1.0  # its first leaf (x) got the slot at 1
+    assert frame.loc["outer:b/inner:x", "started_s"] == 1.0
+    assert frame.loc["outer:b/inner:y", "started_s"] == 2.0
