@@ -101,7 +101,32 @@ def merge_cost(settings: Settings) -> Figure:
     fig = Figure("merge", 3, "Merge cost: strategies vs overwrite; scaling with changes")
     _strategies(fig, settings)
     _scaling(fig, settings)
+    _remerge(fig, settings)
     return fig
+
+
+def _remerge(fig: Figure, settings: Settings) -> None:
+    """Part C: ``result.remerge`` of a 1,000-branch step, each branch changing one key."""
+    import flowlab as fl
+
+    class Keys(BaseModel):
+        d: dict[str, int] = {}
+
+    n = settings.pick(200, 1000)
+
+    def writer(i: int) -> Any:
+        def step(data: Any, ctx: Keys) -> None:
+            ctx.d[f"k{i}"] = i
+
+        return step
+
+    pipe = fl.Pipeline(fl.Parallel({f"b{i}": writer(i) for i in range(n)}, name="fan"))
+    result = fl.run(pipe, Keys(), clock="virtual")
+    (t,) = best([lambda: result.remerge(merge="accumulate")], settings.pick(3, 10))
+    fig.add(
+        "remerge_ms", t * 1e3, "ms", f"result.remerge(merge='accumulate'), {n:,} branches x 1 key",
+        target="< 20 ms" if n == 1000 else "", check=(lambda v: v < 20) if n == 1000 else None,
+    )  # fmt: skip
 
 
 def _strategies(fig: Figure, settings: Settings) -> None:

@@ -10,16 +10,16 @@ and the engine frees each branch's copy as soon as the branch ends.
 from __future__ import annotations
 
 import copy
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel
 
-from flowlab.changes import MISSING, Change, Item
+from flowlab.changes import MISSING, Change, Item, same
 from flowlab.merge import lists
 
-__all__ = ["branch_value", "branch_values"]
+__all__ = ["Dropped", "branch_value", "branch_values", "same_entries", "writes"]
 
 
 # A node's children, direct writes and list items, until the first one is filed: one shared,
@@ -146,3 +146,96 @@ def _with(before: Any, values: list[tuple[Hashable, Any]], model: bool) -> Any:
     new = copy.copy(before)
     object.__setattr__(new, "__dict__", data)
     return new
+
+
+_PLAIN: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes})
+
+
+def writes(node: _Node) -> dict[int, list[tuple[Any, ...]]]:
+    """Every writer's changes under ``node``, as ``(where, kind, type, value)`` entries (list
+    items also carry their position) in one walk of the subtree, each filed change visited
+    once. Two writers with the same entries changed the path identically, so their values there
+    are equal: a diff against one base is a function of the branch's value. No value is rebuilt.
+    """
+    out: dict[int, list[tuple[Any, ...]]] = {i: [] for i in node.writers}
+    stack: list[tuple[tuple[Hashable, ...], _Node]] = [((), node)]
+    while stack:
+        where, at = stack.pop()
+        for i, value in at.direct.items():
+            out[i].append((where, "set", type(value), value))
+        for i, value in at.replaced.items():
+            out[i].append((where, "set", type(value), value))
+        for i, changes in at.items.items():
+            out[i].extend((where, c.op, c.key_path[-1], type(c.after), c.after) for c in changes)
+        for key, child in at.children.items():
+            stack.append(((*where, key), child))
+    return out
+
+
+def same_entries(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:
+    """Whether two writers' :func:`writes` are the same changes (values by
+    :func:`~flowlab.changes.same`; plain scalars, the common case, by one ``==``)."""
+    if len(a) != len(b):
+        return False
+    plain = _PLAIN.issuperset([x[-2] for x in a]) and _PLAIN.issuperset([y[-2] for y in b])
+    if plain:  # types are in the entries: == is type-aware here, and exact
+        return a == b
+    for x, y in zip(a, b, strict=True):
+        if x[:-1] != y[:-1]:
+            return False
+        if x[-1] is not y[-1] and not same(x[-1], y[-1]):
+            return False
+    return True
+
+
+class Dropped:
+    """The writers whose write lost at a path (a report row's ``dropped``), worked out when
+    first read: a tuple-like of branch names.
+
+    Deciding who lost needs every writer's changes compared with the winner's; a merge of N
+    branches writing one field would pay N comparisons per field up front, so the merge stores
+    this and the frame (or whoever reads the row) pays once.
+    """
+
+    __slots__ = ("_names", "_node", "_value", "_winner")
+
+    def __init__(self, node: _Node, winner: int, names: Sequence[str]) -> None:
+        self._node: _Node | None = node
+        self._winner = winner
+        self._names = names
+        self._value: tuple[str, ...] | None = None
+
+    def _resolve(self) -> tuple[str, ...]:
+        if self._value is None:
+            node, i = self._node, self._winner
+            assert node is not None
+            entries = writes(node)
+            mine = entries[i]
+            self._value = tuple(
+                self._names[j]
+                for j in node.writers
+                if j != i and not same_entries(entries[j], mine)
+            )
+            self._node = None  # the change tree can go
+        return self._value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolve())
+
+    def __len__(self) -> int:
+        return len(self._resolve())
+
+    def __eq__(self, other: object) -> bool:
+        return self._resolve() == (tuple(other) if isinstance(other, Dropped) else other)
+
+    def __hash__(self) -> int:
+        return hash(self._resolve())
+
+    def __repr__(self) -> str:
+        return repr(self._resolve())
+
+    def __copy__(self) -> tuple[str, ...]:
+        return self._resolve()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> tuple[str, ...]:
+        return self._resolve()

@@ -21,7 +21,13 @@ from flowlab.changes import MISSING, Change, diff_value, same
 from flowlab.errors import MergeValidationError
 from flowlab.merge import keyed, lists
 from flowlab.merge.checks import field_rules
-from flowlab.merge.nodes import _NONE, _Node, branch_value, branch_values
+from flowlab.merge.nodes import (
+    _NONE,
+    Dropped,
+    _Node,
+    branch_value,
+    branch_values,
+)
 from flowlab.merge.rules import (
     Custom,
     DeepMerge,
@@ -128,7 +134,7 @@ class _Merger:
         after: Any,
         *,
         conflict: bool = False,
-        dropped: tuple[str, ...] = (),
+        dropped: tuple[str, ...] | Dropped = (),
     ) -> None:
         writers = node.writers
         # plain str keys (the common case) joined as they are; others through str(), as diffs do
@@ -244,9 +250,8 @@ class _Merger:
                 after = self.value_of(i, node, before)
                 self.row(keys, label, node, i, before, after)
                 return after
-            written = self.values_of(node, before)
-            after = written[i]
-            dropped = self.losers(node, i, after, written)
+            after = self.value_of(i, node, before)
+            dropped: Any = Dropped(node, i, self.names)  # who lost: worked out when read
             self.row(keys, label, node, i, before, after, dropped=dropped)
             return after
         return self.tree(node, before, keys, rule, label, inherit)
