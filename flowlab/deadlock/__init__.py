@@ -10,10 +10,12 @@ Layout (arrows point down only)::
     runner.py       one schedule -> Outcome (fresh loop, report, clean-up); examples.py
     scheduler.py    ExplorerLoop: a virtual-time loop whose ready queue asks a strategy
     scenarios.py    catalog(), run(): the catalogue, each broken and fixed (bodies in catalogue.py)
-    detector.py     watch() / supervise(): event-driven wait-for checks on a group of tasks
+    detector.py     watch() / supervise(): event-driven wait-for checks, on_deadlock policies
+    group.py        WatchGroup: members, checks, the stuck set; the task-factory hub; unhook()
     report.py       DeadlockReport: explain(), graph, timeline, plot(), _repr_html_ (plot.py draws)
     graph.py        wait-for graph analysis: stuck set (greatest fixpoint) and the cycle
     primitives.py   Lock, Semaphore, BoundedSemaphore      channels.py: Event, Condition, Queue
+    base.py         Traced (the base), Holder, Wakers: who could wake a waiter
     shared.py       Shared: a variable whose reads and writes are dependency events
     trace.py        per-loop registry: trace events, who waits on what
 """

@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from flowlab.deadlock.primitives import Holder, Lock, Traced, Wakers, _Waiter
+from flowlab.deadlock.base import Holder, Traced, Wakers, _Waiter
+from flowlab.deadlock.primitives import Lock
 from flowlab.deadlock.trace import caller_where, learn, learned, task_name
 
 __all__ = ["Condition", "Event", "Queue"]

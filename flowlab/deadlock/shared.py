@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Generic, TypeVar
 
-from flowlab.deadlock.primitives import Traced
+from flowlab.deadlock.base import Traced
 from flowlab.deadlock.trace import Registry, caller_where, registry_for
 
 __all__ = ["Shared"]

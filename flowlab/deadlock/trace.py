@@ -36,13 +36,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flowlab.deadlock.primitives import Traced
+    from flowlab.deadlock.base import Traced
 
 __all__ = ["Registry", "TraceEvent", "Wait", "caller_where", "learned", "registry_for", "task_name"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _INTERNAL = {
     os.path.join(_HERE, "trace.py"),
+    os.path.join(_HERE, "base.py"),
     os.path.join(_HERE, "primitives.py"),
     os.path.join(_HERE, "channels.py"),
     os.path.join(_HERE, "shared.py"),

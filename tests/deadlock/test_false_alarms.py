@@ -279,3 +279,57 @@ def test_an_undeclared_setter_seen_in_action_is_a_waker_and_a_warning() -> None:
         "incomplete, so any live task counts as a possible waker"
     ]
     assert "Warning: Event 'go' was declared" in report.explain()
+
+
+def test_a_lock_handed_over_by_a_finished_holder_is_not_a_deadlock() -> None:
+    """asyncio lets any task release a Lock: the holder may finish and leave the release to another."""
+
+    async def program(lock: Any) -> list[Any]:
+        async def opener() -> str:
+            await lock.acquire()  # ... and finishes: closer releases it later
+            return "opener"
+
+        async def closer() -> str:
+            await asyncio.sleep(1)
+            lock.release()
+            return "closer"
+
+        async def user() -> float:
+            await asyncio.sleep(0.5)
+            async with lock:
+                return asyncio.get_running_loop().time()
+
+        return [opener(), closer(), user()]
+
+    async def traced() -> tuple[list[Any], dl.DeadlockReport]:
+        return await dl.supervise(*await program(dl.Lock(name="gate")))
+
+    async def plain() -> list[Any]:
+        return await asyncio.gather(*await program(asyncio.Lock()))
+
+    results, report = run_virtual(traced())
+    assert not report.deadlocked, report.explain()
+    assert results == run_virtual(plain()) == ["opener", "closer", 1.0]
+
+
+def test_a_lock_leaked_by_a_finished_task_is_still_found_once_the_rest_is_done() -> None:
+    async def main() -> dl.DeadlockReport:
+        lock = dl.Lock(name="leaky")
+
+        async def leaker() -> None:
+            await lock.acquire()
+
+        async def user() -> None:
+            await asyncio.sleep(0.5)
+            async with lock:
+                pass
+
+        async def bystander() -> None:
+            await asyncio.sleep(2)
+
+        _, report = await dl.supervise(leaker(), user(), bystander())
+        return report
+
+    report = run_virtual(main())
+    assert report.deadlocked and report.stuck == ["user"] and report.detected_at == 2.0
+    assert "leaker finished without releasing it" in report.explain()
