@@ -299,6 +299,12 @@ class Run:
             )
             wrapped.__cause__ = err
             status, error = "failed", wrapped
+        except BaseException as err:
+            if isinstance(err, GeneratorExit):  # this coroutine is being closed
+                raise
+            # Raised by a step (pytest's Failed, gevent's Timeout, trio's Cancelled): recorded
+            # like an interrupt, then re-raised as is by fl.run / fl.arun (see notebook._deliver).
+            status, error = "failed", err
         finally:
             if handle is not None:
                 handle.cancel()

@@ -214,6 +214,7 @@ async def run_parallel(
         nonlocal in_flight
         timer: asyncio.TimerHandle | None = None
         bctx: BaseModel | None = None
+        ignored = False  # it caught its cancellation and returned
         live.entered = True
         try:
             if branch_timeout is not None:
@@ -253,14 +254,22 @@ async def run_parallel(
                 outputs[name] = await leaf.run_step(run, node, data, bctx, brec.path)
             else:
                 outputs[name] = await run._node(node, data, bctx, brec.path)
+            if live.task.cancelling():
+                # Asked to stop, it caught the CancelledError and returned anyway: it ends as
+                # the cancellation it ignored (its output and changes are not merged).
+                ignored = True
+                del outputs[name]
+                raise asyncio.CancelledError
             brec.status = "ok"
         except asyncio.CancelledError:
             task = asyncio.current_task()
             assert task is not None
+            why = "; the branch caught the cancellation and returned (ignored)" if ignored else ""
             if not live.reason or task.uncancel() > 0:
-                brec.status, brec.reason = "cancelled", brec.reason or "parent cancelled"
+                brec.status = "cancelled"
+                brec.reason = (brec.reason or "parent cancelled") + why
                 raise
-            brec.status, brec.reason = live.status, live.reason
+            brec.status, brec.reason = live.status, live.reason + why
             if live.status == "timeout":
                 errors[name] = StepTimeout(
                     f"branch {brec.path!r}: {live.reason}", step=path, timeout=par.branch_timeout
@@ -273,12 +282,16 @@ async def run_parallel(
             errors[name] = err
             if par.on_failure == "fail_fast":
                 cancel_siblings(name, live)
-        except BaseException as err:  # KeyboardInterrupt, SystemExit: the whole run stops
-            # An interrupt, not a failure of the branch: Ctrl-C / a kernel interrupt raises it
-            # in whatever frame is running, often a branch's. Recorded as the interrupted run's
-            # other branches are: cancelled, with the reason.
-            shown = f": {err}" if str(err) else ""
-            brec.status, brec.reason = "cancelled", f"interrupted by {type(err).__name__}{shown}"
+        except BaseException as err:  # neither an Exception nor a cancellation: the run stops
+            if isinstance(err, KeyboardInterrupt | SystemExit):
+                # An interrupt, not a failure of the branch: Ctrl-C / a kernel interrupt raises
+                # it in whatever frame is running, often a branch's. Recorded as the interrupted
+                # run's other branches are: cancelled, with the reason.
+                shown = f": {err}" if str(err) else ""
+                brec.status = "cancelled"
+                brec.reason = f"interrupted by {type(err).__name__}{shown}"
+            else:  # raised by the step itself (pytest's Failed, gevent's Timeout, ...)
+                brec.status, brec.error = "failed", f"{type(err).__name__}: {err}"
             tasks.abort(err)
         finally:
             if timer is not None:

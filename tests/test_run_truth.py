@@ -222,7 +222,7 @@ def test_a_branch_that_swallows_the_run_timeout_is_not_ok() -> None:
 
 
 def test_a_branch_that_swallows_its_branch_timeout_times_out() -> None:
-    pipe = fl.Parallel({"a": stubborn, "b": idle}, branch_timeout=0.5, on_failure="ignore")
+    pipe = fl.Parallel({"a": stubborn, "b": idle}, branch_timeout=1.5, on_failure="ignore")
     result = watched(pipe, Ctx())
     rows = result.branches.set_index("branch")
     assert rows.loc["a", "status"] == "timeout"
@@ -255,7 +255,6 @@ def test_a_base_exception_is_recorded_then_raised_as_is(where: str) -> None:
         assert rows.loc["a", "status"] == "failed"
         assert rows.loc["a", "error"] == "Boom: bang"
         assert rows.loc["b", "status"] == "cancelled"
-        assert "Boom" in rows.loc["b", "reason"]
     else:
         assert result.steps["status"].tolist() == ["failed"]
 
