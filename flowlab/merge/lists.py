@@ -235,31 +235,28 @@ def dedupe(
     >>> dedupe([1, 1, 2, 2, 3], inserted=[False, False, False, True, True])
     [1, 1, 2, 3]
     """
-    flags = inserted if inserted is not None else [True] * len(items)
     seen: set[Any] = set()
     seen_unhashable: list[Any] = []
-
-    def known(k: Any, add: bool) -> bool:
-        try:
-            if k in seen:
-                return True
-            if add:
-                seen.add(k)
-        except TypeError:
-            if any(same(k, s) for s in seen_unhashable):
-                return True
-            if add:
-                seen_unhashable.append(k)
-        return False
-
-    keys = [item if key is None else key(item) for item in items]
-    if inserted is not None:  # the base's items are known first, wherever they stand
-        for k, flag in zip(keys, flags, strict=True):
+    if inserted is not None:  # the base's own items are known first, wherever they stand
+        for item, flag in zip(items, inserted, strict=True):
             if not flag:
-                known(k, True)
+                k = item if key is None else key(item)
+                try:
+                    seen.add(k)
+                except TypeError:
+                    seen_unhashable.append(k)
     out = []
-    for item, k, flag in zip(items, keys, flags, strict=True):
-        if flag and known(k, True):
-            continue
+    flags = inserted if inserted is not None else [True] * len(items)
+    for item, flag in zip(items, flags, strict=True):
+        if flag:
+            k = item if key is None else key(item)
+            try:
+                if k in seen:
+                    continue
+                seen.add(k)
+            except TypeError:
+                if any(same(k, s) for s in seen_unhashable):
+                    continue
+                seen_unhashable.append(k)
         out.append(item)
     return out

@@ -10,7 +10,7 @@ and the engine frees each branch's copy as soon as the branch ends.
 from __future__ import annotations
 
 import copy
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -192,31 +192,50 @@ class Dropped:
     """The writers whose write lost at a path (a report row's ``dropped``), worked out when
     first read: a tuple-like of branch names.
 
-    Deciding who lost needs every writer's changes compared with the winner's; a merge of N
-    branches writing one field would pay N comparisons per field up front, so the merge stores
-    this and the frame (or whoever reads the row) pays once.
+    Deciding who lost compares every writer's value (or filed changes) with the winner's; a
+    merge of N branches writing one field would pay that for every decided path up front, so the
+    merge stores this and the frame (or whoever reads the row) pays once.
     """
 
-    __slots__ = ("_names", "_node", "_value", "_winner")
+    __slots__ = ("_compute", "_value")
 
-    def __init__(self, node: _Node, winner: int, names: Sequence[str]) -> None:
-        self._node: _Node | None = node
-        self._winner = winner
-        self._names = names
+    def __init__(self, compute: Callable[[], tuple[str, ...]]) -> None:
+        self._compute: Callable[[], tuple[str, ...]] | None = compute
         self._value: tuple[str, ...] | None = None
+
+    @classmethod
+    def by_changes(cls, node: _Node, winner: int, names: Sequence[str]) -> Dropped:
+        """The writers of ``node`` whose filed changes differ from ``winner``'s."""
+
+        def compute() -> tuple[str, ...]:
+            entries = writes(node)
+            mine = entries[winner]
+            return tuple(
+                names[j] for j in node.writers if j != winner and not same_entries(entries[j], mine)
+            )
+
+        return cls(compute)
+
+    @classmethod
+    def by_values(
+        cls, values: Sequence[Any], writers: Sequence[int], winner: int, names: Sequence[str]
+    ) -> Dropped:
+        """The ``writers`` whose value (``values``, in writer order) differs from ``winner``'s."""
+
+        def compute() -> tuple[str, ...]:
+            after = values[writers.index(winner)]
+            return tuple(
+                names[j]
+                for j, v in zip(writers, values, strict=True)
+                if j != winner and not same(v, after)
+            )
+
+        return cls(compute)
 
     def _resolve(self) -> tuple[str, ...]:
         if self._value is None:
-            node, i = self._node, self._winner
-            assert node is not None
-            entries = writes(node)
-            mine = entries[i]
-            self._value = tuple(
-                self._names[j]
-                for j in node.writers
-                if j != i and not same_entries(entries[j], mine)
-            )
-            self._node = None  # the change tree can go
+            assert self._compute is not None
+            self._value, self._compute = self._compute(), None  # the change tree can go
         return self._value
 
     def __iter__(self) -> Iterator[str]:

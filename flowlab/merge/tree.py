@@ -158,12 +158,6 @@ class _Merger:
             }
         )
 
-    def losers(
-        self, node: _Node, winner: int, after: Any, values: dict[int, Any]
-    ) -> tuple[str, ...]:
-        """The writers whose value at ``node`` lost to ``winner``'s (a different value)."""
-        return tuple(self.names[i] for i, v in values.items() if i != winner and not same(v, after))
-
     def model(
         self,
         node: _Node,
@@ -251,7 +245,7 @@ class _Merger:
                 self.row(keys, label, node, i, before, after)
                 return after
             after = self.value_of(i, node, before)
-            dropped: Any = Dropped(node, i, self.names)  # who lost: worked out when read
+            dropped = Dropped.by_changes(node, i, self.names)  # who lost: worked out when read
             self.row(keys, label, node, i, before, after, dropped=dropped)
             return after
         return self.tree(node, before, keys, rule, label, inherit)
@@ -434,7 +428,7 @@ class _Merger:
             first = isinstance(rule, _DeepKeepFirst)
             winner = writers[0] if first else writers[-1]
             after = values[0] if first else values[-1]
-            dropped = self.losers(node, winner, after, dict(zip(writers, values, strict=True)))
+            dropped = Dropped.by_values(values, writers, winner, self.names)
             self.row(keys, label, node, winner, before, after, dropped=dropped)
             return after
         self.row(keys, label, node, winner, before, after)
