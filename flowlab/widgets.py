@@ -104,6 +104,9 @@ class Lab(LabRuns):
         self.status = w.HTML("<i>ready</i>")
         self.output = w.Output()
         self.history_output = w.Output()
+        self.remerge_on_flip = True  # flipping a merge strategy re-merges the latest run
+        for c in self.controls.values():
+            c.merge.observe(self._merge_flipped, names="value")
         self.run_button.on_click(lambda _b: self.run())
         self.stop_button.on_click(lambda _b: self.stop())
         self.sweep_button.on_click(lambda _b: self.sweep())
@@ -135,6 +138,10 @@ class Lab(LabRuns):
         )  # fmt: skip
         self.panel.add_class("flowlab-lab")
         self._show_history()
+
+    def _merge_flipped(self, change: dict[str, Any]) -> None:
+        if self.remerge_on_flip:
+            self.remerge()
 
     # ---- the model ----------------------------------------------------------------------------
     def pipeline(self) -> Pipeline:

@@ -94,6 +94,7 @@ class History:
             cancelled_branches=int(s.get("n_cancelled", 0)),
             error="" if result.error is None else f"{type(result.error).__name__}: {result.error}",
             wall_s=round(wall_s, 6),
+            remerged=False,  # True: re-merged from the previous row's run (Lab.remerge)
         )
         row.update(context_metrics(result.context))
         self.rows.append(row)

@@ -223,6 +223,41 @@ class LabRuns:
 
         return await self._finish(len(self.results), body())
 
+    def remerge(self) -> RunResult | None:
+        """Show the latest run merged under the merge strategies the controls show now, without
+        running any branch (:meth:`flowlab.RunResult.remerge`): a new history row, marked
+        ``remerged``.
+
+        Only the ``<step>.merge`` controls may differ from the latest row (anything else needs a
+        real run). Returns the new result, or ``None`` (with a note saying why) when there is
+        nothing to re-merge or a re-merge cannot be exact.
+        """
+        last = self.result
+        if last is None or self.running or not self._history.rows:
+            return None
+        params = self.parameters()
+        before = self._history.rows[-1]
+        changed = [k for k, v in params.items() if not _same_param(before.get(k), v)]
+        merges = [k for k in changed if k.endswith(".merge")]
+        if not merges or len(merges) != len(changed):
+            return None  # nothing to re-merge, or other options changed: a real run is needed
+        t0 = time.perf_counter()
+        result = last
+        try:
+            for key in merges:
+                step = key.removesuffix(".merge")
+                result = result.remerge(
+                    self.controls[step].merge_arg, step=step, raise_on_error=False
+                )
+        except ConfigError as err:
+            self._note(f"Press Run to see this merge: {err}")
+            return None
+        self._history.add(result, params, repeat=0, wall_s=time.perf_counter() - t0)
+        self._history.rows[-1]["remerged"] = True
+        self._show_result(len(self.results), result)
+        self._show_history()
+        return result
+
     def sweep(self, key: str | None = None) -> Any:
         """Run :func:`flowlab.compare` over every value of one option (``repeat`` times each).
 
@@ -350,6 +385,11 @@ class LabRuns:
     def _tick(self) -> None:
         self.progress.value = min(self.progress.max, self.progress.value + 1)
         self.progress_label.value = f"{self.progress.value} / {self.progress.max}"
+
+
+def _same_param(a: Any, b: Any) -> bool:
+    """Parameter values as the history holds them (NaN for "no timeout" equals NaN)."""
+    return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
 
 
 def _count(pipe: Pipeline) -> int:

@@ -165,6 +165,7 @@ def test_repeat_runs_several_times_one_row_each() -> None:
 
 def test_changing_controls_between_runs_is_recorded_per_row() -> None:
     lab = _lab()
+    lab.remerge_on_flip = False  # only Run adds rows
     lab.run()
     lab.controls["fanout"].merge.value = "accumulate"
     lab.run()
@@ -299,7 +300,7 @@ def test_sweep_runs_fl_compare_over_every_strategy() -> None:
     assert h["fanout.merge"].tolist() == list(STRATEGIES)
     counters = dict(zip(h["fanout.merge"], h["ctx.counter"], strict=True))
     assert counters == {"no_merge": 10, "overwrite": 13, "keep_first": 15, "deep": 13,
-                        "accumulate": 18, "error_on_conflict": 10}  # fmt: skip
+                        "accumulate": 18, "error_on_conflict": 10, "deep_keep_first": 15}  # fmt: skip
     assert h.set_index("fanout.merge").loc["error_on_conflict", "status"] == "failed"
     assert len(_outputs(lab.compare_view.output, "image/png")) == 1
 
@@ -398,3 +399,20 @@ def test_a_pipeline_without_parallel_steps_still_runs() -> None:
     assert "No merges" in _html(lab.output)
     assert lab.sweep() is None
     assert "Nothing to sweep" in _html(lab.output)
+
+
+def test_flipping_a_merge_strategy_remerges_the_latest_run_without_running_it() -> None:
+    lab = _lab()
+    lab.run()
+    lab.controls["fanout"].merge.value = "accumulate"  # no Run pressed
+    h = lab.history
+    assert h["fanout.merge"].tolist() == ["overwrite", "accumulate"]
+    assert h["remerged"].tolist() == [False, True]
+    real = fl.run(_pipe(merge="accumulate"), Ctx(), clock="virtual")
+    assert lab.result is not None and lab.result.context == real.context
+    assert h["ctx.counter"].tolist() == [13, 18]
+    lab.remerge_on_flip = False
+    lab.controls["fanout"].merge.value = "deep"
+    assert len(lab.history) == 2  # switched off: only Run adds rows
+    lab.controls["fanout"].max_concurrency.value = 1
+    assert lab.remerge() is None  # another option changed: that needs a real run
