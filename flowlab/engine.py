@@ -121,6 +121,11 @@ class Run:
         self._ids = itertools.count()
         self._groups = itertools.count()
         self.leaves_in_flight = 0
+        # Under a run-wide cap (see flowlab.leaf.run_step): each branch's place in the tree,
+        # ((-priority, declared index), ...) from the top, by path; and the branches that have
+        # a task but no leaf running yet (a branch starts when its first leaf gets a slot).
+        self.ranks: dict[str, tuple[tuple[float, int], ...]] = {}
+        self.unstarted: dict[str, BranchRecord] = {}
         self.status = "running"
         self.result: RunResult | None = None
         self._run_reason = ""
@@ -387,6 +392,16 @@ class Run:
         for step in node.steps:
             data = await self._node(step, data, ctx, parent)
         return data
+
+    def began(self, path: str, t: float) -> None:
+        """A leaf of branch ``path`` got its run-wide slot at ``t``: that branch, and every
+        enclosing branch not started yet, starts now."""
+        unstarted = self.unstarted
+        while path:
+            brec = unstarted.pop(path, None)
+            if brec is not None:
+                brec.started = t
+            path = path.rpartition("/")[0]
 
     # used by flowlab.parallel
     def new_live(

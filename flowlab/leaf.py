@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from flowlab import context as ctx_mod
-from flowlab.current import _current
 from flowlab.errors import ConfigError, StepTimeout
 from flowlab.record import StepRecord
 
@@ -46,13 +45,12 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
     limiter = run.run_limiter
     if limiter is not None:
         rec.queued = rec.started
-        await limiter.acquire(0.0, run.now())
+        # Slots go by the branch's place in the tree: priority, then declared order, at every
+        # level (a branch's next step included); then first come, first served.
+        await limiter.acquire(0.0, run.now(), order=run.ranks.get(parent, ()))
         rec.started = run.now()
-        cur = _current.get(None)
-        brec = cur[1] if cur else None
-        if brec is not None and brec.path == parent and rec.started > brec.started:
-            # The branch's first leaf waited for a run-wide slot: it starts running now.
-            brec.started = rec.started
+        if run.unstarted:
+            run.began(parent, rec.started)  # the first leaf of its branch: the branch starts
     started(run, rec)
     ok = False
     # A top-level step works on a copy that is committed only if it succeeds: a step that fails

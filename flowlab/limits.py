@@ -6,8 +6,8 @@ and makes fresh per-run state with :meth:`Limiter.new_state`, so one Parallel ca
 Why this cannot deadlock
 ------------------------
 Each :class:`LimiterState` is "a sack of tokens" owned by the single event-loop thread. ``acquire``
-either takes a token at once or parks a future in a heap ordered by (priority, arrival); ``release``
-hands the token straight to the best waiter. No lock is ever held while awaiting something else, and
+either takes a token at once or parks a future in a heap ordered by (priority, order, arrival);
+``release`` hands the token to the best waiter on the next loop turn. No lock is ever held while awaiting something else, and
 a token is only ever held by code that is actively running a branch (never by a parent waiting for
 its own children: the run-wide cap is taken by *leaf* steps only). With no hold-and-wait there is no
 cycle, hence no deadlock. The usage account takes a :class:`threading.Lock` only around arithmetic
@@ -228,7 +228,7 @@ class LimiterState:
         self.granted = 0
         self.moves = 0
         self.extra: dict[str, Any] = {}
-        self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[float, tuple[Any, ...], int, asyncio.Future[None]]] = []
         self._seq = 0
         self._wake_pending = False
         self.queued = 0  # set by an owner that queues callers itself (flowlab.parallel)
@@ -260,13 +260,17 @@ class LimiterState:
             return True
         return False
 
-    async def acquire(self, priority: float = 0.0, now: float = 0.0) -> None:
-        """Wait for a token; higher ``priority`` first, ties first come first served."""
+    async def acquire(
+        self, priority: float = 0.0, now: float = 0.0, *, order: tuple[Any, ...] = ()
+    ) -> None:
+        """Wait for a token; higher ``priority`` first, then smaller ``order`` (where the caller
+        sits among its equals, e.g. its branch's declared position), then first come first
+        served."""
         self._set_limit(self.limiter.on_acquire(self, now))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._seq += 1
-        heapq.heappush(self._waiters, (-priority, self._seq, future))
+        heapq.heappush(self._waiters, (-priority, order, self._seq, future))
         if self.in_flight < self.limit and not self._wake_pending:
             # Grant on the next loop turn, not now: branches that queue in the same instant are
             # then all in the heap, so the first slots go by priority, not by who asked first.
@@ -284,12 +288,16 @@ class LimiterState:
         self.in_flight -= 1
         if adapt:
             self._set_limit(self.limiter.on_release(self, latency_s, ok))
-        self._wake()
+        if self._waiters and not self._wake_pending:
+            # Grant on the next loop turn, not now: the releasing caller's next request (a
+            # branch's next step) is then in the heap too, and competes by priority and order.
+            self._wake_pending = True
+            asyncio.get_running_loop().call_soon(self._wake)
 
     def _wake(self) -> None:
         self._wake_pending = False
         while self._waiters and self.in_flight < self.limit:
-            _, _, future = heapq.heappop(self._waiters)
+            *_, future = heapq.heappop(self._waiters)
             if future.done():
                 continue
             self._take()

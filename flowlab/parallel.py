@@ -71,6 +71,7 @@ async def run_parallel(
     # A one-step branch is run inline when nothing but the recorder watches: no run-wide cap,
     # no remote calls, no instruments (which are handed each leaf's StepRecord as it starts).
     fast = run.run_limiter is None and run.backend is None and not run.instruments
+    capped = run.run_limiter is not None  # a branch starts when its first leaf gets a slot
     recorder = run.recorder
     log_leaf = recorder.step_log.append
     clock, t0 = run._time, run.t0  # run.now(), inlined on the branch's path
@@ -92,6 +93,9 @@ async def run_parallel(
         """Close a branch's record (every branch passes here exactly once)."""
         nonlocal rank
         brec.finished = clock() - t0
+        if capped:
+            run.unstarted.pop(brec.path, None)  # it never got a slot: it never started
+            run.ranks.pop(brec.path, None)
         rank += 1
         brec.rank = ranks[name] = rank
         if brec.status == "timeout" and not brec.error:
@@ -134,8 +138,12 @@ async def run_parallel(
             if limiter is not None:
                 limiter.queued = len(queued)
             # The branch starts now, in dispatch (priority) order, even if its task is
-            # cancelled before running its first line.
-            brec.started = t
+            # cancelled before running its first line; under a run-wide cap, when its first
+            # leaf gets a slot (Run.began).
+            if capped:
+                run.unstarted[brec.path] = brec
+            else:
+                brec.started = t
             brec.status = "running"
             in_flight += 1
             if in_flight > peak:
@@ -145,7 +153,7 @@ async def run_parallel(
             if run.instruments:
                 run._emit("branch_started", brec)
             try:
-                live.task = tasks.start(branch(name, live, brec), name=f"flowlab:{brec.path}")
+                live.task = tasks.start(branch(name, live, brec, t), name=f"flowlab:{brec.path}")
             except RuntimeError:  # the group is shutting down: this branch never runs
                 in_flight -= 1
                 if limiter is not None:
@@ -210,7 +218,7 @@ async def run_parallel(
         run.record,
     )
 
-    async def branch(name: str, live: Any, brec: BranchRecord) -> None:
+    async def branch(name: str, live: Any, brec: BranchRecord, since: float) -> None:
         nonlocal in_flight
         timer: asyncio.TimerHandle | None = None
         bctx: BaseModel | None = None
@@ -319,7 +327,7 @@ async def run_parallel(
                 finish(name, live.key, brec)
                 tasks.ended(live.task)
                 if limiter is not None:
-                    limiter.release(brec.finished - brec.started, brec.status == "ok")
+                    limiter.release(brec.finished - since, brec.status == "ok")
                     dispatch()
 
     step_timer: asyncio.TimerHandle | None = None
@@ -336,9 +344,12 @@ async def run_parallel(
     try:
         try:
             now = run.now()
+            outer = run.ranks.get(parent, ())  # the enclosing branch's place in the tree
             for index, name in enumerate(order):
                 prio = par.priority.get(name, 0.0)
                 brec = BranchRecord(par.name, name, f"{path}:{name}", parent, prio, now)
+                if capped:
+                    run.ranks[brec.path] = (*outer, (-prio, index))
                 run.recorder.branches.append(brec)
                 live = run.new_live(brec, group, drop_queued, never_ran)
                 queued[name] = live

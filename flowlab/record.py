@@ -160,6 +160,10 @@ class Recorder(Instrument):
         """
         out: list[tuple[float, str, str, str, str]] = []
         seen: dict[int, int] = {}
+        logged: dict[int, int] = {}  # how many entries each branch has: the last is its end
+        for entry in self.events:
+            if type(entry) is not tuple:
+                logged[id(entry)] = logged.get(id(entry), 0) + 1
         for entry in self.events:
             if type(entry) is tuple:
                 out.append(entry)
@@ -170,8 +174,9 @@ class Recorder(Instrument):
             step = path[: len(path) - len(entry.branch) - 1]  # the path is "<step>:<branch>"
             if n == 1:
                 out.append((entry.queued, "branch_queued", step, path, ""))
-            elif n == 2 and not math.isnan(entry.started):
-                out.append((entry.started, "branch_started", step, path, ""))
+            elif n < logged[id(entry)]:  # given a slot; a branch that never started has none
+                if not math.isnan(entry.started):
+                    out.append((entry.started, "branch_started", step, path, ""))
             else:
                 out.append((entry.finished, "branch_finished", step, path, entry.status))
         return out

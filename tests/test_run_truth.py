@@ -281,13 +281,16 @@ def test_a_multi_step_branch_starts_with_its_first_step() -> None:
     )
     result = watched(pipe, Ctx(), max_concurrency=1)
     frame = result.branches.set_index("branch")
-    # slots: b0/one, b1/one, b2/one, then b0/two, b1/two, b2/two (FIFO at equal priority)
-    assert frame["started_s"].tolist() == [0.0, 1.0, 2.0]
-    assert frame["wait_s"].tolist() == [0.0, 1.0, 2.0]
-    assert frame["finished_s"].tolist() == [4.0, 5.0, 6.0]
-    assert frame["duration_s"].tolist() == [4.0, 4.0, 4.0]
+    # equal priorities: slots in declared order, a branch's next step included (b0/two goes
+    # before b1/one, which has waited longer)
+    assert frame["started_s"].tolist() == [0.0, 2.0, 4.0]
+    assert frame["wait_s"].tolist() == [0.0, 2.0, 4.0]
+    assert frame["finished_s"].tolist() == [2.0, 4.0, 6.0]
+    assert frame["duration_s"].tolist() == [2.0, 2.0, 2.0]
     starts = result.events.loc[result.events["kind"] == "branch_started", "time_s"].tolist()
-    assert sorted(starts) == [0.0, 1.0, 2.0]
+    assert sorted(starts) == [0.0, 2.0, 4.0]
+    steps = result.steps.set_index("path")
+    assert steps.loc["fan:b1/one", ["queued_s", "started_s"]].tolist() == [0.0, 2.0]
 
 
 def test_a_branch_cancelled_before_its_first_slot_never_started() -> None:
@@ -316,3 +319,30 @@ def test_a_nested_parallel_branch_starts_with_its_first_leaf() -> None:
     assert frame.loc["outer:b", "started_s"] == 1.0  # its first leaf (x) got the slot at 1
     assert frame.loc["outer:b/inner:x", "started_s"] == 1.0
     assert frame.loc["outer:b/inner:y", "started_s"] == 2.0
+
+
+# ---- 5. the run-wide cap grants slots by priority ----------------------------------------------
+def test_the_run_cap_grants_a_branchs_next_step_by_priority() -> None:
+    two = fl.Step(one, name="two")
+    pipe = fl.Parallel(
+        {"lo": fl.Pipeline(one, two), "hi": fl.Pipeline(one, two)}, priority={"hi": 10}
+    )
+    result = watched(pipe, Ctx(), max_concurrency=1)
+    frame = result.branches.set_index("branch")
+    assert frame.loc["hi", ["started_s", "finished_s"]].tolist() == [0.0, 2.0]
+    assert frame.loc["lo", ["started_s", "finished_s"]].tolist() == [2.0, 4.0]
+
+
+def test_the_run_cap_orders_nested_branches_by_their_place_in_the_tree() -> None:
+    two = fl.Step(one, name="two")
+    inner = fl.Parallel({"x": fl.Pipeline(one, two), "y": one}, priority={"y": 1}, name="in")
+    pipe = fl.Parallel({"a": fl.Pipeline(one, two), "b": inner}, priority={"b": 5}, name="out")
+    result = watched(pipe, Ctx(), max_concurrency=1)
+    starts = result.steps.loc[result.steps["kind"] == "step"].sort_values("started_s")
+    assert starts["path"].tolist() == [
+        "out:b/in:y/one",  # b outranks a; inside b, y outranks x
+        "out:b/in:x/one",
+        "out:b/in:x/two",  # x's next step before a, which has waited since 0
+        "out:a/one",
+        "out:a/two",
+    ]
