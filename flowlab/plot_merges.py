@@ -22,7 +22,12 @@ def _field(path: str) -> str:
 
 
 def merges(
-    result: RunResult, ax: Axes | None = None, *, step: str | None = None, **kwargs: Any
+    result: RunResult,
+    ax: Axes | None = None,
+    *,
+    step: str | None = None,
+    max_fields: int = 40,
+    **kwargs: Any,
 ) -> Axes:
     """Who wrote what: a branch × field matrix for the Parallel steps of a run.
 
@@ -39,6 +44,9 @@ def merges(
     step : str, optional
         Only this Parallel step (by name). Default: every step, rows named ``step:branch`` when
         there is more than one.
+    max_fields : int, default 40
+        More changed fields than this are summarised: paths are cut to their parents until they
+        fit, and a column ``scores.* (2,000)`` stands for the 2,000 paths under ``scores``.
     **kwargs
         Passed to every cell ``Rectangle`` (``alpha``, ``edgecolor``, ...).
 
@@ -75,6 +83,9 @@ def merges(
         rows.setdefault(key(s, b), status)
         cells[(key(s, b), _field(path))] = status
     fields = list(dict.fromkeys(f for _, f in cells))
+    counts: dict[str, int] = {}  # a shown column -> how many changed paths it stands for
+    if len(fields) > max_fields:  # a very wide diff: one column per parent path, with counts
+        cells, fields, counts = _summarised(cells, fields, max_fields)
     under: dict[str, list[str]] = {}  # a merged path -> the fields at or below it (one pass)
     for f in fields:
         parts = f.split(".")
@@ -87,7 +98,7 @@ def merges(
         merged["step"], merged["path"], merged["winner"], merged["conflict"], merged["dropped"],
         strict=True,
     ):  # fmt: skip
-        hit = under.get(_field(path), [])
+        hit = under.get(_field(path), []) or _above(under, _field(path))
         if conflict:
             conflicts.update(hit)
         names = winner if isinstance(winner, list | tuple | set | frozenset) else [winner]
@@ -120,7 +131,8 @@ def merges(
         elif (r, f) in dropped:
             ax.plot([x], [y], marker="X", markersize=11, color="#333333", markeredgecolor="white",
                     markeredgewidth=0.8, linestyle="none", gid=f"dropped:{r}|{f}")  # fmt: skip
-    ax.set_xticks(range(len(fields)), [text(f) for f in fields], rotation=30, ha="right")
+    labels = [f"{f}.* ({counts[f]:,})" if counts.get(f, 1) > 1 else f for f in fields]
+    ax.set_xticks(range(len(fields)), [text(f) for f in labels], rotation=30, ha="right")
     for label, f in zip(ax.get_xticklabels(), fields, strict=True):
         if f in conflicts:
             label.set_color(STATUS_COLORS["failed"])
@@ -134,6 +146,40 @@ def merges(
     if not cells:
         ax.text(0.5, 0.5, "no branch changed the context", transform=ax.transAxes, ha="center")
     return ax
+
+
+def _summarised(
+    cells: dict[tuple[str, str], str], fields: list[str], limit: int
+) -> tuple[dict[tuple[str, str], str], list[str], dict[str, int]]:
+    """Cells and fields cut to parent paths until at most ``limit`` columns remain (one level at
+    least), with the number of paths each column stands for. A column is ``ok`` for a branch if
+    any of its paths is."""
+    depth = max(f.count(".") for f in fields) + 1
+    cut: dict[str, str] = {}
+    while depth > 1:
+        depth -= 1
+        cut = {f: ".".join(f.split(".")[:depth]) for f in fields}
+        if len(set(cut.values())) <= limit:
+            break
+    counts: dict[str, int] = {}
+    for f in fields:
+        counts[cut[f]] = counts.get(cut[f], 0) + 1
+    merged: dict[tuple[str, str], str] = {}
+    for (r, f), status in cells.items():
+        at = (r, cut[f])
+        if merged.get(at) != "ok":
+            merged[at] = status
+    return merged, list(dict.fromkeys(cut[f] for f in fields)), counts
+
+
+def _above(under: dict[str, list[str]], path: str) -> list[str]:
+    """The shown column that a path below it was summarised into (a list of one, or none)."""
+    parts = path.split(".")
+    for n in range(len(parts) - 1, 0, -1):
+        parent = ".".join(parts[:n])
+        if parent in under:
+            return [parent]
+    return []
 
 
 def _merge_legend(

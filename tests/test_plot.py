@@ -390,3 +390,28 @@ def test_merges_marks_every_dropped_write() -> None:
     gids = {line.get_gid() for line in ax.lines}
     assert gids == {"winner:b|status", "dropped:a|status"}
     assert "write lost (dropped)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_merges_summarises_a_very_wide_diff_into_parent_columns_with_counts() -> None:
+    from pydantic import BaseModel
+
+    import flowlab as fl
+
+    class Wide(BaseModel):
+        d: dict[str, int] = {}
+        n: int = 0
+
+    def a(data: object, ctx: Wide) -> None:
+        for i in range(500):
+            ctx.d[f"k{i}"] = i
+        ctx.n = 1
+
+    def b(data: object, ctx: Wide) -> None:
+        ctx.d["k0"] = -1
+
+    result = fl.run(fl.Pipeline(fl.Parallel({"a": a, "b": b}, name="p")), Wide(), clock="virtual")
+    ax = fl.plot.merges(result, max_fields=10)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["d.* (500)", "n"]
+    assert {line.get_gid() for line in ax.lines} == {"winner:b|d", "dropped:a|d", "winner:a|n"}
+    assert len(fl.plot.merges(result).get_xticklabels()) == 2  # 501 paths > 40: summarised too
