@@ -207,17 +207,25 @@ def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def run_in_thread(
-    factory: Callable[[], Coroutine[Any, Any, T]], clock: str = "real"
+    factory: Callable[[], Coroutine[Any, Any, T]],
+    clock: str = "real",
+    *,
+    gate: threading.Event | None = None,
+    grace_s: float = 0.0,
 ) -> ConcurrentFuture[T]:
     """Run ``factory()`` on a fresh loop for ``clock`` in a daemon thread; return its future.
 
     Used when a loop is already running in this thread (a notebook cell) and the work needs a loop
-    of its own, such as virtual time.
+    of its own, such as virtual time. With a ``gate``, the work begins once the gate is set, or
+    after ``grace_s`` wall seconds at the latest (:func:`flowlab.start` gives its caller that
+    long to ask for cancels that must apply before anything starts).
     """
     check_one_of("clock", clock, CLOCKS)
     future: ConcurrentFuture[T] = ConcurrentFuture()
 
     def main() -> None:
+        if gate is not None:
+            gate.wait(grace_s)
         if not future.set_running_or_notify_cancel():
             return
         try:

@@ -19,12 +19,14 @@ outlives its step, and no step outlives its run.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import functools
 import itertools
 import math
+import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -116,8 +118,10 @@ class Run:
         self.backend = backend
         self.detect_deadlocks = bool(detect_deadlocks)
         self.live: dict[int, _Live] = {}
-        self.pending_cancels: list[str | None] = []
+        self.pending_cancels: list[str | None] = []  # asked for before execute() began
+        self.control_lock = threading.Lock()  # orders those asks against execute()'s start
         self._precancel: set[str] = set()
+        self._names: frozenset[str] | None = None  # every branch name and path (see check_branch)
         self._ids = itertools.count()
         self._groups = itertools.count()
         self.leaves_in_flight = 0
@@ -167,19 +171,42 @@ class Run:
 
     # ---- control (event-loop thread) ----------------------------------------------------------
     def cancel(self, branch: str | None = None, reason: str = "cancelled by handle") -> int:
-        """Cancel one branch (by name or path) or, with no name, the whole run. Returns how many."""
+        """Cancel one branch (by name or path) or, with no name, the whole run. Returns how many.
+
+        Raises
+        ------
+        ConfigError
+            When no step of the pipeline declares a branch of that name or path.
+        """
         if branch is None:
             if self.main_task is not None and not self.main_task.done():
                 self._run_reason = self._run_reason or "cancelled"
                 self.main_task.cancel()
                 return 1
             return 0
+        self.check_branch(branch)
         hits = [lv for lv in self.live.values() if branch in (lv.record.branch, lv.record.path)]
         for lv in hits:
             self._cancel_live(lv, "cancelled", reason)
         if not hits and self.status == "running":
             self._precancel.add(branch)  # not queued yet: cancel it when it is
         return len(hits)
+
+    def check_branch(self, branch: str) -> None:
+        """Raise :class:`ConfigError` unless some Parallel declares ``branch`` (name or path)."""
+        if self._names is None:
+            self._names = frozenset(_branch_names(self.pipeline, ""))
+        if branch in self._names:
+            return
+        names = sorted(n for n in self._names if ":" not in n)
+        close = difflib.get_close_matches(str(branch), sorted(self._names), n=1)
+        hint = f" HINT: did you mean {close[0]!r}?" if close else ""
+        listed = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
+        raise ConfigError(
+            f"branch={branch!r} is not valid: no step declares a branch of that name; choose one "
+            f"of {listed or 'none (the pipeline has no Parallel)'} (or a path such as "
+            f"'step:branch').{hint}"
+        )
 
     def precancelled(self, name: str, path: str) -> bool:
         """Whether a handle asked to cancel this branch before it was queued (consumes the ask)."""
@@ -233,7 +260,9 @@ class Run:
     # ---- execution ----------------------------------------------------------------------------
     async def execute(self) -> RunResult:
         """Run the pipeline; always returns a :class:`RunResult` (never raises for run errors)."""
-        self.loop = asyncio.get_running_loop()
+        with self.control_lock:  # a cancel asked for from now on finds the loop
+            self.loop = asyncio.get_running_loop()
+            early, self.pending_cancels[:] = list(self.pending_cancels), []
         self.main_task = asyncio.current_task()
         # A plain loop's time() is time.monotonic(): call that directly (now() runs ~5x/branch).
         plain = type(self.loop).time is asyncio.BaseEventLoop.time
@@ -242,8 +271,8 @@ class Run:
         self.run_limiter = self.new_limiter(self.run_limiter_cfg, "run")
         _current.set((self, None))
         self._emit("run_started", self.total_branches)
-        while self.pending_cancels:
-            self.loop.call_soon(self.cancel, self.pending_cancels.pop(0))
+        for name in early:  # asked for before the run began: applied before anything starts
+            self.cancel(name)
         handle = (
             self.loop.call_later(self.timeout, self._expire_run)
             if self.timeout is not None
@@ -420,6 +449,19 @@ class Run:
 
     def new_group(self) -> int:
         return next(self._groups)
+
+
+def _branch_names(node: Node, parent: str) -> Iterator[str]:
+    """Every branch name and path a pipeline declares (paths as the records spell them)."""
+    if isinstance(node, Parallel):
+        path = f"{parent}/{node.name}" if parent else node.name
+        for name, branch in node.branches.items():
+            yield name
+            yield f"{path}:{name}"
+            yield from _branch_names(branch, f"{path}:{name}")
+    elif isinstance(node, Pipeline):
+        for step in node.steps:
+            yield from _branch_names(step, parent)
 
 
 def _never_ran(live: _Live, _task: object) -> None:

@@ -32,6 +32,8 @@ from flowlab.record import Instrument, RunResult
 
 __all__ = ["RunHandle", "arun", "run", "start"]
 
+_START_GRACE_S = 0.25  # wall seconds a background run waits for its caller (see start())
+
 
 def _make_run(
     pipeline: Any,
@@ -179,10 +181,11 @@ def _wait_thread(the_run: Run, clock: str) -> RunResult:
 
 
 def _cancel_threadsafe(the_run: Run, branch: str | None) -> None:
-    loop = the_run.loop
-    if loop is None:
-        the_run.pending_cancels.append(branch)  # applied as soon as the run starts
-        return
+    with the_run.control_lock:
+        loop = the_run.loop
+        if loop is None:
+            the_run.pending_cancels.append(branch)  # applied before anything starts
+            return
     if loop.is_closed():
         return
     if threading.current_thread() is getattr(loop, "_thread_owner", None):
@@ -256,7 +259,12 @@ def start(
     loop = _running_loop()
     if loop is not None and not _needs_thread(clock, loop):
         return RunHandle(the_run, task=loop.create_task(the_run.execute()))
-    return RunHandle(the_run, future=run_in_thread(the_run.execute, clock))
+    # The helper thread begins the run when the caller first waits for it, or after a short
+    # grace: a cancel asked for right after start() is then applied before any branch starts
+    # (virtual time runs as fast as the CPU: it used to finish first).
+    gate = threading.Event()
+    future = run_in_thread(the_run.execute, clock, gate=gate, grace_s=_START_GRACE_S)
+    return RunHandle(the_run, future=future, gate=gate)
 
 
 class RunHandle:
@@ -273,10 +281,12 @@ class RunHandle:
         *,
         task: asyncio.Task[RunResult] | None = None,
         future: concurrent.futures.Future[RunResult] | None = None,
+        gate: threading.Event | None = None,
     ) -> None:
         self.run = run
         self._task = task
         self._future = future
+        self._gate = gate  # set: the helper thread may begin (see start())
 
     def cancel(self, branch: str | None = None) -> None:
         """Cancel one branch (name or path; queued or running) or, with no name, the whole run.
@@ -285,7 +295,14 @@ class RunHandle:
         merged, and its siblings and the step go on. A name that matches no branch yet cancels
         the next branch of that name as soon as it is queued (so a run cancelled right after
         ``start`` never runs it).
+
+        Raises
+        ------
+        ConfigError
+            When no step of the pipeline declares a branch of that name or path.
         """
+        if branch is not None:
+            self.run.check_branch(branch)  # a ConfigError here, in the caller's thread
         if self.done():
             return
         _cancel_threadsafe(self.run, branch)
@@ -320,7 +337,12 @@ class RunHandle:
         if self._task is not None:
             return await asyncio.shield(self._task)
         assert self._future is not None
+        self._begin()
         return await asyncio.wrap_future(self._future)
+
+    def _begin(self) -> None:
+        if self._gate is not None:
+            self._gate.set()
 
     def __await__(self) -> Generator[Any, None, RunResult]:
         async def _get() -> RunResult:
@@ -331,6 +353,7 @@ class RunHandle:
     def result(self, timeout: float | None = None) -> RunResult:
         """The :class:`RunResult` (blocks for a background-thread run; a task must be done)."""
         if self._future is not None:
+            self._begin()
             return self._future.result(timeout)
         assert self._task is not None
         if not self._task.done():

@@ -174,7 +174,7 @@ class Recorder(Instrument):
             step = path[: len(path) - len(entry.branch) - 1]  # the path is "<step>:<branch>"
             if n == 1:
                 out.append((entry.queued, "branch_queued", step, path, ""))
-            elif n < logged[id(entry)]:  # given a slot; a branch that never started has none
+            elif n < logged[id(entry)] or math.isnan(entry.finished):  # given a slot (if ever)
                 if not math.isnan(entry.started):
                     out.append((entry.started, "branch_started", step, path, ""))
             else:

@@ -346,3 +346,48 @@ def test_the_run_cap_orders_nested_branches_by_their_place_in_the_tree() -> None
         "out:a/one",
         "out:a/two",
     ]
+
+
+# ---- 6. cancels asked for before the run starts; unknown names -------------------------------
+def test_a_cancel_right_after_a_background_start_is_applied_before_any_branch_starts() -> None:
+    pipe = fl.Parallel({"a": one, "b": one, "c": one}, name="fan")
+    for _ in range(30):  # it used to be lost 12-46 % of the time: the run finished first
+        handle = fl.start(pipe, Ctx(), clock="virtual")  # no loop here: a helper thread
+        handle.cancel("b")
+        result = handle.result()
+        row = result.branches.set_index("branch").loc["b"]
+        assert row["status"] == "cancelled" and row["reason"] == "cancelled by handle"
+        assert math.isnan(row["started_s"])
+        assert result.branches["status"].tolist() == ["ok", "cancelled", "ok"]
+
+
+def test_a_cancel_right_after_start_in_a_running_loop_is_applied_before_dispatch() -> None:
+    from flowlab.clock import new_loop
+
+    async def main() -> fl.RunResult:
+        handle = fl.start(fl.Parallel({"a": one, "b": one}), Ctx(), clock="virtual")
+        handle.cancel("b")  # the run is a task that has not run a line yet
+        return await handle.wait()
+
+    with asyncio.Runner(loop_factory=lambda: new_loop("virtual")) as runner:
+        result = runner.run(main())
+    row = result.branches.set_index("branch").loc["b"]
+    assert row["status"] == "cancelled"
+    assert math.isnan(row["started_s"])  # it never started: cancelled while queued
+
+
+def test_cancelling_a_branch_no_step_declares_is_a_config_error() -> None:
+    inner = fl.Parallel({"alpha": one, "beta": one}, name="inner")
+    pipe = fl.Parallel({"x": inner, "y": one}, name="fan")
+    handle = fl.start(pipe, Ctx(), clock="virtual")
+    with pytest.raises(fl.ConfigError, match=r"branch='alpah'.*did you mean 'alpha'"):
+        handle.cancel("alpah")
+    handle.cancel("fan:x/inner:beta")  # full paths are names too
+    handle.cancel("y")
+    result = handle.result()
+    assert result.branches.set_index("branch")["status"].to_dict() == {
+        "x": "ok",
+        "y": "cancelled",
+        "alpha": "ok",
+        "beta": "cancelled",
+    }
