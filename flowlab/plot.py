@@ -1,4 +1,5 @@
-"""Pictures of runs and comparisons: ``timeline``, ``concurrency``, ``merges``, ``compare``.
+"""Pictures of runs and comparisons: ``timeline``, ``timelines``, ``concurrency``, ``merges``,
+``compare``.
 
 Every function follows seaborn's contract: pass ``ax=`` to draw into an existing Axes (otherwise a
 new figure is made), get the Axes back, pass extra keyword arguments on to the main artist, and
@@ -19,8 +20,9 @@ Examples
 from __future__ import annotations
 
 from flowlab.plot_compare import compare
+from flowlab.plot_grid import timelines
 from flowlab.plot_merges import merges
 from flowlab.plot_style import STATUS_COLORS
 from flowlab.plot_time import concurrency, timeline
 
-__all__ = ["STATUS_COLORS", "compare", "concurrency", "merges", "timeline"]
+__all__ = ["STATUS_COLORS", "compare", "concurrency", "merges", "timeline", "timelines"]

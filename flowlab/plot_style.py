@@ -1,14 +1,17 @@
-"""Shared look of flowlab's plots: status colours, new axes, safe text, branch row order."""
+"""Shared look of flowlab's plots: status colours, legends, new axes, safe text, durations, row order."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
-__all__ = ["STATUS_COLORS", "WAIT_ALPHA", "branch_rows", "new_axes", "text"]
+__all__ = [
+    "STATUS_COLORS", "WAIT_ALPHA", "branch_rows", "legend_handles", "new_axes", "seconds", "text",
+]  # fmt: skip
 
 STATUS_COLORS: dict[str, str] = {
     "ok": "#4c9f70",
@@ -61,3 +64,36 @@ def branch_rows(frame: pd.DataFrame) -> list[tuple[int, int]]:
     for i in roots:
         visit(i, 0)
     return out
+
+
+def seconds(value: float) -> str:
+    """A duration for a title or label: ``40``, ``13.25``, ``0.72`` — never ``0.718991``.
+
+    Examples
+    --------
+    >>> [seconds(v) for v in (40.0, 13.25, 0.718991, 0.004, float("nan"))]
+    ['40', '13.25', '0.72', '0.004', 'nan']
+    """
+    if value != value or abs(value) >= 0.1 or value == 0:
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{value:.2g}"
+
+
+def legend_handles(
+    statuses: Iterable[str], *, wait: bool = False, winners: bool = False
+) -> list[Any]:
+    """Legend entries for timeline bars: the statuses present (in :data:`STATUS_COLORS` order),
+    then "queue wait" and "merge winner" when those were drawn."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    present = set(statuses)
+    handles: list[Any] = [Patch(color=c, label=s) for s, c in STATUS_COLORS.items() if s in present]
+    if wait:
+        handles.append(Patch(color=to_rgba(STATUS_COLORS["ok"], WAIT_ALPHA), label="queue wait"))
+    if winners:
+        handles.append(Line2D([], [], marker="*", linestyle="none", markersize=10,
+                              markerfacecolor="#f5d000", markeredgecolor="#333333",
+                              label="merge winner"))  # fmt: skip
+    return handles

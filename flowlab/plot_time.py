@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from flowlab.errors import ConfigError, check_one_of
 from flowlab.limits import Limiter
-from flowlab.plot_style import STATUS_COLORS, WAIT_ALPHA, branch_rows, new_axes, text
+from flowlab.plot_style import (
+    STATUS_COLORS,
+    WAIT_ALPHA,
+    branch_rows,
+    legend_handles,
+    new_axes,
+    seconds,
+    text,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,7 +83,6 @@ def timeline(
     matplotlib.axes.Axes
     """
     import pandas as pd
-    from matplotlib.patches import Patch
 
     check_one_of("by", by, _BY)
     frame = result.branches
@@ -175,21 +182,15 @@ def timeline(
         or 1.0,
     )
     ax.set_xlabel("seconds from run start")
-    ax.set_title(f"{text(result.pipeline_name)}: {result.status}, makespan {result.makespan_s:g} s")
+    ax.set_title(
+        f"{text(result.pipeline_name)}: {result.status}, makespan {seconds(result.makespan_s)} s"
+    )
     ax.grid(axis="x", alpha=0.3)
     if by == "branch":
         _step_separators(ax, frame, order)
     if legend:
-        present = [s for s in STATUS_COLORS if s in set(frame["status"].astype(str).tolist())]
-        handles: list[Any] = [Patch(color=STATUS_COLORS[s], label=s) for s in present]
-        if wait_bars:
-            handles.append(Patch(color=to_rgba("#4c9f70", WAIT_ALPHA), label="queue wait"))
-        if stars:
-            from matplotlib.lines import Line2D
-
-            handles.append(Line2D([], [], marker="*", linestyle="none", markersize=10,
-                                  markerfacecolor="#f5d000", markeredgecolor="#333333",
-                                  label="merge winner"))  # fmt: skip
+        statuses = frame["status"].astype(str).tolist()
+        handles = legend_handles(statuses, wait=bool(wait_bars), winners=bool(stars))
         if handles:
             ax.legend(
                 handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small"
