@@ -15,8 +15,8 @@ Layout (arrows point down only)::
     report.py       DeadlockReport: explain(), graph, timeline, plot(), _repr_html_ (plot.py draws)
     graph.py        wait-for graph analysis: stuck set (greatest fixpoint) and the cycle
     primitives.py   Lock, Semaphore, BoundedSemaphore      channels.py: Event, Condition, Queue
-    base.py         Traced (the base), Holder, Wakers: who could wake a waiter
     shared.py       Shared: a variable whose reads and writes are dependency events
+    base.py         Traced (the base), Holder, Wakers: who could wake a waiter
     trace.py        per-loop registry: trace events, who waits on what
 """
 

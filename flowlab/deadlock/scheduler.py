@@ -58,13 +58,16 @@ class Step:
     """One task step: which task ran, which traced resources it touched, its choice point.
 
     ``reads`` lists the resources of ``resources`` that the step only read (``Shared.get``);
-    every other touch counts as a write.
+    every other touch counts as a write. ``traced_wake`` is True when the step began because a
+    traced primitive granted the task's wait; False when it began after an untraced await
+    (``sleep``, I/O, a plain future, another task) or is the task's first step.
     """
 
     task: int
     resources: tuple[str, ...]
     point: int | None
     reads: tuple[str, ...] = ()
+    traced_wake: bool = False
 
 
 class ExplorerLoop(VirtualTimeLoop):
@@ -81,6 +84,7 @@ class ExplorerLoop(VirtualTimeLoop):
         self.stuck = False
         self.step_limit_hit = False
         self.until: Callable[[], bool] | None = None
+        self.traced_wake: dict[int, bool] = {}  # task -> its next step is a traced wake-up
 
     def create_task(self, coro: Coroutine[Any, Any, Any], **kwargs: Any) -> Task:  # type: ignore[override]
         task = super().create_task(coro, **kwargs)
@@ -174,7 +178,10 @@ class ExplorerLoop(VirtualTimeLoop):
         touched = tuple(dict.fromkeys(e.resource for e in events))
         written = {e.resource for e in events if e.op != "read"}
         reads = tuple(r for r in touched if r not in written)
-        self.steps.append(Step(self.ordinal(chosen), touched, point, reads))
+        number = self.ordinal(chosen)
+        woken = self.traced_wake.get(number, False)
+        self.traced_wake[number] = reg.wait_of(chosen) is not None  # parked on a traced wait
+        self.steps.append(Step(number, touched, point, reads, woken))
 
 
 def preempts(options: list[int], prev: int | None, index: int) -> bool:

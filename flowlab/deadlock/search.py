@@ -19,15 +19,21 @@ replays the shared prefix exactly (runs are deterministic) and continues with th
 
 **Reduction** (``reduce=True``, the ``"dpor"`` strategy) in the style of Flanagan-Godefroid: an
 alternative is added at a choice point only when a later step of another task *conflicts* with
-the step scheduled there. Two steps of different tasks conflict when they touch the same traced
-resource and not both only read it (``Shared.get``). A step that touched nothing traced may have
-used untraced shared state (a plain ``int``, a dict): unless ``assume_traced`` is set it
-conflicts with every step of every other task, so the search degrades toward exhaustive instead
-of missing the bug. What the reduction still assumes is listed by :meth:`Search.assumptions`.
+the step scheduled there and the two may be reordered (vector clocks: it does not already happen
+before). Two steps of different tasks conflict when they touch the same traced resource and not
+both only read it (``Shared.get``). A step may also have used untraced shared state (a plain
+``int``, a dict) -- unless ``assume_traced`` is set, any step that did not begin with a traced
+primitive's wake-up (a task's first step, one after ``sleep``, I/O, a plain future or another
+task) or that touched nothing traced conflicts with every step of every other task, so the
+search degrades toward exhaustive instead of missing the bug. What the reduction still assumes
+is listed by :meth:`Search.assumptions`; ``tests/deadlock/test_dpor_vs_exhaustive.py`` checks
+that it reaches every end state exhaustive search reaches.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flowlab.deadlock.runner import Outcome
@@ -92,8 +98,10 @@ class Search:
                 "primitive or Shared variable were taken to commute"
             ]
         return [
-            "a step that uses a traced primitive touches no untraced shared state (steps that "
-            "touch nothing traced were treated as conflicting with every other step)"
+            "a step that a traced primitive woke and that uses a traced primitive touches no "
+            "untraced shared state (every other step -- a task's first, one after sleep, I/O, "
+            "a plain future or another task, one touching nothing traced -- was treated as "
+            "conflicting with every step of every other task)"
         ]
 
     # ------------------------------------------------------------------ costs
@@ -129,47 +137,79 @@ class Search:
         return False
 
     def _races(self, trace: list[Step]) -> None:
+        """Add a backtrack point for every pair of conflicting steps that may be reordered.
+
+        Vector clocks track happens-before (program order plus conflicts): a conflicting earlier
+        step that already happens before the task's current step cannot be reordered with it
+        (Flanagan-Godefroid), so it adds nothing.
+        """
+        clocks: list[dict[int, int]] = []
+        positions: dict[int, list[int]] = {}  # task -> indices of its steps so far
+        after: dict[int, dict[int, int]] = {}  # task -> clock after its last step
         writer: dict[str, int] = {}  # resource -> last step that wrote it
         readers: dict[str, dict[int, int]] = {}  # resource -> {task: last read since that write}
         last: dict[int, int] = {}  # task -> its last step
-        blind: dict[int, int] = {}  # task -> its last step that touched nothing traced
+        blind: dict[int, int] = {}  # task -> its last step that may touch untraced state
         for i, step in enumerate(trace):
-            untraced = not step.resources and not self.assume_traced
-            if untraced:
-                for task, j in last.items():
-                    if task != step.task:
-                        self._backtrack(trace, j, step.task)
-            else:
-                for task, j in blind.items():
-                    if task != step.task:
-                        self._backtrack(trace, j, step.task)
+            task = step.task
+            untraced = not (step.resources and step.traced_wake) and not self.assume_traced
+            deps = [j for t, j in (last if untraced else blind).items() if t != task]
             for resource in step.resources:
                 w = writer.get(resource)
-                if w is not None and trace[w].task != step.task:
-                    self._backtrack(trace, w, step.task)
-                if resource in step.reads:
-                    readers.setdefault(resource, {})[step.task] = i
-                    continue
-                for task, j in readers.pop(resource, {}).items():
-                    if task != step.task:
-                        self._backtrack(trace, j, step.task)
-                writer[resource] = i
-            last[step.task] = i
-            if untraced:
-                blind[step.task] = i
+                if w is not None and trace[w].task != task:
+                    deps.append(w)
+                if resource not in step.reads:
+                    deps += [j for t, j in readers.get(resource, {}).items() if t != task]
+            mine = after.get(task, {})
+            clock = dict(mine)
+            for j in deps:
+                for t, v in clocks[j].items():
+                    if clock.get(t, 0) < v:
+                        clock[t] = v
+            clock[task] = mine.get(task, 0) + 1
 
-    def _backtrack(self, trace: list[Step], j: int, task: int) -> None:
-        # The choice point that scheduled step j (or the closest one before it).
+            def leads(other: int, j: int, clock: dict[int, int] = clock) -> bool:
+                """Some step of ``other`` after step j happens before this step."""
+                steps = positions.get(other, [])
+                n = bisect.bisect_right(steps, j)
+                return n < len(steps) and clocks[steps[n]][other] <= clock.get(other, 0)
+
+            for j in deps:
+                other = trace[j].task
+                if mine.get(other, 0) < clocks[j][other]:  # j does not happen before us
+                    self._backtrack(trace, j, task, leads)
+            clocks.append(clock)
+            after[task] = clock
+            positions.setdefault(task, []).append(i)
+            for resource in step.resources:
+                if resource in step.reads:
+                    readers.setdefault(resource, {})[task] = i
+                else:
+                    readers.pop(resource, None)
+                    writer[resource] = i
+            last[task] = i
+            if untraced:
+                blind[task] = i
+
+    def _backtrack(
+        self, trace: list[Step], j: int, task: int, leads: Callable[[int, int], bool]
+    ) -> None:
+        """Try ``task`` at the choice point that scheduled step j (or the closest one before).
+
+        When ``task`` was not ready there, try one ready task that has a step after j leading
+        (happens-before) to the racing step -- running it first is how ``task`` gets there
+        sooner -- or, if none does, every ready task (Flanagan-Godefroid).
+        """
         for k in range(j, -1, -1):
             point = trace[k].point
             if point is None or point >= len(self.stack):
                 continue
             node = self.stack[point]
-            wanted = (
-                [node.options.index(task)]
-                if task in node.options
-                else list(range(len(node.options)))
-            )
+            if task in node.options:
+                wanted = [node.options.index(task)]
+            else:
+                first = [n for n, q in enumerate(node.options) if k == j and leads(q, j)][:1]
+                wanted = first or list(range(len(node.options)))
             for i in wanted:
                 if i not in node.todo:
                     node.todo.append(i)
