@@ -48,6 +48,9 @@ def charge(cost: float = 0.0, tokens: int = 0) -> None:
     ------
     ConfigError
         Outside a run, or for negative / non-numeric amounts.
+    ChargeRefused
+        When the calling branch (or the run) has already ended: a thread or task the step left
+        behind cannot charge, so the run's totals always equal the sum of its branch rows.
     UsageLimitExceeded
         When this charge (or an earlier one) crossed the budget.
     """

@@ -230,10 +230,8 @@ class Run:
             live.on_cancel(live)
 
     def charge(self, cost: float, tokens: int, brec: BranchRecord | None) -> None:
-        crossed = self.account.charge(cost, tokens, brec.path if brec else None)
-        if brec is not None:
-            brec.cost = round(brec.cost + cost, 12)
-            brec.tokens += tokens
+        """Charge the run's account and ``brec``'s row at once (see :func:`flowlab.charge`)."""
+        crossed = self.account.charge(cost, tokens, brec.path if brec else None, brec)
         if crossed:
             assert self.loop is not None
             try:
@@ -374,6 +372,7 @@ class Run:
                 if math.isnan(b.finished):
                     b.finished = now
         self.status = status
+        cost, tokens = self.account.close()  # no charge lands after the totals are read
         result = RunResult(
             output=output,
             context=self.context,
@@ -382,8 +381,8 @@ class Run:
             makespan_s=now,
             clock=self.clock,
             recorder=self.recorder,
-            cost=self.account.cost,
-            tokens=self.account.tokens,
+            cost=cost,
+            tokens=tokens,
             pipeline_name=self.pipeline.name,
         )
         if isinstance(error, FlowlabError):

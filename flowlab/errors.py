@@ -10,6 +10,7 @@
     ├── BookkeepingError       what a branch changed could not be diffed or recorded
     ├── StepTimeout            a step, a branch or the whole run ran out of time
     ├── UsageLimitExceeded     a charge crossed the run's shared usage budget
+    ├── ChargeRefused          a charge from a branch (or run) that had already ended
     ├── DeadlockDetected       a watched group of tasks can never make progress again
     └── RunCancelled           the whole run was cancelled (handle.cancel(), an interrupt)
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BookkeepingError",
     "BranchFailed",
+    "ChargeRefused",
     "ConfigError",
     "DeadlockDetected",
     "FlowlabError",
@@ -213,6 +215,15 @@ class UsageLimitExceeded(FlowlabError):
         self.branch = branch
         self.limit = limit
         self.totals = dict(totals or {})
+
+
+class ChargeRefused(FlowlabError):
+    """``fl.charge`` was called for a branch, or a run, that had already ended.
+
+    A sync step cancelled while in its thread, or a task a step spawned and forgot, may go on
+    after its branch ended; its charges are refused (in that thread or task), so a run's totals
+    always equal the sum of its branch rows.
+    """
 
 
 class DeadlockDetected(FlowlabError):

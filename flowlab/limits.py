@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowlab.errors import ConfigError, UsageLimitExceeded
+from flowlab.errors import ChargeRefused, ConfigError, UsageLimitExceeded
 
 __all__ = [
     "AIMD",
@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 LimitListener = Callable[[int, int], None]  # (new_limit, in_flight)
+_OPEN = ("queued", "running")  # branch statuses that may still charge
 
 
 def _check_int(param: str, value: Any, *, minimum: int = 1) -> int:
@@ -360,26 +361,54 @@ class UsageLimits:
 
 @dataclass
 class UsageAccount:
-    """The run's atomic usage account. ``charge`` is safe from worker threads."""
+    """The run's atomic usage account. ``charge`` is safe from worker threads.
+
+    Amounts are added as they come, never rounded (1,000 charges of ``1e-13`` total ``1e-10``).
+    Once closed (:meth:`close`, when the run ends), every charge is refused.
+    """
 
     limits: UsageLimits | None
     cost: float = 0.0
     tokens: int = 0
     charges: int = 0
     breached: UsageLimitExceeded | None = None
+    closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def charge(self, cost: float, tokens: int, branch: str | None) -> bool:
-        """Add a charge; return True if this charge crossed a limit (the first to do so)."""
+    def close(self) -> tuple[float, int]:
+        """Refuse every later charge; return the final ``(cost, tokens)``."""
         with self._lock:
-            self.cost = round(self.cost + cost, 12)
+            self.closed = True
+            return self.cost, self.tokens
+
+    def charge(self, cost: float, tokens: int, branch: str | None, record: Any = None) -> bool:
+        """Add a charge (to ``record``'s ``cost`` and ``tokens`` too, in the same step); return
+        True if this charge crossed a limit (the first to do so).
+
+        Raises
+        ------
+        ChargeRefused
+            After :meth:`close`, or when ``record`` (a branch) has already ended.
+        """
+        with self._lock:
+            if self.closed or (record is not None and record.status not in _OPEN):
+                who = f"branch {branch!r}" if record is not None else "the run"
+                raise ChargeRefused(
+                    f"fl.charge(cost={cost:g}, tokens={tokens}) refused: {who} has already "
+                    "ended, so the charge would not be in its totals. HINT: charge inside the "
+                    "step, before it returns; a thread or task it leaves behind cannot charge."
+                )
+            self.cost += cost
             self.tokens += tokens
             self.charges += 1
+            if record is not None:
+                record.cost += cost
+                record.tokens += tokens
             if self.breached is not None or self.limits is None:
                 return False
             lim = self.limits
             which = None
-            if lim.cost is not None and self.cost > lim.cost + 1e-12:
+            if lim.cost is not None and self.cost > lim.cost * (1 + 1e-9):  # float slack only
                 which = "cost"
             elif lim.tokens is not None and self.tokens > lim.tokens:
                 which = "tokens"

@@ -391,3 +391,87 @@ def test_cancelling_a_branch_no_step_declares_is_a_config_error() -> None:
         "alpha": "ok",
         "beta": "cancelled",
     }
+
+
+# ---- 7. charges: exact totals, none after a branch ended --------------------------------------
+def test_a_thousand_tiny_charges_add_up() -> None:
+    async def tiny(data: Any, ctx: Ctx) -> None:
+        for _ in range(1000):
+            fl.charge(cost=1e-13, tokens=1)
+
+    result = watched(fl.Parallel({"a": tiny, "b": tiny}), Ctx())
+    assert result.branches["cost"].tolist() == pytest.approx([1e-10, 1e-10], rel=1e-9)
+    assert result.cost == pytest.approx(2e-10, rel=1e-9)
+    assert result.cost == pytest.approx(result.branches["cost"].sum(), rel=1e-12)
+    assert result.tokens == 2000 == result.branches["tokens"].sum()
+
+
+def test_a_tiny_budget_is_breached_by_tiny_charges() -> None:
+    async def tiny(data: Any, ctx: Ctx) -> None:
+        for _ in range(1000):
+            fl.charge(cost=1e-13)
+            await asyncio.sleep(0)
+
+    result = watched(fl.Parallel({"a": tiny}), Ctx(), usage=fl.UsageLimits(cost=5e-11))
+    assert result.status == "usage_limit_exceeded"
+    assert result.cost == pytest.approx(5.1e-11, rel=1e-6)  # the crossing charge counts
+
+
+def test_a_charge_from_a_task_that_outlives_its_branch_is_refused() -> None:
+    refused: list[BaseException] = []
+    forgotten: list[asyncio.Task[None]] = []
+
+    async def spawner(data: Any, ctx: Ctx) -> None:
+        fl.charge(cost=0.25)
+
+        async def later() -> None:  # runs in the branch's context, after the branch ended
+            await asyncio.sleep(1)
+            try:
+                fl.charge(cost=0.25)
+            except fl.FlowlabError as err:
+                refused.append(err)
+
+        forgotten.append(asyncio.ensure_future(later()))
+
+    async def slow(data: Any, ctx: Ctx) -> None:
+        await asyncio.sleep(3)
+
+    result = watched(fl.Parallel({"a": spawner, "b": slow}, name="fan"), Ctx())
+    assert len(refused) == 1
+    assert "'fan:a'" in str(refused[0]) and "ended" in str(refused[0])
+    assert result.cost == 0.25 == result.branches["cost"].sum()
+
+
+def test_a_cancelled_sync_step_that_charges_from_its_thread_is_refused() -> None:
+    import threading
+
+    release, charged = threading.Event(), threading.Event()
+    refused: list[BaseException] = []
+
+    def blocking(data: Any, ctx: Ctx) -> None:  # a sync step: runs in a worker thread
+        release.wait(WATCHDOG_S)
+        try:
+            fl.charge(cost=0.25)
+        except fl.FlowlabError as err:
+            refused.append(err)
+        finally:
+            charged.set()
+
+    async def cancel_then_release(data: Any, ctx: Ctx) -> None:
+        # (virtual time stands still while a thread works: no sleeps here)
+        for _ in range(3):
+            await asyncio.sleep(0)  # a is in its thread by now
+        run = current_run()
+        assert run is not None
+        run.cancel("a")
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.to_thread(charged.wait, WATCHDOG_S)  # the thread's charge is over
+        fl.charge(cost=0.5)
+
+    result = watched(fl.Parallel({"a": blocking, "b": cancel_then_release}), Ctx())
+    rows = result.branches.set_index("branch")
+    assert rows.loc["a", "status"] == "cancelled"
+    assert len(refused) == 1
+    assert rows["cost"].tolist() == [0.0, 0.5]
+    assert result.cost == 0.5 == rows["cost"].sum()
