@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from stress_gen import (
     Journal,
     LeafSpec,
@@ -203,11 +204,13 @@ class Contribution:
     total: int = 0
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
     seen: set[str] = field(default_factory=set)
+    docs: set[str] = field(default_factory=set)
 
     def add(self, other: Contribution) -> None:
         self.total += other.total
         self.counts.update(other.counts)
         self.seen |= other.seen
+        self.docs |= other.docs
 
 
 def contribution(node: Node, status: dict[tuple[str, str], str]) -> Contribution:
@@ -217,6 +220,7 @@ def contribution(node: Node, status: dict[tuple[str, str], str]) -> Contribution
         out.total = node.delta
         out.counts[node.key] = node.delta
         out.seen = {node.name}
+        out.docs = {node.name}
     elif isinstance(node, SeqSpec):
         for p in node.parts:
             out.add(contribution(p, status))
@@ -232,6 +236,8 @@ def contribution(node: Node, status: dict[tuple[str, str], str]) -> Contribution
                 out.counts = collections.Counter()
             if "seen" not in keys:
                 out.seen = set()
+            if "docs" not in keys:
+                out.docs = set()
     return out
 
 
@@ -294,7 +300,7 @@ def check(out: Outcome) -> None:
     assert out.probe.finished_run == [r.status]
 
     # -- the caller's context is never mutated -------------------------------------------------
-    assert out.ctx.model_dump() == out.snapshot
+    assert _equal(out.ctx.model_dump(), out.snapshot)
 
     # -- exactly one final status per branch --------------------------------------------------
     status: dict[tuple[str, str], str] = {}
@@ -464,6 +470,14 @@ def check(out: Outcome) -> None:
     assert len(ctx.seen) == len(set(ctx.seen)), ctx.seen
     assert set(ctx.seen) == set(base.seen) | expect.seen
     assert expect.seen <= set(journal.completed)
+    # numpy values: the RAG-shaped docs merge by id, each with its own array; the array no leaf
+    # writes is never written back (no phantom writer, no diff row)
+    ids = [d["id"] for d in ctx.docs]
+    assert len(ids) == len(set(ids)) and set(ids) == expect.docs, (ids, expect.docs)
+    for d in ctx.docs:
+        assert np.array_equal(d["emb"], np.full(2, leaves_by_name[d["id"]].delta)), d
+    assert np.array_equal(ctx.emb, np.arange(3)) and ctx.emb.dtype == np.arange(3).dtype
+    assert "emb" not in set(r.diffs["path"].tolist()) if len(r.diffs) else True
 
     # -- usage: exact totals, per branch, and breach iff over budget --------------------------------
     cents = sum(c for _, _, c, _ in journal.charges)
@@ -552,6 +566,17 @@ def check(out: Outcome) -> None:
                 before, after = diff_rows[(m["step"], w, mp)]
                 deltas += (after or 0) - (before or 0)
             assert m["after"] == m["before"] + deltas, m
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Plain equality, numpy arrays by ``array_equal`` (an independent check, not flowlab's)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _na(value: Any) -> bool:

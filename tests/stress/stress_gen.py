@@ -16,8 +16,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import numpy as np
 from hypothesis import strategies as st
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import flowlab as fl
 from flowlab.merge import STRATEGIES
@@ -36,17 +37,27 @@ __all__ = [
 ]
 
 KEYS = ("k0", "k1", "k2")
-FIELDS = ("total", "counts", "seen", "note", "ceiling")
+FIELDS = ("total", "counts", "seen", "note", "ceiling", "docs", "emb")
+
+
+def _emb() -> Any:
+    return np.arange(3)
 
 
 class SCtx(BaseModel):
-    """The stress context: two Sum fields, a Union list, a plain field, and a validated ceiling."""
+    """The stress context: two Sum fields, a Union list, a plain field, a validated ceiling, and
+    numpy values: ``docs`` (the RAG shape, a list of dicts holding arrays, upserted by id; every
+    leaf that completes adds one) and ``emb`` (an array no leaf writes: never a phantom write)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     total: Annotated[int, fl.merge.Sum()] = 0
     counts: Annotated[dict[str, int], fl.merge.Sum()] = {}
     seen: Annotated[list[str], fl.merge.Union()] = []
     note: str = ""
     ceiling: int = 10**9
+    docs: Annotated[list[dict[str, Any]], fl.merge.Upsert(key="id")] = []
+    emb: Any = Field(default_factory=_emb)
 
     @model_validator(mode="after")
     def _under_ceiling(self) -> SCtx:
@@ -192,6 +203,7 @@ def _leaf_fn(leaf: LeafSpec, journal: Journal) -> Any:
         ctx.total += leaf.delta
         ctx.counts[leaf.key] = ctx.counts.get(leaf.key, 0) + leaf.delta
         ctx.seen.append(leaf.name)
+        ctx.docs.append({"id": leaf.name, "emb": np.full(2, leaf.delta)})
         if leaf.note:
             ctx.note = leaf.name
         journal.completed.append(leaf.name)
