@@ -107,7 +107,7 @@ class Exploration:
             raise ConfigError("this Exploration has no target to replay.")
         choices = decode(schedule)
         outcome: Outcome = _in_thread(
-            lambda: run_schedule(fn, _forced(choices), max_steps=self._max_steps)
+            lambda: run_schedule(fn, _forced(choices), max_steps=self._max_steps, lines=True)
         )
         return outcome
 
@@ -206,7 +206,9 @@ def replay(
     """Run ``target`` under ``schedule`` (a string from :func:`explore`) exactly once."""
     fn, _ = resolve(target, fixed)
     choices = decode(schedule)
-    return _in_thread(lambda: run_schedule(fn, _forced(choices), max_steps=max_steps))  # type: ignore[no-any-return]
+    return _in_thread(  # type: ignore[no-any-return]
+        lambda: run_schedule(fn, _forced(choices), max_steps=max_steps, lines=True)
+    )
 
 
 def minimize(

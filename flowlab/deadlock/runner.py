@@ -27,6 +27,7 @@ from flowlab.deadlock.scheduler import (
     ExplorerLoop,
     Step,
     encode,
+    label,
     preempts,
 )
 from flowlab.deadlock.trace import TraceEvent, registry_for
@@ -81,12 +82,36 @@ class Outcome:
         return [self.task_names[s.task] for s in self.trace]
 
     def explain(self) -> str:
-        head = f"Schedule {self.schedule!r}: {self.status} after {self.steps} steps."
+        """One paragraph: schedule, status, steps, preemptions, and the report or the error."""
+        head = (
+            f"Schedule {self.schedule!r}: {self.status} after {self.steps} steps "
+            f"({self.preemptions} preemption{'s' * (self.preemptions != 1)})."
+        )
         if self.report is not None:
             return head + " " + self.report.explain()
         if self.error is not None:
             return head + f" {type(self.error).__name__}: {self.error}"
         return head
+
+    def narrate(self) -> str:
+        """Which task ran between switches and the line where it stopped, one line per turn.
+
+        Lines are known for replayed runs (``replay``, ``Exploration.replay``, ``shrink``);
+        ``"?"`` otherwise.
+        """
+        turns: list[str] = []
+        i = 0
+        while i < len(self.trace):
+            j = i
+            while j + 1 < len(self.trace) and self.trace[j + 1].task == self.trace[i].task:
+                j += 1
+            name = self.task_names[self.trace[i].task]
+            where = self.trace[j].where or "?"
+            stop = "finished" if where == "end" else f"stopped at {where}"
+            count = j - i + 1
+            turns.append(f"{len(turns) + 1}. {name} ran {count} step{'s' * (count > 1)}, {stop}")
+            i = j + 1
+        return "\n".join([self.explain(), *turns])
 
     def __repr__(self) -> str:
         return f"<Outcome {self.status} schedule={self.schedule!r} steps={self.steps}>"
@@ -112,9 +137,15 @@ def resolve(target: Any, fixed: bool) -> tuple[Fn, str]:
     )
 
 
-def run_schedule(fn: Fn, chooser: Chooser, *, max_steps: int = 20_000) -> Outcome:
-    """Run ``fn()`` once on a fresh explorer loop, ``chooser`` deciding every choice point."""
-    loop = ExplorerLoop(chooser, max_steps=max_steps)
+def run_schedule(
+    fn: Fn, chooser: Chooser, *, max_steps: int = 20_000, lines: bool = False
+) -> Outcome:
+    """Run ``fn()`` once on a fresh explorer loop, ``chooser`` deciding every choice point.
+
+    ``lines=True`` records the source line each task stopped at after each step (slower; replays
+    use it so :meth:`Outcome.narrate` can tell the story).
+    """
+    loop = ExplorerLoop(chooser, max_steps=max_steps, lines=lines)
 
     async def call() -> Any:
         return await fn()
@@ -141,7 +172,7 @@ def _outcome(loop: ExplorerLoop, main: asyncio.Task[Any]) -> Outcome:
         "steps": len(loop.steps),
         "points": list(loop.points),
         "trace": list(loop.steps),
-        "task_names": [t.get_name() for t in loop.tasks],
+        "task_names": [label(t, i) for i, t in enumerate(loop.tasks)],
         "events": list(registry_for(loop).events),
     }
     if main.done():

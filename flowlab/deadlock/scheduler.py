@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from flowlab.errors import ConfigError
 __all__ = ["ChoicePoint", "Chooser", "ExplorerLoop", "Step", "decode", "encode", "preempts"]
 
 Task = asyncio.Task[Any]
+_SKIP = (os.path.dirname(asyncio.__file__), os.path.dirname(os.path.abspath(__file__)))
 Chooser = Callable[[int, list[int], int | None], int]
 
 
@@ -60,7 +62,8 @@ class Step:
     ``reads`` lists the resources of ``resources`` that the step only read (``Shared.get``);
     every other touch counts as a write. ``traced_wake`` is True when the step began because a
     traced primitive granted the task's wait; False when it began after an untraced await
-    (``sleep``, I/O, a plain future, another task) or is the task's first step.
+    (``sleep``, I/O, a plain future, another task) or is the task's first step. ``where`` is the
+    line the task stopped at after the step (recorded on replays, see :func:`suspended_at`).
     """
 
     task: int
@@ -68,15 +71,17 @@ class Step:
     point: int | None
     reads: tuple[str, ...] = ()
     traced_wake: bool = False
+    where: str = ""
 
 
 class ExplorerLoop(VirtualTimeLoop):
     """Runs one ready handle per iteration; ``chooser(point_no, options, prev) -> index``."""
 
-    def __init__(self, chooser: Chooser, *, max_steps: int = 20_000) -> None:
+    def __init__(self, chooser: Chooser, *, max_steps: int = 20_000, lines: bool = False) -> None:
         super().__init__()
         self.chooser = chooser
         self.max_steps = max_steps
+        self.lines = lines  # record where each task stopped after each step (for narratives)
         self.tasks: list[Task] = []
         self.ordinals: dict[Task, int] = {}
         self.points: list[ChoicePoint] = []
@@ -181,7 +186,35 @@ class ExplorerLoop(VirtualTimeLoop):
         number = self.ordinal(chosen)
         woken = self.traced_wake.get(number, False)
         self.traced_wake[number] = reg.wait_of(chosen) is not None  # parked on a traced wait
-        self.steps.append(Step(number, touched, point, reads, woken))
+        where = suspended_at(chosen) if self.lines else ""
+        self.steps.append(Step(number, touched, point, reads, woken, where))
+
+
+def suspended_at(task: Task) -> str:
+    """``"file.py:12 (func)"``: the innermost user line where ``task`` now waits, or ``"end"``."""
+    if task.done():
+        return "end"
+    frames = []
+    coro: Any = task.get_coro()
+    while coro is not None:  # follow the await chain down to the innermost coroutine
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    for frame in reversed(frames):
+        path = frame.f_code.co_filename
+        if not path.startswith(_SKIP):
+            return f"{os.path.basename(path)}:{frame.f_lineno} ({frame.f_code.co_name})"
+    return "?"
+
+
+def label(task: Task, ordinal: int) -> str:
+    """The task's name, or for an unnamed one (``Task-12``) its coroutine's name and ordinal."""
+    name = task.get_name()
+    if name.startswith("Task-") and name[5:].isdigit():
+        coro = task.get_coro()
+        return f"{getattr(coro, '__name__', 'task')}#{ordinal}"
+    return name
 
 
 def preempts(options: list[int], prev: int | None, index: int) -> bool:

@@ -10,7 +10,8 @@ with ``preemption_bound=0``, then 1, 2, ... up to the failing schedule's own cou
 bound at which a run fails *the same way* (same status, same exception type) is the fewest
 preemptions that can show the failure -- the search below it covered every schedule, so none
 with fewer exists. Among the failing runs at that bound the one with the fewest steps is
-returned; its ``schedule`` replays it exactly, like any other.
+returned, re-run with source lines so that ``narrate()`` tells its story; its ``schedule``
+replays it exactly, like any other.
 
 If ``max_schedules`` runs out before a bound is finished, the best failure seen so far is
 returned (it may not be minimal); if none was seen, the original outcome is returned.
@@ -22,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from flowlab.deadlock.runner import Outcome, run_schedule
+from flowlab.deadlock.scheduler import Chooser
 from flowlab.deadlock.search import Search
 
 __all__ = ["fewest_preemptions", "same_failure"]
@@ -58,4 +60,11 @@ def fewest_preemptions(
                 break
         if best is not None or not complete:
             break
-    return best if best is not None else failing
+    if best is None:
+        return failing
+    again = run_schedule(fn, _forced(best.choices), max_steps=max_steps, lines=True)
+    return again if same_failure(again, best) else best
+
+
+def _forced(prefix: list[int]) -> Chooser:
+    return lambda point, options, prev: prefix[point] if point < len(prefix) else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -51,3 +52,26 @@ def test_shrink_without_a_failure_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="nothing to shrink"):
         ok.shrink()
     assert dl.minimize(transfers, "").status == "ok"  # FIFO passes: nothing to shrink
+
+
+def _line(fn: object, text: str, after: str = "") -> int:
+    lines, start = inspect.getsourcelines(fn)  # type: ignore[arg-type]
+    skip = next(i for i, line in enumerate(lines) if after in line) if after else 0
+    return start + next(i for i, line in enumerate(lines) if i >= skip and text in line)
+
+
+def test_a_shrunk_failure_tells_its_story_with_source_lines() -> None:
+    small = explore(late_counter, strategy="random", seed=0, stop_on_first=True).shrink()
+    window = _line(late_counter, "await asyncio.sleep(0)", after="seen = count")
+    gather = _line(late_counter, "await asyncio.gather")
+    story = small.narrate().splitlines()
+    head = "Schedule '0*2.1*5': failed after 10 steps (1 preemption). AssertionError: lost update"
+    assert story[0].startswith(head)
+    assert story[-5:] == [
+        f"1. main ran 1 step, stopped at test_preemption.py:{gather} (late_counter)",
+        f"2. add#1 ran 1 step, stopped at test_preemption.py:{window} (add)",
+        "3. add#2 ran 6 steps, finished",  # the preemption: add#2 reads before add#1 writes
+        "4. add#1 ran 1 step, finished",
+        "5. main ran 1 step, finished",
+    ]
+    assert small.interleaving == ["main", "add#1", *["add#2"] * 6, "add#1", "main"]
