@@ -114,13 +114,16 @@ def _deadlines(loop: asyncio.AbstractEventLoop) -> dict[Task, float]:
     return out
 
 
-def _descends(task: Task, roots: list[Task], reg: Registry) -> bool:
-    seen: Task | None = task
-    while seen is not None:
-        if seen in roots:
-            return True
-        seen = reg.parents.get(seen)
-    return False
+def _descendants(roots: list[Task], kids: dict[Task, list[Task]]) -> list[Task]:
+    """Every task created (directly or not) by one of ``roots``, breadth first."""
+    out: list[Task] = []
+    queue = list(roots)
+    while queue:
+        for child in kids.get(queue.pop(0), ()):
+            if child not in out and child not in roots:
+                out.append(child)
+                queue.append(child)
+    return out
 
 
 def _awaited(task: Task, members: dict[Task, None]) -> list[Task] | None:
@@ -137,7 +140,11 @@ def _awaited(task: Task, members: dict[Task, None]) -> list[Task] | None:
 
 
 def _node(
-    task: Task, reg: Registry, members: dict[Task, None], by_name: dict[str, list[Task]]
+    task: Task,
+    reg: Registry,
+    members: dict[Task, None],
+    by_name: dict[str, list[Task]],
+    kids: dict[Task, list[Task]],
 ) -> _Node | None:
     wait = reg.wait_of(task)
     name = task.get_name()
@@ -158,9 +165,7 @@ def _node(
             if not found:
                 known = False  # declared waker not in sight yet: it might still come
             named.extend(found or ())
-        helpers = (
-            [t for t in members if t not in named and _descends(t, named, reg)] if named else []
-        )
+        helpers = _descendants(named, kids)
         warning = ""
         for t in wk.observed:
             if wk.declared and t not in named and t not in helpers:
@@ -229,13 +234,18 @@ def _find_cycle(start: Task, succ: dict[Task, list[Task]]) -> list[Task] | None:
 def analyze(group: list[Task], reg: Registry) -> Analysis:
     """Find the tasks of ``group`` that can never make progress (see the module docstring)."""
     members: dict[Task, None] = dict.fromkeys(group)
+    kids: dict[Task, list[Task]] = {}
+    for t in group:
+        parent = reg.parents.get(t)
+        if parent is not None:
+            kids.setdefault(parent, []).append(t)
     universe = list(group) + [t for t in reg.blocked if t not in members]
     by_name: dict[str, list[Task]] = {}
     for t in universe:
         by_name.setdefault(t.get_name(), []).append(t)
     nodes: dict[Task, _Node] = {}
     for t in universe:
-        if not t.done() and (node := _node(t, reg, members, by_name)) is not None:
+        if not t.done() and (node := _node(t, reg, members, by_name, kids)) is not None:
             nodes[t] = node
     deadlines = _deadlines(reg.loop) if nodes else {}
     stuck = _fixpoint(nodes, group, [t for t in nodes if t not in deadlines])
