@@ -68,6 +68,8 @@ class Exploration:
         ``"dpor"`` that is a reduced space: see ``assumptions``).
     assumptions : list of str
         What a reduced search took for granted; empty for ``"exhaustive"``.
+    bounds : str
+        The bounds the search ran within, e.g. ``"preemption bound 2"`` (``""``: none).
     first_failure : Outcome or None
         The first run that deadlocked or failed, with its schedule and report.
     """
