@@ -135,8 +135,9 @@ def same(a: Any, b: Any) -> bool:
 
     * numpy arrays by ``numpy.array_equal`` (and dtype), pandas objects by ``.equals`` — only
       when those modules are already imported (they never are by flowlab);
-    * dicts, lists and tuples item by item with these same rules (so a dict holding arrays
-      compares its arrays as arrays);
+    * dicts, lists and tuples by ``==`` when it says equal (C speed for plain data), else item
+      by item with these same rules (so a dict holding arrays compares its arrays as arrays);
+      inside a container that ``==`` calls equal, ``True`` and ``1`` are not told apart;
     * an object whose ``==`` raises, or is the default identity test, by its attributes
       (``__dict__`` / ``__slots__``), as a deep copy of it should be equal to it;
     * NaN equals NaN (an untouched float field is not a change).
@@ -166,6 +167,12 @@ def _same(a: Any, b: Any, depth: int) -> bool:
         return a == b or (ta is float and a != a and b != b)
     if depth > _MAX_DEPTH:
         return False
+    if isinstance(a, (dict, list, tuple)):
+        try:  # plain data (the common case): one C-level comparison
+            if a == b:
+                return True
+        except Exception:
+            pass
     if isinstance(a, dict):
         if len(a) != len(b):
             return False
