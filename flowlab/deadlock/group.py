@@ -81,6 +81,16 @@ class _Hub:
 
 
 class WatchGroup:
+    """The tasks of one ``watch`` / ``supervise`` call and what their checks found.
+
+    Parameters
+    ----------
+    loop : asyncio.AbstractEventLoop
+        The loop the group runs on (its registry is the group's source of waits).
+    policy : {"raise", "cancel_stuck", "report"}
+        What a detection does (validated by :func:`~flowlab.deadlock.detector.supervise`).
+    """
+
     def __init__(self, loop: asyncio.AbstractEventLoop, policy: str = "raise") -> None:
         self.loop = loop
         self.policy = policy
@@ -99,6 +109,7 @@ class WatchGroup:
         self._timed: list[str] = []
 
     def add(self, task: Task) -> None:
+        """Make ``task`` a member: its end and its being awaited trigger checks."""
         self.tasks.append(task)
         self.members[task] = None
         if isinstance(task, _WatchedTask):
@@ -106,6 +117,7 @@ class WatchGroup:
         task.add_done_callback(self._on_done)
 
     def poke(self, _task: object = None) -> None:
+        """Schedule one check (coalesced) at the end of the current loop iteration."""
         if not self.scheduled and (self.report is None or self.policy != "raise"):
             self.scheduled = True
             self.loop.call_soon(self._check)
@@ -180,6 +192,7 @@ class WatchGroup:
         return [t.get_name() for t in self.tasks]
 
     def finished(self) -> bool:
+        """True when ``supervise`` may stop waiting (see the module docstring)."""
         if self.error is not None or all(t.done() for t in self.tasks):
             return True
         if self.report is None or self.policy == "raise":
@@ -240,6 +253,7 @@ def detected(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 def hub(loop: asyncio.AbstractEventLoop) -> _Hub:
+    """The loop's hub (created on first use): its active groups and task factory."""
     hub = _HUBS.get(loop)
     if hub is None:
         hub = _HUBS[loop] = _Hub(loop)
