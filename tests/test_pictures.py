@@ -140,3 +140,104 @@ def test_timelines_hide_row_labels_that_would_not_fit() -> None:
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert 0 < len(labels) < 40  # every n-th row, never 40 labels in 3 inches
     assert labels[0] == "b0"
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _frame(rows: list[tuple[Any, Any, float]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame([{"merge": a, "cap": b, "makespan_s": y} for a, b, y in rows])
+
+
+def _series(ax: Any) -> dict[str, list[tuple[float, float]]]:
+    """Each legend entry's drawn points, ``(x, y)`` in data coordinates."""
+    out = {}
+    for c in ax.containers:
+        line = c.lines[0]
+        out[c.get_label()] = list(
+            zip(map(float, line.get_xdata()), map(float, line.get_ydata()), strict=True)
+        )
+    return out
+
+
+def test_compare_draws_points_not_lines_across_categories() -> None:
+    rows = [
+        (m, cap, t) for m, t in (("overwrite", 4.0), ("deep", 5.0), ("sum", 4.5)) for cap in (1, 2)
+    ]
+    ax = plot.compare(_frame(rows), x="merge", hue="cap", ax=Figure().add_subplot())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["overwrite", "deep", "sum"]
+    for c in ax.containers:
+        line = c.lines[0]
+        assert line.get_linestyle() == "None"  # nothing joins "overwrite" to "deep"
+        assert line.get_marker() not in (None, "None", "")
+
+
+def test_compare_dodges_series_that_coincide_so_each_is_visible() -> None:
+    # makespan does not depend on the merge strategy: three identical series
+    rows = [(m, cap, 8.0 / cap) for m in ("overwrite", "deep", "sum") for cap in (1, 2, 4)]
+    ax = plot.compare(_frame(rows), x="cap", hue="merge", ax=Figure().add_subplot())
+    series = _series(ax)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["overwrite", "deep", "sum"]
+    for k in range(3):  # at each cap the three points sit apart, none hidden under another
+        points = {s[k] for s in series.values()}
+        assert len(points) == 3
+        assert {round(y, 9) for _, y in points} == {8.0 / (1, 2, 4)[k]}
+    markers = {c.lines[0].get_marker() for c in ax.containers}
+    assert len(markers) == 3  # and each series has its own marker
+
+
+def test_compare_leaves_series_that_do_not_coincide_in_place() -> None:
+    rows = [
+        (m, cap, base / cap) for m, base in (("overwrite", 8.0), ("deep", 16.0)) for cap in (1, 2)
+    ]
+    ax = plot.compare(_frame(rows), x="cap", hue="merge", ax=Figure().add_subplot())
+    assert {name: [x for x, _ in pts] for name, pts in _series(ax).items()} == {
+        "overwrite": [1.0, 2.0], "deep": [1.0, 2.0],
+    }  # fmt: skip
+
+
+def test_compare_gives_an_integer_axis_integer_ticks() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"cap": pd.array([1, 2, 1, 2], dtype="Int64"), "merge": ["a", "a", "b", "b"],
+                          "makespan_s": [4.0, 2.0, 4.0, 2.0], "peak_concurrency": [1, 2, 1, 2]})  # fmt: skip
+    ax = plot.compare(frame, x="cap", y="peak_concurrency", hue="merge", ax=Figure().add_subplot())
+    ax.figure.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2"]
+    assert list(ax.get_xticks()) == [1.0, 2.0]
+    lo, hi = ax.get_ylim()
+    yticks = [t for t in ax.get_yticks() if lo <= t <= hi]
+    assert yticks and all(float(t).is_integer() for t in yticks)
+
+
+def test_compare_sorts_numeric_x_with_no_cap_last() -> None:
+    import pandas as pd
+
+    caps = [2, 1, 3, 4, 5, None]  # the order runs happened in
+    frame = pd.DataFrame(
+        {"cap": pd.array(caps, dtype="Int64"), "makespan_s": [3.0, 6.0, 2.0, 1.5, 1.2, 1.0]}
+    )
+    ax = plot.compare(frame, x="cap", hue=False, ax=Figure().add_subplot())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4", "5", "none"]
+    (points,) = _series(ax).values()
+    assert [y for _, y in points] == [6.0, 3.0, 2.0, 1.5, 1.2, 1.0]
+    assert [x for x, _ in points] == sorted(x for x, _ in points)
+
+
+def test_cmp_plot_of_a_real_sweep_is_honest() -> None:
+    pipe = fl.Parallel({f"b{i}": work(1.0) for i in range(4)}, name="fan")
+    cmp = fl.compare(pipe, Ctx(), grid={"merge": ["overwrite", "deep", "accumulate"],
+                                        "max_concurrency": [1, 2, None]}, clock="virtual")  # fmt: skip
+    ax = cmp.plot(ax=Figure().add_subplot())
+    ax.figure.canvas.draw()
+    assert ax.get_xlabel() == "max_concurrency"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "none"]
+    series = _series(ax)
+    assert list(series) == ["overwrite", "deep", "accumulate"]
+    for k in range(3):
+        assert len({pts[k] for pts in series.values()}) == 3  # identical makespans, all visible
+    by_merge = plot.compare(cmp, x="merge", hue="max_concurrency", ax=Figure().add_subplot())
+    assert all(c.lines[0].get_linestyle() == "None" for c in by_merge.containers)
+    assert [t.get_text() for t in by_merge.get_legend().get_texts()] == ["1", "2", "none"]
