@@ -123,8 +123,9 @@ class WatchGroup:
             self.loop.call_soon(self._check)
 
     def _on_done(self, task: Task) -> None:
-        if self.error is None and not task.cancelled() and task.exception() is not None:
-            self.error = task.exception()
+        err = None if task.cancelled() else task.exception()  # retrieved: no "never retrieved"
+        if self.error is None and err is not None:
+            self.error = err
         elif not all(t.done() for t in self.tasks):
             self.poke()
         self._wake()

@@ -159,3 +159,26 @@ def test_an_undeclared_event_cycle_says_why_it_was_found_late() -> None:
     assert report.detected_at == 1.0  # when the bystander finished, not before
     assert "HINT: any task could have woken Event 'never'" in report.explain()
     assert "setters=" in report.explain()
+
+
+def test_two_failing_tasks_leave_no_never_retrieved_noise() -> None:
+    import gc
+
+    seen: list[str] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: seen.append(context["message"])
+        )
+
+        async def boom(name: str) -> None:
+            await asyncio.sleep(0)
+            raise ValueError(name)
+
+        with pytest.raises(ValueError, match="a"):
+            await dl.watch(boom("a"), boom("b"))
+        gc.collect()
+
+    run_virtual(main())
+    gc.collect()
+    assert seen == []
