@@ -194,7 +194,13 @@ class DeadlockReport:
                 body += f" ({', '.join(finished)} already finished)"
         else:
             verb = "release" if w.relation == "held by" else _VERBS.get(w.relation, ("", "wake"))[1]
-            body = f", which no live task of the group is left to {verb}"
+            blocked = [n for n in self.stuck if n != w.task]
+            body = (
+                f", which no task of the group that can still run is left to {verb} "
+                f"({', '.join(blocked)} blocked, the rest finished)"
+                if blocked
+                else f", which no live task of the group is left to {verb}"
+            )
             if w.learned:
                 body += f" (in earlier runs: {', '.join(w.learned)})"
         return (

@@ -182,3 +182,30 @@ def test_two_failing_tasks_leave_no_never_retrieved_noise() -> None:
     run_virtual(main())
     gc.collect()
     assert seen == []
+
+
+def test_no_live_task_is_said_only_when_true() -> None:
+    async def main() -> dl.DeadlockReport:
+        ev = dl.Event(name="never")
+        a, b = dl.Lock(name="A"), dl.Lock(name="B")
+
+        async def waiter() -> None:
+            await ev.wait()
+
+        async def crossed(first: dl.Lock, second: dl.Lock) -> None:
+            async with first:
+                await asyncio.sleep(1)
+                async with second:
+                    ev.set()
+
+        _, report = await dl.supervise(
+            waiter(), crossed(a, b), crossed(b, a), names=["waiter", "one", "two"]
+        )
+        return report
+
+    text = run_virtual(main()).explain()
+    assert "no live task" not in text  # one and two are alive, only blocked
+    assert (
+        "task waiter waits for Event 'never', which no task of the group that can still run is "
+        "left to set (one, two blocked, the rest finished)"
+    ) in text
