@@ -168,10 +168,10 @@ def _same(a: Any, b: Any, depth: int) -> bool:
     if depth > _MAX_DEPTH:
         return False
     if isinstance(a, (dict, list, tuple)):
-        try:  # plain data (the common case): one C-level comparison
+        try:  # plain data (the common case): one C-level comparison, then the items' types
             if a == b:
-                return True
-        except Exception:
+                return _same_types(a, b, depth)
+        except Exception:  # an item's == raised: compared item by item below
             pass
     if isinstance(a, dict):
         if len(a) != len(b):
@@ -197,6 +197,24 @@ def _same(a: Any, b: Any, depth: int) -> bool:
         except Exception:
             pass
     return _same_attributes(a, b, depth)
+
+
+def _same_types(a: Any, b: Any, depth: int) -> bool:
+    """For containers ``==`` calls equal: whether their items also have the same types
+    (``[True] == [1]``), checked per level at C speed, recursing only into non-scalar items."""
+    if isinstance(a, dict):
+        left, right = list(a.values()), [b[k] for k in a]
+    else:
+        left, right = list(a), list(b)
+    kinds = list(map(type, left))
+    if kinds != list(map(type, right)):
+        return all(_same(x, y, depth + 1) for x, y in zip(left, right, strict=True))
+    scalars = _SCALARS
+    return all(
+        _same(x, y, depth + 1)
+        for x, y, kind in zip(left, right, kinds, strict=True)
+        if kind not in scalars
+    )
 
 
 def _identity_eq(kind: type) -> bool:
