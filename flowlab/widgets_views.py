@@ -36,6 +36,7 @@ __all__ = [
     "figure",
     "history_html",
     "merges_html",
+    "mixed_html",
     "png",
     "result_displays",
     "summary_html",
@@ -44,6 +45,7 @@ __all__ = [
 _BOX = "padding:6px 10px;margin:4px 0;border-radius:4px;"
 ERROR_STYLE = _BOX + "background:#fdecea;border-left:4px solid #c62828;color:#5f2120;"
 NOTE_STYLE = _BOX + "background:#eef4fb;border-left:4px solid #1565c0;"
+WARN_STYLE = _BOX + "background:#fff8e1;border-left:4px solid #f9a825;"
 
 
 def clear(out: Any) -> None:
@@ -175,6 +177,28 @@ def error_html(err: BaseException, *, title: str = "The run failed") -> HTML:
 def note_html(text: str) -> HTML:
     """An escaped notice box."""
     return _html(f"<div class='flowlab-note' style='{NOTE_STYLE}'>{html.escape(text)}</div>")
+
+
+def mixed_html(groups: Sequence[tuple[str, dict[str, list[str]]]], *, limit: int = 6) -> HTML:
+    """A warning listing the plotted points that pool runs with different other settings.
+
+    ``groups`` holds ``(point, {column: [values]})``, e.g.
+    ``("fanout.max_concurrency = 4", {"fanout.cap": ["fixed", "aimd"]})``.
+    """
+    items = "".join(
+        f"<li>{html.escape(point)} mixes "
+        + "; ".join(
+            f"<b>{html.escape(c)}: {html.escape(', '.join(v))}</b>" for c, v in cols.items()
+        )
+        + "</li>"
+        for point, cols in groups[:limit]
+    )
+    more = f"<li>… and {len(groups) - limit} more</li>" if len(groups) > limit else ""
+    return _html(
+        f"<div class='flowlab-compare-mixed' style='{WARN_STYLE}'>Some points average runs whose "
+        f"other settings differ (pick “last sweep”, or colour by the setting):<ul style='margin:2px 0'>"
+        f"{items}{more}</ul></div>"
+    )
 
 
 def _short(value: Any, limit: int = 80) -> str:

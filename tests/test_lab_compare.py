@@ -1,0 +1,140 @@
+"""The Lab's Compare view without a browser: what it plots, in which order, and what it warns of."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel
+
+import flowlab as fl
+
+
+class Ctx(BaseModel):
+    counter: int = 10
+
+
+def _adder(n: int, seconds: float) -> Any:
+    async def step(data: Any, ctx: Ctx) -> None:
+        await asyncio.sleep(seconds)
+        ctx.counter += n
+
+    return step
+
+
+def _lab() -> fl.Lab:
+    """Branches a (+5, 1 s), b (+3, 2 s), c (+1, 1 s); no cap; virtual time."""
+    branches = {"a": _adder(5, 1.0), "b": _adder(3, 2.0), "c": _adder(1, 1.0)}
+    lab = fl.Lab(fl.Pipeline(fl.Parallel(branches, name="fanout"), name="demo"), Ctx())
+    lab.show_plots = False
+    return lab
+
+
+def _set_cap(lab: fl.Lab, cap: int | None) -> None:
+    c = lab.controls["fanout"]
+    if cap is None:
+        c.cap.value = "unlimited"
+    else:
+        c.max_concurrency.value = cap
+        c.cap.value = "fixed"
+
+
+def _html(out: Any) -> str:
+    return "\n".join(
+        o["data"]["text/html"] for o in out.outputs if "text/html" in o.get("data", {})
+    )
+
+
+def _ticks(fig: Any) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].get_xticklabels()]
+
+
+def test_numeric_x_is_sorted_with_no_cap_last_whatever_the_run_order() -> None:
+    lab = _lab()
+    for cap in (2, 1, 3, None):
+        _set_cap(lab, cap)
+        lab.run()
+    view = lab.compare_view
+    assert view.scope.value == "all history"  # no sweep yet: the history is all there is
+    fig = lab.compare("makespan_s", x="fanout.max_concurrency", hue="(none)")
+    assert _ticks(fig) == ["1", "2", "3", "none"]
+    (series,) = fig.axes[0].containers
+    assert list(series.lines[0].get_ydata()) == [4.0, 2.0, 2.0, 2.0]
+
+
+def test_compare_defaults_to_the_last_sweep_and_can_show_all_history() -> None:
+    lab = _lab()
+    lab.controls["fanout"].merge.value = "accumulate"
+    _set_cap(lab, 1)
+    lab.run()  # run 1: accumulate, cap 1 (4 s)
+    lab.remerge_on_flip = False  # flipping the merge would add a re-merged row of run 1
+    lab.controls["fanout"].merge.value = "overwrite"
+    lab.sweep("fanout.max_concurrency")  # runs 2..5: caps 1, 2, 3, none
+    view = lab.compare_view
+    assert view.scope.value == "last sweep"
+    assert view.frame()["run"].tolist() == [2, 3, 4, 5]
+    fig = lab.compare("ctx.counter")
+    assert _ticks(fig) == ["1", "2", "3", "none"]
+    assert "flowlab-compare-mixed" not in _html(view.output)  # one setting per point
+    view.scope.value = "all history"
+    assert view.frame()["run"].tolist() == [1, 2, 3, 4, 5]
+    fig = lab.compare("ctx.counter")
+    (series,) = fig.axes[0].containers
+    # cap 1 now pools run 1 (accumulate: 19) with run 2 (overwrite: 11): flagged, not hidden
+    assert series.lines[0].get_ydata()[0] == 15.0
+    note = _html(view.output)
+    assert "flowlab-compare-mixed" in note
+    assert "fanout.max_concurrency = 1" in note and "fanout.merge: accumulate, overwrite" in note
+
+
+def test_scope_follows_the_latest_sweep_and_keeps_a_users_choice() -> None:
+    lab = _lab()
+    lab.sweep("fanout.max_concurrency")  # runs 1..4
+    lab.sweep("fanout.order")  # runs 5, 6
+    view = lab.compare_view
+    assert view.frame()["run"].tolist() == [5, 6]
+    assert view.x.value == "fanout.order"
+    view.scope.value = "all history"
+    lab.sweep("fanout.max_concurrency")  # runs 7..10
+    assert view.scope.value == "all history"
+    assert len(view.frame()) == 10
+
+
+def test_groups_mixing_clocks_or_statuses_are_flagged() -> None:
+    lab = _lab()
+    lab.run()
+    lab.run_controls.clock.value = "real"
+    lab.controls["fanout"].branch_timeout.value = 0.001  # every branch times out
+    lab.controls["fanout"].on_failure.value = "ignore"
+    lab.run()
+    lab.compare("makespan_s", x="fanout.merge", hue="(none)")
+    note = _html(lab.compare_view.output)
+    assert "clock: real, virtual" in note or "clock: virtual, real" in note
+    assert "fanout.merge = " in note
+
+
+def test_runs_are_labelled_by_what_differs() -> None:
+    lab = _lab()
+    lab.controls["fanout"].merge.value = "overwrite"
+    _set_cap(lab, 2)
+    lab.run()
+    lab.remerge_on_flip = False
+    lab.controls["fanout"].merge.value = "accumulate"
+    lab.run()
+    _set_cap(lab, None)
+    lab.run()
+    lab.controls["fanout"].max_concurrency.value = 3
+    lab.controls["fanout"].cap.value = "aimd"
+    lab.run()
+    labels = [label for label, _ in lab.compare_view.run_a.options]
+    assert labels == [
+        "#1 overwrite · cap 2", "#2 accumulate · cap 2", "#3 accumulate · no cap",
+        "#4 accumulate · aimd ≤ 3",
+    ]  # fmt: skip
+
+
+def test_a_single_run_is_labelled_by_its_outcome() -> None:
+    lab = _lab()
+    lab.run()
+    ((label, run),) = lab.compare_view.run_a.options
+    assert (label, run) == ("#1 · 2 s", 1)
