@@ -215,7 +215,8 @@ class CompareView:
         return fig
 
     def side_by_side(self, a: int | None = None, b: int | None = None) -> Figure | None:
-        """Timelines of runs ``a`` and ``b`` (history ``run`` numbers) side by side."""
+        """Timelines of runs ``a`` and ``b`` (history ``run`` numbers) side by side, on one time
+        range, then their final contexts field by field (what differs first)."""
         n = len(self.lab.results)
         for param, value in (("a", a), ("b", b)):
             if value is not None and not 1 <= value <= n:
@@ -245,12 +246,16 @@ class CompareView:
                 views.error_html(err, title="Could not draw the timelines")
             )
             return None
+        names = run_labels(self.lab.history, self.parameter_columns())
+        a_name, b_name = (names.get(i, f"#{i}") for i in ids)
         self.output.append_display_data(
-            views.caption(
-                f"timelines · run #{ids[0]} | run #{ids[1]}", css_class="flowlab-side-title"
-            )
+            views.caption(f"timelines · {a_name} | {b_name}", css_class="flowlab-side-title")
         )
         self.output.append_display_data(views.png(fig))
+        contexts = [
+            (n, self.lab.results[i - 1].context) for n, i in zip((a_name, b_name), ids, strict=True)
+        ]
+        self.output.append_display_data(views.context_ab_html(contexts[0], contexts[1]))
         return fig
 
     def __repr__(self) -> str:

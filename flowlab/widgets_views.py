@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "caption",
     "clear",
+    "context_ab_html",
     "context_html",
     "draw_compare",
     "draw_side_by_side",
@@ -46,6 +47,7 @@ _BOX = "padding:6px 10px;margin:4px 0;border-radius:4px;"
 ERROR_STYLE = _BOX + "background:#fdecea;border-left:4px solid #c62828;color:#5f2120;"
 NOTE_STYLE = _BOX + "background:#eef4fb;border-left:4px solid #1565c0;"
 WARN_STYLE = _BOX + "background:#fff8e1;border-left:4px solid #f9a825;"
+_DIFFERS = "class='flowlab-differs' style='background:#fff3cd'"
 
 
 def clear(out: Any) -> None:
@@ -108,13 +110,14 @@ def draw_concurrency(fig: Figure, result: RunResult, *, step: str | None = None)
 
 
 def draw_side_by_side(fig: Figure, results: Sequence[tuple[str, RunResult]]) -> None:
-    """One timeline per ``(title, result)``, side by side on a shared time axis."""
+    """One timeline per ``(title, result)``, side by side on one time range (the longer run's),
+    with one legend (:func:`flowlab.plot.timelines`)."""
     from flowlab import plot
 
-    axes = fig.subplots(1, len(results), sharex=True, squeeze=False)[0]
-    for ax, (title, result) in zip(axes, results, strict=True):
-        plot.timeline(result, ax=ax)
-        ax.set_title(title)
+    axes = fig.subplots(1, len(results), squeeze=False)[0]
+    panels = plot.timelines([r for _, r in results], ax=axes, ncols=len(results))
+    for ax, (title, _) in zip(panels, results, strict=True):
+        ax.set_title(title, fontsize="medium")
 
 
 def draw_compare(
@@ -238,6 +241,36 @@ def context_html(ctx: BaseModel) -> HTML:
     return _html(
         f"<table class='flowlab-context'><caption style='text-align:left'>{title}</caption>"
         f"{''.join(rows)}</table>"
+    )
+
+
+def context_ab_html(a: tuple[str, BaseModel], b: tuple[str, BaseModel]) -> HTML:
+    """Two runs' final contexts field by field, ``(label, context)`` each; fields that differ are
+    highlighted (class ``flowlab-differs``) and listed first."""
+    dumped = [ctx.model_dump(mode="json") for _, ctx in (a, b)]
+    names = list(dict.fromkeys([*dumped[0], *dumped[1]]))
+    missing = object()
+    rows = []
+    for name in names:
+        values = [d.get(name, missing) for d in dumped]
+        cells = [
+            "–" if v is missing else _short(json.dumps(v, default=str, ensure_ascii=False), 200)
+            for v in values
+        ]
+        rows.append((values[0] != values[1], name, cells))
+    rows.sort(key=lambda r: not r[0])  # stable: what differs first, then declared order
+    marks = {True: _DIFFERS, False: "class='flowlab-same'"}
+    body = "".join(
+        f"<tr {marks[differs]}><th style='text-align:left'>{html.escape(name)}</th>"
+        + "".join(f"<td><code>{html.escape(c)}</code></td>" for c in cells)
+        + "</tr>"
+        for differs, name, cells in rows
+    )
+    n = sum(1 for r in rows if r[0])
+    head = "".join(f"<th>{html.escape(label)}</th>" for label, _ in (a, b))
+    return _html(
+        f"<table class='flowlab-context-ab'><caption style='text-align:left'>final context: "
+        f"{n} of {len(rows)} fields differ</caption><tr><th>field</th>{head}</tr>{body}</table>"
     )
 
 

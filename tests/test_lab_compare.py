@@ -138,3 +138,25 @@ def test_a_single_run_is_labelled_by_its_outcome() -> None:
     lab.run()
     ((label, run),) = lab.compare_view.run_a.options
     assert (label, run) == ("#1 · 2 s", 1)
+
+
+def test_side_by_side_shares_one_time_range_and_tables_the_two_final_contexts() -> None:
+    lab = _lab()
+    lab.remerge_on_flip = False
+    _set_cap(lab, 1)
+    lab.run()  # 4 s, overwrite-style default: counter from the last writer
+    lab.controls["fanout"].merge.value = "accumulate"
+    _set_cap(lab, None)
+    lab.run()  # 2 s, counter 19
+    fig = lab.side_by_side(1, 2)
+    panels = fig.axes[:2]
+    assert [ax.get_xlim() for ax in panels] == [(0.0, 4.0), (0.0, 4.0)]  # not cut at 2 s
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    page = _html(lab.compare_view.output)
+    assert "flowlab-context-ab" in page
+    assert "1 of 1 fields differ" in page
+    counter_row = page.split("<tr class='flowlab-differs'")[1].split("</tr>")[0]
+    a_counter, b_counter = lab.results[0].context.counter, lab.results[1].context.counter
+    assert (a_counter, b_counter) != (19, 19) and b_counter == 19
+    assert f"<code>{a_counter}</code></td><td><code>{b_counter}</code>" in counter_row
+    assert "#1 " in page and "cap 1" in page and "#2 accumulate · no cap" in page
