@@ -26,7 +26,7 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +43,7 @@ from flowlab.errors import (
     ConfigError,
     FlowlabError,
     RunCancelled,
+    StepFailed,
     StepTimeout,
     UsageLimitExceeded,
 )
@@ -113,9 +114,9 @@ class Run:
         self.input = input
         self.account = UsageAccount(usage)
         self.recorder = Recorder()
-        self.record = record
-        self.instruments = list(instruments)
-        self.backend = backend
+        self.record = _check_record(record)
+        self.instruments = check_instruments(instruments)
+        self.backend = _check_backend(backend)
         self.detect_deadlocks = bool(detect_deadlocks)
         self.live: dict[int, _Live] = {}
         self.pending_cancels: list[str | None] = []  # asked for before execute() began
@@ -125,6 +126,7 @@ class Run:
         self._ids = itertools.count()
         self._groups = itertools.count()
         self.leaves_in_flight = 0
+        self.failed_step: tuple[str, BaseException | None] = ("", None)  # see leaf.run_step
         # Under a run-wide cap (see flowlab.leaf.run_step): each branch's place in the tree,
         # ((-priority, declared index), ...) from the top, by path; and the branches that have
         # a task but no leaf running yet (a branch starts when its first leaf gets a slot).
@@ -326,9 +328,17 @@ class Run:
         except FlowlabError as err:
             status, error = "failed", err
         except Exception as err:
-            wrapped = BranchFailed(
-                f"step failed: {type(err).__name__}: {err}", errors={"<top>": err}
-            )
+            step, raised = self.failed_step
+            if raised is err:  # a step outside any branch raised it
+                wrapped: BranchFailed = StepFailed(
+                    f"step {step!r} failed: {type(err).__name__}: {err}",
+                    step=step,
+                    errors={step: err},
+                )
+            else:
+                wrapped = BranchFailed(
+                    f"step failed: {type(err).__name__}: {err}", errors={"<top>": err}
+                )
             wrapped.__cause__ = err
             status, error = "failed", wrapped
         except BaseException as err:
@@ -448,6 +458,43 @@ class Run:
 
     def new_group(self) -> int:
         return next(self._groups)
+
+
+def _check_record(record: Any) -> bool:
+    if not isinstance(record, bool):
+        raise ConfigError(f"record={record!r} is not valid; give True or False.")
+    return record
+
+
+_HOOKS = tuple(name for name in vars(Instrument) if not name.startswith("_"))
+
+
+def check_instruments(instruments: Any) -> list[Instrument]:
+    """``instruments`` as a list, each checked to be an :class:`Instrument` (or to have some of
+    its hooks); :class:`ConfigError` otherwise."""
+    if isinstance(instruments, str | bytes) or not isinstance(instruments, Iterable):
+        raise ConfigError(
+            f"instruments={instruments!r} is not valid; give a list of fl.Instrument objects "
+            "(or objects with its hook methods), or () for none."
+        )
+    out = list(instruments)
+    for i, inst in enumerate(out):
+        if not isinstance(inst, Instrument) and not any(hasattr(inst, h) for h in _HOOKS):
+            raise ConfigError(
+                f"instruments[{i}]={inst!r} is not valid; an instrument is an fl.Instrument "
+                f"(or has some of its hooks: {', '.join(_HOOKS)})."
+            )
+    return out
+
+
+def _check_backend(backend: Any) -> Any:
+    if backend is not None and not callable(getattr(backend, "call", None)):
+        raise ConfigError(
+            f"backend={backend!r} is not valid; give a backend object such as "
+            "fl.backends.Dask(...) (anything with async call(run, step, args, ctx)), or None to "
+            "run steps in this process."
+        )
+    return backend
 
 
 def _branch_names(node: Node, parent: str) -> Iterator[str]:

@@ -7,12 +7,14 @@
     ├── MergeConflict          two branches wrote one path to different values
     ├── MergeValidationError   the merged context failed the model's validation
     ├── BranchFailed           a branch raised (``on_failure="propagate"`` / ``"fail_fast"``)
+    │   └── StepFailed         a step outside any branch raised
     ├── BookkeepingError       what a branch changed could not be diffed or recorded
     ├── StepTimeout            a step, a branch or the whole run ran out of time
     ├── UsageLimitExceeded     a charge crossed the run's shared usage budget
     ├── ChargeRefused          a charge from a branch (or run) that had already ended
     ├── DeadlockDetected       a watched group of tasks can never make progress again
-    └── RunCancelled           the whole run was cancelled (handle.cancel(), an interrupt)
+    ├── RunCancelled           the whole run was cancelled (handle.cancel(), an interrupt)
+    └── RunNotFinished         ``RunHandle.result()`` asked of a run that is still going
 
 Backends add their own, e.g. ``flowlab.backends.WorkerLost`` (a Dask worker died mid-step).
 
@@ -38,6 +40,8 @@ __all__ = [
     "MergeConflict",
     "MergeValidationError",
     "RunCancelled",
+    "RunNotFinished",
+    "StepFailed",
     "StepTimeout",
     "UsageLimitExceeded",
     "check_one_of",
@@ -141,6 +145,13 @@ class BranchFailed(FlowlabError):
         return next(iter(self.errors), None)
 
 
+class StepFailed(BranchFailed):
+    """A step outside any branch raised; ``.step`` names it, ``.errors`` maps it to the error.
+
+    A :class:`BranchFailed` too, so ``except BranchFailed`` keeps catching every step failure.
+    """
+
+
 class BookkeepingError(FlowlabError):
     """What a branch changed could not be diffed or recorded; the branch failed with this.
 
@@ -236,6 +247,11 @@ class DeadlockDetected(FlowlabError):
 
 class RunCancelled(FlowlabError):
     """The whole run was cancelled (``handle.cancel()``, or an interrupted notebook cell)."""
+
+
+class RunNotFinished(FlowlabError, RuntimeError):
+    """``RunHandle.result()`` was called while the run (a task on the caller's loop) is still
+    going. Also a :class:`RuntimeError`, which it used to be."""
 
 
 def check_one_of(param: str, value: Any, choices: Iterable[Any], *, hint: str = "") -> None:

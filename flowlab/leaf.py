@@ -84,6 +84,8 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
         return out
     except BaseException as err:
         failed(rec, err)
+        if not parent:
+            run.failed_step = (path, err)  # named by the run's error (see Run.execute)
         raise
     finally:
         finished(run, rec, ok)

@@ -46,6 +46,18 @@ __all__ = [
 ]
 
 LimitListener = Callable[[int, int], None]  # (new_limit, in_flight)
+
+
+def _check_limit(limiter: Any, limit: Any) -> int:
+    """A limiter's limit must be a whole number >= 1 (0 would never let a branch run)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError(
+            f"{type(limiter).__name__}: limit={limit!r} is not valid; a limiter's limit must be "
+            "an integer >= 1 (see Limiter.initial / on_acquire / on_release)."
+        )
+    return limit
+
+
 _OPEN = ("queued", "running")  # branch statuses that may still charge
 
 
@@ -138,7 +150,7 @@ class Adaptive(Limiter):
         if self.max < self.min:
             raise ConfigError(f"max={max!r} is not valid; it must be >= min={min!r}.")
         for param, v in (("target_cpu", target_cpu), ("target_memory", target_memory)):
-            if not isinstance(v, int | float) or not 0 < v <= 1:
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1:
                 raise ConfigError(f"{param}={v!r} is not valid; give a fraction in (0, 1].")
         if not isinstance(interval_s, int | float) or interval_s < 0 or math.isnan(interval_s):
             raise ConfigError(f"interval_s={interval_s!r} is not valid; give seconds >= 0.")
@@ -152,7 +164,18 @@ class Adaptive(Limiter):
 
     def _read(self) -> tuple[float, float]:
         if self.reader is not None:
-            return self.reader()
+            value = self.reader()
+            try:
+                cpu, mem = value
+                if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+                    raise TypeError
+            except (TypeError, ValueError):
+                who = getattr(self.reader, "__qualname__", repr(self.reader))
+                raise ConfigError(
+                    f"reader={who} returned {value!r}; an Adaptive reader must return "
+                    "(cpu_fraction, memory_fraction), two numbers such as (0.5, 0.3)."
+                ) from None
+            return float(cpu), float(mem)
         import psutil
 
         return psutil.cpu_percent(interval=None) / 100.0, psutil.virtual_memory().percent / 100.0
@@ -223,7 +246,7 @@ class LimiterState:
 
     def __init__(self, limiter: Limiter, on_change: LimitListener | None = None) -> None:
         self.limiter = limiter
-        self.limit = limiter.initial()
+        self.limit = _check_limit(limiter, limiter.initial())
         self.in_flight = 0
         self.peak = 0
         self.granted = 0
@@ -324,8 +347,12 @@ class LimiterState:
 
 
 def as_limiter(value: int | Limiter | None, *, param: str = "max_concurrency") -> Limiter | None:
-    """``None`` -> no cap, an int -> :class:`Fixed`, a :class:`Limiter` as is."""
-    if value is None or isinstance(value, Limiter):
+    """``None`` -> no cap, an int -> :class:`Fixed`, a :class:`Limiter` as is (its starting limit
+    checked: a whole number >= 1)."""
+    if value is None:
+        return None
+    if isinstance(value, Limiter):
+        _check_limit(value, value.initial())
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(
@@ -357,6 +384,10 @@ class UsageLimits:
                 isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v) or v < 0
             ):
                 raise ConfigError(f"{param}={v!r} is not valid; give a number >= 0, or None.")
+        if self.tokens is not None and not float(self.tokens).is_integer():
+            raise ConfigError(
+                f"tokens={self.tokens!r} is not valid; give a whole number >= 0, or None."
+            )
 
 
 @dataclass

@@ -25,8 +25,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from flowlab.clock import CLOCKS, VirtualTimeLoop, new_loop, run_in_thread
-from flowlab.engine import Run
-from flowlab.errors import check_one_of
+from flowlab.engine import Run, check_instruments
+from flowlab.errors import RunNotFinished, check_one_of
 from flowlab.limits import UsageLimits
 from flowlab.record import Instrument, RunResult
 
@@ -47,7 +47,11 @@ def _make_run(
     """The one place run/arun/start turn their keywords into a :class:`Run`."""
     check_one_of("clock", clock, CLOCKS)
     return Run(
-        pipeline, ctx, clock=clock, instruments=_with_progress(instruments, progress), **options
+        pipeline,
+        ctx,
+        clock=clock,
+        instruments=_with_progress(check_instruments(instruments), progress),
+        **options,
     )
 
 
@@ -357,7 +361,11 @@ class RunHandle:
             return self._future.result(timeout)
         assert self._task is not None
         if not self._task.done():
-            raise RuntimeError("the run is still going; `await handle` in async code.")
+            raise RunNotFinished(
+                "handle.result(): the run is still running (a task on this event loop, which "
+                "cannot block to wait for it). HINT: `result = await handle` (or "
+                "`await handle.wait()`) in async code and notebook cells."
+            )
         return self._task.result()
 
     def __repr__(self) -> str:

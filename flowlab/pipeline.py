@@ -75,6 +75,42 @@ def _positional_arity(fn: Callable[..., Any]) -> int:
     return min(count, 2)
 
 
+def _check_callable_as_step(fn: Callable[..., Any], name: str, arity: int) -> None:
+    """Raise :class:`ConfigError` for a function the engine could call but that cannot work as
+    a step: a generator (calling it runs nothing) or a signature that ``(data, ctx)``,
+    ``(data)`` or ``()`` cannot bind."""
+    inner = fn
+    while isinstance(inner, functools.partial):
+        inner = inner.func
+    kind = (
+        "an async generator function"
+        if inspect.isasyncgenfunction(inner)
+        else "a generator function"
+        if inspect.isgeneratorfunction(inner)
+        else ""
+    )
+    if kind:
+        raise ConfigError(
+            f"step {name!r} is {kind}: calling it only makes a generator, so its body would "
+            "never run. HINT: return the value instead of yielding it (or collect the items: "
+            "return list(...))."
+        )
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # a builtin without a signature: the call itself will tell
+    try:
+        sig.bind(*(None,) * arity)
+    except TypeError:
+        plain = [p.replace(annotation=p.empty) for p in sig.parameters.values()]
+        sig = sig.replace(parameters=plain, return_annotation=sig.empty)
+        raise ConfigError(
+            f"step {name!r} has the signature {sig}, which cannot be called as a step; a step "
+            "is called as fn(data, ctx), fn(data) or fn(), positionally. HINT: take "
+            "(data, ctx) and give any other parameter a default."
+        ) from None
+
+
 class Step:
     """One unit of work: a callable run with the previous step's output and the context.
 
@@ -109,6 +145,7 @@ class Step:
         self.timeout = _check_timeout("timeout", timeout)
         self.is_async = _is_async_callable(fn)
         self.arity = _positional_arity(fn)
+        _check_callable_as_step(fn, self.name, self.arity)
 
     def __repr__(self) -> str:
         extra = f", timeout={self.timeout:g}" if self.timeout is not None else ""
@@ -171,6 +208,8 @@ class Parallel:
         self.on_failure = on_failure
         self.include_keys = _check_include_keys(include_keys)
         self.name = _check_name("name", name if name is not None else "parallel")
+        self._depth = 1 + max(_depth(b) for b in self.branches.values())
+        _check_depth(self._depth)
         self._options = {
             "merge": merge,
             "order": order,
@@ -241,6 +280,7 @@ class Pipeline:
             as_node(s, param=f"steps[{i}]") for i, s in enumerate(steps)
         )
         self.name = _check_name("name", name if name is not None else "pipeline")
+        self._depth = max(_depth(s) for s in self.steps)
 
     def names(self) -> list[str]:
         """Names of the top-level steps."""
@@ -256,9 +296,21 @@ class Pipeline:
         ``changes`` maps a Parallel's name (``"*"`` for every Parallel) to option overrides.
         """
         known = {p.name for p in self.parallels()}
-        for key in changes:
+        if not isinstance(changes, Mapping):
+            raise ConfigError(
+                f"changes={changes!r} is not valid; give a dict {{parallel name: {{option: value}}}}."
+            )
+        for key, options in changes.items():
             if key != "*" and key not in known:
                 check_one_of("step", key, [*sorted(known), "*"])
+            if not isinstance(options, Mapping):
+                raise ConfigError(
+                    f"changes[{key!r}]={options!r} is not valid; give a dict of Parallel options. "
+                    f"HINT: {{{key!r}: {{'merge': {options!r}}}}}"
+                )
+            for option in options:
+                if option not in Parallel.OPTIONS:
+                    check_one_of(f"changes[{key!r}] option", option, Parallel.OPTIONS)
         return _replace(self, changes)  # type: ignore[return-value]
 
     def __repr__(self) -> str:
@@ -349,7 +401,32 @@ def _check_include_keys(keys: Sequence[str] | None) -> tuple[str, ...] | None:
         raise ConfigError(
             f"include_keys={keys!r} is not valid; give a non-empty list of field names, or None."
         )
+    twice = sorted({k for k in keys if list(keys).count(k) > 1})
+    if twice:
+        raise ConfigError(
+            f"include_keys={list(keys)!r} is not valid: {twice[0]!r} is named twice; "
+            "name each field once."
+        )
     return tuple(keys)
+
+
+MAX_DEPTH = 200
+"""How deeply Parallels may nest (one in a branch of another). Far beyond any real pipeline;
+much deeper and walking the tree (checks, runs) would exhaust Python's recursion limit."""
+
+
+def _depth(node: Node) -> int:
+    """How many Parallels deep ``node`` nests (a Step: 0)."""
+    return getattr(node, "_depth", 0)
+
+
+def _check_depth(depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ConfigError(
+            f"Parallels are nested {depth} deep, more than MAX_DEPTH={MAX_DEPTH}; a pipeline "
+            "that deep cannot be checked or run without exhausting Python's recursion limit. "
+            "HINT: fan out wider (more branches in one Parallel), not deeper."
+        )
 
 
 def _walk_parallels(node: Node) -> Iterator[Parallel]:

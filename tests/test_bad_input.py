@@ -28,6 +28,7 @@ from flowlab.errors import (
     FlowlabError,
     MergeConflict,
     MergeValidationError,
+    RunNotFinished,
 )
 
 
@@ -104,6 +105,51 @@ def returns_coroutine(data: Any, ctx: Ctx) -> Any:
 
 def charges_negative(data: Any, ctx: Ctx) -> None:
     fl.charge(cost=-1.0)
+
+
+def three_args(a: Any, b: Any, c: Any) -> None:
+    """Three required positionals: a step is called with (data, ctx) at most."""
+
+
+def keyword_ctx(data: Any, *, ctx: Any) -> None:
+    """A keyword-only ctx: a step is called positionally."""
+
+
+def generator_step(data: Any, ctx: Any) -> Any:
+    yield data  # calling it only makes a generator: the body would never run
+
+
+async def async_generator_step(data: Any, ctx: Any) -> Any:
+    yield data
+
+
+def reads_nothing() -> Any:
+    return None  # a reader must return (cpu_fraction, memory_fraction)
+
+
+class LimitOf(fl.limits.Limiter):
+    """A custom limiter starting at whatever limit it is given."""
+
+    def __init__(self, limit: Any) -> None:
+        self.value = limit
+
+    def initial(self) -> int:
+        return self.value  # type: ignore[no-any-return]
+
+
+def nest(depth: int) -> Any:
+    node: Any = add
+    for _ in range(depth):
+        node = fl.Parallel({"a": node})
+    return virtual(node, Ctx())
+
+
+async def result_while_running() -> Any:
+    handle = fl.start(fl.Pipeline(add), Ctx())  # a task on this loop: not started yet
+    try:
+        return handle.result()
+    finally:
+        await handle.wait()
 
 
 def wrong(value: Any) -> Any:
@@ -641,6 +687,136 @@ ROWS: list[Row] = [
         after_ctx={"n": 0, "note": "prepared", "tags": []},
         cause=ConfigError,
     ),
+    # ---- checked at construction (issue 18) ---------------------------------------------------
+    Row(
+        "step-three-required-positionals",
+        "step that cannot be called",
+        ConfigError,
+        lambda _: fl.Pipeline(three_args),
+        ("'three_args'", "(a, b, c)", "(data, ctx)"),
+    ),
+    Row(
+        "step-keyword-only-ctx",
+        "step that cannot be called",
+        ConfigError,
+        lambda _: fl.Parallel({"a": keyword_ctx}),
+        ("'keyword_ctx'", "(data, *, ctx)", "(data, ctx)"),
+    ),
+    Row(
+        "step-generator",
+        "step that cannot be called",
+        ConfigError,
+        lambda _: fl.Pipeline(generator_step),
+        ("'generator_step'", "generator", "HINT"),
+    ),
+    Row(
+        "step-async-generator",
+        "step that cannot be called",
+        ConfigError,
+        lambda _: fl.Step(async_generator_step),
+        ("'async_generator_step'", "async generator", "HINT"),
+    ),
+    Row(
+        "pipeline-replace-unknown-option",
+        "Pipeline.replace changes",
+        ConfigError,
+        lambda _: fl.Pipeline(fl.Parallel({"a": add}, name="x")).replace({"x": {"bogus": 1}}),
+        ("'bogus'", "'merge'", "'max_concurrency'"),
+    ),
+    Row(
+        "replace-not-a-mapping",
+        "Pipeline.replace changes",
+        ConfigError,
+        lambda _: fl.Pipeline(fl.Parallel({"a": add}, name="x")).replace(wrong({"x": "deep"})),
+        ("changes['x']='deep'", "dict", "HINT", "{'x': {'merge': 'deep'}}"),
+    ),
+    Row(
+        "include-keys-twice",
+        "include_keys naming unknown fields",
+        ConfigError,
+        lambda _: fl.Parallel({"a": add}, include_keys=["n", "n"]),
+        ("include_keys", "'n'", "twice"),
+    ),
+    Row(
+        "backend-a-string",
+        "bad run option",
+        ConfigError,
+        lambda _: virtual(fl.Pipeline(add), Ctx(), backend="dask"),
+        ("backend='dask'", "fl.backends.Dask("),
+    ),
+    Row(
+        "instruments-a-string",
+        "bad run option",
+        ConfigError,
+        lambda _: virtual(fl.Pipeline(add), Ctx(), instruments=wrong("abc")),
+        ("instruments='abc'", "Instrument"),
+    ),
+    Row(
+        "instruments-not-instruments",
+        "bad run option",
+        ConfigError,
+        lambda _: virtual(fl.Pipeline(add), Ctx(), instruments=wrong([42])),
+        ("instruments[0]=42", "Instrument"),
+    ),
+    Row(
+        "record-not-a-bool",
+        "bad run option",
+        ConfigError,
+        lambda _: virtual(fl.Pipeline(add), Ctx(), record=wrong("no")),
+        ("record='no'", "True or False"),
+    ),
+    Row(
+        "usage-tokens-fractional",
+        "bad usage budget or charge",
+        ConfigError,
+        lambda _: fl.UsageLimits(tokens=wrong(1.5)),
+        ("tokens=1.5", "whole number"),
+    ),
+    Row(
+        "adaptive-target-cpu-bool",
+        "cap <= 0 or non-int",
+        ConfigError,
+        lambda _: fl.limits.Adaptive(target_cpu=wrong(True)),
+        ("target_cpu=True", "fraction"),
+    ),
+    Row(
+        "adaptive-reader-returns-none",
+        "cap <= 0 or non-int",
+        ConfigError,
+        lambda _: virtual(
+            fl.Parallel({"a": add}, max_concurrency=fl.limits.Adaptive(reader=reads_nothing)),
+            Ctx(),
+        ),
+        ("reader", "reads_nothing", "None", "(cpu_fraction, memory_fraction)"),
+    ),
+    Row(
+        "custom-limiter-limit-zero",
+        "cap <= 0 or non-int",
+        ConfigError,
+        lambda _: virtual(fl.Parallel({"a": add}, max_concurrency=LimitOf(0)), Ctx()),
+        ("LimitOf", "limit=0", ">= 1"),
+    ),
+    Row(
+        "custom-limiter-limit-a-string",
+        "cap <= 0 or non-int",
+        ConfigError,
+        lambda _: virtual(fl.Parallel({"a": add}, max_concurrency=LimitOf("two")), Ctx()),
+        ("LimitOf", "limit='two'", ">= 1"),
+    ),
+    Row(
+        "handle-result-while-running",
+        "handle misuse",
+        RunNotFinished,
+        lambda _: asyncio.run(result_while_running()),
+        ("still running", "HINT", "await handle"),
+    ),
+    Row(
+        "parallel-nested-2000-deep",
+        "nested too deep",
+        ConfigError,
+        lambda _: nest(2000),
+        ("nested", "deep", "HINT"),
+    ),
 ]
 
 CATEGORIES = [
@@ -651,7 +827,8 @@ CATEGORIES = [
     "custom merge returns the wrong type", "merged context fails validation", "merge conflict",
     "negative or NaN timeout", "priority for an unknown branch", "include_keys naming unknown fields",
     "unknown option", "fl.compare grid keys", "fl.charge outside a run", "bad usage budget or charge",
-    "step returns a coroutine without awaiting",
+    "step returns a coroutine without awaiting", "step that cannot be called",
+    "Pipeline.replace changes", "bad run option", "nested too deep", "handle misuse",
 ]  # fmt: skip
 
 

@@ -475,3 +475,18 @@ def test_a_cancelled_sync_step_that_charges_from_its_thread_is_refused() -> None
     assert len(refused) == 1
     assert rows["cost"].tolist() == [0.0, 0.5]
     assert result.cost == 0.5 == rows["cost"].sum()
+
+
+# ---- 8. a failing plain step is named, and not called a branch --------------------------------
+def test_a_failing_plain_step_is_named_in_the_error() -> None:
+    from flowlab.errors import StepFailed
+
+    async def load(data: Any, ctx: Ctx) -> None:
+        raise ValueError("bad input file")
+
+    with pytest.raises(StepFailed, match=r"^step 'load' failed: ValueError: bad input file$") as e:
+        fl.run(fl.Pipeline(idle, load), Ctx(), clock="virtual")
+    assert isinstance(e.value, fl.BranchFailed)  # still caught by `except BranchFailed`
+    assert "branch" not in str(e.value)
+    assert e.value.step == "load" and isinstance(e.value.errors["load"], ValueError)
+    assert e.value.__cause__ is e.value.errors["load"]
