@@ -50,6 +50,8 @@ from __future__ import annotations
 # precomputed diffs are used) still takes effect.
 from flowlab.context import diff as diff
 from flowlab.merge.checks import check_model, field_rules
+from flowlab.merge.combine import is_number as is_number  # importable as before; not in __all__
+from flowlab.merge.keyed import Reduce, Single, Upsert
 from flowlab.merge.rules import (
     Append,
     Custom,
@@ -60,16 +62,12 @@ from flowlab.merge.rules import (
     Max,
     Min,
     Overwrite,
-    Reduce,
     Rule,
-    Single,
     Sum,
     Union,
-    Upsert,
 )
 from flowlab.merge.strategies import STRATEGIES, MergeFn, MergeSpec, resolve
 from flowlab.merge.three_way import MergeOutcome, merge_branches
-from flowlab.merge.tree import is_number as is_number  # importable as before; not in __all__
 
 __all__ = [
     "STRATEGIES",

@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from flowlab.errors import ConfigError
-from flowlab.merge.rules import Reduce, Rule
+from flowlab.merge.keyed import Reduce
+from flowlab.merge.rules import Rule
 from flowlab.merge.strategies import MergeFn, MergeSpec, resolve
 
 __all__ = ["check_model", "check_rules", "field_rules"]

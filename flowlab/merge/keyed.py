@@ -1,5 +1,5 @@
-"""The whole-value rules peers ask for: ``Single`` (LangGraph's LastValue), ``Upsert``
-(``add_messages``) and ``Reduce`` (reducers such as ``operator.add``).
+"""The whole-value rules peers ask for: :class:`Single` (LangGraph's LastValue),
+:class:`Upsert` (``add_messages``) and :class:`Reduce` (reducers such as ``operator.add``).
 
 Each decides one field from the base value and its writers' whole values (rebuilt from their
 diffs), writes one report row, and flags what it cannot combine: a ``conflict=True`` row, which
@@ -8,19 +8,124 @@ diffs), writes one report row, and flags what it cannot combine: a ``conflict=Tr
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowlab.changes import MISSING, list_slice, same
 from flowlab.errors import MergeValidationError
 from flowlab.merge import lists
 from flowlab.merge.nodes import _Node
-from flowlab.merge.rules import Reduce, Rule, Single, Upsert
+from flowlab.merge.rules import Rule, _check_two_args, _fn_name
 
 if TYPE_CHECKING:
     from flowlab.merge.tree import _Merger
 
-__all__ = ["contribution", "decide"]
+__all__ = ["Reduce", "Single", "Upsert", "contribution", "decide"]
+
+
+@dataclass(frozen=True, repr=False)
+class Reduce(Rule):
+    """Fold ``fn(acc, contribution)`` over the writers' contributions, in merge order, from the
+    base value (LangGraph's reducers; ``Annotated[list, operator.add]`` is ``Reduce(operator.add)``).
+
+    A branch's *contribution* is what it added: for a list, the items it inserted (items it
+    removed are removed from the starting value); for a number, its delta; for a string it
+    extended, the suffix; otherwise its value. A string edited other than by appending is
+    folded whole and its report row is a conflict.
+
+    Examples
+    --------
+    >>> import operator
+    >>> Reduce(operator.add)
+    Reduce(add)
+    """
+
+    fn: Callable[[Any, Any], Any]
+    label = "reduce"
+    whole = True
+
+    def __post_init__(self) -> None:
+        _check_two_args("fn", self.fn, "fn(accumulated, contribution) -> value")
+
+    @property
+    def name(self) -> str:
+        return f"reduce:{_fn_name(self.fn)}"
+
+    def __repr__(self) -> str:
+        return f"Reduce({_fn_name(self.fn)})"
+
+    def decide(
+        self,
+        merger: _Merger,
+        node: _Node,
+        before: Any,
+        keys: tuple[Hashable, ...],
+        label: str,
+        inherit: bool,
+    ) -> Any:
+        return decide(merger, self, node, before, keys, label)
+
+
+@dataclass(frozen=True, repr=False)
+class Upsert(Rule):
+    """Lists of keyed items (LangGraph's ``add_messages``): an item whose key is in the base
+    replaces that item in place, new keys are appended in merge order, a key a branch removed is
+    deleted. Two branches writing one key differently is a conflict row (the last in merge order
+    wins).
+
+    Parameters
+    ----------
+    key : str or callable, default "id"
+        The item's key: ``key(item)``, or the attribute (or dict key) of that name.
+    """
+
+    key: str | Callable[[Any], Any] = "id"
+    label = "upsert"
+    kinds = frozenset({"list"})
+    needs = "a list of keyed items"
+    whole = True
+
+    def key_of(self, item: Any) -> Any:
+        """The key of ``item``; ``KeyError`` / ``AttributeError`` when it has none."""
+        if isinstance(self.key, str):
+            return item[self.key] if isinstance(item, dict) else getattr(item, self.key)
+        return self.key(item)
+
+    def __repr__(self) -> str:
+        shown = repr(self.key) if isinstance(self.key, str) else _fn_name(self.key)
+        return f"Upsert(key={shown})"
+
+    def decide(
+        self,
+        merger: _Merger,
+        node: _Node,
+        before: Any,
+        keys: tuple[Hashable, ...],
+        label: str,
+        inherit: bool,
+    ) -> Any:
+        return decide(merger, self, node, before, keys, label)
+
+
+@dataclass(frozen=True, repr=False)
+class Single(Rule):
+    """At most one writer (LangGraph's ``LastValue``): two branches writing the field raise
+    :class:`~flowlab.errors.MergeConflict`, even with equal values."""
+
+    label = "single"
+    whole = True
+
+    def decide(
+        self,
+        merger: _Merger,
+        node: _Node,
+        before: Any,
+        keys: tuple[Hashable, ...],
+        label: str,
+        inherit: bool,
+    ) -> Any:
+        return decide(merger, self, node, before, keys, label)
 
 
 def decide(

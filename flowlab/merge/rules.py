@@ -1,18 +1,34 @@
 """The per-field merge rules: :class:`Rule` and its subclasses.
 
 A rule goes in a field's ``Annotated`` metadata (``Annotated[int, fl.merge.Sum()]``) or is given
-as a step's ``merge=``. It only names how values combine: :mod:`flowlab.merge.checks` checks that
-it fits its field's type, and :mod:`flowlab.merge.tree` applies it during a merge.
+as a step's ``merge=``. A rule carries its behaviour, as a plot mark carries its drawing:
+
+* a *whole-value* rule (``whole = True``: ``Overwrite``, ``KeepFirst``, ``Custom``, ``Ignore``, and
+  ``Single`` / ``Upsert`` / ``Reduce`` in :mod:`flowlab.merge.keyed`) decides a field at once in
+  :meth:`Rule.decide`;
+* a *combining* rule lets the walk (:mod:`flowlab.merge.tree`) go down dicts, nested models and
+  lists, and decides each leaf several branches wrote in :meth:`Rule.combine`; its flags say how
+  the walk treats it (``expands_alone``, ``compares``, ``strict``, :meth:`Rule.dedupe_key`).
+
+:mod:`flowlab.merge.checks` checks that a rule fits its field's type before anything runs.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from flowlab.errors import ConfigError
+from flowlab.changes import MISSING
+from flowlab.equality import same
+from flowlab.errors import ConfigError, MergeValidationError
+from flowlab.merge.combine import sets, summable, total
+from flowlab.merge.nodes import Dropped, _Node
+
+if TYPE_CHECKING:
+    from flowlab.merge.tree import _Merger
 
 __all__ = [
     "Append",
@@ -24,13 +40,12 @@ __all__ = [
     "Max",
     "Min",
     "Overwrite",
-    "Reduce",
     "Rule",
-    "Single",
     "Sum",
     "Union",
-    "Upsert",
 ]
+
+_NO_DEDUPE: tuple[bool, Callable[[Any], Any] | None] = (False, None)
 
 
 @dataclass(frozen=True, repr=False)
@@ -47,11 +62,37 @@ class Rule:
     kinds: ClassVar[frozenset[str] | None] = None  # the value kinds it fits; None: any
     per_key: ClassVar[bool] = False  # applies per key inside dicts
     needs: ClassVar[str] = "any value"
+    whole: ClassVar[bool] = False  # decides a field at once (decide), not path by path
+    expands_alone: ClassVar[bool] = False  # splits even one writer's whole dict / list into keys
+    compares: ClassVar[bool] = False  # looks at the base even for a path one branch wrote
+    strict: ClassVar[bool] = False  # colliding writes are a MergeConflict
 
     @property
     def name(self) -> str:
         """Short name shown in merge reports: ``"sum"``, ``"union"``, ..."""
         return self.label
+
+    def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
+        """A leaf's merged value from its writers' ``values`` (in merge order): ``(after, the
+        position of the writer whose value was taken or None, whether the others' writes were
+        dropped)``. Default: the last writer wins."""
+        return values[-1], len(values) - 1, True
+
+    def dedupe_key(self) -> tuple[bool, Callable[[Any], Any] | None]:
+        """Whether a merged list drops repeated inserted items, and the key it compares by."""
+        return _NO_DEDUPE
+
+    def decide(
+        self,
+        merger: _Merger,
+        node: _Node,
+        before: Any,
+        keys: tuple[Hashable, ...],
+        label: str,
+        inherit: bool,
+    ) -> Any:
+        """A whole-value rule's merged value of a field (``whole = True`` rules only)."""
+        raise NotImplementedError(f"{type(self).__name__} combines path by path")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -62,13 +103,45 @@ class Overwrite(Rule):
     """The last writer in merge order wins; its value replaces the field whole."""
 
     label = "overwrite"
+    whole = True
+    first: ClassVar[bool] = False
+
+    def decide(
+        self,
+        merger: _Merger,
+        node: _Node,
+        before: Any,
+        keys: tuple[Hashable, ...],
+        label: str,
+        inherit: bool,
+    ) -> Any:
+        from pydantic import BaseModel
+
+        if inherit and isinstance(before, BaseModel) and node.children and not node.direct:
+            return merger.model(node, before, keys, self, label, inherit)  # per nested field
+        i = node.writers[0] if self.first else node.writers[-1]
+        after = merger.value_of(i, node, before)
+        if len(node.writers) == 1:
+            merger.row(keys, label, node, i, before, after)
+        else:  # who lost is worked out when the report is read
+            merger.row(
+                keys,
+                label,
+                node,
+                i,
+                before,
+                after,
+                dropped=Dropped.by_changes(node, i, merger.names),
+            )
+        return after
 
 
 @dataclass(frozen=True, repr=False)
-class KeepFirst(Rule):
+class KeepFirst(Overwrite):
     """The first writer in merge order wins; its value replaces the field whole."""
 
     label = "keep_first"
+    first = True
 
 
 @dataclass(frozen=True, repr=False)
@@ -77,6 +150,10 @@ class DeepMerge(Rule):
     items branches added (minus those removed), other values: last writer wins."""
 
     label = "deep"
+
+    def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
+        merged = sets(before, values)
+        return merged if merged is not None else (values[-1], len(values) - 1, True)
 
 
 @dataclass(frozen=True, repr=False)
@@ -103,6 +180,14 @@ class Union(Rule):
     label = "union"
     kinds = frozenset({"list", "set"})
     needs = "a list or a set"
+    expands_alone = True
+
+    def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
+        merged = sets(before, values)
+        return merged if merged is not None else (values[-1], len(values) - 1, True)
+
+    def dedupe_key(self) -> tuple[bool, Callable[[Any], Any] | None]:
+        return True, self.key_of
 
     def key_of(self, item: Any) -> Any:
         """The value ``item`` is de-duplicated by."""
@@ -128,6 +213,11 @@ class Sum(Rule):
     per_key = True
     needs = "numbers (or a dict of numbers)"
 
+    def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
+        if summable(before, values, removals_count=True):
+            return total(before, values), (0 if len(values) == 1 else None), False
+        return values[-1], len(values) - 1, True
+
 
 @dataclass(frozen=True, repr=False)
 class Max(Rule):
@@ -137,16 +227,24 @@ class Max(Rule):
     kinds = frozenset({"number", "ordered"})
     per_key = True
     needs = "orderable values: numbers, str, dates (or a dict of them)"
+    expands_alone = True
+    compares = True
+    pick: ClassVar[Callable[..., Any]] = max
+
+    def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
+        candidates = [v for v in [before, *values] if v is not MISSING]
+        after = type(self).pick(candidates) if candidates else MISSING
+        if same(before, after):
+            return after, None, False
+        return after, next(n for n, v in enumerate(values) if same(v, after)), False
 
 
 @dataclass(frozen=True, repr=False)
-class Min(Rule):
+class Min(Max):
     """The smallest of the base value and the writers' values; per key for dicts."""
 
     label = "min"
-    kinds = frozenset({"number", "ordered"})
-    per_key = True
-    needs = "orderable values: numbers, str, dates (or a dict of them)"
+    pick = min
 
 
 @dataclass(frozen=True, repr=False)
@@ -156,6 +254,8 @@ class ErrorOnConflict(Rule):
     by key, lists as whole values."""
 
     label = "error_on_conflict"
+    compares = True
+    strict = True
 
 
 @dataclass(frozen=True, repr=False)
@@ -164,9 +264,38 @@ class Custom(Rule):
 
     fn: Callable[[Any, dict[str, Any]], Any]
     label = "custom"
+    whole = True
 
     def __post_init__(self) -> None:
         _check_two_args("fn", self.fn, "fn(base_value, {branch: value}) -> value")
+
+    def decide(
+        self,
+        merger: _Merger,
+        node: _Node,
+        before: Any,
+        keys: tuple[Hashable, ...],
+        label: str,
+        inherit: bool,
+    ) -> Any:
+        """The user's function decides. It gets a copy of the base value (what it does to it
+        never reaches the parent); an error it raises names the path, the writers and the rule,
+        with the rows decided so far."""
+        values = {merger.names[i]: v for i, v in merger.values_of(node, before).items()}
+        try:
+            own = copy.deepcopy(before)
+        except Exception:  # a value deepcopy refuses is given as it is
+            own = before
+        try:
+            after = self.fn(own, values)
+        except Exception as err:
+            raise MergeValidationError(
+                f"the rule {self!r} at {'.'.join(map(str, keys))!r} (writers "
+                f"{', '.join(values)}) raised {type(err).__name__}: {err}; nothing was merged.",
+                report=merger.rows,
+            ) from err
+        merger.row(keys, label, node, None, before, after)
+        return after
 
     @property
     def name(self) -> str:
@@ -181,74 +310,19 @@ class Ignore(Rule):
     """The field keeps its base value, whatever the branches did."""
 
     label = "ignore"
+    whole = True
 
-
-@dataclass(frozen=True, repr=False)
-class Reduce(Rule):
-    """Fold ``fn(acc, contribution)`` over the writers' contributions, in merge order, from the
-    base value (LangGraph's reducers; ``Annotated[list, operator.add]`` is ``Reduce(operator.add)``).
-
-    A branch's *contribution* is what it added: for a list, the items it inserted (items it
-    removed are removed from the starting value); for a number, its delta; for a string it
-    extended, the suffix; otherwise its value. A string edited other than by appending is
-    folded whole and its report row is a conflict.
-
-    Examples
-    --------
-    >>> import operator
-    >>> Reduce(operator.add)
-    Reduce(add)
-    """
-
-    fn: Callable[[Any, Any], Any]
-    label = "reduce"
-
-    def __post_init__(self) -> None:
-        _check_two_args("fn", self.fn, "fn(accumulated, contribution) -> value")
-
-    @property
-    def name(self) -> str:
-        return f"reduce:{_fn_name(self.fn)}"
-
-    def __repr__(self) -> str:
-        return f"Reduce({_fn_name(self.fn)})"
-
-
-@dataclass(frozen=True, repr=False)
-class Upsert(Rule):
-    """Lists of keyed items (LangGraph's ``add_messages``): an item whose key is in the base
-    replaces that item in place, new keys are appended in merge order, a key a branch removed is
-    deleted. Two branches writing one key differently is a conflict row (the last in merge order
-    wins).
-
-    Parameters
-    ----------
-    key : str or callable, default "id"
-        The item's key: ``key(item)``, or the attribute (or dict key) of that name.
-    """
-
-    key: str | Callable[[Any], Any] = "id"
-    label = "upsert"
-    kinds = frozenset({"list"})
-    needs = "a list of keyed items"
-
-    def key_of(self, item: Any) -> Any:
-        """The key of ``item``; ``KeyError`` / ``AttributeError`` when it has none."""
-        if isinstance(self.key, str):
-            return item[self.key] if isinstance(item, dict) else getattr(item, self.key)
-        return self.key(item)
-
-    def __repr__(self) -> str:
-        shown = repr(self.key) if isinstance(self.key, str) else _fn_name(self.key)
-        return f"Upsert(key={shown})"
-
-
-@dataclass(frozen=True, repr=False)
-class Single(Rule):
-    """At most one writer (LangGraph's ``LastValue``): two branches writing the field raise
-    :class:`~flowlab.errors.MergeConflict`, even with equal values."""
-
-    label = "single"
+    def decide(
+        self,
+        merger: _Merger,
+        node: _Node,
+        before: Any,
+        keys: tuple[Hashable, ...],
+        label: str,
+        inherit: bool,
+    ) -> Any:
+        merger.row(keys, label, node, None, before, before)
+        return before
 
 
 @dataclass(frozen=True, repr=False)
@@ -258,12 +332,26 @@ class _DeepKeepFirst(DeepMerge):
 
     label = "deep_keep_first"
 
+    def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
+        merged = sets(before, values)
+        return merged if merged is not None else (values[0], 0, True)
+
 
 @dataclass(frozen=True, repr=False)
 class _Accumulate(Rule):
     """The ``accumulate`` strategy: deep, numbers add deltas, lists de-duplicated in order."""
 
     label = "accumulate"
+    expands_alone = True
+
+    def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
+        if summable(before, values, removals_count=False):
+            return total(before, values), (0 if len(values) == 1 else None), False
+        merged = sets(before, values)
+        return merged if merged is not None else (values[-1], len(values) - 1, True)
+
+    def dedupe_key(self) -> tuple[bool, Callable[[Any], Any] | None]:
+        return True, None
 
 
 def _fn_name(fn: object) -> str:

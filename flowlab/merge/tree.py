@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Collection, Hashable, Sequence
-from decimal import Decimal
-from fractions import Fraction
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from flowlab.changes import MISSING, Change, diff_value, same
-from flowlab.errors import MergeValidationError
-from flowlab.merge import keyed, lists
+from flowlab.merge import lists
 from flowlab.merge.checks import field_rules
 from flowlab.merge.nodes import (
     _NONE,
@@ -28,35 +25,17 @@ from flowlab.merge.nodes import (
     branch_value,
     branch_values,
 )
-from flowlab.merge.rules import (
-    Custom,
-    DeepMerge,
-    ErrorOnConflict,
-    Ignore,
-    KeepFirst,
-    Max,
-    Min,
-    Overwrite,
-    Reduce,
-    Rule,
-    Single,
-    Sum,
-    Union,
-    Upsert,
-    _Accumulate,
-    _DeepKeepFirst,
-)
+from flowlab.merge.rules import Rule
 from flowlab.merge.validate import validate
 from flowlab.tracking import TrackedDict
 
-__all__ = ["is_number"]
+__all__: list[str] = []  # internal: the walk; see three_way.merge_branches
 
 M = TypeVar("M", bound=BaseModel)
 
 
 _DICTS = (dict, TrackedDict)
 _CONTAINERS = frozenset({dict, list})  # the only values expand() turns into per-key changes
-_EXPAND_ALONE = (Union, _Accumulate, Max, Min)  # rules that change even a lone writer's dict/list
 
 
 _STR = frozenset({str})
@@ -71,32 +50,12 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-_PLAIN_NUMBERS = frozenset({int, float})
-
-
-def _summable(before: Any, values: list[Any], removals_count: bool) -> bool:
-    """Numbers whose deltas add up (a removal counts as 0 for ``Sum``)."""
-    plain = _PLAIN_NUMBERS
-    if (before is MISSING or type(before) in plain) and all(type(v) in plain for v in values):
-        return True  # the common case, without the general checks
-    return (before is MISSING or is_number(before)) and all(
-        is_number(v) or (removals_count and v is MISSING) for v in values
-    )
-
-
 def _removes(node: _Node) -> bool:
     """Whether a branch removed a key right under ``node`` (such a dict is copied, not written
     in place: putting a removed key back would move it to the end)."""
     return any(
         child.direct and any(v is MISSING for v in child.direct.values())
         for child in node.children.values()
-    )
-
-
-def is_number(value: Any) -> bool:
-    """A number whose deltas add up (``bool`` is not one)."""
-    return isinstance(value, (int, float, Decimal, Fraction, complex)) and not isinstance(
-        value, bool
     )
 
 
@@ -228,49 +187,11 @@ class _Merger:
         before: Any,
         keys: tuple[Hashable, ...],
     ) -> Any:
-        """Decide a model field: whole-value rules here, combining rules in :meth:`tree`."""
-        if isinstance(rule, Ignore):
-            self.row(keys, label, node, None, before, before)
-            return before
-        if isinstance(rule, Custom):
-            return self.custom(rule, node, before, keys, label)
-        if isinstance(rule, (Single, Upsert, Reduce)):
-            return keyed.decide(self, rule, node, before, keys, label)
-        if isinstance(rule, (Overwrite, KeepFirst)):
-            if inherit and isinstance(before, BaseModel) and node.children and not node.direct:
-                return self.model(node, before, keys, rule, label, inherit)
-            i = node.writers[-1] if isinstance(rule, Overwrite) else node.writers[0]
-            if len(node.writers) == 1:
-                after = self.value_of(i, node, before)
-                self.row(keys, label, node, i, before, after)
-                return after
-            after = self.value_of(i, node, before)
-            dropped = Dropped.by_changes(node, i, self.names)  # who lost: worked out when read
-            self.row(keys, label, node, i, before, after, dropped=dropped)
-            return after
+        """Decide a model field: a whole-value rule decides it at once (:meth:`Rule.decide`),
+        a combining rule path by path (:meth:`tree`)."""
+        if rule.whole:
+            return rule.decide(self, node, before, keys, label, inherit)
         return self.tree(node, before, keys, rule, label, inherit)
-
-    def custom(
-        self, rule: Custom, node: _Node, before: Any, keys: tuple[Hashable, ...], label: str
-    ) -> Any:
-        """Decide a field by the user's function. It gets a copy of the base value (what it does
-        to it never reaches the parent), and an error it raises names the path, the writers and
-        the rule, with the rows decided so far."""
-        values = {self.names[i]: v for i, v in self.values_of(node, before).items()}
-        try:
-            own = copy.deepcopy(before)
-        except Exception:  # a value deepcopy refuses is given as it is
-            own = before
-        try:
-            after = rule.fn(own, values)
-        except Exception as err:
-            raise MergeValidationError(
-                f"the rule {rule!r} at {_dotted(keys)!r} (writers {', '.join(values)}) raised "
-                f"{type(err).__name__}: {err}; nothing was merged.",
-                report=self.rows,
-            ) from err
-        self.row(keys, label, node, None, before, after)
-        return after
 
     def tree(
         self,
@@ -281,7 +202,7 @@ class _Merger:
         label: str,
         inherit: bool,
     ) -> Any:
-        if isinstance(rule, ErrorOnConflict):
+        if rule.strict:
             # dicts written whole are compared key by key, as edits under an existing key are
             if node.direct and not (
                 len(node.writers) > 1
@@ -313,7 +234,7 @@ class _Merger:
             undo = None
         # A key one branch set to a plain value takes that value under every rule but the
         # comparing ones: decided here, without the two calls (tree, leaf) per key.
-        lone = not isinstance(rule, (ErrorOnConflict, Max, Min))
+        lone = not rule.compares
         for key, child in node.children.items():
             old = out.get(key, MISSING)
             direct = child.direct
@@ -351,7 +272,7 @@ class _Merger:
         kind = type(values[0])
         if kind is not dict and kind is not list:
             return False
-        if len(node.writers) < 2 and not isinstance(rule, _EXPAND_ALONE):
+        if len(node.writers) < 2 and not rule.expands_alone:
             return False
         empty = before is MISSING or before is None
         if not (empty or type(before) is kind) or any(type(v) is not kind for v in values):
@@ -383,10 +304,11 @@ class _Merger:
     def leaf(
         self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule, label: str
     ) -> Any:
+        """A path written whole (not a container to go into): the rule combines its writers'
+        values (:meth:`Rule.combine`)."""
         writers = node.writers
         direct = node.direct
-        after: Any
-        if len(writers) == 1 and not isinstance(rule, (Max, Min)):
+        if len(writers) == 1 and not rule.compares:
             # one writer: every other rule takes its value as it is (the common case of a
             # per-key merge: each key written by one branch)
             i = writers[0]
@@ -397,41 +319,13 @@ class _Merger:
             values = [direct[i] for i in writers]
         else:
             values = list(self.values_of(node, before).values())
-        winner: int | None = None
-        if isinstance(rule, (Sum, _Accumulate)) and _summable(
-            before, values, isinstance(rule, Sum)
-        ):
-            start = 0 if before is MISSING else before
-            if all(v is MISSING for v in values):
-                after = MISSING
-            else:
-                after = start
-                for v in values:
-                    after += (0 if v is MISSING else v) - start
-            winner = writers[0] if len(writers) == 1 else None
-        elif isinstance(rule, (Max, Min)):
-            candidates = [v for v in [before, *values] if v is not MISSING]
-            pick = max if isinstance(rule, Max) else min
-            after = pick(candidates) if candidates else MISSING
-            if not same(before, after):
-                winner = next(i for i, v in zip(writers, values, strict=True) if same(v, after))
-        elif (
-            isinstance(rule, (DeepMerge, _Accumulate, Union))
-            and len(writers) > 1
-            and isinstance(before, (set, frozenset))
-            and all(isinstance(v, (set, frozenset)) for v in values)
-        ):
-            removed = set().union(*(before - v for v in values))
-            added = set().union(*(v - before for v in values))
-            after = type(before)((before - removed) | added)
-        else:
-            first = isinstance(rule, _DeepKeepFirst)
-            winner = writers[0] if first else writers[-1]
-            after = values[0] if first else values[-1]
+        after, at, picked = rule.combine(before, values)
+        winner = None if at is None else writers[at]
+        if picked and winner is not None and len(writers) > 1:  # who lost: worked out when read
             dropped = Dropped.by_values(values, writers, winner, self.names)
             self.row(keys, label, node, winner, before, after, dropped=dropped)
-            return after
-        self.row(keys, label, node, winner, before, after)
+        else:
+            self.row(keys, label, node, winner, before, after)
         return after
 
     def list_merge(
@@ -440,18 +334,17 @@ class _Merger:
         """Combine every writer's edit of a list by position (see :mod:`flowlab.merge.lists`),
         de-duplicated as the rule asks, and report it; colliding edits are a conflict."""
         base = before if isinstance(before, list) else []
-        if isinstance(rule, ErrorOnConflict) and len(node.writers) > 1:
+        if rule.strict and len(node.writers) > 1:
             agreed = list(self.values_of(node, before).values())
             if all(same(agreed[0], v) for v in agreed[1:]):  # equal values never conflict
                 self.row(keys, label, node, node.writers[-1], before, agreed[-1])
                 return agreed[-1]  # type: ignore[no-any-return]
         merged = lists.combine_edits(node.items, node.writers, base)
         out = merged.items
-        if isinstance(rule, Union):
-            out = lists.dedupe(out, rule.key_of, merged.inserted)
-        elif isinstance(rule, _Accumulate):
-            out = lists.dedupe(out, None, merged.inserted)
-        if merged.conflict and isinstance(rule, ErrorOnConflict):
+        dedupe, key = rule.dedupe_key()
+        if dedupe:
+            out = lists.dedupe(out, key, merged.inserted)
+        if merged.conflict and rule.strict:
             values = self.values_of(node, before)
             self.conflicts.append((_dotted(keys), {self.names[i]: v for i, v in values.items()}))
         winner = node.writers[0] if len(node.writers) == 1 else None
