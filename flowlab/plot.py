@@ -7,7 +7,9 @@ nothing is ever shown for you (no ``plt.show()``). matplotlib is imported inside
 ``import flowlab`` stays light.
 
 Artists carry a ``gid`` so they can be found again (tests inspect artists, not pixels):
-``"run:<branch path>"`` and ``"wait:<branch path>"`` for timeline bars, ``"in_flight"`` and
+``"run:<branch path>"`` and ``"wait:<branch path>"`` for timeline bars (``"name:<branch path>"``
+for their names ``by="worker"``, ``"winners"`` for merge-winner stars, ``"breach"`` for the line
+where a usage budget was crossed), ``"in_flight"`` and
 ``"limit:<step path>"`` for concurrency lines, ``"cell:<row>|<field>"`` for merge-matrix cells.
 
 Examples
@@ -20,9 +22,10 @@ Examples
 from __future__ import annotations
 
 from flowlab.plot_compare import compare
+from flowlab.plot_concurrency import concurrency
 from flowlab.plot_grid import timelines
 from flowlab.plot_merges import merges
 from flowlab.plot_style import STATUS_COLORS
-from flowlab.plot_time import concurrency, timeline
+from flowlab.plot_time import timeline
 
 __all__ = ["STATUS_COLORS", "compare", "concurrency", "merges", "timeline", "timelines"]

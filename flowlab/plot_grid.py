@@ -86,7 +86,7 @@ def timelines(
 
     right = max(r.makespan_s for _, r in labeled) or 1.0
     statuses: set[str] = set()
-    drew_wait = drew_stars = False
+    drew_wait = drew_stars = drew_breach = False
     for i, (axes, (name, res)) in enumerate(zip(panels, labeled, strict=False)):
         timeline(res, ax=axes, wait=wait, winners=winners, ranks=ranks, legend=False, **kwargs)
         axes.set_xlim(0.0, right)
@@ -101,9 +101,10 @@ def timelines(
         statuses.update(res.branches["status"].astype(str).tolist())
         drew_wait |= any(str(p.get_gid()).startswith("wait:") for p in axes.patches)
         drew_stars |= any(c.get_gid() == "winners" for c in axes.collections)
+        drew_breach |= any(ln.get_gid() == "breach" for ln in axes.lines)
     for spare in panels[n:]:
         spare.axis("off")
-    handles = legend_handles(statuses, wait=drew_wait, winners=drew_stars)
+    handles = legend_handles(statuses, wait=drew_wait, winners=drew_stars, breach=drew_breach)
     if legend and handles:
         constrained = type(fig.get_layout_engine()).__name__ == "ConstrainedLayoutEngine"
         fig.legend(

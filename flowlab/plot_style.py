@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = [
-    "STATUS_COLORS", "WAIT_ALPHA", "branch_rows", "legend_handles", "new_axes", "seconds", "text",
+    "BREACH_COLOR", "STATUS_COLORS", "WAIT_ALPHA", "branch_rows", "legend_handles", "new_axes", "seconds", "text",
 ]  # fmt: skip
 
 STATUS_COLORS: dict[str, str] = {
@@ -25,6 +25,9 @@ STATUS_COLORS: dict[str, str] = {
 
 WAIT_ALPHA = 0.3
 """Opacity of queue-wait bars and of changes that were not merged."""
+
+BREACH_COLOR = "#7b2d26"
+"""Colour of the line where a run's usage budget was crossed."""
 
 
 def new_axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
@@ -80,10 +83,10 @@ def seconds(value: float) -> str:
 
 
 def legend_handles(
-    statuses: Iterable[str], *, wait: bool = False, winners: bool = False
+    statuses: Iterable[str], *, wait: bool = False, winners: bool = False, breach: bool = False
 ) -> list[Any]:
     """Legend entries for timeline bars: the statuses present (in :data:`STATUS_COLORS` order),
-    then "queue wait" and "merge winner" when those were drawn."""
+    then "queue wait", "merge winner" and "budget breach" when those were drawn."""
     from matplotlib.colors import to_rgba
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -96,4 +99,6 @@ def legend_handles(
         handles.append(Line2D([], [], marker="*", linestyle="none", markersize=10,
                               markerfacecolor="#f5d000", markeredgecolor="#333333",
                               label="merge winner"))  # fmt: skip
+    if breach:
+        handles.append(Line2D([], [], color=BREACH_COLOR, linestyle="--", label="budget breach"))
     return handles

@@ -1,15 +1,18 @@
-"""Plots of one run over time: :func:`timeline` (a Gantt chart) and :func:`concurrency`."""
+"""A run over time: :func:`timeline`, a Gantt chart of its branches.
+
+:func:`concurrency` lives in :mod:`flowlab.plot_concurrency` and is re-exported here.
+"""
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flowlab.errors import ConfigError, check_one_of
-from flowlab.limits import Limiter
+from flowlab.plot_concurrency import concurrency
 from flowlab.plot_style import (
+    BREACH_COLOR,
     STATUS_COLORS,
     WAIT_ALPHA,
     branch_rows,
@@ -28,19 +31,86 @@ if TYPE_CHECKING:
 __all__ = ["concurrency", "timeline"]
 
 _BY = ("branch", "worker")
+
 _MAX_LABELS = 80
 
 
-def _winners(result: RunResult) -> set[tuple[str, str]]:
-    """``(step, branch)`` pairs that won at least one merged path."""
-    out: set[tuple[str, str]] = set()
-    frame = result.merges
-    for step, winner in zip(frame["step"].tolist(), frame["winner"].tolist(), strict=True):
+def _merged_winners(result: RunResult) -> set[str]:
+    """Paths of branches that won a merged field *and* whose win reached the run's result.
+
+    A win is thrown away when the Parallel that merged it, or any branch or Parallel around it,
+    did not end ``ok`` (a failed sibling under ``propagate``, a failed outer branch, ...).
+    """
+    won: set[tuple[str, str]] = set()
+    merges = result.merges
+    for step, winner in zip(merges["step"].tolist(), merges["winner"].tolist(), strict=True):
         names: Iterable[Any] = (
             winner if isinstance(winner, list | tuple | set | frozenset) else [winner]
         )
-        out.update((str(step), n) for n in names if isinstance(n, str) and n)
+        won.update((str(step), n) for n in names if isinstance(n, str) and n)
+    if not won:
+        return set()
+    steps = result.steps
+    parallel_ok = {
+        (str(p), str(s)): str(st) == "ok"
+        for p, s, st, k in zip(steps["parent"], steps["step"], steps["status"], steps["kind"], strict=True)
+        if str(k) == "parallel"
+    }  # fmt: skip
+    frame = result.branches
+    rows = {
+        str(path): (str(parent), str(step), str(branch), str(status))
+        for path, parent, step, branch, status in zip(
+            frame["path"], frame["parent"], frame["step"], frame["branch"], frame["status"],
+            strict=True,
+        )
+    }  # fmt: skip
+
+    def kept(path: str) -> bool:
+        parent, step, _, status = rows[path]
+        if status != "ok" or not parallel_ok.get((parent, step), False):
+            return False
+        return kept(parent) if parent in rows else True
+
+    return {p for p, (_, step, branch, _) in rows.items() if (step, branch) in won and kept(p)}
+
+
+def _lanes(intervals: Sequence[tuple[int, float, float]]) -> dict[int, tuple[int, int]]:
+    """``{index: (lane, lanes in its row)}``: bars that overlap in time on one row get their own
+    lane (greedy, by start time), so none hides another."""
+    out: dict[int, tuple[int, int]] = {}
+    by_row: dict[int, list[tuple[float, float, int]]] = {}
+    for i, (row, start, end) in enumerate(intervals):
+        by_row.setdefault(row, []).append((start, end, i))
+    for items in by_row.values():
+        ends: list[float] = []  # per lane: when its last bar ends
+        placed: list[tuple[int, int]] = []
+        for start, end, i in sorted(items):
+            lane = next((k for k, e in enumerate(ends) if e <= start), len(ends))
+            if lane == len(ends):
+                ends.append(end)
+            else:
+                ends[lane] = end
+            placed.append((i, lane))
+        for i, lane in placed:
+            out[i] = (lane, len(ends))
     return out
+
+
+def _breaches(ax: Axes, result: RunResult) -> bool:
+    """A dashed line and a label where the usage budget was crossed; whether there was one."""
+    events = result.events
+    rows = events.loc[events["kind"].astype(str) == "usage_breach"]
+    for t, detail in zip(rows["time_s"].tolist(), rows["detail"].astype(str).tolist(), strict=True):
+        what = detail.split(": ", 1)[-1].split(" (", 1)[0]
+        ax.axvline(float(t), color=BREACH_COLOR, linestyle="--", linewidth=1.2, gid="breach")
+        late = float(t) > 0.5 * ax.get_xlim()[1]  # write it on the side with room
+        label = f"budget breach: {text(what)}"
+        ax.text(
+            float(t), 0.0, f"{label} " if late else f" {label}",
+            color=BREACH_COLOR, fontsize="x-small", va="bottom", ha="right" if late else "left",
+            transform=ax.get_xaxis_transform(), gid="breach-label", clip_on=True,
+        )  # fmt: skip
+    return not rows.empty
 
 
 def timeline(
@@ -60,9 +130,11 @@ def timeline(
     Each branch gets one status bar from ``started_s`` to ``finished_s`` (a branch cancelled
     before it started gets a hatched bar over its queue time instead). The queue wait, from
     ``queued_s`` to ``started_s``, is drawn lighter in front of it. Nested branches sit right under
-    their parent branch, indented. The completion rank (``#3``) is written after each bar and
-    branches that won a merged field are marked with a star. Beyond 80 rows only every n-th row
-    is labelled.
+    their parent branch, indented. The completion rank (``#3``) is written after each bar.
+    Branches that won a merged field are marked with a star, only when that win reached the
+    result (not when the Parallel that merged it, or one around it, failed). A usage-budget breach
+    is a dashed line at the moment of the crossing charge, labelled with what was exceeded.
+    Beyond 80 rows only every n-th row is labelled.
 
     Parameters
     ----------
@@ -70,7 +142,9 @@ def timeline(
     ax : matplotlib Axes, optional
         Draw here; by default a new figure sized to the number of rows.
     by : {"branch", "worker"}, default "branch"
-        ``"worker"``: one row per worker (the ``worker`` column, filled by remote backends).
+        ``"worker"``: one row per worker (the ``worker`` column, filled by remote backends),
+        holding the leaf branches it ran, each named on its bar; branches that overlap in time
+        on one worker are stacked in thinner lanes, so none hides another.
     wait, ranks, winners, legend : bool, default True
         Draw queue waits / completion ranks / merge-winner stars / the status legend.
     height : float, default 0.6
@@ -94,10 +168,11 @@ def timeline(
                 "choose one of 'branch'. HINT: workers are recorded by remote backends."
             )
         row_of = {w: i for i, w in enumerate(workers)}
-        order = [(i, 0) for i in range(len(frame))]
-        ys = [row_of.get(w, len(workers)) for w in frame["worker"].tolist()]
+        parents = set(frame["parent"].tolist())  # a branch holding others runs no work itself
+        order = [(i, 0) for i, p in enumerate(frame["path"].tolist()) if p not in parents]
+        ys = [row_of.get(frame["worker"].iat[i], len(workers)) for i, _ in order]
         labels = [text(w) for w in workers]
-        if any(not w for w in frame["worker"].tolist()):
+        if any(not frame["worker"].iat[i] for i, _ in order):
             labels.append("(local)")
         n_rows = len(labels)
     else:
@@ -112,13 +187,20 @@ def timeline(
 
     from matplotlib.colors import to_rgba
 
-    won = _winners(result) if winners else set()
-    lefts, widths, colors, hatches, gids, rows = [], [], [], [], [], []
+    won = _merged_winners(result) if winners else set()
+    lefts, widths, colors, hatches, gids, rows, heights = [], [], [], [], [], [], []
     wait_bars: list[tuple[float, float, float, Any, str]] = []
     stars: list[tuple[float, float]] = []
     records = frame.to_dict("records")
-    for (i, _depth), y in zip(order, ys, strict=True):
+    spans = [_span(records[i], result.makespan_s) for i, _ in order]
+    lanes = (
+        _lanes([(y, a, b) for y, (a, b) in zip(ys, spans, strict=True)]) if by == "worker" else {}
+    )
+    for k, ((i, _depth), row_y) in enumerate(zip(order, ys, strict=True)):
         row = records[i]
+        lane, n_lanes = lanes.get(k, (0, 1))
+        bar_h = height / n_lanes
+        y = row_y - height / 2 + (lane + 0.5) * bar_h
         status = str(row["status"])
         color = STATUS_COLORS.get(status, "#999999")
         queued, started, finished = (
@@ -136,16 +218,23 @@ def timeline(
         hatches.append("//" if never_started else None)
         gids.append(f"run:{row['path']}")
         rows.append(y)
+        heights.append(bar_h)
         if wait and by == "branch" and not never_started and started > queued:
             wait_bars.append(
                 (float(y), queued, started - queued, to_rgba(color, WAIT_ALPHA), row["path"])
             )
-        if ranks and not pd.isna(row["completion_rank"]):
+        rank = "" if pd.isna(row["completion_rank"]) else f" #{int(row['completion_rank'])}"
+        if by == "worker":  # rows are workers: name each bar (the rank goes inside, too)
             ax.text(
-                finished, y, f" #{int(row['completion_rank'])}", va="center", ha="left",
+                left, y, f" {text(row['branch'])}{rank if ranks else ''}", va="center", ha="left",
+                fontsize="x-small", color="white", clip_on=True, gid=f"name:{row['path']}",
+            )  # fmt: skip
+        elif ranks and rank:
+            ax.text(
+                finished, y, rank, va="center", ha="left",
                 fontsize="x-small", color="#333333", gid=f"rank:{row['path']}",
             )  # fmt: skip
-        if (str(row["step"]), str(row["branch"])) in won and status == "ok":
+        if row["path"] in won:
             stars.append((left + max(0.0, finished - left) / 2, float(y)))
 
     if wait_bars:
@@ -157,7 +246,7 @@ def timeline(
             patch.set_gid(f"wait:{w[4]}")
     bar_kwargs: dict[str, Any] = {"edgecolor": "white", "linewidth": 0.5, **kwargs}
     bars = ax.barh(
-        rows, widths, left=lefts, height=height, color=colors, label="_run", **bar_kwargs
+        rows, widths, left=lefts, height=heights, color=colors, label="_run", **bar_kwargs
     )
     for patch, gid, hatch in zip(bars.patches, gids, hatches, strict=True):
         patch.set_gid(gid)
@@ -188,9 +277,10 @@ def timeline(
     ax.grid(axis="x", alpha=0.3)
     if by == "branch":
         _step_separators(ax, frame, order)
+    breach = _breaches(ax, result)
     if legend:
         statuses = frame["status"].astype(str).tolist()
-        handles = legend_handles(statuses, wait=bool(wait_bars), winners=bool(stars))
+        handles = legend_handles(statuses, wait=bool(wait_bars), winners=bool(stars), breach=breach)
         if handles:
             ax.legend(
                 handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small"
@@ -210,157 +300,8 @@ def _step_separators(ax: Axes, frame: pd.DataFrame, order: Sequence[tuple[int, i
         prev = key
 
 
-def _initial_limit(limit_repr: str) -> int | None:
-    match = re.fullmatch(r"Fixed\((\d+)\)", limit_repr.strip())
-    if match:
-        return int(match.group(1))
-    match = re.search(r"\bmin=(\d+)", limit_repr)
-    return int(match.group(1)) if match else None
-
-
-def _in_flight(frame: pd.DataFrame, end: float) -> tuple[list[float], list[int]]:
-    deltas: list[tuple[float, int]] = []
-    for s, f in zip(frame["started_s"].tolist(), frame["finished_s"].tolist(), strict=True):
-        if not math.isnan(s):
-            deltas += [(float(s), 1), (float(f) if not math.isnan(f) else end, -1)]
-    deltas.sort()  # at equal times the -1 comes first: back-to-back branches do not spike
-    xs, ys, level = [0.0], [0], 0
-    for t, d in deltas:
-        level += d
-        if xs[-1] == t:
-            ys[-1] = level
-        else:
-            xs.append(t)
-            ys.append(level)
-    keep = [i for i in range(len(xs)) if i == 0 or ys[i] != ys[i - 1]]  # drop no-change points
-    xs, ys = [xs[i] for i in keep], [ys[i] for i in keep]
-    if end > xs[-1]:
-        xs.append(end)
-        ys.append(level)
-    return xs, ys
-
-
-def concurrency(
-    result: RunResult,
-    ax: Axes | None = None,
-    *,
-    step: str | None = None,
-    limit: int | Limiter | None = None,
-    **kwargs: Any,
-) -> Axes:
-    """Work in flight over time as a step line, with each cap overlaid as a dashed line.
-
-    Without ``step``, the line counts running *leaf steps* (the callables doing the work, inside
-    branches or not: what a run-wide cap bounds, and what ``summary()["peak_concurrency"]``
-    counts), and the caps of the Parallels whose branches are all leaves are overlaid. With
-    ``step=`` (a Parallel's name or path) the line counts that step's branches and its cap is
-    overlaid: use it for a step whose branches hold nested Parallels. A cap is drawn from the step's start to its
-    end; a limiter that moved (adaptive, AIMD) follows every move in ``result.limits``.
-
-    Parameters
-    ----------
-    result : RunResult
-    ax : matplotlib Axes, optional
-    step : str, optional
-        A Parallel step's name or path.
-    limit : int or Limiter, optional
-        The run-wide cap given to ``fl.run(max_concurrency=...)``, if any: a run result does not
-        record a fixed run-wide cap, so pass it to see it.
-    **kwargs
-        Passed to ``Axes.step`` for the in-flight line.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    frame = result.branches
-    steps = result.steps
-    parallels = steps.loc[steps["kind"].astype(str) == "parallel"]
-    if step is not None:
-        names = sorted(set(parallels["step"].tolist()) | set(parallels["path"].tolist()))
-        check_one_of("step", step, names)
-        chosen = parallels.loc[(parallels["step"] == step) | (parallels["path"] == step)]
-        owners = set(zip(chosen["parent"].tolist(), chosen["step"].tolist(), strict=True))
-        rows = frame.loc[
-            [
-                (p, s) in owners
-                for p, s in zip(frame["parent"].tolist(), frame["step"].tolist(), strict=True)
-            ]
-        ]
-    else:
-        # leaf steps: the unit of work that a run-wide cap bounds and summary() counts
-        rows = steps.loc[steps["kind"].astype(str) == "step"]
-        has_children = set(frame["parent"].tolist())
-        # caps drawn by default: those of Parallels whose branches are all leaves
-        owners = {
-            (p, s)
-            for p, s, path in zip(frame["parent"], frame["step"], frame["path"], strict=True)
-            if path in has_children
-        }
-        chosen = parallels.loc[
-            [
-                (p, s) not in owners
-                for p, s in zip(parallels["parent"], parallels["step"], strict=True)
-            ]
-        ]
-    ax = new_axes(ax, (8.0, 3.0))
-    end = result.makespan_s
-    xs, ys = _in_flight(rows, end)
-    line_kwargs: dict[str, Any] = {"where": "post", "color": "#2f6690", "linewidth": 2.0,
-                                   "label": f"{text(step)} branches" if step else "leaf steps",
-                                   **kwargs}  # fmt: skip
-    (line,) = ax.step(xs, ys, **line_kwargs)
-    line.set_gid("in_flight")
-    top = max(ys)
-    limits = result.limits
-    for path, started, finished, lim in zip(
-        chosen["path"].tolist(), chosen["started_s"].tolist(), chosen["finished_s"].tolist(),
-        chosen["limit"].tolist(), strict=True,
-    ):  # fmt: skip
-        moves = limits.loc[limits["step"] == path]
-        lx, ly = _limit_series(
-            _initial_limit(str(lim)), float(started), float(finished) if not math.isnan(finished) else end,
-            moves["time"].tolist(), moves["limit"].tolist(),
-        )  # fmt: skip
-        if lx:
-            ax.step(lx, ly, where="post", linestyle="--", linewidth=1.5, color="#d1495b",
-                    label=f"limit ({text(path)})", gid=f"limit:{path}")  # fmt: skip
-            top = max(top, *ly)
-    run_moves = limits.loc[limits["step"] == "run"]
-    initial = limit.initial() if isinstance(limit, Limiter) else limit
-    lx, ly = _limit_series(
-        initial, 0.0, end, run_moves["time"].tolist(), run_moves["limit"].tolist()
-    )
-    if lx:
-        ax.step(lx, ly, where="post", linestyle="-.", linewidth=1.5, color="#7b2d26",
-                label="limit (run)", gid="limit:run")  # fmt: skip
-        top = max(top, *ly)
-    ax.set_ylim(0, top + 1)
-    ax.set_xlim(0, max(end, xs[-1]) or 1.0)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("seconds from run start")
-    ax.set_ylabel("in flight")
-    ax.set_title("concurrency" + (f" of {text(step)}" if step else ""))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize="small")
-    return ax
-
-
-def _limit_series(
-    initial: int | None, start: float, end: float, times: Sequence[float], values: Sequence[int]
-) -> tuple[list[float], list[int]]:
-    if initial is None and not values:
-        return [], []
-    xs: list[float] = []
-    ys: list[int] = []
-    if initial is not None:
-        xs.append(start)
-        ys.append(int(initial))
-    for t, v in zip(times, values, strict=True):
-        xs.append(float(t))
-        ys.append(int(v))
-    xs.append(max(end, xs[-1]))
-    ys.append(ys[-1])
-    return xs, ys
+def _span(row: dict[Any, Any], end: float) -> tuple[float, float]:
+    """Where a branch's status bar starts and ends (queue time for one that never started)."""
+    queued, started, finished = (float(row[c]) for c in ("queued_s", "started_s", "finished_s"))
+    left = queued if math.isnan(started) else started
+    return left, end if math.isnan(finished) else finished

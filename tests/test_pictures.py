@@ -241,3 +241,105 @@ def test_cmp_plot_of_a_real_sweep_is_honest() -> None:
     by_merge = plot.compare(cmp, x="merge", hue="max_concurrency", ax=Figure().add_subplot())
     assert all(c.lines[0].get_linestyle() == "None" for c in by_merge.containers)
     assert [t.get_text() for t in by_merge.get_legend().get_texts()] == ["1", "2", "none"]
+
+
+# --------------------------------------------------------------------------- timeline details
+
+
+def _owner(seconds: float, name: str, *, fail: bool = False) -> Any:
+    async def step(data: Any, ctx: Owned) -> None:
+        await asyncio.sleep(seconds)
+        ctx.owner = name
+        if fail:
+            raise ValueError("boom")
+
+    return step
+
+
+class Owned(BaseModel):
+    owner: str = ""
+
+
+def _gids(ax: Any, prefix: str) -> dict[str, Any]:
+    artists = [*ax.patches, *ax.texts, *ax.lines, *ax.collections]
+    return {
+        str(a.get_gid())[len(prefix) :]: a for a in artists if str(a.get_gid()).startswith(prefix)
+    }
+
+
+def test_timeline_by_worker_stacks_overlapping_branches_and_names_them() -> None:
+    res = fl.run(fl.Parallel({"a": work(1.0), "b": work(2.0), "c": work(1.0, fail=True)},
+                             on_failure="ignore", name="fan"),
+                 Ctx(), clock="virtual", raise_on_error=False)  # fmt: skip
+    for rec, worker in zip(res.recorder.branches, ["w1", "w1", "w2"], strict=True):
+        rec.worker = worker  # a and b ran at the same time on w1
+    ax = plot.timeline(res, ax=Figure().add_subplot(), by="worker")
+    bars = _gids(ax, "run:")
+    a, b = bars["fan:a"], bars["fan:b"]
+    tol = 1e-9  # stacked lanes touch: one ends where the next begins
+    assert (
+        a.get_y() + a.get_height() <= b.get_y() + tol
+        or b.get_y() + b.get_height() <= a.get_y() + tol
+    )
+    assert a.get_height() == pytest.approx(b.get_height()) and a.get_y() != pytest.approx(b.get_y())
+    for bar in (a, b):  # both inside w1's row, which is row 0
+        assert bar.get_y() >= -0.5 and bar.get_y() + bar.get_height() <= 0.5
+    names = {path: t.get_text().strip() for path, t in _gids(ax, "name:").items()}
+    assert names == {"fan:a": "a #1", "fan:b": "b #3", "fan:c": "c #2"}  # name and rank
+
+
+def test_timeline_title_rounds_the_makespan() -> None:
+    res = fl.run(fl.Parallel({"a": work(0.718991)}, name="fan"), Ctx(), clock="virtual")
+    ax = plot.timeline(res, ax=Figure().add_subplot())
+    assert res.makespan_s == pytest.approx(0.718991)
+    assert ax.get_title().endswith("makespan 0.72 s")
+
+
+def _nested(*, on_failure: str) -> fl.RunResult:
+    inner = fl.Parallel({"x": _owner(1, "x"), "y": _owner(1, "y")}, name="inner")
+    outer = fl.Parallel({"n": fl.Pipeline(inner), "z": _owner(2, "z", fail=True)},
+                        on_failure=on_failure, name="outer")  # fmt: skip
+    return fl.run(outer, Owned(), clock="virtual", raise_on_error=False)
+
+
+def test_no_merge_winner_star_when_the_merge_was_thrown_away() -> None:
+    failed = _nested(on_failure="propagate")
+    assert failed.status == "failed" and failed.context.owner == ""
+    assert failed.merges["winner"].tolist() == ["y"]  # the inner merge happened, then was lost
+    ax = plot.timeline(failed, ax=Figure().add_subplot())
+    assert "winners" not in {c.get_gid() for c in ax.collections}
+    assert "merge winner" not in {t.get_text() for t in ax.get_legend().get_texts()}
+
+
+def test_merge_winner_stars_sit_on_the_branches_whose_writes_reached_the_result() -> None:
+    ok = _nested(on_failure="ignore")
+    assert ok.status == "ok" and ok.context.owner == "y"
+    ax = plot.timeline(ok, ax=Figure().add_subplot())
+    (stars,) = [c for c in ax.collections if c.get_gid() == "winners"]
+    row_of = {t.get_text().strip("└ "): i for i, t in enumerate(ax.get_yticklabels())}
+    assert sorted(round(y) for _, y in stars.get_offsets()) == sorted([row_of["n"], row_of["y"]])
+
+
+def test_timeline_marks_a_budget_breach() -> None:
+    async def costly(data: Any, ctx: Ctx) -> None:
+        await asyncio.sleep(float(data))
+        fl.charge(cost=0.05)
+        await asyncio.sleep(10)
+
+    def at(delay: float) -> Any:
+        async def step(data: Any, ctx: Ctx) -> None:
+            await costly(delay, ctx)
+
+        return step
+
+    res = fl.run(fl.Parallel({f"c{i}": at(i) for i in range(4)}, name="fan"), Ctx(),
+                 clock="virtual", usage=fl.UsageLimits(cost=0.12), raise_on_error=False)  # fmt: skip
+    assert res.status == "usage_limit_exceeded"
+    ax = plot.timeline(res, ax=Figure().add_subplot())
+    (line,) = [ln for ln in ax.lines if ln.get_gid() == "breach"]
+    assert list(line.get_xdata()) == [2.0, 2.0]
+    (label,) = [t for t in ax.texts if t.get_gid() == "breach-label"]
+    assert "cost 0.15 > 0.12" in label.get_text()
+    assert "budget breach" in {t.get_text() for t in ax.get_legend().get_texts()}
+    ok = plot.timeline(fan(2), ax=Figure().add_subplot())
+    assert not [ln for ln in ok.lines if ln.get_gid() == "breach"]
