@@ -45,10 +45,7 @@ Layout (each module imports only from the ones above it):
 
 from __future__ import annotations
 
-# `diff` stays importable here as before, and it is the one the merge calls: three_way looks it
-# up on this package at call time, so replacing ``flowlab.merge.diff`` (a test does, to prove
-# precomputed diffs are used) still takes effect.
-from flowlab.context import diff as diff
+from flowlab.context import diff as diff  # importable here as before
 from flowlab.merge.checks import check_model, field_rules
 from flowlab.merge.combine import is_number as is_number  # importable as before; not in __all__
 from flowlab.merge.keyed import Reduce, Single, Upsert

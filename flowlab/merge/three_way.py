@@ -14,8 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-import flowlab.merge as _package
-from flowlab.context import Change, check_context, check_include_keys, isolate, same
+from flowlab.context import Change, check_context, check_include_keys, diff, isolate, same
 from flowlab.errors import MergeConflict, MergeValidationError
 from flowlab.merge.checks import check_model, check_rules
 from flowlab.merge.nodes import _Node
@@ -56,9 +55,7 @@ def _branch_changes(
 ) -> list[Change]:
     if diffs is not None and name in diffs:
         return diffs[name]
-    # On the package, looked up at call time (see flowlab/merge/__init__.py), as when the merge
-    # was one module: replacing ``flowlab.merge.diff`` still reaches this call.
-    return _package.diff(base, ctx, fields=fields)
+    return diff(base, ctx, fields=fields)
 
 
 def merge_branches(
