@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flowlab.errors import ConfigError
-from flowlab.plot_style import legend_handles, seconds, text
+from flowlab.plot_style import fit_row_labels, legend_handles, seconds, text
 from flowlab.plot_time import timeline
 
 if TYPE_CHECKING:
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["timelines"]
 
-_LABEL_PT = 9.0  # vertical room a row label needs, in points
 _X_LABEL = "seconds from run start"
 
 
@@ -97,7 +96,7 @@ def timelines(
         bottom = i + cols >= n
         axes.set_xlabel(_X_LABEL if bottom else "")
         axes.tick_params(labelbottom=bottom, labelsize="x-small")
-        _thin_row_labels(axes, fig)
+        fit_row_labels(axes)
         statuses.update(res.branches["status"].astype(str).tolist())
         drew_wait |= any(str(p.get_gid()).startswith("wait:") for p in axes.patches)
         drew_stars |= any(c.get_gid() == "winners" for c in axes.collections)
@@ -146,16 +145,3 @@ def _panels(
             f"ax is not valid: {len(given)} Axes given for {n} runs; give one per run."
         )
     return given, first
-
-
-def _thin_row_labels(ax: Axes, fig: Figure | SubFigure) -> None:
-    """Keep every n-th row label, so the labels that stay fit the panel's height."""
-    ticks = list(ax.get_yticks())
-    labels = [t.get_text() for t in ax.get_yticklabels()]
-    if not ticks:
-        return
-    height_pt = ax.get_window_extent().height / fig.dpi * 72.0
-    fit = max(1, int(0.8 * height_pt / _LABEL_PT))
-    every = math.ceil(len(ticks) / fit)
-    ax.set_yticks(ticks[::every], labels[::every])
-    ax.tick_params(axis="y", labelsize="x-small")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = [
-    "BREACH_COLOR", "STATUS_COLORS", "WAIT_ALPHA", "branch_rows", "legend_handles", "new_axes", "seconds", "text",
+    "BREACH_COLOR", "STATUS_COLORS", "WAIT_ALPHA", "branch_rows", "fit_row_labels",
+    "legend_handles", "new_axes", "seconds", "text",
 ]  # fmt: skip
 
 STATUS_COLORS: dict[str, str] = {
@@ -38,6 +40,21 @@ def new_axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
 
     _, new = plt.subplots(figsize=size, layout="constrained")
     return new
+
+
+def fit_row_labels(ax: Axes, *, label_pt: float = 9.0) -> None:
+    """Keep every n-th y tick label, so those that stay fit the Axes' height (``label_pt`` points
+    each), in a small font."""
+    ticks = list(ax.get_yticks())
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    fig = ax.get_figure()
+    if not ticks or fig is None:
+        return
+    height_pt = ax.get_window_extent().height / fig.dpi * 72.0
+    fit = max(1, int(0.8 * height_pt / label_pt))
+    every = math.ceil(len(ticks) / fit)
+    ax.set_yticks(ticks[::every], labels[::every])
+    ax.tick_params(axis="y", labelsize="x-small")
 
 
 def text(value: Any) -> str:

@@ -16,6 +16,7 @@ from flowlab.plot_style import (
     STATUS_COLORS,
     WAIT_ALPHA,
     branch_rows,
+    fit_row_labels,
     legend_handles,
     new_axes,
     seconds,
@@ -33,6 +34,8 @@ __all__ = ["concurrency", "timeline"]
 _BY = ("branch", "worker")
 
 _MAX_LABELS = 80
+_COMPACT_ROWS = 40  # beyond this many rows a new figure is compact ...
+_COMPACT_IN = 8.0  # ... and this tall, in inches
 
 
 def _merged_winners(result: RunResult) -> set[str]:
@@ -123,6 +126,7 @@ def timeline(
     winners: bool = True,
     legend: bool = True,
     height: float = 0.6,
+    compact: bool | None = None,
     **kwargs: Any,
 ) -> Axes:
     """A Gantt chart of a run: one bar per branch, coloured by status.
@@ -149,6 +153,9 @@ def timeline(
         Draw queue waits / completion ranks / merge-winner stars / the status legend.
     height : float, default 0.6
         Bar height in row units.
+    compact : bool, optional
+        Fit many rows in a figure of at most 8 inches: row labels thinned to what fits, no
+        completion ranks. By default on when a new figure would hold more than 40 rows.
     **kwargs
         Passed to ``Axes.barh`` for the status bars (``edgecolor``, ``linewidth``, ...).
 
@@ -183,7 +190,11 @@ def timeline(
             name = text(frame["branch"].iat[i])
             labels.append(("    " * (depth - 1) + "└ " + name) if depth else name)
         n_rows = len(order)
-    ax = new_axes(ax, (8.0, max(2.0, 0.38 * n_rows + 1.2)))
+    if compact is None:
+        compact = ax is None and n_rows > _COMPACT_ROWS
+    tall = max(2.0, 0.38 * n_rows + 1.2)
+    ax = new_axes(ax, (8.0, min(tall, _COMPACT_IN) if compact else tall))
+    ranks = ranks and not compact
 
     from matplotlib.colors import to_rgba
 
@@ -244,7 +255,8 @@ def timeline(
         )  # fmt: skip
         for patch, w in zip(wb.patches, wait_bars, strict=True):
             patch.set_gid(f"wait:{w[4]}")
-    bar_kwargs: dict[str, Any] = {"edgecolor": "white", "linewidth": 0.5, **kwargs}
+    edge = 0.0 if compact else 0.5  # a white edge would eat a bar a few points high
+    bar_kwargs: dict[str, Any] = {"edgecolor": "white", "linewidth": edge, **kwargs}
     bars = ax.barh(
         rows, widths, left=lefts, height=heights, color=colors, label="_run", **bar_kwargs
     )
@@ -262,6 +274,8 @@ def timeline(
     every = math.ceil(n_rows / _MAX_LABELS)  # ticks are costly and unreadable by the hundred
     ax.set_yticks(range(0, n_rows, every), labels[::every])
     ax.set_ylim(n_rows - 0.5, -0.5)
+    if compact:
+        fit_row_labels(ax)
     ax.set_xlim(
         left=0.0,
         right=max(

@@ -343,3 +343,24 @@ def test_timeline_marks_a_budget_breach() -> None:
     assert "budget breach" in {t.get_text() for t in ax.get_legend().get_texts()}
     ok = plot.timeline(fan(2), ax=Figure().add_subplot())
     assert not [ln for ln in ok.lines if ln.get_gid() == "breach"]
+
+
+def test_a_large_timeline_is_compact_by_default() -> None:
+    big = fan(30, n=150)
+    ax = plot.timeline(big)
+    fig = ax.figure
+    assert fig.get_figheight() <= 9.0  # not 0.38 in per row: 58 in, 5,000+ px
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    height_pt = ax.get_window_extent().height / fig.dpi * 72
+    assert labels[0] == "b0" and len(labels) <= height_pt / 9  # thinned to what fits
+    assert not [t for t in ax.texts if str(t.get_gid()).startswith("rank:")]  # too small to read
+    assert len([p for p in ax.patches if str(p.get_gid()).startswith("run:")]) == 150
+    full = plot.timeline(big, compact=False)
+    assert full.figure.get_figheight() > 50  # asked for: one readable row per branch
+    assert [t for t in full.texts if str(t.get_gid()).startswith("rank:")]
+
+
+def test_a_small_timeline_is_not_compact() -> None:
+    ax = plot.timeline(fan(2, n=6))
+    assert len(ax.get_yticklabels()) == 6
+    assert len([t for t in ax.texts if str(t.get_gid()).startswith("rank:")]) == 6
