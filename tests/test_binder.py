@@ -21,6 +21,26 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BINDER = REPO_ROOT / "binder"
 
 
+def _notebook_imports() -> set[str]:
+    """The top-level modules the notebooks import (``import x`` / ``from x import ...``)."""
+    import nbformat
+
+    found: set[str] = set()
+    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                for m in re.finditer(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", cell.source, re.M):
+                    found.add(m.group(1))
+    return found - {"__future__"}
+
+
+def test_notebooks_need_distributed_and_binder_installs_the_dask_extra() -> None:
+    # 07_dask.ipynb starts a cluster: Binder must install the extra that brings it
+    reqs = (BINDER / "requirements.txt").read_text(encoding="utf-8").split()
+    assert ".[dask]" in reqs
+    assert {"flowlab", "pydantic"} <= _notebook_imports()
+
+
 def test_runtime_txt_asks_for_a_supported_python() -> None:
     runtime = (BINDER / "runtime.txt").read_text(encoding="utf-8").strip()
     # repo2docker's form is "python-X.Y"; flowlab needs >= 3.11 (pyproject requires-python).
@@ -61,6 +81,16 @@ def test_requirements_install_flowlab_and_jupyterlab_into_a_fresh_venv(tmp_path:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert found["version"] == project["project"]["version"]
     assert int(found["jupyterlab"].split(".")[0]) >= 4
+
+    # every module a notebook imports is importable there, and distributed, which 07_dask.ipynb
+    # reaches through fl.backends
+    modules = sorted(_notebook_imports() | {"distributed"})
+    imported = subprocess.run(
+        [str(python), "-I", "-c", "import importlib, sys\n"
+         "for m in sys.argv[1:]: importlib.import_module(m)", *modules],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert imported.returncode == 0, (modules, imported.stderr)
 
     lab = subprocess.run(
         [str(venv / "bin" / "jupyter-lab"), "--version"],
