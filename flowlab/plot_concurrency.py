@@ -117,15 +117,17 @@ def concurrency(
     end = result.makespan_s
     xs, ys = _in_flight(rows, end)
     line_kwargs: dict[str, Any] = {"where": "post", "color": "#2f6690", "linewidth": 2.0,
-                                   "label": f"{text(step)} branches" if step else "leaf steps",
+                                   "label": f"{text(step)} branches" if step
+                                   else "leaf steps in flight (whole run)",
                                    **kwargs}  # fmt: skip
     (line,) = ax.step(xs, ys, **line_kwargs)
     line.set_gid("in_flight")
     top = max(ys)
     limits = result.limits
-    for path, started, finished, lim in zip(
-        chosen["path"].tolist(), chosen["started_s"].tolist(), chosen["finished_s"].tolist(),
-        chosen["limit"].tolist(), strict=True,
+    by_step: dict[str, list[tuple[str, list[float], list[int]]]] = {}
+    for path, name, started, finished, lim in zip(
+        chosen["path"].tolist(), chosen["step"].tolist(), chosen["started_s"].tolist(),
+        chosen["finished_s"].tolist(), chosen["limit"].tolist(), strict=True,
     ):  # fmt: skip
         moves = limits.loc[limits["step"] == path]
         lx, ly = _limit_series(
@@ -133,9 +135,21 @@ def concurrency(
             moves["time"].tolist(), moves["limit"].tolist(),
         )  # fmt: skip
         if lx:
-            ax.step(lx, ly, where="post", linestyle="--", linewidth=1.5, color="#d1495b",
-                    label=f"limit ({text(path)})", gid=f"limit:{path}")  # fmt: skip
-            top = max(top, *ly)
+            by_step.setdefault(str(name), []).append((str(path), lx, ly))
+    for name, series in by_step.items():
+        if len(series) == 1:  # one run of the step: its own cap
+            ((path, lx, ly),) = series
+            label, gid = f"limit ({text(path)})", f"limit:{path}"
+        else:  # a cap is per run of a Parallel: n runs at once allow n caps' worth
+            lx, ly = _summed(series)
+            each = {v for _, _, ys_ in series for v in ys_}
+            label = f"limit: {len(series)} × {text(name)}'s cap" + (
+                f" (each {each.pop()})" if len(each) == 1 else ""
+            )
+            gid = f"limit-sum:{name}"
+        ax.step(lx, ly, where="post", linestyle="--", linewidth=1.5, color="#d1495b",
+                label=label, gid=gid)  # fmt: skip
+        top = max(top, *ly)
     run_moves = limits.loc[limits["step"] == "run"]
     initial = limit.initial() if isinstance(limit, Limiter) else limit
     lx, ly = _limit_series(
@@ -174,3 +188,26 @@ def _limit_series(
     xs.append(max(end, xs[-1]))
     ys.append(ys[-1])
     return xs, ys
+
+
+def _summed(series: Sequence[tuple[str, list[float], list[int]]]) -> tuple[list[float], list[int]]:
+    """The sum of step functions (``where="post"``), each zero outside its own x range."""
+    deltas: list[tuple[float, int]] = []
+    for _, xs, ys in series:
+        prev = 0
+        for x, y in zip(xs[:-1], ys[:-1], strict=True):
+            deltas.append((x, y - prev))
+            prev = y
+        deltas.append((xs[-1], -prev))
+    deltas.sort()
+    out_x: list[float] = []
+    out_y: list[int] = []
+    level = 0
+    for x, d in deltas:
+        level += d
+        if out_x and out_x[-1] == x:
+            out_y[-1] = level
+        else:
+            out_x.append(x)
+            out_y.append(level)
+    return out_x, out_y

@@ -364,3 +364,34 @@ def test_a_small_timeline_is_not_compact() -> None:
     ax = plot.timeline(fan(2, n=6))
     assert len(ax.get_yticklabels()) == 6
     assert len([t for t in ax.texts if str(t.get_gid()).startswith("rank:")]) == 6
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def _nested_caps() -> fl.RunResult:
+    """Three outer branches at once, each running its own `inner` Parallel capped at 2."""
+    inner = fl.Parallel({k: work(1.0) for k in "xyz"}, max_concurrency=2, name="inner")
+    outer = fl.Parallel({f"n{i}": fl.Pipeline(inner) for i in range(3)}, name="outer")
+    return fl.run(outer, Ctx(), clock="virtual")
+
+
+def test_concurrency_draws_a_nested_steps_caps_summed_over_its_runs() -> None:
+    res = _nested_caps()
+    assert res.summary()["peak_concurrency"] == 6  # 3 inner Parallels x cap 2: not a breach
+    ax = plot.concurrency(res, ax=Figure().add_subplot())
+    limits = [ln for ln in ax.lines if str(ln.get_gid()).startswith("limit")]
+    assert [ln.get_gid() for ln in limits] == ["limit-sum:inner"]  # not three lines at 2
+    (line,) = limits
+    assert max(line.get_ydata()) == 6
+    assert line.get_label() == "limit: 3 × inner's cap (each 2)"
+    (flight,) = [ln for ln in ax.lines if ln.get_gid() == "in_flight"]
+    assert max(flight.get_ydata()) <= max(line.get_ydata())
+    assert flight.get_label() == "leaf steps in flight (whole run)"
+
+
+def test_concurrency_of_a_named_nested_step_sums_its_runs_too() -> None:
+    ax = plot.concurrency(_nested_caps(), ax=Figure().add_subplot(), step="inner")
+    gids = {ln.get_gid(): ln for ln in ax.lines}
+    assert max(gids["in_flight"].get_ydata()) == 6
+    assert max(gids["limit-sum:inner"].get_ydata()) == 6
