@@ -433,12 +433,16 @@ class Run:
 
     def began(self, path: str, t: float) -> None:
         """A leaf of branch ``path`` got its run-wide slot at ``t``: that branch, and every
-        enclosing branch not started yet, starts now."""
+        enclosing branch not started yet, starts now (a branch runs when a leaf of it runs)."""
         unstarted = self.unstarted
         while path:
             brec = unstarted.pop(path, None)
             if brec is not None:
                 brec.started = t
+                if self.record:
+                    self.recorder.events.append(brec)  # its start (see Recorder.event_log)
+                if self.instruments:
+                    self._emit("branch_started", brec)
             path = path.rpartition("/")[0]
 
     # used by flowlab.parallel

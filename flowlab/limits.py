@@ -59,6 +59,7 @@ def _check_limit(limiter: Any, limit: Any) -> int:
 
 
 _OPEN = ("queued", "running")  # branch statuses that may still charge
+_SETTLE_HOPS = 16  # loop turns a freed token may wait for the loop to be quiet (LimiterState)
 
 
 def _check_int(param: str, value: Any, *, minimum: int = 1) -> int:
@@ -296,10 +297,10 @@ class LimiterState:
         self._seq += 1
         heapq.heappush(self._waiters, (-priority, order, self._seq, future))
         if self.in_flight < self.limit and not self._wake_pending:
-            # Grant on the next loop turn, not now: branches that queue in the same instant are
+            # Grant once the loop is quiet, not now: branches that queue in the same instant are
             # then all in the heap, so the first slots go by priority, not by who asked first.
             self._wake_pending = True
-            loop.call_soon(self._wake)
+            loop.call_soon(self._settle, 0)
         try:
             await future
         except asyncio.CancelledError:
@@ -313,10 +314,20 @@ class LimiterState:
         if adapt:
             self._set_limit(self.limiter.on_release(self, latency_s, ok))
         if self._waiters and not self._wake_pending:
-            # Grant on the next loop turn, not now: the releasing caller's next request (a
-            # branch's next step) is then in the heap too, and competes by priority and order.
+            # Grant once the loop is quiet, not now: the releasing caller's next request (a
+            # branch's next step, or the leaves of its next Parallel, a few task hops away) is
+            # then in the heap too, and competes by priority and order.
             self._wake_pending = True
-            asyncio.get_running_loop().call_soon(self._wake)
+            asyncio.get_running_loop().call_soon(self._settle, 0)
+
+    def _settle(self, hops: int) -> None:
+        """Grant free tokens once nothing else is ready to run on the loop (everything that will
+        ask at this instant has asked), or after ``_SETTLE_HOPS`` loop turns at the most."""
+        loop = asyncio.get_running_loop()
+        if hops < _SETTLE_HOPS and getattr(loop, "_ready", None):  # asyncio's ready queue
+            loop.call_soon(self._settle, hops + 1)
+            return
+        self._wake()
 
     def _wake(self) -> None:
         self._wake_pending = False

@@ -148,10 +148,11 @@ async def run_parallel(
             in_flight += 1
             if in_flight > peak:
                 peak = in_flight
-            if log is not None:
-                log(brec)
-            if run.instruments:
-                run._emit("branch_started", brec)
+            if not capped:  # capped: it starts, and is logged, in Run.began
+                if log is not None:
+                    log(brec)
+                if run.instruments:
+                    run._emit("branch_started", brec)
             try:
                 live.task = tasks.start(branch(name, live, brec, t), name=f"flowlab:{brec.path}")
             except RuntimeError:  # the group is shutting down: this branch never runs

@@ -156,14 +156,11 @@ class Recorder(Instrument):
         """The event log as ``(time_s, kind, step, branch, detail)`` tuples, in order.
 
         A branch's first entry is its ``branch_queued``; the next, ``branch_started`` (if it
-        ever got a slot); the last, ``branch_finished`` with its status as the detail.
+        ever started: under a run-wide cap, when its first leaf got a slot); the last,
+        ``branch_finished`` with its status as the detail.
         """
         out: list[tuple[float, str, str, str, str]] = []
         seen: dict[int, int] = {}
-        logged: dict[int, int] = {}  # how many entries each branch has: the last is its end
-        for entry in self.events:
-            if type(entry) is not tuple:
-                logged[id(entry)] = logged.get(id(entry), 0) + 1
         for entry in self.events:
             if type(entry) is tuple:
                 out.append(entry)
@@ -174,9 +171,8 @@ class Recorder(Instrument):
             step = path[: len(path) - len(entry.branch) - 1]  # the path is "<step>:<branch>"
             if n == 1:
                 out.append((entry.queued, "branch_queued", step, path, ""))
-            elif n < logged[id(entry)] or math.isnan(entry.finished):  # given a slot (if ever)
-                if not math.isnan(entry.started):
-                    out.append((entry.started, "branch_started", step, path, ""))
+            elif n == 2 and not math.isnan(entry.started):
+                out.append((entry.started, "branch_started", step, path, ""))
             else:
                 out.append((entry.finished, "branch_finished", step, path, entry.status))
         return out

@@ -310,15 +310,33 @@ def test_a_branch_cancelled_before_its_first_slot_never_started() -> None:
     finished_once(result)
 
 
-def test_a_nested_parallel_branch_starts_with_its_first_leaf() -> None:
+def test_a_branch_starts_when_its_first_leaf_gets_a_slot() -> None:
     inner = fl.Parallel({"x": one, "y": one}, name="inner")
-    pipe = fl.Parallel({"a": one, "b": inner}, name="outer")
+    two = fl.Step(one, name="two")
+    pipe = fl.Parallel(
+        {"a": one, "b": inner, "c": fl.Pipeline(one, inner), "d": fl.Pipeline(inner, two)},
+        name="outer",
+    )
     result = watched(pipe, Ctx(), max_concurrency=1)
     frame = result.branches.set_index("path")
-    assert frame.loc["outer:a", "started_s"] == 0.0
-    assert frame.loc["outer:b", "started_s"] == 1.0  # its first leaf (x) got the slot at 1
-    assert frame.loc["outer:b/inner:x", "started_s"] == 1.0
-    assert frame.loc["outer:b/inner:y", "started_s"] == 2.0
+    # slots in tree order: a, b/x, b/y, c/one, c/x, c/y, d/x, d/y, d/two -- c's next step (a
+    # Parallel, its leaves a few task hops away) still goes before d, which waited since 0
+    starts = result.steps.loc[result.steps["kind"] == "step"].sort_values("started_s")
+    assert starts["path"].tolist() == [
+        "outer:a/one",
+        "outer:b/inner:x/one",
+        "outer:b/inner:y/one",
+        "outer:c/one",
+        "outer:c/inner:x/one",
+        "outer:c/inner:y/one",
+        "outer:d/inner:x/one",
+        "outer:d/inner:y/one",
+        "outer:d/two",
+    ]
+    assert starts["started_s"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    started = frame["started_s"].to_dict()
+    assert [started[f"outer:{b}"] for b in "abcd"] == [0.0, 1.0, 3.0, 6.0]
+    assert frame.loc["outer:d", "wait_s"] == 6.0
 
 
 # ---- 5. the run-wide cap grants slots by priority ----------------------------------------------
