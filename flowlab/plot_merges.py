@@ -132,12 +132,12 @@ def merges(
             ax.plot([x], [y], marker="X", markersize=11, color="#333333", markeredgecolor="white",
                     markeredgewidth=0.8, linestyle="none", gid=f"dropped:{r}|{f}")  # fmt: skip
     labels = [f"{f}.* ({counts[f]:,})" if counts.get(f, 1) > 1 else f for f in fields]
-    ax.set_xticks(range(len(fields)), [text(f) for f in labels], rotation=30, ha="right")
+    ax.set_xticks(range(len(fields)), [text(_fit(f)) for f in labels], rotation=30, ha="right")
     for label, f in zip(ax.get_xticklabels(), fields, strict=True):
         if f in conflicts:
             label.set_color(STATUS_COLORS["failed"])
             label.set_fontweight("bold")
-    ax.set_yticks(range(len(row_names)), [text(r) for r in row_names])
+    ax.set_yticks(range(len(row_names)), [text(_fit(r)) for r in row_names])
     ax.set_xlim(-0.5, max(len(fields), 1) - 0.5)
     ax.set_ylim(max(len(row_names), 1) - 0.5, -0.5)
     ax.set_xlabel("field")
@@ -146,6 +146,14 @@ def merges(
     if not cells:
         ax.text(0.5, 0.5, "no branch changed the context", transform=ax.transAxes, ha="center")
     return ax
+
+
+def _fit(label: str, limit: int = 40) -> str:
+    """A tick label no longer than ``limit``: a long path keeps its head and its end."""
+    if len(label) <= limit:
+        return label
+    keep = (limit - 1) // 2
+    return f"{label[:keep]}…{label[-(limit - 1 - keep) :]}"
 
 
 def _summarised(

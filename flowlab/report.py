@@ -56,6 +56,8 @@ img { max-width: 100%; height: auto; display: block; margin: .6rem 0; }
 .error { background: #fdecee; border-left: 4px solid #d1495b; padding: .5rem .8rem; }
 .muted { color: #5b6b7a; font-size: .85rem; } details { margin: .5rem 0 1rem; }
 summary { cursor: pointer; font-weight: 600; }
+.scroll { overflow-x: auto; max-width: 100%; } .scroll table { margin-top: 0; }
+td.what { color: #5b6b7a; }
 """
 
 
@@ -123,7 +125,7 @@ def _table(frame: pd.DataFrame, *, max_rows: int = MAX_TABLE_ROWS) -> str:
         escape=True, index=False, border=0, na_rep="", float_format=lambda v: f"{v:.6g}",
         formatters={c: _cell for c in frame.columns if frame[c].dtype == object},
     )  # fmt: skip
-    return note + body
+    return f'{note}<div class="scroll">{body}</div>'  # a wide frame scrolls, never cut by the page
 
 
 def _cell(value: Any) -> str:
@@ -131,9 +133,34 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+_SUMMARY_WORDS: dict[str, tuple[str, str]] = {  # key -> (how the value reads, what it means)
+    "makespan_s": ("{:.6g} s", "run start to run end, on the run's clock"),
+    "peak_concurrency": ("{}", "the most leaf steps running at once (all steps of the run)"),
+    "utilisation": ("{:.1%}", "busy leaf-step time / (makespan × peak concurrency)"),
+    "branches": ("{}", "branch runs, nested Parallels included"),
+    "conflicts": ("{}", "merged paths whose writes collided (conflict=True rows)"),
+    "dropped_writes": ("{}", "branch writes that lost under overwrite / keep_first"),
+    "cost": ("{:.6g}", "usage charged with fl.charge(cost=...) (the run's budget account)"),
+    "tokens": ("{}", "usage charged with fl.charge(tokens=...); not a context field"),
+    "clock": ("{}", "virtual: sleeps take no wall time, timings exact"),
+}
+
+
 def _kv_table(items: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in items.items())
-    return f"<table>{rows}</table>"
+    """A run summary: each value as it reads best, with what it means."""
+    rows = []
+    for key, value in items.items():
+        shape, what = _SUMMARY_WORDS.get(key, ("{}", ""))
+        if key.startswith("n_"):
+            what = f"branches that ended {key[2:]}"
+        try:
+            shown = shape.format(value)
+        except (TypeError, ValueError):
+            shown = str(value)
+        rows.append(
+            f"<tr><th>{_esc(key)}</th><td>{_esc(shown)}</td><td class='what'>{_esc(what)}</td></tr>"
+        )
+    return f"<table>{''.join(rows)}</table>"
 
 
 def result_fragment(result: RunResult, *, heading: str = "Run", level: int = 2) -> str:

@@ -201,3 +201,25 @@ def test_long_frames_are_cut_in_the_middle() -> None:
     html = report._table(frame, max_rows=10)
     assert "500 rows; showing the first and last 5." in html
     assert "&lt;0&gt;" in html and "&lt;499&gt;" in html and "&lt;250&gt;" not in html
+
+
+def test_summary_reads_as_words_and_wide_tables_scroll() -> None:
+    from pydantic import BaseModel
+
+    import flowlab as fl
+    from flowlab import report
+
+    class C(BaseModel):
+        scores: dict[str, float] = {}
+
+    def a(data: object, ctx: C) -> None:
+        ctx.scores["a-very-long-key-name-" * 6] = 0.5
+
+    result = fl.run(fl.Pipeline(fl.Parallel({"a": a}, name="fan")), C(), clock="virtual")
+    html = report.result_fragment(result)
+    assert "<th>utilisation</th><td>" in html
+    utilisation = html.split("<th>utilisation</th><td>")[1].split("</td>")[0]
+    assert utilisation.endswith("%")  # 60.5%, not 0.604934
+    assert "fl.charge(tokens=...); not a context field" in html
+    tables = html.count("<table")
+    assert html.count('<div class="scroll"><table') == tables - 1  # all but the summary
