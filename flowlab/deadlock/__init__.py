@@ -9,10 +9,12 @@ Layout (arrows point down only)::
     shrink.py       fewest_preemptions(): iterative preemption bounding behind shrink()/minimize()
     runner.py       one schedule -> Outcome (fresh loop, report, clean-up); examples.py
     scheduler.py    ExplorerLoop: a virtual-time loop whose ready queue asks a strategy
-    scenarios.py    catalog(), run(): the catalogue, each broken and fixed (bodies in catalogue.py)
+    scenarios.py    catalog(), run(): the catalogue, each broken and fixed; a race is explored
+    catalogue.py    Scenario and the first bodies; classics.py (Little Book, Prefect), races.py
     detector.py     watch() / supervise(): event-driven wait-for checks, on_deadlock policies
     group.py        WatchGroup: members, checks, the stuck set; the task-factory hub; unhook()
-    report.py       DeadlockReport: explain(), graph, timeline, plot(), _repr_html_ (plot.py draws)
+    report.py       DeadlockReport: explain(), graph, timeline, plot(), _repr_html_ (plot.py draws,
+                    also an Outcome's swimlanes)
     graph.py        wait-for graph analysis: stuck set (greatest fixpoint) and the cycle
     primitives.py   Lock, Semaphore, BoundedSemaphore      channels.py: Event, Condition, Queue
     shared.py       Shared: a variable whose reads and writes are dependency events
@@ -27,6 +29,7 @@ from flowlab.deadlock.detector import supervise, watch
 from flowlab.deadlock.examples import plain_runs, transfers
 from flowlab.deadlock.explorer import STRATEGIES, Exploration, explore, minimize, replay
 from flowlab.deadlock.game import SchedulerGame
+from flowlab.deadlock.plot import plot_swimlanes
 from flowlab.deadlock.primitives import BoundedSemaphore, Lock, Semaphore
 from flowlab.deadlock.report import DeadlockReport
 from flowlab.deadlock.runner import Outcome
@@ -65,6 +68,7 @@ __all__ = [
     "measure_detection_latency",
     "minimize",
     "plain_runs",
+    "plot_swimlanes",
     "replay",
     "run",
     "supervise",

@@ -4,7 +4,11 @@ Design
 ------
 Each scenario is a function ``build(fixed) -> (coroutines, names)`` that makes fresh traced
 primitives and the coroutines of one run; :mod:`flowlab.deadlock.scenarios` runs them under the
-detector. Durations are a few tenths of a second, so a scenario finishes instantly on virtual
+detector (or, for a bug that is not a deadlock, under the explorer: ``finder="explorer"``).
+``fixed`` is ``False`` (broken), ``True`` (the fix) or the name of another fix listed in
+``Scenario.fixes`` (the dining philosophers have two). More bodies live in
+:mod:`flowlab.deadlock.classics` (The Little Book of Semaphores, Prefect) and
+:mod:`flowlab.deadlock.races` (interleaving bugs that only the explorer finds). Durations are a few tenths of a second, so a scenario finishes instantly on virtual
 time and in well under a second on the real clock. The broken and fixed variants differ only in
 the lines the ``fix`` text names, so a learner can diff them.
 """
@@ -12,6 +16,7 @@ the lines the ``fix`` text names, so a learner can diff them.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -19,16 +24,27 @@ from typing import Any
 
 from flowlab.deadlock.channels import Event, Queue
 from flowlab.deadlock.primitives import Lock, Semaphore
+from flowlab.errors import check_one_of
 
-__all__ = ["Build", "Scenario"]
+__all__ = ["FINDERS", "Build", "Scenario"]
 
 Coro = Coroutine[Any, Any, Any]
-Build = Callable[[bool], tuple[list[Coro], list[str]]]
+Build = Callable[[Any], tuple[list[Coro], list[str]]]
+FINDERS = ("detector", "explorer")
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One catalogue entry: what it shows, what goes wrong, what fixes it, and its body."""
+    """One catalogue entry: what it shows, what goes wrong, what fixes it, and its body.
+
+    Attributes
+    ----------
+    finder : {"detector", "explorer"}
+        What finds the broken variant: the deadlock detector (it hangs), or the schedule
+        explorer (a race that fails only under some interleavings and never hangs).
+    fixes : dict of str to str
+        Further fixes by name (``run(name, fixed="footman")``); ``fix`` is the main one.
+    """
 
     name: str
     title: str
@@ -37,6 +53,28 @@ class Scenario:
     fix: str
     build: Build = field(repr=False)
     note: str = ""
+    finder: str = "detector"
+    fixes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """The body's source code: the broken and fixed variants differ where ``fixed`` is read."""
+        return inspect.getsource(self.build)
+
+    @property
+    def variants(self) -> list[bool | str]:
+        """``[False, True, *fixes]``: every value ``fixed`` accepts."""
+        return [False, True, *self.fixes]
+
+    def variant(self, fixed: bool | str) -> bool | str:
+        """Check ``fixed`` (``False``, ``True`` or a name from :attr:`fixes`) and return it."""
+        if isinstance(fixed, str):
+            check_one_of("fixed", fixed, list(self.fixes), hint=f"fixes of {self.name}")
+        return fixed
+
+    def fix_text(self, fixed: bool | str) -> str:
+        """What the fix ``fixed`` changes (the main ``fix`` for ``True``)."""
+        return self.fixes[fixed] if isinstance(fixed, str) else self.fix
 
 
 def governor(fixed: bool) -> tuple[list[Coro], list[str]]:
@@ -185,18 +223,24 @@ def pool_exhaustion(fixed: bool) -> tuple[list[Coro], list[str]]:
     return [submitter(), worker(), worker()], ["submitter", *workers]
 
 
-def dining_philosophers(fixed: bool) -> tuple[list[Coro], list[str]]:
+def dining_philosophers(fixed: bool | str) -> tuple[list[Coro], list[str]]:
     """Five philosophers each take the left fork, then the right one."""
     n = 5
     forks = [Lock(name=f"fork{i}") for i in range(n)]
+    footman = Semaphore(n - 1, name="footman")  # fixed="footman": at most four at the table
+    ordered = bool(fixed) and fixed != "footman"
 
     async def philosopher(i: int) -> None:
         left, right = i, (i + 1) % n
-        first, second = (min(left, right), max(left, right)) if fixed else (left, right)
+        first, second = (min(left, right), max(left, right)) if ordered else (left, right)
+        if fixed == "footman":
+            await footman.acquire()
         async with forks[first]:
             await asyncio.sleep(0.1)
             async with forks[second]:
                 await asyncio.sleep(0.1)  # eat
+        if fixed == "footman":
+            footman.release()
 
     return [philosopher(i) for i in range(n)], [f"philosopher{i}" for i in range(n)]
 

@@ -72,6 +72,9 @@ class Exploration:
         The bounds the search ran within, e.g. ``"preemption bound 2"`` (``""``: none).
     first_failure : Outcome or None
         The first run that deadlocked or failed, with its schedule and report.
+    hint : str
+        For a catalogue scenario: whether its bug is a deadlock (``dl.run`` shows the
+        detector's report) or a race that only the explorer finds.
     """
 
     target: str
@@ -85,6 +88,7 @@ class Exploration:
     bounds: str = ""
     elapsed_s: float = 0.0
     first_failure: Outcome | None = None
+    hint: str = ""
     runs: list[tuple[str, str, int]] = field(default_factory=list, repr=False)
     _fn: Callable[[], Coroutine[Any, Any, Any]] | None = field(default=None, repr=False)
     _max_steps: int = field(default=20_000, repr=False)
@@ -152,7 +156,7 @@ class Exploration:
         )
         if found is not None:
             text += f". First failing schedule: {found!r} (replay(schedule) repeats it)"
-        return text + "."
+        return text + "." + (f" {self.hint}" if self.hint else "")
 
     def _coverage(self) -> str:
         if not self.exhausted:
@@ -203,7 +207,7 @@ def _in_thread(work: Callable[[], Any]) -> Any:
 
 
 def replay(
-    target: Target, schedule: str, *, fixed: bool = False, max_steps: int = 20_000
+    target: Target, schedule: str, *, fixed: bool | str = False, max_steps: int = 20_000
 ) -> Outcome:
     """Run ``target`` under ``schedule`` (a string from :func:`explore`) exactly once."""
     fn, _ = resolve(target, fixed)
@@ -217,7 +221,7 @@ def minimize(
     target: Target,
     schedule: str,
     *,
-    fixed: bool = False,
+    fixed: bool | str = False,
     max_schedules: int = 10_000,
     max_steps: int = 20_000,
 ) -> Outcome:
@@ -255,7 +259,7 @@ def explore(
     depth: int = 3,
     max_steps: int = 20_000,
     stop_on_first: bool = False,
-    fixed: bool = False,
+    fixed: bool | str = False,
     time_budget_s: float | None = None,
     assume_traced: bool = False,
 ) -> Exploration:
@@ -285,8 +289,8 @@ def explore(
         Task steps per run before it counts as ``step_limit`` (a livelock guard).
     stop_on_first : bool
         Stop at the first deadlock or failure.
-    fixed : bool
-        For a scenario name: explore its fixed variant.
+    fixed : bool or str
+        For a scenario name: explore its fixed variant (a string names another fix).
     time_budget_s : float, optional
         Wall-clock budget in seconds.
     assume_traced : bool
@@ -306,7 +310,7 @@ def explore(
         if bound is not None and (not isinstance(bound, int) or bound < 0):
             raise ConfigError(f"{pname}={bound!r} is not valid; give an int >= 0 or None.")
     fn, label = resolve(target, fixed)
-    result = Exploration(label, strategy, _fn=fn, _max_steps=max_steps)
+    result = Exploration(label, strategy, _fn=fn, _max_steps=max_steps, hint=_hint(target))
     search = (
         Search(
             reduce=strategy == "dpor",
@@ -356,6 +360,19 @@ def explore(
         return result
 
     return _in_thread(work)  # type: ignore[no-any-return]
+
+
+def _hint(target: Target) -> str:
+    if not isinstance(target, str):
+        return ""
+    from flowlab.deadlock.scenarios import scenario
+
+    if scenario(target).finder == "explorer":
+        return (
+            f"{target} is a race, not a deadlock: the detector cannot see it and asyncio's own "
+            f"schedule passes; dl.run({target!r}) explores, shrinks and narrates it."
+        )
+    return f"{target} hangs: dl.run({target!r}) shows the detector's report of the deadlock."
 
 
 def _random_chooser(rng: random.Random) -> Chooser:

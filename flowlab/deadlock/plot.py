@@ -1,4 +1,4 @@
-"""Pictures of a :class:`~flowlab.deadlock.report.DeadlockReport`, drawn with matplotlib only.
+"""Pictures of a ``DeadlockReport`` and of an explorer ``Outcome``, drawn with matplotlib only.
 
 Design
 ------
@@ -8,6 +8,8 @@ Design
   :data:`CYCLE_COLOR` and thicker, the others :data:`EDGE_COLOR`. No networkx needed.
 * :func:`plot_timeline` -- a Gantt of holds (solid :data:`HOLD_COLOR`) and waits (hatched
   :data:`WAIT_COLOR`) per task, with the detection instant as a red vertical line.
+* :func:`plot_swimlanes` -- an explorer run: one lane per task, a bar per turn (the steps a task
+  ran between two switches), the failure as a red line and cross.
 
 Both take ``ax=None`` (then make their own figure), pass ``**kwargs`` to the main artists, return
 the Axes and never call ``plt.show()``.
@@ -22,8 +24,17 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from flowlab.deadlock.report import DeadlockReport
+    from flowlab.deadlock.runner import Outcome
 
-__all__ = ["CYCLE_COLOR", "EDGE_COLOR", "HOLD_COLOR", "WAIT_COLOR", "plot_graph", "plot_timeline"]
+__all__ = [
+    "CYCLE_COLOR",
+    "EDGE_COLOR",
+    "HOLD_COLOR",
+    "WAIT_COLOR",
+    "plot_graph",
+    "plot_swimlanes",
+    "plot_timeline",
+]
 
 CYCLE_COLOR = "#d62728"
 EDGE_COLOR = "#8c8c8c"
@@ -164,4 +175,52 @@ def plot_timeline(report: DeadlockReport, ax: Axes | None = None, **kwargs: Any)
         loc="upper right",
         fontsize=8,
     )
+    return ax
+
+
+def plot_swimlanes(outcome: Outcome, ax: Axes | None = None, **kwargs: Any) -> Axes:
+    """One lane per task of an explorer ``outcome``; a bar per turn; the end marked; the Axes.
+
+    A *turn* is a run of consecutive steps by one task (between two switches). Bars are labelled
+    with the turn's number and, for replayed or shrunk outcomes, the line where the task stopped.
+    A run that did not end ``ok`` gets a red line after its last step and a red ``x`` on the
+    lane of the task that ran it; the title names the status and the error.
+    """
+    trace = outcome.trace
+    names = outcome.task_names
+    lanes = list(dict.fromkeys(s.task for s in trace))
+    ax = _axes(ax, (9.0, 0.7 * max(len(lanes), 2) + 1.4))
+    turns: list[tuple[int, int, int]] = []  # (task, first step, last step)
+    for i, step in enumerate(trace):
+        if turns and turns[-1][0] == step.task:
+            turns[-1] = (step.task, turns[-1][1], i)
+        else:
+            turns.append((step.task, i, i))
+    row = {task: r for r, task in enumerate(lanes)}
+    palette = [HOLD_COLOR, "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+    for n, (task, first, last) in enumerate(turns, start=1):
+        color = palette[row[task] % len(palette)]
+        ax.broken_barh(
+            [(first, last - first + 1)],
+            (row[task] - 0.35, 0.7),
+            facecolors=color,
+            edgecolor="white",
+            **kwargs,
+        )
+        where = trace[last].where
+        text = f"{n}" + (f" → {where.split(' ')[0]}" if where and where != "end" else "")
+        ax.text(first + 0.1, row[task], text, fontsize=7, va="center", color="white")
+    end = len(trace)
+    title = f"schedule {outcome.schedule!r}: {outcome.status}"
+    if outcome.status != "ok":
+        ax.axvline(end, color=CYCLE_COLOR, linestyle="--", linewidth=1.5)
+        if trace:
+            ax.plot([end], [row[trace[-1].task]], marker="x", color=CYCLE_COLOR, markersize=12)
+        if outcome.error is not None and outcome.report is None:
+            title += f" ({type(outcome.error).__name__}: {outcome.error})"
+    ax.set_yticks(range(len(lanes)), [names[t] for t in lanes])
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(end, 1) + 0.5)
+    ax.set_xlabel("step")
+    ax.set_title(title, fontsize=9)
     return ax

@@ -96,7 +96,7 @@ class DeadlockReport:
     cancelled: list[str] = field(default_factory=list)
     leaked: list[str] = field(default_factory=list)
     scenario: str | None = None
-    fixed: bool | None = None
+    fixed: bool | str | None = None
     problem: str = ""
     fix: str = ""
     note: str = ""

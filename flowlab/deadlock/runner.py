@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowlab.deadlock.detector import unhook, watch
 from flowlab.deadlock.graph import analyze
@@ -32,6 +32,9 @@ from flowlab.deadlock.scheduler import (
 )
 from flowlab.deadlock.trace import TraceEvent, registry_for
 from flowlab.errors import ConfigError, DeadlockDetected
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["Outcome", "resolve", "run_schedule"]
 
@@ -67,10 +70,21 @@ class Outcome:
     trace: list[Step] = field(default_factory=list, repr=False)
     task_names: list[str] = field(default_factory=list, repr=False)
     events: list[TraceEvent] = field(default_factory=list, repr=False)
+    scenario: str | None = None
+    fixed: bool | str | None = None
+    problem: str = ""
+    fix: str = ""
+    note: str = ""
+    found_by: str = ""
 
     @property
     def deadlocked(self) -> bool:
         return self.status == "deadlock"
+
+    @property
+    def failed(self) -> bool:
+        """True when the run did not end ``ok`` (deadlock, exception or step limit)."""
+        return self.status != "ok"
 
     @property
     def preemptions(self) -> int:
@@ -88,10 +102,30 @@ class Outcome:
             f"({self.preemptions} preemption{'s' * (self.preemptions != 1)})."
         )
         if self.report is not None:
-            return head + " " + self.report.explain()
-        if self.error is not None:
-            return head + f" {type(self.error).__name__}: {self.error}"
-        return head
+            head += " " + self.report.explain()
+        elif self.error is not None:
+            head += f" {type(self.error).__name__}: {self.error}"
+        if self.found_by:
+            head += f" {self.found_by}"
+        if self.problem:
+            head += f" What went wrong: {self.problem}"
+        if self.fix:
+            head += f" What fixes it{'' if self.fixed else ' (run with fixed=True)'}: {self.fix}"
+        return head + (f" Note: {self.note}" if self.note else "")
+
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """Swimlanes: one lane per task, a bar per turn (steps between switches), the end marked.
+
+        See :func:`~flowlab.deadlock.plot.plot_swimlanes`; returns the Axes.
+        """
+        from flowlab.deadlock.plot import plot_swimlanes
+
+        return plot_swimlanes(self, ax=ax, **kwargs)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<div class='flowlab-outcome'><pre>{html.escape(self.narrate())}</pre></div>"
 
     def narrate(self) -> str:
         """Which task ran between switches and the line where it stopped, one line per turn.
@@ -117,18 +151,20 @@ class Outcome:
         return f"<Outcome {self.status} schedule={self.schedule!r} steps={self.steps}>"
 
 
-def resolve(target: Any, fixed: bool) -> tuple[Fn, str]:
+def resolve(target: Any, fixed: bool | str) -> tuple[Fn, str]:
     """A zero-argument async function and a label for ``target`` (scenario name or callable)."""
     if isinstance(target, str):
         from flowlab.deadlock.scenarios import scenario
 
         sc = scenario(target)
+        variant = sc.variant(fixed)
 
         async def scenario_main() -> Any:
-            coros, names = sc.build(fixed)
+            coros, names = sc.build(variant)
             return await watch(*coros, names=names)
 
-        return scenario_main, f"scenario {sc.name}" + (" (fixed)" if fixed else "")
+        tag = "" if not variant else " (fixed)" if variant is True else f" (fixed={variant!r})"
+        return scenario_main, f"scenario {sc.name}{tag}"
     if callable(target):
         return target, getattr(target, "__qualname__", repr(target))
     raise ConfigError(

@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING
 
 from flowlab.clock import CLOCKS, new_loop, run_in_thread
 from flowlab.deadlock import catalogue as body
+from flowlab.deadlock import classics, races
 from flowlab.deadlock.catalogue import Scenario
 from flowlab.deadlock.detector import supervise
+from flowlab.deadlock.explorer import explore, replay
 from flowlab.deadlock.primitives import Lock
 from flowlab.deadlock.report import DeadlockReport
+from flowlab.deadlock.runner import Outcome
 from flowlab.errors import DeadlockDetected, check_one_of
 
 if TYPE_CHECKING:
@@ -89,7 +92,85 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
         "neighbour.",
         "forks are taken in one global order (lower number first): philosopher4 reaches for "
         "fork0 before fork4, which breaks the circle.",
-        body.dining_philosophers),
+        body.dining_philosophers,
+        fixes={"footman": "a footman (Semaphore(4)) lets at most four philosophers sit at "
+               "once, so at least one of them can take both forks (run with fixed='footman')."}),
+    Scenario(
+        "rendezvous", "Rendezvous: both wait for the other before saying they arrived",
+        "Semaphore (as a signal)",
+        "a waits for b_arrived before releasing a_arrived, and b waits for a_arrived before "
+        "releasing b_arrived: each signal comes after a wait that needs the other's signal.",
+        "each task signals its own arrival first and then waits for the other's (The Little "
+        "Book of Semaphores, 3.3): the signal never depends on the wait.",
+        classics.rendezvous),
+    Scenario(
+        "reusable_barrier", "A reusable barrier whose turnstiles let only one task through",
+        "Semaphore, Lock",
+        "the last worker to arrive opens turnstile once; the first worker through does not pass "
+        "it on, so the other two wait at turnstile forever and the one that got through waits "
+        "at turnstile2, which only the last to leave would open.",
+        "every worker that passes a turnstile signals it again for the next one (wait(); "
+        "signal()), so all n pass in each phase (The Little Book of Semaphores, 3.7); "
+        "dl.Barrier does this for you.",
+        classics.reusable_barrier),
+    Scenario(
+        "self_deadlock", "A task takes a semaphore it already holds", "Semaphore",
+        "save holds db and calls log, which takes db again; a semaphore (or a Lock) is not "
+        "re-entrant, so save waits for itself.",
+        "the helper is told the caller holds db and does not take it again (or the resource "
+        "is a re-entrant dl.RLock).",
+        classics.self_deadlock),
+    Scenario(
+        "bounded_queue_cycle", "Two peers fill each other's bounded inboxes", "Queue (bounded)",
+        "a and b each send three messages into the other's one-slot inbox before reading "
+        "their own; both block on put to a full queue that only the other, itself blocked on "
+        "put, would drain.",
+        "each peer sends one message and then receives one, so an inbox never holds more than "
+        "one message (or reading and writing run in separate tasks).",
+        classics.bounded_queue_cycle),
+    Scenario(
+        "nested_pool", "Prefect #17060: pool tasks spawn child tasks into the same pool",
+        "Queue, Event (a modelled thread pool)",
+        "the flow submitted three initial_tasks to a two-thread pool; each called "
+        "task_spawner (a plain function), which mapped child tasks into the same pool and "
+        "blocked on their results. Both threads wait for children queued behind "
+        "initial_task(3), and no thread is left to run them.",
+        "the flow, not a pool thread, spawns the children: initial_task returns, and the flow "
+        "maps dependent_task over its result, so no pool thread ever waits on the pool.",
+        classics.nested_pool,
+        note="https://github.com/PrefectHQ/prefect/issues/17060; threads are modelled as two "
+        "worker tasks on a traced Queue (a thread blocked in future.result() is not visible "
+        "from the event loop)."),
+    Scenario(
+        "slot_held", "Prefect #17686: a task holds its concurrency slot while waiting upstream",
+        "Semaphore, Event",
+        "load_a and load_b were submitted with wait_for=[extract]; each took one of the two "
+        "'db' tag slots and then waited for extract, which needs a slot to run.",
+        "wait for upstream tasks first, then take the slot (the order Prefect's fix, PR "
+        "#17943, restored): a task that cannot run yet holds nothing.",
+        classics.slot_held,
+        note="https://github.com/PrefectHQ/prefect/issues/17686"),
+    Scenario(
+        "lost_update", "Atomicity violation: two deposits race on a read-modify-write",
+        "Shared, Lock", "both deposits read the balance (100) before either wrote it back; the "
+        "later write overwrote the earlier one, so one deposit was lost (not 130).",
+        "the read, the await and the write form one critical section under balance_lock.",
+        races.lost_update, finder="explorer"),
+    Scenario(
+        "order_violation", "Order violation: the handler assumes init ran first", "Event",
+        "handler read the config after two round-trips, assuming init would have set it by "
+        "then; under another schedule init had not run yet.",
+        "the handler awaits config_ready, which init sets after filling the config: the order "
+        "is enforced, not assumed.",
+        races.order_violation, finder="explorer"),
+    Scenario(
+        "condition_if_while", "Condition variable: `if` where `while` belongs", "Condition",
+        "consumer1 waited because the list was empty and was notified of an item, but before "
+        "it re-took the lock consumer2 arrived, saw the item and took it; consumer1 did not "
+        "re-check (if, not while) and found nothing.",
+        "wait in a loop: while not items: await cond.wait() -- a wake-up is a hint to re-check "
+        "the condition, not a promise that it holds (or use cond.wait_for(predicate)).",
+        races.condition_if_while, finder="explorer"),
     Scenario(
         "producer_consumer", "Bounded buffer: the consumer takes the mutex too early",
         "Semaphore, Lock",
@@ -108,44 +189,102 @@ def scenario(name: str) -> Scenario:
 
 
 def catalog() -> pd.DataFrame:
-    """A frame of every scenario: name, title, primitives, problem, fix."""
+    """A frame of every scenario: name, title, primitives, problem, fix, finder, fixes.
+
+    ``finder`` says what finds the broken variant: ``"detector"`` (it hangs) or ``"explorer"``
+    (a race that fails only under some schedules); ``fixes`` names further fixes, if any.
+    """
     import pandas as pd
 
-    cols = ["name", "title", "primitives", "problem", "fix"]
-    return pd.DataFrame([[getattr(s, c) for c in cols] for s in SCENARIOS.values()], columns=cols)
+    cols = ["name", "title", "primitives", "problem", "fix", "finder"]
+    rows = [[getattr(s, c) for c in cols] + [", ".join(s.fixes)] for s in SCENARIOS.values()]
+    return pd.DataFrame(rows, columns=[*cols, "fixes"])
 
 
-async def arun(name: str, *, fixed: bool = False) -> DeadlockReport:
-    """Run scenario ``name`` on the current loop and return its report (never raises on a hang)."""
+async def arun(name: str, *, fixed: bool | str = False) -> DeadlockReport | Outcome:
+    """Run scenario ``name`` on the current loop and return its report (never raises on a hang).
+
+    A scenario found by the explorer (``finder="explorer"``) is explored as :func:`run` does.
+    """
     sc = scenario(name)
-    coros, names = sc.build(fixed)
+    variant = sc.variant(fixed)
+    if sc.finder == "explorer":
+        return _explore(sc, variant)
+    coros, names = sc.build(variant)
     _, report = await supervise(*coros, names=names)
-    report.scenario, report.fixed = sc.name, fixed
-    report.problem = "" if fixed else sc.problem
-    report.fix, report.note = sc.fix, sc.note
+    report.scenario, report.fixed = sc.name, variant
+    report.problem = "" if variant else sc.problem
+    report.fix, report.note = sc.fix_text(variant), sc.note
     return report
 
 
-def run(name: str, *, fixed: bool = False, clock: str = "virtual") -> DeadlockReport:
-    """Run scenario ``name`` (broken unless ``fixed``) on a fresh loop; return the report.
+def run(
+    name: str, *, fixed: bool | str = False, clock: str = "virtual"
+) -> DeadlockReport | Outcome:
+    """Run scenario ``name`` (broken unless ``fixed``) and show what is wrong with it.
+
+    A scenario that hangs (``finder="detector"``) runs under the deadlock detector on a fresh
+    loop and gives its :class:`DeadlockReport`. A race that never hangs (``finder="explorer"``:
+    lost update, order violation, ``if`` vs ``while``) is invisible to the detector and passes on
+    asyncio's own schedule, so it is explored instead: the result is the
+    :class:`~flowlab.deadlock.runner.Outcome` of the first failing schedule, shrunk to the fewest
+    preemptions (``narrate()``, ``plot()``), or for a fixed variant a passing run whose
+    ``explain()`` says how many schedules were tried. Either way ``explain()`` says which applies.
 
     Parameters
     ----------
     name : str
         A name from :func:`catalog`.
-    fixed : bool
-        Run the fixed variant (its report has ``deadlocked=False``).
+    fixed : bool or str
+        Run the fixed variant; a string names another fix from ``catalog()["fixes"]``.
     clock : {"virtual", "real"}
-        Virtual time (default) finishes instantly with exact times.
+        Virtual time (default) finishes instantly with exact times (the explorer always runs
+        on virtual time).
+
+    Examples
+    --------
+    >>> import flowlab.deadlock as dl
+    >>> dl.run("rendezvous").cycle
+    ['a', "Semaphore 'b_arrived'", 'b', "Semaphore 'a_arrived'", 'a']
+    >>> dl.run("dining_philosophers", fixed="footman").deadlocked
+    False
+    >>> found = dl.run("lost_update")
+    >>> found.status, found.error
+    ('failed', AssertionError('lost update: balance 110, expected 130'))
     """
-    scenario(name)
+    sc = scenario(name)
+    variant = sc.variant(fixed)
     check_one_of("clock", clock, CLOCKS)
+    if sc.finder == "explorer":
+        return _explore(sc, variant)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         with asyncio.Runner(loop_factory=lambda: new_loop(clock)) as runner:
-            return runner.run(arun(name, fixed=fixed))
-    return run_in_thread(lambda: arun(name, fixed=fixed), clock).result()
+            return runner.run(arun(name, fixed=variant))
+    return run_in_thread(lambda: arun(name, fixed=variant), clock).result()
+
+
+def _explore(sc: Scenario, fixed: bool | str) -> Outcome:
+    """Explore a race scenario: the shrunk first failure, or a passing run saying what was tried."""
+    found = explore(sc.name, fixed=fixed, stop_on_first=True)
+    call = f"dl.explore({sc.name!r}{', fixed=' + repr(fixed) if fixed else ''})"
+    if found.first_failure is not None:
+        outcome = found.shrink()
+        fifo = " asyncio's own FIFO schedule passes;" if found.runs[0][1] == "ok" else ""
+        outcome.found_by = (
+            "Not a deadlock, so the detector cannot see it: no task ever waits forever."
+            f"{fifo} {call} found a failing schedule after {found.schedules} run(s), shrunk "
+            f"to {outcome.preemptions} preemption(s) (dl.replay({sc.name!r}, "
+            f"{outcome.schedule!r}) repeats it)."
+        )
+    else:
+        outcome = replay(sc.name, "", fixed=fixed)
+        outcome.found_by = f"{call}: {found.summary()}"
+    outcome.scenario, outcome.fixed = sc.name, fixed
+    outcome.problem = "" if fixed else sc.problem
+    outcome.fix, outcome.note = sc.fix_text(fixed), sc.note
+    return outcome
 
 
 def measure_detection_latency(n: int = 20) -> list[float]:

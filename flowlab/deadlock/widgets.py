@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from flowlab.deadlock.game import SchedulerGame
+from flowlab.deadlock.runner import Outcome
 from flowlab.deadlock.scenarios import SCENARIOS
 from flowlab.deadlock.scenarios import run as run_scenario
 
@@ -48,8 +49,9 @@ class Lab:
     fixed : ipywidgets.Checkbox
     run_button : ipywidgets.Button
     explanation, graph, timeline : ipywidgets.Output
-    report : DeadlockReport or None
-        The last run's report.
+    report : DeadlockReport or Outcome or None
+        The last run's report (an explorer ``Outcome`` for a race scenario: its story is shown
+        as the explanation and its swimlanes in place of the graph).
     """
 
     def __init__(self, scenario: str = "governor") -> None:
@@ -59,14 +61,14 @@ class Lab:
         self.explanation = w.Output()
         self.graph = w.Output()
         self.timeline = w.Output()
-        self.report: DeadlockReport | None = None
+        self.report: DeadlockReport | Outcome | None = None
         self.run_button.on_click(lambda _: self.run())
         tabs = w.Tab(children=[self.explanation, self.graph, self.timeline])
         for i, title in enumerate(["explanation", "wait-for graph", "timeline"]):
             tabs.set_title(i, title)
         self.widget = w.VBox([w.HBox([self.scenario, self.fixed, self.run_button]), tabs])
 
-    def run(self) -> DeadlockReport:
+    def run(self) -> DeadlockReport | Outcome:
         """Run the selected scenario on virtual time and show its report."""
         from IPython.display import HTML
 
@@ -75,6 +77,10 @@ class Lab:
         for out in (self.explanation, self.graph, self.timeline):
             out.outputs = ()
         sc = SCENARIOS[report.scenario or self.scenario.value]
+        if isinstance(report, Outcome):  # a race: explored, not watched
+            self.explanation.append_stdout(f"{sc.title}\n\n{report.narrate()}\n")
+            self.graph.append_display_data(_png(report.plot, (8, 3)))
+            return report
         self.explanation.append_stdout(f"{sc.title}\n\n{report.explain()}\n")
         self.graph.append_display_data(_png(report.plot, (6, 6)))
         self.timeline.append_display_data(_png(report.plot_timeline, (8, 4)))

@@ -30,14 +30,15 @@ EXPECTED = {
 
 def test_catalog_lists_every_scenario_with_texts() -> None:
     frame = dl.catalog()
-    assert list(frame.columns) == ["name", "title", "primitives", "problem", "fix"]
-    assert sorted(frame["name"]) == sorted(EXPECTED)
+    assert list(frame.columns)[:5] == ["name", "title", "primitives", "problem", "fix"]
+    assert set(EXPECTED) <= set(frame["name"])
     assert (frame["fix"].str.len() > 40).all() and (frame["problem"].str.len() > 40).all()
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_broken_variant_is_detected_with_the_right_cycle(name: str) -> None:
     report = dl.run(name)
+    assert isinstance(report, dl.DeadlockReport)
     tasks, resources = EXPECTED[name]
     assert report.deadlocked
     assert set(report.cycle[0::2]) == tasks
