@@ -1,7 +1,9 @@
 """A run as a Chrome trace-event file (open it in https://ui.perfetto.dev or chrome://tracing).
 
-One track (thread) per branch: its time in the queue, then its run, colour-coded by status; track
-0 holds the top-level steps. Times are microseconds from the run's start.
+One track (thread) per branch: its time in the queue, then its run, colour-coded by status (a
+branch cancelled before it started has only its queue time, with its status and reason); track
+0 holds the top-level steps, and instant events for every limit move and the budget breach.
+Times are microseconds from the run's start.
 """
 
 from __future__ import annotations
@@ -46,13 +48,42 @@ def chrome_trace(recorder: Recorder, name: str, path: str | Path | None = None) 
         if not math.isnan(b.started) and not math.isnan(b.finished):
             args = {"status": b.status, "step": b.step, "error": b.error, "rank": b.rank}
             events.append(_x(b.branch, b.status, b.started, b.finished, tid, args))
+        elif math.isnan(b.started) and not math.isnan(b.finished):  # never started
+            args = {"status": b.status, "step": b.step, "reason": b.reason}
+            events.append(_x(f"{b.branch} (queued)", "queue", b.queued, b.finished, tid, args))
     for s in recorder.steps:
         if s.parent == "" and not math.isnan(s.finished):
             events.append(_x(s.step, s.kind, s.started, s.finished, 0, {"status": s.status}))
+    started: set[str] = set()
+    for t, step, limit, in_flight in recorder.limits:
+        if step in started:  # the first row of each limiter is its start, not a move
+            args = {"limit": limit, "in_flight": in_flight}
+            events.append(_instant(f"limit {step} -> {limit}", "limit", t, args))
+        started.add(step)
+    for entry in recorder.events:
+        if type(entry) is tuple and entry[1] == "usage_breach":
+            t, _, step, branch, detail = entry
+            args = {"branch": branch, "step": step, "detail": detail}
+            events.append(_instant("usage limit exceeded", "usage", t, args))
     trace = {"traceEvents": events, "displayTimeUnit": "ms"}
     if path is not None:
         Path(path).write_text(json.dumps(trace, default=str), encoding="utf-8")
     return trace
+
+
+def _instant(name: str, cat: str, at: float, args: dict[str, Any]) -> dict[str, Any]:
+    """An instant event on track 0, drawn across the whole process (``"s": "p"``)."""
+    ts = round(at * 1e6, 3)
+    return {
+        "name": name,
+        "cat": cat,
+        "ph": "i",
+        "s": "p",
+        "ts": ts,
+        "pid": 1,
+        "tid": 0,
+        "args": args,
+    }
 
 
 def _x(

@@ -508,3 +508,27 @@ def test_a_failing_plain_step_is_named_in_the_error() -> None:
     assert "branch" not in str(e.value)
     assert e.value.step == "load" and isinstance(e.value.errors["load"], ValueError)
     assert e.value.__cause__ is e.value.errors["load"]
+
+
+# ---- frames that lie: the Chrome trace ---------------------------------------------------------
+def test_the_trace_keeps_queued_cancelled_branches_limit_moves_and_the_breach() -> None:
+    async def spend(data: Any, ctx: Ctx) -> None:
+        await asyncio.sleep(1)
+        fl.charge(cost=1.0)
+
+    limiter = fl.limits.AIMD(1, 4, latency_target_s=2.0)
+    pipe = fl.Parallel({f"b{i}": spend for i in range(6)}, max_concurrency=limiter, name="fan")
+    result = watched(pipe, Ctx(), usage=fl.UsageLimits(cost=2.5))
+    assert result.status == "usage_limit_exceeded"
+    events = result.to_chrome_trace()["traceEvents"]
+    tracks = {e["args"]["name"]: e["tid"] for e in events if e["name"] == "thread_name"}
+    never = result.branches.loc[result.branches["started_s"].isna()]
+    assert len(never) > 0
+    for row in never.itertuples():
+        (bar,) = [e for e in events if e["ph"] == "X" and e["tid"] == tracks[row.path]]
+        assert bar["cat"] == "queue" and bar["args"]["status"] == "cancelled"
+        assert bar["dur"] == pytest.approx(row.wait_s * 1e6)
+    moves = [e for e in events if e["ph"] == "i" and e["cat"] == "limit"]
+    assert len(moves) == len(result.limits) - 1 > 0  # every move; the first row is the start
+    (breach,) = [e for e in events if e["ph"] == "i" and e["cat"] == "usage"]
+    assert breach["ts"] == pytest.approx(2.0 * 1e6)
