@@ -16,7 +16,8 @@ Layout (arrows point down only)::
     report.py       DeadlockReport: explain(), graph, timeline, plot(), _repr_html_ (plot.py draws,
                     also an Outcome's swimlanes)
     graph.py        wait-for graph analysis: stuck set (greatest fixpoint) and the cycle
-    primitives.py   Lock, Semaphore, BoundedSemaphore      channels.py: Event, Condition, Queue
+    primitives.py   Lock, RLock, Semaphore, BoundedSemaphore (try_acquire, acquire(timeout=))
+    channels.py     Event, Condition, Queue        barriers.py: Barrier, CountdownEvent
     shared.py       Shared: a variable whose reads and writes are dependency events
     base.py         Traced (the base), Holder, Wakers: who could wake a waiter
     trace.py        per-loop registry: trace events, who waits on what
@@ -24,13 +25,14 @@ Layout (arrows point down only)::
 
 from __future__ import annotations
 
+from flowlab.deadlock.barriers import Barrier, CountdownEvent
 from flowlab.deadlock.channels import Condition, Event, Queue
 from flowlab.deadlock.detector import supervise, watch
 from flowlab.deadlock.examples import plain_runs, transfers
 from flowlab.deadlock.explorer import STRATEGIES, Exploration, explore, minimize, replay
 from flowlab.deadlock.game import SchedulerGame
 from flowlab.deadlock.plot import plot_swimlanes
-from flowlab.deadlock.primitives import BoundedSemaphore, Lock, Semaphore
+from flowlab.deadlock.primitives import BoundedSemaphore, Lock, RLock, Semaphore
 from flowlab.deadlock.report import DeadlockReport
 from flowlab.deadlock.runner import Outcome
 from flowlab.deadlock.scenarios import (
@@ -47,8 +49,10 @@ from flowlab.errors import DeadlockDetected
 __all__ = [
     "SCENARIOS",
     "STRATEGIES",
+    "Barrier",
     "BoundedSemaphore",
     "Condition",
+    "CountdownEvent",
     "DeadlockDetected",
     "DeadlockReport",
     "Event",
@@ -57,6 +61,7 @@ __all__ = [
     "Lock",
     "Outcome",
     "Queue",
+    "RLock",
     "SchedulerGame",
     "SchedulerWidget",
     "Semaphore",

@@ -99,8 +99,33 @@ class Traced:
     def _now(self) -> float:
         return self._loop.time() if self._loop is not None else 0.0
 
-    async def _block(self, queue: deque[_Waiter], op: str, where: str) -> None:
-        """Wait in ``queue`` until a waker resolves our future (registering the wait)."""
+    async def _wait(
+        self, queue: deque[_Waiter], op: str, where: str, timeout: float | None
+    ) -> bool:
+        """:meth:`_block`, given up after ``timeout`` seconds (then False; None: no limit).
+
+        The wait runs under ``asyncio.timeout``, whose pending timer the detector sees: a wait
+        that will time out is never called stuck (at most a near miss).
+        """
+        if timeout is None:
+            await self._block(queue, op, where)
+            return True
+        if timeout <= 0:
+            self._reg().record("try", self, where)
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                await self._block(queue, op, where)
+        except TimeoutError:
+            self._reg().record("timeout", self, where)
+            return False
+        return True
+
+    async def _block(self, queue: deque[_Waiter], op: str, where: str) -> Any:
+        """Wait in ``queue`` until a waker resolves our future (registering the wait).
+
+        Returns the value the waker gave the future (``True``, or ``False`` for a broken wait).
+        """
         reg = self._reg()
         task = asyncio.current_task()
         if task is None:
@@ -110,7 +135,7 @@ class Traced:
         queue.append(waiter)
         reg.block(task, self, op, where, fut)
         try:
-            await fut
+            return await fut
         except BaseException:
             reg.unblock(task)
             if fut.done() and not fut.cancelled():
@@ -136,11 +161,11 @@ class Traced:
         """Tasks seen (in this loop) doing what wakes a task waiting here with ``op``."""
         return list(self._seen.get(op, ()))
 
-    def _grant(self, waiter: _Waiter, op: str) -> None:
+    def _grant(self, waiter: _Waiter, op: str, value: bool = True) -> None:
         reg = self._reg()
         reg.unblock(waiter.task)
         reg.record(op, self, waiter.where, waiter.task.get_name())
-        waiter.future.set_result(True)
+        waiter.future.set_result(value)
 
     @staticmethod
     def _pop_live(queue: deque[_Waiter]) -> _Waiter | None:

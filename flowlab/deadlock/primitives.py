@@ -1,4 +1,4 @@
-"""Traced drop-ins for asyncio's ``Lock``, ``Semaphore`` and ``BoundedSemaphore``, and their base.
+"""Traced ``Lock``, ``RLock``, ``Semaphore`` and ``BoundedSemaphore`` (asyncio's, plus re-entry).
 
 Design
 ------
@@ -28,6 +28,12 @@ lock is released, so no third task can barge in and the registry never shows a f
 blocked waiter. This is FIFO-fair like asyncio's lock and makes the wait-for graph exact at every
 callback boundary. A waiter cancelled after being granted passes the grant on.
 
+Like The Deadlock Empire's ``Monitor.TryEnter``, every lock and semaphore has ``try_acquire()``
+(take it if free, never wait) and ``acquire(timeout=...)`` (give up after that many seconds and
+return False). A timed wait is never stuck: it runs under ``asyncio.timeout``, whose pending timer
+the detector sees; if it would deadlock without the deadline, the report names it as a near miss.
+A failed try is traced (op ``try``), so the explorer sees that it read the lock.
+
 Every operation is recorded as a :class:`~flowlab.deadlock.trace.TraceEvent`; ``statistics()``
 gives a snapshot and ``repr()`` shows live state, e.g. ``<Lock 'A' held by a waiters=1>``.
 """
@@ -43,7 +49,7 @@ from typing import Any
 from flowlab.deadlock.base import Holder, Traced, Wakers, _gone, _Waiter
 from flowlab.deadlock.trace import caller_where, learn, learned, task_name
 
-__all__ = ["BoundedSemaphore", "Holder", "Lock", "Semaphore", "Traced", "Wakers"]
+__all__ = ["BoundedSemaphore", "Holder", "Lock", "RLock", "Semaphore", "Traced", "Wakers"]
 
 
 class Lock(Traced):
@@ -67,16 +73,35 @@ class Lock(Traced):
         """True while some task holds the lock."""
         return self._holder is not None
 
-    async def acquire(self) -> bool:
-        """Acquire the lock, waiting (traced) while another task holds it."""
+    async def acquire(self, *, timeout: float | None = None) -> bool:
+        """Acquire the lock, waiting (traced) while another task holds it.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait at most; then give up and return False. ``None``: wait as long as it
+            takes.
+        """
         where = caller_where()
+        if self._take(where):
+            return True
+        return await self._wait(self._waiting, "acquire", where, timeout)
+
+    def try_acquire(self) -> bool:
+        """Acquire the lock if it is free and return True; otherwise return False at once."""
+        where = caller_where()
+        if self._take(where):
+            return True
+        self._reg().record("try", self, where)
+        return False
+
+    def _take(self, where: str) -> bool:
         reg = self._reg()
         if self._holder is None and not any(not w.future.done() for w in self._waiting):
             self._holder = Holder(asyncio.current_task(), where, reg.loop.time())
             reg.record("acquire", self, where)
             return True
-        await self._block(self._waiting, "acquire", where)
-        return True
+        return False
 
     def _grant_to(self, waiter: _Waiter) -> None:
         self._holder = Holder(waiter.task, waiter.where, self._now())
@@ -128,6 +153,68 @@ class Lock(Traced):
         )
 
 
+class RLock(Lock):
+    """A traced re-entrant lock: the task holding it may acquire it again.
+
+    Each ``acquire`` by the holder must be matched by a ``release``; the lock is free when the
+    last one is. Only the holder may release it (``RuntimeError`` otherwise), so its holder is
+    always its only waker -- a cycle through an ``RLock`` is a deadlock like any other.
+
+    Parameters
+    ----------
+    name : str, optional
+        Shown in reports.
+    """
+
+    kind = "RLock"
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name)
+        self._depth = 0
+
+    def _mine(self) -> bool:
+        return self._holder is not None and self._holder.task is asyncio.current_task()
+
+    async def acquire(self, *, timeout: float | None = None) -> bool:
+        """Acquire (again, if this task holds it already); ``timeout`` as for :class:`Lock`."""
+        if self._mine():
+            self._depth += 1
+            self._reg().record("acquire", self, caller_where())
+            return True
+        ok = await super().acquire(timeout=timeout)
+        if ok:
+            self._depth = 1
+        return ok
+
+    def try_acquire(self) -> bool:
+        """Acquire if free or already held by this task; otherwise return False at once."""
+        if self._mine():
+            self._depth += 1
+            self._reg().record("acquire", self, caller_where())
+            return True
+        ok = super().try_acquire()
+        if ok:
+            self._depth = 1
+        return ok
+
+    def _grant_to(self, waiter: _Waiter) -> None:
+        super()._grant_to(waiter)
+        self._depth = 1
+
+    def release(self) -> None:
+        """Undo one ``acquire``; the last one frees the lock for the first waiter."""
+        if not self._mine():
+            raise RuntimeError(f"{self.label} can only be released by the task holding it")
+        self._depth -= 1
+        if self._depth:
+            self._reg().record("release", self, caller_where())
+            return
+        super().release()
+
+    def statistics(self) -> dict[str, Any]:
+        return {**super().statistics(), "depth": self._depth}
+
+
 class Semaphore(Traced):
     """A traced ``asyncio.Semaphore``: ``value`` permits, holders tracked per task.
 
@@ -165,13 +252,33 @@ class Semaphore(Traced):
         """True when no permit is free."""
         return self._value == 0
 
-    async def acquire(self) -> bool:
-        """Take a permit, waiting (traced) while none is free."""
-        self._owned = False  # a bare acquire: another task may be the one to release
-        return await self._acquire()
+    async def acquire(self, *, timeout: float | None = None) -> bool:
+        """Take a permit, waiting (traced) while none is free.
 
-    async def _acquire(self) -> bool:
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait at most; then give up and return False. ``None``: no limit.
+        """
+        self._owned = False  # a bare acquire: another task may be the one to release
+        return await self._acquire(timeout)
+
+    def try_acquire(self) -> bool:
+        """Take a permit if one is free and return True; otherwise return False at once."""
+        self._owned = False
         where = caller_where()
+        if self._take(where):
+            return True
+        self._reg().record("try", self, where)
+        return False
+
+    async def _acquire(self, timeout: float | None = None) -> bool:
+        where = caller_where()
+        if self._take(where):
+            return True
+        return await self._wait(self._waiting, "acquire", where, timeout)
+
+    def _take(self, where: str) -> bool:
         reg = self._reg()
         if self._value > 0 and not any(not w.future.done() for w in self._waiting):
             self._value -= 1
@@ -179,8 +286,7 @@ class Semaphore(Traced):
                 self._held.append(Holder(asyncio.current_task(), where, reg.loop.time()))
             reg.record("acquire", self, where)
             return True
-        await self._block(self._waiting, "acquire", where)
-        return True
+        return False
 
     def release(self) -> None:
         """Return a permit (by its holder, or as a signal by anyone); hand it to a waiter."""

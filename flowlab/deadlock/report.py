@@ -39,7 +39,12 @@ _VERBS = {
     "drained by": ("takes from", "take from"),
     "released by": ("releases", "release"),
     "woken by": ("wakes", "wake"),
+    "signalled by": ("signals", "signal"),
+    "completed by": ("arrives at", "arrive at"),
 }
+
+
+_UNDECLARED = ("Task", "Barrier")  # kinds whose wakers cannot be declared: no HINT to do so
 
 
 def _names(names: list[str]) -> str:
@@ -152,7 +157,7 @@ class DeadlockReport:
         text = ""
         if self.deadlocked and self.healthy:
             text += f" Not stuck: {', '.join(self.healthy)}."
-        unknown = [w.resource for w in self.waits if not w.known and w.kind != "Task"]
+        unknown = [w.resource for w in self.waits if not w.known and w.kind not in _UNDECLARED]
         if self.deadlocked and unknown:
             text += (
                 f" HINT: any task could have woken {', '.join(dict.fromkeys(unknown))}, so this "

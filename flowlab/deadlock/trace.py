@@ -47,6 +47,7 @@ _INTERNAL = {
     os.path.join(_HERE, "primitives.py"),
     os.path.join(_HERE, "channels.py"),
     os.path.join(_HERE, "shared.py"),
+    os.path.join(_HERE, "barriers.py"),
 }
 _LEARNED: dict[str, list[str]] = {}
 _REGISTRIES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Registry] = (
