@@ -47,7 +47,7 @@ from flowlab.errors import (
     StepTimeout,
     UsageLimitExceeded,
 )
-from flowlab.limits import LimiterState, UsageAccount, UsageLimits, as_limiter
+from flowlab.limits import LimiterState, UsageAccount, UsageLimits, as_limiter, tidy_cost
 from flowlab.pipeline import Node, Parallel, Pipeline, Step, as_node
 from flowlab.record import BranchRecord, Instrument, Recorder, RunResult
 
@@ -391,7 +391,7 @@ class Run:
             makespan_s=now,
             clock=self.clock,
             recorder=self.recorder,
-            cost=cost,
+            cost=tidy_cost(cost),
             tokens=tokens,
             pipeline_name=self.pipeline.name,
         )

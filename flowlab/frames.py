@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from flowlab.limits import tidy_cost
 from flowlab.record import STATUSES, BranchRecord, StepRecord
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def branches_frame(records: Sequence[BranchRecord]) -> pd.DataFrame:
             "status": _status([r.status for r in records]),
             "error": pd.Series([r.error for r in records], dtype="str"),
             "completion_rank": pd.Series([r.rank for r in records], dtype="Int64"),
-            "cost": pd.Series([r.cost for r in records], dtype="float64"),
+            "cost": pd.Series([tidy_cost(r.cost) for r in records], dtype="float64"),
             "tokens": pd.Series([r.tokens for r in records], dtype="int64"),
             "worker": pd.Series([r.worker for r in records], dtype="str"),
             "reason": pd.Series([r.reason for r in records], dtype="str"),

@@ -43,6 +43,7 @@ __all__ = [
     "UsageAccount",
     "UsageLimits",
     "as_limiter",
+    "tidy_cost",
 ]
 
 LimitListener = Callable[[int, int], None]  # (new_limit, in_flight)
@@ -59,6 +60,23 @@ def _check_limit(limiter: Any, limit: Any) -> int:
 
 
 _OPEN = ("queued", "running")  # branch statuses that may still charge
+
+
+def tidy_cost(total: float) -> float:
+    """A cost total as shown (results, frames, errors): 12 significant digits.
+
+    Charges are added exactly as they come (``1e-13`` a thousand times is ``1e-10``, not 0); the
+    total is shown without the float noise of adding decimals in binary (``0.1 + 0.2`` is shown
+    as ``0.3``).
+
+    Examples
+    --------
+    >>> tidy_cost(0.1 + 0.2), tidy_cost(sum([1e-13] * 1000))
+    (0.3, 1e-10)
+    """
+    return float(f"{total:.12g}")
+
+
 _SETTLE_HOPS = 16  # loop turns a freed token may wait for the loop to be quiet (LimiterState)
 
 
@@ -463,6 +481,6 @@ class UsageAccount:
                 f"(charge by branch {branch!r}); totals cost={self.cost:g} tokens={self.tokens}.",
                 branch=branch,
                 limit=which,
-                totals={"cost": self.cost, "tokens": self.tokens},
+                totals={"cost": tidy_cost(self.cost), "tokens": self.tokens},
             )
             return True
