@@ -272,7 +272,8 @@ class Run:
         _current.set((self, None))
         self._emit("run_started", self.total_branches)
         for name in early:  # asked for before the run began: applied before anything starts
-            self.cancel(name)
+            if name is not None:
+                self.cancel(name)
         handle = (
             self.loop.call_later(self.timeout, self._expire_run)
             if self.timeout is not None
@@ -283,6 +284,9 @@ class Run:
         if self.clock == "real" and not isinstance(self.loop, VirtualTimeLoop):
             self._wake = self.loop.call_later(_WAKE_S, self._wake_up)
         try:
+            if None in early:  # the whole run was cancelled before it began: nothing runs
+                self._run_reason = self._run_reason or "cancelled"
+                raise asyncio.CancelledError  # (not main_task.cancel(): nothing else to await)
             if self.backend is not None and hasattr(self.backend, "open"):
                 opened_at = self.loop.time()
                 await self.backend.open(self)

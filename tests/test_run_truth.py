@@ -532,3 +532,18 @@ def test_the_trace_keeps_queued_cancelled_branches_limit_moves_and_the_breach() 
     assert len(moves) == len(result.limits) - 1 > 0  # every move; the first row is the start
     (breach,) = [e for e in events if e["ph"] == "i" and e["cat"] == "usage"]
     assert breach["ts"] == pytest.approx(2.0 * 1e6)
+
+
+def test_a_whole_run_cancelled_right_after_a_background_start_runs_nothing() -> None:
+    ran: list[str] = []
+
+    async def note(data: Any, ctx: Ctx) -> None:
+        ran.append("ran")
+
+    for _ in range(20):
+        handle = fl.start(fl.Parallel({"a": note, "b": note}), Ctx(), clock="virtual")
+        handle.cancel()
+        result = handle.result()
+        assert result.status == "cancelled" and isinstance(result.error, fl.RunCancelled)
+        assert result.branches["started_s"].isna().all()
+    assert ran == []
