@@ -12,6 +12,7 @@ Layout (arrows point down only)::
     scenarios.py    catalog(), run(): the catalogue, each broken and fixed; a race is explored
     catalogue.py    Scenario and the first bodies; classics.py (Little Book, Prefect), races.py
     detector.py     watch() / supervise(): event-driven wait-for checks, on_deadlock policies
+    watchdog.py     Watchdog, HangSuspected: an idle group blocked on untraced things, reported
     group.py        WatchGroup: members, checks, the stuck set; the task-factory hub; unhook()
     report.py       DeadlockReport: explain(), graph, timeline, plot(), _repr_html_ (plot.py draws,
                     also an Outcome's swimlanes)
@@ -44,6 +45,7 @@ from flowlab.deadlock.scenarios import (
 )
 from flowlab.deadlock.shared import Shared
 from flowlab.deadlock.trace import forget
+from flowlab.deadlock.watchdog import HangReport, HangSuspected
 from flowlab.errors import DeadlockDetected
 
 __all__ = [
@@ -57,6 +59,8 @@ __all__ = [
     "DeadlockReport",
     "Event",
     "Exploration",
+    "HangReport",
+    "HangSuspected",
     "Lab",
     "Lock",
     "Outcome",

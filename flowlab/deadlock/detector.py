@@ -31,11 +31,14 @@ from typing import Any
 
 from flowlab.deadlock.group import WatchGroup, detected, hub, unhook
 from flowlab.deadlock.report import DeadlockReport
-from flowlab.errors import DeadlockDetected, check_one_of
+from flowlab.deadlock.scheduler import ExplorerLoop
+from flowlab.deadlock.watchdog import Watchdog
+from flowlab.errors import ConfigError, DeadlockDetected, check_one_of
 
-__all__ = ["ON_DEADLOCK", "detected", "supervise", "unhook", "watch"]
+__all__ = ["IDLE_S", "ON_DEADLOCK", "detected", "supervise", "unhook", "watch"]
 
 ON_DEADLOCK = ("raise", "cancel_stuck", "report")
+IDLE_S = 5.0
 Task = asyncio.Task[Any]
 
 
@@ -53,7 +56,10 @@ def _default_names(aws: Sequence[Awaitable[Any]]) -> list[str]:
 
 
 async def supervise(
-    *aws: Awaitable[Any], names: Sequence[str] | None = None, on_deadlock: str = "raise"
+    *aws: Awaitable[Any],
+    names: Sequence[str] | None = None,
+    on_deadlock: str = "raise",
+    idle_s: float | None = IDLE_S,
 ) -> tuple[list[Any], DeadlockReport]:
     """Run ``aws`` as a watched group; return ``(results, report)`` instead of raising.
 
@@ -72,19 +78,27 @@ async def supervise(
         Task names shown in reports (default: the coroutine function names, made unique).
     on_deadlock : {"raise", "cancel_stuck", "report"}
         What a deadlock of part of the group does to the rest (see :func:`watch`).
+    idle_s : float or None
+        The watchdog's bound (see :func:`watch`); ``None`` disables it.
+
+    Raises
+    ------
+    HangSuspected
+        When the watchdog fires (the group is cancelled first).
     """
     check_one_of("on_deadlock", on_deadlock, ON_DEADLOCK)
+    if idle_s is not None and not idle_s > 0:
+        raise ConfigError(f"idle_s={idle_s!r} is not valid; give seconds > 0, or None.")
     loop = asyncio.get_running_loop()
     labels = list(names) if names is not None else _default_names(aws)
     if len(labels) != len(aws):
-        from flowlab.errors import ConfigError
-
         raise ConfigError(
             f"names has {len(labels)} entries for {len(aws)} awaitables; "
             "give one name per awaitable."
         )
     loop_hub = hub(loop)
     group = WatchGroup(loop, on_deadlock)
+    dog: Watchdog | None = None
     listener = group.poke
     group.reg.listeners.append(listener)
     loop_hub.enter(group)
@@ -101,6 +115,8 @@ async def supervise(
         finally:
             loop_hub.adopting = None
         group.poke()  # a group may start deadlocked (e.g. awaiting itself)
+        if idle_s is not None and not isinstance(loop, ExplorerLoop):
+            dog = Watchdog(group, idle_s)
         try:
             await group.until(group.finished)
         except asyncio.CancelledError:
@@ -114,6 +130,8 @@ async def supervise(
         results = [t.result() for t in roots]
         return results, group.snapshot(None)
     finally:
+        if dog is not None:
+            dog.stop()
         group.reg.listeners.remove(listener)
         loop_hub.exit(group)
 
@@ -139,7 +157,10 @@ async def _wrap_up(
 
 
 async def watch(
-    *aws: Awaitable[Any], names: Sequence[str] | None = None, on_deadlock: str = "raise"
+    *aws: Awaitable[Any],
+    names: Sequence[str] | None = None,
+    on_deadlock: str = "raise",
+    idle_s: float | None = IDLE_S,
 ) -> list[Any]:
     """Run ``aws`` together like ``gather``; raise :class:`DeadlockDetected` if they hang.
 
@@ -160,12 +181,22 @@ async def watch(
         cancel them and return the results, a :class:`DeadlockDetected` in place of each stuck
         root (like ``gather(..., return_exceptions=True)``). Tasks that join the deadlock later
         are added to the report.
+    idle_s : float or None
+        The watchdog for hangs the detector cannot prove (tasks blocked on plain asyncio
+        primitives or bare futures): when every unfinished task has awaited the same untraced
+        future for ``idle_s`` seconds of loop time -- no timer, thread, deadline or socket that
+        could end the wait -- the group is cancelled and :class:`HangSuspected` raised with what
+        each task awaits (coroutine stacks with source lines). Default 5 s; ``None``: wait as
+        long as it takes. See :mod:`flowlab.deadlock.watchdog`.
 
     Raises
     ------
     DeadlockDetected
         With ``.report`` (a :class:`DeadlockReport`): which tasks were stuck, which healthy,
         which were cancelled, and the results of those that finished.
+    HangSuspected
+        With ``.report`` (a :class:`~flowlab.deadlock.watchdog.HangReport`): the watchdog fired;
+        no deadlock is claimed.
 
     Examples
     --------
@@ -188,7 +219,7 @@ async def watch(
     >>> run_virtual(demo())
     ['one', "Lock 'B'", 'two', "Lock 'A'", 'one']
     """
-    results, report = await supervise(*aws, names=names, on_deadlock=on_deadlock)
+    results, report = await supervise(*aws, names=names, on_deadlock=on_deadlock, idle_s=idle_s)
     if report.deadlocked and on_deadlock != "report":
         raise DeadlockDetected(report.explain(), report=report)
     return results

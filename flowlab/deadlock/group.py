@@ -130,6 +130,12 @@ class WatchGroup:
             self.poke()
         self._wake()
 
+    def fail(self, error: BaseException) -> None:
+        """End the group with ``error`` (the watchdog's :class:`HangSuspected`), as a task would."""
+        if self.error is None:
+            self.error = error
+        self._wake()
+
     def _wake(self) -> None:
         for fut in self.waiters:
             if not fut.done():
