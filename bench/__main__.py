@@ -38,6 +38,7 @@ FIGURES: dict[str, tuple[int, str, str]] = {
     "memory": (9, "bench.memory", "memory"),
     "import": (10, "bench.importtime", "import_time"),
     "dask": (11, "bench.dask_gil", "dask_gil"),
+    "exploration": (12, "bench.exploration", "exploration"),
 }
 DEFAULT_OUT = Path(__file__).with_name("results.json")
 
