@@ -9,7 +9,7 @@ diff in :mod:`flowlab.changes` (whose names this module re-exports).
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Hashable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -36,6 +36,7 @@ __all__ = [
     "apply_inplace",
     "check_context",
     "check_include_keys",
+    "data_copier",
     "diff",
     "diff_into",
     "diff_value",
@@ -117,6 +118,27 @@ def _copy_value(value: Any, memo: dict[int, Any]) -> Any:
             copied = memo[id(value)] = value.copy()
         return copied
     return copy.deepcopy(value, memo)
+
+
+def data_copier(data: Any) -> Callable[[], Any]:
+    """What each branch of a step gets as its ``data``: the step's input itself when it is
+    immutable (a str, a number, a tuple of them, ...), else its own copy, made as a context's
+    are (flat containers shallowly, anything else deeply). A previous step's output is often an
+    object of the context (``return ctx.tags``): shared, one branch's ``data.append(...)`` would
+    change the parent and its siblings mid-step. A value that cannot be copied is shared.
+    """
+    if type(data) in _IMMUTABLE or (
+        type(data) in (tuple, frozenset) and _IMMUTABLE.issuperset(map(type, data))
+    ):
+        return lambda: data
+
+    def copied() -> Any:
+        try:
+            return _copy_value(data, {})
+        except Exception:  # a live object (a client, a lock): shared, as the caller passed it
+            return data
+
+    return copied
 
 
 def _deepcopy_field(

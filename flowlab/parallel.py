@@ -88,6 +88,7 @@ async def run_parallel(
     tasks = BranchGroup(loop)
     # Each branch's copy of ctx (which does not change until the merge), planned once.
     copy_ctx = isolator(ctx, par.include_keys, track=True)
+    own_data = ctx_mod.data_copier(data)  # each branch its own input (shared if immutable)
 
     def finish(name: str, key: int, brec: BranchRecord) -> None:
         """Close a branch's record (every branch passes here exactly once)."""
@@ -235,6 +236,7 @@ async def run_parallel(
                     f"branch_timeout={branch_timeout:g}s exceeded",
                 )
             bctx = copy_ctx()
+            bdata = own_data()
             _current.set((run, brec))
             node = nodes[name]
             if fast and type(node) is Step and node.is_async and node.timeout is None:
@@ -247,7 +249,7 @@ async def run_parallel(
                 try:
                     fn = node.fn
                     out = await (
-                        fn(data, bctx) if node.arity == 2 else fn(*(data, bctx)[: node.arity])
+                        fn(bdata, bctx) if node.arity == 2 else fn(*(bdata, bctx)[: node.arity])
                     )
                     if out is not None and inspect.iscoroutine(out):
                         leaf.returned_coroutine(node, out)
@@ -260,9 +262,9 @@ async def run_parallel(
                     leaf.left(run, t_leaf, t_end)
                 outputs[name] = out
             elif type(node) is Step:
-                outputs[name] = await leaf.run_step(run, node, data, bctx, brec.path)
+                outputs[name] = await leaf.run_step(run, node, bdata, bctx, brec.path)
             else:
-                outputs[name] = await run._node(node, data, bctx, brec.path)
+                outputs[name] = await run._node(node, bdata, bctx, brec.path)
             if live.task.cancelling():
                 # Asked to stop, it caught the CancelledError and returned anyway: it ends as
                 # the cancellation it ignored (its output and changes are not merged).

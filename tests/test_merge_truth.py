@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import operator
 from collections import Counter, OrderedDict
 from typing import Annotated, Any
@@ -377,3 +378,26 @@ def test_deep_keep_first_merges_dicts_key_by_key_first_writer_per_key() -> None:
         ctx.d.update(y=2, z=2)
 
     assert run(Scores(), a, b, merge="deep_keep_first").context.d == {"x": 1, "y": 1, "z": 2}
+
+
+def test_a_branchs_data_is_its_own_even_when_a_step_returned_a_context_object() -> None:
+    # issue 17 #11: step 1 returns ctx.tags; branches mutate their data; nobody else sees it
+    def first(data: Any, ctx: Tags) -> list[str]:
+        return ctx.tags
+
+    seen: dict[str, list[str]] = {}
+
+    def make(name: str) -> Any:
+        async def branch(data: list[str], ctx: Tags) -> None:
+            data.append(name)
+            data.sort(reverse=True)
+            await asyncio.sleep(1.0)  # siblings run meanwhile
+            seen[name] = list(data)
+
+        return branch
+
+    pipe = fl.Pipeline(first, fl.Parallel({"a": make("a"), "b": make("b")}, name="fan"))
+    result = fl.run(pipe, Tags(tags=["t1", "t0"]), clock="virtual")
+    assert seen == {"a": ["t1", "t0", "a"], "b": ["t1", "t0", "b"]}
+    assert result.context.tags == ["t1", "t0"]  # data edits are not context edits
+    assert len(result.diffs) == 0
