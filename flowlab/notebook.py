@@ -342,15 +342,26 @@ class RunHandle:
             return await asyncio.shield(self._task)
         assert self._future is not None
         self._begin()
-        return await asyncio.wrap_future(self._future)
+        # shielded, as the task above: a cancelled waiter must not cancel the run's future (a
+        # run whose thread has not begun yet would then never run at all)
+        return await asyncio.shield(asyncio.wrap_future(self._future))
 
     def _begin(self) -> None:
         if self._gate is not None:
             self._gate.set()
 
     def __await__(self) -> Generator[Any, None, RunResult]:
+        """``result = await handle``: the result, or the run's error raised. As with awaiting a
+        task, cancelling the awaiter (an interrupted cell) cancels the run; ``await
+        handle.wait()`` does not."""
+
         async def _get() -> RunResult:
-            return _deliver(await self.wait(), True)
+            try:
+                result = await self.wait()
+            except asyncio.CancelledError:
+                self.cancel()
+                raise
+            return _deliver(result, True)
 
         return _get().__await__()
 

@@ -547,3 +547,30 @@ def test_a_whole_run_cancelled_right_after_a_background_start_runs_nothing() -> 
         assert result.status == "cancelled" and isinstance(result.error, fl.RunCancelled)
         assert result.branches["started_s"].isna().all()
     assert ran == []
+
+
+def test_cancelling_await_handle_cancels_the_run_it_awaits() -> None:
+    import threading
+
+    release = threading.Event()
+
+    def blocking(data: Any, ctx: Ctx) -> None:  # a thread: virtual time stands still meanwhile
+        release.wait(WATCHDOG_S)
+
+    async def main() -> fl.RunResult:
+        handle = fl.start(fl.Parallel({"a": blocking, "b": one}), Ctx(), clock="virtual")
+
+        async def cell() -> fl.RunResult:
+            return await handle  # `r = await h` in a notebook cell
+
+        waiter = asyncio.ensure_future(cell())
+        await asyncio.sleep(0)
+        waiter.cancel()  # the cell is interrupted
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        release.set()
+        return await asyncio.wait_for(handle.wait(), WATCHDOG_S)
+
+    result = asyncio.run(main())
+    assert result.status == "cancelled"
+    assert "ok" not in result.branches["status"].tolist()
