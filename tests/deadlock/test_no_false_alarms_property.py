@@ -46,12 +46,32 @@ OP = st.one_of(
     st.tuples(
         st.just("cross"), st.lists(st.integers(0, 2), min_size=2, max_size=2, unique=True), DELAYS
     ),
+    st.tuples(
+        st.just("tcross"), st.lists(st.integers(0, 2), min_size=2, max_size=2, unique=True), DELAYS
+    ),
+    st.tuples(st.just("rlock"), DELAYS),
+    st.tuples(st.just("try"), st.integers(0, 2), DELAYS),
 )
+
+
+class PlainCountdown:
+    """The model of ``dl.CountdownEvent`` on plain asyncio."""
+
+    def __init__(self, count: int) -> None:
+        self.count, self.event = count, asyncio.Event()
+
+    def signal(self) -> None:
+        self.count -= 1
+        if not self.count:
+            self.event.set()
+
+    async def wait(self) -> None:
+        await self.event.wait()
 
 
 @dataclass(frozen=True)
 class Channel:
-    kind: str  # "event" | "queue" | "signal" | "baton"
+    kind: str  # "event" | "queue" | "signal" | "baton" | "countdown"
     setter: int
     waiter: int
     delegate: bool
@@ -68,7 +88,7 @@ def programs(draw: st.DrawFn) -> tuple[list[list[Any]], list[Channel], int]:
     ops = [draw(st.lists(OP, min_size=1, max_size=4)) for _ in range(n)]
     channels = []
     for _ in range(draw(st.integers(0, 3))):
-        kind = draw(st.sampled_from(["event", "queue", "signal", "baton"]))
+        kind = draw(st.sampled_from(["event", "queue", "signal", "baton", "countdown"]))
         delegate = kind == "baton" or draw(st.booleans())
         if delegate:
             setter, waiter = draw(st.permutations(range(n)))[:2]
@@ -88,20 +108,31 @@ def programs(draw: st.DrawFn) -> tuple[list[list[Any]], list[Channel], int]:
                 delay=draw(DELAYS),
             )
         )
-    return ops, channels, draw(st.integers(1, 2))
+    return ops, channels, draw(st.integers(1, 2)), draw(st.booleans())
 
 
-def build(spec: tuple[list[list[Any]], list[Channel], int], traced: bool) -> tuple[list, list]:
-    """The coroutines, on traced (flowlab) or plain (asyncio) primitives, and a shared log."""
-    ops, channels, permits = spec
+Spec = tuple[list[list[Any]], list[Channel], int, bool]
+
+
+def build(spec: Spec, traced: bool) -> tuple[list, list]:
+    """The coroutines, on traced (flowlab) or plain (asyncio) primitives, and a shared log.
+
+    ``meet``: every worker ends at a barrier of all workers (after its channels, holding
+    nothing), so no wait can depend on a task stuck at it.
+    """
+    ops, channels, permits, meet = spec
     names = [f"w{i}" for i in range(len(ops))]
     log: list[tuple[float, str]] = []
     if traced:
         locks: list[Any] = [dl.Lock(name=f"L{i}") for i in range(3)]
         sem: Any = dl.Semaphore(permits, name="S")
+        rlock: Any = dl.RLock(name="R")
+        barrier: Any = dl.Barrier(len(ops), name="end")
     else:
         locks = [asyncio.Lock() for _ in range(3)]
         sem = asyncio.Semaphore(permits)
+        rlock = asyncio.Lock()  # re-entry is a no-op in the model
+        barrier = asyncio.Barrier(len(ops))
     made: list[Any] = []
     for c in channels:
         spawner = c.waiter if c.kind == "baton" else c.setter
@@ -110,6 +141,10 @@ def build(spec: tuple[list[list[Any]], list[Channel], int], traced: bool) -> tup
             made.append(dl.Event(setters=who) if traced else asyncio.Event())
         elif c.kind == "queue":
             made.append(dl.Queue(producers=who) if traced else asyncio.Queue())
+        elif c.kind == "countdown":
+            made.append(
+                dl.CountdownEvent(c.count, signalers=who) if traced else PlainCountdown(c.count)
+            )
         else:
             start = 1 if c.kind == "baton" else 0
             made.append(dl.Semaphore(start, releasers=who) if traced else asyncio.Semaphore(start))
@@ -119,9 +154,11 @@ def build(spec: tuple[list[list[Any]], list[Channel], int], traced: bool) -> tup
 
     async def fire(c: Channel, thing: Any, who: str) -> None:
         await asyncio.sleep(c.delay)
-        for k in range(c.count if c.kind in ("queue", "signal") else 1):
+        for k in range(c.count if c.kind in ("queue", "signal", "countdown") else 1):
             if c.kind == "event":
                 thing.set()
+            elif c.kind == "countdown":
+                thing.signal()
             elif c.kind == "queue":
                 await thing.put(k)
             else:
@@ -130,7 +167,7 @@ def build(spec: tuple[list[list[Any]], list[Channel], int], traced: bool) -> tup
 
     async def take(c: Channel, thing: Any, who: str) -> None:
         for _ in range(c.count if c.kind in ("queue", "signal") else 1):
-            if c.kind == "event":
+            if c.kind in ("event", "countdown"):
                 await thing.wait()
             elif c.kind == "queue":
                 await thing.get()
@@ -154,6 +191,39 @@ def build(spec: tuple[list[list[Any]], list[Channel], int], traced: bool) -> tup
                     note(f"{who} gave up")
                 else:
                     locks[min(op[1])].release()
+        elif op[0] == "tcross":  # the same, with acquire(timeout=) on the traced side
+            async with locks[max(op[1])]:
+                await asyncio.sleep(op[2])
+                if traced:
+                    got = await locks[min(op[1])].acquire(timeout=0.25)
+                else:
+                    try:
+                        async with asyncio.timeout(0.25):
+                            got = await locks[min(op[1])].acquire()
+                    except TimeoutError:
+                        got = False
+                if got:
+                    locks[min(op[1])].release()
+                else:
+                    note(f"{who} gave up")
+        elif op[0] == "rlock":
+            async with rlock:
+                await asyncio.sleep(op[1])
+                if traced:
+                    async with rlock:  # re-entry
+                        await asyncio.sleep(0)
+                else:
+                    await asyncio.sleep(0)
+        elif op[0] == "try":
+            lock = locks[op[1]]
+            # the model: asyncio's own fast path (free, and no waiter queued, even one woken)
+            ok = lock.try_acquire() if traced else not lock.locked() and not lock._waiters
+            if ok and not traced:
+                await lock.acquire()  # free, so this does not wait (the model's try)
+            if ok:
+                await asyncio.sleep(op[2])
+                lock.release()
+            note(f"{who} try {'took' if ok else 'missed'}")
         else:
             held = [locks[i] for i in sorted(op[1])]
             for lock in held:
@@ -182,6 +252,9 @@ def build(spec: tuple[list[list[Any]], list[Channel], int], traced: bool) -> tup
                     await fire(c, thing, who)
             if pos < len(ops[i]):
                 await run_op(ops[i][pos], who)
+        if meet:
+            await barrier.wait()
+            note(f"{who} met")
         for child in children:
             await child
         return who
