@@ -202,7 +202,16 @@ async def run_parallel(
         diffed = changes.pop(name, None) is not None
         contexts.pop(name, None)
         outputs.pop(name, None)
-        problem = _bookkeeping_error(brec.path, ctx, bctx, found if diffed else None, fields, err)
+        try:
+            problem = _bookkeeping_error(
+                brec.path, ctx, bctx, found if diffed else None, fields, err
+            )
+        except Exception:  # describing it failed too (an error whose str() raises ...)
+            problem = BookkeepingError(
+                f"branch {brec.path!r}: what it changed could not be diffed or recorded "
+                f"({type(err).__name__}). Its changes are not merged.",
+                branch=brec.path,
+            )
         text = f"{type(problem).__name__}: {problem}"
         if brec.status != "ok":
             brec.error = f"{brec.error}; {text}" if brec.error else text
