@@ -5,8 +5,11 @@ order). A branch gets a task — inside the step's :class:`~flowlab.group.Branch
 isolated copy of the context — only when the step's limiter has a free slot: 10,000 queued
 branches are 10,000 small records, not 10,000 parked tasks. Each branch ends with exactly one status — ``ok``, ``failed``,
 ``cancelled`` or ``timeout`` — and a diff of what it changed; a branch cancelled while queued simply
-leaves the queue. Only after every branch has ended is the
-merge built (aside, validated) and applied to the parent context in one go.
+leaves the queue. A branch's close runs in a ``finally`` that nothing in its bookkeeping can skip: a
+diff or record that cannot be made (a value that holds itself, or is nested too deep) fails the
+branch with :class:`~flowlab.errors.BookkeepingError`. A branch that catches its cancellation and
+returns anyway ends as that cancellation (reason: ignored), never ``ok``. Only after every branch
+has ended is the merge built (aside, validated) and applied to the parent context in one go.
 """
 
 from __future__ import annotations
