@@ -177,6 +177,8 @@ class Parallel:
     include_keys : sequence of str, optional
         Copy only these fields into branches (and merge only these).
     name : str, default "parallel"
+        Left to the default, a Pipeline that holds two such Parallels at one level names the
+        second ``parallel_2`` (then ``parallel_3``...), so branch paths stay unique.
     """
 
     kind = "parallel"
@@ -208,6 +210,7 @@ class Parallel:
         self.on_failure = on_failure
         self.include_keys = _check_include_keys(include_keys)
         self.name = _check_name("name", name if name is not None else "parallel")
+        self._default_name = name is None  # a Pipeline may rename it to keep paths unique
         self._depth = 1 + max(_depth(b) for b in self.branches.values())
         _check_depth(self._depth)
         self._options = {
@@ -276,8 +279,8 @@ class Pipeline:
             steps = tuple(steps[0])
         if not steps:
             raise ConfigError("steps=() is not valid; a Pipeline needs at least one step.")
-        self.steps: tuple[Node, ...] = tuple(
-            as_node(s, param=f"steps[{i}]") for i, s in enumerate(steps)
+        self.steps: tuple[Node, ...] = _unique_default_names(
+            [as_node(s, param=f"steps[{i}]") for i, s in enumerate(steps)]
         )
         self.name = _check_name("name", name if name is not None else "pipeline")
         self._depth = max(_depth(s) for s in self.steps)
@@ -408,6 +411,29 @@ def _check_include_keys(keys: Sequence[str] | None) -> tuple[str, ...] | None:
             "name each field once."
         )
     return tuple(keys)
+
+
+def _unique_default_names(steps: list[Node]) -> tuple[Node, ...]:
+    """``steps`` with default-named Parallels that share a path level renamed ``parallel_2``,
+    ``parallel_3``... (a nested Pipeline's steps share its level): every branch path stays unique,
+    so frames, ``handle.cancel(path)`` and ``replace`` never confuse two steps."""
+    used: set[str] = set()
+
+    def visit(node: Node) -> Node:
+        if isinstance(node, Parallel):
+            if node._default_name and node.name in used:
+                k = 2
+                while f"{node.name}_{k}" in used:
+                    k += 1
+                node = node.replace(name=f"{node.name}_{k}")
+            used.add(node.name)
+        elif isinstance(node, Pipeline):
+            inner = [visit(s) for s in node.steps]
+            if any(a is not b for a, b in zip(inner, node.steps, strict=True)):
+                node = Pipeline(*inner, name=node.name)
+        return node
+
+    return tuple(visit(s) for s in steps)
 
 
 MAX_DEPTH = 200

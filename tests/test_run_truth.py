@@ -574,3 +574,14 @@ def test_cancelling_await_handle_cancels_the_run_it_awaits() -> None:
     result = asyncio.run(main())
     assert result.status == "cancelled"
     assert "ok" not in result.branches["status"].tolist()
+
+
+def test_default_named_parallels_at_one_level_get_unique_paths() -> None:
+    fan = fl.Parallel({"a": one})
+    pipe = fl.Pipeline(fan, fl.Parallel({"a": one}), fl.Pipeline(fl.Parallel({"a": one})))
+    assert [p.name for p in pipe.parallels()] == ["parallel", "parallel_2", "parallel_3"]
+    assert fan.name == "parallel"  # the specs themselves are not changed
+    result = watched(pipe, Ctx())
+    assert result.branches["path"].tolist() == ["parallel:a", "parallel_2:a", "parallel_3:a"]
+    named = fl.Pipeline(fl.Parallel({"a": one}, name="fan"), fl.Parallel({"a": one}, name="fan"))
+    assert [p.name for p in named.parallels()] == ["fan", "fan"]  # names given are kept
