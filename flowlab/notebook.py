@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import warnings
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from flowlab.record import Instrument, RunResult
 __all__ = ["RunHandle", "arun", "run", "start"]
 
 _START_GRACE_S = 0.25  # wall seconds a background run waits for its caller (see start())
+_WIND_DOWN_S = 30.0  # seconds an interrupted cell waits for its run to end (RunHandle)
 
 
 def _make_run(
@@ -229,8 +231,8 @@ async def arun(
     )  # fmt: skip
     try:
         result = await handle.wait()
-    except asyncio.CancelledError:
-        handle.cancel()
+    except asyncio.CancelledError:  # an interrupted cell: the run ends before the cell returns
+        await handle._wind_down()
         raise
     return _deliver(result, raise_on_error)
 
@@ -346,6 +348,29 @@ class RunHandle:
         # run whose thread has not begun yet would then never run at all)
         return await asyncio.shield(asyncio.wrap_future(self._future))
 
+    async def _wind_down(self) -> None:
+        """Cancel the run and wait, through further interrupts, until it has ended (at most
+        ``_WIND_DOWN_S`` seconds of the loop's clock; then warn, naming what still runs)."""
+        self.cancel()
+        waiter = asyncio.ensure_future(self.wait())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _WIND_DOWN_S
+        while not waiter.done() and loop.time() < deadline:
+            try:
+                await asyncio.wait({waiter}, timeout=deadline - loop.time())
+            except asyncio.CancelledError:
+                continue  # interrupted again: the clean-up goes on, still bounded
+        if not waiter.done():
+            waiter.cancel()
+            running = sorted({lv.record.path for lv in list(self.run.live.values())})
+            shown = ", ".join(repr(p) for p in running[:10]) or "its steps' threads"
+            warnings.warn(
+                f"the interrupted run is still winding down after {_WIND_DOWN_S:g} s; still "
+                f"running: {shown}. fl.last_result() has what it recorded so far.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
     def _begin(self) -> None:
         if self._gate is not None:
             self._gate.set()
@@ -359,7 +384,7 @@ class RunHandle:
             try:
                 result = await self.wait()
             except asyncio.CancelledError:
-                self.cancel()
+                await self._wind_down()
                 raise
             return _deliver(result, True)
 

@@ -585,3 +585,38 @@ def test_default_named_parallels_at_one_level_get_unique_paths() -> None:
     assert result.branches["path"].tolist() == ["parallel:a", "parallel_2:a", "parallel_3:a"]
     named = fl.Pipeline(fl.Parallel({"a": one}, name="fan"), fl.Parallel({"a": one}, name="fan"))
     assert [p.name for p in named.parallels()] == ["fan", "fan"]  # names given are kept
+
+
+# ---- kernel interrupts: the cell returns only after the run it interrupted has ended -----------
+@pytest.mark.parametrize("how", ["arun", "await-handle"])
+def test_an_interrupted_cell_returns_after_the_run_wound_down(how: str) -> None:
+    from flowlab.clock import new_loop
+
+    cleaned: list[float] = []
+
+    async def slow_to_clean_up(data: Any, ctx: Ctx) -> None:
+        try:
+            await asyncio.sleep(100)
+        finally:
+            await asyncio.sleep(5)  # seconds of clean-up after the interrupt
+            cleaned.append(asyncio.get_running_loop().time())
+
+    pipe = fl.Parallel({"a": slow_to_clean_up, "b": slow_to_clean_up})
+
+    async def cell() -> fl.RunResult:
+        if how == "arun":
+            return await fl.arun(pipe, Ctx(), clock="virtual")
+        return await fl.start(pipe, Ctx(), clock="virtual")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(cell())
+        await asyncio.sleep(1)
+        task.cancel()  # the kernel interrupts the cell
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert len(cleaned) == 2  # both branches had cleaned up before the cell returned
+        result = fl.last_result()
+        assert result is not None and result.status == "cancelled"
+
+    with asyncio.Runner(loop_factory=lambda: new_loop("virtual")) as runner:
+        runner.run(main())
