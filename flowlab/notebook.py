@@ -166,14 +166,37 @@ def run(
         if not task.done():
             the_run._run_reason = "interrupted"
             task.cancel()
-            try:
-                loop.run_until_complete(task)
-            except BaseException:
-                pass
+            _wind_down_blocking(loop, task, the_run)
         if the_run.result is None:
             the_run._finish("cancelled", None, None)
         raise
     return _deliver(result, raise_on_error)
+
+
+def _wind_down_blocking(
+    loop: asyncio.AbstractEventLoop, task: asyncio.Task[RunResult], the_run: Run
+) -> None:
+    """Run the loop until the cancelled run's task has ended, through further interrupts (at
+    most ``_WIND_DOWN_S`` seconds of the loop's clock; then warn, naming what still runs)."""
+    deadline = loop.time() + _WIND_DOWN_S
+    while not task.done() and loop.time() < deadline:
+        try:
+            loop.run_until_complete(asyncio.wait({task}, timeout=deadline - loop.time()))
+        except BaseException:  # interrupted again: the clean-up goes on, still bounded
+            continue
+    if not task.done():
+        _warn_still_running(the_run)
+
+
+def _warn_still_running(the_run: Run) -> None:
+    running = sorted({lv.record.path for lv in list(the_run.live.values())})
+    shown = ", ".join(repr(p) for p in running[:10]) or "its steps' threads"
+    warnings.warn(
+        f"the interrupted run is still winding down after {_WIND_DOWN_S:g} s; still "
+        f"running: {shown}. fl.last_result() has what it recorded so far.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def _wait_thread(the_run: Run, clock: str) -> RunResult:
@@ -362,14 +385,7 @@ class RunHandle:
                 continue  # interrupted again: the clean-up goes on, still bounded
         if not waiter.done():
             waiter.cancel()
-            running = sorted({lv.record.path for lv in list(self.run.live.values())})
-            shown = ", ".join(repr(p) for p in running[:10]) or "its steps' threads"
-            warnings.warn(
-                f"the interrupted run is still winding down after {_WIND_DOWN_S:g} s; still "
-                f"running: {shown}. fl.last_result() has what it recorded so far.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            _warn_still_running(self.run)
 
     def _begin(self) -> None:
         if self._gate is not None:

@@ -620,3 +620,58 @@ def test_an_interrupted_cell_returns_after_the_run_wound_down(how: str) -> None:
 
     with asyncio.Runner(loop_factory=lambda: new_loop("virtual")) as runner:
         runner.run(main())
+
+
+def test_a_cell_interrupted_twice_returns_after_the_run_wound_down() -> None:
+    from flowlab.clock import new_loop
+
+    cleaned: list[float] = []
+
+    async def slow_to_clean_up(data: Any, ctx: Ctx) -> None:
+        try:
+            await asyncio.sleep(100)
+        finally:
+            await asyncio.sleep(5)
+            cleaned.append(asyncio.get_running_loop().time())
+
+    def interrupt() -> None:  # what the kernel's SIGINT handler does to the running loop
+        raise KeyboardInterrupt
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(1, interrupt)
+        loop.call_later(3, interrupt)  # again, while the branches clean up
+        with pytest.raises(KeyboardInterrupt):
+            fl.run(fl.Parallel({"a": slow_to_clean_up, "b": slow_to_clean_up}), Ctx(),
+                   clock="virtual")  # fmt: skip
+        assert len(cleaned) == 2
+        result = fl.last_result()
+        assert result is not None and result.status == "cancelled"
+
+    with asyncio.Runner(loop_factory=lambda: new_loop("virtual")) as runner:
+        runner.run(main())
+
+
+def test_a_run_that_will_not_wind_down_is_named_after_a_bounded_wait() -> None:
+    from flowlab.clock import new_loop
+
+    async def never_done(data: Any, ctx: Ctx) -> None:
+        try:
+            await asyncio.sleep(100)
+        finally:
+            await asyncio.sleep(10_000)  # a clean-up longer than any wait
+
+    async def main() -> None:
+        task = asyncio.ensure_future(
+            fl.arun(fl.Parallel({"stuck": never_done}, name="fan"), Ctx(), clock="virtual")
+        )
+        await asyncio.sleep(1)
+        start = asyncio.get_running_loop().time()
+        task.cancel()
+        warned = pytest.warns(RuntimeWarning, match=r"still winding down after 30 s.*'fan:stuck'")
+        with warned, pytest.raises(asyncio.CancelledError):
+            await task
+        assert asyncio.get_running_loop().time() - start == pytest.approx(30.0)
+
+    with asyncio.Runner(loop_factory=lambda: new_loop("virtual")) as runner:
+        runner.run(main())
