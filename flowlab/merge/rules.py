@@ -21,6 +21,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import BaseModel
+
 from flowlab.changes import MISSING
 from flowlab.equality import same
 from flowlab.errors import ConfigError, MergeValidationError
@@ -115,8 +117,6 @@ class Overwrite(Rule):
         label: str,
         inherit: bool,
     ) -> Any:
-        from pydantic import BaseModel
-
         if inherit and isinstance(before, BaseModel) and node.children and not node.direct:
             return merger.model(node, before, keys, self, label, inherit)  # per nested field
         i = node.writers[0] if self.first else node.writers[-1]

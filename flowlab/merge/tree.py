@@ -157,6 +157,8 @@ class _Merger:
         None when no branch changed one."""
         cls = type(before)
         fields, private = cls.model_fields, cls.__private_attributes__
+        if not private and before.__pydantic_extra__ is None:
+            return None  # no extras allowed, no private attributes: every child is a field
         names = [name for name in node.children if name not in fields and name not in private]
         for name in node.children:
             if name in private:  # a branch's private attribute is not merged: shown as dropped
