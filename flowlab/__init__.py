@@ -18,12 +18,16 @@ from typing import TYPE_CHECKING, Any
 from flowlab import limits, merge
 from flowlab.engine import RunCancelled, charge, last_result
 from flowlab.errors import (
+    BookkeepingError,
     BranchFailed,
+    ChargeRefused,
     ConfigError,
     DeadlockDetected,
     FlowlabError,
     MergeConflict,
     MergeValidationError,
+    RunNotFinished,
+    StepFailed,
     StepTimeout,
     UsageLimitExceeded,
 )
@@ -40,7 +44,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "BookkeepingError",
     "BranchFailed",
+    "ChargeRefused",
     "Comparison",
     "ConfigError",
     "DeadlockDetected",
@@ -53,8 +59,10 @@ __all__ = [
     "Pipeline",
     "RunCancelled",
     "RunHandle",
+    "RunNotFinished",
     "RunResult",
     "Step",
+    "StepFailed",
     "StepTimeout",
     "UsageLimitExceeded",
     "UsageLimits",

@@ -12,6 +12,7 @@ Each subcommand is a function ``(args) -> exit code`` registered in :func:`build
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -26,9 +27,28 @@ _DESCRIPTION = (
 )
 
 
+def _unusable_folder(out: str | None) -> str:
+    """Why ``--out`` cannot hold the demo's files ("" when it can): checked before any run."""
+    if out is None:
+        return ""
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        return "is a file, not a folder"
+    parent = folder if folder.exists() else next((p for p in folder.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        return f"{str(parent)!r} is a file, not a folder"
+    if parent is None or not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot write in {str(parent)!r}"
+    return ""
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from flowlab.demo import GRID, run_demo
 
+    problem = _unusable_folder(args.out)
+    if problem:
+        print(f"flowlab demo: --out {args.out}: {problem}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     runs = len(GRID["merge"]) * len(GRID["max_concurrency"]) * args.repeat
     print(

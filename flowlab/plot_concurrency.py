@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowlab.errors import check_one_of
 from flowlab.limits import Limiter
-from flowlab.plot_style import new_axes, text
+from flowlab.plot_style import check_result, new_axes, text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,6 +83,7 @@ def concurrency(
     -------
     matplotlib.axes.Axes
     """
+    check_result(result)
     frame = result.branches
     steps = result.steps
     parallels = steps.loc[steps["kind"].astype(str) == "parallel"]

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from flowlab.errors import check_one_of
-from flowlab.plot_style import STATUS_COLORS, WAIT_ALPHA, branch_rows, new_axes, text
+from flowlab.plot_style import STATUS_COLORS, WAIT_ALPHA, branch_rows, check_result, new_axes, text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -54,6 +54,7 @@ def merges(
     -------
     matplotlib.axes.Axes
     """
+    check_result(result)
     from matplotlib.colors import to_rgba
     from matplotlib.patches import Rectangle
 

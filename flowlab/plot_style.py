@@ -119,3 +119,16 @@ def legend_handles(
     if breach:
         handles.append(Line2D([], [], color=BREACH_COLOR, linestyle="--", label="budget breach"))
     return handles
+
+
+def check_result(value: Any, param: str = "result") -> None:
+    """Refuse anything but a :class:`~flowlab.RunResult` with a :class:`~flowlab.ConfigError`
+    (``fl.plot.timeline(None)`` would otherwise fail deep inside with an AttributeError)."""
+    from flowlab.errors import ConfigError
+    from flowlab.record import RunResult
+
+    if not isinstance(value, RunResult):
+        raise ConfigError(
+            f"{param}={value!r} ({type(value).__name__}) is not a RunResult; pass what fl.run(...) "
+            "returned, or fl.last_result()."
+        )

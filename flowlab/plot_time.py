@@ -16,6 +16,7 @@ from flowlab.plot_style import (
     STATUS_COLORS,
     WAIT_ALPHA,
     branch_rows,
+    check_result,
     fit_row_labels,
     legend_handles,
     new_axes,
@@ -163,6 +164,7 @@ def timeline(
     -------
     matplotlib.axes.Axes
     """
+    check_result(result)
     import pandas as pd
 
     check_one_of("by", by, _BY)
@@ -271,9 +273,11 @@ def timeline(
             edgecolors="#333333", linewidths=0.5, zorder=3, label="merge winner", gid="winners",
         )  # fmt: skip
 
-    every = math.ceil(n_rows / _MAX_LABELS)  # ticks are costly and unreadable by the hundred
+    every = max(
+        1, math.ceil(n_rows / _MAX_LABELS)
+    )  # ticks are costly and unreadable by the hundred
     ax.set_yticks(range(0, n_rows, every), labels[::every])
-    ax.set_ylim(n_rows - 0.5, -0.5)
+    ax.set_ylim(max(n_rows, 1) - 0.5, -0.5)  # (a run with no branch still gets a row)
     if compact:
         fit_row_labels(ax)
     ax.set_xlim(

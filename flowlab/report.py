@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowlab.errors import ConfigError
+
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
@@ -344,7 +346,13 @@ def render(
     )
     if path is not None:
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.is_dir():  # a typo in a folder must not create folders silently
+            raise ConfigError(
+                f"path={str(path)!r}: the folder {str(target.parent)!r} does not exist; create it "
+                "first, or give a path in an existing folder."
+            )
+        if target.is_dir():
+            raise ConfigError(f"path={str(path)!r} is a folder; give a file path such as run.html.")
         target.write_text(page, encoding="utf-8")
     return page
 

@@ -817,7 +817,53 @@ ROWS: list[Row] = [
         lambda _: nest(2000),
         ("nested", "deep", "HINT"),
     ),
+    # ---- pictures, reports and reducers (issue 18's catalogue) ----------------------------------
+    Row(
+        "plot-timeline-of-none",
+        "plot or report of something that is not a run",
+        ConfigError,
+        lambda _: fl.plot.timeline(None),  # type: ignore[arg-type]
+        ("result=None", "RunResult", "fl.run"),
+    ),
+    Row(
+        "report-into-a-missing-folder",
+        "plot or report of something that is not a run",
+        ConfigError,
+        lambda _: virtual(fl.Pipeline(add), Ctx()).to_html("/no/such/folder/run.html"),
+        ("path=", "'/no/such/folder'", "does not exist"),
+    ),
+    Row(
+        "union-key-missing-on-an-item",
+        "merge rule on a field of the wrong type",
+        MergeValidationError,
+        lambda _: virtual(fl.Pipeline(fl.Parallel({"a": keyless, "b": keyed_item})), Keyed()),
+        ("Union(key='id')", "'items'", "writers a, b", "KeyError", "{'x': 1}"),
+    ),
+    Row(
+        "annotated-reducer-unknown",
+        "merge rule on a field of the wrong type",
+        ConfigError,
+        lambda _: virtual(fl.Pipeline(fl.Parallel({"a": add})), LambdaReduced()),
+        ("LambdaReduced.xs", "reducer", "fl.merge.Reduce(fn)"),
+    ),
 ]
+
+
+class Keyed(BaseModel):
+    items: Annotated[list[dict[str, int]], fl.merge.Union(key="id")] = []
+
+
+def keyless(data: Any, ctx: Keyed) -> None:
+    ctx.items.append({"x": 1})
+
+
+def keyed_item(data: Any, ctx: Keyed) -> None:
+    ctx.items.append({"id": 2})
+
+
+class LambdaReduced(BaseModel):
+    xs: Annotated[list[int], lambda a, b: a + b] = []
+
 
 CATEGORIES = [
     "unknown strategy name", "unknown order name", "unknown on_failure name", "unknown clock name",
@@ -829,6 +875,7 @@ CATEGORIES = [
     "unknown option", "fl.compare grid keys", "fl.charge outside a run", "bad usage budget or charge",
     "step returns a coroutine without awaiting", "step that cannot be called",
     "Pipeline.replace changes", "bad run option", "nested too deep", "handle misuse",
+    "plot or report of something that is not a run",
 ]  # fmt: skip
 
 

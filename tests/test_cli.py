@@ -174,3 +174,15 @@ def test_demo_makespan_under_one_slot_is_the_sum_of_latencies(outcome: demo.Demo
     ]
     assert set(serial.round(9)) == {round(sum(demo.latency(doc, t) for t in tasks), 9)}
     assert len({demo.latency(doc, t) for t in tasks}) == len(tasks)  # varied latencies
+
+
+@pytest.mark.parametrize("where", ["file", "file/sub"])
+def test_demo_out_that_cannot_be_a_folder_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+    assert cli.main(["demo", "--out", str(tmp_path / where), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "is a file, not a folder" in err
+    assert "Traceback" not in err

@@ -83,6 +83,9 @@ def test_result_html_embeds_plots_and_tables(
     evil_result: fl.RunResult, evil_page: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "out" / "run.html"
+    with pytest.raises(fl.ConfigError, match=r"folder .*out' does not exist"):
+        evil_result.to_html(path)  # no folder is created behind the user's back
+    path.parent.mkdir()
     page = evil_result.to_html(path)
     assert path.read_text(encoding="utf-8") == page == evil_page
     assert page.startswith("<!DOCTYPE html>")
@@ -223,3 +226,19 @@ def test_summary_reads_as_words_and_wide_tables_scroll() -> None:
     assert "fl.charge(tokens=...); not a context field" in html
     tables = html.count("<table")
     assert html.count('<div class="scroll"><table') == tables - 1  # all but the summary
+
+
+def test_a_run_without_any_parallel_step_has_a_report() -> None:
+    from pydantic import BaseModel
+
+    import flowlab as fl
+
+    class C(BaseModel):
+        n: int = 0
+
+    def add(data: object, ctx: C) -> None:
+        ctx.n += 1
+
+    page = fl.run(fl.Pipeline(add), C(), clock="virtual").to_html()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<th>status</th><td>ok</td>" in page

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from flowlab.changes import MISSING, Change, diff_value, same
+from flowlab.errors import MergeValidationError
 from flowlab.merge import lists
 from flowlab.merge.checks import field_rules
 from flowlab.merge.nodes import (
@@ -345,7 +346,16 @@ class _Merger:
         out = merged.items
         dedupe, key = rule.dedupe_key()
         if dedupe:
-            out = lists.dedupe(out, key, merged.inserted)
+            try:
+                out = lists.dedupe(out, key, merged.inserted)
+            except (KeyError, AttributeError, TypeError) as err:  # an item without the key
+                raise MergeValidationError(
+                    f"the rule {rule!r} at {_dotted(keys)!r} (writers "
+                    f"{', '.join(self.names[i] for i in node.writers)}) could not read the key of "
+                    f"an item: {type(err).__name__}: {err}; nothing was merged. Items: "
+                    f"{_short(out)}",
+                    report=self.rows,
+                ) from err
         if merged.conflict and rule.strict:
             values = self.values_of(node, before)
             self.conflicts.append((_dotted(keys), {self.names[i]: v for i, v in values.items()}))
