@@ -12,8 +12,9 @@ a future that nothing visible will resolve:
 * not one chained to a thread (``to_thread`` / ``run_in_executor``), and no executor job of a
   virtual-time loop is in flight,
 * not under a deadline (``asyncio.timeout``, ``wait_for``),
-* and the loop has no file descriptor registered besides its own wake-up pipe (a socket being
-  read might still deliver).
+* and no file descriptor that may still deliver is registered: an asyncio transport's (a
+  stream or subprocess that may be waiting for a slow response) or a pending ``sock_*`` call's.
+  Descriptors of other frameworks, such as a Jupyter kernel's ZMQ sockets, do not count.
 
 If the group stays idle -- the same tasks awaiting the same futures, no trace event -- for
 ``idle_s`` seconds, the watchdog raises :class:`HangSuspected` with a :class:`HangReport`: what
@@ -161,9 +162,8 @@ class Watchdog:
         loop = self.group.loop
         if getattr(loop, "threads_in_flight", 0):
             return None
-        selector = getattr(loop, "_selector", None)
-        if selector is not None and len(selector.get_map()) > 1:
-            return None  # a socket or pipe besides the loop's own may still deliver
+        if self._io_pending(loop):
+            return None
         pending = [t for t in self.group.tasks if not t.done()]
         if not pending:
             return None
@@ -176,6 +176,31 @@ class Watchdog:
                 return None
             state.append((task, fut))
         return tuple(state)
+
+    @staticmethod
+    def _io_pending(loop: asyncio.AbstractEventLoop) -> bool:
+        """True when a registered file descriptor may still deliver to someone.
+
+        A reader or writer of an asyncio transport (a stream, a subprocess pipe: it may be
+        waiting for a slow response), or a ``sock_*`` call with a pending future, counts. The
+        loop's own wake-up pipe and descriptors of other frameworks (a Jupyter kernel's ZMQ
+        sockets) do not. On a loop without a selector (uvloop) I/O cannot be seen, so it is
+        assumed to be pending: the watchdog never fires there.
+        """
+        selector = getattr(loop, "_selector", None)
+        if selector is None:
+            return True
+        for key in list(selector.get_map().values()):
+            for handle in key.data if isinstance(key.data, tuple) else ():
+                if handle is None or handle.cancelled():
+                    continue
+                owner = getattr(getattr(handle, "_callback", None), "__self__", None)
+                if isinstance(owner, asyncio.BaseTransport):
+                    return True
+                args = getattr(handle, "_args", ()) or ()
+                if any(isinstance(a, asyncio.Future) and not a.done() for a in args):
+                    return True
+        return False
 
     @staticmethod
     def _timer_futures(loop: asyncio.AbstractEventLoop) -> list[object]:

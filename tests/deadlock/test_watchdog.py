@@ -189,3 +189,35 @@ def test_the_explorer_still_calls_an_untraced_total_block_a_deadlock() -> None:
     assert found.first_failure is not None and found.first_failure.status == "deadlock"
     assert found.first_failure.report is not None
     assert found.first_failure.report.kind == "untraced"
+
+
+def test_an_open_stream_may_still_deliver_but_a_foreign_descriptor_does_not() -> None:
+    async def main() -> tuple[list[object], str]:
+        loop = asyncio.get_running_loop()
+        left, right = socket.socketpair()
+        foreign_r, foreign_w = socket.socketpair()
+        loop.add_reader(foreign_r, lambda: None)  # like a Jupyter kernel's ZMQ socket
+        try:
+            reader, writer = await asyncio.open_connection(sock=left)
+
+            async def read() -> bytes:
+                return await reader.read(2)
+
+            timer = threading.Timer(0.3, lambda: right.send(b"ok"))
+            timer.start()
+            got = await dl.watch(read(), idle_s=0.05)  # a slow answer on a stream: no alarm
+            timer.join()
+            writer.close()
+            try:
+                await _plain_barrier(0.1)  # the foreign reader does not hide a hang
+            except dl.HangSuspected:
+                verdict = "hang reported"
+            else:
+                verdict = "no report"
+            return got, verdict
+        finally:
+            loop.remove_reader(foreign_r)
+            for s in (right, foreign_r, foreign_w):
+                s.close()
+
+    assert run_real(main()) == ([b"ok"], "hang reported")
