@@ -294,8 +294,10 @@ def _explain_path(
         for t in order
         if nodes[t].known
     }
-    anyone = {
-        t: [g for g in group if g in stuck and g is not t] for t in order if not nodes[t].known
+    anyone = {  # a barrier's missing party is nobody in particular: no cycle through it
+        t: [g for g in group if g in stuck and g is not t]
+        for t in order
+        if not nodes[t].known and nodes[t].info.kind != "Barrier"
     }
     for succ in (known, {**known, **anyone}):
         for start in order:

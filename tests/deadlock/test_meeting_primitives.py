@@ -77,7 +77,7 @@ def test_barrier_with_a_missing_party_is_stuck_once_no_live_task_can_arrive() ->
 
     report = run_virtual(main())
     assert report.deadlocked and report.detected_at == 5.0
-    assert report.stuck == ["runner", "runner-2"]
+    assert report.stuck == ["runner", "runner-2"] and report.kind == "no_waker"  # no cycle
     text = report.explain()
     assert "waits for Barrier 'start'" in text and "left to arrive at" in text
 
