@@ -1,6 +1,7 @@
 """Figure 12: schedules to the first bug, per strategy, on five classic interleaving bugs.
 
-Five SCTBench / CHESS-style asyncio bugs, each written once as ``setup`` (fresh shared state),
+Five SCTBench / CHESS-style asyncio bugs (lost update, order violation, account, wronglock,
+the KISS bluetooth driver), each written once as ``setup`` (fresh shared state),
 ``workers`` (coroutine functions of the state) and an ``invariant`` over the state -- frontrun's
 shape. The same code runs under both tools:
 
@@ -93,13 +94,29 @@ async def _bump(s: Any, lock: str, turns: int) -> None:
         s.count = seen + 1
 
 
-# -- 5. lazy initialisation: check-then-create across an await ------------------------------
-async def _get_client(s: Any, turns: int) -> None:
-    await _yield(turns)
-    if s.client is None:
-        await asyncio.sleep(0)  # connecting
-        s.client = object()
-        s.connections += 1
+# -- 5. the KISS bluetooth driver: stop() runs between dispatch's check and its increment -----
+def _decrement(s: Any) -> None:
+    s.pending -= 1
+    if s.pending == 0:
+        s.drained.set()
+
+
+async def _dispatch(s: Any) -> None:
+    await _yield(2)
+    if s.stopping:
+        return
+    await asyncio.sleep(0)  # the window
+    s.pending += 1
+    s.ran_stopped = s.ran_stopped or s.stopped
+    _decrement(s)
+
+
+async def _stop(s: Any) -> None:
+    await _yield(3)
+    s.stopping = True
+    _decrement(s)
+    await s.drained.wait()
+    s.stopped = True
 
 
 def _w(body: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> Worker:
@@ -120,8 +137,9 @@ BUGS: list[Bug] = [
         [_w(_withdraw, 0), _w(_withdraw, 2)], lambda s: s.balance >= 0),
     Bug("wronglock", lambda: _State(count=0, a=asyncio.Lock(), b=asyncio.Lock()),
         [_w(_bump, "a", 0), _w(_bump, "b", 2)], lambda s: s.count == 2),
-    Bug("lazy_init", lambda: _State(client=None, connections=0),
-        [_w(_get_client, 0), _w(_get_client, 2)], lambda s: s.connections == 1),
+    Bug("bluetooth", lambda: _State(pending=1, stopping=False, stopped=False, ran_stopped=False,
+                                    drained=asyncio.Event()),
+        [_dispatch, _stop], lambda s: not s.ran_stopped),
 ]  # fmt: skip
 
 
