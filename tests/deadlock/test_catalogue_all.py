@@ -145,3 +145,16 @@ def test_a_race_outcome_narrates_and_draws_its_swimlanes() -> None:
     _, given = plt.subplots()
     assert dl.plot_swimlanes(outcome, ax=given) is given
     assert "<pre>" in outcome._repr_html_()
+
+
+def test_swimlanes_of_a_deadlock_and_of_a_clean_run() -> None:
+    found = dl.explore(dl.transfers, stop_on_first=True)
+    assert found.first_failure is not None
+    stuck = found.shrink()
+    ax = stuck.plot()
+    turns = len(ax.collections)  # one bar per turn
+    assert turns == stuck.narrate().count(" ran ")
+    assert "deadlock" in ax.get_title() and len(ax.lines) == 2
+    clean = dl.replay(dl.transfers, "")
+    ax = clean.plot()
+    assert clean.status == "ok" and "ok" in ax.get_title() and len(ax.lines) == 0

@@ -27,6 +27,17 @@ def test_lab_runs_the_selected_scenario_and_fills_every_tab() -> None:
     assert "No deadlock" in lab.explanation.outputs[0]["text"]
 
 
+@pytest.mark.slow  # renders a PNG figure
+def test_lab_explores_a_race_and_shows_its_story_and_swimlanes() -> None:
+    lab = dl.Lab()
+    lab.scenario.value = "lost_update"
+    lab.run_button.click()
+    assert isinstance(lab.report, dl.Outcome) and lab.report.status == "failed"
+    text = "".join(o["text"] for o in lab.explanation.outputs)
+    assert "Not a deadlock, so the detector cannot see it" in text and "1. main ran" in text
+    assert "image/png" in lab.graph.outputs[0]["data"] and lab.timeline.outputs == ()
+
+
 def test_game_forces_the_deadlock_that_fifo_hides() -> None:
     game = dl.SchedulerGame()
     assert game.options == ["alice_to_bob", "bob_to_alice"]
