@@ -185,6 +185,19 @@ def plot_swimlanes(outcome: Outcome, ax: Axes | None = None, **kwargs: Any) -> A
     with the turn's number and, for replayed or shrunk outcomes, the line where the task stopped.
     A run that did not end ``ok`` gets a red line after its last step and a red ``x`` on the
     lane of the task that ran it; the title names the status and the error.
+
+    Parameters
+    ----------
+    outcome : Outcome
+        One explorer run (``dl.run`` of a race, ``Exploration.shrink()``, ``dl.replay``...).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure when omitted.
+    **kwargs
+        Passed to each turn's ``broken_barh``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
     """
     trace = outcome.trace
     names = outcome.task_names
