@@ -298,7 +298,8 @@ class Run:
             if self.detect_deadlocks:
                 from flowlab.deadlock import watch
 
-                [output] = await watch(body, names=[self.pipeline.name])
+                # proven deadlocks only: a run is never cancelled on the idle heuristic
+                [output] = await watch(body, names=[self.pipeline.name], idle_s=None)
             else:
                 output = await body
             status = "ok"
