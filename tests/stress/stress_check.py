@@ -470,6 +470,13 @@ def check(out: Outcome) -> None:
     assert len(ctx.seen) == len(set(ctx.seen)), ctx.seen
     assert set(ctx.seen) == set(base.seen) | expect.seen
     assert expect.seen <= set(journal.completed)
+    # a branch that swallowed its cancellation and returned is never ok, so never merged (the
+    # Sum / Union checks above would see its writes otherwise)
+    innermost = _innermost_branch(spec)
+    for name in journal.ignored:
+        where = innermost.get(name)
+        if where is not None and where in status:
+            assert status[where] != "ok", ("ignored cancel recorded ok", name, where)
     # numpy values: the RAG-shaped docs merge by id, each with its own array; the array no leaf
     # writes is never written back (no phantom writer, no diff row)
     ids = [d["id"] for d in ctx.docs]

@@ -83,6 +83,7 @@ class LeafSpec:
     timeout: float | None = None
     note: bool = False
     cancel: tuple[str | None] | None = None  # after sleep1: handle.cancel(target); None = run
+    stubborn: bool = False  # catches its cancellation, writes the context and returns anyway
 
     @property
     def duration(self) -> float:
@@ -152,6 +153,7 @@ def describe(node: Node) -> str:
         bits += [f"T{node.timeout:g}"] if node.timeout is not None else []
         bits += ["note"] if node.note else []
         bits += [f"cancel:{node.cancel[0]}"] if node.cancel else []
+        bits += ["stubborn"] if node.stubborn else []
         return f"{node.name}({' '.join(bits)})"
     if isinstance(node, SeqSpec):
         return f"{node.name}[{', '.join(describe(p) for p in node.parts)}]"
@@ -172,6 +174,7 @@ class Journal:
     completed: list[str] = field(default_factory=list)
     charges: list[tuple[float, str, int, int]] = field(default_factory=list)
     cancels: list[tuple[float, str | None]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # stubborn leaves that swallowed a cancel
     handle: Any = None
 
 
@@ -226,15 +229,20 @@ def _leaf_fn(leaf: LeafSpec, journal: Journal) -> Any:
 
     async def async_step(data: Any, ctx: SCtx) -> str:
         loop = asyncio.get_running_loop()
-        if leaf.sleep1:
-            await asyncio.sleep(leaf.sleep1)
-        if leaf.cancel is not None:
-            (target,) = leaf.cancel
-            journal.cancels.append((loop.time(), target))
-            journal.handle.cancel(target)
-        charge()
-        if leaf.sleep2:
-            await asyncio.sleep(leaf.sleep2)
+        try:
+            if leaf.sleep1:
+                await asyncio.sleep(leaf.sleep1)
+            if leaf.cancel is not None:
+                (target,) = leaf.cancel
+                journal.cancels.append((loop.time(), target))
+                journal.handle.cancel(target)
+            charge()
+            if leaf.sleep2:
+                await asyncio.sleep(leaf.sleep2)
+        except asyncio.CancelledError:
+            if not leaf.stubborn:
+                raise
+            journal.ignored.append(leaf.name)  # swallowed: it writes and returns as if done
         return act(ctx)
 
     return async_step
@@ -320,6 +328,7 @@ def decode_leaf(name: str, v: int, *, top: bool, faults: bool) -> LeafSpec:
     timed = faults and take(3) == 7
     timeout = (1 + take(5) % 24) / 4 if timed else None
     note = take(1) == 1
+    stubborn = faults and not top and not sync and take(3) == 5
     return LeafSpec(
         name=name,
         sleep1=sleep1,
@@ -331,6 +340,7 @@ def decode_leaf(name: str, v: int, *, top: bool, faults: bool) -> LeafSpec:
         sync=sync,
         timeout=timeout,
         note=note,
+        stubborn=stubborn,
     )
 
 
