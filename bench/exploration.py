@@ -205,12 +205,18 @@ def exploration(settings: Settings) -> Figure:
         if not _fifo_passes(bug):
             fig.notes.append(f"{bug.name}: fails on asyncio's FIFO schedule (not a hidden bug)")
         ours: int | None = None
+        found: dict[str, int | None] = {}
         for strategy in ("dpor", "exhaustive", "pct", "random"):
             n, took = _flowlab(bug, strategy, budget)
             ours = n if strategy == "dpor" else ours
+            found[strategy] = n
             fig.add(f"{bug.name}.flowlab.{strategy}", n, "schedules",
                     f"{bug.name}: flowlab {strategy} ({took * 1e3:.0f} ms)",
                     skipped=None if n is not None else f"not found in {budget}")  # fmt: skip
+        if found["dpor"] is not None and found["exhaustive"] is not None:
+            # the baseline measured in this run: exhaustive search of the same program
+            fig.add(f"{bug.name}.dpor_vs_exhaustive", found["dpor"] / found["exhaustive"], "x",
+                    f"{bug.name}: flowlab dpor / exhaustive schedules")  # fmt: skip
         theirs: int | None = None
         for strategy in ("dpor", "random"):
             key, label = f"{bug.name}.frontrun.{strategy}", f"{bug.name}: frontrun {strategy}"
