@@ -53,11 +53,15 @@ def test_the_catalogue_has_at_least_fourteen_scenarios_with_texts_and_source() -
         assert len(sc.problem) > 40 and len(sc.fix) > 40, sc.name
 
 
-@pytest.mark.parametrize(("name", "fixed"), VARIANTS)
+# The broken await cycle has no plain-asyncio counterpart: tasks awaiting each other in a ring
+# make asyncio itself recurse when the ring is cancelled, so there is nothing independent to
+# compare with. The detector's verdict on it is checked in the next test.
+PLAIN_VARIANTS = [v for v in VARIANTS if v != ("await_cycle", False)]
+
+
+@pytest.mark.parametrize(("name", "fixed"), PLAIN_VARIANTS)
 def test_each_variant_against_a_plain_asyncio_run(name: str, fixed: bool | str) -> None:
     sc = dl.SCENARIOS[name]
-    if name == "await_cycle" and not fixed:
-        pytest.skip("cancelling a plain await cycle recurses in asyncio itself")
     expected = "ok" if fixed or sc.finder == "explorer" else "hang"
     assert plain(sc, fixed) == expected
 
