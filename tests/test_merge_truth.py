@@ -401,3 +401,16 @@ def test_a_branchs_data_is_its_own_even_when_a_step_returned_a_context_object() 
     assert seen == {"a": ["t1", "t0", "a"], "b": ["t1", "t0", "b"]}
     assert result.context.tags == ["t1", "t0"]  # data edits are not context edits
     assert len(result.diffs) == 0
+
+
+def test_upsert_collisions_raise_under_error_on_conflict() -> None:
+    def a(data: Any, ctx: Chat) -> None:
+        ctx.msgs[0] = {"id": 1, "t": "from a"}
+
+    def c(data: Any, ctx: Chat) -> None:
+        ctx.msgs[0] = {"id": 1, "t": "from c"}
+
+    base = Chat(msgs=[{"id": 1, "t": "hi"}])
+    with pytest.raises(MergeConflict, match="msgs"):
+        run(base, a, c, merge="error_on_conflict")
+    assert run(base, a, c, merge="deep").context.msgs == [{"id": 1, "t": "from c"}]

@@ -163,6 +163,8 @@ def decide(
         ) from err
     winner = next(iter(values)) if len(values) == 1 else None
     merger.row(keys, label, node, winner, before, after, conflict=conflict, dropped=dropped)
+    if conflict and merger.strict:  # under error_on_conflict a collision raises
+        merger.conflicts.append((path, {names[i]: v for i, v in values.items()}))
     return after
 
 

@@ -150,6 +150,7 @@ def _merge(
             for change in changes:
                 root.insert_below(i, change.keys or change.path, change)
     merger = _Merger(names, reuse_base=reuse_base)
+    merger.strict = spec.rule is not None and spec.rule.strict  # the step refuses collisions
     if rules:
         check_rules(cls, rules)
         merger.overrides = dict(rules)

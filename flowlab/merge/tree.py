@@ -72,6 +72,8 @@ class _Merger:
         self.undo: list[tuple[dict[Any, Any], Hashable, Any]] | None = [] if reuse_base else None
         self.rows: list[dict[str, Any]] = []
         self.overrides: dict[str, Rule] = {}  # field rules of the root model, replaced
+        # the step's strategy is error_on_conflict: a field rule's recorded conflicts raise too
+        self.strict = False
         self.conflicts: list[tuple[str, dict[str, Any]]] = []
         # every dict built from its base by writing some keys: validated at those keys only
         self.written: dict[int, tuple[dict[Any, Any], Collection[Any]]] = {}
