@@ -16,6 +16,7 @@ Layout (arrows point down only)::
     group.py        WatchGroup: members, checks, the stuck set; the task-factory hub; unhook()
     report.py       DeadlockReport: explain(), graph, timeline, plot(), _repr_html_ (plot.py draws,
                     also an Outcome's swimlanes)
+    states.py       hold/wait intervals from a trace; explain()'s one line per task
     graph.py        wait-for graph analysis: stuck set (greatest fixpoint) and the cycle
     primitives.py   Lock, RLock, Semaphore, BoundedSemaphore (try_acquire, acquire(timeout=))
     channels.py     Event, Condition, Queue        barriers.py: Barrier, CountdownEvent

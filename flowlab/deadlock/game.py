@@ -23,10 +23,10 @@ from typing import Any
 
 from flowlab.deadlock.detector import detected
 from flowlab.deadlock.explorer import _in_thread
-from flowlab.deadlock.report import _intervals
 from flowlab.deadlock.runner import Outcome, resolve, run_schedule
 from flowlab.deadlock.scheduler import ExplorerLoop, encode
 from flowlab.deadlock.search import Search
+from flowlab.deadlock.states import intervals
 from flowlab.deadlock.trace import registry_for
 from flowlab.errors import ConfigError
 
@@ -95,7 +95,7 @@ class SchedulerGame:
             assert isinstance(loop, ExplorerLoop)
             if detected(loop):
                 return 0  # the deadlock is found: the clean-up that follows is not a game move
-            rows = _intervals(registry_for(loop).events, loop.time())
+            rows = intervals(registry_for(loop).events, loop.time())
             raise _Pause(
                 Position(
                     loop.time(),

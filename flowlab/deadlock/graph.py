@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +140,21 @@ def _awaited(task: Task, members: dict[Task, None]) -> list[Task] | None:
     return None
 
 
+_ASYNCIO = os.path.dirname(os.path.abspath(asyncio.__file__))
+
+
+def _suspended_at(task: Task) -> str:
+    """``"file.py:12"`` of the innermost frame of ``task`` outside asyncio ("" if none)."""
+    where = ""
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None and not frame.f_code.co_filename.startswith(_ASYNCIO):
+            where = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where
+
+
 def _node(
     task: Task,
     reg: Registry,
@@ -202,7 +218,7 @@ def _node(
         "await",
         f"Task '{label}'",
         "Task",
-        "",
+        _suspended_at(task),
         reg.loop.time(),
         "finished by",
         [t.get_name() for t in awaited],

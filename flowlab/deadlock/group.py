@@ -192,6 +192,7 @@ class WatchGroup:
         )
         report.near_misses = list(self.near_misses)
         report.warnings = list(self.warnings)
+        report.done_at_detection = [t.get_name() for t in self.tasks if t.done()]
         return report
 
     def names(self) -> list[str]:

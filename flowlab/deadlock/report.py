@@ -6,9 +6,10 @@ A report is a plain snapshot taken at the instant of detection (before anything 
 the stuck waits from :mod:`flowlab.deadlock.graph`, the wait-for edges, and the trace events of the
 group. Everything a person reads is derived from those lists on demand:
 
-* :meth:`DeadlockReport.explain` -- a PostgreSQL-style paragraph: each task, what it waits for,
-  who holds it and the line where they acquired it, then the cycle and (for catalogue scenarios)
-  what the fix changes;
+* :meth:`DeadlockReport.explain` -- one line per task (what it holds, what it waits for, where;
+  written by :mod:`flowlab.deadlock.states`), then a PostgreSQL-style paragraph: each task, what
+  it waits for, who holds it and the line where they acquired it, then the cycle and (for
+  catalogue scenarios) what the fix changes;
 * :attr:`~DeadlockReport.graph`, :attr:`~DeadlockReport.timeline`, :attr:`~DeadlockReport.events`
   -- tidy pandas frames, pandas imported only when asked for;
 * :meth:`~DeadlockReport.plot` (wait-for graph, cycle in red) and
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flowlab.deadlock.graph import Analysis, Edge, StuckWait
+from flowlab.deadlock.states import intervals, task_lines
 from flowlab.deadlock.trace import Registry, TraceEvent
 
 if TYPE_CHECKING:
@@ -84,6 +86,8 @@ class DeadlockReport:
         deadlocked without the deadline (``asyncio.timeout``) that ended their wait.
     warnings : list of str
         Declarations contradicted by what the tasks did (e.g. an undeclared setter).
+    done_at_detection : list of str
+        Tasks of the group that had already finished when the deadlock was detected.
     """
 
     deadlocked: bool
@@ -109,10 +113,16 @@ class DeadlockReport:
     near_misses: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
+    done_at_detection: list[str] = field(default_factory=list)
 
     # ---------------------------------------------------------------- text
     def explain(self) -> str:
-        """A paragraph naming each stuck task, its resource, the holder and the source lines."""
+        """One line per task, a blank line, then a paragraph: the cycle, holders, source lines.
+
+        Each task's line says what it holds (and where it acquired it), what it waits for or
+        awaits (and the line where it waits) and whether it is stuck, finished or still running.
+        A report without a deadlock is the single line "No deadlock: ...".
+        """
         if not self.deadlocked:
             text = (
                 f"No deadlock: all {len(self.tasks)} tasks finished by "
@@ -151,7 +161,7 @@ class DeadlockReport:
             text += f" What fixes it (run with fixed=True): {self.fix}"
         if self.note:
             text += f" Note: {self.note}"
-        return text + self._info()
+        return "\n".join([*task_lines(self), "", text + self._info()])
 
     def _info(self) -> str:
         text = ""
@@ -180,7 +190,7 @@ class DeadlockReport:
         head = f"task {w.task} waits for {w.resource}"
         if w.kind == "Task":
             head = f"task {w.task} awaits {_names(w.wakers)}"
-            return head + f" (waiting since t={self._t(w.since):.3f} s)"
+            return head + f" (waiting{where} since t={self._t(w.since):.3f} s)"
         if w.relation in ("held by",) and w.wakers:
             held = [
                 f"{n} (acquired at {loc})" if loc else n
@@ -266,7 +276,7 @@ class DeadlockReport:
         import pandas as pd
 
         cols = ["task", "resource", "state", "start_s", "end_s", "duration_s", "where", "open"]
-        frame = pd.DataFrame(_intervals(self.trace, self._end()), columns=cols)
+        frame = pd.DataFrame(intervals(self.trace, self._end()), columns=cols)
         frame = frame.astype({"start_s": float, "end_s": float, "duration_s": float, "open": bool})
         frame["state"] = pd.Categorical(frame["state"], categories=["hold", "wait"])
         return frame.sort_values(["start_s", "task"], kind="stable").reset_index(drop=True)
@@ -310,37 +320,6 @@ class DeadlockReport:
             f"<div class='flowlab-deadlock'><b>{esc(title)}</b>"
             f"<p>{esc(self.explain())}</p>{table}</div>"
         )
-
-
-def _intervals(trace: list[TraceEvent], end: float) -> list[list[Any]]:
-    rows: list[list[Any]] = []
-    waits: dict[tuple[str, str], tuple[float, str]] = {}
-    holds: dict[tuple[str, str], list[tuple[float, str]]] = {}
-
-    def row(
-        key: tuple[str, str], state: str, start: float, stop: float, where: str, still: bool
-    ) -> None:
-        rows.append([key[0], key[1], state, start, stop, stop - start, where, still])
-
-    for e in trace:
-        key = (e.task, e.resource)
-        if e.op == "wait":
-            waits[key] = (e.time, e.where)
-        elif e.op in ("acquire", "wake", "cancel"):
-            if key in waits:
-                start, where = waits.pop(key)
-                row(key, "wait", start, e.time, where, False)
-            if e.op == "acquire":
-                holds.setdefault(key, []).append((e.time, e.where))
-        elif e.op == "release" and holds.get(key):
-            start, where = holds[key].pop()
-            row(key, "hold", start, e.time, where, False)
-    for key, (start, where) in waits.items():
-        row(key, "wait", start, end, where, True)
-    for key, stack in holds.items():
-        for start, where in stack:
-            row(key, "hold", start, end, where, True)
-    return rows
 
 
 def report_from(
