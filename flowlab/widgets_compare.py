@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from flowlab.widgets import Lab
 
-__all__ = ["CompareView", "mixed_groups", "run_labels"]
+__all__ = ["CompareView", "mixed_groups", "plotted_points", "run_labels"]
 
 _NOT_METRICS = {"run", "repeat"}
 _NONE = "(none)"
@@ -212,6 +212,7 @@ class CompareView:
         if mixed:
             self.output.append_display_data(views.mixed_html(mixed))
         self.output.append_display_data(views.png(fig))
+        self.output.append_display_data(views.points_html(plotted_points(frame, xcol, y, huecol)))
         return fig
 
     def side_by_side(self, a: int | None = None, b: int | None = None) -> Figure | None:
@@ -322,6 +323,34 @@ def mixed_groups(
         if differ:
             out.append((", ".join(f"{c} = {v}" for c, v in zip(by, key, strict=True)), differ))
     return out
+
+
+def plotted_points(frame: pd.DataFrame, x: str, y: str, hue: str | None = None) -> pd.DataFrame:
+    """The points a Compare plot draws, in its order: ``x`` (and ``hue``) levels, runs pooled, mean
+    and sd of ``y``. Levels are text (``none`` for no value), as on the plot's axis.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"cap": pd.array([2, None, 1, 2], dtype="Int64"),
+    ...                       "makespan_s": [2.0, 1.0, 4.0, 3.0]})
+    >>> plotted_points(frame, "cap", "makespan_s").to_dict("list")
+    {'cap': ['1', '2', 'none'], 'runs': [1, 2, 1], 'makespan_s': [4.0, 2.5, 1.0], 'sd': [nan, 0.707..., nan]}
+    """
+    import pandas as pd
+
+    from flowlab.plot_compare import levels
+
+    by = [c for c in (x, hue) if c]
+    keys = pd.DataFrame({c: [_text(v) for v in frame[c].tolist()] for c in by})
+    keys["value"] = frame[y].astype("float64").to_numpy()
+    stats = keys.groupby(by, sort=False)["value"].agg(["count", "mean", "std"]).reset_index()
+    stats.columns = [*by, "runs", y, "sd"]
+    for c in by:
+        order = {_text(v): i for i, v in enumerate(levels(frame[c])[0])}
+        stats[f"_{c}"] = stats[c].map(order)
+    stats = stats.sort_values([f"_{c}" for c in by], kind="stable")
+    return stats.drop(columns=[f"_{c}" for c in by]).reset_index(drop=True)
 
 
 def run_labels(frame: pd.DataFrame, params: list[str]) -> dict[int, str]:

@@ -39,6 +39,7 @@ __all__ = [
     "merges_html",
     "mixed_html",
     "png",
+    "points_html",
     "result_displays",
     "summary_html",
 ]
@@ -201,6 +202,26 @@ def mixed_html(groups: Sequence[tuple[str, dict[str, list[str]]]], *, limit: int
         f"<div class='flowlab-compare-mixed' style='{WARN_STYLE}'>Some points average runs whose "
         f"other settings differ (pick “last sweep”, or colour by the setting):<ul style='margin:2px 0'>"
         f"{items}{more}</ul></div>"
+    )
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def points_html(points: pd.DataFrame) -> HTML:
+    """The plotted points as a table (class ``flowlab-compare-points``): the numbers behind the
+    picture, in the order it draws them (see :func:`flowlab.widgets_compare.plotted_points`)."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in points.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_number(v))}</td>" for v in row) + "</tr>"
+        for row in points.itertuples(index=False)
+    )
+    return _html(
+        f"<table class='flowlab-compare-points'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
     )
 
 

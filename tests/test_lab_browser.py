@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,33 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_lab.ipynb"
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden) .flowlab-lab"
+
+
+def check_compare_view(panel: Any, *, runs: int) -> None:
+    """The notebook's cap sweep is drawn in value order (no cap last), and Side by side tables
+    the two latest runs' final contexts."""
+    from playwright.sync_api import expect
+
+    compare = panel.locator(".flowlab-compare-output")
+    expect(compare.locator("h4.flowlab-compare-title")).to_contain_text(
+        "makespan_s by enrich.max_concurrency · last sweep"
+    )
+    points = compare.locator("table.flowlab-compare-points")
+    expect(points).to_be_visible()
+    header = [h.strip() for h in points.locator("thead th").all_inner_texts()]
+    assert header[:3] == ["enrich.max_concurrency", "runs", "makespan_s"], header
+    xs = [t.strip() for t in points.locator("tbody tr td:first-child").all_inner_texts()]
+    assert xs == ["1", "2", "3", "4", "5", "none"], xs  # numbers sorted, no cap last
+    assert compare.locator("img").first.get_attribute("src")
+
+    panel.locator("button.flowlab-side-by-side").click()
+    table = compare.locator("table.flowlab-context-ab")
+    expect(table).to_be_visible(timeout=30_000)
+    expect(table.locator("caption")).to_contain_text(re.compile(r"final context: \d+ of \d+"))
+    labels = [h.strip() for h in table.locator("tr").first.locator("th").all_inner_texts()]
+    assert labels[0] == "field", labels
+    assert labels[1].startswith(f"#{runs - 1} ") and labels[2].startswith(f"#{runs} "), labels
+    assert table.locator("tr.flowlab-differs, tr.flowlab-same").count() >= 3
 
 
 def test_lab_notebook_runs_and_the_panel_runs_with_new_settings(tmp_path: Path) -> None:
@@ -35,6 +63,7 @@ def test_lab_notebook_runs_and_the_panel_runs_with_new_settings(tmp_path: Path) 
         assert before >= 2  # the notebook itself ran the Lab from code
         output = panel.locator(".flowlab-output")
         expect(output.locator("h4.flowlab-timeline")).to_have_text(f"timeline · run #{before}")
+        check_compare_view(panel, runs=before)
         old_image = output.locator("img").first.get_attribute("src")
 
         enrich = panel.locator(".flowlab-step-enrich")

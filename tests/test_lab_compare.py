@@ -160,3 +160,41 @@ def test_side_by_side_shares_one_time_range_and_tables_the_two_final_contexts() 
     assert (a_counter, b_counter) != (19, 19) and b_counter == 19
     assert f"<code>{a_counter}</code></td><td><code>{b_counter}</code>" in counter_row
     assert "#1 " in page and "cap 1" in page and "#2 accumulate · no cap" in page
+
+
+def _points(page: str) -> list[list[str]]:
+    """The rows of the Compare view's table of plotted points, as cell texts."""
+    import re
+
+    table = page.split("<table class='flowlab-compare-points'")[1].split("</table>")[0]
+    body = table.split("<tbody>")[1]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in body.split("</tr>")[:-1]]
+
+
+def test_the_plotted_points_are_tabled_in_the_order_they_are_drawn() -> None:
+    lab = _lab()
+    for cap in (2, None, 1, 3, 2):
+        _set_cap(lab, cap)
+        lab.run()
+    fig = lab.compare("makespan_s", x="fanout.max_concurrency", hue="(none)")
+    rows = _points(_html(lab.compare_view.output))
+    assert [r[0] for r in rows] == _ticks(fig) == ["1", "2", "3", "none"]
+    assert [r[1] for r in rows] == ["1", "2", "1", "1"]  # runs pooled per point: cap 2 ran twice
+    assert [r[2] for r in rows] == ["4", "2", "2", "2"]  # mean makespan_s (virtual seconds)
+    assert "<th>fanout.max_concurrency</th>" in _html(lab.compare_view.output)
+
+
+def test_the_points_table_has_a_column_for_the_colour() -> None:
+    lab = _lab()
+    lab.remerge_on_flip = False
+    for merge in ("overwrite", "accumulate"):
+        lab.controls["fanout"].merge.value = merge
+        for cap in (1, None):
+            _set_cap(lab, cap)
+            lab.run()
+    lab.compare("ctx.counter", x="fanout.max_concurrency", hue="fanout.merge")
+    rows = _points(_html(lab.compare_view.output))
+    assert [r[:2] for r in rows] == [
+        ["1", "overwrite"], ["1", "accumulate"], ["none", "overwrite"], ["none", "accumulate"]
+    ]  # fmt: skip
+    assert [r[3] for r in rows] == ["11", "19", "11", "19"]  # last writer c (+1) vs the sum
