@@ -10,6 +10,9 @@ Design
   :data:`WAIT_COLOR`) per task, with the detection instant as a red vertical line.
 * :func:`plot_swimlanes` -- an explorer run: one lane per task, a bar per turn (the steps a task
   ran between two switches), the failure as a red line and cross.
+* :func:`plot_position` -- the scheduler game's lock state: tasks on the left (ready ones green),
+  resources on the right, a solid :data:`HOLD_COLOR` arrow from a resource to its holder and a
+  dashed :data:`WAIT_COLOR` arrow from a waiting task to its resource.
 
 Both take ``ax=None`` (then make their own figure), pass ``**kwargs`` to the main artists, return
 the Axes and never call ``plt.show()``.
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from flowlab.deadlock.game import Position
     from flowlab.deadlock.report import DeadlockReport
     from flowlab.deadlock.runner import Outcome
 
@@ -32,6 +36,7 @@ __all__ = [
     "HOLD_COLOR",
     "WAIT_COLOR",
     "plot_graph",
+    "plot_position",
     "plot_swimlanes",
     "plot_timeline",
 ]
@@ -236,4 +241,73 @@ def plot_swimlanes(outcome: Outcome, ax: Axes | None = None, **kwargs: Any) -> A
     ax.set_xlim(0, max(end, 1) + 0.5)
     ax.set_xlabel("step")
     ax.set_title(title, fontsize=9)
+    return ax
+
+
+def plot_position(
+    position: Position, ax: Axes | None = None, *, title: str = "", **kwargs: Any
+) -> Axes:
+    """Draw who holds what and who waits at a game position; return the Axes.
+
+    Parameters
+    ----------
+    position : Position
+        A :class:`~flowlab.deadlock.game.Position` (``SchedulerGame.state()``).
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when None.
+    title : str
+        The Axes title.
+    **kwargs
+        Passed to every arrow (``FancyArrowPatch``).
+    """
+    from matplotlib.patches import FancyArrowPatch
+
+    ax = _axes(ax, (6.0, 3.0))
+    tasks = list(dict.fromkeys([*position.tasks, *(t for t, _ in position.holds + position.waits)]))
+    resources = list(dict.fromkeys(r for _, r in position.holds + position.waits))
+    rows = max(len(tasks), len(resources), 1)
+    where = {
+        t: (0.0, rows - 1 - i * (rows - 1) / max(len(tasks) - 1, 1)) for i, t in enumerate(tasks)
+    }
+    spot = {
+        r: (1.0, rows - 1 - i * (rows - 1) / max(len(resources) - 1, 1))
+        for i, r in enumerate(resources)
+    }
+    if len(tasks) == 1:
+        where = {tasks[0]: (0.0, (rows - 1) / 2)}
+    if len(resources) == 1:
+        spot = {resources[0]: (1.0, (rows - 1) / 2)}
+    arrows = [(spot[r], where[t], HOLD_COLOR, "-", "holds") for t, r in position.holds]
+    arrows += [(where[t], spot[r], WAIT_COLOR, "--", "waits for") for t, r in position.waits]
+    for start, end, color, style, text in arrows:
+        ax.add_patch(
+            FancyArrowPatch(
+                start,
+                end,
+                arrowstyle="-|>",
+                mutation_scale=14,
+                shrinkA=30,
+                shrinkB=30,
+                connectionstyle="arc3,rad=0.08",
+                color=color,
+                linestyle=style,
+                linewidth=1.8,
+                label=text,
+                **kwargs,
+            )
+        )
+    waiting = {t for t, _ in position.waits}
+    for name, (x, y) in where.items():
+        fill = "#e5f5e0" if name in position.ready else "#fde0dd" if name in waiting else "#eeeeee"
+        box = {"boxstyle": "round,pad=0.4", "fc": fill, "ec": "#444444"}
+        ax.text(x, y, name, ha="center", va="center", fontsize=9, zorder=3, bbox=box)
+    for name, (x, y) in spot.items():
+        box = {"boxstyle": "square,pad=0.4", "fc": "#eef3fb", "ec": "#444444"}
+        ax.text(x, y, name, ha="center", va="center", fontsize=9, zorder=3, bbox=box)
+    if not tasks:
+        ax.text(0.5, 0.5, "no task is left", ha="center", va="center")
+    ax.set_xlim(-0.6, 1.6)
+    ax.set_ylim(-0.8, rows - 0.2)
+    ax.set_axis_off()
+    ax.set_title(title or "who holds what (solid), who waits (dashed)", fontsize=9)
     return ax

@@ -186,8 +186,11 @@ def run_schedule(
     async def call() -> Any:
         return await fn()
 
+    running = [True]
+
     def stop(_: object) -> None:
-        loop.stop()
+        if running[0]:  # main may finish on the very step that hits max_steps: its stop
+            loop.stop()  # callback is then still queued and must not cut the clean-up short
 
     main = loop.create_task(call(), name="main")
     main.add_done_callback(stop)
@@ -195,6 +198,7 @@ def run_schedule(
         loop.run_forever()
         outcome = _outcome(loop, main)
     finally:
+        running[0] = False
         main.remove_done_callback(stop)
         _cleanup(loop)
         loop.close()

@@ -28,6 +28,7 @@ import heapq
 import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from flowlab.clock import VirtualTimeLoop
@@ -191,10 +192,8 @@ class ExplorerLoop(VirtualTimeLoop):
         self.steps.append(Step(number, touched, point, reads, woken, where))
 
 
-def suspended_at(task: Task) -> str:
-    """``"file.py:12 (func)"``: the innermost user line where ``task`` now waits, or ``"end"``."""
-    if task.done():
-        return "end"
+def suspended_frame(task: Task) -> FrameType | None:
+    """The innermost frame of ``task`` in user code (the lab's bodies count), or None."""
     frames = []
     coro: Any = task.get_coro()
     while coro is not None:  # follow the await chain down to the innermost coroutine
@@ -205,8 +204,19 @@ def suspended_at(task: Task) -> str:
     for frame in reversed(frames):
         path = frame.f_code.co_filename
         if not path.startswith(_SKIP) or os.path.basename(path) in _BODIES:
-            return f"{os.path.basename(path)}:{frame.f_lineno} ({frame.f_code.co_name})"
-    return "?"
+            found: FrameType = frame
+            return found
+    return None
+
+
+def suspended_at(task: Task) -> str:
+    """``"file.py:12 (func)"``: the innermost user line where ``task`` now waits, or ``"end"``."""
+    if task.done():
+        return "end"
+    frame = suspended_frame(task)
+    if frame is None:
+        return "?"
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno} ({frame.f_code.co_name})"
 
 
 def label(task: Task, ordinal: int) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from flowlab.deadlock.game import SchedulerGame
+from flowlab.deadlock.game import GOALS, SchedulerGame
 from flowlab.deadlock.runner import Outcome
 from flowlab.deadlock.scenarios import SCENARIOS
 from flowlab.deadlock.scenarios import run as run_scenario
@@ -95,43 +95,72 @@ class Lab:
 
 
 class SchedulerWidget:
-    """Be the scheduler: a button per ready task, a hint, a reset; goal: force the deadlock.
+    """Be the scheduler: a button per ready task, a hint, a reset; goal: deadlock or failure.
+
+    Parameters
+    ----------
+    target, fixed, goal
+        As for :class:`~flowlab.deadlock.game.SchedulerGame`.
+    picture : bool
+        Redraw the lock-state picture (who holds what, who waits) after every move.
 
     Attributes
     ----------
     game : SchedulerGame
         The model (works without widgets).
     buttons : list of ipywidgets.Button
-        One per ready task, rebuilt after every move.
+        One per ready task, in creation order (stable from move to move), rebuilt after every move.
+    status, lines : ipywidgets.HTML
+        Where the game stands (goal, holders, waiters) and each live task's next source line.
+    picture, log : ipywidgets.Output
+        The lock-state picture (replaced after every move) and the moves and hints so far.
     """
 
-    def __init__(self, target: Any = None, *, fixed: bool = False) -> None:
-        self.game = SchedulerGame(target, fixed=fixed)
+    def __init__(
+        self,
+        target: Any = None,
+        *,
+        fixed: bool = False,
+        goal: str | None = None,
+        picture: bool = True,
+    ) -> None:
+        self.game = SchedulerGame(target, fixed=fixed, goal=goal)
+        self.draw = picture
         self.status = w.HTML()
+        self.lines = w.HTML()
         self.choices = w.HBox()
         self.hint_button = w.Button(description="hint", icon="lightbulb-o")
         self.reset_button = w.Button(description="reset")
+        self.picture = w.Output()
         self.log = w.Output()
         self.buttons: list[w.Button] = []
         self.hint_button.on_click(lambda _: self.hint())
         self.reset_button.on_click(lambda _: self._reset())
         self.widget = w.VBox(
-            [self.status, w.HBox([self.choices, self.hint_button, self.reset_button]), self.log]
+            [
+                self.status,
+                self.lines,
+                w.HBox([self.choices, self.hint_button, self.reset_button]),
+                w.HBox([self.picture, self.log]),
+            ]
         )
         self._render()
 
     def _render(self) -> None:
         import html
 
-        self.status.value = f"<b>{html.escape(self.game.label)}</b>: " + html.escape(
-            self.game.describe()
-        )
+        head, *rest = self.game.describe().split("\n")  # then task lines, or the report
+        self.status.value = f"<b>{html.escape(self.game.label)}</b>: " + html.escape(head)
+        self.lines.value = f"<pre>{html.escape(chr(10).join(rest))}</pre>" if rest else ""
         self.buttons = []
         for name in self.game.options:
             button = w.Button(description=f"run {name}")
             button.on_click(lambda _, n=name: self._move(n))
             self.buttons.append(button)
         self.choices.children = tuple(self.buttons)
+        if self.draw:
+            self.picture.outputs = ()
+            self.picture.append_display_data(_png(self.game.plot, (6, 3)))
 
     def _move(self, name: str) -> None:
         self.game.choose(name)
@@ -144,9 +173,10 @@ class SchedulerWidget:
         self._render()
 
     def hint(self) -> str | None:
-        """Ask the explorer for a move that can still reach the deadlock."""
+        """Ask the explorer for a move from which the goal can still be reached."""
         move = self.game.hint()
-        self.log.append_stdout(f"hint: run {move}\n" if move else "hint: no deadlock reachable\n")
+        goal = GOALS[self.game.goal]
+        self.log.append_stdout(f"hint: run {move}\n" if move else f"hint: cannot {goal} now\n")
         return move
 
     def _ipython_display_(self) -> None:

@@ -168,3 +168,15 @@ def test_explore_works_from_inside_a_running_loop() -> None:
         return explore(transfers, strategy="dpor").deadlocks
 
     assert asyncio.run(cell()) > 0
+
+
+def test_main_finishing_on_the_step_that_hits_the_step_limit_cleans_up() -> None:
+    from flowlab.deadlock.runner import run_schedule
+
+    async def three_steps() -> None:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    for limit in range(1, 6):  # one of these limits is hit on the step main finishes
+        out = run_schedule(three_steps, lambda point, options, prev: 0, max_steps=limit)
+        assert out.status in ("ok", "step_limit")

@@ -84,7 +84,7 @@ def _click(ui: dl.SchedulerWidget, task: str) -> None:
 
 
 def test_scheduler_widget_buttons_and_hint() -> None:
-    ui = dl.SchedulerWidget()
+    ui = dl.SchedulerWidget(picture=False)
     assert [b.description for b in ui.buttons] == ["run alice_to_bob", "run bob_to_alice"]
     _click(ui, "alice_to_bob")
     _click(ui, "bob_to_alice")
@@ -97,6 +97,24 @@ def test_scheduler_widget_buttons_and_hint() -> None:
     assert ui.buttons == [] and "You forced the deadlock" in ui.status.value
     ui.reset_button.click()
     assert len(ui.buttons) == 2
+
+
+@pytest.mark.slow  # renders a PNG figure per move
+def test_scheduler_widget_shows_the_goal_next_lines_and_the_lock_picture() -> None:
+    ui = dl.SchedulerWidget("lost_update")
+    assert "goal: reach the failure" in ui.status.value
+    names = ui.game.options
+    assert [b.description for b in ui.buttons] == [f"run {n}" for n in names]
+    assert "races.py:" in ui.lines.value and "(ready)" in ui.lines.value
+    assert len(ui.picture.outputs) == 1 and "image/png" in ui.picture.outputs[0]["data"]
+    first = ui.picture.outputs[0]["data"]["image/png"]
+    while ui.game.outcome is None:
+        before = [b.description for b in ui.buttons]
+        assert before == [f"run {n}" for n in ui.game.options]  # creation order, every move
+        ui.buttons[0].click()
+        assert len(ui.picture.outputs) == 1  # replaced, not appended
+    assert ui.picture.outputs[0]["data"]["image/png"] != first
+    assert "the goal (reach the failure) was missed" in ui.status.value and ui.lines.value == ""
 
 
 def test_importing_flowlab_deadlock_does_not_import_ipywidgets_or_pandas() -> None:
@@ -114,3 +132,12 @@ def test_every_public_name_is_exported_once_and_resolves() -> None:
         assert getattr(dl, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         dl.Nope  # noqa: B018
+
+
+def test_a_finished_game_shows_the_report_lines_under_the_verdict() -> None:
+    ui = dl.SchedulerWidget(picture=False)
+    for task in ["alice_to_bob", "bob_to_alice", "bob_to_alice", "bob_to_alice", "alice_to_bob"]:
+        _click(ui, task)
+    assert "You forced the deadlock!" in ui.status.value
+    assert "task alice_to_bob: holds Lock &#x27;alice&#x27;" in ui.lines.value
+    assert "Cycle: " in ui.lines.value
