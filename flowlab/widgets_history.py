@@ -18,7 +18,12 @@ if TYPE_CHECKING:
     import pandas as pd
     from pydantic import BaseModel
 
-__all__ = ["History", "context_metrics"]
+__all__ = ["History", "context_metrics", "view_columns"]
+
+LEAD = ("run", "status", "makespan_s")
+"""History columns the Lab's table always shows first."""
+LAST = ("error", "wall_s")
+"""Outcome columns shown after the others (``error`` only when some run has one)."""
 
 
 def context_metrics(ctx: BaseModel) -> dict[str, Any]:
@@ -45,6 +50,43 @@ def context_metrics(ctx: BaseModel) -> dict[str, Any]:
         elif isinstance(value, list | tuple | set | frozenset | dict):
             out[f"ctx.{name}.len"] = len(value)
     return out
+
+
+def _is_setting(column: str) -> bool:
+    return column in ("clock", "repeat") or ("." in column and not column.startswith("ctx."))
+
+
+def view_columns(frame: pd.DataFrame) -> tuple[list[str], dict[str, Any]]:
+    """The columns a history table shows, in order, and the ones it leaves out with their value.
+
+    Outcomes lead: ``run``, ``status``, ``makespan_s``, then the ``ctx.*`` columns, then the
+    settings (``<step>.<option>``, ``clock``, ``repeat``), the other outcomes, ``error`` and
+    ``wall_s``. With two rows or more, a column with one value in every row (``clock``,
+    an option nobody changed, an ``error`` column with no error) is left out and returned with
+    that value instead; the leading three always show.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"run": [1, 2], "s.merge": ["deep", "sum"], "clock": ["virtual"] * 2,
+    ...     "status": ["ok", "ok"], "makespan_s": [2.0, 1.0], "cost": [0.5, 0.5],
+    ...     "error": ["", ""], "ctx.n": [3, 4]})
+    >>> view_columns(frame)
+    (['run', 'status', 'makespan_s', 'ctx.n', 's.merge'], {'clock': 'virtual', 'cost': 0.5, 'error': ''})
+    """
+    cols = list(frame.columns)
+    ctx = [c for c in cols if c.startswith("ctx.")]
+    settings = [c for c in cols if _is_setting(c)]
+    rest = [c for c in cols if c not in (*LEAD, *LAST, *ctx, *settings)]
+    order = [c for c in (*LEAD, *ctx, *settings, *rest, *LAST) if c in cols]
+    if len(frame) < 2:
+        return order, {}
+    constant = {
+        c: frame[c].tolist()[0]
+        for c in order
+        if c not in LEAD and frame[c].astype("object").nunique(dropna=False) <= 1
+    }
+    return [c for c in order if c not in constant], constant
 
 
 class History:

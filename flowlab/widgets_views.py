@@ -295,20 +295,54 @@ def context_ab_html(a: tuple[str, BaseModel], b: tuple[str, BaseModel]) -> HTML:
     )
 
 
-def history_html(frame: pd.DataFrame, *, last: int = 50) -> HTML:
-    """The history table (the last ``last`` runs), escaped."""
+def history_html(frame: pd.DataFrame, *, last: int = 50, error_chars: int = 60) -> HTML:
+    """The history table (the last ``last`` runs), outcomes first, escaped.
+
+    Columns follow :func:`flowlab.widgets_history.view_columns`: those with one value in every
+    run are left out and named once in the caption (``same in every run: clock = virtual · …``).
+    An error is cut to ``error_chars`` characters; the whole text is its cell's tooltip.
+    """
+    from flowlab.widgets_history import view_columns
+
     if frame.empty:
         return note_html("No runs yet: press Run.")
     shown = frame.tail(last)
-    table = shown.to_html(
-        index=False,
-        escape=True,
-        classes="flowlab-history",
-        border=0,
-        na_rep="–",
-        float_format=lambda v: f"{v:.4g}",
+    columns, same = view_columns(shown)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    rows = []
+    for record in shown.loc[:, columns].to_dict("records"):
+        cells = []
+        for col in columns:
+            text = _cell(record[col])
+            if col == "error" and len(text) > error_chars:
+                cells.append(
+                    f"<td title='{html.escape(text, quote=True)}' style='white-space:nowrap'>"
+                    f"{html.escape(text[: error_chars - 1])}…</td>"
+                )
+            else:
+                cells.append(f"<td>{html.escape(text)}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    said = [f"{c} = {_short(_cell(v), 40)}" for c, v in same.items() if _cell(v) != ""]
+    caption = (
+        f"<caption style='text-align:left;font-size:smaller'>same in every run: "
+        f"{html.escape(' · '.join(said))}</caption>"
+        if said
+        else ""
+    )
+    table = (
+        f"<table class='flowlab-history'>{caption}<thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
     return _html(f"<div style='max-height:24em;overflow:auto'>{table}</div>")
+
+
+def _cell(value: Any) -> str:
+    """A history value as table text: ``–`` for no value, floats to 4 significant digits."""
+    if value is None or str(value) in ("<NA>", "nan"):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def result_displays(

@@ -18,6 +18,7 @@ PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden) .flowlab-lab"
 def check_compare_view(panel: Any, *, runs: int) -> None:
     """The notebook's cap sweep is drawn in value order (no cap last), and Side by side tables
     the two latest runs' final contexts."""
+    from browser_utils import save_screenshot
     from playwright.sync_api import expect
 
     compare = panel.locator(".flowlab-compare-output")
@@ -31,6 +32,8 @@ def check_compare_view(panel: Any, *, runs: int) -> None:
     xs = [t.strip() for t in points.locator("tbody tr td:first-child").all_inner_texts()]
     assert xs == ["1", "2", "3", "4", "5", "none"], xs  # numbers sorted, no cap last
     assert compare.locator("img").first.get_attribute("src")
+    points.scroll_into_view_if_needed()
+    save_screenshot(panel.page, "lab-05-compare")
 
     panel.locator("button.flowlab-side-by-side").click()
     table = compare.locator("table.flowlab-context-ab")
@@ -42,7 +45,20 @@ def check_compare_view(panel: Any, *, runs: int) -> None:
     assert table.locator("tr.flowlab-differs, tr.flowlab-same").count() >= 3
 
 
-def test_lab_notebook_runs_and_the_panel_runs_with_new_settings(tmp_path: Path) -> None:
+def check_history_view(panel: Any) -> None:
+    """The history leads with outcomes and names the columns that never changed once."""
+    table = panel.locator("table.flowlab-history")
+    header = [h.strip() for h in table.locator("thead th").all_inner_texts()]
+    assert header[:4] == ["run", "status", "makespan_s", "ctx.processed"], header
+    assert "clock" not in header and "enrich.order" not in header, header
+    caption = table.locator("caption").inner_text()
+    assert "same in every run: " in caption and "clock = virtual" in caption, caption
+    error = table.locator("td[title^='MergeConflict: ']")
+    assert error.count() == 1  # the error_on_conflict run: cut in the cell, whole on hover
+    assert error.inner_text().endswith("…") and len(error.inner_text()) <= 60
+
+
+def test_lab_notebook_runs_then_a_fresh_panel_runs_with_new_settings(tmp_path: Path) -> None:
     from browser_utils import lab_page, open_notebook, run_all_cells, save_screenshot
     from playwright.sync_api import expect
 
@@ -55,17 +71,26 @@ def test_lab_notebook_runs_and_the_panel_runs_with_new_settings(tmp_path: Path) 
         open_notebook(page, server, NOTEBOOK.name)
         run_all_cells(page, timeout_s=240)
 
-        panel = page.locator(PANEL)
-        expect(panel).to_have_count(1)
-        rows = panel.locator("table.flowlab-history tbody tr")
-        expect(rows.first).to_be_visible()
-        before = rows.count()
-        assert before >= 2  # the notebook itself ran the Lab from code
-        output = panel.locator(".flowlab-output")
-        expect(output.locator("h4.flowlab-timeline")).to_have_text(f"timeline · run #{before}")
-        check_compare_view(panel, runs=before)
-        old_image = output.locator("img").first.get_attribute("src")
+        panels = page.locator(PANEL)
+        expect(panels).to_have_count(2)  # the panel the code drove, then a fresh one
+        driven, panel = panels.nth(0), panels.nth(1)
+        driven_rows = driven.locator("table.flowlab-history tbody tr")
+        runs = driven_rows.count()
+        assert runs >= 8  # two runs, a merge sweep and a cap sweep, all from code
+        expect(driven.locator(".flowlab-output h4.flowlab-timeline")).to_have_text(
+            f"timeline · run #{runs}"
+        )
+        check_history_view(driven)
+        check_compare_view(driven, runs=runs)
+        driven.locator("table.flowlab-history").scroll_into_view_if_needed()
+        save_screenshot(page, "lab-05-history")
+        driven.locator("table.flowlab-context-ab").scroll_into_view_if_needed()
+        save_screenshot(page, "lab-05-context-ab")
 
+        # the fresh panel: nothing run yet, everything from the page
+        expect(panel.locator(".flowlab-history-output")).to_contain_text("No runs yet")
+        rows = panel.locator("table.flowlab-history tbody tr")
+        output = panel.locator(".flowlab-output")
         enrich = panel.locator(".flowlab-step-enrich")
         enrich.locator(".flowlab-merge select").select_option("keep_first")
         readout = enrich.locator(".flowlab-max-concurrency .widget-readout")
@@ -78,16 +103,16 @@ def test_lab_notebook_runs_and_the_panel_runs_with_new_settings(tmp_path: Path) 
 
         panel.locator("button.flowlab-run").click()
         expect(output.locator("h4.flowlab-timeline")).to_have_text(
-            f"timeline · run #{before + 1}", timeout=60_000
+            "timeline · run #1", timeout=60_000
         )
-        expect(rows).to_have_count(before + 1)
+        expect(rows).to_have_count(1)
         new_image = output.locator("img").first
         expect(new_image).to_be_visible()
-        assert new_image.get_attribute("src") != old_image
+        assert new_image.get_attribute("src")
         assert page.evaluate("(img) => img.naturalWidth > 0", new_image.element_handle())
         last = rows.last.locator("td")
         cells = [c.strip() for c in last.all_inner_texts()]
-        assert str(before + 1) == cells[0]
+        assert cells[0] == "1"
         assert "keep_first" in cells
         header = [
             h.strip() for h in panel.locator("table.flowlab-history thead th").all_inner_texts()

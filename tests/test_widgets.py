@@ -416,3 +416,67 @@ def test_flipping_a_merge_strategy_remerges_the_latest_run_without_running_it() 
     assert len(lab.history) == 2  # switched off: only Run adds rows
     lab.controls["fanout"].max_concurrency.value = 1
     assert lab.remerge() is None  # another option changed: that needs a real run
+
+
+# ---- the history view --------------------------------------------------------------------------
+
+
+def _history_table(lab: fl.Lab) -> tuple[list[str], list[list[str]], str]:
+    """Header texts, rows of cell texts and the caption of the Lab's history table."""
+    import re
+
+    page = _html(lab.history_output)
+    table = page.split("<table class='flowlab-history'")[1].split("</table>")[0]
+    header = re.findall(r"<th>(.*?)</th>", table.split("</thead>")[0])
+    body = table.split("<tbody>")[1]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in body.split("</tr>")[:-1]]
+    caption = re.findall(r"<caption[^>]*>(.*?)</caption>", table, flags=re.S)
+    return header, rows, html.unescape(caption[0]) if caption else ""
+
+
+def test_the_history_view_leads_with_outcomes_and_hides_what_never_changed() -> None:
+    lab = _lab()
+    lab.remerge_on_flip = False
+    lab.run()
+    lab.controls["fanout"].merge.value = "accumulate"
+    lab.controls["fanout"].max_concurrency.value = 1
+    lab.run()
+    header, rows, caption = _history_table(lab)
+    lead = ["run", "status", "makespan_s", "ctx.counter", "ctx.tags.len", "fanout.merge"]
+    assert header[:6] == lead
+    assert header.index("fanout.max_concurrency") < header.index("peak_concurrency")
+    assert header[-1] == "wall_s"
+    for same in ("fanout.order", "fanout.on_failure", "clock", "repeat", "tokens", "error"):
+        assert same not in header  # one value in every run: said once, in the caption
+    assert caption.startswith("same in every run: ")
+    assert "fanout.order = declared" in caption and "clock = virtual" in caption
+    assert "tokens = 0" in caption and "error" not in caption  # no error: nothing to say
+    # overwrite: the last writer b (10 + 3, tags [b]); accumulate: 10 + 5 + 3, tags [a, b]
+    assert [r[:5] for r in rows] == [["1", "ok", "2", "13", "1"], ["2", "ok", "3", "18", "2"]]
+    assert set(lab.history.columns) >= {"fanout.order", "clock", "error"}  # the frame keeps all
+
+
+def test_a_single_run_shows_every_column() -> None:
+    lab = _lab()
+    lab.run()
+    header, rows, caption = _history_table(lab)
+    assert header[:3] == ["run", "status", "makespan_s"]
+    assert {"fanout.merge", "fanout.max_concurrency", "clock"} <= set(header)
+    assert caption == "" and len(rows) == 1
+
+
+def test_the_history_view_shortens_errors_and_keeps_them_whole_on_hover() -> None:
+    lab = _lab()
+    lab.remerge_on_flip = False
+    lab.run()
+    lab.controls["fanout"].merge.value = "error_on_conflict"
+    lab.run()  # a and b both change counter: MergeConflict
+    header, rows, _ = _history_table(lab)
+    full = lab.history["error"].iloc[1]
+    assert full.startswith("MergeConflict: ") and len(full) > 60
+    cell = html.unescape(rows[1][header.index("error")])
+    assert len(cell) <= 60 and cell.endswith("…") and cell.startswith("MergeConflict: ")
+    page = _html(lab.history_output)
+    assert f"title='{html.escape(full, quote=True)}'" in page
+    assert rows[0][header.index("error")] == ""
+    assert rows[1][header.index("status")] == "failed"
