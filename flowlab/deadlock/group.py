@@ -4,7 +4,9 @@ Design
 ------
 :class:`WatchGroup` is the per-``watch`` state: the member tasks (roots and every task they
 create, adopted through a per-loop task factory kept by :class:`_Hub`), the pending check, the
-first report and, for the partial policies, the current stuck set. Its ``on_deadlock`` policy
+first report and, for the partial policies, the current stuck set. A member created without a
+name (``gather``, ``create_task(coro)``) is named by its coroutine and numbered within the group
+(``child#1``, ``child#2``), so reports never show ``Task-269159``. Its ``on_deadlock`` policy
 decides what a detection does: ``"raise"`` ends the group at once; ``"cancel_stuck"`` cancels the
 stuck tasks and goes on checking; ``"report"`` only records. :meth:`WatchGroup.finished` says when
 ``supervise`` may stop waiting. :func:`unhook` wakes a task out of an await cycle so it can be
@@ -74,6 +76,9 @@ class _Hub:
         if group is None:
             group = next((g for g in self.groups if parent in g.members), None)
         if group is not None:
+            name = task.get_name()  # asyncio's default; a name given to create_task comes later
+            if kwargs.get("name") is None and name.startswith("Task-") and name[5:].isdigit():
+                task.set_name(group.default_name(coro))
             group.add(task)
             if parent is not None:
                 group.reg.parents[task] = parent
@@ -115,6 +120,15 @@ class WatchGroup:
         if isinstance(task, _WatchedTask):
             task._flowlab_group = self
         task.add_done_callback(self._on_done)
+
+    def default_name(self, coro: Coroutine[Any, Any, Any]) -> str:
+        """``child#2``: an unnamed task is named by its coroutine, numbered within the group."""
+        base = getattr(coro, "__name__", None) or type(coro).__name__
+        taken = {t.get_name() for t in self.tasks}
+        n = 1
+        while f"{base}#{n}" in taken:
+            n += 1
+        return f"{base}#{n}"
 
     def poke(self, _task: object = None) -> None:
         """Schedule one check (coalesced) at the end of the current loop iteration."""

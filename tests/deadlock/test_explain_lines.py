@@ -123,3 +123,26 @@ def test_a_report_without_deadlock_keeps_its_single_line() -> None:
 
     _, report = run_virtual(dl.supervise(ok()))
     assert report.explain() == "No deadlock: all 1 tasks finished by t=1.000 s (virtual clock)."
+
+
+def test_unnamed_child_tasks_are_named_by_their_coroutine_not_task_n() -> None:
+    lock = dl.Lock(name="L")
+
+    async def child() -> None:
+        async with lock:  # CHILD-LOCK
+            pass
+
+    async def parent() -> None:
+        async with lock:
+            mine = asyncio.create_task(child(), name="mine")
+            await asyncio.gather(child(), child(), mine)  # GATHER
+
+    _, report = run_virtual(dl.supervise(parent()))
+    assert report.tasks == ["parent", "mine", "child#1", "child#2"]
+    lines = report.explain().split("\n")
+    assert lines[0].startswith("task parent: holds Lock 'L' (acquired at test_explain_lines.py:")
+    assert f"awaits tasks child#1, child#2 and mine at {_at('GATHER')}" in lines[0]
+    assert (
+        lines[2] == f"task child#1: holds nothing; waits for Lock 'L' at {_at('CHILD-LOCK')}; stuck"
+    )
+    assert "Task-" not in report.explain()
