@@ -3,7 +3,8 @@
 Layout (arrows point down only)::
 
     widgets.py      Lab and SchedulerWidget (ipywidgets, imported on first use)
-    game.py         SchedulerGame: the learner picks the next task; hint() asks the explorer
+    game.py         SchedulerGame: the learner picks the next task (goal: deadlock or failure);
+                    hint() asks the explorer; plot() draws the lock state (plot.py)
     explorer.py     explore(): bounded DFS (search.py) with partial-order reduction, PCT, random
     search.py       Search: preemption / delay bounds, conflicts (untraced steps conflict with all)
     shrink.py       fewest_preemptions(): iterative preemption bounding behind shrink()/minimize()

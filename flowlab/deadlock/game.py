@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import linecache
 import os
 from dataclasses import dataclass, field
@@ -107,6 +108,9 @@ def _next_line(task: asyncio.Task[Any]) -> str:
         return "?"
     path, line = frame.f_code.co_filename, frame.f_lineno
     source = linecache.getline(path, line).strip()
+    coro: Any = task.get_coro()
+    if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+        source = f"not started ({source})"  # the line shown is the ``async def``
     return f"{os.path.basename(path)}:{line} ({frame.f_code.co_name}): {source}"
 
 

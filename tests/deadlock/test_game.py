@@ -141,6 +141,16 @@ def test_each_task_shows_its_next_source_line() -> None:
     assert f"alice_to_bob (ready) at {line}" in text.split("\n")
 
 
+def test_a_task_that_has_not_started_says_so() -> None:
+    game = dl.SchedulerGame("lost_update")
+    assert game.position is not None
+    line = game.position.lines["deposit#1"]
+    assert line.startswith("races.py:") and "(deposit): not started (async def deposit(" in line
+    assert game.position.lines["bank"].endswith(
+        "await asyncio.gather(deposit(10, 0), deposit(20, 3))"
+    )
+
+
 def test_plot_draws_who_holds_and_who_waits() -> None:
     game = dl.SchedulerGame(dl.transfers)
     for move in ["alice_to_bob", "bob_to_alice", "bob_to_alice", "bob_to_alice"]:
