@@ -432,7 +432,12 @@ class Run:
             from flowlab.parallel import run_parallel
 
             return await run_parallel(self, node, data, ctx, parent)
-        for step in node.steps:
+        task = asyncio.current_task()
+        for i, step in enumerate(node.steps):
+            if i and task is not None and task.cancelling():
+                # a step caught the cancellation meant for this pipeline and returned: the
+                # next step does not start (the caller records the cancellation as ignored)
+                raise asyncio.CancelledError("a step ignored its cancellation")
             data = await self._node(step, data, ctx, parent)
         return data
 

@@ -70,8 +70,15 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
             try:
                 async with asyncio.timeout(step.timeout) as cm:
                     out = await call(run, step, data, work, parent)
+                if cm.expired():  # it caught the timeout's cancellation and returned anyway
+                    raise StepTimeout(
+                        f"step {path!r} exceeded timeout={step.timeout:g}s (it caught the "
+                        "cancellation and returned; its result is not used)",
+                        step=path,
+                        timeout=step.timeout,
+                    )
             except TimeoutError as err:
-                if not cm.expired():
+                if isinstance(err, StepTimeout) or not cm.expired():
                     raise
                 raise StepTimeout(
                     f"step {path!r} exceeded timeout={step.timeout:g}s",

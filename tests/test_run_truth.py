@@ -230,6 +230,40 @@ def test_a_branch_that_swallows_its_branch_timeout_times_out() -> None:
     assert result.context.n == 1  # b merged, a not
 
 
+def test_a_step_that_swallows_its_cancellation_stops_its_branchs_next_steps() -> None:
+    # found by the stress suite: the swallowing step returned and the branch's next step ran on
+    # (3 s past a 1.5 s branch timeout, siblings of a fail_fast step running after the failure)
+    started: list[str] = []
+
+    async def then(data: Any, ctx: Ctx) -> None:
+        started.append("then")
+        ctx.n += 1000
+        await asyncio.sleep(3)
+
+    pipe = fl.Parallel(
+        {"a": fl.Pipeline(stubborn, then), "b": idle}, branch_timeout=1.5, on_failure="ignore"
+    )
+    result = watched(pipe, Ctx())
+    rows = result.branches.set_index("branch")
+    assert started == []
+    assert rows.loc["a", "status"] == "timeout"
+    assert rows.loc["a", "finished_s"] == 1.5
+    assert result.context.n == 1  # b merged, a not
+
+
+def test_a_step_that_swallows_its_own_timeout_is_a_timeout_not_ok() -> None:
+    # found by the stress suite: asyncio.timeout uncancels a swallowed cancellation, so the step
+    # looked ok although it overran its timeout
+    pipe = fl.Parallel(
+        {"a": fl.Step(stubborn, timeout=2.0), "b": idle}, merge="accumulate", on_failure="ignore"
+    )
+    result = watched(pipe, Ctx())
+    rows = result.branches.set_index("branch")
+    assert rows.loc["a", "status"] == "timeout"
+    assert "caught the cancellation" in rows.loc["a", "error"]
+    assert result.context.n == 1  # a's late write is not merged
+
+
 # ---- 3. a BaseException from a step -----------------------------------------------------------
 class Boom(BaseException):
     pass

@@ -254,7 +254,7 @@ def _can_fail(node: Node, spec: RunSpec) -> bool:
     """Whether something under ``node`` may legitimately fail (not time out, not be cancelled)."""
     for n in walk(node):
         if isinstance(n, LeafSpec) and (
-            n.fail or (n.charge is not None and spec.usage is not None)
+            n.fail or n.cyclic or (n.charge is not None and spec.usage is not None)
         ):
             return True
         if isinstance(n, ParSpec) and n.merge in ("error_on_conflict", "rule:ErrorOnConflict"):
@@ -345,6 +345,7 @@ def check(out: Outcome) -> None:
         st = b["status"]
         if st == "ok" and isinstance(node, LeafSpec):
             assert not node.fail and node.name in journal.completed, b
+            assert not node.cyclic or (par.include_keys and "junk" not in par.include_keys), b
         if st == "timeout":
             assert _has_timeout(node) or par.timeout or par.branch_timeout, b
         if st == "failed":

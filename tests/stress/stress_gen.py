@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 KEYS = ("k0", "k1", "k2")
-FIELDS = ("total", "counts", "seen", "note", "ceiling", "docs", "emb")
+FIELDS = ("total", "counts", "seen", "note", "ceiling", "docs", "emb", "junk")
 
 
 def _emb() -> Any:
@@ -58,6 +58,7 @@ class SCtx(BaseModel):
     ceiling: int = 10**9
     docs: Annotated[list[dict[str, Any]], fl.merge.Upsert(key="id")] = []
     emb: Any = Field(default_factory=_emb)
+    junk: Any = None  # where a "cyclic" leaf puts a list that holds itself
 
     @model_validator(mode="after")
     def _under_ceiling(self) -> SCtx:
@@ -84,6 +85,7 @@ class LeafSpec:
     note: bool = False
     cancel: tuple[str | None] | None = None  # after sleep1: handle.cancel(target); None = run
     stubborn: bool = False  # catches its cancellation, writes the context and returns anyway
+    cyclic: bool = False  # also writes a list that holds itself: its branch cannot be diffed
 
     @property
     def duration(self) -> float:
@@ -154,6 +156,7 @@ def describe(node: Node) -> str:
         bits += ["note"] if node.note else []
         bits += [f"cancel:{node.cancel[0]}"] if node.cancel else []
         bits += ["stubborn"] if node.stubborn else []
+        bits += ["cyclic"] if node.cyclic else []
         return f"{node.name}({' '.join(bits)})"
     if isinstance(node, SeqSpec):
         return f"{node.name}[{', '.join(describe(p) for p in node.parts)}]"
@@ -209,6 +212,10 @@ def _leaf_fn(leaf: LeafSpec, journal: Journal) -> Any:
         ctx.docs.append({"id": leaf.name, "emb": np.full(2, leaf.delta)})
         if leaf.note:
             ctx.note = leaf.name
+        if leaf.cyclic:
+            loop: list[Any] = [leaf.name]
+            loop.append(loop)
+            ctx.junk = loop
         journal.completed.append(leaf.name)
         return leaf.name
 
@@ -279,7 +286,7 @@ def build(node: Node, journal: Journal) -> Any:
 
 # ---------------------------------------------------------------------------------- strategies
 
-LEAF_BITS = st.integers(0, 2**46 - 1)
+LEAF_BITS = st.integers(0, 2**54 - 1)  # every bit decode_leaf takes, with room
 WIDTH = st.integers(1, 50)
 SMALL = st.integers(0, 9)
 CAP = st.none() | st.integers(1, 8)
@@ -329,6 +336,7 @@ def decode_leaf(name: str, v: int, *, top: bool, faults: bool) -> LeafSpec:
     timeout = (1 + take(5) % 24) / 4 if timed else None
     note = take(1) == 1
     stubborn = faults and not top and not sync and take(3) == 5
+    cyclic = faults and not top and take(4) == 9
     return LeafSpec(
         name=name,
         sleep1=sleep1,
@@ -341,6 +349,7 @@ def decode_leaf(name: str, v: int, *, top: bool, faults: bool) -> LeafSpec:
         timeout=timeout,
         note=note,
         stubborn=stubborn,
+        cyclic=cyclic,
     )
 
 
