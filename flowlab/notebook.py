@@ -11,7 +11,9 @@ Virtual time needs a loop of its own (:class:`~flowlab.clock.VirtualTimeLoop`); 
 already running, the run is executed on a virtual loop in a helper thread and awaited from the caller.
 
 Interrupting (Ctrl-C, or the kernel's interrupt button) cancels every branch; the partial result is
-kept — ``fl.last_result()`` or the raised error's ``.result`` — and the loop stays usable.
+kept — ``fl.last_result()`` or the raised error's ``.result`` — and the loop stays usable. An
+interrupted :func:`run` raises a fresh ``KeyboardInterrupt`` saying so, which a Jupyter cell shows as
+one line instead of the frames of nest-asyncio2, asyncio and selectors it passed through.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ __all__ = ["RunHandle", "arun", "run", "start"]
 
 _START_GRACE_S = 0.25  # wall seconds a background run waits for its caller (see start())
 _WIND_DOWN_S = 30.0  # seconds an interrupted cell waits for its run to end (RunHandle)
+INTERRUPTED = "the run was interrupted; partial result in fl.last_result()"
+"""The message of the ``KeyboardInterrupt`` an interrupted :func:`run` raises."""
 
 
 def _make_run(
@@ -153,7 +157,7 @@ def run(
             result = runner.run(the_run.execute())
         return _deliver(result, raise_on_error)
     if _needs_thread(clock, loop):
-        return _deliver(_wait_thread(the_run, clock), raise_on_error)
+        return _deliver_in_cell(_wait_thread(the_run, clock), raise_on_error)
     import nest_asyncio2
 
     nest_asyncio2.apply(loop)
@@ -169,8 +173,38 @@ def run(
             _wind_down_blocking(loop, task, the_run)
         if the_run.result is None:
             the_run._finish("cancelled", None, None)
+        _reraise_interrupt()
         raise
+    return _deliver_in_cell(result, raise_on_error)
+
+
+# ---- interrupts in a cell: one line ----------------------------------------------------------
+# Ctrl-C lands wherever the main thread is (nest-asyncio2's selector, a step's print, the wait for
+# a helper thread); the cell shows one line either way. The frames stay reachable: the original is
+# fl.last_result().error when it ended the run inside a step, else the new error's __context__.
+
+
+def _deliver_in_cell(result: RunResult, raise_on_error: bool) -> RunResult:
+    if type(result.error) is KeyboardInterrupt:
+        raise _interrupted(str(result.error)) from None
     return _deliver(result, raise_on_error)
+
+
+def _reraise_interrupt() -> None:
+    """Inside an ``except``: turn the interrupt being handled into :func:`_interrupted`."""
+    import sys
+
+    if type(err := sys.exc_info()[1]) is KeyboardInterrupt:
+        raise _interrupted(str(err)) from None
+
+
+def _interrupted(detail: str = "") -> KeyboardInterrupt:
+    """A ``KeyboardInterrupt`` IPython shows as one line: IPython asks an exception for
+    ``_render_traceback_()`` before formatting frames (as ipyparallel's remote errors do)."""
+    message = INTERRUPTED.replace("; ", f" ({detail}); ", 1) if detail else INTERRUPTED
+    err = KeyboardInterrupt(message)
+    setattr(err, "_render_traceback_", lambda: [f"KeyboardInterrupt: {message}"])  # noqa: B010
+    return err
 
 
 def _wind_down_blocking(
@@ -206,6 +240,7 @@ def _wait_thread(the_run: Run, clock: str) -> RunResult:
     except KeyboardInterrupt:
         _cancel_threadsafe(the_run, None)
         concurrent.futures.wait([future], timeout=30)
+        _reraise_interrupt()
         raise
 
 
