@@ -150,12 +150,15 @@ def events_frame(events: Sequence[tuple[float, str, str, str, str]]) -> pd.DataF
 
 
 def limits_frame(limits: Sequence[tuple[float, str, int, int]]) -> pd.DataFrame:
-    """How limiters moved."""
-    frame = pd.DataFrame(list(limits), columns=["time", "step", "limit", "in_flight"])
-    frame["time"] = frame["time"].astype("float64")
+    """How limiters moved: ``time_s`` (seconds from the run start, named like every other
+    frame's times), ``step``, ``limit``, ``in_flight``, and ``time``, the same seconds under the
+    name DESIGN.md's contract gives them."""
+    frame = pd.DataFrame(list(limits), columns=["time_s", "step", "limit", "in_flight"])
+    frame["time_s"] = frame["time_s"].astype("float64")
     frame["step"] = frame["step"].astype("str")
     frame["limit"] = frame["limit"].astype("int64")
     frame["in_flight"] = frame["in_flight"].astype("int64")
+    frame["time"] = frame["time_s"]
     return frame
 
 

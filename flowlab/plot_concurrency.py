@@ -133,7 +133,7 @@ def concurrency(
         moves = limits.loc[limits["step"] == path]
         lx, ly = _limit_series(
             _initial_limit(str(lim)), float(started), float(finished) if not math.isnan(finished) else end,
-            moves["time"].tolist(), moves["limit"].tolist(),
+            moves["time_s"].tolist(), moves["limit"].tolist(),
         )  # fmt: skip
         if lx:
             by_step.setdefault(str(name), []).append((str(path), lx, ly))
@@ -154,7 +154,7 @@ def concurrency(
     run_moves = limits.loc[limits["step"] == "run"]
     initial = limit.initial() if isinstance(limit, Limiter) else limit
     lx, ly = _limit_series(
-        initial, 0.0, end, run_moves["time"].tolist(), run_moves["limit"].tolist()
+        initial, 0.0, end, run_moves["time_s"].tolist(), run_moves["limit"].tolist()
     )
     if lx:
         ax.step(lx, ly, where="post", linestyle="-.", linewidth=1.5, color="#7b2d26",

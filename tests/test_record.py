@@ -34,3 +34,25 @@ def test_snapshot_keeps_other_objects_as_they_are() -> None:
     thing = Opaque()
     assert snapshot([thing])[0] is thing
     assert snapshot(thing) is thing
+
+
+def test_the_limits_frame_names_its_times_time_s_like_every_frame() -> None:
+    import asyncio
+
+    from pydantic import BaseModel
+
+    import flowlab as fl
+
+    class C(BaseModel):
+        n: int = 0
+
+    async def step(data: object, ctx: C) -> None:
+        await asyncio.sleep(1.0)
+
+    cap = fl.limits.AIMD(1, 4, latency_target_s=2.0)
+    result = fl.run(fl.Pipeline(fl.Parallel({f"b{i}": step for i in range(6)},
+                                            max_concurrency=cap)), C(), clock="virtual")  # fmt: skip
+    limits = result.limits
+    assert list(limits.columns) == ["time_s", "step", "limit", "in_flight", "time"]
+    assert len(limits) > 1 and limits["time_s"].is_monotonic_increasing
+    assert limits["time"].equals(limits["time_s"])  # the contract's name, kept
