@@ -1,8 +1,8 @@
 """A run as a Chrome trace-event file (open it in https://ui.perfetto.dev or chrome://tracing).
 
 One track (thread) per branch: its time in the queue, then its run, colour-coded by status (a
-branch cancelled before it started has only its queue time, with its status and reason); track
-0 holds the top-level steps, and instant events for every limit move and the budget breach.
+branch cancelled before it started has only its queue time, with its status and reason), with
+the branch's own steps nested in its run (category ``step``); track 0 holds the top-level steps, and instant events for every limit move and the budget breach.
 Times are microseconds from the run's start.
 """
 
@@ -34,7 +34,7 @@ def chrome_trace(recorder: Recorder, name: str, path: str | Path | None = None) 
     >>> result = fl.run(pipe, Ctx(), clock="virtual")
     >>> trace = chrome_trace(result.recorder, "demo")
     >>> [(e["name"], e["tid"], e["dur"]) for e in trace["traceEvents"] if e["ph"] == "X"]
-    [('a', 1, 1000000.0), ('b', 2, 1000000.0), ('fan', 0, 1000000.0)]
+    [('a', 1, 1000000.0), ('b', 2, 1000000.0), ('fan', 0, 1000000.0), ('work', 1, 1000000.0), ('work', 2, 1000000.0)]
     """
     events: list[dict[str, Any]] = [
         {"name": "process_name", "ph": "M", "pid": 1, "tid": 0, "args": {"name": name}}
@@ -51,9 +51,15 @@ def chrome_trace(recorder: Recorder, name: str, path: str | Path | None = None) 
         elif math.isnan(b.started) and not math.isnan(b.finished):  # never started
             args = {"status": b.status, "step": b.step, "reason": b.reason}
             events.append(_x(f"{b.branch} (queued)", "queue", b.queued, b.finished, tid, args))
+    track = {b.path: tid for tid, b in enumerate(recorder.branches, start=1)}
     for s in recorder.steps:
-        if s.parent == "" and not math.isnan(s.finished):
+        if math.isnan(s.finished) or math.isnan(s.started):
+            continue
+        if s.parent == "":
             events.append(_x(s.step, s.kind, s.started, s.finished, 0, {"status": s.status}))
+        elif s.parent in track:  # a step of a branch: nested in its run, on its track
+            args = {"status": s.status, "kind": s.kind, "error": s.error}
+            events.append(_x(s.step, "step", s.started, s.finished, track[s.parent], args))
     started: set[str] = set()
     for t, step, limit, in_flight in recorder.limits:
         if step in started:  # the first row of each limiter is its start, not a move

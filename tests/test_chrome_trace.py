@@ -105,7 +105,7 @@ def test_complete_events_match_the_branches_frame(result: fl.RunResult) -> None:
     }
     for row in result.branches.itertuples():
         on_track = [ev for ev in events if ev["ph"] == "X" and ev["tid"] == tracks[row.path]]
-        (run,) = [ev for ev in on_track if ev["cat"] != "queue"]
+        (run,) = [ev for ev in on_track if ev["cat"] not in ("queue", "step")]
         assert run["ts"] == pytest.approx(row.started_s * 1e6)
         assert run["dur"] == pytest.approx(row.duration_s * 1e6)
         assert run["args"]["status"] == str(row.status)
@@ -130,5 +130,27 @@ def test_a_failed_run_still_traces() -> None:
                  clock="virtual", raise_on_error=False)  # fmt: skip
     assert res.status == "failed"
     events = validate(res.to_chrome_trace())
-    statuses = sorted(ev["args"]["status"] for ev in events if ev["ph"] == "X" and ev["tid"] > 0)
-    assert statuses == ["cancelled", "failed"]
+    runs = [ev for ev in events if ev["ph"] == "X" and ev["tid"] > 0 and ev["cat"] != "step"]
+    assert sorted(ev["args"]["status"] for ev in runs) == ["cancelled", "failed"]
+    steps = [ev for ev in events if ev["ph"] == "X" and ev["cat"] == "step"]
+    assert sorted(ev["args"]["status"] for ev in steps) == ["cancelled", "failed"]
+
+
+def test_a_branchs_steps_are_nested_in_its_run_on_its_track() -> None:
+    class C(BaseModel):
+        n: int = 0
+
+    async def first(data: object, ctx: C) -> None:
+        await asyncio.sleep(1)
+
+    async def second(data: object, ctx: C) -> None:
+        await asyncio.sleep(2)
+
+    pipe = fl.Pipeline(fl.Parallel({"a": fl.Pipeline(first, second), "b": first}, name="fan"))
+    events = validate(fl.run(pipe, C(), clock="virtual").to_chrome_trace())
+    tid = next(e["tid"] for e in events if e["ph"] == "M" and e["args"].get("name") == "fan:a")
+    on_a = [e for e in events if e["ph"] == "X" and e["tid"] == tid]
+    (run,) = [e for e in on_a if e["cat"] not in ("queue", "step")]
+    steps = [(e["name"], e["ts"], e["dur"]) for e in on_a if e["cat"] == "step"]
+    assert steps == [("first", 0.0, 1e6), ("second", 1e6, 2e6)]
+    assert all(run["ts"] <= ts and ts + dur <= run["ts"] + run["dur"] for _, ts, dur in steps)
