@@ -122,6 +122,8 @@ class Run:
         self.pending_cancels: list[str | None] = []  # asked for before execute() began
         self.control_lock = threading.Lock()  # orders those asks against execute()'s start
         self._precancel: set[str] = set()
+        self._breach_done = False  # the crossing charge's siblings were cancelled
+        self._breach_record: BranchRecord | None = None
         self._names: frozenset[str] | None = None  # every branch name and path (see check_branch)
         self._ids = itertools.count()
         self._groups = itertools.count()
@@ -235,6 +237,7 @@ class Run:
         """Charge the run's account and ``brec``'s row at once (see :func:`flowlab.charge`)."""
         crossed = self.account.charge(cost, tokens, brec.path if brec else None, brec)
         if crossed:
+            self._breach_record = brec
             assert self.loop is not None
             try:
                 running = asyncio.get_running_loop() is self.loop
@@ -248,7 +251,17 @@ class Run:
         if self.account.breached is not None:
             raise self.account.breached
 
+    def settle_breach(self) -> None:
+        """Cancel the crossing charge's siblings now if that is still to happen (a charge from a
+        worker thread schedules it on the loop): a step that sees the breach first must see its
+        consequences too, or a sibling's step would end failed by an error not its own."""
+        if self.account.breached is not None and not self._breach_done:
+            self._on_breach(self._breach_record)
+
     def _on_breach(self, brec: BranchRecord | None) -> None:
+        if self._breach_done:
+            return
+        self._breach_done = True
         path = brec.path if brec else ""
         self._event("usage_breach", brec.step if brec else "", path, str(self.account.breached))
         for lv in list(self.live.values()):

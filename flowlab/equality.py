@@ -36,7 +36,9 @@ def same(a: Any, b: Any) -> bool:
       (``__dict__`` / ``__slots__``), as a deep copy of it should be equal to it;
     * NaN equals NaN (an untouched float field is not a change).
 
-    Anything still undecidable (or nested deeper than 200 levels, or cyclic) counts as changed.
+    Values that hold themselves compare as graphs (a pair met again further down is taken as
+    equal, so a deep copy of a cyclic value equals it). Anything still undecidable, or nested
+    deeper than 200 levels, counts as changed.
 
     Examples
     --------
@@ -48,10 +50,10 @@ def same(a: Any, b: Any) -> bool:
     ta, tb = type(a), type(b)
     if ta is tb and ta in _SCALARS:
         return a == b or (ta is float and a != a and b != b)
-    return _same(a, b, 0)
+    return _same(a, b, 0, set())
 
 
-def _same(a: Any, b: Any, depth: int) -> bool:
+def _same(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
     if a is b:
         return True
     ta, tb = type(a), type(b)
@@ -61,21 +63,27 @@ def _same(a: Any, b: Any, depth: int) -> bool:
         return a == b or (ta is float and a != a and b != b)
     if depth > _MAX_DEPTH:
         return False
+    pair = (id(a), id(b))
+    if pair in seen:  # compared further up: a value that holds itself (equal unless shown not)
+        return True
+    seen.add(pair)
     if isinstance(a, (dict, list, tuple)):
         try:  # plain data (the common case): one C-level comparison, then the items' types
             if a == b:
-                return _same_types(a, b, depth)
+                return _same_types(a, b, depth, seen)
         except Exception:  # an item's == raised: compared item by item below
             pass
     if isinstance(a, dict):
         if len(a) != len(b):
             return False
         try:
-            return all(k in b and _same(v, b[k], depth + 1) for k, v in a.items())
+            return all(k in b and _same(v, b[k], depth + 1, seen) for k, v in a.items())
         except Exception:
             return False
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y, depth + 1) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(
+            _same(x, y, depth + 1, seen) for x, y in zip(a, b, strict=True)
+        )
     special = _special_equal(a, b)
     if special is not None:
         return special
@@ -90,10 +98,10 @@ def _same(a: Any, b: Any, depth: int) -> bool:
             return bool(result)
         except Exception:
             pass
-    return _same_attributes(a, b, depth)
+    return _same_attributes(a, b, depth, seen)
 
 
-def _same_types(a: Any, b: Any, depth: int) -> bool:
+def _same_types(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
     """For containers ``==`` calls equal: whether their items also have the same types
     (``[True] == [1]``), checked per level at C speed, recursing only into non-scalar items."""
     if isinstance(a, dict):
@@ -102,10 +110,10 @@ def _same_types(a: Any, b: Any, depth: int) -> bool:
         left, right = list(a), list(b)
     kinds = list(map(type, left))
     if kinds != list(map(type, right)):
-        return all(_same(x, y, depth + 1) for x, y in zip(left, right, strict=True))
+        return all(_same(x, y, depth + 1, seen) for x, y in zip(left, right, strict=True))
     scalars = _SCALARS
     return all(
-        _same(x, y, depth + 1)
+        _same(x, y, depth + 1, seen)
         for x, y, kind in zip(left, right, kinds, strict=True)
         if kind not in scalars
     )
@@ -133,12 +141,12 @@ def _special_equal(a: Any, b: Any) -> bool | None:
     return None
 
 
-def _same_attributes(a: Any, b: Any, depth: int) -> bool:
+def _same_attributes(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
     """Objects without value equality: the same attributes (a deep copy equals its original)."""
     state_a, state_b = _state(a), _state(b)
     if state_a is None or state_b is None:
         return False
-    return _same(state_a, state_b, depth + 1)
+    return _same(state_a, state_b, depth + 1, seen)
 
 
 def _state(value: Any) -> dict[str, Any] | None:

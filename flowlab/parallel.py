@@ -412,8 +412,21 @@ async def run_parallel(
             raise StepTimeout(
                 f"step {path!r} exceeded timeout={par.timeout:g}s", step=path, timeout=par.timeout
             )
-        if run.account.breached is not None:
-            raise run.account.breached
+        breach = run.account.breached
+        if breach is not None:
+            run.settle_breach()
+            crossing = getattr(breach, "branch", None) or ""
+            task = asyncio.current_task()
+            if (
+                crossing
+                and not crossing.startswith(f"{path}:")
+                and task is not None
+                and task.cancelling()
+            ):
+                # a breach elsewhere cancelled this step's branch: it ends cancelled (its reason
+                # names the crossing branch), not failed with an error that is not its own
+                raise asyncio.CancelledError(f"usage limit exceeded by branch {crossing!r}")
+            raise breach
         if errors and par.on_failure != "ignore":
             first = next(n for n in order if n in errors)
             err = errors[first]
@@ -456,6 +469,9 @@ async def run_parallel(
         run._event("merge_applied", path, "", f"{len(outcome.rows)} paths")
         run._emit("merge_applied", path, outcome.rows, srec.merge_s)
         srec.status = "ok"
+    except asyncio.CancelledError:
+        srec.status = "cancelled"  # (a breach elsewhere: see above)
+        raise
     except FlowlabError as err:
         srec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
         srec.error = f"{type(err).__name__}: {err}"

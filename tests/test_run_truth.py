@@ -709,3 +709,28 @@ def test_a_run_that_will_not_wind_down_is_named_after_a_bounded_wait() -> None:
 
     with asyncio.Runner(loop_factory=lambda: new_loop("virtual")) as runner:
         runner.run(main())
+
+
+def test_a_breach_charged_from_a_thread_cancels_siblings_not_fails_them() -> None:
+    # found by the stress suite: a sync step's crossing charge arrives from its thread; a sibling
+    # whose nested Parallel ended before the loop cancelled it failed with the breach, an error
+    # that was not its own. It ends cancelled, its reason naming the crossing branch.
+    def spend(data: Any, ctx: Ctx) -> None:
+        fl.charge(tokens=10)
+
+    async def instant(data: Any, ctx: Ctx) -> None:
+        ctx.n += 1
+
+    inner = fl.Parallel({f"i{k}": instant for k in range(20)}, name="inner")
+    pipe = fl.Parallel(
+        {"sibling": fl.Pipeline(instant, inner), "spender": fl.Parallel({"s": spend})},
+        name="outer",
+    )
+    for _ in range(5):  # the thread's timing varies: never a sibling failed by it
+        result = fl.run(pipe, Ctx(), clock="virtual", usage=fl.UsageLimits(tokens=5),
+                        raise_on_error=False)  # fmt: skip
+        assert result.status == "usage_limit_exceeded"
+        rows = result.branches.set_index("path")
+        assert rows.loc["outer:sibling", "status"] in ("cancelled", "ok")
+        assert "UsageLimitExceeded" not in str(rows.loc["outer:sibling", "error"])
+        assert rows.loc["outer:spender", "status"] == "failed"
