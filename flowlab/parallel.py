@@ -128,6 +128,8 @@ async def run_parallel(
         nonlocal in_flight, peak
         if not pending:
             return
+        if run.account.breached is not None:
+            run.settle_breach()  # a crossing charge from a thread: no sibling starts after it
         t = clock() - t0  # the branches given a slot in one pass all start at this time
         while pending:
             name = pending[0][2] if heap else pending[0]
@@ -464,6 +466,7 @@ async def run_parallel(
         try:  # recorded before it is applied: a report that cannot be made leaves ctx as it was
             run.recorder.add_merge(par.name, outcome.rows)
         except Exception as err:
+            outcome.undo()  # the merge wrote into ctx's dicts (reuse_base): put them back
             raise _unrecorded_merge(path, outcome.rows, err) from err
         ctx_mod.apply_inplace(ctx, outcome.context)
         run._event("merge_applied", path, "", f"{len(outcome.rows)} paths")

@@ -734,3 +734,26 @@ def test_a_breach_charged_from_a_thread_cancels_siblings_not_fails_them() -> Non
         assert rows.loc["outer:sibling", "status"] in ("cancelled", "ok")
         assert "UsageLimitExceeded" not in str(rows.loc["outer:sibling", "error"])
         assert rows.loc["outer:spender", "status"] == "failed"
+
+
+def test_a_merge_report_that_cannot_be_recorded_leaves_the_parents_dicts_as_they_were() -> None:
+    # found by the stress suite: the merge writes into the parent's dicts in place; when its report
+    # then could not be recorded the step failed "with the parent unchanged", but the dicts kept
+    # the merged keys
+    class Both(BaseModel):
+        counts: dict[str, int] = {"k0": 1}
+        junk: Any = None
+
+    def write(data: Any, ctx: Both) -> None:
+        ctx.counts["k0"] += 5
+        ctx.counts["new"] = 1
+        loop: list[Any] = []
+        loop.append(loop)
+        ctx.junk = loop
+
+    result = fl.run(fl.Parallel({"a": write}, merge="deep", name="fan"), Both(), clock="virtual",
+                    record=False, raise_on_error=False)  # fmt: skip
+    assert result.status == "failed"
+    assert "could not be recorded" in str(result.error)
+    assert result.context.counts == {"k0": 1}
+    assert result.context.junk is None

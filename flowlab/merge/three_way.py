@@ -8,7 +8,7 @@ carries the merge report. A custom function given as the step's ``merge`` replac
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,6 +28,10 @@ __all__ = ["MergeOutcome", "merge_branches"]
 M = TypeVar("M", bound=BaseModel)
 
 
+def _nothing() -> None:
+    """Nothing to undo."""
+
+
 @dataclass
 class MergeOutcome:
     """What a merge produced.
@@ -40,10 +44,14 @@ class MergeOutcome:
         One per merged path: ``path`` (dotted), ``rule``, ``writers`` (branches in merge order),
         ``winner`` (the branch whose value was taken, ``None`` when values were combined),
         ``before``, ``after`` (``None`` for a missing path) and ``conflict``.
+    undo : callable
+        With ``reuse_base=True`` the merge wrote into the base's dicts; ``undo()`` puts every
+        written key back (for a caller that fails after the merge, before applying it).
     """
 
     context: BaseModel
     rows: list[dict[str, Any]]
+    undo: Callable[[], None] = _nothing
 
 
 def _branch_changes(
@@ -170,7 +178,7 @@ def _merge(
     except BaseException:
         merger.undo_writes()
         raise
-    return MergeOutcome(context, merger.rows)
+    return MergeOutcome(context, merger.rows, merger.undo_writes)
 
 
 def _conflict(merger: _Merger) -> MergeConflict:
