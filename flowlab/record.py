@@ -498,7 +498,7 @@ class RunResult:
         try:
             from flowlab import report
 
-            img = report.timeline_img_tag(self, width=480)
+            img = report.timeline_img_tag(self)
         except Exception:
             img = ""
         return (

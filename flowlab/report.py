@@ -84,11 +84,15 @@ def figure_img_tag(fig: Figure, *, alt: str, width: int | None = None, dpi: int 
 
 
 def _plot_tag(
-    draw: Callable[[Axes], Any], size: tuple[float, float], alt: str, width: int | None = None
+    draw: Callable[[Axes], Any],
+    size: tuple[float, float],
+    alt: str,
+    width: int | None = None,
+    dpi: int = 100,
 ) -> str:
     fig, ax = _figure(*size)
     draw(ax)
-    return figure_img_tag(fig, alt=alt, width=width)
+    return figure_img_tag(fig, alt=alt, width=width, dpi=dpi)
 
 
 def _timeline_size(result: RunResult, width: float = 9.0) -> tuple[float, float]:
@@ -96,21 +100,24 @@ def _timeline_size(result: RunResult, width: float = 9.0) -> tuple[float, float]
     return width, min(40.0, max(2.2, 0.32 * rows + 1.3))
 
 
-def timeline_img_tag(result: RunResult, width: int = 480) -> str:
+def timeline_img_tag(result: RunResult, width: int = 640) -> str:
     """A small timeline of ``result`` as an ``<img>`` tag (used by ``RunResult._repr_html_``).
 
     Parameters
     ----------
     result : RunResult
-    width : int, default 480
-        Display width in CSS pixels (the PNG itself is drawn larger, for sharpness).
+    width : int, default 640
+        Display width in CSS pixels. The figure is laid out at that width (so its text shows at
+        its own size, not scaled down) and drawn at twice the pixels, for sharp high-dpi screens.
     """
     from flowlab import plot
 
     few = len(result.recorder.branches) <= _MANY_BRANCHES
+    inches = max(width, 560) / 100  # narrower than that, the labels would not fit: scaled down
+    size = (inches, _timeline_size(result, inches)[1])
     return _plot_tag(
-        lambda ax: plot.timeline(result, ax=ax, ranks=few), _timeline_size(result, 8.0),
-        f"timeline of {result.pipeline_name}", width,
+        lambda ax: plot.timeline(result, ax=ax, ranks=few), size,
+        f"timeline of {result.pipeline_name}", width, dpi=round(2 * width / inches),
     )  # fmt: skip
 
 

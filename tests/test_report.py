@@ -242,3 +242,26 @@ def test_a_run_without_any_parallel_step_has_a_report() -> None:
     page = fl.run(fl.Pipeline(add), C(), clock="virtual").to_html()
     assert page.startswith("<!DOCTYPE html>")
     assert "<th>status</th><td>ok</td>" in page
+
+
+def test_the_inline_timeline_is_shown_at_the_size_it_was_laid_out_for() -> None:
+    import base64
+    import re
+    import struct
+
+    from pydantic import BaseModel
+
+    import flowlab as fl
+
+    class C(BaseModel):
+        n: int = 0
+
+    def add(data: object, ctx: C) -> None:
+        ctx.n += 1
+
+    page = fl.run(fl.Pipeline(fl.Parallel({"a": add, "b": add})), C(), clock="virtual")
+    html = page._repr_html_()
+    shown = int(re.search(r'<img alt="timeline[^"]*" width="(\d+)"', html).group(1))  # type: ignore[union-attr]
+    data = base64.b64decode(re.search(r"base64,([^\"]+)", html).group(1))  # type: ignore[union-attr]
+    png_width = struct.unpack(">I", data[16:20])[0]
+    assert png_width == 2 * shown  # laid out at the shown width, drawn at 2x: text not shrunk
