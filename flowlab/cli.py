@@ -64,6 +64,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ].rename(columns={"peak_concurrency": "peak", "ctx.processed": "processed",
                       "ctx.tokens_used": "tokens_used", "ok": f"ok/{args.repeat}"})  # fmt: skip
     print(table.to_string(index=False, na_rep="none", float_format=lambda v: f"{v:g}"))
+    print(
+        "(max_concurrency caps the branches of each Parallel step; peak counts every leaf step "
+        "running at once in the whole run, so a branch that is itself a Parallel adds its own "
+        "branches: the peak can exceed the cap. dropped: branch writes that lost under "
+        "overwrite / keep_first.)"
+    )
     chosen = outcome.result.summary()
     print(
         f"\ndetail run (merge=accumulate, max_concurrency=2): status={chosen['status']} "

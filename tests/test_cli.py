@@ -186,3 +186,13 @@ def test_demo_out_that_cannot_be_a_folder_is_a_one_line_error(
     assert len(err.splitlines()) == 1
     assert "is a file, not a folder" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_demo_says_what_the_cap_and_the_peak_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["demo", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "max_concurrency caps the branches of each Parallel step" in out
+    assert "the peak can exceed the cap" in out
