@@ -95,13 +95,16 @@ def plot_graph(report: DeadlockReport, ax: Axes | None = None, **kwargs: Any) ->
             **kwargs,
         )
         ax.add_patch(arrow)
-        mx = (pos[edge.source][0] + pos[edge.target][0]) / 2
-        my = (pos[edge.source][1] + pos[edge.target][1]) / 2
+        (x1, y1), (x2, y2) = pos[edge.source], pos[edge.target]
+        # on the arc, not on the chord: two edges between one pair (a waits for b, b holds
+        # what a wants) bend to opposite sides, so their labels never land on each other
+        mx = (x1 + x2) / 2 + 0.5 * 0.12 * (y2 - y1)
+        my = (y1 + y2) / 2 - 0.5 * 0.12 * (x2 - x1)
         ax.text(
             mx,
             my,
             edge.kind,
-            fontsize=7,
+            fontsize=8,
             color=color,
             ha="center",
             va="center",
@@ -165,7 +168,7 @@ def plot_timeline(report: DeadlockReport, ax: Axes | None = None, **kwargs: Any)
                 **kwargs,
             )
             for (start, _), resource in zip(bars, part["resource"], strict=True):
-                ax.text(start, row_i + offset, f" {resource}", fontsize=6, va="center")
+                ax.text(start, row_i + offset, f" {resource}", fontsize=8, va="center")
     if report.detected_at is not None:
         ax.axvline(report.detected_at, color=CYCLE_COLOR, linestyle="--", linewidth=1.5)
     ax.set_yticks(range(len(order)), order)

@@ -131,3 +131,16 @@ def test_clean_report_plots_and_repr() -> None:
     ax = report.plot()
     assert not [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
     assert report.graph.empty and report.timeline.empty
+
+
+def test_edge_labels_of_opposite_edges_do_not_overlap() -> None:
+    from flowlab.deadlock.plot import plot_graph
+
+    rep = dl.run("governor")  # an event waited for and set by one pair: edges both ways
+    ax = plot_graph(rep)
+    kinds = {e.kind for e in rep.edges}
+    labels = [t for t in ax.texts if t.get_text() in kinds]
+    spots = [tuple(round(v, 3) for v in t.get_position()) for t in labels]
+    assert len(labels) == len(rep.edges) >= 2
+    assert len(set(spots)) == len(spots)  # no two labels at one spot
+    assert all(t.get_fontsize() >= 8 for t in labels)
