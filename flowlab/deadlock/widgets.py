@@ -48,7 +48,9 @@ class Lab:
     scenario : ipywidgets.Dropdown
     fixed : ipywidgets.Checkbox
     run_button : ipywidgets.Button
-    explanation, graph, timeline : ipywidgets.Output
+    explanation, graph, timeline, code : ipywidgets.Output
+        ``code`` shows the scenario's source (``scenario.source``), broken and fixed, as soon
+        as a scenario is picked.
     report : DeadlockReport or Outcome or None
         The last run's report (an explorer ``Outcome`` for a race scenario: its story is shown
         as the explanation and its swimlanes in place of the graph).
@@ -61,12 +63,20 @@ class Lab:
         self.explanation = w.Output()
         self.graph = w.Output()
         self.timeline = w.Output()
+        self.code = w.Output()
         self.report: DeadlockReport | Outcome | None = None
         self.run_button.on_click(lambda _: self.run())
-        tabs = w.Tab(children=[self.explanation, self.graph, self.timeline])
-        for i, title in enumerate(["explanation", "wait-for graph", "timeline"]):
+        self.scenario.observe(lambda _: self.show_code(), names="value")
+        tabs = w.Tab(children=[self.explanation, self.graph, self.timeline, self.code])
+        for i, title in enumerate(["explanation", "wait-for graph", "timeline", "code"]):
             tabs.set_title(i, title)
         self.widget = w.VBox([w.HBox([self.scenario, self.fixed, self.run_button]), tabs])
+        self.show_code()
+
+    def show_code(self) -> None:
+        """Show the picked scenario's source in the code tab."""
+        self.code.outputs = ()
+        self.code.append_stdout(SCENARIOS[self.scenario.value].source)
 
     def run(self) -> DeadlockReport | Outcome:
         """Run the selected scenario on virtual time and show its report."""

@@ -141,3 +141,14 @@ def test_a_finished_game_shows_the_report_lines_under_the_verdict() -> None:
     assert "You forced the deadlock!" in ui.status.value
     assert "task alice_to_bob: holds Lock &#x27;alice&#x27;" in ui.lines.value
     assert "Cycle: " in ui.lines.value
+
+
+def test_lab_code_tab_shows_the_picked_scenarios_source() -> None:
+    from flowlab.deadlock.widgets import Lab
+
+    lab = Lab("governor")
+    shown = "".join(o.get("text", "") for o in lab.code.outputs)
+    assert shown == dl.SCENARIOS["governor"].source
+    lab.scenario.value = "lost_update"
+    shown = "".join(o.get("text", "") for o in lab.code.outputs)
+    assert shown == dl.SCENARIOS["lost_update"].source
