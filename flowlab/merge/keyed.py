@@ -25,7 +25,25 @@ __all__ = ["Reduce", "Single", "Upsert", "contribution", "decide"]
 
 
 @dataclass(frozen=True, repr=False)
-class Reduce(Rule):
+class _Keyed(Rule):
+    """A whole-value rule decided by :func:`decide` (one writer's value, or all of them)."""
+
+    whole = True
+
+    def decide(
+        self,
+        merger: _Merger,
+        node: _Node,
+        before: Any,
+        keys: tuple[Hashable, ...],
+        label: str,
+        inherit: bool,
+    ) -> Any:
+        return decide(merger, self, node, before, keys, label)
+
+
+@dataclass(frozen=True, repr=False)
+class Reduce(_Keyed):
     """Fold ``fn(acc, contribution)`` over the writers' contributions, in merge order, from the
     base value (LangGraph's reducers; ``Annotated[list, operator.add]`` is ``Reduce(operator.add)``).
 
@@ -43,7 +61,6 @@ class Reduce(Rule):
 
     fn: Callable[[Any, Any], Any]
     label = "reduce"
-    whole = True
 
     def __post_init__(self) -> None:
         _check_two_args("fn", self.fn, "fn(accumulated, contribution) -> value")
@@ -55,20 +72,9 @@ class Reduce(Rule):
     def __repr__(self) -> str:
         return f"Reduce({_fn_name(self.fn)})"
 
-    def decide(
-        self,
-        merger: _Merger,
-        node: _Node,
-        before: Any,
-        keys: tuple[Hashable, ...],
-        label: str,
-        inherit: bool,
-    ) -> Any:
-        return decide(merger, self, node, before, keys, label)
-
 
 @dataclass(frozen=True, repr=False)
-class Upsert(Rule):
+class Upsert(_Keyed):
     """Lists of keyed items (LangGraph's ``add_messages``): an item whose key is in the base
     replaces that item in place, new keys are appended in merge order, a key a branch removed is
     deleted. Two branches writing one key differently is a conflict row (the last in merge order
@@ -84,7 +90,6 @@ class Upsert(Rule):
     label = "upsert"
     kinds = frozenset({"list"})
     needs = "a list of keyed items"
-    whole = True
 
     def key_of(self, item: Any) -> Any:
         """The key of ``item``; ``KeyError`` / ``AttributeError`` when it has none."""
@@ -96,36 +101,13 @@ class Upsert(Rule):
         shown = repr(self.key) if isinstance(self.key, str) else _fn_name(self.key)
         return f"Upsert(key={shown})"
 
-    def decide(
-        self,
-        merger: _Merger,
-        node: _Node,
-        before: Any,
-        keys: tuple[Hashable, ...],
-        label: str,
-        inherit: bool,
-    ) -> Any:
-        return decide(merger, self, node, before, keys, label)
-
 
 @dataclass(frozen=True, repr=False)
-class Single(Rule):
+class Single(_Keyed):
     """At most one writer (LangGraph's ``LastValue``): two branches writing the field raise
     :class:`~flowlab.errors.MergeConflict`, even with equal values."""
 
     label = "single"
-    whole = True
-
-    def decide(
-        self,
-        merger: _Merger,
-        node: _Node,
-        before: Any,
-        keys: tuple[Hashable, ...],
-        label: str,
-        inherit: bool,
-    ) -> Any:
-        return decide(merger, self, node, before, keys, label)
 
 
 def decide(
