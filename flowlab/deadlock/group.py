@@ -25,7 +25,7 @@ from flowlab.deadlock.graph import Analysis, analyze
 from flowlab.deadlock.report import DeadlockReport, report_from
 from flowlab.deadlock.trace import registry_for
 
-__all__ = ["WatchGroup", "detected", "hub", "unhook"]
+__all__ = ["WatchGroup", "cancel_round", "detected", "hub", "unhook"]
 
 Task = asyncio.Task[Any]
 _HUBS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = weakref.WeakKeyDictionary()
@@ -239,13 +239,20 @@ class WatchGroup:
             pending = [t for t in self.tasks if not t.done()]
             if not pending:
                 break
-            unhooked = [t for t in pending if unhook(t)]
-            if not unhooked:
-                for t in pending:
-                    t.cancel()
-            subset = unhooked or pending
+            subset = cancel_round(pending)
             await self.until(lambda s=subset: all(t.done() for t in s), grace_s)  # type: ignore[misc]
         return [t.get_name() for t in self.tasks if not t.done()]
+
+
+def cancel_round(pending: list[Task]) -> list[Task]:
+    """One round of cancelling what is left: tasks stuck awaiting another task are unhooked
+    first (``cancel`` would recurse around an await cycle), the rest cancelled once nothing can
+    be unhooked. Returns the tasks this round acted on."""
+    unhooked = [t for t in pending if unhook(t)]
+    if not unhooked:
+        for t in pending:
+            t.cancel()
+    return unhooked or pending
 
 
 def unhook(task: Task) -> bool:

@@ -18,8 +18,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flowlab.deadlock.detector import unhook, watch
+from flowlab.deadlock.detector import watch
 from flowlab.deadlock.graph import analyze
+from flowlab.deadlock.group import cancel_round
 from flowlab.deadlock.report import DeadlockReport, report_from
 from flowlab.deadlock.scheduler import (
     ChoicePoint,
@@ -246,11 +247,7 @@ def _cleanup(loop: ExplorerLoop) -> None:
         pending = [t for t in loop.tasks if not t.done()]
         if not pending:
             break
-        unhooked = [t for t in pending if unhook(t)]
-        if not unhooked:
-            for t in pending:
-                t.cancel()
-        subset = unhooked or pending
+        subset = cancel_round(pending)
         loop.until = lambda s=subset: all(t.done() for t in s)
         loop.stuck = False
         loop.run_forever()
