@@ -180,7 +180,7 @@ def forget_last_result() -> None:
     """
     import sys
 
-    engine = sys.modules.get("flowlab.engine")
+    engine = sys.modules.get("flowlab.engine.coordinator")
     last = getattr(engine, "_last", None)
     if isinstance(last, list):
         last.clear()

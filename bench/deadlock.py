@@ -24,7 +24,7 @@ __all__ = ["deadlock_latency"]
 
 def _api() -> tuple[Any, Any] | str:
     try:
-        from flowlab.deadlock import Lock, watch
+        from flowlab.study.deadlock import Lock, watch
     except ImportError as err:
         return f"skipped: fl.deadlock.watch / Lock are not available ({err})"
     return Lock, watch

@@ -162,7 +162,7 @@ def _fifo_passes(bug: Bug) -> bool:
 
 
 def _flowlab(bug: Bug, strategy: str, budget: int) -> tuple[int | None, float]:
-    from flowlab.deadlock import explore
+    from flowlab.study.deadlock import explore
 
     t0 = time.perf_counter()
     found = explore(_flowlab_fn(bug), strategy=strategy, stop_on_first=True,

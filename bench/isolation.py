@@ -3,7 +3,7 @@
 The context holds two small fields and a ``state`` dict of records (``{"text": ..., "n": ...,
 "vals": [...]}``) sized to about 1 KB, 100 KB and 10 MB of JSON (1 MB with ``--quick``). Timed per branch:
 
-* :func:`flowlab.context.isolate` — the engine's per-branch copy (a deep copy);
+* :func:`flowlab.core.context.isolation.isolate` — the engine's per-branch copy (a deep copy);
 * a ``pickle`` round trip of the same context — the baseline: another way to get an independent
   copy of plain data, usually the fastest one in pure Python;
 * ``isolate(ctx, include_keys=["counter", "status"])`` — what a step that only needs the small
@@ -48,7 +48,7 @@ QUICK_SIZES = ((1_000, "1KB"), (100_000, "100KB"), (1_000_000, "1MB"))
 
 def isolation_cost(settings: Settings) -> Figure:
     """Figure 4."""
-    from flowlab import context
+    import flowlab.core.context.isolation as context
 
     fig = Figure("isolation", 4, "Isolation cost per branch as the context grows")
     for n_bytes, label in settings.pick(QUICK_SIZES, SIZES):

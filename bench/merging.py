@@ -2,13 +2,13 @@
 
 Part A — strategies. 100 branches each edit a realistic context (counters, a float total, tags,
 a score per branch, nested per-document dicts, a status string, a history list). The branches'
-contexts and diffs are built once; then :func:`flowlab.merge.merge_branches` is timed for
+contexts and diffs are built once; then :func:`flowlab.core.merge.merge_branches` is timed for
 ``overwrite`` (the baseline), ``deep`` and ``accumulate``. The same comparison is also made on
 whole ``fl.run`` calls (isolation, branch runs, diffs and merge included).
 
 Part B — scaling. Branches, made as the engine makes them (``isolate(ctx, track=True)``, so their
 dicts note which keys they wrote), each change one key of a large ``dict[str, int]``; the
-*merge-back* (what the engine does after the branches end: one :func:`flowlab.context.diff` per
+*merge-back* (what the engine does after the branches end: one :func:`flowlab.core.context.isolation.diff` per
 branch, then one merge writing into the parent's dict, ``reuse_base=True``) is timed for 10 and 1,000 branches on a 10,000-key dict (100× the changes), and for 100
 branches on 10,000 vs 100,000 keys (10× the context, same changes). Linear in changes means the
 per-change cost stays flat in the first comparison and the total stays flat in the second. The
@@ -84,7 +84,7 @@ class BigCtx(BaseModel):
 
 def _branches_one_key(base: BigCtx, n: int) -> list[tuple[str, BigCtx]]:
     """``n`` branches as the engine makes them (``isolate(track=True)``), each changing one key."""
-    from flowlab import context
+    import flowlab.core.context.isolation as context
 
     keys = list(base.table)
     step = max(1, len(keys) // n)
@@ -131,7 +131,8 @@ def _remerge(fig: Figure, settings: Settings) -> None:
 
 def _strategies(fig: Figure, settings: Settings) -> None:
     import flowlab as fl
-    from flowlab import context, merge
+    import flowlab.core.context.isolation as context
+    from flowlab import merge
 
     n = 100
     base = rich_base()
@@ -196,8 +197,8 @@ def _strategies(fig: Figure, settings: Settings) -> None:
 
 def _file_changes(pairs: list[tuple[str, BaseModel]], diffs: dict[str, Any]) -> Any:
     """What every strategy does first: file each branch's changes into one tree (the first part
-    of :func:`flowlab.merge.merge_branches`)."""
-    from flowlab.merge.nodes import _Node
+    of :func:`flowlab.core.merge.merge_branches`)."""
+    from flowlab.core.merge.nodes import _Node
 
     root = _Node()
     for i, (name, _) in enumerate(pairs):
@@ -212,7 +213,8 @@ def _file_changes(pairs: list[tuple[str, BaseModel]], diffs: dict[str, Any]) -> 
 def _merge_back(table: dict[str, int], n: int, spec: Any) -> tuple[float, float]:
     """CPU seconds for the diffs and for the merge of ``n`` one-key branches, as the engine does
     them (the merge writes into the parent's dict, so every sample starts from a fresh parent)."""
-    from flowlab import context, merge
+    import flowlab.core.context.isolation as context
+    from flowlab import merge
 
     base = BigCtx(table=dict(table))
     pairs = _branches_one_key(base, n)

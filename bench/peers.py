@@ -93,8 +93,9 @@ def _minimal_reducer(n: int) -> Any:
     """flowlab's workload without flowlab's coordinator: one task per branch in an
     ``asyncio.TaskGroup``, each on the same isolated copy, diffed and merged by the same code,
     but no records, no queue, no cancellation bookkeeping: what the engine adds is the rest."""
-    from flowlab import context, merge
-    from flowlab.isolator import isolator
+    import flowlab.core.context.isolation as context
+    from flowlab import merge
+    from flowlab.core.context.isolator import isolator
 
     spec = merge.resolve("overwrite")  # the field's Append rule decides, as in fl.run
 

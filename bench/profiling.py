@@ -7,7 +7,7 @@ Cases:
   (figure 3, part A);
 * ``scaling`` — the merge-back (diff + merge) of 1,000 branches changing 1 key of a 10,000-key
   dict (figure 3, part B);
-* ``isolate`` — :func:`flowlab.context.isolate` of the 100 KB context (figure 4).
+* ``isolate`` — :func:`flowlab.core.context.isolation.isolate` of the 100 KB context (figure 4).
 
 ``python -m bench.profiling --ablate`` instead runs the figure-1 workload (10k no-op branches, cap
 64) with one engine part at a time replaced by a no-op (monkeypatched here, never in the engine):
@@ -45,8 +45,9 @@ def _overhead() -> tuple[Callable[[], Any], int]:
 
 def _merge(strategy: str) -> Callable[[], tuple[Callable[[], Any], int]]:
     def setup() -> tuple[Callable[[], Any], int]:
+        import flowlab.core.context.isolation as context
         from bench.merging import edit, rich_base
-        from flowlab import context, merge
+        from flowlab import merge
 
         base = rich_base()
         pairs: list[tuple[str, Any]] = []
@@ -76,8 +77,8 @@ def _scaling() -> tuple[Callable[[], Any], int]:
 
 
 def _isolate() -> tuple[Callable[[], Any], int]:
+    import flowlab.core.context.isolation as context
     from bench.isolation import sized_context
-    from flowlab import context
 
     ctx = sized_context(100_000)
 
@@ -135,7 +136,8 @@ def _ablations() -> dict[str, Callable[[], Callable[[], None]]]:
     """``{name: patch}``; a patch replaces one engine part and returns the function undoing it."""
     import copy as copy_mod
 
-    from flowlab import context, engine
+    import flowlab.core.context.isolation as context
+    import flowlab.engine.coordinator as engine
 
     def swap(obj: Any, attr: str, value: Any) -> Callable[[], None]:
         old = getattr(obj, attr)

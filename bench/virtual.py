@@ -4,7 +4,7 @@
 asyncio.sleep(1)`` under ``max_concurrency=100``: the virtual makespan is exactly
 ceil(10,000 / 100) × 1 s = 100 s; what is measured is the wall time it takes. Baseline: the same
 sleeps through ``asyncio.TaskGroup`` + ``asyncio.Semaphore(100)`` on the same
-:class:`~flowlab.clock.VirtualTimeLoop` (so the ratio is the engine, not the clock).
+:class:`~flowlab.engine.clock.VirtualTimeLoop` (so the ratio is the engine, not the clock).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ async def _sleep_one(data: Any, ctx: SmallCtx) -> None:
 def virtual_time(settings: Settings) -> Figure:
     """Figure 7."""
     import flowlab as fl
-    from flowlab.clock import run_virtual
+    from flowlab.engine.clock import run_virtual
 
     n = settings.pick(2_000, N)
     fig = Figure("virtual", 7, f"Virtual time: {n:,} x 1 s branches, cap {CAP}")

@@ -1,13 +1,19 @@
 """flowlab: run, see, compare and debug the parallel branches of a pipeline step.
 
-Layout (arrows point down only; the core never imports pandas, matplotlib or ipywidgets):
+This file is the facade: the names in ``__all__`` are the API. The tree shows the layers, and
+arrows point down only (checked by the import-linter contract in ``pyproject.toml``):
 
-* face — this file, ``cli.py``
-* UI — ``widgets.py`` (Lab), ``plot.py``, ``report.py`` (loaded on first use)
-* study — ``experiment.py`` (compare / sweeps), ``deadlock/`` (loaded on first use)
-* results — ``record.py`` (RunResult), ``frames.py`` (pandas, on first use)
-* engine — ``engine.py``, ``parallel.py``, ``notebook.py`` (run / arun / start), ``clock.py``
-* core — ``pipeline.py``, ``context.py``, ``merge/``, ``limits.py``, ``errors.py``
+* face — this file, ``cli.py``, ``demo.py``; the public modules ``fl.merge``, ``fl.limits``,
+  ``fl.plot``, ``fl.report``, ``fl.deadlock`` (thin faces over the layers below)
+* ``ui/`` — plots, the Lab, HTML reports, the progress bar (matplotlib / ipywidgets on first use)
+* ``study/`` — ``compare`` (grids of runs), the deadlock lab
+* ``backends/`` — where leaf steps run (Dask)
+* ``engine/`` — ``run`` / ``arun`` / ``start``, the run coordinator, Parallel steps, leaves, clocks
+* ``results/`` — the recorder, ``RunResult``, frames (pandas on first use), traces
+* ``core/`` — pipelines, limits, contexts and their diffs, merges; ``errors.py`` under everything
+
+The engine knows nothing above it: the deadlock watch and the progress bar are plugged in here
+(:mod:`flowlab.engine.plugins`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from flowlab import limits, merge
-from flowlab.engine import RunCancelled, charge, last_result
+from flowlab._version import __version__
+from flowlab.core.limits import UsageLimits
+from flowlab.core.pipeline import Parallel, Pipeline, Step
+from flowlab.engine import plugins
+from flowlab.engine.coordinator import RunCancelled, charge, last_result
+from flowlab.engine.entry import RunHandle, arun, run, start
 from flowlab.errors import (
     BookkeepingError,
     BranchFailed,
@@ -31,17 +42,15 @@ from flowlab.errors import (
     StepTimeout,
     UsageLimitExceeded,
 )
-from flowlab.limits import UsageLimits
-from flowlab.notebook import RunHandle, arun, run, start
-from flowlab.pipeline import Parallel, Pipeline, Step
-from flowlab.record import Instrument, RunResult
+from flowlab.results.record import Instrument, RunResult
 
 if TYPE_CHECKING:
     from flowlab import backends, deadlock, plot, report
-    from flowlab.experiment import Comparison, compare
-    from flowlab.widgets import Lab
+    from flowlab.study.experiment import Comparison, compare
+    from flowlab.ui.lab.lab import Lab
 
-__version__ = "0.1.0"
+plugins.register("deadlock_watch", lambda: importlib.import_module("flowlab.study.deadlock").watch)
+plugins.register("progress_bar", lambda: importlib.import_module("flowlab.ui.progress").ProgressBar)
 
 __all__ = [
     "BookkeepingError",
@@ -84,9 +93,9 @@ __all__ = [
 # Heavy parts load on first use, so `import flowlab` stays fast and free of pandas/matplotlib.
 _LAZY_MODULES = {"plot", "deadlock", "report", "backends", "demo"}
 _LAZY_NAMES = {
-    "compare": ("flowlab.experiment", "compare"),
-    "Comparison": ("flowlab.experiment", "Comparison"),
-    "Lab": ("flowlab.widgets", "Lab"),
+    "compare": ("flowlab.study.experiment", "compare"),
+    "Comparison": ("flowlab.study.experiment", "Comparison"),
+    "Lab": ("flowlab.ui.lab.lab", "Lab"),
 }
 
 
@@ -104,4 +113,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(__all__)

@@ -119,7 +119,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    from flowlab import __version__
+    from flowlab._version import __version__
 
     parser = argparse.ArgumentParser(prog="flowlab", description=_DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"flowlab {__version__}")

@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel
 
-from flowlab import merge
-from flowlab.engine import charge
-from flowlab.pipeline import Parallel, Pipeline
+from flowlab.core import merge
+from flowlab.core.pipeline import Parallel, Pipeline
+from flowlab.engine.coordinator import charge
 
 if TYPE_CHECKING:
-    from flowlab.experiment import Comparison
-    from flowlab.record import RunResult
+    from flowlab.results.record import RunResult
+    from flowlab.study.experiment import Comparison
 
 __all__ = [
     "DOCUMENT",
@@ -242,8 +242,8 @@ def run_demo(
         Grid values of the run shown in detail; default ``{"merge": "accumulate",
         "max_concurrency": 2}``.
     """
-    from flowlab import report
-    from flowlab.experiment import compare
+    from flowlab.study.experiment import compare
+    from flowlab.ui import report
 
     cmp = compare(
         pipeline(), Enrichment(), grid=GRID, repeat=repeat, clock="virtual", input=DOCUMENT,

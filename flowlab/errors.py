@@ -18,7 +18,7 @@
 
 Backends add their own, e.g. ``flowlab.backends.WorkerLost`` (a Dask worker died mid-step).
 
-Errors raised by a run carry the partial :class:`~flowlab.record.RunResult` as ``.result``
+Errors raised by a run carry the partial :class:`~flowlab.results.record.RunResult` as ``.result``
 (``None`` until the run attaches it), so a failed run still yields its frames.
 """
 
@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flowlab.record import RunResult
+    from flowlab.results.record import RunResult
 
 __all__ = [
     "BookkeepingError",
@@ -201,7 +201,7 @@ class StepTimeout(FlowlabError, TimeoutError):
 
 
 class UsageLimitExceeded(FlowlabError):
-    """A charge crossed the run's shared :class:`~flowlab.limits.UsageLimits`.
+    """A charge crossed the run's shared :class:`~flowlab.core.limits.UsageLimits`.
 
     Attributes
     ----------

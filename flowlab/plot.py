@@ -1,31 +1,7 @@
-"""Pictures of runs and comparisons: ``timeline``, ``timelines``, ``concurrency``, ``merges``,
-``compare``.
+"""``fl.plot``: pictures of runs and comparisons (the public face of :mod:`flowlab.ui.plot`).
 
-Every function follows seaborn's contract: pass ``ax=`` to draw into an existing Axes (otherwise a
-new figure is made), get the Axes back, pass extra keyword arguments on to the main artist, and
-nothing is ever shown for you (no ``plt.show()``). matplotlib is imported inside the functions, so
-``import flowlab`` stays light.
-
-Artists carry a ``gid`` so they can be found again (tests inspect artists, not pixels):
-``"run:<branch path>"`` and ``"wait:<branch path>"`` for timeline bars (``"name:<branch path>"``
-for their names ``by="worker"``, ``"winners"`` for merge-winner stars, ``"breach"`` for the line
-where a usage budget was crossed), ``"in_flight"`` and
-``"limit:<step path>"`` for concurrency lines, ``"cell:<row>|<field>"`` for merge-matrix cells.
-
-Examples
---------
->>> import flowlab as fl                                         # doctest: +SKIP
->>> ax = fl.plot.timeline(result)                                # doctest: +SKIP
->>> fl.plot.concurrency(result, ax=axes[1])                      # doctest: +SKIP
+Loaded on first use of ``fl.plot``, so ``import flowlab`` never imports matplotlib.
 """
 
-from __future__ import annotations
-
-from flowlab.plot_compare import compare
-from flowlab.plot_concurrency import concurrency
-from flowlab.plot_grid import timelines
-from flowlab.plot_merges import merges
-from flowlab.plot_style import STATUS_COLORS
-from flowlab.plot_time import timeline
-
-__all__ = ["STATUS_COLORS", "compare", "concurrency", "merges", "timeline", "timelines"]
+from flowlab.ui.plot import *  # noqa: F403
+from flowlab.ui.plot import __all__ as __all__

@@ -9,8 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 import flowlab as fl
-from flowlab.clock import run_virtual
-from flowlab.limits import AIMD, Adaptive, Fixed
+from flowlab.core.limits import AIMD, Adaptive, Fixed
+from flowlab.engine.clock import run_virtual
 
 
 class Ctx(BaseModel):

@@ -1,4 +1,4 @@
-"""Isolation and diffs of branch contexts (flowlab.context)."""
+"""Isolation and diffs of branch contexts (flowlab.core.context.isolation)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from flowlab.context import (
+from flowlab.core.context.isolation import (
     Change,
     apply_inplace,
     check_context,
@@ -329,7 +329,7 @@ class LockedShared(BaseModel):
 
 
 def test_a_working_copy_around_an_uncopyable_field_keeps_shared_objects_shared() -> None:
-    from flowlab.context import working_copy
+    from flowlab.core.context.isolation import working_copy
 
     base = LockedShared(guard=threading.Lock(), items=[[1]])
     base.same = base.items

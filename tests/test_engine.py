@@ -11,6 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 import flowlab as fl
+from flowlab.engine.clock import run_virtual
 
 
 class Ctx(BaseModel):
@@ -253,7 +254,7 @@ def test_no_task_outlives_the_run() -> None:
         await fl.arun(pipe, Ctx(), raise_on_error=False)
         return asyncio.all_tasks() - before
 
-    assert fl.clock.run_virtual(main()) == set()
+    assert run_virtual(main()) == set()
 
 
 def test_include_keys_copies_and_merges_only_those_fields() -> None:
@@ -452,7 +453,7 @@ def test_one_step_branches_record_the_same_steps_with_or_without_instruments() -
 
 
 def test_steps_read_while_leaves_run_show_them_running_and_lose_nothing() -> None:
-    from flowlab.current import current_run
+    from flowlab.engine.current import current_run
 
     seen: list[list[tuple[str, str]]] = []
 
@@ -525,7 +526,7 @@ def _mixed_steps() -> dict[str, Any]:
 
 @pytest.mark.parametrize("merge", ["overwrite", "deep", "accumulate"])
 def test_no_branch_hands_the_merge_its_copy(monkeypatch: pytest.MonkeyPatch, merge: str) -> None:
-    from flowlab import parallel
+    from flowlab.engine import parallel
 
     handed: dict[str, bool] = {}
     real = parallel._merge

@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 import flowlab as fl
-from flowlab.group import BranchGroup
+from flowlab.engine.group import BranchGroup
 
 
 def _branch(

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from flowlab.context import diff, isolate
+from flowlab.core.context.isolation import diff, isolate
+from flowlab.core.context.isolator import isolator
+from flowlab.core.context.tracking import TrackedDict, TrackedList
 from flowlab.errors import ConfigError
-from flowlab.isolator import isolator
-from flowlab.tracking import TrackedDict, TrackedList
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True)
 

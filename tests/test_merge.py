@@ -1,4 +1,4 @@
-"""Merge strategies, field rules and the transactional three-way merge (flowlab.merge)."""
+"""Merge strategies, field rules and the transactional three-way merge (flowlab.core.merge)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from flowlab import merge as fm
-from flowlab.context import MISSING, diff, isolate
+from flowlab.core.context.isolation import MISSING, diff, isolate
+from flowlab.core.merge import MergeOutcome, merge_branches, resolve
 from flowlab.errors import ConfigError, MergeConflict, MergeValidationError
-from flowlab.merge import MergeOutcome, merge_branches, resolve
 
 
 class Ctx(BaseModel):

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from flowlab import merge as fm
-from flowlab.context import MISSING, get_path, isolate
+from flowlab.core.context.isolation import MISSING, get_path, isolate
+from flowlab.core.merge import MergeOutcome, merge_branches, resolve
 from flowlab.errors import MergeConflict, MergeValidationError
-from flowlab.merge import MergeOutcome, merge_branches, resolve
 
 SETTINGS = settings(max_examples=100, deadline=None, derandomize=True)
 
@@ -257,9 +257,9 @@ def test_each_branch_value_is_rebuilt_from_its_changes_at_every_path(
 ) -> None:
     # What the merge reads instead of a branch's context: its value at any path of the change
     # tree, from the base's value there and the changes it filed below.
-    from flowlab.changes import same
-    from flowlab.context import diff
-    from flowlab.merge.nodes import _Node, branch_value, branch_values
+    from flowlab.core.context.changes import same
+    from flowlab.core.context.isolation import diff
+    from flowlab.core.merge.nodes import _Node, branch_value, branch_values
 
     branches = make(base, edits)
     for (_, ctx), fields in zip(branches, whole, strict=False):
@@ -287,8 +287,8 @@ class _Opt(BaseModel):
 
 
 def test_branch_values_come_in_writer_order_when_some_wrote_whole_and_some_below() -> None:
-    from flowlab.context import diff
-    from flowlab.merge.nodes import _Node, branch_values
+    from flowlab.core.context.isolation import diff
+    from flowlab.core.merge.nodes import _Node, branch_values
 
     base = _Opt(meta={"x": 0})
     below, whole, also_below = isolate(base), isolate(base), isolate(base)

@@ -35,9 +35,9 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict
 
 from flowlab import merge as fm
-from flowlab.context import isolate
+from flowlab.core.context.isolation import isolate
+from flowlab.core.merge import merge_branches, resolve
 from flowlab.errors import MergeConflict
-from flowlab.merge import merge_branches, resolve
 
 EXAMPLES = int(os.environ.get("FLOWLAB_MERGE_EXAMPLES", "300"))
 SETTINGS = settings(

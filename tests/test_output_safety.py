@@ -185,7 +185,7 @@ def test_lab_panel_escapes_names_errors_and_context_values() -> None:
 
 
 def test_deadlock_report_escapes_task_and_primitive_names() -> None:
-    from flowlab.clock import run_virtual
+    from flowlab.engine.clock import run_virtual
 
     async def main() -> Any:
         first, second = fl.deadlock.Lock(name=SCRIPT), fl.deadlock.Lock(name=IMG)
@@ -270,7 +270,14 @@ def test_objects_in_a_run_reach_traces_and_reports_as_text_not_pickles(tmp_path:
     assert Exploit.fired == []
 
 
-TRACE_AND_REPORT_MODULES = ("record.py", "report.py", "frames.py", "plot.py", "experiment.py")
+TRACE_AND_REPORT_MODULES = (
+    "results/record.py",
+    "results/frames.py",
+    "results/trace.py",
+    "ui/report.py",
+    "ui/plot/__init__.py",
+    "study/experiment.py",
+)
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__"}
 FORBIDDEN_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "marshal", "shelve", "yaml"}
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 import flowlab as fl
 from flowlab import plot
-from flowlab.plot import STATUS_COLORS
+from flowlab.ui.plot import STATUS_COLORS
 
 
 class Ctx(BaseModel):

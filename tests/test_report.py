@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 import flowlab as fl
-from flowlab import report
+from flowlab.ui import report
 
 EVIL = "<script>alert(1)</script>"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -21,7 +21,7 @@ import pytest
 from pydantic import BaseModel
 
 import flowlab as fl
-from flowlab.clock import VirtualTimeLoop, run_virtual
+from flowlab.engine.clock import VirtualTimeLoop, run_virtual
 
 RUNS = 1_000
 

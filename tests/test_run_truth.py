@@ -25,7 +25,7 @@ import pytest
 from pydantic import BaseModel
 
 import flowlab as fl
-from flowlab.current import current_run
+from flowlab.engine.current import current_run
 from flowlab.errors import BookkeepingError
 
 WATCHDOG_S = 20.0  # real seconds; a passing run takes milliseconds
@@ -414,7 +414,7 @@ def test_a_cancel_right_after_a_background_start_is_applied_before_any_branch_st
 
 
 def test_a_cancel_right_after_start_in_a_running_loop_is_applied_before_dispatch() -> None:
-    from flowlab.clock import new_loop
+    from flowlab.engine.clock import new_loop
 
     async def main() -> fl.RunResult:
         handle = fl.start(fl.Parallel({"a": one, "b": one}), Ctx(), clock="virtual")
@@ -624,7 +624,7 @@ def test_default_named_parallels_at_one_level_get_unique_paths() -> None:
 # ---- kernel interrupts: the cell returns only after the run it interrupted has ended -----------
 @pytest.mark.parametrize("how", ["arun", "await-handle"])
 def test_an_interrupted_cell_returns_after_the_run_wound_down(how: str) -> None:
-    from flowlab.clock import new_loop
+    from flowlab.engine.clock import new_loop
 
     cleaned: list[float] = []
 
@@ -657,7 +657,7 @@ def test_an_interrupted_cell_returns_after_the_run_wound_down(how: str) -> None:
 
 
 def test_a_cell_interrupted_twice_returns_after_the_run_wound_down() -> None:
-    from flowlab.clock import new_loop
+    from flowlab.engine.clock import new_loop
 
     cleaned: list[float] = []
 
@@ -687,7 +687,7 @@ def test_a_cell_interrupted_twice_returns_after_the_run_wound_down() -> None:
 
 
 def test_a_run_that_will_not_wind_down_is_named_after_a_bounded_wait() -> None:
-    from flowlab.clock import new_loop
+    from flowlab.engine.clock import new_loop
 
     async def never_done(data: Any, ctx: Ctx) -> None:
         try:

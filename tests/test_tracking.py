@@ -13,10 +13,10 @@ from pydantic import BaseModel, field_validator, model_validator
 
 import flowlab as fl
 from flowlab import merge as fm
-from flowlab.context import diff, isolate
+from flowlab.core.context.isolation import diff, isolate
+from flowlab.core.context.tracking import TrackedDict, TrackedList, track, untrack
+from flowlab.core.merge import merge_branches, resolve
 from flowlab.errors import MergeValidationError
-from flowlab.merge import merge_branches, resolve
-from flowlab.tracking import TrackedDict, TrackedList, track, untrack
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True)
 

@@ -12,9 +12,9 @@ import pytest
 from pydantic import BaseModel
 
 import flowlab as fl
-import flowlab.widgets_views
-from flowlab.merge import STRATEGIES
-from flowlab.widgets_controls import limiter_for
+import flowlab.ui.lab.views
+from flowlab.core.merge import STRATEGIES
+from flowlab.ui.lab.controls import limiter_for
 
 
 class Ctx(BaseModel):
@@ -217,7 +217,7 @@ def test_an_unexpected_error_is_shown_with_its_traceback(monkeypatch: pytest.Mon
     def broken(*args: Any, **kwargs: Any) -> list[Any]:
         raise RuntimeError("the plot broke")
 
-    monkeypatch.setattr(flowlab.widgets_views, "result_displays", broken)
+    monkeypatch.setattr(flowlab.ui.lab.views, "result_displays", broken)
     lab = _lab()
     lab.run()
     text = _html(lab.output)

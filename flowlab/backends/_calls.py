@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flowlab.backends._clocks import ClockSync
-from flowlab.record import Instrument
+from flowlab.results.record import Instrument
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import pandas as pd
 
-    from flowlab.engine import Run
-    from flowlab.record import BranchRecord
+    from flowlab.engine.coordinator import Run
+    from flowlab.results.record import BranchRecord
 
 __all__ = [
     "CALL_COLUMNS", "CALL_STATUSES", "AttachCalls", "CallRecord", "calls_frame", "finalize",

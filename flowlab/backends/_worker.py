@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 
-from flowlab.context import same
+from flowlab.core.context.isolation import same
 from flowlab.errors import ConfigError, UsageLimitExceeded
 
 __all__ = ["WorkerReply", "WorkerTask", "check_round_trip", "run_task"]
@@ -172,7 +172,7 @@ def run_task(task: WorkerTask) -> WorkerReply:
     The step runs in a fresh :mod:`contextvars` context in which :func:`flowlab.charge` reaches a
     :class:`WorkerAccount`; nothing leaks into the worker thread's next task.
     """
-    from flowlab.current import _current
+    from flowlab.engine.current import _current
 
     name, address, worker = _worker_identity()
     account = WorkerAccount(task.budget_cost, task.budget_tokens)

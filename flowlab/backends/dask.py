@@ -13,7 +13,7 @@ How one leaf step travels
    ``asyncio.run``), and replies: output or exception, the dumped context, its name, its wall
    clock start/stop and the usage the step charged.
 3. The driver re-validates the context and swaps it into the branch's context
-   (:func:`flowlab.context.apply_inplace`). The merge then happens on the driver exactly as
+   (:func:`flowlab.core.context.isolation.apply_inplace`). The merge then happens on the driver exactly as
    locally, so every strategy and field rule behaves the same.
 
 What comes back differently
@@ -88,15 +88,15 @@ from flowlab.backends._worker import (
     remaining,
     run_task,
 )
-from flowlab.context import apply_inplace
+from flowlab.core.context.isolation import apply_inplace
 from flowlab.errors import ConfigError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from flowlab.engine import Run
-    from flowlab.pipeline import Step
-    from flowlab.record import BranchRecord
+    from flowlab.core.pipeline import Step
+    from flowlab.engine.coordinator import Run
+    from flowlab.results.record import BranchRecord
 
 __all__ = ["Dask", "WorkerLost"]
 
@@ -272,7 +272,7 @@ class Dask:
     # ---- one leaf step --------------------------------------------------------------------------
     async def call(self, run: Run, step: Step, args: tuple[Any, ...], ctx: BaseModel) -> Any:
         """Run ``step`` on the cluster; apply the context it returns to ``ctx``; return its output."""
-        from flowlab.current import _current
+        from flowlab.engine.current import _current
 
         state = self._states.get(id(run))
         if state is None:

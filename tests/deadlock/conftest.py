@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from flowlab.deadlock import forget
+from flowlab.study.deadlock import forget
 
 
 @pytest.fixture(autouse=True)

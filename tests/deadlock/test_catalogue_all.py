@@ -13,11 +13,11 @@ import asyncio
 import pytest
 
 import flowlab.deadlock as dl
-from flowlab.clock import run_virtual
-from flowlab.deadlock.catalogue import Scenario
-from flowlab.deadlock.report import DeadlockReport
-from flowlab.deadlock.runner import Outcome
+from flowlab.engine.clock import run_virtual
 from flowlab.errors import ConfigError
+from flowlab.study.deadlock.catalogue import Scenario
+from flowlab.study.deadlock.report import DeadlockReport
+from flowlab.study.deadlock.runner import Outcome
 
 NEW = ["rendezvous", "reusable_barrier", "self_deadlock", "bounded_queue_cycle", "nested_pool",
        "slot_held", "lost_update", "order_violation", "condition_if_while"]  # fmt: skip

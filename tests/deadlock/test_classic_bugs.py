@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import flowlab.deadlock as dl
-from flowlab.deadlock.explorer import explore
+from flowlab.study.deadlock.explorer import explore
 
 
 async def account() -> int:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 import flowlab.deadlock as dl
-from flowlab.deadlock.examples import transfers
-from flowlab.deadlock.explorer import Exploration, explore, replay
+from flowlab.study.deadlock.examples import transfers
+from flowlab.study.deadlock.explorer import Exploration, explore, replay
 
 
 async def three_counters() -> int:

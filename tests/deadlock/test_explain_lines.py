@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import flowlab.deadlock as dl
-from flowlab.clock import run_virtual
+from flowlab.engine.clock import run_virtual
 
 _SOURCE = Path(__file__).read_text().splitlines()
 

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 import flowlab.deadlock as dl
-from flowlab.deadlock.examples import plain_runs, transfers
-from flowlab.deadlock.explorer import explore, replay
-from flowlab.deadlock.scheduler import decode, encode
 from flowlab.errors import ConfigError
+from flowlab.study.deadlock.examples import plain_runs, transfers
+from flowlab.study.deadlock.explorer import explore, replay
+from flowlab.study.deadlock.scheduler import decode, encode
 
 
 def test_plain_runs_miss_the_deadlock_that_the_explorer_finds() -> None:
@@ -171,7 +171,7 @@ def test_explore_works_from_inside_a_running_loop() -> None:
 
 
 def test_main_finishing_on_the_step_that_hits_the_step_limit_cleans_up() -> None:
-    from flowlab.deadlock.runner import run_schedule
+    from flowlab.study.deadlock.runner import run_schedule
 
     async def three_steps() -> None:
         await asyncio.sleep(0)

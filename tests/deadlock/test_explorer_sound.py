@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import flowlab.deadlock as dl
-from flowlab.deadlock.explorer import explore
+from flowlab.study.deadlock.explorer import explore
 
 
 async def simple_counter() -> int:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import flowlab.deadlock as dl
-from flowlab.clock import run_virtual
+from flowlab.engine.clock import run_virtual
 
 # ------------------------------------------------------------------ readers-writers
 

@@ -8,8 +8,8 @@ import pytest
 from matplotlib.patches import FancyArrowPatch
 
 import flowlab.deadlock as dl
-from flowlab.deadlock.plot import HOLD_COLOR, WAIT_COLOR
 from flowlab.errors import ConfigError
+from flowlab.ui.plot._deadlock import HOLD_COLOR, WAIT_COLOR
 
 
 async def confused_counter() -> None:

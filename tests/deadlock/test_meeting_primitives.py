@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import flowlab.deadlock as dl
-from flowlab.clock import run_virtual
+from flowlab.engine.clock import run_virtual
 
 
 def now() -> float:

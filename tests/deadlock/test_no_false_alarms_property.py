@@ -33,8 +33,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import flowlab.deadlock as dl
-from flowlab.clock import run_virtual
-from flowlab.deadlock.explorer import explore
+from flowlab.engine.clock import run_virtual
+from flowlab.study.deadlock.explorer import explore
 
 DELAYS = st.sampled_from([0.0, 0.5, 1.0])
 OP = st.one_of(

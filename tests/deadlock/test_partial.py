@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import flowlab.deadlock as dl
-from flowlab.clock import run_virtual
+from flowlab.engine.clock import run_virtual
 from flowlab.errors import ConfigError
 
 

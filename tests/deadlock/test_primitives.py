@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 import flowlab.deadlock as dl
-from flowlab.clock import run_virtual
-from flowlab.deadlock.trace import learned, registry_for
+from flowlab.engine.clock import run_virtual
+from flowlab.study.deadlock.trace import learned, registry_for
 
 
 def _line(marker: str) -> int:

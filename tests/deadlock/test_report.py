@@ -8,8 +8,8 @@ import pytest
 from matplotlib.patches import FancyArrowPatch
 
 import flowlab.deadlock as dl
-from flowlab.clock import run_virtual
-from flowlab.deadlock.plot import CYCLE_COLOR, EDGE_COLOR
+from flowlab.engine.clock import run_virtual
+from flowlab.ui.plot._deadlock import CYCLE_COLOR, EDGE_COLOR
 
 
 def _governor_like() -> dl.DeadlockReport:
@@ -134,7 +134,7 @@ def test_clean_report_plots_and_repr() -> None:
 
 
 def test_edge_labels_of_opposite_edges_do_not_overlap() -> None:
-    from flowlab.deadlock.plot import plot_graph
+    from flowlab.ui.plot._deadlock import plot_graph
 
     rep = dl.run("governor")  # an event waited for and set by one pair: edges both ways
     ax = plot_graph(rep)

@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 import flowlab.deadlock as dl
-from flowlab.clock import run_virtual
+from flowlab.engine.clock import run_virtual
 from flowlab.errors import ConfigError
 
 # The tasks and resources each broken variant's cycle must name (order-free: a cycle can be

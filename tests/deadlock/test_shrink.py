@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import flowlab.deadlock as dl
-from flowlab.deadlock.examples import transfers
-from flowlab.deadlock.explorer import explore, replay
 from flowlab.errors import ConfigError
+from flowlab.study.deadlock.examples import transfers
+from flowlab.study.deadlock.explorer import explore, replay
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_preemption import late_counter

@@ -14,7 +14,7 @@ import time
 import pytest
 
 import flowlab.deadlock as dl
-from flowlab.clock import new_loop, run_virtual
+from flowlab.engine.clock import new_loop, run_virtual
 from flowlab.errors import ConfigError
 
 

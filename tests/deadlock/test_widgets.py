@@ -119,7 +119,7 @@ def test_scheduler_widget_shows_the_goal_next_lines_and_the_lock_picture() -> No
 
 def test_importing_flowlab_deadlock_does_not_import_ipywidgets_or_pandas() -> None:
     code = (
-        "import sys, flowlab.deadlock\n"
+        "import sys, flowlab.study.deadlock\n"
         "print([m for m in ('ipywidgets', 'pandas', 'matplotlib') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -144,7 +144,7 @@ def test_a_finished_game_shows_the_report_lines_under_the_verdict() -> None:
 
 
 def test_lab_code_tab_shows_the_picked_scenarios_source() -> None:
-    from flowlab.deadlock.widgets import Lab
+    from flowlab.ui.lab.deadlock import Lab
 
     lab = Lab("governor")
     shown = "".join(o.get("text", "") for o in lab.code.outputs)

@@ -39,7 +39,7 @@ from stress_gen import (
 )
 
 import flowlab as fl
-from flowlab.clock import run_virtual
+from flowlab.engine.clock import run_virtual
 from flowlab.errors import FlowlabError, UsageLimitExceeded
 
 FINAL = {"ok", "failed", "cancelled", "timeout"}

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import flowlab as fl
-from flowlab.merge import STRATEGIES
+from flowlab.core.merge import STRATEGIES
 
 __all__ = [
     "FIELDS",

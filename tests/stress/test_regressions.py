@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 import flowlab as fl
-from flowlab.clock import run_virtual
+from flowlab.engine.clock import run_virtual
 
 
 class Ctx(BaseModel):

@@ -1,0 +1,163 @@
+"""Value equality for "did this branch change it?": :func:`same`.
+
+Python's ``==`` is not enough to tell whether a branch changed a value: it raises or returns an
+array for numpy arrays and pandas objects, compares by identity for objects without ``__eq__``
+(so a branch's deep copy always looks changed), and calls ``True`` and ``1`` equal. :func:`same`
+answers for all of these, never raises, and costs one C-level ``==`` for plain data.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from flowlab.core.context.tracking import TrackedDict, TrackedList
+
+__all__ = ["same"]
+
+_SCALARS: frozenset[type] = frozenset({int, float, str, bool, bytes, complex, type(None)})
+# tracked containers are still a dict / list: compared as one kind with the plain ones
+_KIND: dict[type, type] = {TrackedDict: dict, TrackedList: list}
+_MAX_DEPTH = 200
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` hold the same value: the question "did this branch change it?".
+
+    Type-aware (``True`` and ``1``, ``1`` and ``1.0`` differ), never raises, and answers for
+    values whose ``==`` does not give a plain bool:
+
+    * numpy arrays by ``numpy.array_equal`` (and dtype), pandas objects by ``.equals`` — only
+      when those modules are already imported (they never are by flowlab);
+    * dicts, lists and tuples by ``==`` when it says equal (C speed for plain data), else item
+      by item with these same rules (so a dict holding arrays compares its arrays as arrays);
+      inside a container that ``==`` calls equal, ``True`` and ``1`` are not told apart;
+    * an object whose ``==`` raises, or is the default identity test, by its attributes
+      (``__dict__`` / ``__slots__``), as a deep copy of it should be equal to it;
+    * NaN equals NaN (an untouched float field is not a change).
+
+    Values that hold themselves compare as graphs (a pair met again further down is taken as
+    equal, so a deep copy of a cyclic value equals it). Anything still undecidable, or nested
+    deeper than 200 levels, counts as changed.
+
+    Examples
+    --------
+    >>> same({"a": [1, 2]}, {"a": [1, 2]}), same(True, 1), same(float("nan"), float("nan"))
+    (True, False, True)
+    """
+    if a is b:
+        return True
+    ta, tb = type(a), type(b)
+    if ta is tb and ta in _SCALARS:
+        return a == b or (ta is float and a != a and b != b)
+    return _same(a, b, 0, set())
+
+
+def _same(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
+    if a is b:
+        return True
+    ta, tb = type(a), type(b)
+    if _KIND.get(ta, ta) is not _KIND.get(tb, tb):
+        return False
+    if ta in _SCALARS:
+        return a == b or (ta is float and a != a and b != b)
+    if depth > _MAX_DEPTH:
+        return False
+    pair = (id(a), id(b))
+    if pair in seen:  # compared further up: a value that holds itself (equal unless shown not)
+        return True
+    seen.add(pair)
+    if isinstance(a, (dict, list, tuple)):
+        try:  # plain data (the common case): one C-level comparison, then the items' types
+            if a == b:
+                return _same_types(a, b, depth, seen)
+        except Exception:  # an item's == raised: compared item by item below
+            pass
+    if isinstance(a, dict):
+        if len(a) != len(b):
+            return False
+        try:
+            return all(k in b and _same(v, b[k], depth + 1, seen) for k, v in a.items())
+        except Exception:
+            return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(
+            _same(x, y, depth + 1, seen) for x, y in zip(a, b, strict=True)
+        )
+    special = _special_equal(a, b)
+    if special is not None:
+        return special
+    try:
+        result = a == b
+    except Exception:
+        result = NotImplemented
+    if type(result) is bool and (result or not _identity_eq(ta)):
+        return result
+    if type(result) is not bool:
+        try:
+            return bool(result)
+        except Exception:
+            pass
+    return _same_attributes(a, b, depth, seen)
+
+
+def _same_types(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
+    """For containers ``==`` calls equal: whether their items also have the same types
+    (``[True] == [1]``), checked per level at C speed, recursing only into non-scalar items."""
+    if isinstance(a, dict):
+        left, right = list(a.values()), [b[k] for k in a]
+    else:
+        left, right = list(a), list(b)
+    kinds = list(map(type, left))
+    if kinds != list(map(type, right)):
+        return all(_same(x, y, depth + 1, seen) for x, y in zip(left, right, strict=True))
+    scalars = _SCALARS
+    return all(
+        _same(x, y, depth + 1, seen)
+        for x, y, kind in zip(left, right, kinds, strict=True)
+        if kind not in scalars
+    )
+
+
+def _identity_eq(kind: type) -> bool:
+    """Whether ``kind`` compares by identity only (the default ``object.__eq__``)."""
+    return kind.__eq__ is object.__eq__  # type: ignore[comparison-overlap]
+
+
+def _special_equal(a: Any, b: Any) -> bool | None:
+    """numpy arrays and pandas objects, by their own value equality; None for other values."""
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(a, np.ndarray):
+        try:
+            return bool(a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        except Exception:
+            return bool(np.array_equal(a, b))
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(a, (pd.DataFrame, pd.Series, pd.Index)):
+        try:
+            return bool(a.equals(b))
+        except Exception:
+            return False
+    return None
+
+
+def _same_attributes(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
+    """Objects without value equality: the same attributes (a deep copy equals its original)."""
+    state_a, state_b = _state(a), _state(b)
+    if state_a is None or state_b is None:
+        return False
+    return _same(state_a, state_b, depth + 1, seen)
+
+
+def _state(value: Any) -> dict[str, Any] | None:
+    state: dict[str, Any] = {}
+    found = False
+    if hasattr(value, "__dict__"):
+        state.update(vars(value))
+        found = True
+    for cls in type(value).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            if name not in ("__dict__", "__weakref__") and hasattr(value, name):
+                state[name] = getattr(value, name)
+                found = True
+    return state if found else None

@@ -1,0 +1,58 @@
+"""How several branches' values of one leaf combine: numbers add their deltas, sets unite.
+
+Used by the combining rules' :meth:`~flowlab.core.merge.rules.Rule.combine` (``Sum``, ``accumulate``,
+``DeepMerge``, ``Union``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from flowlab.core.context.changes import MISSING
+
+__all__ = ["is_number", "sets", "summable", "total"]
+
+_PLAIN_NUMBERS = frozenset({int, float})
+
+
+def is_number(value: Any) -> bool:
+    """A number whose deltas add up (``bool`` is not one)."""
+    return isinstance(value, (int, float, Decimal, Fraction, complex)) and not isinstance(
+        value, bool
+    )
+
+
+def summable(before: Any, values: list[Any], removals_count: bool) -> bool:
+    """Numbers whose deltas add up (a removal counts as 0 for ``Sum``)."""
+    plain = _PLAIN_NUMBERS
+    if (before is MISSING or type(before) in plain) and all(type(v) in plain for v in values):
+        return True  # the common case, without the general checks
+    return (before is MISSING or is_number(before)) and all(
+        is_number(v) or (removals_count and v is MISSING) for v in values
+    )
+
+
+def total(before: Any, values: list[Any]) -> Any:
+    """``before + Σ(value − before)``; a removal adds nothing; every writer removing: removed."""
+    if all(v is MISSING for v in values):
+        return MISSING
+    start = 0 if before is MISSING else before
+    after = start
+    for v in values:
+        after += (0 if v is MISSING else v) - start
+    return after
+
+
+def sets(before: Any, values: list[Any]) -> tuple[Any, None, bool] | None:
+    """Sets several writers changed: the base minus every removed item plus every added one."""
+    if (
+        len(values) > 1
+        and isinstance(before, (set, frozenset))
+        and all(isinstance(v, (set, frozenset)) for v in values)
+    ):
+        removed = set().union(*(before - v for v in values))
+        added = set().union(*(v - before for v in values))
+        return type(before)((before - removed) | added), None, False
+    return None

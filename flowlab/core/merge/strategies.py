@@ -1,0 +1,104 @@
+"""Merge strategies by name, and the validated merge choice of one step.
+
+:data:`STRATEGIES` are the names a step's ``merge=`` accepts (the table is in
+:mod:`flowlab.core.merge`); :func:`resolve` turns any ``merge=`` argument (a name, a rule or a
+function) into a :class:`MergeSpec`, once, when the step is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from flowlab.core.merge.rules import (
+    DeepMerge,
+    ErrorOnConflict,
+    KeepFirst,
+    Overwrite,
+    Rule,
+    _Accumulate,
+    _check_two_args,
+    _DeepKeepFirst,
+    _fn_name,
+)
+from flowlab.errors import ConfigError, check_one_of
+
+__all__ = ["STRATEGIES", "MergeFn", "MergeSpec", "resolve"]
+
+MergeFn = Callable[[BaseModel, dict[str, BaseModel]], BaseModel]
+"""A whole-context merge: ``fn(base_ctx, {branch: branch_ctx}) -> merged ctx``."""
+
+STRATEGIES: tuple[str, ...] = (
+    "no_merge",
+    "overwrite",
+    "keep_first",
+    "deep",
+    "accumulate",
+    "error_on_conflict",
+    "deep_keep_first",
+)
+
+_STRATEGY_RULES: dict[str, Rule | None] = {
+    "no_merge": None,
+    "overwrite": Overwrite(),
+    "keep_first": KeepFirst(),
+    "deep": DeepMerge(),
+    "accumulate": _Accumulate(),
+    "error_on_conflict": ErrorOnConflict(),
+    "deep_keep_first": _DeepKeepFirst(),
+}
+
+
+@dataclass(frozen=True)
+class MergeSpec:
+    """A validated merge choice for one step (made by :func:`resolve`).
+
+    Attributes
+    ----------
+    name : str
+        ``"overwrite"``, ``"sum"`` (a rule), ``"custom:<fn name>"``, ...
+    rule : Rule or None
+        The rule for every field without its own; ``None`` for ``no_merge`` and custom functions.
+    fn : callable or None
+        The whole-context merge function, for custom merges.
+    """
+
+    name: str
+    rule: Rule | None = None
+    fn: MergeFn | None = None
+
+
+def resolve(merge: str | Rule | MergeFn | MergeSpec) -> MergeSpec:
+    """Validate a step's ``merge=`` argument once, when the step is built.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown strategy name (listing :data:`STRATEGIES`), a rule class instead of an
+        instance, a function that does not take two arguments, or any other type.
+    """
+    if isinstance(merge, MergeSpec):
+        return merge
+    if isinstance(merge, str):
+        close = difflib.get_close_matches(merge.lower(), STRATEGIES, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else ""
+        check_one_of("merge", merge, STRATEGIES, hint=hint)
+        return MergeSpec(merge, _STRATEGY_RULES[merge])
+    if isinstance(merge, Rule):
+        return MergeSpec(merge.name, merge)
+    if isinstance(merge, type) and issubclass(merge, Rule):
+        raise ConfigError(
+            f"merge={merge.__name__} is a rule class, not a rule. "
+            f"HINT: merge=fl.merge.{merge.__name__}()"
+        )
+    if callable(merge) and not isinstance(merge, type):
+        _check_two_args("merge", merge, "fn(base_ctx, {branch: branch_ctx}) -> ctx")
+        return MergeSpec(f"custom:{_fn_name(merge)}", fn=merge)
+    listed = ", ".join(repr(s) for s in STRATEGIES)
+    raise ConfigError(
+        f"merge={merge!r} ({type(merge).__name__}) is not valid; choose one of {listed}, a rule "
+        "such as fl.merge.Sum(), or a function fn(base_ctx, {branch: branch_ctx}) -> ctx."
+    )

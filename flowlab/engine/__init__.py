@@ -1,0 +1,14 @@
+"""The engine layer: runs a pipeline on one event loop.
+
+* :mod:`~flowlab.engine.entry` — ``run`` / ``arun`` / ``start`` and :class:`RunHandle`
+* :mod:`~flowlab.engine.coordinator` — :class:`Run`, one coordinator per run
+* :mod:`~flowlab.engine.parallel` — one Parallel step: fan out, wait, merge back
+* :mod:`~flowlab.engine.leaf` — one leaf step: record, cap, timeout, thread, backend
+* :mod:`~flowlab.engine.group` — the task group of one Parallel step
+* :mod:`~flowlab.engine.current` — ``charge``, ``current_run``, ``last_result``
+* :mod:`~flowlab.engine.clock` — real and virtual time
+* :mod:`~flowlab.engine.plugins` — what the layers above plug in (the deadlock watch, the progress bar)
+
+The engine reports through instruments (:class:`~flowlab.results.record.Instrument`); it draws
+nothing and knows no study layer.
+"""

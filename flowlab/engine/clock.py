@@ -1,0 +1,245 @@
+"""Real and virtual time.
+
+A run's clock is its event loop's clock. ``clock="real"`` runs on an ordinary asyncio loop.
+``clock="virtual"`` runs on a :class:`VirtualTimeLoop`: whenever every task is waiting on a timer
+(``asyncio.sleep``, ``asyncio.timeout``, ``loop.call_later``), the loop jumps straight to the next
+timer instead of waiting for it — trio's ``MockClock(autojump_threshold=0)`` for asyncio. A pipeline
+whose branches sleep 1 s each finishes in microseconds of wall time, and its recorded timings are exact
+and identical on every run.
+
+Rules of virtual time
+---------------------
+* Time only moves when nothing is ready to run. Pure computation takes zero virtual seconds.
+* Work handed to a thread (sync steps, ``asyncio.to_thread``, ``run_in_executor``) also takes zero
+  virtual seconds: while such work is outstanding the loop waits for it in real time and does not jump.
+* Real I/O still works; the loop polls it before each jump.
+
+Examples
+--------
+>>> import asyncio
+>>> from flowlab.engine.clock import run_virtual
+>>> async def nap():
+...     loop = asyncio.get_running_loop()
+...     await asyncio.sleep(3600)
+...     return loop.time()
+>>> run_virtual(nap())
+3600.0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import selectors
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future as ConcurrentFuture
+from typing import Any, Literal, TypeVar
+
+from flowlab.errors import check_one_of
+
+__all__ = ["CLOCKS", "ClockName", "VirtualTimeLoop", "new_loop", "run_in_thread", "run_virtual"]
+
+T = TypeVar("T")
+ClockName = Literal["real", "virtual"]
+CLOCKS: tuple[str, ...] = ("real", "virtual")
+
+
+class _JumpingSelector(selectors.BaseSelector):
+    """Wraps the loop's selector: a wait with a finite timeout becomes a jump of virtual time."""
+
+    def __init__(self, loop: VirtualTimeLoop, inner: selectors.BaseSelector) -> None:
+        self._loop = loop
+        self._inner = inner
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.modify(fileobj, events, data)
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.get_key(fileobj)
+
+    def get_map(self) -> Any:
+        return self._inner.get_map()
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout <= 0:
+            return self._inner.select(0)
+        ready = self._inner.select(0)
+        if ready:
+            return ready
+        if self._loop.threads_in_flight > 0:
+            # Work in a thread takes no virtual time: wait for it (its completion wakes the loop
+            # through the self-pipe) without moving the clock.
+            return self._inner.select(None if timeout is None else min(timeout, 0.05))
+        if timeout is None:
+            # Nothing scheduled and nothing in threads: only real I/O could wake us.
+            self._loop.idle_waits += 1
+            return self._inner.select(None)
+        self._loop.advance(timeout)
+        return []
+
+
+class _FifoTimerHandle(asyncio.TimerHandle):
+    """A timer that, among timers due at the same instant, fires in the order it was scheduled.
+
+    On virtual time many timers share one instant; FIFO ties make runs read like the code.
+    """
+
+    __slots__ = ("_seq",)
+
+    def __init__(self, seq: int, *args: Any) -> None:
+        super().__init__(*args)
+        self._seq = seq
+
+    def __lt__(self, other: object) -> bool:
+        mine: float = self.when()
+        theirs: float = other.when()  # type: ignore[attr-defined]
+        if isinstance(other, _FifoTimerHandle) and mine == theirs:
+            return self._seq < other._seq
+        return mine < theirs
+
+    def __le__(self, other: object) -> bool:
+        return self == other or self < other
+
+    def __gt__(self, other: object) -> bool:
+        return not self <= other
+
+    def __ge__(self, other: object) -> bool:
+        return not self < other
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = asyncio.TimerHandle.__hash__
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to the next timer whenever the loop would otherwise wait.
+
+    Attributes
+    ----------
+    threads_in_flight : int
+        Executor jobs currently running (virtual time is frozen while any run).
+    jumps : int
+        How many times the clock jumped.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        super().__init__()
+        self._virtual_now = float(start)
+        self.threads_in_flight = 0
+        self.jumps = 0
+        self.idle_waits = 0
+        self._selector = _JumpingSelector(self, self._selector)  # type: ignore[has-type]
+        self._count_lock = threading.Lock()
+        self._timer_seq = itertools.count()
+
+    def time(self) -> float:
+        return self._virtual_now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds`` (never backwards)."""
+        if seconds > 0:
+            self._virtual_now += seconds
+            self.jumps += 1
+
+    def call_at(  # type: ignore[override]
+        self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> asyncio.TimerHandle:
+        self._check_closed()  # type: ignore[attr-defined]
+        timer = _FifoTimerHandle(next(self._timer_seq), when, callback, args, self, context)
+        if timer._source_traceback:  # type: ignore[attr-defined]
+            del timer._source_traceback[-1]  # type: ignore[attr-defined]
+        heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
+
+    def run_in_executor(  # type: ignore[override]
+        self, executor: Any, func: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
+        with self._count_lock:
+            self.threads_in_flight += 1
+        future = super().run_in_executor(executor, func, *args)
+
+        def _done(_: Any) -> None:
+            with self._count_lock:
+                self.threads_in_flight -= 1
+
+        future.add_done_callback(_done)
+        return future
+
+    def __repr__(self) -> str:
+        return (
+            f"<VirtualTimeLoop time={self._virtual_now:g}s jumps={self.jumps} "
+            f"threads_in_flight={self.threads_in_flight} running={self.is_running()}>"
+        )
+
+
+def new_loop(clock: str = "real") -> asyncio.AbstractEventLoop:
+    """A fresh event loop for ``clock`` (``"real"`` or ``"virtual"``).
+
+    Raises
+    ------
+    ConfigError
+        For any other clock name.
+    """
+    check_one_of("clock", clock, CLOCKS)
+    if clock == "virtual":
+        return VirtualTimeLoop()
+    return asyncio.new_event_loop()
+
+
+def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on a fresh :class:`VirtualTimeLoop` in this thread."""
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        return runner.run(coro)
+
+
+def run_in_thread(
+    factory: Callable[[], Coroutine[Any, Any, T]],
+    clock: str = "real",
+    *,
+    gate: threading.Event | None = None,
+    grace_s: float = 0.0,
+) -> ConcurrentFuture[T]:
+    """Run ``factory()`` on a fresh loop for ``clock`` in a daemon thread; return its future.
+
+    Used when a loop is already running in this thread (a notebook cell) and the work needs a loop
+    of its own, such as virtual time. With a ``gate``, the work begins once the gate is set, or
+    after ``grace_s`` wall seconds at the latest (:func:`flowlab.start` gives its caller that
+    long to ask for cancels that must apply before anything starts).
+    """
+    check_one_of("clock", clock, CLOCKS)
+    future: ConcurrentFuture[T] = ConcurrentFuture()
+
+    def main() -> None:
+        if gate is not None:
+            gate.wait(grace_s)
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            with asyncio.Runner(loop_factory=lambda: new_loop(clock)) as runner:
+                value = runner.run(factory())
+        except BaseException as err:
+            future.set_exception(err)
+        else:
+            future.set_result(value)
+
+    threading.Thread(target=main, name=f"flowlab-{clock}-loop", daemon=True).start()
+    return future
+
+
+def monotonic() -> float:
+    """Wall-clock seconds for measurements that must not be virtual (benchmarks, latency)."""
+    return time.perf_counter()

@@ -1,0 +1,547 @@
+"""The engine: runs a pipeline on one event loop, one coordinator per run.
+
+Design (why it cannot deadlock)
+-------------------------------
+One :class:`Run` object owns all coordination state, and only the event-loop thread touches it.
+There are no locks: a branch waits for a slot in a :class:`~flowlab.core.limits.LimiterState` (a priority
+queue of futures), and that is the only thing it ever waits for before it runs. Cancellation —
+by the handle, by ``fail_fast``, by a timeout, by a usage breach — is a direct, synchronous
+``task.cancel()`` issued by the coordinator with a recorded *reason*; the cancelled branch records
+its status and swallows exactly that one cancellation (``Task.uncancel``), so cancelling a branch
+never cancels its step. Slots are released in ``finally`` blocks, and the run-wide cap is held only by
+leaf steps, never by a parent waiting for its children, so no wait can close a cycle.
+
+Structured concurrency: every branch task lives inside its Parallel's
+:class:`~flowlab.engine.group.BranchGroup` (a TaskGroup without a done callback per task), so no task
+outlives its step, and no step outlives its run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import functools
+import itertools
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+import flowlab.core.context.isolation as ctx_mod
+import flowlab.core.merge as merge_mod
+from flowlab.core.limits import LimiterState, UsageAccount, UsageLimits, as_limiter, tidy_cost
+from flowlab.core.pipeline import Node, Parallel, Pipeline, Step, as_node
+from flowlab.engine import leaf, plugins
+from flowlab.engine.clock import VirtualTimeLoop
+from flowlab.engine.current import _current, _last, charge, current_run, last_result
+from flowlab.errors import (
+    BranchFailed,
+    ConfigError,
+    FlowlabError,
+    RunCancelled,
+    StepFailed,
+    StepTimeout,
+    UsageLimitExceeded,
+)
+from flowlab.results.record import BranchRecord, Instrument, Recorder, RunResult
+
+__all__ = ["Run", "RunCancelled", "charge", "current_run", "last_result"]
+
+_WAKE_S = 0.1  # how often a real-clock run wakes its loop (see Run._wake_up)
+
+
+@dataclass(eq=False, slots=True)
+class _Live:
+    """A running or queued branch the coordinator may cancel."""
+
+    task: asyncio.Task[Any] | None  # None while queued: no task exists until a slot is free
+    record: BranchRecord
+    group: int
+    status: str = ""
+    reason: str = ""
+    key: int = -1
+    entered: bool = False  # its task ran its first line (so its own ``finally`` closes it)
+    on_cancel: Callable[[_Live], None] | None = None  # how to cancel it while it has no task
+    on_never_ran: Callable[[_Live], None] | None = None  # how to close it if cancelled unentered
+
+
+class Run:
+    """One execution of a pipeline: the coordinator that owns every piece of run state."""
+
+    def __init__(
+        self,
+        pipeline: Any,
+        ctx: BaseModel,
+        *,
+        input: Any = None,
+        usage: UsageLimits | None = None,
+        max_concurrency: Any = None,
+        timeout: float | None = None,
+        clock: str = "real",
+        instruments: Sequence[Instrument] = (),
+        record: bool = True,
+        backend: Any = None,
+        detect_deadlocks: bool = False,
+    ) -> None:
+        from flowlab.core.pipeline import _check_timeout
+
+        self.pipeline = (
+            pipeline
+            if isinstance(pipeline, Pipeline)
+            else Pipeline(as_node(pipeline, param="pipeline"))
+        )
+        self.base = ctx_mod.check_context(ctx)
+        merge_mod.check_model(type(self.base))
+        parallels = list(self.pipeline.parallels())
+        for par in parallels:
+            merge_mod.check_model(type(self.base), merge=par.merge)
+            if par.include_keys is not None:
+                ctx_mod.check_include_keys(type(self.base), par.include_keys)
+        if usage is not None and not isinstance(usage, UsageLimits):
+            raise ConfigError(
+                f"usage={usage!r} is not valid; give fl.UsageLimits(cost=..., tokens=...) or None."
+            )
+        self.run_limiter_cfg = as_limiter(max_concurrency, param="max_concurrency")
+        self.timeout = _check_timeout("timeout", timeout)
+        self.clock = clock
+        self._wake: asyncio.TimerHandle | None = None
+        self.input = input
+        self.account = UsageAccount(usage)
+        self.recorder = Recorder()
+        self.record = _check_record(record)
+        self.instruments = check_instruments(instruments)
+        self.backend = _check_backend(backend)
+        self.detect_deadlocks = bool(detect_deadlocks)
+        self.live: dict[int, _Live] = {}
+        self.pending_cancels: list[str | None] = []  # asked for before execute() began
+        self.control_lock = threading.Lock()  # orders those asks against execute()'s start
+        self._precancel: set[str] = set()
+        self._breach_done = False  # the crossing charge's siblings were cancelled
+        self._breach_record: BranchRecord | None = None
+        self._names: frozenset[str] | None = None  # every branch name and path (see check_branch)
+        self._ids = itertools.count()
+        self._groups = itertools.count()
+        self.leaves_in_flight = 0
+        self.failed_step: tuple[str, BaseException | None] = ("", None)  # see leaf.run_step
+        # Under a run-wide cap (see flowlab.engine.leaf.run_step): each branch's place in the tree,
+        # ((-priority, declared index), ...) from the top, by path; and the branches that have
+        # a task but no leaf running yet (a branch starts when its first leaf gets a slot).
+        self.ranks: dict[str, tuple[tuple[float, int], ...]] = {}
+        self.unstarted: dict[str, BranchRecord] = {}
+        self.status = "running"
+        self.result: RunResult | None = None
+        self._run_reason = ""
+        self._executor: ThreadPoolExecutor | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.main_task: asyncio.Task[Any] | None = None
+        self.t0 = 0.0
+        self._time: Callable[[], float] = time.monotonic  # the loop's clock, set by execute()
+        self.context = ctx_mod.working_copy(self.base, [p.include_keys for p in parallels])
+        self.total_branches = sum(len(p.branches) for p in parallels)
+
+    # ---- time and reporting -------------------------------------------------------------------
+    def now(self) -> float:
+        """Seconds since the run started, on the run's clock (virtual or real)."""
+        return self._time() - self.t0
+
+    def _event(
+        self, kind: str, step: str, branch: str, detail: str = "", t: float | None = None
+    ) -> None:
+        if self.record:
+            self.recorder.events.append(
+                (self.now() if t is None else t, kind, step, branch, detail)
+            )
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        if not self.instruments:
+            return
+        for inst in list(self.instruments):
+            try:
+                getattr(inst, hook)(*args)
+            except Exception as err:
+                self.instruments.remove(inst)
+                warnings.warn(
+                    f"instrument {inst!r} raised {type(err).__name__}: {err} in {hook}(); "
+                    "it is disabled for the rest of this run.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+    # ---- control (event-loop thread) ----------------------------------------------------------
+    def cancel(self, branch: str | None = None, reason: str = "cancelled by handle") -> int:
+        """Cancel one branch (by name or path) or, with no name, the whole run. Returns how many.
+
+        Raises
+        ------
+        ConfigError
+            When no step of the pipeline declares a branch of that name or path.
+        """
+        if branch is None:
+            if self.main_task is not None and not self.main_task.done():
+                self._run_reason = self._run_reason or "cancelled"
+                self.main_task.cancel()
+                return 1
+            return 0
+        self.check_branch(branch)
+        hits = [lv for lv in self.live.values() if branch in (lv.record.branch, lv.record.path)]
+        for lv in hits:
+            self._cancel_live(lv, "cancelled", reason)
+        if not hits and self.status == "running":
+            self._precancel.add(branch)  # not queued yet: cancel it when it is
+        return len(hits)
+
+    def check_branch(self, branch: str) -> None:
+        """Raise :class:`ConfigError` unless some Parallel declares ``branch`` (name or path)."""
+        if self._names is None:
+            self._names = frozenset(_branch_names(self.pipeline, ""))
+        if branch in self._names:
+            return
+        names = sorted(n for n in self._names if ":" not in n)
+        close = difflib.get_close_matches(str(branch), sorted(self._names), n=1)
+        hint = f" HINT: did you mean {close[0]!r}?" if close else ""
+        listed = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
+        raise ConfigError(
+            f"branch={branch!r} is not valid: no step declares a branch of that name; choose one "
+            f"of {listed or 'none (the pipeline has no Parallel)'} (or a path such as "
+            f"'step:branch').{hint}"
+        )
+
+    def precancelled(self, name: str, path: str) -> bool:
+        """Whether a handle asked to cancel this branch before it was queued (consumes the ask)."""
+        for key in (path, name):
+            if key in self._precancel:
+                self._precancel.discard(key)
+                return True
+        return False
+
+    def _cancel_live(self, live: _Live, status: str, reason: str) -> None:
+        if live.reason or (live.task is not None and live.task.done()):
+            return
+        live.status, live.reason = status, reason
+        if live.task is not None:
+            if not live.entered and live.on_never_ran is not None:
+                # Cancelled before its first line, the task never runs its body (nor its
+                # ``finally``): close the branch once the task is done.
+                live.task.add_done_callback(functools.partial(_never_ran, live))
+            live.task.cancel()
+        elif live.on_cancel is not None:
+            live.on_cancel(live)
+
+    def charge(self, cost: float, tokens: int, brec: BranchRecord | None) -> None:
+        """Charge the run's account and ``brec``'s row at once (see :func:`flowlab.charge`)."""
+        crossed = self.account.charge(cost, tokens, brec.path if brec else None, brec)
+        if crossed:
+            self._breach_record = brec
+            assert self.loop is not None
+            try:
+                running = asyncio.get_running_loop() is self.loop
+            except RuntimeError:
+                running = False
+            if running:
+                self._on_breach(brec)
+            else:
+                self.loop.call_soon_threadsafe(self._on_breach, brec)
+        self._emit("charged", brec.path if brec else "", cost, tokens)
+        if self.account.breached is not None:
+            raise self.account.breached
+
+    def settle_breach(self) -> None:
+        """Cancel the crossing charge's siblings now if that is still to happen (a charge from a
+        worker thread schedules it on the loop): a step that sees the breach first must see its
+        consequences too, or a sibling's step would end failed by an error not its own."""
+        if self.account.breached is not None and not self._breach_done:
+            self._on_breach(self._breach_record)
+
+    def _on_breach(self, brec: BranchRecord | None) -> None:
+        if self._breach_done:
+            return
+        self._breach_done = True
+        path = brec.path if brec else ""
+        self._event("usage_breach", brec.step if brec else "", path, str(self.account.breached))
+        for lv in list(self.live.values()):
+            p = lv.record.path
+            if p == path or path.startswith(p + "/"):
+                continue  # the breaching branch and its ancestors end by the error itself
+            self._cancel_live(lv, "cancelled", f"usage limit exceeded by branch {path!r}")
+
+    # ---- execution ----------------------------------------------------------------------------
+    async def execute(self) -> RunResult:
+        """Run the pipeline; always returns a :class:`RunResult` (never raises for run errors)."""
+        with self.control_lock:  # a cancel asked for from now on finds the loop
+            self.loop = asyncio.get_running_loop()
+            early, self.pending_cancels[:] = list(self.pending_cancels), []
+        self.main_task = asyncio.current_task()
+        # A plain loop's time() is time.monotonic(): call that directly (now() runs ~5x/branch).
+        plain = type(self.loop).time is asyncio.BaseEventLoop.time
+        self._time = time.monotonic if plain else self.loop.time
+        self.t0 = self._time()
+        self.run_limiter = self.new_limiter(self.run_limiter_cfg, "run")
+        _current.set((self, None))
+        self._emit("run_started", self.total_branches)
+        for name in early:  # asked for before the run began: applied before anything starts
+            if name is not None:
+                self.cancel(name)
+        handle = (
+            self.loop.call_later(self.timeout, self._expire_run)
+            if self.timeout is not None
+            else None
+        )
+        output: Any = None
+        error: BaseException | None = None
+        if self.clock == "real" and not isinstance(self.loop, VirtualTimeLoop):
+            self._wake = self.loop.call_later(_WAKE_S, self._wake_up)
+        try:
+            if None in early:  # the whole run was cancelled before it began: nothing runs
+                self._run_reason = self._run_reason or "cancelled"
+                raise asyncio.CancelledError  # (not main_task.cancel(): nothing else to await)
+            if self.backend is not None and hasattr(self.backend, "open"):
+                opened_at = self.loop.time()
+                await self.backend.open(self)
+                # Connecting (or starting a cluster) is set-up, not the run: restart the clock.
+                # (Before any step runs: a Parallel reads t0 once, see run_parallel.)
+                self.t0 += self.loop.time() - opened_at
+                self.recorder.limits[:] = [(0.0, *row[1:]) for row in self.recorder.limits]
+            body = self._node(self.pipeline, self.input, self.context, "")
+            if self.detect_deadlocks:
+                watch = plugins.load("deadlock_watch")
+
+                # proven deadlocks only: a run is never cancelled on the idle heuristic
+                [output] = await watch(body, names=[self.pipeline.name], idle_s=None)
+            else:
+                output = await body
+            status = "ok"
+        except asyncio.CancelledError:
+            if not self._run_reason or self.main_task is None:
+                self._finish("cancelled", RunCancelled("the run was cancelled from outside"), None)
+                raise
+            self.main_task.uncancel()
+            if self._run_reason == "timeout":
+                status = "timeout"
+                error = StepTimeout(
+                    f"the run exceeded timeout={self.timeout:g}s",
+                    step=self.pipeline.name,
+                    timeout=self.timeout,
+                )
+            else:
+                why = (
+                    "interrupted"
+                    if self._run_reason == "interrupted"
+                    else "cancelled (handle.cancel())"
+                )
+                status, error = "cancelled", RunCancelled(f"the run was {why}")
+        except (KeyboardInterrupt, SystemExit) as err:
+            # Raised by a step: the run stops and is recorded; fl.run / fl.arun re-raise it (see
+            # notebook._deliver) once the event loop is done, never through it.
+            status, error = "cancelled", err
+        except UsageLimitExceeded as err:
+            status, error = "usage_limit_exceeded", err
+        except StepTimeout as err:
+            status, error = "timeout", err
+        except FlowlabError as err:
+            status, error = "failed", err
+        except Exception as err:
+            step, raised = self.failed_step
+            if raised is err:  # a step outside any branch raised it
+                wrapped: BranchFailed = StepFailed(
+                    f"step {step!r} failed: {type(err).__name__}: {err}",
+                    step=step,
+                    errors={step: err},
+                )
+            else:
+                wrapped = BranchFailed(
+                    f"step failed: {type(err).__name__}: {err}", errors={"<top>": err}
+                )
+            wrapped.__cause__ = err
+            status, error = "failed", wrapped
+        except BaseException as err:
+            if isinstance(err, GeneratorExit):  # this coroutine is being closed
+                raise
+            # Raised by a step (pytest's Failed, gevent's Timeout, trio's Cancelled): recorded
+            # like an interrupt, then re-raised as is by fl.run / fl.arun (see notebook._deliver).
+            status, error = "failed", err
+        finally:
+            if handle is not None:
+                handle.cancel()
+            if self._wake is not None:
+                self._wake.cancel()
+            if self.backend is not None and hasattr(self.backend, "close"):
+                await self.backend.close(self)
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+        return self._finish(status, error, output)
+
+    def _wake_up(self) -> None:
+        """Wake the loop now and then during a real-clock run.
+
+        A signal handler that schedules a callback with ``call_soon`` (ipykernel's "interrupt"
+        for an ``await`` cell does) does not wake a loop asleep in ``select``: without this, an
+        interrupt could wait for the branches' next timer, seconds away.
+        """
+        assert self.loop is not None
+        self._wake = self.loop.call_later(_WAKE_S, self._wake_up)
+
+    def _expire_run(self) -> None:
+        self._run_reason = "timeout"
+        if self.main_task is not None:
+            self.main_task.cancel()
+
+    def _finish(self, status: str, error: BaseException | None, output: Any) -> RunResult:
+        now = self.now() if self.loop is not None else 0.0
+        for b in self.recorder.branches:
+            if b.status in ("queued", "running"):
+                b.status = "cancelled"
+                b.reason = b.reason or "run ended"
+                if math.isnan(b.finished):
+                    b.finished = now
+        self.status = status
+        cost, tokens = self.account.close()  # no charge lands after the totals are read
+        result = RunResult(
+            output=output,
+            context=self.context,
+            status=status,
+            error=error,
+            makespan_s=now,
+            clock=self.clock,
+            recorder=self.recorder,
+            cost=tidy_cost(cost),
+            tokens=tokens,
+            pipeline_name=self.pipeline.name,
+        )
+        if isinstance(error, FlowlabError):
+            error.result = result
+        self.result = result
+        self.main_task = None  # break the run <-> task <-> context cycle: free promptly
+        _last[:] = [result]
+        self._emit("run_finished", status)
+        return result
+
+    def new_limiter(self, cfg: Any, step: str) -> LimiterState | None:
+        """Fresh limiter state for ``step`` (``"run"`` for the run-wide cap); records its start."""
+        if cfg is None:
+            return None
+        state: LimiterState = cfg.new_state(self._limit_listener(step))
+        self.recorder.limits.append((self.now(), step, state.limit, 0))
+        return state
+
+    def _limit_listener(self, step: str) -> Callable[[int, int], None]:
+        def listener(limit: int, in_flight: int) -> None:
+            t = self.now()
+            self.recorder.limits.append((t, step, limit, in_flight))
+            self._event("limit_changed", step, "", f"limit={limit}")
+            self._emit("limit_changed", step, limit, in_flight, t)
+
+        return listener
+
+    async def _node(self, node: Node, data: Any, ctx: BaseModel, parent: str) -> Any:
+        if isinstance(node, Step):
+            return await leaf.run_step(self, node, data, ctx, parent)
+        if isinstance(node, Parallel):
+            from flowlab.engine.parallel import run_parallel
+
+            return await run_parallel(self, node, data, ctx, parent)
+        task = asyncio.current_task()
+        for i, step in enumerate(node.steps):
+            if i and task is not None and task.cancelling():
+                # a step caught the cancellation meant for this pipeline and returned: the
+                # next step does not start (the caller records the cancellation as ignored)
+                raise asyncio.CancelledError("a step ignored its cancellation")
+            data = await self._node(step, data, ctx, parent)
+        return data
+
+    def began(self, path: str, t: float) -> None:
+        """A leaf of branch ``path`` got its run-wide slot at ``t``: that branch, and every
+        enclosing branch not started yet, starts now (a branch runs when a leaf of it runs)."""
+        unstarted = self.unstarted
+        while path:
+            brec = unstarted.pop(path, None)
+            if brec is not None:
+                brec.started = t
+                if self.record:
+                    self.recorder.events.append(brec)  # its start (see Recorder.event_log)
+                if self.instruments:
+                    self._emit("branch_started", brec)
+            path = path.rpartition("/")[0]
+
+    # used by flowlab.engine.parallel
+    def new_live(
+        self,
+        record: BranchRecord,
+        group: int,
+        on_cancel: Callable[[_Live], None] | None = None,
+        on_never_ran: Callable[[_Live], None] | None = None,
+    ) -> _Live:
+        """Register a queued branch (no task yet) that the coordinator may cancel."""
+        key = next(self._ids)
+        lv = self.live[key] = _Live(
+            None, record, group, "", "", key, False, on_cancel, on_never_ran
+        )
+        return lv
+
+    def new_group(self) -> int:
+        return next(self._groups)
+
+
+def _check_record(record: Any) -> bool:
+    if not isinstance(record, bool):
+        raise ConfigError(f"record={record!r} is not valid; give True or False.")
+    return record
+
+
+_HOOKS = tuple(name for name in vars(Instrument) if not name.startswith("_"))
+
+
+def check_instruments(instruments: Any) -> list[Instrument]:
+    """``instruments`` as a list, each checked to be an :class:`Instrument` (or to have some of
+    its hooks); :class:`ConfigError` otherwise."""
+    if isinstance(instruments, str | bytes) or not isinstance(instruments, Iterable):
+        raise ConfigError(
+            f"instruments={instruments!r} is not valid; give a list of fl.Instrument objects "
+            "(or objects with its hook methods), or () for none."
+        )
+    out = list(instruments)
+    for i, inst in enumerate(out):
+        if not isinstance(inst, Instrument) and not any(hasattr(inst, h) for h in _HOOKS):
+            raise ConfigError(
+                f"instruments[{i}]={inst!r} is not valid; an instrument is an fl.Instrument "
+                f"(or has some of its hooks: {', '.join(_HOOKS)})."
+            )
+    return out
+
+
+def _check_backend(backend: Any) -> Any:
+    if backend is not None and not callable(getattr(backend, "call", None)):
+        raise ConfigError(
+            f"backend={backend!r} is not valid; give a backend object such as "
+            "fl.backends.Dask(...) (anything with async call(run, step, args, ctx)), or None to "
+            "run steps in this process."
+        )
+    return backend
+
+
+def _branch_names(node: Node, parent: str) -> Iterator[str]:
+    """Every branch name and path a pipeline declares (paths as the records spell them)."""
+    if isinstance(node, Parallel):
+        path = f"{parent}/{node.name}" if parent else node.name
+        for name, branch in node.branches.items():
+            yield name
+            yield f"{path}:{name}"
+            yield from _branch_names(branch, f"{path}:{name}")
+    elif isinstance(node, Pipeline):
+        for step in node.steps:
+            yield from _branch_names(step, parent)
+
+
+def _never_ran(live: _Live, _task: object) -> None:
+    if live.on_never_ran is not None and not live.entered:
+        live.on_never_ran(live)
+
+
+def wall() -> float:
+    """Wall-clock seconds (merge timing is real CPU time even on virtual time)."""
+    return time.perf_counter()

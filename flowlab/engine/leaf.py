@@ -1,0 +1,171 @@
+"""Running one leaf step: its record, the run-wide cap, its timeout, its thread, the backend.
+
+A leaf is a :class:`~flowlab.core.pipeline.Step`. :func:`run_step` is how the engine runs one, at the
+top level or inside a branch; :mod:`flowlab.engine.parallel` also runs the commonest branch, one async
+step with no timeout, without it (one coroutine less per branch) through :func:`started`,
+:func:`finished` and :func:`failed`, which keep the step's record exactly as :func:`run_step`
+does. Everything here runs on the run's event-loop thread, like the rest of the coordinator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import flowlab.core.context.isolation as ctx_mod
+from flowlab.errors import ConfigError, StepTimeout
+from flowlab.results.record import StepRecord
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from flowlab.core.pipeline import Step
+    from flowlab.engine.coordinator import Run
+
+__all__ = [
+    "call",
+    "entered",
+    "failed",
+    "finished",
+    "left",
+    "outcome",
+    "returned_coroutine",
+    "run_step",
+    "started",
+]
+
+
+async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
+    """Run ``step`` on ``ctx`` (inside a branch when ``parent`` is set) and record it."""
+    path = f"{parent}/{step.name}" if parent else step.name
+    rec = StepRecord(step.name, path, "step", parent, run.now())
+    limiter = run.run_limiter
+    if limiter is not None:
+        rec.queued = rec.started
+        # Slots go by the branch's place in the tree: priority, then declared order, at every
+        # level (a branch's next step included); then first come, first served.
+        await limiter.acquire(0.0, run.now(), order=run.ranks.get(parent, ()))
+        rec.started = run.now()
+        if run.unstarted:
+            run.began(parent, rec.started)  # the first leaf of its branch: the branch starts
+    started(run, rec)
+    ok = False
+    # A top-level step works on a copy that is committed only if it succeeds: a step that fails
+    # half way (or a sync step still running in its thread after a timeout) can never leave
+    # half-done changes in the run's context. Inside a branch the branch's own copy already
+    # plays that part.
+    work = ctx_mod.isolate(ctx) if not parent else ctx
+    try:
+        if step.timeout is None:
+            if step.is_async and (run.backend is None or not parent):
+                out = await step.fn(*(data, work)[: step.arity])  # call()'s common case
+                if inspect.iscoroutine(out):
+                    returned_coroutine(step, out)
+            else:
+                out = await call(run, step, data, work, parent)
+        else:
+            try:
+                async with asyncio.timeout(step.timeout) as cm:
+                    out = await call(run, step, data, work, parent)
+                if cm.expired():  # it caught the timeout's cancellation and returned anyway
+                    raise StepTimeout(
+                        f"step {path!r} exceeded timeout={step.timeout:g}s (it caught the "
+                        "cancellation and returned; its result is not used)",
+                        step=path,
+                        timeout=step.timeout,
+                    )
+            except TimeoutError as err:
+                if isinstance(err, StepTimeout) or not cm.expired():
+                    raise
+                raise StepTimeout(
+                    f"step {path!r} exceeded timeout={step.timeout:g}s",
+                    step=path,
+                    timeout=step.timeout,
+                ) from err
+        if work is not ctx:
+            ctx_mod.apply_inplace(ctx, work)
+        ok = True
+        return out
+    except BaseException as err:
+        failed(rec, err)
+        if not parent:
+            run.failed_step = (path, err)  # named by the run's error (see Run.execute)
+        raise
+    finally:
+        finished(run, rec, ok)
+        if limiter is not None:
+            limiter.release(rec.finished - rec.started, ok)
+
+
+async def call(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
+    """Call the step's function: awaited, in the run's thread pool (sync), or on the backend."""
+    args: tuple[Any, ...] = (data, ctx)[: step.arity]
+    if run.backend is not None and parent:
+        return await run.backend.call(run, step, args, ctx)
+    if step.is_async:
+        out = await step.fn(*args)
+    else:
+        assert run.loop is not None
+        if run._executor is None:
+            run._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flowlab-step")
+        runner = contextvars.copy_context().run
+        out = await run.loop.run_in_executor(run._executor, runner, step.fn, *args)
+    if inspect.iscoroutine(out):
+        returned_coroutine(step, out)
+    return out
+
+
+def started(run: Run, rec: StepRecord) -> None:
+    """Record a leaf that starts now."""
+    run.recorder.step_log.append(rec)
+    if run.instruments:
+        run._emit("step_started", rec)
+    entered(run)
+
+
+def finished(run: Run, rec: StepRecord, ok: bool) -> None:
+    """Close a leaf's record (``ok``: it returned)."""
+    rec.finished = run.now()
+    if ok:
+        rec.status = "ok"
+    left(run, rec.started, rec.finished)
+    if run.instruments:
+        run._emit("step_finished", rec)
+
+
+def entered(run: Run) -> None:
+    """Count a leaf that starts running (for the run's peak concurrency)."""
+    n = run.leaves_in_flight = run.leaves_in_flight + 1
+    if n > run.recorder.peak_leaves:
+        run.recorder.peak_leaves = n
+
+
+def left(run: Run, started: float, finished: float) -> None:
+    """Count a leaf that stopped running (for the run's utilisation)."""
+    run.leaves_in_flight -= 1
+    run.recorder.leaf_busy_s += finished - started
+
+
+def failed(rec: StepRecord, err: BaseException) -> None:
+    """Note on a leaf's record why it did not return."""
+    rec.status, rec.error = outcome(err)
+
+
+def outcome(err: BaseException) -> tuple[str, str]:
+    """A leaf's ``(status, error)`` when it raised ``err``."""
+    if isinstance(err, asyncio.CancelledError):
+        return "cancelled", "cancelled"
+    return "timeout" if isinstance(err, StepTimeout) else "failed", f"{type(err).__name__}: {err}"
+
+
+def returned_coroutine(step: Step, out: Any) -> None:
+    """Raise the error for a step that returned a coroutine instead of awaiting it."""
+    out.close()
+    raise ConfigError(
+        f"step {step.name!r} returned a coroutine object instead of a value. "
+        "HINT: `await` the coroutine inside the step (return await other(data)), "
+        "or make the step `async def`."
+    )

@@ -1,0 +1,171 @@
+"""Tidy pandas frames built from a :class:`~flowlab.results.record.Recorder` (imported lazily).
+
+One row per thing, explicit dtypes: seconds as float64, status as categorical, counts as Int64.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from flowlab.core.limits import tidy_cost
+from flowlab.results.record import STATUSES, BranchRecord, StepRecord
+
+if TYPE_CHECKING:
+    from flowlab.core.context.isolation import Change
+
+__all__ = [
+    "branches_frame",
+    "diffs_frame",
+    "events_frame",
+    "limits_frame",
+    "merges_frame",
+    "steps_frame",
+]
+
+BRANCH_COLUMNS = [
+    "step", "branch", "path", "parent", "priority", "queued_s", "started_s", "finished_s", "wait_s",
+    "duration_s", "status", "error", "completion_rank", "cost", "tokens", "worker", "reason",
+]  # fmt: skip
+
+
+def _status(values: Sequence[str]) -> Any:
+    return pd.Categorical(list(values), categories=list(STATUSES))
+
+
+def branches_frame(records: Sequence[BranchRecord]) -> pd.DataFrame:
+    """One row per branch run."""
+    queued = [r.queued for r in records]
+    started = [r.started for r in records]
+    finished = [r.finished for r in records]
+    frame = pd.DataFrame(
+        {
+            "step": pd.Series([r.step for r in records], dtype="str"),
+            "branch": pd.Series([r.branch for r in records], dtype="str"),
+            "path": pd.Series([r.path for r in records], dtype="str"),
+            "parent": pd.Series([r.parent for r in records], dtype="str"),
+            "priority": pd.Series([r.priority for r in records], dtype="float64"),
+            "queued_s": pd.Series(queued, dtype="float64"),
+            "started_s": pd.Series(started, dtype="float64"),
+            "finished_s": pd.Series(finished, dtype="float64"),
+            "wait_s": pd.Series(
+                [
+                    s - q if not math.isnan(s) else f - q
+                    for q, s, f in zip(queued, started, finished, strict=True)
+                ],
+                dtype="float64",
+            ),
+            "duration_s": pd.Series(
+                [f - s for s, f in zip(started, finished, strict=True)], dtype="float64"
+            ),
+            "status": _status([r.status for r in records]),
+            "error": pd.Series([r.error for r in records], dtype="str"),
+            "completion_rank": pd.Series([r.rank for r in records], dtype="Int64"),
+            "cost": pd.Series([tidy_cost(r.cost) for r in records], dtype="float64"),
+            "tokens": pd.Series([r.tokens for r in records], dtype="int64"),
+            "worker": pd.Series([r.worker for r in records], dtype="str"),
+            "reason": pd.Series([r.reason for r in records], dtype="str"),
+        },
+        columns=BRANCH_COLUMNS,
+    )
+    return frame
+
+
+def steps_frame(records: Sequence[StepRecord]) -> pd.DataFrame:
+    """One row per step run."""
+    return pd.DataFrame(
+        {
+            "step": pd.Series([r.step for r in records], dtype="str"),
+            "path": pd.Series([r.path for r in records], dtype="str"),
+            "kind": pd.Categorical(
+                [r.kind for r in records], categories=["step", "parallel", "pipeline"]
+            ),
+            "parent": pd.Series([r.parent for r in records], dtype="str"),
+            "queued_s": pd.Series(
+                [r.started if math.isnan(r.queued) else r.queued for r in records], dtype="float64"
+            ),
+            "started_s": pd.Series([r.started for r in records], dtype="float64"),
+            "finished_s": pd.Series([r.finished for r in records], dtype="float64"),
+            "duration_s": pd.Series([r.finished - r.started for r in records], dtype="float64"),
+            "status": _status([r.status for r in records]),
+            "error": pd.Series([r.error for r in records], dtype="str"),
+            "merge_s": pd.Series([r.merge_s for r in records], dtype="float64"),
+            "peak_concurrency": pd.Series([r.peak for r in records], dtype="Int64"),
+            "limit": pd.Series([r.limit for r in records], dtype="str"),
+        }
+    )
+
+
+def diffs_frame(diffs: Sequence[tuple[str, BranchRecord, list[Change]]]) -> pd.DataFrame:
+    """One row per changed path per branch."""
+    cols = ["step", "branch", "branch_status", "path", "op", "before", "after"]
+    rows = list(iter_changes(diffs))
+    frame = pd.DataFrame(rows, columns=cols, dtype=object)
+    for c in ("step", "branch", "path"):
+        frame[c] = frame[c].astype("str")
+    frame["branch_status"] = _status(frame["branch_status"].tolist())
+    frame["op"] = pd.Categorical(frame["op"].tolist(), categories=["add", "change", "remove"])
+    return frame
+
+
+def merges_frame(merges: Sequence[tuple[str, list[dict[str, Any]]]]) -> pd.DataFrame:
+    """One row per merged path per Parallel step.
+
+    ``dropped`` lists the writers whose write lost (a different value than the one kept, under
+    overwrite / keep_first / last-writer-wins leaves): nothing a branch wrote vanishes unseen.
+    """
+    cols = ["step", "path", "rule", "writers", "winner", "before", "after", "conflict", "dropped"]
+    rows = [
+        (
+            step,
+            r.get("path", ""),
+            r.get("rule", ""),
+            tuple(r.get("writers", ())),
+            r.get("winner"),
+            r.get("before"),
+            r.get("after"),
+            bool(r.get("conflict", False)),
+            tuple(r.get("dropped", ())),
+        )
+        for step, rs in merges
+        for r in rs
+    ]
+    frame = pd.DataFrame(rows, columns=cols, dtype=object)
+    for c in ("step", "path", "rule"):
+        frame[c] = frame[c].astype("str")
+    frame["conflict"] = frame["conflict"].astype("bool")
+    return frame
+
+
+def events_frame(events: Sequence[tuple[float, str, str, str, str]]) -> pd.DataFrame:
+    """The raw event log: time_s, kind, step, branch, detail."""
+    frame = pd.DataFrame(list(events), columns=["time_s", "kind", "step", "branch", "detail"])
+    frame["time_s"] = frame["time_s"].astype("float64")
+    for c in ("kind", "step", "branch", "detail"):
+        frame[c] = frame[c].astype("str")
+    return frame
+
+
+def limits_frame(limits: Sequence[tuple[float, str, int, int]]) -> pd.DataFrame:
+    """How limiters moved: ``time_s`` (seconds from the run start, named like every other
+    frame's times), ``step``, ``limit``, ``in_flight``, and ``time``, the same seconds under the
+    name DESIGN.md's contract gives them."""
+    frame = pd.DataFrame(list(limits), columns=["time_s", "step", "limit", "in_flight"])
+    frame["time_s"] = frame["time_s"].astype("float64")
+    frame["step"] = frame["step"].astype("str")
+    frame["limit"] = frame["limit"].astype("int64")
+    frame["in_flight"] = frame["in_flight"].astype("int64")
+    frame["time"] = frame["time_s"]
+    return frame
+
+
+def iter_changes(
+    diffs: Iterable[tuple[str, BranchRecord, list[Change]]],
+) -> Iterable[tuple[Any, ...]]:
+    """Flatten recorded diffs into (step, branch, branch_status, path, op, before, after) rows."""
+    for step, rec, changes in diffs:
+        for c in changes:
+            yield (step, rec.branch, rec.status, c.dotted, c.op, c.before, c.after)

@@ -1,0 +1,161 @@
+"""The Lab's record of runs: one row per run (parameters + outcomes) and the results themselves.
+
+Outcome columns follow :attr:`flowlab.Comparison.frame` (``status``, ``makespan_s``,
+``peak_concurrency``, ``utilisation``, ``conflicts``, ``dropped``, ``cost``, ``tokens``, ``failed_branches``,
+``error``, ``wall_s``), so a Lab history and a :func:`flowlab.compare` frame can be read, and
+plotted with :func:`flowlab.ui.plot.compare`, the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from flowlab.errors import MergeConflict
+from flowlab.results.record import RUN_STATUSES, RunResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pydantic import BaseModel
+
+__all__ = ["History", "context_metrics", "view_columns"]
+
+LEAD = ("run", "status", "makespan_s")
+"""History columns the Lab's table always shows first."""
+LAST = ("error", "wall_s")
+"""Outcome columns shown after the others (``error`` only when some run has one)."""
+
+
+def context_metrics(ctx: BaseModel) -> dict[str, Any]:
+    """``ctx.<field>`` for numeric top-level fields, ``ctx.<field>.len`` for collections.
+
+    Examples
+    --------
+    >>> from pydantic import BaseModel
+    >>> class C(BaseModel):
+    ...     n: int = 3
+    ...     tags: list[str] = ["a", "b"]
+    ...     ok: bool = True
+    ...     name: str = "x"
+    >>> context_metrics(C())
+    {'ctx.n': 3, 'ctx.tags.len': 2}
+    """
+    out: dict[str, Any] = {}
+    for name in type(ctx).model_fields:
+        value = getattr(ctx, name)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float):
+            out[f"ctx.{name}"] = value
+        elif isinstance(value, list | tuple | set | frozenset | dict):
+            out[f"ctx.{name}.len"] = len(value)
+    return out
+
+
+def _is_setting(column: str) -> bool:
+    return column in ("clock", "repeat") or ("." in column and not column.startswith("ctx."))
+
+
+def view_columns(frame: pd.DataFrame) -> tuple[list[str], dict[str, Any]]:
+    """The columns a history table shows, in order, and the ones it leaves out with their value.
+
+    Outcomes lead: ``run``, ``status``, ``makespan_s``, then the ``ctx.*`` columns, then the
+    settings (``<step>.<option>``, ``clock``, ``repeat``), the other outcomes, ``error`` and
+    ``wall_s``. With two rows or more, a column with one value in every row (``clock``,
+    an option nobody changed, an ``error`` column with no error) is left out and returned with
+    that value instead; the leading three always show.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"run": [1, 2], "s.merge": ["deep", "sum"], "clock": ["virtual"] * 2,
+    ...     "status": ["ok", "ok"], "makespan_s": [2.0, 1.0], "cost": [0.5, 0.5],
+    ...     "error": ["", ""], "ctx.n": [3, 4]})
+    >>> view_columns(frame)
+    (['run', 'status', 'makespan_s', 'ctx.n', 's.merge'], {'clock': 'virtual', 'cost': 0.5, 'error': ''})
+    """
+    cols = list(frame.columns)
+    ctx = [c for c in cols if c.startswith("ctx.")]
+    settings = [c for c in cols if _is_setting(c)]
+    rest = [c for c in cols if c not in (*LEAD, *LAST, *ctx, *settings)]
+    order = [c for c in (*LEAD, *ctx, *settings, *rest, *LAST) if c in cols]
+    if len(frame) < 2:
+        return order, {}
+    constant = {
+        c: frame[c].tolist()[0]
+        for c in order
+        if c not in LEAD and frame[c].astype("object").nunique(dropna=False) <= 1
+    }
+    return [c for c in order if c not in constant], constant
+
+
+class History:
+    """Every run of a Lab, in order: ``results[i]`` is the row with ``run == i + 1``."""
+
+    def __init__(self) -> None:
+        self.results: list[RunResult] = []
+        self.rows: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def add(
+        self, result: RunResult, params: Mapping[str, Any], *, repeat: int, wall_s: float
+    ) -> dict[str, Any]:
+        """Record one run; return its row.
+
+        Parameters
+        ----------
+        result : RunResult
+        params : mapping
+            The parameter columns (``"<step>.<option>"``, ``clock``, ...).
+        repeat : int
+            Index of the run within its batch (counts from 0, as in ``fl.compare``).
+        wall_s : float
+            Real seconds the run took.
+        """
+        self.results.append(result)
+        s = result.summary()
+        merges = result.merges
+        conflicts = int(merges["conflict"].sum()) if not merges.empty else 0
+        if conflicts == 0 and isinstance(result.error, MergeConflict):
+            conflicts = 1  # a raised conflict always counts
+        failed = sum(1 for b in result.recorder.branches if b.status in ("failed", "timeout"))
+        row: dict[str, Any] = {"run": len(self.results), **params, "repeat": repeat}
+        row.update(
+            status=result.status,
+            makespan_s=float(s["makespan_s"]),
+            peak_concurrency=int(s["peak_concurrency"]),
+            utilisation=float(s["utilisation"]),
+            conflicts=conflicts,
+            dropped=int(s.get("dropped_writes", 0)),
+            cost=float(result.cost),
+            tokens=int(result.tokens),
+            branches=int(s["branches"]),
+            failed_branches=failed,
+            cancelled_branches=int(s.get("n_cancelled", 0)),
+            error="" if result.error is None else f"{type(result.error).__name__}: {result.error}",
+            wall_s=round(wall_s, 6),
+            remerged=False,  # True: re-merged from the previous row's run (Lab.remerge)
+        )
+        row.update(context_metrics(result.context))
+        self.rows.append(row)
+        return row
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame with explicit dtypes (caps as nullable ints, status categorical)."""
+        import pandas as pd
+
+        frame = pd.DataFrame.from_records(self.rows)
+        if frame.empty:
+            return pd.DataFrame({"run": pd.Series(dtype="int64")})
+        for col in frame.columns:
+            if col.endswith(".max_concurrency"):
+                frame[col] = pd.array(frame[col].tolist(), dtype="Int64")
+            elif col.endswith(".branch_timeout"):
+                frame[col] = frame[col].astype("float64")
+        frame["status"] = pd.Categorical(frame["status"].tolist(), categories=list(RUN_STATUSES))
+        for col in ("error", "clock"):
+            if col in frame:
+                frame[col] = frame[col].astype("str")
+        return frame
