@@ -1,4 +1,4 @@
-"""Static checks as tests: ruff over the code, mypy --strict over the package.
+"""Static checks as tests: ruff over the code, mypy --strict over the package, import layers.
 
 Both run as subprocesses of this interpreter (the project venv), from the repository root so
 that the configuration in pyproject.toml applies; on failure the tools' own report is shown.
@@ -44,3 +44,15 @@ def test_mypy_strict_is_clean() -> None:
     done = _run_tool("mypy", "--strict", "flowlab", "bench")
     if done.returncode != 0 or "Success: no issues found" not in done.stdout:
         pytest.fail(_report(done), pytrace=False)
+
+
+def test_import_layers_point_down() -> None:
+    # the contract lives in pyproject.toml ([tool.importlinter]): ui > study > backends > engine
+    # > results > core, with the draw-on-call convenience edges listed there one by one
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run(
+        [str(lint_imports), "--no-cache"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if done.returncode != 0 or "0 broken" not in done.stdout:
+        pytest.fail(f"lint-imports exited with {done.returncode}:\n{done.stdout}{done.stderr}")
