@@ -243,3 +243,8 @@ def run_in_thread(
 def monotonic() -> float:
     """Wall-clock seconds for measurements that must not be virtual (benchmarks, latency)."""
     return time.perf_counter()
+
+
+def wall() -> float:
+    """Wall-clock seconds (merge timing is real CPU time even on virtual time)."""
+    return time.perf_counter()

@@ -40,6 +40,7 @@ from flowlab.core.pipeline import Node, Parallel, Pipeline, Step, as_node
 from flowlab.engine import leaf, plugins
 from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.engine.current import _current, _last, charge, current_run, last_result
+from flowlab.engine.parallel import run_parallel
 from flowlab.errors import (
     BranchFailed,
     ConfigError,
@@ -442,8 +443,6 @@ class Run:
         if isinstance(node, Step):
             return await leaf.run_step(self, node, data, ctx, parent)
         if isinstance(node, Parallel):
-            from flowlab.engine.parallel import run_parallel
-
             return await run_parallel(self, node, data, ctx, parent)
         task = asyncio.current_task()
         for i, step in enumerate(node.steps):
@@ -540,8 +539,3 @@ def _branch_names(node: Node, parent: str) -> Iterator[str]:
 def _never_ran(live: _Live, _task: object) -> None:
     if live.on_never_ran is not None and not live.entered:
         live.on_never_ran(live)
-
-
-def wall() -> float:
-    """Wall-clock seconds (merge timing is real CPU time even on virtual time)."""
-    return time.perf_counter()

@@ -27,6 +27,7 @@ import flowlab.core.merge as merge_mod
 from flowlab.core.context.isolator import isolator
 from flowlab.core.pipeline import Step
 from flowlab.engine import leaf
+from flowlab.engine.clock import wall
 from flowlab.engine.group import BranchGroup
 from flowlab.errors import (
     BookkeepingError,
@@ -51,7 +52,6 @@ async def run_parallel(
     run: Run, par: Parallel, data: Any, ctx: BaseModel, parent: str
 ) -> dict[str, Any]:
     """Run ``par``'s branches against ``ctx`` and merge their changes into it."""
-    from flowlab.engine.coordinator import wall
     from flowlab.engine.current import _current
 
     path = f"{parent}/{par.name}" if parent else par.name

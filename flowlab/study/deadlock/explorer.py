@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flowlab.errors import ConfigError, check_one_of
+from flowlab.study.deadlock.registry import scenario
 from flowlab.study.deadlock.runner import Outcome, resolve, run_schedule
 from flowlab.study.deadlock.scheduler import Chooser, decode
 from flowlab.study.deadlock.search import Search
@@ -365,8 +366,6 @@ def explore(
 def _hint(target: Target) -> str:
     if not isinstance(target, str):
         return ""
-    from flowlab.study.deadlock.scenarios import scenario
-
     if scenario(target).finder == "explorer":
         return (
             f"{target} is a race, not a deadlock: the detector cannot see it and asyncio's own "

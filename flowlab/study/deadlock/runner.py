@@ -22,6 +22,7 @@ from flowlab.errors import ConfigError, DeadlockDetected
 from flowlab.study.deadlock.detector import watch
 from flowlab.study.deadlock.graph import analyze
 from flowlab.study.deadlock.group import cancel_round
+from flowlab.study.deadlock.registry import scenario
 from flowlab.study.deadlock.report import DeadlockReport, report_from
 from flowlab.study.deadlock.scheduler import (
     ChoicePoint,
@@ -155,8 +156,6 @@ class Outcome:
 def resolve(target: Any, fixed: bool | str) -> tuple[Fn, str]:
     """A zero-argument async function and a label for ``target`` (scenario name or callable)."""
     if isinstance(target, str):
-        from flowlab.study.deadlock.scenarios import scenario
-
         sc = scenario(target)
         variant = sc.variant(fixed)
 
