@@ -74,7 +74,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(
         f"\ndetail run (merge=accumulate, max_concurrency=2): status={chosen['status']} "
         f"makespan={chosen['makespan_s']:g}s peak={chosen['peak_concurrency']} "
-        f"utilisation={chosen['utilisation']:.0%} cost={chosen['cost']:.4f} tokens={chosen['tokens']}"
+        f"utilization={chosen['utilization']:.0%} cost={chosen['cost']:.4f} tokens={chosen['tokens']}"
     )
     if outcome.report is not None:
         print(f"report: {outcome.report.resolve()}")

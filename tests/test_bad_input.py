@@ -1,4 +1,4 @@
-"""A catalogue of bad input: one row per mistake, each a specific error that names the problem.
+"""A catalog of bad input: one row per mistake, each a specific error that names the problem.
 
 Every row expects one exact :class:`~flowlab.errors.FlowlabError` subclass and a message that names
 what went wrong (the parameter, the bad value, the valid choices or a HINT). Rows that fail *during*
@@ -817,7 +817,7 @@ ROWS: list[Row] = [
         lambda _: nest(2000),
         ("nested", "deep", "HINT"),
     ),
-    # ---- pictures, reports and reducers (issue 18's catalogue) ----------------------------------
+    # ---- pictures, reports and reducers (issue 18's catalog) ----------------------------------
     Row(
         "plot-timeline-of-none",
         "plot or report of something that is not a run",
@@ -920,14 +920,14 @@ def test_the_deep_copy_hint_works_leave_the_lock_out_with_include_keys() -> None
     assert ctx.n == 0
 
 
-def test_the_catalogue_covers_every_kind_of_mistake_in_the_issue() -> None:
+def test_the_catalog_covers_every_kind_of_mistake_in_the_issue() -> None:
     seen = collections.Counter(r.category for r in ROWS)
     assert set(seen) == set(CATEGORIES)
     assert len({r.id for r in ROWS}) == len(ROWS)
 
 
 def table() -> str:
-    """The catalogue as text: category, rows, expected errors."""
+    """The catalog as text: category, rows, expected errors."""
     by_cat: dict[str, list[Row]] = collections.defaultdict(list)
     for r in ROWS:
         by_cat[r.category].append(r)

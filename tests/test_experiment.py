@@ -52,7 +52,7 @@ def test_three_strategies_by_three_caps_by_two_repeats_is_18_rows(sweep: fl.Comp
     frame = sweep.frame
     assert len(frame) == len(sweep.results) == 18
     assert list(frame.columns[:3]) == ["merge", "max_concurrency", "repeat"]
-    for col in ("makespan_s", "peak_concurrency", "utilisation", "status", "conflicts", "cost",
+    for col in ("makespan_s", "peak_concurrency", "utilization", "status", "conflicts", "cost",
                 "tokens", "ctx.counter", "ctx.done", "ctx.note"):  # fmt: skip
         assert col in frame.columns
     assert "ctx.scores" not in frame.columns  # default fields: scalars only
@@ -196,7 +196,7 @@ def test_usage_and_cost_are_tabulated() -> None:
             r"grid key 'merj' is not valid; choose one of 'merge', 'order', 'max_concurrency'.*'fan'.*'run.max_concurrency'",
         ),
         ({"nope.merge": ["deep"]}, r"grid key 'nope.merge' is not valid.*<step> one of 'fan'"),
-        ({"fan.colour": ["red"]}, r"grid key 'fan.colour' is not valid"),
+        ({"fan.color": ["red"]}, r"grid key 'fan.color' is not valid"),
         ({"run.merge": ["deep"]}, r"grid key 'run.merge' is not valid"),
         ({"merge": []}, r"grid\['merge'\]=\[\] is not valid; give a non-empty list"),
         ({"merge": "deep"}, r"grid\['merge'\]='deep' is not valid"),

@@ -184,7 +184,7 @@ def test_the_plotted_points_are_tabled_in_the_order_they_are_drawn() -> None:
     assert "<th>fanout.max_concurrency</th>" in _html(lab.compare_view.output)
 
 
-def test_the_points_table_has_a_column_for_the_colour() -> None:
+def test_the_points_table_has_a_column_for_the_color() -> None:
     lab = _lab()
     lab.remerge_on_flip = False
     for merge in ("overwrite", "accumulate"):

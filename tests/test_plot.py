@@ -1,4 +1,4 @@
-"""Plots are checked through their artists (bars, lines, labels, colours), never pixels."""
+"""Plots are checked through their artists (bars, lines, labels, colors), never pixels."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def capped() -> fl.RunResult:
     return run(fan)
 
 
-def test_timeline_draws_one_status_bar_per_branch_coloured_by_status(capped: fl.RunResult) -> None:
+def test_timeline_draws_one_status_bar_per_branch_colored_by_status(capped: fl.RunResult) -> None:
     ax = plot.timeline(capped, ax=axes())
     bars = by_gid(ax.patches, "run:")
     frame = capped.branches
@@ -134,7 +134,7 @@ def test_timeline_hatches_a_branch_cancelled_while_queued() -> None:
     assert bars["fan:b"].get_x() == 0.0 and bars["fan:b"].get_width() == pytest.approx(1.0)
 
 
-def test_timeline_colours_timeouts() -> None:
+def test_timeline_colors_timeouts() -> None:
     res = run(
         fl.Parallel({"slow": work(5), "fast": work(0.1)}, branch_timeout=1, on_failure="ignore")
     )
@@ -392,7 +392,7 @@ def test_merges_marks_every_dropped_write() -> None:
     assert "write lost (dropped)" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
-def test_merges_summarises_a_very_wide_diff_into_parent_columns_with_counts() -> None:
+def test_merges_summarizes_a_very_wide_diff_into_parent_columns_with_counts() -> None:
     from pydantic import BaseModel
 
     import flowlab as fl
@@ -414,4 +414,4 @@ def test_merges_summarises_a_very_wide_diff_into_parent_columns_with_counts() ->
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels == ["d.* (500)", "n"]
     assert {line.get_gid() for line in ax.lines} == {"winner:b|d", "dropped:a|d", "winner:a|n"}
-    assert len(fl.plot.merges(result).get_xticklabels()) == 2  # 501 paths > 40: summarised too
+    assert len(fl.plot.merges(result).get_xticklabels()) == 2  # 501 paths > 40: summarized too

@@ -153,7 +153,7 @@ def test_comparison_html_has_plots_summary_and_every_run(tmp_path: Path) -> None
     page = cmp.to_html(tmp_path / "cmp.html")
     assert [alt for alt, _ in images(page)] == [
         "makespan_s by grid value",
-        "utilisation by grid value",
+        "utilization by grid value",
     ]
     assert "Summary (mean over repeats)" in page and "Every run (4 rows)" in page
     custom = report.comparison_html(cmp)
@@ -172,7 +172,7 @@ def test_render_combines_a_comparison_and_a_run() -> None:
     alts = [alt for alt, _ in images(page)]
     assert alts == [
         "makespan_s by grid value",
-        "utilisation by grid value",
+        "utilization by grid value",
         "timeline",
         "concurrency",
         "merges",
@@ -220,9 +220,9 @@ def test_summary_reads_as_words_and_wide_tables_scroll() -> None:
 
     result = fl.run(fl.Pipeline(fl.Parallel({"a": a}, name="fan")), C(), clock="virtual")
     html = report.result_fragment(result)
-    assert "<th>utilisation</th><td>" in html
-    utilisation = html.split("<th>utilisation</th><td>")[1].split("</td>")[0]
-    assert utilisation.endswith("%")  # 60.5%, not 0.604934
+    assert "<th>utilization</th><td>" in html
+    utilization = html.split("<th>utilization</th><td>")[1].split("</td>")[0]
+    assert utilization.endswith("%")  # 60.5%, not 0.604934
     assert "fl.charge(tokens=...); not a context field" in html
     tables = html.count("<table")
     assert html.count('<div class="scroll"><table') == tables - 1  # all but the summary

@@ -144,7 +144,7 @@ def entered(run: Run) -> None:
 
 
 def left(run: Run, started: float, finished: float) -> None:
-    """Count a leaf that stopped running (for the run's utilisation)."""
+    """Count a leaf that stopped running (for the run's utilization)."""
     run.leaves_in_flight -= 1
     run.recorder.leaf_busy_s += finished - started
 

@@ -439,10 +439,10 @@ class RunResult:
         return remerge(self, merge, step=step, rules=rules, raise_on_error=raise_on_error)
 
     def summary(self) -> dict[str, Any]:
-        """Makespan, peak concurrency, utilisation, branch counts by status, merge conflicts
+        """Makespan, peak concurrency, utilization, branch counts by status, merge conflicts
         and dropped writes (``dropped_writes``: writes that lost under overwrite/keep-first), usage.
 
-        ``peak_concurrency`` is the most leaf steps that ever ran at once; ``utilisation`` is the
+        ``peak_concurrency`` is the most leaf steps that ever ran at once; ``utilization`` is the
         busy leaf-step time divided by ``makespan_s × peak_concurrency``.
         """
         rec = self.recorder
@@ -456,7 +456,7 @@ class RunResult:
             "status": self.status,
             "makespan_s": round(self.makespan_s, 9),
             "peak_concurrency": peak,
-            "utilisation": round(rec.leaf_busy_s / denom, 6) if denom > 0 else 0.0,
+            "utilization": round(rec.leaf_busy_s / denom, 6) if denom > 0 else 0.0,
             "branches": len(rec.branches),
             "conflicts": int(merges["conflict"].sum()) if len(merges) else 0,
             "dropped_writes": int(merges["dropped"].map(len).sum()) if len(merges) else 0,

@@ -1,6 +1,6 @@
 """A run as a Chrome trace-event file (open it in https://ui.perfetto.dev or chrome://tracing).
 
-One track (thread) per branch: its time in the queue, then its run, colour-coded by status (a
+One track (thread) per branch: its time in the queue, then its run, color-coded by status (a
 branch cancelled before it started has only its queue time, with its status and reason), with
 the branch's own steps nested in its run (category ``step``); track 0 holds the top-level steps, and instant events for every limit move and the budget breach.
 Times are microseconds from the run's start.

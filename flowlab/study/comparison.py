@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["OUTCOMES", "Comparison", "frame_of", "label"]
 
 OUTCOMES: tuple[str, ...] = (
-    "status", "makespan_s", "peak_concurrency", "utilisation", "conflicts", "dropped", "cost",
+    "status", "makespan_s", "peak_concurrency", "utilization", "conflicts", "dropped", "cost",
     "tokens", "failed_branches", "error", "wall_s",
 )  # fmt: skip
 """Outcome columns of :attr:`Comparison.frame`, after the grid keys and ``repeat``."""
@@ -54,7 +54,7 @@ def frame_of(
             frame[key] = pd.Series(column, dtype="object")
     frame["repeat"] = frame["repeat"].astype("int64")
     frame["status"] = pd.Categorical(frame["status"].tolist(), categories=list(RUN_STATUSES))
-    for c in ("makespan_s", "utilisation", "cost", "wall_s"):
+    for c in ("makespan_s", "utilization", "cost", "wall_s"):
         frame[c] = frame[c].astype("float64")
     for c in ("peak_concurrency", "conflicts", "dropped", "tokens", "failed_branches"):
         frame[c] = frame[c].astype("int64")
@@ -71,7 +71,7 @@ class Comparison:
         A column per grid key (named as the key; strategy names as categoricals, caps as
         nullable ints with ``<NA>`` for no cap, objects such as limiters as their repr), then
         ``repeat`` and the outcomes: ``status``, ``makespan_s``, ``peak_concurrency``,
-        ``utilisation``, ``conflicts`` (conflicting paths found by the merges), ``dropped``
+        ``utilization``, ``conflicts`` (conflicting paths found by the merges), ``dropped``
         (writes that lost under overwrite / keep-first: ``result.merges.dropped``), ``cost``,
         ``tokens``, ``failed_branches``, ``error``, ``wall_s`` (real seconds the run took), then
         one ``ctx.<field>`` column per tabulated context field.

@@ -259,7 +259,7 @@ def _row(
         status=result.status,
         makespan_s=float(s["makespan_s"]),
         peak_concurrency=int(s["peak_concurrency"]),
-        utilisation=float(s["utilisation"]),
+        utilization=float(s["utilization"]),
         conflicts=conflicts,
         dropped=int(s.get("dropped_writes", 0)),
         cost=float(result.cost),

@@ -145,7 +145,7 @@ def _cell(value: Any) -> str:
 _SUMMARY_WORDS: dict[str, tuple[str, str]] = {  # key -> (how the value reads, what it means)
     "makespan_s": ("{:.6g} s", "run start to run end, on the run's clock"),
     "peak_concurrency": ("{}", "the most leaf steps running at once (all steps of the run)"),
-    "utilisation": ("{:.1%}", "busy leaf-step time / (makespan × peak concurrency)"),
+    "utilization": ("{:.1%}", "busy leaf-step time / (makespan × peak concurrency)"),
     "branches": ("{}", "branch runs, nested Parallels included"),
     "conflicts": ("{}", "merged paths whose writes collided (conflict=True rows)"),
     "dropped_writes": ("{}", "branch writes that lost under overwrite / keep_first"),
@@ -187,7 +187,7 @@ def result_fragment(result: RunResult, *, heading: str = "Run", level: int = 2) 
         )
     parts.append(f"<{sub}>Timeline</{sub}>")
     parts.append(
-        '<p class="muted">One bar per branch, coloured by status; the lighter bar before it is '
+        '<p class="muted">One bar per branch, colored by status; the lighter bar before it is '
         "the time it waited for a slot; #n is its completion rank; a star marks a branch whose "
         "value a merge kept.</p>"
     )
@@ -221,7 +221,7 @@ def result_fragment(result: RunResult, *, heading: str = "Run", level: int = 2) 
     return "\n".join(parts)
 
 
-DEFAULT_COMPARISON_PLOTS: tuple[dict[str, Any], ...] = ({"y": "makespan_s"}, {"y": "utilisation"})
+DEFAULT_COMPARISON_PLOTS: tuple[dict[str, Any], ...] = ({"y": "makespan_s"}, {"y": "utilization"})
 """The plots a comparison report draws by default: keyword arguments of ``plot.compare``."""
 
 

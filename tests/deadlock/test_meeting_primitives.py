@@ -1,4 +1,4 @@
-"""Barrier, CountdownEvent, RLock, try_acquire and acquire(timeout=): behaviour and detection.
+"""Barrier, CountdownEvent, RLock, try_acquire and acquire(timeout=): behavior and detection.
 
 Each primitive is checked against its asyncio / threading counterpart where one exists, and the
 detector is held to two promises: a waiter that can never be woken is reported, and nothing that

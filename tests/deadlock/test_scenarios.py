@@ -1,4 +1,4 @@
-"""The catalogue: every broken variant deadlocks with the right cycle, every fix completes."""
+"""The catalog: every broken variant deadlocks with the right cycle, every fix completes."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_fixed_variant_completes_and_says_what_changed(name: str) -> None:
 def test_governor_explains_the_seed_pattern() -> None:
     text = dl.run("governor").explain()
     assert (
-        "task a waits for Lock 'completion_lock' held by task b (acquired at catalogue.py:" in text
+        "task a waits for Lock 'completion_lock' held by task b (acquired at bodies.py:" in text
     )
     assert "task b waits for Event 'limit_breached', which only tasks a, b and c set" in text
     assert "task c waits for Semaphore 'concurrency' held by tasks a" in text

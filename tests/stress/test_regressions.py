@@ -128,7 +128,7 @@ def test_fail_fast_treats_a_branch_timeout_like_any_failure() -> None:
 
 
 def test_fail_fast_after_a_leaf_step_timeout_already_cancels_siblings() -> None:
-    # The same scenario with the timeout on the leaf Step: the behaviour test_fail_fast_treats_...
+    # The same scenario with the timeout on the leaf Step: the behavior test_fail_fast_treats_...
     # asks for, which the engine already has on this path.
     pipe = fl.Parallel(
         {"a": fl.Step(sleeper(5), timeout=2), "b": sleeper(1), "c": sleeper(1.5)},

@@ -1,7 +1,7 @@
 """The per-field merge rules: :class:`Rule` and its subclasses.
 
 A rule goes in a field's ``Annotated`` metadata (``Annotated[int, fl.merge.Sum()]``) or is given
-as a step's ``merge=``. A rule carries its behaviour, as a plot mark carries its drawing:
+as a step's ``merge=``. A rule carries its behavior, as a plot mark carries its drawing:
 
 * a *whole-value* rule (``whole = True``: ``Overwrite``, ``KeepFirst``, ``Custom``, ``Ignore``, and
   ``Single`` / ``Upsert`` / ``Reduce`` in :mod:`flowlab.core.merge.keyed`) decides a field at once in

@@ -1,4 +1,4 @@
-"""flowlab.study.deadlock: traced primitives, a deadlock detector, a scenario catalogue, an explorer.
+"""flowlab.study.deadlock: traced primitives, a deadlock detector, a scenario catalog, an explorer.
 
 Layout (arrows point down only)::
 
@@ -9,8 +9,8 @@ Layout (arrows point down only)::
     shrink.py       fewest_preemptions(): iterative preemption bounding behind shrink()/minimize()
     runner.py       one schedule -> Outcome (fresh loop, report, clean-up); examples.py
     scheduler.py    ExplorerLoop: a virtual-time loop whose ready queue asks a strategy
-    scenarios.py    catalog(), run(): the catalogue, each broken and fixed; a race is explored
-    catalogue.py    Scenario and the first bodies; classics.py (Little Book, Prefect), races.py
+    scenarios.py    catalog(), run(): the catalog, each broken and fixed; a race is explored
+    bodies.py    Scenario and the first bodies; classics.py (Little Book, Prefect), races.py
     detector.py     watch() / supervise(): event-driven wait-for checks, on_deadlock policies
     watchdog.py     Watchdog, HangSuspected: an idle group blocked on untraced things, reported
     group.py        WatchGroup: members, checks, the stuck set; the task-factory hub; unhook()
@@ -32,7 +32,13 @@ from flowlab.study.deadlock.barriers import Barrier, CountdownEvent
 from flowlab.study.deadlock.channels import Condition, Event, Queue
 from flowlab.study.deadlock.detector import supervise, watch
 from flowlab.study.deadlock.examples import plain_runs, transfers
-from flowlab.study.deadlock.explorer import STRATEGIES, Exploration, explore, minimize, replay
+from flowlab.study.deadlock.explorer import (
+    SEARCH_STRATEGIES,
+    Exploration,
+    explore,
+    minimize,
+    replay,
+)
 from flowlab.study.deadlock.game import SchedulerGame
 from flowlab.study.deadlock.primitives import BoundedSemaphore, Lock, RLock, Semaphore
 from flowlab.study.deadlock.report import DeadlockReport
@@ -50,7 +56,7 @@ from flowlab.study.deadlock.watchdog import HangReport, HangSuspected
 
 __all__ = [
     "SCENARIOS",
-    "STRATEGIES",
+    "SEARCH_STRATEGIES",
     "Barrier",
     "BoundedSemaphore",
     "Condition",

@@ -2,7 +2,7 @@
 
 Design
 ------
-Same shape as :mod:`flowlab.study.deadlock.catalogue`: ``build(fixed) -> (coroutines, names)`` with
+Same shape as :mod:`flowlab.study.deadlock.bodies`: ``build(fixed) -> (coroutines, names)`` with
 fresh traced primitives, a few tenths of a virtual second long, the broken and fixed variants
 differing only where ``fixed`` is read. Each of these hangs, so the detector finds it; the texts
 that go with them are in :mod:`flowlab.study.deadlock.scenarios`.
@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from flowlab.study.deadlock.catalogue import Coro
+from flowlab.study.deadlock.bodies import Coro
 from flowlab.study.deadlock.channels import Event, Queue
 from flowlab.study.deadlock.primitives import Lock, Semaphore
 

@@ -48,9 +48,9 @@ from flowlab.study.deadlock.shrink import fewest_preemptions
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["STRATEGIES", "Exploration", "explore", "minimize", "replay"]
+__all__ = ["SEARCH_STRATEGIES", "Exploration", "explore", "minimize", "replay"]
 
-STRATEGIES = ("dpor", "exhaustive", "pct", "random")
+SEARCH_STRATEGIES = ("dpor", "exhaustive", "pct", "random")
 Target = str | Callable[[], Coroutine[Any, Any, Any]]
 
 
@@ -74,7 +74,7 @@ class Exploration:
     first_failure : Outcome or None
         The first run that deadlocked or failed, with its schedule and report.
     hint : str
-        For a catalogue scenario: whether its bug is a deadlock (``dl.run`` shows the
+        For a catalog scenario: whether its bug is a deadlock (``dl.run`` shows the
         detector's report) or a race that only the explorer finds.
     """
 
@@ -269,7 +269,7 @@ def explore(
     Parameters
     ----------
     target : str or callable
-        A catalogue scenario name, or a zero-argument async function.
+        A catalog scenario name, or a zero-argument async function.
     strategy : {"dpor", "exhaustive", "pct", "random"}
         See the module docstring.
     max_schedules : int
@@ -299,7 +299,7 @@ def explore(
         or a :class:`~flowlab.study.deadlock.shared.Shared`, so steps that touch nothing traced
         commute. Without it such steps conflict with every other step (safe, but slower).
     """
-    check_one_of("strategy", strategy, STRATEGIES)
+    check_one_of("strategy", strategy, SEARCH_STRATEGIES)
     for pname, value in (
         ("max_schedules", max_schedules),
         ("max_steps", max_steps),

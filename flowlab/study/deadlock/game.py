@@ -13,7 +13,7 @@ small programs and keeps the game exactly as deterministic as
 
 The goal is ``"deadlock"`` (force the hang), ``"failure"`` (reach the assertion or exception --
 as in The Deadlock Empire, where most levels are won by getting both threads into the critical
-section) or ``"any"``. By default a race scenario of the catalogue asks for the failure, a
+section) or ``"any"``. By default a race scenario of the catalog asks for the failure, a
 deadlock scenario for the deadlock, and a program of your own for either.
 
 Moves are offered in a stable order -- by task creation, not by the order in which the tasks

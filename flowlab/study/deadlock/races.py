@@ -5,7 +5,7 @@ Design
 The detector watches waits, so it cannot see these: every task finishes, with a wrong answer or an
 exception. Each body passes on asyncio's own FIFO schedule (tasks that "come later" yield a few
 times first, so a plain run never hits the window) and fails under a schedule the explorer finds:
-the catalogue marks them ``finder="explorer"`` and ``run(name)`` explores instead of watching.
+the catalog marks them ``finder="explorer"`` and ``run(name)`` explores instead of watching.
 Shared state is kept in :class:`~flowlab.study.deadlock.shared.Shared` or guarded by traced primitives
 where the lesson allows, so the explorer's partial-order reduction can see the conflicts.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 
-from flowlab.study.deadlock.catalogue import Coro
+from flowlab.study.deadlock.bodies import Coro
 from flowlab.study.deadlock.channels import Condition, Event
 from flowlab.study.deadlock.primitives import Lock
 from flowlab.study.deadlock.shared import Shared

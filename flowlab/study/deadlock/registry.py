@@ -1,7 +1,7 @@
-"""The catalogue's index: every deadlock scenario by name (:data:`SCENARIOS`, :func:`scenario`).
+"""The catalog's index: every deadlock scenario by name (:data:`SCENARIOS`, :func:`scenario`).
 
-Each entry is a :class:`~flowlab.study.deadlock.catalogue.Scenario`: its broken and fixed bodies
-(in :mod:`~flowlab.study.deadlock.catalogue`, :mod:`~flowlab.study.deadlock.classics` and
+Each entry is a :class:`~flowlab.study.deadlock.bodies.Scenario`: its broken and fixed bodies
+(in :mod:`~flowlab.study.deadlock.bodies`, :mod:`~flowlab.study.deadlock.classics` and
 :mod:`~flowlab.study.deadlock.races`) and the texts that explain them. The index knows no runner:
 :mod:`~flowlab.study.deadlock.scenarios` runs an entry, and the explorer looks entries up here.
 """
@@ -9,9 +9,9 @@ Each entry is a :class:`~flowlab.study.deadlock.catalogue.Scenario`: its broken 
 from __future__ import annotations
 
 from flowlab.errors import check_one_of
-from flowlab.study.deadlock import catalogue as body
+from flowlab.study.deadlock import bodies as body
 from flowlab.study.deadlock import classics, races
-from flowlab.study.deadlock.catalogue import Scenario
+from flowlab.study.deadlock.bodies import Scenario
 
 __all__ = ["SCENARIOS", "scenario"]
 
@@ -164,6 +164,6 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
 
 
 def scenario(name: str) -> Scenario:
-    """The catalogue entry ``name``; :class:`ConfigError` lists the valid names otherwise."""
+    """The catalog entry ``name``; :class:`ConfigError` lists the valid names otherwise."""
     check_one_of("name", name, list(SCENARIOS), hint="see fl.deadlock.catalog()")
     return SCENARIOS[name]

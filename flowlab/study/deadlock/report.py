@@ -9,7 +9,7 @@ group. Everything a person reads is derived from those lists on demand:
 * :meth:`DeadlockReport.explain` -- one line per task (what it holds, what it waits for, where;
   written by :mod:`flowlab.study.deadlock.states`), then a PostgreSQL-style paragraph: each task, what
   it waits for, who holds it and the line where they acquired it, then the cycle and (for
-  catalogue scenarios) what the fix changes;
+  catalog scenarios) what the fix changes;
 * :attr:`~DeadlockReport.graph`, :attr:`~DeadlockReport.timeline`, :attr:`~DeadlockReport.events`
   -- tidy pandas frames, pandas imported only when asked for;
 * :meth:`~DeadlockReport.plot` (wait-for graph, cycle in red) and

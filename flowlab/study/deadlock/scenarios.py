@@ -1,8 +1,8 @@
-"""The deadlock catalogue: ``catalog()`` lists the scenarios, ``run(name, fixed=...)`` runs one.
+"""The deadlock catalog: ``catalog()`` lists the scenarios, ``run(name, fixed=...)`` runs one.
 
 Design
 ------
-A scenario's body (in :mod:`flowlab.study.deadlock.catalogue`) only builds coroutines; this module runs
+A scenario's body (in :mod:`flowlab.study.deadlock.bodies`) only builds coroutines; this module runs
 them under :func:`~flowlab.study.deadlock.detector.supervise` on a fresh loop for the requested clock
 (``"virtual"`` by default: exact, repeatable times, no wall time) and returns the
 :class:`~flowlab.study.deadlock.report.DeadlockReport`, annotated with what went wrong and what the fix
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from flowlab.engine.clock import CLOCKS, new_loop, run_in_thread
 from flowlab.errors import DeadlockDetected, check_one_of
-from flowlab.study.deadlock.catalogue import Scenario
+from flowlab.study.deadlock.bodies import Scenario
 from flowlab.study.deadlock.detector import supervise
 from flowlab.study.deadlock.explorer import explore, replay
 from flowlab.study.deadlock.primitives import Lock

@@ -39,7 +39,7 @@ __all__ = ["ChoicePoint", "Chooser", "ExplorerLoop", "Step", "decode", "encode",
 
 Task = asyncio.Task[Any]
 _SKIP = (os.path.dirname(asyncio.__file__), os.path.dirname(os.path.abspath(__file__)))
-_BODIES = ("catalogue.py", "classics.py", "races.py", "examples.py")  # user code in the lab
+_BODIES = ("bodies.py", "classics.py", "races.py", "examples.py")  # user code in the lab
 Chooser = Callable[[int, list[int], int | None], int]
 
 

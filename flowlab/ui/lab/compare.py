@@ -56,7 +56,7 @@ class CompareView:
             options=["makespan_s"], value="makespan_s", description="metric", style=style
         )
         self.x = w.Dropdown(options=["run"], value="run", description="by", style=style)
-        self.hue = w.Dropdown(options=[_NONE], value=_NONE, description="colour", style=style)
+        self.hue = w.Dropdown(options=[_NONE], value=_NONE, description="color", style=style)
         self.scope = w.ToggleButtons(
             options=[ALL_HISTORY], value=ALL_HISTORY, style={"button_width": "7.5em"},
             tooltips=["every run so far"],

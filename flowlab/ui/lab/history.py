@@ -1,7 +1,7 @@
 """The Lab's record of runs: one row per run (parameters + outcomes) and the results themselves.
 
 Outcome columns follow :attr:`flowlab.Comparison.frame` (``status``, ``makespan_s``,
-``peak_concurrency``, ``utilisation``, ``conflicts``, ``dropped``, ``cost``, ``tokens``, ``failed_branches``,
+``peak_concurrency``, ``utilization``, ``conflicts``, ``dropped``, ``cost``, ``tokens``, ``failed_branches``,
 ``error``, ``wall_s``), so a Lab history and a :func:`flowlab.compare` frame can be read, and
 plotted with :func:`flowlab.ui.plot.compare`, the same way.
 """
@@ -126,7 +126,7 @@ class History:
             status=result.status,
             makespan_s=float(s["makespan_s"]),
             peak_concurrency=int(s["peak_concurrency"]),
-            utilisation=float(s["utilisation"]),
+            utilization=float(s["utilization"]),
             conflicts=conflicts,
             dropped=int(s.get("dropped_writes", 0)),
             cost=float(result.cost),

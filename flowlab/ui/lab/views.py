@@ -134,10 +134,10 @@ def summary_html(run_id: int, result: RunResult) -> HTML:
     """One line: run number, status, makespan, peak concurrency, branch counts."""
     s = result.summary()
     counts = ", ".join(f"{k[2:]} {v}" for k, v in s.items() if k.startswith("n_"))
-    colour = "#2e7d32" if result.status == "ok" else "#c62828"
+    color = "#2e7d32" if result.status == "ok" else "#c62828"
     body = (
         f"<div class='flowlab-summary'><b>run #{run_id}</b> · status "
-        f"<b style='color:{colour}'>{html.escape(result.status)}</b> · makespan "
+        f"<b style='color:{color}'>{html.escape(result.status)}</b> · makespan "
         f"{s['makespan_s']:.3g} s ({html.escape(result.clock)} clock) · peak concurrency "
         f"{s['peak_concurrency']} · branches: {html.escape(counts)}</div>"
     )
@@ -200,7 +200,7 @@ def mixed_html(groups: Sequence[tuple[str, dict[str, list[str]]]], *, limit: int
     more = f"<li>… and {len(groups) - limit} more</li>" if len(groups) > limit else ""
     return _html(
         f"<div class='flowlab-compare-mixed' style='{WARN_STYLE}'>Some points average runs whose "
-        f"other settings differ (pick “last sweep”, or colour by the setting):<ul style='margin:2px 0'>"
+        f"other settings differ (pick “last sweep”, or color by the setting):<ul style='margin:2px 0'>"
         f"{items}{more}</ul></div>"
     )
 

@@ -52,7 +52,7 @@ def merges(
         Only this Parallel step (by name). Default: every step, rows named ``step:branch`` when
         there is more than one.
     max_fields : int, default 40
-        More changed fields than this are summarised: paths are cut to their parents until they
+        More changed fields than this are summarized: paths are cut to their parents until they
         fit, and a column ``scores.* (2,000)`` stands for the 2,000 paths under ``scores``.
     **kwargs
         Passed to every cell ``Rectangle`` (``alpha``, ``edgecolor``, ...).
@@ -93,7 +93,7 @@ def merges(
     fields = list(dict.fromkeys(f for _, f in cells))
     counts: dict[str, int] = {}  # a shown column -> how many changed paths it stands for
     if len(fields) > max_fields:  # a very wide diff: one column per parent path, with counts
-        cells, fields, counts = _summarised(cells, fields, max_fields)
+        cells, fields, counts = _summarized(cells, fields, max_fields)
     under: dict[str, list[str]] = {}  # a merged path -> the fields at or below it (one pass)
     for f in fields:
         parts = f.split(".")
@@ -164,7 +164,7 @@ def _fit(label: str, limit: int = 40) -> str:
     return f"{label[:keep]}…{label[-(limit - 1 - keep) :]}"
 
 
-def _summarised(
+def _summarized(
     cells: dict[tuple[str, str], str], fields: list[str], limit: int
 ) -> tuple[dict[tuple[str, str], str], list[str], dict[str, int]]:
     """Cells and fields cut to parent paths until at most ``limit`` columns remain (one level at
@@ -189,7 +189,7 @@ def _summarised(
 
 
 def _above(under: dict[str, list[str]], path: str) -> list[str]:
-    """The shown column that a path below it was summarised into (a list of one, or none)."""
+    """The shown column that a path below it was summarized into (a list of one, or none)."""
     parts = path.split(".")
     for n in range(len(parts) - 1, 0, -1):
         parent = ".".join(parts[:n])

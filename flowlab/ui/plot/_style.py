@@ -1,4 +1,4 @@
-"""Shared look of flowlab's plots: status colours, legends, new axes, safe text, durations, row order."""
+"""Shared look of flowlab's plots: status colors, legends, new axes, safe text, durations, row order."""
 
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ STATUS_COLORS: dict[str, str] = {
     "queued": "#c9d3dd",
     "running": "#5dade2",
 }
-"""Colour of a branch bar per status (hex strings, usable as matplotlib colours)."""
+"""Color of a branch bar per status (hex strings, usable as matplotlib colors)."""
 
 WAIT_ALPHA = 0.3
 """Opacity of queue-wait bars and of changes that were not merged."""
 
 BREACH_COLOR = "#7b2d26"
-"""Colour of the line where a run's usage budget was crossed."""
+"""Color of the line where a run's usage budget was crossed."""
 
 
 def new_axes(ax: Axes | None, size: tuple[float, float]) -> Axes:

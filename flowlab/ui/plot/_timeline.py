@@ -130,7 +130,7 @@ def timeline(
     compact: bool | None = None,
     **kwargs: Any,
 ) -> Axes:
-    """A Gantt chart of a run: one bar per branch, coloured by status.
+    """A Gantt chart of a run: one bar per branch, colored by status.
 
     Each branch gets one status bar from ``started_s`` to ``finished_s`` (a branch cancelled
     before it started gets a hatched bar over its queue time instead). The queue wait, from

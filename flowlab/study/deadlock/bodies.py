@@ -35,7 +35,7 @@ FINDERS = ("detector", "explorer")
 
 @dataclass(frozen=True)
 class Scenario:
-    """One catalogue entry: what it shows, what goes wrong, what fixes it, and its body.
+    """One catalog entry: what it shows, what goes wrong, what fixes it, and its body.
 
     Attributes
     ----------

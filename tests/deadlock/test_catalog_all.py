@@ -1,4 +1,4 @@
-"""Every catalogue scenario, broken and fixed: the right tool finds the bug, every fix passes.
+"""Every catalog scenario, broken and fixed: the right tool finds the bug, every fix passes.
 
 The independent model is a plain asyncio run of the same coroutines (``gather`` on a virtual-time
 loop, no detector, no explorer): a broken deadlock scenario hangs there (it times out), a fixed one
@@ -15,7 +15,7 @@ import pytest
 import flowlab.deadlock as dl
 from flowlab.engine.clock import run_virtual
 from flowlab.errors import ConfigError
-from flowlab.study.deadlock.catalogue import Scenario
+from flowlab.study.deadlock.bodies import Scenario
 from flowlab.study.deadlock.report import DeadlockReport
 from flowlab.study.deadlock.runner import Outcome
 
@@ -41,7 +41,7 @@ def plain(sc: Scenario, fixed: bool | str) -> str:
     return run_virtual(main())
 
 
-def test_the_catalogue_has_at_least_fourteen_scenarios_with_texts_and_source() -> None:
+def test_the_catalog_has_at_least_fourteen_scenarios_with_texts_and_source() -> None:
     frame = dl.catalog()
     assert len(frame) >= 14 and set(NEW) <= set(frame["name"])
     assert list(frame.columns) == ["name", "title", "primitives", "problem", "fix", "finder",
