@@ -525,21 +525,31 @@ def _mixed_steps() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("merge", ["overwrite", "deep", "accumulate"])
-def test_no_branch_hands_the_merge_its_copy(monkeypatch: pytest.MonkeyPatch, merge: str) -> None:
-    from flowlab.engine import parallel
+def test_no_branch_copy_outlives_its_branch_into_the_merge(merge: str) -> None:
+    import gc
+    import weakref
 
-    handed: dict[str, bool] = {}
-    real = parallel._merge
+    copies: dict[str, weakref.ref[BaseModel]] = {}
+    alive_at_merge: list[list[str]] = []
 
-    def spy(base: BaseModel, branches: list[tuple[str, BaseModel]], spec: Any, **kw: Any) -> Any:
-        handed.update({name: ctx is not base for name, ctx in branches})
-        return real(base, branches, spec, **kw)
+    def keep(name: str, step: Any) -> Any:
+        async def wrapped(data: Any, ctx: _Mixed) -> None:
+            copies[name] = weakref.ref(ctx)
+            await step(data, ctx)
 
-    monkeypatch.setattr(parallel, "_merge", spy)
-    res = fl.run(fl.Parallel(_mixed_steps(), merge=merge, name="fan"), _Mixed())
+        return wrapped
+
+    class AtMerge(fl.Instrument):
+        def merge_applied(self, step: str, rows: list[dict[str, Any]], seconds: float) -> None:
+            gc.collect()
+            alive_at_merge.append(sorted(n for n, ref in copies.items() if ref() is not None))
+
+    steps = {name: keep(name, step) for name, step in _mixed_steps().items()}
+    res = fl.run(fl.Parallel(steps, merge=merge, name="fan"), _Mixed(), instruments=[AtMerge()])
     # the merge reads each branch's changes from its diff: every copy was freed when its
     # branch ended, whatever it changed (plain fields, a list inside, a new container)
-    assert handed == {"count": False, "status": False, "tags": False, "docs": False}
+    assert sorted(copies) == ["count", "docs", "status", "tags"]
+    assert alive_at_merge == [[]]
     assert res.context == _Mixed(count=1, status="done", tags=["t"], docs={"d": 1})
 
 
