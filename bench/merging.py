@@ -198,9 +198,9 @@ def _strategies(fig: Figure, settings: Settings) -> None:
 def _file_changes(pairs: list[tuple[str, BaseModel]], diffs: dict[str, Any]) -> Any:
     """What every strategy does first: file each branch's changes into one tree (the first part
     of :func:`flowlab.core.merge.merge_branches`)."""
-    from flowlab.core.merge.nodes import _Node
+    from flowlab.core.merge.nodes import ChangeNode
 
-    root = _Node()
+    root = ChangeNode()
     for i, (name, _) in enumerate(pairs):
         changes = diffs[name]
         if changes:

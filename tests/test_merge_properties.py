@@ -259,18 +259,18 @@ def test_each_branch_value_is_rebuilt_from_its_changes_at_every_path(
     # tree, from the base's value there and the changes it filed below.
     from flowlab.core.context.changes import same
     from flowlab.core.context.isolation import diff
-    from flowlab.core.merge.nodes import _Node, branch_value, branch_values
+    from flowlab.core.merge.nodes import ChangeNode, branch_value, branch_values
 
     branches = make(base, edits)
     for (_, ctx), fields in zip(branches, whole, strict=False):
         for name, value in fields:  # whole containers replaced, as well as edited inside
             setattr(ctx, name, copy.deepcopy(value))
-    root = _Node()
+    root = ChangeNode()
     for i, (_, ctx) in enumerate(branches):
         for change in diff(base, ctx):
             root.insert(i, change.key_path, change)
 
-    def check(node: _Node, path: tuple[Any, ...]) -> int:
+    def check(node: ChangeNode, path: tuple[Any, ...]) -> int:
         together = branch_values(node, node.writers, _at(base, path))
         assert list(together) == node.writers  # in writer order
         for i in node.writers:
@@ -288,14 +288,14 @@ class _Opt(BaseModel):
 
 def test_branch_values_come_in_writer_order_when_some_wrote_whole_and_some_below() -> None:
     from flowlab.core.context.isolation import diff
-    from flowlab.core.merge.nodes import _Node, branch_values
+    from flowlab.core.merge.nodes import ChangeNode, branch_values
 
     base = _Opt(meta={"x": 0})
     below, whole, also_below = isolate(base), isolate(base), isolate(base)
     below.meta["a"] = 1  # type: ignore[index]
     whole.meta = None
     also_below.meta["b"] = 2  # type: ignore[index]
-    root = _Node()
+    root = ChangeNode()
     for i, ctx in enumerate((below, whole, also_below)):
         for change in diff(base, ctx):
             root.insert(i, change.key_path, change)

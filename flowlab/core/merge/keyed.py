@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowlab.core.context.changes import MISSING, list_slice, same
 from flowlab.core.merge import lists
-from flowlab.core.merge.nodes import _Node
+from flowlab.core.merge.nodes import ChangeNode
 from flowlab.core.merge.rules import Rule, _check_two_args, _fn_name
 from flowlab.errors import MergeValidationError
 
@@ -33,7 +33,7 @@ class _Keyed(Rule):
     def decide(
         self,
         merger: _Merger,
-        node: _Node,
+        node: ChangeNode,
         before: Any,
         keys: tuple[Hashable, ...],
         label: str,
@@ -113,7 +113,7 @@ class Single(_Keyed):
 def decide(
     merger: _Merger,
     rule: Rule,
-    node: _Node,
+    node: ChangeNode,
     before: Any,
     keys: tuple[Hashable, ...],
     label: str,

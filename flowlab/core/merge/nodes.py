@@ -1,6 +1,6 @@
 """The change tree of one merge: a node per changed path, filing each branch's changes.
 
-:class:`_Node` holds what each branch (by index) did at one path: wrote it whole (``direct``),
+:class:`ChangeNode` holds what each branch (by index) did at one path: wrote it whole (``direct``),
 edited it as a list (``items``), or changed something below (``children``); ``writers`` lists
 every branch that did any of these. :func:`branch_value` reads a branch's whole value at a path
 back out of the tree, so the merge (:mod:`flowlab.core.merge.tree`) never needs a branch's context,
@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from flowlab.core.context.changes import MISSING, Change, Item, same
 from flowlab.core.merge import lists
 
-__all__ = ["Dropped", "branch_value", "branch_values", "same_entries", "writes"]
+__all__ = ["ChangeNode", "Dropped", "branch_value", "branch_values", "same_entries", "writes"]
 
 
 # A node's children, direct writes and list items, until the first one is filed: one shared,
@@ -28,13 +28,13 @@ __all__ = ["Dropped", "branch_value", "branch_values", "same_entries", "writes"]
 _NONE: Any = MappingProxyType({})
 
 
-class _Node:
+class ChangeNode:
     """The changes under one path, per branch index: written whole, as list items, or deeper."""
 
     __slots__ = ("children", "direct", "items", "replaced", "writers")
 
     def __init__(self) -> None:
-        self.children: dict[Hashable, _Node] = _NONE
+        self.children: dict[Hashable, ChangeNode] = _NONE
         self.direct: dict[int, Any] = _NONE
         self.items: dict[int, list[Change]] = _NONE
         self.replaced: dict[int, Any] = _NONE  # whole values that expand() split into changes
@@ -62,7 +62,7 @@ class _Node:
             if child is None:
                 if children is _NONE:
                     children = node.children = {}
-                child = children[key] = _Node()
+                child = children[key] = ChangeNode()
                 child.writers.append(i)
             else:
                 writers = child.writers  # touch(i), inlined: branches arrive in order
@@ -82,7 +82,7 @@ class _Node:
             node.direct[i] = MISSING if change.op == "remove" else change.after
 
 
-def branch_value(node: _Node, i: int, before: Any) -> Any:
+def branch_value(node: ChangeNode, i: int, before: Any) -> Any:
     """Branch ``i``'s value at ``node``'s path, rebuilt from its changes filed under ``node``
     and ``before``, the base's value there (:data:`MISSING` if absent): what it wrote there, or
     ``before`` with the changes it made below applied. The merge needs no branch's context.
@@ -93,7 +93,7 @@ def branch_value(node: _Node, i: int, before: Any) -> Any:
     return branch_values(node, (i,), before)[i]
 
 
-def branch_values(node: _Node, writers: Sequence[int], before: Any) -> dict[int, Any]:
+def branch_values(node: ChangeNode, writers: Sequence[int], before: Any) -> dict[int, Any]:
     """:func:`branch_value` of each of ``writers`` (in their order), visiting each filed change
     once: asking for all of a node's writers costs what they changed, not writers x changes."""
     out: dict[int, Any] = {}
@@ -151,14 +151,14 @@ def _with(before: Any, values: list[tuple[Hashable, Any]], model: bool) -> Any:
 _PLAIN: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes})
 
 
-def writes(node: _Node) -> dict[int, list[tuple[Any, ...]]]:
+def writes(node: ChangeNode) -> dict[int, list[tuple[Any, ...]]]:
     """Every writer's changes under ``node``, as ``(where, kind, type, value)`` entries (list
     items also carry their position) in one walk of the subtree, each filed change visited
     once. Two writers with the same entries changed the path identically, so their values there
     are equal: a diff against one base is a function of the branch's value. No value is rebuilt.
     """
     out: dict[int, list[tuple[Any, ...]]] = {i: [] for i in node.writers}
-    stack: list[tuple[tuple[Hashable, ...], _Node]] = [((), node)]
+    stack: list[tuple[tuple[Hashable, ...], ChangeNode]] = [((), node)]
     while stack:
         where, at = stack.pop()
         for i, value in at.direct.items():
@@ -204,7 +204,7 @@ class Dropped:
         self._value: tuple[str, ...] | None = None
 
     @classmethod
-    def by_changes(cls, node: _Node, winner: int, names: Sequence[str]) -> Dropped:
+    def by_changes(cls, node: ChangeNode, winner: int, names: Sequence[str]) -> Dropped:
         """The writers of ``node`` whose filed changes differ from ``winner``'s."""
 
         def compute() -> tuple[str, ...]:

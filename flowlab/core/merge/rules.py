@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from flowlab.core.context.changes import MISSING
 from flowlab.core.context.equality import same
 from flowlab.core.merge.combine import sets, summable, total
-from flowlab.core.merge.nodes import Dropped, _Node
+from flowlab.core.merge.nodes import ChangeNode, Dropped
 from flowlab.errors import ConfigError, MergeValidationError
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class Rule:
     def decide(
         self,
         merger: _Merger,
-        node: _Node,
+        node: ChangeNode,
         before: Any,
         keys: tuple[Hashable, ...],
         label: str,
@@ -111,7 +111,7 @@ class Overwrite(Rule):
     def decide(
         self,
         merger: _Merger,
-        node: _Node,
+        node: ChangeNode,
         before: Any,
         keys: tuple[Hashable, ...],
         label: str,
@@ -272,7 +272,7 @@ class Custom(Rule):
     def decide(
         self,
         merger: _Merger,
-        node: _Node,
+        node: ChangeNode,
         before: Any,
         keys: tuple[Hashable, ...],
         label: str,
@@ -315,7 +315,7 @@ class Ignore(Rule):
     def decide(
         self,
         merger: _Merger,
-        node: _Node,
+        node: ChangeNode,
         before: Any,
         keys: tuple[Hashable, ...],
         label: str,

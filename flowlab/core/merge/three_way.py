@@ -23,7 +23,7 @@ from flowlab.core.context.isolation import (
     same,
 )
 from flowlab.core.merge.checks import check_model, check_rules
-from flowlab.core.merge.nodes import _Node
+from flowlab.core.merge.nodes import ChangeNode
 from flowlab.core.merge.rules import Rule
 from flowlab.core.merge.strategies import MergeSpec
 from flowlab.core.merge.tree import _Merger, _short
@@ -153,7 +153,7 @@ def _merge(
         fields = frozenset(fields)
     if spec.fn is not None:
         return _merge_custom(base, names, ctxs, spec, diffs, fields)
-    root = _Node()
+    root = ChangeNode()
     for i, (name, ctx) in enumerate(branches):
         changes = diffs.get(name) if diffs is not None else None
         if changes is None:

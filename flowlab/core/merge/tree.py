@@ -1,6 +1,6 @@
 """The walk over the change tree (:mod:`flowlab.core.merge.nodes`) that decides each path by its rule.
 
-Every branch's changes (its diff against the base) go into one tree of :class:`_Node`, one node
+Every branch's changes (its diff against the base) go into one tree of :class:`ChangeNode`, one node
 per changed path, each knowing which branches (*writers*) changed it or below. :class:`_Merger`
 walks that tree down from the root model, deciding each path by its rule and writing one report
 row per decided path. :func:`flowlab.core.merge.three_way.merge_branches` builds the tree and
@@ -21,8 +21,8 @@ from flowlab.core.merge import lists
 from flowlab.core.merge.checks import field_rules
 from flowlab.core.merge.nodes import (
     _NONE,
+    ChangeNode,
     Dropped,
-    _Node,
     branch_value,
     branch_values,
 )
@@ -51,7 +51,7 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _removes(node: _Node) -> bool:
+def _removes(node: ChangeNode) -> bool:
     """Whether a branch removed a key right under ``node`` (such a dict is copied, not written
     in place: putting a removed key back would move it to the end)."""
     return any(
@@ -78,11 +78,11 @@ class _Merger:
         # every dict built from its base by writing some keys: validated at those keys only
         self.written: dict[int, tuple[dict[Any, Any], Collection[Any]]] = {}
 
-    def value_of(self, i: int, node: _Node, before: Any) -> Any:
+    def value_of(self, i: int, node: ChangeNode, before: Any) -> Any:
         """Branch ``i``'s value at ``node``'s path, whose base value is ``before``."""
         return node.direct[i] if i in node.direct else branch_value(node, i, before)
 
-    def values_of(self, node: _Node, before: Any) -> dict[int, Any]:
+    def values_of(self, node: ChangeNode, before: Any) -> dict[int, Any]:
         """:meth:`value_of` for every writer of ``node``, in writer order."""
         return branch_values(node, node.writers, before)
 
@@ -90,7 +90,7 @@ class _Merger:
         self,
         keys: tuple[Hashable, ...],
         rule: str,
-        node: _Node,
+        node: ChangeNode,
         winner: int | None,
         before: Any,
         after: Any,
@@ -122,7 +122,7 @@ class _Merger:
 
     def model(
         self,
-        node: _Node,
+        node: ChangeNode,
         before: BaseModel,
         keys: tuple[Hashable, ...],
         rule: Rule,
@@ -149,7 +149,7 @@ class _Merger:
 
     def extras(
         self,
-        node: _Node,
+        node: ChangeNode,
         before: BaseModel,
         keys: tuple[Hashable, ...],
         rule: Rule,
@@ -188,7 +188,7 @@ class _Merger:
         rule: Rule,
         label: str,
         inherit: bool,
-        node: _Node,
+        node: ChangeNode,
         before: Any,
         keys: tuple[Hashable, ...],
     ) -> Any:
@@ -200,7 +200,7 @@ class _Merger:
 
     def tree(
         self,
-        node: _Node,
+        node: ChangeNode,
         before: Any,
         keys: tuple[Hashable, ...],
         rule: Rule,
@@ -270,7 +270,7 @@ class _Merger:
                     dict.__setitem__(target, key, old)
             self.undo.clear()
 
-    def expand(self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule) -> bool:
+    def expand(self, node: ChangeNode, before: Any, keys: tuple[Hashable, ...], rule: Rule) -> bool:
         """Turn whole-value writes of dicts (lists) into per-key (per-item) changes, so several
         writers combine instead of the last one winning. False when the values do not allow it."""
         values = list(node.direct.values())
@@ -295,7 +295,7 @@ class _Merger:
                     node.insert(i, change.key_path[len(keys) :], change)
         return True
 
-    def agreed(self, node: _Node, before: Any, keys: tuple[Hashable, ...], label: str) -> Any:
+    def agreed(self, node: ChangeNode, before: Any, keys: tuple[Hashable, ...], label: str) -> Any:
         values = list(self.values_of(node, before).values())
         if all(same(values[0], v) for v in values[1:]):
             self.row(keys, label, node, node.writers[-1], before, values[-1])
@@ -307,7 +307,7 @@ class _Merger:
         return before
 
     def leaf(
-        self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule, label: str
+        self, node: ChangeNode, before: Any, keys: tuple[Hashable, ...], rule: Rule, label: str
     ) -> Any:
         """A path written whole (not a container to go into): the rule combines its writers'
         values (:meth:`Rule.combine`)."""
@@ -334,7 +334,7 @@ class _Merger:
         return after
 
     def list_merge(
-        self, node: _Node, before: Any, keys: tuple[Hashable, ...], rule: Rule, label: str
+        self, node: ChangeNode, before: Any, keys: tuple[Hashable, ...], rule: Rule, label: str
     ) -> list[Any]:
         """Combine every writer's edit of a list by position (see :mod:`flowlab.core.merge.lists`),
         de-duplicated as the rule asks, and report it; colliding edits are a conflict."""
