@@ -289,7 +289,9 @@ def test_frames_have_documented_columns_and_dtypes() -> None:
     assert "RunResult" in result._repr_html_()
 
 
-def test_failing_instrument_is_disabled_with_a_warning_and_the_run_goes_on() -> None:
+def test_failing_instrument_is_disabled_logged_and_recorded_and_the_run_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     class Broken(fl.Instrument):
         calls = 0
 
@@ -297,7 +299,8 @@ def test_failing_instrument_is_disabled_with_a_warning_and_the_run_goes_on() -> 
             Broken.calls += 1
             raise RuntimeError("observer bug")
 
-    with pytest.warns(RuntimeWarning, match="observer bug"):
+    # no warning (filterwarnings=error would make one fatal): a log record and an events row
+    with caplog.at_level("WARNING", logger="flowlab"):
         result = fl.run(
             fl.Parallel({"a": sleeper(1), "b": sleeper(1)}),
             Ctx(),
@@ -306,6 +309,31 @@ def test_failing_instrument_is_disabled_with_a_warning_and_the_run_goes_on() -> 
         )
     assert result.status == "ok"
     assert Broken.calls == 1
+    assert any("observer bug" in rec.getMessage() for rec in caplog.records)
+    disabled = result.events[result.events["kind"] == "instrument_disabled"]
+    assert len(disabled) == 1
+    assert "RuntimeError: observer bug in branch_started()" in disabled["detail"].iloc[0]
+
+
+def test_an_instrument_hears_only_the_hooks_it_overrides() -> None:
+    heard: list[str] = []
+
+    class Finishes(fl.Instrument):
+        def branch_finished(self, record):
+            heard.append(record.branch)
+
+    class Duck:  # no Instrument: every hook it has is called
+        def step_started(self, record):
+            heard.append(f"step {record.name}")
+
+    from flowlab.engine.instruments import Hooks
+
+    hooks = Hooks([Finishes(), Duck()])
+    assert "branch_finished" in hooks and "step_started" in hooks
+    assert "branch_started" not in hooks and "merge_applied" not in hooks
+    fl.run(fl.Parallel({"a": sleeper(1), "b": sleeper(2)}), Ctx(), clock="virtual",
+           instruments=[Finishes()])  # fmt: skip
+    assert heard == ["a", "b"]
 
 
 def test_last_result_is_kept_for_failed_runs() -> None:

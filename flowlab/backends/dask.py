@@ -234,7 +234,7 @@ class Dask:
             raise
         state = _RunState(client, ClockSync(time.time() - run.now()), cluster, owns)
         self._states[id(run)] = state
-        run.instruments.append(AttachCalls(run, state.calls))
+        run.hooks.add(AttachCalls(run, state.calls))
 
     async def _connect(self, distributed: Any, where: Any) -> Any:
         try:

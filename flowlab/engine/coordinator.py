@@ -25,8 +25,7 @@ import itertools
 import math
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +39,7 @@ from flowlab.core.pipeline import Node, Parallel, Pipeline, Step, as_node
 from flowlab.engine import leaf, plugins
 from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.engine.current import _current, _last, charge, current_run, last_result
+from flowlab.engine.instruments import Hooks, check_instruments
 from flowlab.engine.parallel import run_parallel
 from flowlab.errors import (
     BranchFailed,
@@ -116,7 +116,8 @@ class Run:
         self.account = UsageAccount(usage)
         self.recorder = Recorder()
         self.record = _check_record(record)
-        self.instruments = check_instruments(instruments)
+        self.hooks = Hooks(check_instruments(instruments), self._instrument_disabled)
+        self.instruments = self.hooks.instruments  # the list, in the order given
         self.backend = _check_backend(backend)
         self.detect_deadlocks = bool(detect_deadlocks)
         self.live: dict[int, _Live] = {}
@@ -160,19 +161,12 @@ class Run:
             )
 
     def _emit(self, hook: str, *args: Any) -> None:
-        if not self.instruments:
-            return
-        for inst in list(self.instruments):
-            try:
-                getattr(inst, hook)(*args)
-            except Exception as err:
-                self.instruments.remove(inst)
-                warnings.warn(
-                    f"instrument {inst!r} raised {type(err).__name__}: {err} in {hook}(); "
-                    "it is disabled for the rest of this run.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+        self.hooks.emit(hook, *args)
+
+    def _instrument_disabled(self, inst: Any, hook: str, err: BaseException) -> None:
+        """An instrument raised: it is gone for the rest of the run, and ``result.events`` says so."""
+        detail = f"{inst!r} raised {type(err).__name__}: {err} in {hook}(); disabled"
+        self._event("instrument_disabled", "", "", detail)
 
     # ---- control (event-loop thread) ----------------------------------------------------------
     def cancel(self, branch: str | None = None, reason: str = "cancelled by handle") -> int:
@@ -490,27 +484,6 @@ def _check_record(record: Any) -> bool:
     if not isinstance(record, bool):
         raise ConfigError(f"record={record!r} is not valid; give True or False.")
     return record
-
-
-_HOOKS = tuple(name for name in vars(Instrument) if not name.startswith("_"))
-
-
-def check_instruments(instruments: Any) -> list[Instrument]:
-    """``instruments`` as a list, each checked to be an :class:`Instrument` (or to have some of
-    its hooks); :class:`ConfigError` otherwise."""
-    if isinstance(instruments, str | bytes) or not isinstance(instruments, Iterable):
-        raise ConfigError(
-            f"instruments={instruments!r} is not valid; give a list of fl.Instrument objects "
-            "(or objects with its hook methods), or () for none."
-        )
-    out = list(instruments)
-    for i, inst in enumerate(out):
-        if not isinstance(inst, Instrument) and not any(hasattr(inst, h) for h in _HOOKS):
-            raise ConfigError(
-                f"instruments[{i}]={inst!r} is not valid; an instrument is an fl.Instrument "
-                f"(or has some of its hooks: {', '.join(_HOOKS)})."
-            )
-    return out
 
 
 def _check_backend(backend: Any) -> Any:

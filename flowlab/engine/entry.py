@@ -30,7 +30,8 @@ from pydantic import BaseModel
 from flowlab.core.limits import UsageLimits
 from flowlab.engine import plugins
 from flowlab.engine.clock import CLOCKS, VirtualTimeLoop, new_loop, run_in_thread
-from flowlab.engine.coordinator import Run, check_instruments
+from flowlab.engine.coordinator import Run
+from flowlab.engine.instruments import check_instruments
 from flowlab.errors import RunNotFinished, check_one_of
 from flowlab.results.record import Instrument, RunResult
 

@@ -71,9 +71,16 @@ async def run_parallel(
     in_flight = peak = rank = 0  # branches running now, the most at once, branches ended
     expired = False  # the step's own timeout fired
     loop = asyncio.get_running_loop()
-    # A one-step branch is run inline when nothing but the recorder watches: no run-wide cap,
-    # no remote calls, no instruments (which are handed each leaf's StepRecord as it starts).
-    fast = run.run_limiter is None and run.backend is None and not run.instruments
+    # A one-step branch is run inline when nothing but the recorder watches its leaf: no
+    # run-wide cap, no remote calls, no instrument listening to step_started / step_finished
+    # (which are handed each leaf's StepRecord).
+    hooks = run.hooks
+    fast = (
+        run.run_limiter is None
+        and run.backend is None
+        and "step_started" not in hooks
+        and "step_finished" not in hooks
+    )
     capped = run.run_limiter is not None  # a branch starts when its first leaf gets a slot
     recorder = run.recorder
     log_leaf = recorder.step_log.append
