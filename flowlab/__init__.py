@@ -24,6 +24,7 @@ from flowlab.errors import (
     ConfigError,
     DeadlockDetected,
     FlowlabError,
+    FlowlabWarning,
     MergeConflict,
     MergeValidationError,
     RunInterrupted,
@@ -36,6 +37,7 @@ from flowlab.limits import UsageLimits
 from flowlab.notebook import RunHandle, arun, run, start
 from flowlab.pipeline import Parallel, Pipeline, Step
 from flowlab.record import Instrument, RunResult
+from flowlab.update import Update
 
 if TYPE_CHECKING:
     from flowlab import backends, deadlock, plot, report
@@ -52,6 +54,7 @@ __all__ = [
     "ConfigError",
     "DeadlockDetected",
     "FlowlabError",
+    "FlowlabWarning",
     "Instrument",
     "Lab",
     "MergeConflict",
@@ -66,6 +69,7 @@ __all__ = [
     "Step",
     "StepFailed",
     "StepTimeout",
+    "Update",
     "UsageLimitExceeded",
     "UsageLimits",
     "__version__",

@@ -21,6 +21,12 @@ Apart from the tree, because ``except Exception`` must never swallow an interrup
     KeyboardInterrupt
     └── RunInterrupted         a run interrupted by Ctrl-C or a kernel's stop button
 
+Warnings::
+
+    UserWarning
+    └── FlowlabWarning
+        └── DictReturnWarning  a context-only step returned a dict that looks like an update
+
 Backends add their own, e.g. ``flowlab.backends.WorkerLost`` (a Dask worker died mid-step).
 
 Errors raised by a run carry the partial :class:`~flowlab.record.RunResult` as ``.result``
@@ -41,7 +47,9 @@ __all__ = [
     "ChargeRefused",
     "ConfigError",
     "DeadlockDetected",
+    "DictReturnWarning",
     "FlowlabError",
+    "FlowlabWarning",
     "MergeConflict",
     "MergeValidationError",
     "RunCancelled",
@@ -280,6 +288,17 @@ class RunInterrupted(KeyboardInterrupt):
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
+
+
+class FlowlabWarning(UserWarning):
+    """Root of the warnings flowlab gives (filter them all with
+    ``warnings.simplefilter("ignore", fl.FlowlabWarning)``)."""
+
+
+class DictReturnWarning(FlowlabWarning):
+    """A step that gets the context alone returned a plain ``dict`` that looks like an update
+    (every key names a context field, and the context does not hold those values): the dict is
+    the step's output and is not applied. Return :class:`flowlab.Update` to write fields."""
 
 
 class RunNotFinished(FlowlabError, RuntimeError):

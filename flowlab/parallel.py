@@ -37,6 +37,7 @@ from flowlab.group import BranchGroup
 from flowlab.isolator import isolator
 from flowlab.pipeline import Step
 from flowlab.record import BranchRecord, StepRecord, snapshot, unwalkable
+from flowlab.update import Update, settle
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -76,6 +77,7 @@ async def run_parallel(
     fast = run.run_limiter is None and run.backend is None and not run.instruments
     capped = run.run_limiter is not None  # a branch starts when its first leaf gets a slot
     recorder = run.recorder
+    recorder.branch_results.append((path, outputs, errors))  # result.outputs / result.errors
     log_leaf = recorder.step_log.append
     clock, t0 = run._time, run.t0  # run.now(), inlined on the branch's path
     live_pop, instruments = run.live.pop, run.instruments
@@ -263,10 +265,13 @@ async def run_parallel(
                 try:
                     fn = node.fn
                     out = await (
-                        fn(bdata, bctx) if node.arity == 2 else fn(*(bdata, bctx)[: node.arity])
+                        fn(bdata, bctx) if node.arity == 2 else fn(*(bdata, bctx)[node.wants])
                     )
-                    if out is not None and inspect.iscoroutine(out):
-                        leaf.returned_coroutine(node, out)
+                    if out is not None:
+                        if type(out) is Update or (node.takes_ctx and type(out) is dict):
+                            out = settle(node, out, bctx)  # (as leaf.run_step does)
+                        elif inspect.iscoroutine(out):
+                            leaf.returned_coroutine(node, out)
                     entry[4] = "ok"
                 except BaseException as err:
                     entry[4], entry[5] = leaf.outcome(err)
