@@ -85,19 +85,22 @@ class Update:
     ('done', ['start', 'node'], Update(status='done', seen=['node']))
     """
 
-    __slots__ = ("fields",)
-    fields: Mapping[str, Any]
+    __slots__ = ("_fields",)
 
     def __init__(self, **fields: Any) -> None:
-        self.fields = MappingProxyType(fields)
+        self._fields = fields  # a plain dict: an Update pickles (Dask) and deep-copies (as data)
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        return MappingProxyType(self._fields)
 
     def __repr__(self) -> str:
-        return f"Update({', '.join(f'{k}={v!r}' for k, v in self.fields.items())})"
+        return f"Update({', '.join(f'{k}={v!r}' for k, v in self._fields.items())})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Update):
             return NotImplemented
-        return dict(self.fields) == dict(other.fields)
+        return self._fields == other._fields
 
     __hash__ = None  # type: ignore[assignment]  # holds arbitrary values, like a dict
 

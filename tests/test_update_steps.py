@@ -12,6 +12,7 @@ looks like an update gets a :class:`~flowlab.errors.DictReturnWarning` and is no
 from __future__ import annotations
 
 import operator
+import pickle
 import threading
 import warnings
 from typing import Annotated, Any
@@ -130,6 +131,24 @@ def test_an_update_writes_fields_and_is_the_steps_output() -> None:
     assert result.output == fl.Update(status="done", scores={"a": 1.0})  # what `after` was given
     assert caller.status == "new"  # the caller's object is never mutated
     assert repr(result.output) == "Update(status='done', scores={'a': 1.0})"
+
+
+def test_an_update_as_the_next_steps_data_is_copied_into_branches_and_pickles() -> None:
+    def node(ctx):  # type: ignore[no-untyped-def]
+        return fl.Update(status="planned", scores={"a": 1.0})
+
+    def reads(data, ctx):  # type: ignore[no-untyped-def]
+        data.fields["scores"]["a"] = 99.0  # a branch's own copy of its input
+        return dict(data.fields)
+
+    pipe = fl.Pipeline(node, fl.Parallel({"x": reads, "y": reads}, name="fan"))
+    result = run(pipe)
+    assert result.outputs["x"] == {"status": "planned", "scores": {"a": 99.0}}
+    assert result.context.scores == {"a": 1.0}  # what the Update wrote is not what x edited
+    update = fl.Update(n=1, tags=["x"])
+    assert pickle.loads(pickle.dumps(update)) == update
+    with pytest.raises(TypeError):
+        update.fields["n"] = 2  # type: ignore[index]  # read-only
 
 
 def test_any_step_may_return_an_update_not_only_ctx_steps() -> None:
