@@ -33,6 +33,7 @@ class Ctx(BaseModel):
     counts: Annotated[dict[str, int], fl.merge.Sum()] = {}
     status: str = "new"
     scores: dict[str, float] = {}
+    best: Annotated[int, fl.merge.Max()] = 0
 
 
 class Doc(BaseModel):
@@ -215,6 +216,7 @@ WRITES = {  # field -> (branch a's contribution, branch b's), as a LangGraph nod
     "log": (["x"], ["y", "z"]),
     "msgs": ([{"id": 2, "text": "edited"}, {"id": 3, "text": "new"}], [{"id": 4, "text": "b"}]),
     "status": ("a", "b"),
+    "best": (5, 3),
 }
 EXPECTED = {
     "n": 6,  # Sum: 1 + 2 + 3
@@ -229,6 +231,7 @@ EXPECTED = {
         {"id": 4, "text": "b"},
     ],  # Upsert: replaced in place, new keys appended
     "status": "b",  # no rule: overwrite, last in declared order
+    "best": 5,  # Max: assigned in each branch, the largest wins the merge
 }
 
 
@@ -248,6 +251,30 @@ def test_field_rules_see_an_update_exactly_as_the_mutation_it_stands_for(field: 
     columns = ["branch", "path", "op", "before", "after"]
     assert by_update.diffs[columns].equals(by_hand.diffs[columns])
     assert by_update.merges.drop(columns="step").equals(by_hand.merges.drop(columns="step"))
+
+
+def test_outside_any_parallel_an_update_folds_each_contribution_into_the_context() -> None:
+    def node(state):  # type: ignore[no-untyped-def]
+        return fl.Update(
+            n=2,
+            counts={"b": 1},
+            tags=["x", "w", "x"],  # Union: only what is not there yet
+            items=["w"],  # Append: every item
+            log=["x"],
+            msgs=[{"id": 1, "text": "edited"}],
+            best=-1,  # Max: assigned (the merge of a Parallel takes the largest)
+        )
+
+    ctx = run(fl.Pipeline(node), BASE).context
+    assert (ctx.n, ctx.counts, ctx.tags, ctx.items, ctx.log) == (
+        3,
+        {"a": 1, "b": 1},
+        ["w", "x"],
+        ["w", "w"],
+        ["w", "x"],
+    )
+    assert ctx.msgs == [{"id": 1, "text": "edited"}, {"id": 2, "text": "yo"}]
+    assert ctx.best == -1
 
 
 def test_an_update_inside_a_branch_pipeline_feeds_the_next_step() -> None:
