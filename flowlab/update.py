@@ -29,7 +29,9 @@ context is a :class:`~flowlab.errors.ConfigError` naming it and the valid fields
 step's own error before anything is written.
 
 The step's output (the next step's ``data``; a branch's entry in a Parallel's output and in
-``result.outputs``) is the :class:`Update` itself.
+``result.outputs``) is the :class:`Update` itself. An assigned value is the object the Update holds,
+as with ``ctx.field = value``: a later step that mutates it in place changes what the Update shows
+too (accumulating rules build new values, so theirs never do).
 
 A step that gets the context alone (``def node(state)``, see :class:`~flowlab.pipeline.Step`) and
 returns a plain ``dict`` whose keys all name context fields, with values the context does not hold,
