@@ -25,6 +25,7 @@ from flowlab import limits, merge
 from flowlab._version import __version__
 from flowlab.core.limits import UsageLimits
 from flowlab.core.pipeline import Parallel, Pipeline, Step
+from flowlab.core.update import Update
 from flowlab.engine import plugins
 from flowlab.engine.coordinator import RunCancelled, charge, last_result
 from flowlab.engine.entry import RunHandle, arun, run, start
@@ -35,8 +36,10 @@ from flowlab.errors import (
     ConfigError,
     DeadlockDetected,
     FlowlabError,
+    FlowlabWarning,
     MergeConflict,
     MergeValidationError,
+    RunInterrupted,
     RunNotFinished,
     StepFailed,
     StepTimeout,
@@ -60,6 +63,7 @@ __all__ = [
     "ConfigError",
     "DeadlockDetected",
     "FlowlabError",
+    "FlowlabWarning",
     "Instrument",
     "Lab",
     "MergeConflict",
@@ -68,11 +72,13 @@ __all__ = [
     "Pipeline",
     "RunCancelled",
     "RunHandle",
+    "RunInterrupted",
     "RunNotFinished",
     "RunResult",
     "Step",
     "StepFailed",
     "StepTimeout",
+    "Update",
     "UsageLimitExceeded",
     "UsageLimits",
     "__version__",

@@ -16,6 +16,17 @@
     ├── RunCancelled           the whole run was cancelled (handle.cancel(), an interrupt)
     └── RunNotFinished         ``RunHandle.result()`` asked of a run that is still going
 
+Apart from the tree, because ``except Exception`` must never swallow an interrupt::
+
+    KeyboardInterrupt
+    └── RunInterrupted         a run interrupted by Ctrl-C or a kernel's stop button
+
+Warnings::
+
+    UserWarning
+    └── FlowlabWarning
+        └── DictReturnWarning  a context-only step returned a dict that looks like an update
+
 Backends add their own, e.g. ``flowlab.backends.WorkerLost`` (a Dask worker died mid-step).
 
 Errors raised by a run carry the partial :class:`~flowlab.results.record.RunResult` as ``.result``
@@ -36,10 +47,13 @@ __all__ = [
     "ChargeRefused",
     "ConfigError",
     "DeadlockDetected",
+    "DictReturnWarning",
     "FlowlabError",
+    "FlowlabWarning",
     "MergeConflict",
     "MergeValidationError",
     "RunCancelled",
+    "RunInterrupted",
     "RunNotFinished",
     "StepFailed",
     "StepTimeout",
@@ -247,6 +261,44 @@ class DeadlockDetected(FlowlabError):
 
 class RunCancelled(FlowlabError):
     """The whole run was cancelled (``handle.cancel()``, or an interrupted notebook cell)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run interrupted by Ctrl-C or a kernel's stop button (or a step that raised
+    ``KeyboardInterrupt``): every branch was cancelled, the partial result is kept.
+
+    A :class:`KeyboardInterrupt` (``except KeyboardInterrupt`` catches it), never a
+    :class:`FlowlabError`. IPython shows it as its one line, without the frames of
+    nest-asyncio2, asyncio and selectors the interrupt passed through (``_render_traceback_``).
+    In async code (``await fl.arun``, ``await handle``) the interrupt cancelled a task, so what
+    propagates is the :class:`asyncio.CancelledError` asyncio's timeouts and task groups need,
+    with this error as its ``__cause__`` and shown as the same line.
+
+    Attributes
+    ----------
+    result : RunResult or None
+        The partial result, also ``fl.last_result()``.
+    """
+
+    result: RunResult | None
+
+    def __init__(self, message: str, *, result: RunResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class FlowlabWarning(UserWarning):
+    """Root of the warnings flowlab gives (filter them all with
+    ``warnings.simplefilter("ignore", fl.FlowlabWarning)``)."""
+
+
+class DictReturnWarning(FlowlabWarning):
+    """A step that gets the context alone returned a plain ``dict`` that looks like an update
+    (every key names a context field, and the context does not hold those values): the dict is
+    the step's output and is not applied. Return :class:`flowlab.Update` to write fields."""
 
 
 class RunNotFinished(FlowlabError, RuntimeError):

@@ -103,6 +103,14 @@ def returns_coroutine(data: Any, ctx: Ctx) -> Any:
     return ok_step(data, ctx)  # forgot `await` (and the step is not async)
 
 
+def update_unknown(state: Ctx) -> fl.Update:
+    return fl.Update(note="written?", colour="red")  # no field 'colour': nothing is written
+
+
+def update_sum_str(state: Ctx) -> fl.Update:
+    return fl.Update(n="many")  # n's rule is Sum(): a contribution must be a number
+
+
 def charges_negative(data: Any, ctx: Ctx) -> None:
     fl.charge(cost=-1.0)
 
@@ -687,6 +695,33 @@ ROWS: list[Row] = [
         after_ctx={"n": 0, "note": "prepared", "tags": []},
         cause=ConfigError,
     ),
+    # ---- fl.Update (issue 21) -----------------------------------------------------------------
+    Row(
+        "update-unknown-field",
+        "an Update naming no field",
+        ConfigError,
+        lambda c: virtual(fl.Pipeline(prepare, update_unknown), c),
+        ("'update_unknown'", "no field 'colour'", "valid fields: 'n', 'note', 'tags'"),
+        ctx=lambda: Ctx(),
+        after_ctx={"n": 0, "note": "prepared", "tags": []},
+    ),
+    Row(
+        "update-bad-contribution",
+        "an Update a field rule cannot fold",
+        ConfigError,
+        lambda c: virtual(fl.Pipeline(prepare, update_sum_str), c),
+        ("'n'", "Sum()", "'many'", "HINT"),
+        ctx=lambda: Ctx(),
+        after_ctx={"n": 0, "note": "prepared", "tags": []},
+        cause=TypeError,
+    ),
+    Row(
+        "step-takes-unknown",
+        "unknown takes= choice",
+        ConfigError,
+        lambda _: fl.Step(add, takes="context"),
+        ("takes=", "'context'", "'data'", "'ctx'"),
+    ),
     # ---- checked at construction (issue 18) ---------------------------------------------------
     Row(
         "step-three-required-positionals",
@@ -875,7 +910,8 @@ CATEGORIES = [
     "unknown option", "fl.compare grid keys", "fl.charge outside a run", "bad usage budget or charge",
     "step returns a coroutine without awaiting", "step that cannot be called",
     "Pipeline.replace changes", "bad run option", "nested too deep", "handle misuse",
-    "plot or report of something that is not a run",
+    "plot or report of something that is not a run", "an Update naming no field",
+    "an Update a field rule cannot fold", "unknown takes= choice",
 ]  # fmt: skip
 
 

@@ -539,6 +539,25 @@ def test_the_crossing_charge_raises_on_the_worker_and_breaches_on_the_driver() -
     assert info.value.result is not None and info.value.result.context.n == 0
 
 
+def node_mutates(state: Status) -> None:
+    state.n += 1
+
+
+def node_updates(ctx: Status) -> fl.Update:
+    return fl.Update(status=f"saw n={ctx.n}")
+
+
+def test_ctx_steps_and_updates_on_the_worker_path() -> None:
+    # a context-only step gets the worker's copy of the context (not the data), its writes come
+    # back; an Update returned by a remote step is applied on the driver (issue 21)
+    pipe = fl.Parallel({"a": fl.Pipeline(node_mutates, node_updates)}, name="fan")
+    client = FakeClient()
+    r = fl.run(pipe, Status(n=4), input="data", backend=fl.backends.Dask(client))
+    assert (r.context.n, r.context.status) == (5, "saw n=5")
+    assert r.outputs["fan:a"] == fl.Update(status="saw n=5")
+    assert len(client.submitted) == 2
+
+
 def test_worker_account_raises_only_past_the_budget_left() -> None:
     acc = WorkerAccount(0.5, None)
     acc.charge(0.5, 3)

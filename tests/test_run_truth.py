@@ -656,6 +656,48 @@ def test_an_interrupted_cell_returns_after_the_run_wound_down(how: str) -> None:
         runner.run(main())
 
 
+@pytest.mark.parametrize("how", ["arun", "await-handle"])
+def test_an_interrupted_await_is_asyncios_cancel_caused_by_run_interrupted(how: str) -> None:
+    from flowlab.engine.clock import new_loop
+
+    async def long(data: Any, ctx: Ctx) -> None:
+        await asyncio.sleep(100)
+
+    pipe = fl.Parallel({"a": long, "b": long})
+
+    async def call() -> fl.RunResult:
+        if how == "arun":
+            return await fl.arun(pipe, Ctx(), clock="virtual")
+        return await fl.start(pipe, Ctx(), clock="virtual")
+
+    async def cell() -> BaseException:
+        try:
+            await call()
+        except asyncio.CancelledError as err:
+            return err
+        raise AssertionError("not cancelled")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(cell())
+        await asyncio.sleep(1)
+        task.cancel()  # the kernel interrupts the cell
+        err = await task
+        assert type(err) is asyncio.CancelledError  # exactly: asyncio.timeout tests the type
+        assert isinstance(err.__cause__, fl.RunInterrupted)
+        assert isinstance(err.__cause__, KeyboardInterrupt)
+        assert err.__cause__.result is fl.last_result()
+        assert err.__cause__.result is not None and err.__cause__.result.status == "cancelled"
+        line = ["RunInterrupted: partial result in fl.last_result()"]
+        assert err._render_traceback_() == line  # type: ignore[attr-defined]
+        with pytest.raises(TimeoutError):  # a timeout around the run is still a timeout
+            async with asyncio.timeout(2):
+                await call()
+        assert fl.last_result().status == "cancelled"  # type: ignore[union-attr]
+
+    with asyncio.Runner(loop_factory=lambda: new_loop("virtual")) as runner:
+        runner.run(main())
+
+
 def test_a_cell_interrupted_twice_returns_after_the_run_wound_down() -> None:
     from flowlab.engine.clock import new_loop
 

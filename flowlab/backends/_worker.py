@@ -42,7 +42,7 @@ class WorkerTask:
     step: str
     key: str
     is_async: bool
-    arity: int
+    arity: int  # how many of (data, ctx) the step takes; -1: the context alone
     data: Any
     ctx_cls: type[BaseModel] | None
     ctx_data: dict[str, Any] | None
@@ -151,7 +151,7 @@ def _call_step(task: WorkerTask, worker: Any) -> tuple[Any, BaseModel | None]:
     ctx = None
     if task.ctx_cls is not None:
         ctx = task.ctx_cls.model_validate(task.ctx_data)
-    args: tuple[Any, ...] = (task.data, ctx)[: task.arity]
+    args: tuple[Any, ...] = (ctx,) if task.arity < 0 else (task.data, ctx)[: task.arity]
     if task.is_async:
         out = asyncio.run(_watch_cancel(task.fn(*args), task.key, worker))
     else:

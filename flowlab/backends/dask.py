@@ -284,14 +284,15 @@ class Dask:
         brec: BranchRecord | None = cur[1] if cur is not None else None
         ctx_cls: type[BaseModel] | None = None
         ctx_data: dict[str, Any] | None = None
-        if step.arity >= 2:
+        if step.wants.stop == 2:  # it is given the context
             if type(ctx) not in state.checked:
                 check_round_trip(ctx)
                 state.checked.add(type(ctx))
             ctx_cls, ctx_data = type(ctx), ctx.model_dump()
         limits, account = run.account.limits, run.account
         task = WorkerTask(
-            step.fn, step.name, "", step.is_async, step.arity, args[0] if args else None,
+            step.fn, step.name, "", step.is_async, -1 if step.takes_ctx else step.arity,
+            args[0] if args and not step.takes_ctx else None,
             ctx_cls, ctx_data,
             remaining(limits.cost, account.cost) if limits is not None else None,
             _int_or_none(remaining(limits.tokens, account.tokens)) if limits is not None else None,

@@ -4,7 +4,8 @@ Nothing here runs anything; the engine (:mod:`flowlab.engine.coordinator`) does.
 when the object is built, so a typo fails at construction with a :class:`~flowlab.errors.ConfigError`
 that names the parameter, the bad value and the valid choices — not halfway through a run.
 
-A step is any callable taking ``(data, ctx)``, ``(data)`` or nothing, sync or async. Sync steps run in
+A step is any callable taking ``(data, ctx)``, ``(data)``, ``(ctx)`` (its first parameter named ``ctx`` or
+``state``; see :class:`Step`) or nothing, sync or async. Sync steps run in
 a worker thread so a blocking branch cannot stall its siblings.
 
 Examples
@@ -75,6 +76,26 @@ def _positional_arity(fn: Callable[..., Any]) -> int:
     return min(count, 2)
 
 
+CTX_NAMES: frozenset[str] = frozenset({"ctx", "state"})
+"""A step whose first parameter has one of these names gets the context alone: ``fn(ctx)``."""
+TAKES: tuple[str, ...] = ("data", "ctx")
+
+
+def _takes_ctx(fn: Callable[..., Any], takes: str | None) -> bool:
+    """Whether ``fn`` is called ``fn(ctx)``: ``takes="ctx"``, or (``takes=None``) its first
+    positional parameter is named ``ctx`` or ``state`` (LangGraph's ``def node(state)``)."""
+    if takes is not None:
+        check_one_of("takes", takes, TAKES, hint="None (the default) decides by the name.")
+        return takes == "ctx"
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    first = next((p for p in params if p.kind in kinds), None)
+    return first is not None and first.name in CTX_NAMES
+
+
 def _check_callable_as_step(fn: Callable[..., Any], name: str, arity: int) -> None:
     """Raise :class:`ConfigError` for a function the engine could call but that cannot work as
     a step: a generator (calling it runs nothing) or a signature that ``(data, ctx)``,
@@ -106,28 +127,57 @@ def _check_callable_as_step(fn: Callable[..., Any], name: str, arity: int) -> No
         sig = sig.replace(parameters=plain, return_annotation=sig.empty)
         raise ConfigError(
             f"step {name!r} has the signature {sig}, which cannot be called as a step; a step "
-            "is called as fn(data, ctx), fn(data) or fn(), positionally. HINT: take "
-            "(data, ctx) and give any other parameter a default."
+            "is called as fn(data, ctx), fn(data) or fn(), positionally (fn(ctx) when its first "
+            "parameter is named ctx or state). HINT: take (data, ctx) and give any other "
+            "parameter a default."
         ) from None
 
 
 class Step:
     """One unit of work: a callable run with the previous step's output and the context.
 
+    How a step is called (``data`` is the previous step's output, ``ctx`` the context):
+
+    * ``fn(data, ctx)`` — two positional parameters (or ``*args``);
+    * ``fn(ctx)`` — LangGraph style: the first positional parameter is named ``ctx`` or
+      ``state`` (``def node(state)``, ``async def node(ctx: Ctx)``), or ``takes="ctx"``;
+    * ``fn(data)`` — any other one-parameter function (``def double(x)``);
+    * ``fn()`` — no positional parameter.
+
+    Only the *name* decides, never the annotation: ``def embed(doc: Doc)`` with ``Doc`` a pydantic
+    model still gets its data. A step may write the context by returning
+    :class:`~flowlab.core.update.Update` (``return fl.Update(status="done")``).
+
     Parameters
     ----------
     fn : callable
-        ``fn(data, ctx)``, ``fn(data)`` or ``fn()``; ``async def`` or plain ``def``.
+        ``async def`` or plain ``def`` (plain ones run in a worker thread).
     name : str, optional
         Defaults to the function's ``__name__``.
     timeout : float, optional
         Seconds on the run's clock; ``None`` (default) means no timeout.
+    takes : {"data", "ctx"}, optional
+        Overrides the name rule for a one-argument call: ``"ctx"`` calls ``fn(ctx)`` whatever its
+        parameter is named, ``"data"`` calls ``fn(data, ctx)``, ``fn(data)`` or ``fn()`` by
+        arity even if the first parameter is named ``ctx`` or ``state``.
+
+    Examples
+    --------
+    >>> Step(lambda state: None).takes_ctx, Step(lambda x: x).takes_ctx
+    (True, False)
+    >>> Step(lambda s: None, takes="ctx").takes_ctx
+    True
     """
 
     kind = "step"
 
     def __init__(
-        self, fn: Callable[..., Any], *, name: str | None = None, timeout: float | None = None
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        takes: str | None = None,
     ) -> None:
         if inspect.iscoroutine(fn):
             fn.close()
@@ -144,7 +194,10 @@ class Step:
         self.name = _check_name("name", name if name is not None else _callable_name(fn))
         self.timeout = _check_timeout("timeout", timeout)
         self.is_async = _is_async_callable(fn)
-        self.arity = _positional_arity(fn)
+        self.takes_ctx = _takes_ctx(fn, takes)  # called fn(ctx)
+        self.arity = 1 if self.takes_ctx else _positional_arity(fn)  # how many it is given
+        # which of (data, ctx) it is given: engine and backends call fn(*(data, ctx)[wants])
+        self.wants: slice = slice(1, 2) if self.takes_ctx else slice(0, self.arity)
         _check_callable_as_step(fn, self.name, self.arity)
 
     def __repr__(self) -> str:

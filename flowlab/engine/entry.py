@@ -12,8 +12,11 @@ already running, the run is executed on a virtual loop in a helper thread and aw
 
 Interrupting (Ctrl-C, or the kernel's interrupt button) cancels every branch; the partial result is
 kept — ``fl.last_result()`` or the raised error's ``.result`` — and the loop stays usable. An
-interrupted :func:`run` raises a fresh ``KeyboardInterrupt`` saying so, which a Jupyter cell shows as
-one line instead of the frames of nest-asyncio2, asyncio and selectors it passed through.
+interrupted :func:`run` raises :class:`~flowlab.errors.RunInterrupted` (a ``KeyboardInterrupt``); an
+interrupted ``await fl.arun(...)`` / ``await handle`` raises the ``asyncio.CancelledError`` asyncio
+needs, caused by a ``RunInterrupted``. A Jupyter cell shows either as the one line
+``RunInterrupted: partial result in fl.last_result()`` instead of the frames of nest-asyncio2,
+asyncio, selectors and flowlab it passed through.
 """
 
 from __future__ import annotations
@@ -30,17 +33,17 @@ from pydantic import BaseModel
 from flowlab.core.limits import UsageLimits
 from flowlab.engine import plugins
 from flowlab.engine.clock import CLOCKS, VirtualTimeLoop, new_loop, run_in_thread
-from flowlab.engine.coordinator import Run
+from flowlab.engine.coordinator import _WAKE_S, Run
 from flowlab.engine.instruments import check_instruments
-from flowlab.errors import RunNotFinished, check_one_of
+from flowlab.errors import RunInterrupted, RunNotFinished, check_one_of
 from flowlab.results.record import Instrument, RunResult
 
 __all__ = ["RunHandle", "arun", "run", "start"]
 
 _START_GRACE_S = 0.25  # wall seconds a background run waits for its caller (see start())
 _WIND_DOWN_S = 30.0  # seconds an interrupted cell waits for its run to end (RunHandle)
-INTERRUPTED = "the run was interrupted; partial result in fl.last_result()"
-"""The message of the ``KeyboardInterrupt`` an interrupted :func:`run` raises."""
+INTERRUPTED = "partial result in fl.last_result()"
+"""The message of the :class:`~flowlab.errors.RunInterrupted` an interrupted run raises."""
 
 
 def _make_run(
@@ -175,7 +178,7 @@ def run(
             _wind_down_blocking(loop, task, the_run)
         if the_run.result is None:
             the_run._finish("cancelled", None, None)
-        _reraise_interrupt()
+        _reraise_interrupt(the_run)
         raise
     return _deliver_in_cell(result, raise_on_error)
 
@@ -188,24 +191,32 @@ def run(
 
 def _deliver_in_cell(result: RunResult, raise_on_error: bool) -> RunResult:
     if type(result.error) is KeyboardInterrupt:
-        raise _interrupted(str(result.error)) from None
+        raise _interrupted(str(result.error), result) from None
     return _deliver(result, raise_on_error)
 
 
-def _reraise_interrupt() -> None:
+def _reraise_interrupt(the_run: Run) -> None:
     """Inside an ``except``: turn the interrupt being handled into :func:`_interrupted`."""
     import sys
 
     if type(err := sys.exc_info()[1]) is KeyboardInterrupt:
-        raise _interrupted(str(err)) from None
+        raise _interrupted(str(err), the_run.result) from None
 
 
-def _interrupted(detail: str = "") -> KeyboardInterrupt:
-    """A ``KeyboardInterrupt`` IPython shows as one line: IPython asks an exception for
+def _interrupted(detail: str, result: RunResult | None) -> RunInterrupted:
+    """The error IPython shows as one line: IPython asks an exception for
     ``_render_traceback_()`` before formatting frames (as ipyparallel's remote errors do)."""
-    message = INTERRUPTED.replace("; ", f" ({detail}); ", 1) if detail else INTERRUPTED
-    err = KeyboardInterrupt(message)
-    setattr(err, "_render_traceback_", lambda: [f"KeyboardInterrupt: {message}"])  # noqa: B010
+    return RunInterrupted(f"{detail}; {INTERRUPTED}" if detail else INTERRUPTED, result=result)
+
+
+def _cancelled_cell(the_run: Run) -> asyncio.CancelledError:
+    """What an interrupted ``await`` raises: the :class:`asyncio.CancelledError` asyncio needs
+    (``asyncio.timeout`` and task groups test for that exact type), caused by and shown as a
+    :class:`RunInterrupted`."""
+    cause = _interrupted("", the_run.result)
+    err = asyncio.CancelledError(str(cause))
+    err.__cause__ = cause  # the caller raises `err from err.__cause__`
+    setattr(err, "_render_traceback_", cause._render_traceback_)  # noqa: B010
     return err
 
 
@@ -242,7 +253,7 @@ def _wait_thread(the_run: Run, clock: str) -> RunResult:
     except KeyboardInterrupt:
         _cancel_threadsafe(the_run, None)
         concurrent.futures.wait([future], timeout=30)
-        _reraise_interrupt()
+        _reraise_interrupt(the_run)
         raise
 
 
@@ -293,8 +304,9 @@ async def arun(
         result = await handle.wait()
     except asyncio.CancelledError:  # an interrupted cell: the run ends before the cell returns
         await handle._wind_down()
-        raise
-    return _deliver(result, raise_on_error)
+        err = _cancelled_cell(handle.run)
+        raise err from err.__cause__
+    return _deliver_in_cell(result, raise_on_error)
 
 
 def start(
@@ -406,7 +418,15 @@ class RunHandle:
         self._begin()
         # shielded, as the task above: a cancelled waiter must not cancel the run's future (a
         # run whose thread has not begun yet would then never run at all)
-        return await asyncio.shield(asyncio.wrap_future(self._future))
+        waiter = asyncio.wrap_future(self._future)
+        if isinstance(asyncio.get_running_loop(), VirtualTimeLoop):
+            return await asyncio.shield(waiter)
+        while not waiter.done():  # (asyncio.wait never cancels what it waits for)
+            # Wake now and then: a kernel's interrupt of an ``await`` cell is a callback its
+            # signal handler schedules, which does not wake a loop asleep in select (the run
+            # on its thread would end first, never cancelled; see engine.Run._wake_up).
+            await asyncio.wait({waiter}, timeout=_WAKE_S)
+        return waiter.result()
 
     async def _wind_down(self) -> None:
         """Cancel the run and wait, through further interrupts, until it has ended (at most
@@ -438,8 +458,9 @@ class RunHandle:
                 result = await self.wait()
             except asyncio.CancelledError:
                 await self._wind_down()
-                raise
-            return _deliver(result, True)
+                err = _cancelled_cell(self.run)
+                raise err from err.__cause__
+            return _deliver_in_cell(result, True)
 
         return _get().__await__()
 

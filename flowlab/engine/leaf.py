@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import flowlab.core.context.isolation as ctx_mod
+from flowlab.core.update import Update, settle
 from flowlab.errors import ConfigError, StepTimeout
 from flowlab.results.record import StepRecord
 
@@ -61,7 +62,7 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
     try:
         if step.timeout is None:
             if step.is_async and (run.backend is None or not parent):
-                out = await step.fn(*(data, work)[: step.arity])  # call()'s common case
+                out = await step.fn(*(data, work)[step.wants])  # call()'s common case
                 if inspect.iscoroutine(out):
                     returned_coroutine(step, out)
             else:
@@ -85,6 +86,8 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
                     step=path,
                     timeout=step.timeout,
                 ) from err
+        if type(out) is Update or (step.takes_ctx and type(out) is dict):
+            out = settle(step, out, work)  # written before the top-level copy is committed
         if work is not ctx:
             ctx_mod.apply_inplace(ctx, work)
         ok = True
@@ -102,7 +105,8 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
 
 async def call(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
     """Call the step's function: awaited, in the run's thread pool (sync), or on the backend."""
-    args: tuple[Any, ...] = (data, ctx)[: step.arity]
+    pair: tuple[Any, ...] = (data, ctx)
+    args = pair[step.wants]
     if run.backend is not None and parent:
         return await run.backend.call(run, step, args, ctx)
     if step.is_async:

@@ -26,6 +26,7 @@ import flowlab.core.context.isolation as ctx_mod
 import flowlab.core.merge as merge_mod
 from flowlab.core.context.isolator import isolator
 from flowlab.core.pipeline import Step
+from flowlab.core.update import Update, settle
 from flowlab.engine import leaf
 from flowlab.engine.clock import wall
 from flowlab.engine.group import BranchGroup
@@ -83,6 +84,7 @@ async def run_parallel(
     )
     capped = run.run_limiter is not None  # a branch starts when its first leaf gets a slot
     recorder = run.recorder
+    recorder.branch_results.append((path, outputs, errors))  # result.outputs / result.errors
     log_leaf = recorder.step_log.append
     clock, t0 = run._time, run.t0  # run.now(), inlined on the branch's path
     live_pop, instruments = run.live.pop, run.instruments
@@ -270,10 +272,13 @@ async def run_parallel(
                 try:
                     fn = node.fn
                     out = await (
-                        fn(bdata, bctx) if node.arity == 2 else fn(*(bdata, bctx)[: node.arity])
+                        fn(bdata, bctx) if node.arity == 2 else fn(*(bdata, bctx)[node.wants])
                     )
-                    if out is not None and inspect.iscoroutine(out):
-                        leaf.returned_coroutine(node, out)
+                    if out is not None:
+                        if type(out) is Update or (node.takes_ctx and type(out) is dict):
+                            out = settle(node, out, bctx)  # (as leaf.run_step does)
+                        elif inspect.iscoroutine(out):
+                            leaf.returned_coroutine(node, out)
                     entry[4] = "ok"
                 except BaseException as err:
                     entry[4], entry[5] = leaf.outcome(err)

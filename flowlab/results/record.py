@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -138,6 +138,9 @@ class Recorder(Instrument):
         self.merge_inputs: dict[str, MergeInput] = {}
         self.unmergeable: dict[str, str] = {}  # step -> why remerge cannot replay it
         self.limits: list[tuple[float, str, int, int]] = []
+        # per Parallel run, its path and its own {branch: output} and {branch: error} dicts,
+        # filled as branches end (one entry per step, nothing per branch; see result.outputs)
+        self.branch_results: list[tuple[str, dict[str, Any], dict[str, BaseException]]] = []
         self.peak_leaves = 0
         self.leaf_busy_s = 0.0
 
@@ -333,6 +336,9 @@ class RunResult:
     error : FlowlabError or None
     makespan_s : float
         Seconds from run start to run end on the run's clock.
+    outputs, errors : Mapping
+        Per branch path: what each branch returned, and the exception of each failed or
+        timed-out branch (see :mod:`flowlab.results.outcomes`).
     """
 
     output: Any
@@ -389,6 +395,38 @@ class RunResult:
         from flowlab.results import frames
 
         return frames.limits_frame(self.recorder.limits)
+
+    # ---- per-branch results -------------------------------------------------------------------
+    @cached_property
+    def outputs(self) -> Mapping[str, Any]:
+        """``{branch path: output}`` of every branch that returned, in ``branches`` order (nested
+        branches included; a unique bare branch name works as a key too).
+
+        Examples
+        --------
+        >>> import flowlab as fl
+        >>> from pydantic import BaseModel
+        >>> class C(BaseModel):
+        ...     n: int = 0
+        >>> def ok(data):
+        ...     return "fine"
+        >>> def bad(data):
+        ...     raise ValueError("no")
+        >>> r = fl.run(fl.Parallel({"a": ok, "b": bad}, name="fan", on_failure="ignore"), C())
+        >>> dict(r.outputs), r.errors["b"]
+        ({'fan:a': 'fine'}, ValueError('no'))
+        """
+        from flowlab.results.outcomes import branch_outputs
+
+        return branch_outputs(self.recorder)
+
+    @cached_property
+    def errors(self) -> Mapping[str, BaseException]:
+        """``{branch path: exception}`` of every failed or timed-out branch — the exception
+        objects themselves, ``on_failure="ignore"`` included (see :attr:`outputs`)."""
+        from flowlab.results.outcomes import branch_errors
+
+        return branch_errors(self.recorder)
 
     # ---- summaries ----------------------------------------------------------------------------
     def remerge(

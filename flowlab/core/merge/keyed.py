@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from flowlab.core.context.changes import MISSING, list_slice, same
 from flowlab.core.merge import lists
 from flowlab.core.merge.nodes import ChangeNode
-from flowlab.core.merge.rules import Rule, _check_two_args, _fn_name
+from flowlab.core.merge.rules import Rule, _check_two_args, _fn_name, _items
 from flowlab.errors import MergeValidationError
 
 if TYPE_CHECKING:
@@ -69,6 +69,9 @@ class Reduce(_Keyed):
     def name(self) -> str:
         return f"reduce:{_fn_name(self.fn)}"
 
+    def fold(self, before: Any, value: Any) -> Any:
+        return self.fn(before, value)
+
     def __repr__(self) -> str:
         return f"Reduce({_fn_name(self.fn)})"
 
@@ -96,6 +99,18 @@ class Upsert(_Keyed):
         if isinstance(self.key, str):
             return item[self.key] if isinstance(item, dict) else getattr(item, self.key)
         return self.key(item)
+
+    def fold(self, before: Any, value: Any) -> Any:
+        out = list(before)
+        where = {_key(self, item): i for i, item in enumerate(out)}
+        for item in _items(value):
+            k = _key(self, item)
+            if k in where:
+                out[where[k]] = item  # replaced in place
+            else:
+                where[k] = len(out)
+                out.append(item)
+        return out
 
     def __repr__(self) -> str:
         shown = repr(self.key) if isinstance(self.key, str) else _fn_name(self.key)

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from flowlab.core.context.changes import MISSING
 from flowlab.core.context.equality import same
-from flowlab.core.merge.combine import sets, summable, total
+from flowlab.core.merge.combine import is_number, sets, summable, total
 from flowlab.core.merge.nodes import ChangeNode, Dropped
 from flowlab.errors import ConfigError, MergeValidationError
 
@@ -83,6 +83,12 @@ class Rule:
     def dedupe_key(self) -> tuple[bool, Callable[[Any], Any] | None]:
         """Whether a merged list drops repeated inserted items, and the key it compares by."""
         return _NO_DEDUPE
+
+    def fold(self, before: Any, value: Any) -> Any:
+        """The field's new value when a step returns ``fl.Update(field=value)`` on one context
+        (see :mod:`flowlab.core.update`): ``value`` itself, unless the rule accumulates, when
+        ``value`` is the step's contribution (``Sum``: added; ``Append``: appended ...)."""
+        return value
 
     def decide(
         self,
@@ -165,6 +171,9 @@ class Append(Rule):
     kinds = frozenset({"list"})
     needs = "a list"
 
+    def fold(self, before: Any, value: Any) -> Any:
+        return [*before, *_items(value)]
+
 
 @dataclass(frozen=True, repr=False)
 class Union(Rule):
@@ -188,6 +197,18 @@ class Union(Rule):
 
     def dedupe_key(self) -> tuple[bool, Callable[[Any], Any] | None]:
         return True, self.key_of
+
+    def fold(self, before: Any, value: Any) -> Any:
+        items = _items(value)
+        if isinstance(before, set | frozenset):
+            return type(before)(before | set(items))
+        out, seen = list(before), [self.key_of(item) for item in before]
+        for item in items:
+            key = self.key_of(item)
+            if key not in seen:  # (by equality: keys need not hash)
+                out.append(item)
+                seen.append(key)
+        return out
 
     def key_of(self, item: Any) -> Any:
         """The value ``item`` is de-duplicated by."""
@@ -217,6 +238,13 @@ class Sum(Rule):
         if summable(before, values, removals_count=True):
             return total(before, values), (0 if len(values) == 1 else None), False
         return values[-1], len(values) - 1, True
+
+    def fold(self, before: Any, value: Any) -> Any:
+        if isinstance(before, dict) and isinstance(value, dict):  # a counter: per key
+            return {**before, **{k: before.get(k, 0) + v for k, v in value.items()}}
+        if not (is_number(before) and is_number(value)):
+            raise TypeError("Sum adds numbers (or dicts of numbers) to numbers")
+        return before + value
 
 
 @dataclass(frozen=True, repr=False)
@@ -369,3 +397,10 @@ def _check_two_args(param: str, fn: object, shape: str) -> None:
         ) from err
     except ValueError:  # no signature (some builtins): trust it
         pass
+
+
+def _items(value: Any) -> list[Any]:
+    """The items a step contributes to a list field (``fl.Update(tags=[...])``)."""
+    if isinstance(value, str | bytes | dict) or not hasattr(value, "__iter__"):
+        raise TypeError(f"give the items to add as a list, not {type(value).__name__}")
+    return list(value)
