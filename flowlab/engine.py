@@ -49,9 +49,9 @@ from flowlab.errors import (
 )
 from flowlab.keyed import Keyed, KeyedState
 from flowlab.limits import LimiterState, UsageAccount, UsageLimits, as_limiter, tidy_cost
+from flowlab.pipeline import Node, Parallel, Pipeline, Step, as_node
 from flowlab.rate import Rate, RateState, check_rate
 from flowlab.rate_gate import RateGate
-from flowlab.pipeline import Node, Parallel, Pipeline, Step, as_node
 from flowlab.record import BranchRecord, Instrument, Recorder, RunResult
 
 __all__ = ["Run", "RunCancelled", "charge", "current_run", "last_result"]
@@ -456,7 +456,9 @@ class Run:
             return None
         state: LimiterState = cfg.new_state(self._limit_listener(step, cfg.name))
         if not isinstance(state, KeyedState):  # a Keyed cap records each key as it appears
-            self.recorder.limits.append((self.now(), step, state.limit, 0, cfg.name, "start", "", 0.0))
+            self.recorder.limits.append(
+                (self.now(), step, state.limit, 0, cfg.name, "start", "", 0.0)
+            )
         return state
 
     def _limit_listener(self, step: str, kind: str) -> Callable[[int, int], None]:
@@ -475,7 +477,9 @@ class Run:
         if rate.tokens_per_minute is not None:
             self.token_windows.append((scope, state))
         limit = rate.burst if rate.period else int(rate.tokens_per_minute or 0)
-        self.recorder.limits.append((self.now(), scope or "run", limit, 0, "rate", "start", "", 0.0))
+        self.recorder.limits.append(
+            (self.now(), scope or "run", limit, 0, "rate", "start", "", 0.0)
+        )
         return state
 
     def rate_listener(self, step: str, state: RateState) -> Callable[[float, float, int], None]:

@@ -106,7 +106,7 @@ class LiveView(Instrument):
         if self.display:
             from IPython.display import display
 
-            display(self.widget)
+            display(self.widget)  # type: ignore[no-untyped-call]
 
     def branch_started(self, record: BranchRecord) -> None:
         self.branches.append(record)

@@ -103,7 +103,9 @@ async def run_parallel(
     pending: Any = [] if heap else collections.deque()
     if keyed:
         pending = KeyedQueue(limiter, path, recorder.limits.append)  # type: ignore[arg-type]
-    pop = functools.partial(heapq.heappop, pending) if heap else getattr(pending, "popleft", None)
+    pop: Any = (
+        functools.partial(heapq.heappop, pending) if heap else getattr(pending, "popleft", None)
+    )
     queued: dict[str, Any] = {}  # name -> its live entry (run.live), while it waits for a slot
     tasks = BranchGroup(loop)
     # Each branch's copy of ctx (which does not change until the merge), planned once.
@@ -139,7 +141,8 @@ async def run_parallel(
     def hold(t: float, wait: float) -> None:
         """The rate holds the queue: dispatch again once a start conforms, ``wait`` s on."""
         nonlocal rate_timer
-        assert rate is not None and on_rate_wait is not None
+        assert rate is not None
+        assert on_rate_wait is not None
         rate.note_wait(wait)
         on_rate_wait(t, wait, in_flight)
         rate_timer = loop.call_at(t0 + t + wait, rate_due)

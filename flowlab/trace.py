@@ -65,8 +65,8 @@ def chrome_trace(recorder: Recorder, name: str, path: str | Path | None = None) 
             args = {"limit": limit, "in_flight": in_flight}
             events.append(_instant(f"limit {step} -> {limit}", "limit", t, args))
         elif event == "wait":  # a start held by a rate, or by a full key of a Keyed cap
-            args = {"limiter": kind, "key": key, "wait_s": wait_s}
-            events.append(_instant(f"{kind} {step} holds a start {wait_s:g}s", "limit", t, args))
+            held: dict[str, Any] = {"limiter": kind, "key": key, "wait_s": wait_s}
+            events.append(_instant(f"{kind} {step} holds a start {wait_s:g}s", "limit", t, held))
     for entry in recorder.events:
         if type(entry) is tuple and entry[1] == "usage_breach":
             t, _, step, branch, detail = entry

@@ -35,7 +35,7 @@ def models(gpt: int, claude: int, llama: int = 0, seconds: float = 1.0) -> dict[
 
 
 def starts(result: fl.RunResult) -> dict[str, float]:
-    return result.branches.set_index("branch")["started_s"].to_dict()  # type: ignore[no-any-return]
+    return {str(k): float(v) for k, v in result.branches.set_index("branch")["started_s"].items()}
 
 
 def test_each_key_has_its_own_cap_and_star_caps_each_other_key() -> None:
@@ -101,7 +101,8 @@ def test_concurrency_plot_shades_full_key_waits_and_draws_no_bogus_cap() -> None
     ax = fl.plot.concurrency(result)
     assert not [ln for ln in ax.lines if str(ln.get_gid()).startswith("limit")]
     spans = [p for p in ax.patches if p.get_gid() == "wait:keyed:fan"]
-    assert [(p.get_x(), p.get_x() + p.get_width()) for p in spans] == [(0.0, 2.0)]
+    extents = [p.get_path().transformed(p.get_patch_transform()).get_extents() for p in spans]
+    assert [(e.x0, e.x1) for e in extents] == [(0.0, 2.0)]
 
 
 def test_keyed_state_repr_and_statistics() -> None:

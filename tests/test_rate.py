@@ -160,7 +160,8 @@ def test_concurrency_plot_shades_the_rate_waits() -> None:
     ax = fl.plot.concurrency(result)
     shaded = [p for p in ax.patches if str(p.get_gid()).startswith("wait:rate:fan")]
     assert len(shaded) == 1  # four touching waits joined into one band
-    x0, x1 = shaded[0].get_x(), shaded[0].get_x() + shaded[0].get_width()
+    box = shaded[0].get_path().transformed(shaded[0].get_patch_transform()).get_extents()
+    x0, x1 = box.x0, box.x1
     assert (x0, round(x1, 9)) == (0.0, 0.4)
     assert "held by the rate (fan)" in ax.get_legend_handles_labels()[1]
 
