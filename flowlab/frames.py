@@ -162,7 +162,7 @@ def limits_frame(limits: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
     was held from ``time_s`` for ``wait_s`` seconds: by a rate, or by a full key); ``limit``
     (the cap; for a rate, its burst, or its tokens per minute for a token-only rate); ``in_flight``
     (running then: the step's branches, the key's, or the run's leaf steps for ``"run"``);
-    ``key`` (a Keyed cap's key, as text; else ``""``); ``wait_s``; and ``time``, the same seconds
+    ``key`` (a Keyed cap's key, as text; else ``""``); ``wait_s``; and ``time`` (fifth), the same seconds
     as ``time_s`` under the name DESIGN.md's contract gives them.
     """
     rows = sorted(limits, key=lambda r: r[0])  # waits of a key are logged when they end
@@ -173,7 +173,7 @@ def limits_frame(limits: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
     frame["limit"] = frame["limit"].astype("int64")
     frame["in_flight"] = frame["in_flight"].astype("int64")
     frame["wait_s"] = frame["wait_s"].astype("float64")
-    frame["time"] = frame["time_s"]
+    frame.insert(4, "time", frame["time_s"])  # (the old five columns first, as they were)
     return frame
 
 

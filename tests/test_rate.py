@@ -145,8 +145,8 @@ def test_window_state_is_exact_at_its_edge() -> None:
 def test_waits_land_in_result_limits() -> None:
     result = fl.run(fan(5, rate=fl.limits.Rate(per_second=10)), Ctx(), clock="virtual")
     limits = result.limits
-    assert list(limits.columns) == ["time_s", "step", "limit", "in_flight", "limiter", "event",
-                                    "key", "wait_s", "time"]  # fmt: skip
+    assert list(limits.columns) == ["time_s", "step", "limit", "in_flight", "time", "limiter",
+                                    "event", "key", "wait_s"]  # fmt: skip
     start = limits.loc[limits["event"] == "start"]
     assert start[["step", "limiter", "limit"]].values.tolist() == [["fan", "rate", 1]]
     waits = limits.loc[limits["event"] == "wait"]
