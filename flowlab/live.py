@@ -93,6 +93,16 @@ class LiveView(Instrument):
         self.now = 0.0
         self._drawn_at = -math.inf
         self.redraws = 0
+        if self.notebook:
+            # Made and shown here, in the caller's thread (the cell's): the run itself may go
+            # on in a helper thread (virtual time in a notebook), which only sets its value.
+            import ipywidgets
+
+            self.widget = ipywidgets.HTML(value=self.html())
+            if display:
+                from IPython.display import display as show
+
+                show(self.widget)  # type: ignore[no-untyped-call]
 
     # ---- hooks ------------------------------------------------------------------------------
     def run_started(self, total_branches: int | None) -> None:
@@ -100,13 +110,7 @@ class LiveView(Instrument):
         if self.bar is not None:
             self.bar.run_started(total_branches)
             return
-        import ipywidgets
-
-        self.widget = ipywidgets.HTML(value=self.html())
-        if self.display:
-            from IPython.display import display
-
-            display(self.widget)  # type: ignore[no-untyped-call]
+        self._maybe_draw(force=True)  # type: ignore[no-untyped-call]
 
     def branch_started(self, record: BranchRecord) -> None:
         self.branches.append(record)

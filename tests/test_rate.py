@@ -106,6 +106,40 @@ def test_arun_and_start_take_a_rate() -> None:
     assert fl.clock.run_virtual(main()) == (1.0, 0.5)
 
 
+def test_fail_fast_under_a_rate_drops_the_queue_and_does_not_wait_for_the_rate() -> None:
+    async def bad(data: object, ctx: Ctx) -> None:
+        raise ValueError("no")
+
+    branches = {"bad": bad, **{f"b{i}": instant for i in range(5)}}
+    pipe = fl.Parallel(branches, rate=fl.limits.Rate(per_minute=1), on_failure="fail_fast",
+                       name="fan")  # fmt: skip
+    result = fl.run(pipe, Ctx(), clock="virtual", raise_on_error=False)
+    assert result.status == "failed"
+    assert result.makespan_s == 0.0  # not 60 s: nothing is left for the rate to let through
+    rows = result.branches.set_index("branch")
+    assert rows.loc["bad", "status"] == "failed"
+    assert (rows.loc[[f"b{i}" for i in range(5)], "status"] == "cancelled").all()
+
+
+def test_a_step_timeout_under_a_rate_ends_at_the_timeout() -> None:
+    pipe = fan(5, rate=fl.limits.Rate(per_second=1), timeout=2.5)
+    result = fl.run(pipe, Ctx(), clock="virtual", raise_on_error=False)
+    assert result.status == "timeout"
+    assert result.makespan_s == 2.5
+    assert result.branches["started_s"].dropna().tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_handle_cancel_of_a_queued_branch_under_a_rate() -> None:
+    async def main() -> list[float]:
+        handle = fl.start(fan(4, rate=fl.limits.Rate(per_second=1)), Ctx(), clock="virtual")
+        await asyncio.sleep(0.5)
+        handle.cancel("b1")  # still queued: it leaves the queue, b2 takes its start time
+        result = await handle
+        return result.branches["started_s"].fillna(-1).tolist()
+
+    assert fl.clock.run_virtual(main()) == [0.0, -1, 1.0, 2.0]
+
+
 # ---- the token window ---------------------------------------------------------------------
 def test_token_window_holds_starts_until_the_window_ages_out() -> None:
     # each branch charges 60 tokens at its start, one at a time; 100 tokens per minute

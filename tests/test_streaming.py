@@ -196,8 +196,9 @@ def test_live_widget_grows_as_branches_finish() -> None:
     view = RecordingView()
     fl.run(fanout(), Ctx(), clock="virtual", instruments=[view])
     counts = [f.split("</b>")[0].split("<b>")[1] for f in view.frames]
-    # three starts at 0 (0 done), then one more done at 1, 2 and 3 s, then the run's end
-    assert counts == ["0 / 3 branches done"] * 3 + [
+    # the run's start and three starts at 0 (0 done), then one more done at 1, 2 and 3 s, then
+    # the run's end
+    assert counts == ["0 / 3 branches done"] * 4 + [
         "1 / 3 branches done", "2 / 3 branches done", "3 / 3 branches done",
         "3 / 3 branches done",
     ]  # fmt: skip
