@@ -110,7 +110,7 @@ class LiveView(Instrument):
         if self.bar is not None:
             self.bar.run_started(total_branches)
             return
-        self._maybe_draw(force=True)  # type: ignore[no-untyped-call]
+        self._maybe_draw(force=True)
 
     def branch_started(self, record: BranchRecord) -> None:
         self.branches.append(record)
