@@ -352,7 +352,9 @@ def start(
     """Start a run in the background and return its :class:`RunHandle` at once.
 
     Inside a running loop the run is a task on it (virtual time: a helper thread); with no loop
-    running (a plain script) it runs on its own loop in a helper thread.
+    running (a plain script) it runs on its own loop in a helper thread. The handle keeps every
+    branch's outcome (its output included) for :meth:`RunHandle.as_completed`, as long as the
+    handle lives.
     """
     the_run = _make_run(
         pipeline, ctx, clock=clock, progress=progress, instruments=instruments, input=input,
