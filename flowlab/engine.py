@@ -158,6 +158,7 @@ class Run:
         self.context = ctx_mod.working_copy(self.base, [p.include_keys for p in parallels])
         self.total_branches = sum(len(p.branches) for p in parallels)
         self.token_windows: list[tuple[str, RateState]] = []  # (scope, state), fed by charge()
+        self.cap_since: float | None = None  # the run-wide cap holds leaves back since (leaf.py)
 
     # ---- time and reporting -------------------------------------------------------------------
     def now(self) -> float:
@@ -429,6 +430,9 @@ class Run:
                 if math.isnan(b.finished):
                     b.finished = now
         self.status = status
+        run_limiter = getattr(self, "run_limiter", None)  # (made by execute())
+        if self.cap_since is not None and run_limiter is not None:
+            self.cap_spell_ends(run_limiter)  # leaves still held back when the run ended
         cost, tokens = self.account.close()  # no charge lands after the totals are read
         result = RunResult(
             output=output,
@@ -469,6 +473,14 @@ class Run:
             self._emit("limit_changed", step, limit, in_flight, t)
 
         return listener
+
+    def cap_spell_ends(self, limiter: LimiterState) -> None:
+        """The run-wide cap held leaves back from ``cap_since`` until now: a ``wait`` row."""
+        assert self.cap_since is not None
+        t, since = self.now(), self.cap_since
+        row = (since, "run", limiter.limit, limiter.in_flight, limiter.limiter.name, "wait", "")
+        self.recorder.limits.append((*row, t - since))
+        self.cap_since = None
 
     def new_rate(self, rate: Rate, scope: str) -> RateState:
         """Fresh state of ``rate`` for the step at path ``scope`` (``""``: the whole run); its

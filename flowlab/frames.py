@@ -158,8 +158,10 @@ def limits_frame(limits: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
     Columns: ``time_s`` (seconds from the run start, named like every other frame's times);
     ``step`` (the Parallel's path, or ``"run"``); ``limiter`` (``fixed``, ``adaptive``,
     ``aimd``, ``keyed``, ``rate``); ``event``: ``start`` (a limiter's state was made; for a
-    Keyed cap, a key was first seen), ``move`` (an adaptive limit changed) or ``wait`` (a start
-    was held from ``time_s`` for ``wait_s`` seconds: by a rate, or by a full key); ``limit``
+    Keyed cap, a key was first seen), ``move`` (an adaptive limit changed) or ``wait`` (starts
+    were held back from ``time_s`` for ``wait_s`` seconds: by a rate, one row per held start; by
+    a full key, one row per held start of that key; by a full cap, fixed or adaptive, one row
+    per spell during which branches, or the run's leaves, queued behind it); ``limit``
     (the cap; for a rate, its burst, or its tokens per minute for a token-only rate); ``in_flight``
     (running then: the step's branches, the key's, or the run's leaf steps for ``"run"``);
     ``key`` (a Keyed cap's key, as text; else ``""``); ``wait_s``; and ``time`` (fifth), the same seconds

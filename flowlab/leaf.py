@@ -49,7 +49,11 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
         # level (a branch's next step included); then first come, first served.
         order = run.ranks.get(parent, ())
         if limiter is not None:
+            if run.cap_since is None and limiter.in_flight + limiter.waiting >= limiter.limit:
+                run.cap_since = rec.queued  # a spell of the run-wide cap holding leaves back
             await limiter.acquire(0.0, run.now(), order=order)
+            if run.cap_since is not None and not limiter.waiting:
+                run.cap_spell_ends(limiter)
         if gate is not None:  # the run's rate: after the slot, so the start is the token's
             try:
                 await gate.acquire(order)

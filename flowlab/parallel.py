@@ -88,6 +88,7 @@ async def run_parallel(
     on_rate_wait = run.rate_listener(path, rate) if rate is not None else None
     rate_timer: asyncio.TimerHandle | None = None
     rate_wake: asyncio.Future[None] | None = None  # the step waits for the rate alone
+    cap_since: float | None = None  # since when the cap holds queued branches back (a spell)
     keyed = isinstance(limiter, KeyedState)  # caps per key: one queue per key (KeyedQueue)
     recorder = run.recorder
     log_leaf = recorder.step_log.append
@@ -186,10 +187,21 @@ async def run_parallel(
         finish(name, live.key, brec)
         if rate_timer is not None and not queued:
             rate_done()  # the rate held only branches that are gone now
+        if cap_since is not None and not queued:
+            cap_spell_ends(brec.finished)
+
+    def cap_spell_ends(t: float) -> None:
+        """The cap held branches back from ``cap_since`` until ``t``: a ``wait`` row."""
+        nonlocal cap_since
+        assert limiter is not None
+        assert cap_since is not None
+        row = (cap_since, path, limiter.limit, in_flight, limiter.limiter.name, "wait", "")
+        recorder.limits.append((*row, t - cap_since))
+        cap_since = None
 
     def dispatch() -> None:
         """Start queued branches, best priority first, while the limiter has free slots."""
-        nonlocal in_flight, peak
+        nonlocal in_flight, peak, cap_since
         if not pending:
             return
         if run.account.breached is not None:
@@ -215,11 +227,15 @@ async def run_parallel(
                 name = got
             else:
                 if limiter is not None and not limiter.try_acquire(t):
+                    if cap_since is None:
+                        cap_since = t  # a spell of the cap holding branches back begins
                     return
                 pop()
             if rate is not None:
                 rate.take(t)
             live = queued.pop(name)
+            if cap_since is not None and not queued:
+                cap_spell_ends(t)
             brec = live.record
             if limiter is not None:
                 limiter.queued = len(queued)
@@ -493,6 +509,8 @@ async def run_parallel(
             step_timer.cancel()
         if rate_timer is not None:
             rate_timer.cancel()
+        if cap_since is not None:  # the step ended (cancelled) with branches still held back
+            cap_spell_ends(run.now())
         srec.peak = limiter.peak if limiter is not None else peak
 
     try:

@@ -64,9 +64,11 @@ def chrome_trace(recorder: Recorder, name: str, path: str | Path | None = None) 
         if event == "move":
             args = {"limit": limit, "in_flight": in_flight}
             events.append(_instant(f"limit {step} -> {limit}", "limit", t, args))
-        elif event == "wait":  # a start held by a rate, or by a full key of a Keyed cap
+        elif event == "wait":  # starts held back by a rate, a full cap or a full key
             held: dict[str, Any] = {"limiter": kind, "key": key, "wait_s": wait_s}
-            events.append(_instant(f"{kind} {step} holds a start {wait_s:g}s", "limit", t, held))
+            events.append(
+                _instant(f"{kind} {step} holds starts back {wait_s:g}s", "limit", t, held)
+            )
     for entry in recorder.events:
         if type(entry) is tuple and entry[1] == "usage_breach":
             t, _, step, branch, detail = entry

@@ -149,7 +149,9 @@ def test_token_window_holds_starts_until_the_window_ages_out() -> None:
     # b0 at 0 (window 60), b1 at 1 (120: full), b2 when b0's 60 leave the window (t=60),
     # b3 when b1's leave (t=61)
     assert result.branches["started_s"].tolist() == [0.0, 1.0, 60.0, 61.0]
-    waits = result.limits.loc[result.limits["event"] == "wait"]
+    waits = result.limits.loc[
+        (result.limits["event"] == "wait") & (result.limits["limiter"] == "rate")
+    ]
     assert waits[["time_s", "wait_s"]].values.tolist() == [[2.0, 58.0]]
 
 
@@ -188,6 +190,23 @@ def test_waits_land_in_result_limits() -> None:
     assert [round(w, 12) for w in waits["wait_s"]] == [0.1] * 4
 
 
+def test_a_plain_caps_spell_of_holding_branches_back_is_one_wait_row() -> None:
+    # 5 branches of 1 s under a cap of 2: the last queued branch starts at 2 s
+    result = fl.run(fan(5, sleeper(1.0), max_concurrency=2), Ctx(), clock="virtual")
+    waits = result.limits.loc[result.limits["event"] == "wait"]
+    assert waits[["step", "limiter", "time_s", "wait_s"]].values.tolist() == [
+        ["fan", "fixed", 0.0, 2.0]
+    ]
+
+
+def test_the_run_wide_caps_spell_is_a_wait_row_of_run() -> None:
+    result = fl.run(fan(5, sleeper(1.0)), Ctx(), clock="virtual", max_concurrency=2)
+    waits = result.limits.loc[result.limits["event"] == "wait"]
+    assert waits[["step", "limiter", "time_s", "wait_s"]].values.tolist() == [
+        ["run", "fixed", 0.0, 2.0]
+    ]
+
+
 def test_concurrency_plot_shades_the_rate_waits() -> None:
     result = fl.run(fan(5, sleeper(0.05), rate=fl.limits.Rate(per_second=10)), Ctx(),
                     clock="virtual")  # fmt: skip
@@ -203,7 +222,7 @@ def test_concurrency_plot_shades_the_rate_waits() -> None:
 def test_chrome_trace_has_the_waits() -> None:
     result = fl.run(fan(3, rate=fl.limits.Rate(per_second=10)), Ctx(), clock="virtual")
     names = [e["name"] for e in result.to_chrome_trace()["traceEvents"] if e.get("cat") == "limit"]
-    assert len(names) == 2 and all(n.startswith("rate fan holds a start") for n in names)
+    assert len(names) == 2 and all(n.startswith("rate fan holds starts back") for n in names)
 
 
 def test_state_repr_and_statistics() -> None:
