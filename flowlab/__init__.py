@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 plugins.register("deadlock_watch", lambda: importlib.import_module("flowlab.study.deadlock").watch)
 plugins.register("progress_bar", lambda: importlib.import_module("flowlab.ui.progress").ProgressBar)
+plugins.register("live_view", lambda: importlib.import_module("flowlab.ui.live").LiveView)
 
 __all__ = [
     "BookkeepingError",

@@ -53,6 +53,7 @@ def test_the_limits_frame_names_its_times_time_s_like_every_frame() -> None:
     result = fl.run(fl.Pipeline(fl.Parallel({f"b{i}": step for i in range(6)},
                                             max_concurrency=cap)), C(), clock="virtual")  # fmt: skip
     limits = result.limits
-    assert list(limits.columns) == ["time_s", "step", "limit", "in_flight", "time"]
+    assert list(limits.columns) == ["time_s", "step", "limit", "in_flight", "time", "limiter",
+                                    "event", "key", "wait_s"]  # fmt: skip
     assert len(limits) > 1 and limits["time_s"].is_monotonic_increasing
     assert limits["time"].equals(limits["time_s"])  # the contract's name, kept

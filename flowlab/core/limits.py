@@ -37,9 +37,12 @@ from flowlab.errors import ChargeRefused, ConfigError, UsageLimitExceeded
 __all__ = [
     "AIMD",
     "Adaptive",
+    "BranchInfo",
     "Fixed",
+    "Keyed",
     "Limiter",
     "LimiterState",
+    "Rate",
     "UsageAccount",
     "UsageLimits",
     "as_limiter",
@@ -380,13 +383,18 @@ def as_limiter(value: int | Limiter | None, *, param: str = "max_concurrency") -
     checked: a whole number >= 1)."""
     if value is None:
         return None
+    if type(value).__name__ == "Rate":
+        raise ConfigError(
+            f"{param}={value!r} is not valid: a Rate limits starts per unit of time, not how many "
+            f"run at once. HINT: pass it as rate={value!r} (and a cap, if any, as {param}=)."
+        )
     if isinstance(value, Limiter):
         _check_limit(value, value.initial())
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(
-            f"{param}={value!r} is not valid; give an integer >= 1, a flowlab.core.limits "
-            "Fixed/Adaptive/AIMD limiter, or None for no cap."
+            f"{param}={value!r} is not valid; give an integer >= 1, a fl.limits "
+            "Fixed/Adaptive/AIMD/Keyed limiter, or None for no cap."
         )
     return Fixed(value)
 
@@ -484,3 +492,8 @@ class UsageAccount:
                 totals={"cost": tidy_cost(self.cost), "tokens": self.tokens},
             )
             return True
+
+
+# Rates and caps per key live in modules of their own; flowlab.core.limits is their public home.
+from flowlab.core.keyed import BranchInfo, Keyed  # noqa: E402
+from flowlab.core.rate import Rate  # noqa: E402

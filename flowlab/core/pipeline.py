@@ -30,6 +30,8 @@ from typing import Any, TypeAlias
 
 import flowlab.core.merge as merge_mod
 from flowlab.core.limits import Limiter, as_limiter
+from flowlab.core.rate import Rate
+from flowlab.core.rate import check_rate as _check_rate
 from flowlab.errors import ConfigError, check_one_of
 
 __all__ = ["ON_FAILURE", "ORDERS", "Node", "Parallel", "Pipeline", "Step", "as_node"]
@@ -220,6 +222,9 @@ class Parallel:
         Merge order: the declared order (deterministic) or the order branches finished in.
     max_concurrency : int, Limiter or None, default None
         At most this many branches of this step in flight (``None``: no cap).
+    rate : fl.limits.Rate, optional
+        At most this rate of branch starts (``Rate(per_second=10)``), or of tokens charged by
+        its branches (``Rate(tokens_per_minute=90_000)``). ``None``: no rate limit.
     priority : mapping, optional
         ``{branch: number}``; higher starts first when queued, ties in declared order.
     timeout, branch_timeout : float, optional
@@ -243,6 +248,7 @@ class Parallel:
         merge: Any = "overwrite",
         order: str = "declared",
         max_concurrency: int | Limiter | None = None,
+        rate: Rate | None = None,
         priority: Mapping[str, float] | None = None,
         timeout: float | None = None,
         branch_timeout: float | None = None,
@@ -256,6 +262,7 @@ class Parallel:
         check_one_of("order", order, ORDERS)
         self.order = order
         self.max_concurrency = as_limiter(max_concurrency, param="max_concurrency")
+        self.rate = _check_rate(rate)
         self.priority = _check_priority(priority, self.branches)
         self.timeout = _check_timeout("timeout", timeout)
         self.branch_timeout = _check_timeout("branch_timeout", branch_timeout)
@@ -270,6 +277,7 @@ class Parallel:
             "merge": merge,
             "order": order,
             "max_concurrency": max_concurrency,
+            "rate": rate,
             "priority": priority,
             "timeout": timeout,
             "branch_timeout": branch_timeout,
@@ -279,7 +287,7 @@ class Parallel:
         }
 
     OPTIONS: tuple[str, ...] = (
-        "merge", "order", "max_concurrency", "priority", "timeout", "branch_timeout",
+        "merge", "order", "max_concurrency", "rate", "priority", "timeout", "branch_timeout",
         "on_failure", "include_keys",
     )  # fmt: skip
 
@@ -310,6 +318,8 @@ class Parallel:
             parts.append(f"order={self.order!r}")
         if self.max_concurrency is not None:
             parts.append(f"max_concurrency={self.max_concurrency!r}")
+        if self.rate is not None:
+            parts.append(f"rate={self.rate!r}")
         if self.on_failure != "propagate":
             parts.append(f"on_failure={self.on_failure!r}")
         return f"Parallel({', '.join(parts)})"

@@ -34,8 +34,11 @@ from pydantic import BaseModel
 
 import flowlab.core.context.isolation as ctx_mod
 import flowlab.core.merge as merge_mod
+from flowlab.core.keyed import Keyed, KeyedState
 from flowlab.core.limits import LimiterState, UsageAccount, UsageLimits, as_limiter, tidy_cost
 from flowlab.core.pipeline import Node, Parallel, Pipeline, Step, as_node
+from flowlab.core.rate import Rate, RateState, check_rate
+from flowlab.core.rate_gate import RateGate
 from flowlab.engine import leaf, plugins
 from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.engine.current import _current, _last, charge, current_run, last_result
@@ -83,6 +86,7 @@ class Run:
         input: Any = None,
         usage: UsageLimits | None = None,
         max_concurrency: Any = None,
+        rate: Rate | None = None,
         timeout: float | None = None,
         clock: str = "real",
         instruments: Sequence[Instrument] = (),
@@ -109,6 +113,15 @@ class Run:
                 f"usage={usage!r} is not valid; give fl.UsageLimits(cost=..., tokens=...) or None."
             )
         self.run_limiter_cfg = as_limiter(max_concurrency, param="max_concurrency")
+        if isinstance(self.run_limiter_cfg, Keyed):
+            raise ConfigError(
+                f"max_concurrency={max_concurrency!r} is not valid for a whole run: a Keyed cap "
+                "keys the branches of one step. HINT: give it to the Parallel "
+                "(fl.Parallel(..., max_concurrency=fl.limits.Keyed(...))), and an int or a "
+                "Fixed/Adaptive/AIMD limiter to fl.run."
+            )
+        self.rate_cfg = check_rate(rate)
+        self.rate_gate: RateGate | None = None  # made by execute(): it needs the run's clock
         self.timeout = _check_timeout("timeout", timeout)
         self.clock = clock
         self._wake: asyncio.TimerHandle | None = None
@@ -146,6 +159,8 @@ class Run:
         self._time: Callable[[], float] = time.monotonic  # the loop's clock, set by execute()
         self.context = ctx_mod.working_copy(self.base, [p.include_keys for p in parallels])
         self.total_branches = sum(len(p.branches) for p in parallels)
+        self.token_windows: list[tuple[str, RateState]] = []  # (scope, state), fed by charge()
+        self.cap_since: float | None = None  # the run-wide cap holds leaves back since (leaf.py)
 
     # ---- time and reporting -------------------------------------------------------------------
     def now(self) -> float:
@@ -242,6 +257,11 @@ class Run:
                 self._on_breach(brec)
             else:
                 self.loop.call_soon_threadsafe(self._on_breach, brec)
+        if tokens and self.token_windows:
+            path, t = (brec.path if brec else ""), self.now()
+            for scope, state in self.token_windows:
+                if not scope or path.startswith(scope + ":"):
+                    state.add_tokens(t, tokens)
         self._emit("charged", brec.path if brec else "", cost, tokens)
         if self.account.breached is not None:
             raise self.account.breached
@@ -277,6 +297,12 @@ class Run:
         self._time = time.monotonic if plain else self.loop.time
         self.t0 = self._time()
         self.run_limiter = self.new_limiter(self.run_limiter_cfg, "run")
+        if self.rate_cfg is not None:
+            state = self.new_rate(self.rate_cfg, "")
+            self.rate_gate = RateGate(
+                state, self.now, self.t0, self.rate_listener("run", state),
+                lambda: self.leaves_in_flight,
+            )  # fmt: skip
         _current.set((self, None))
         self._emit("run_started", self.total_branches)
         for name in early:  # asked for before the run began: applied before anything starts
@@ -365,6 +391,8 @@ class Run:
                 handle.cancel()
             if self._wake is not None:
                 self._wake.cancel()
+            if self.rate_gate is not None:
+                self.rate_gate.close()
             if self.backend is not None and hasattr(self.backend, "close"):
                 await self.backend.close(self)
             if self._executor is not None:
@@ -395,6 +423,9 @@ class Run:
                 if math.isnan(b.finished):
                     b.finished = now
         self.status = status
+        run_limiter = getattr(self, "run_limiter", None)  # (made by execute())
+        if self.cap_since is not None and run_limiter is not None:
+            self.cap_spell_ends(run_limiter)  # leaves still held back when the run ended
         cost, tokens = self.account.close()  # no charge lands after the totals are read
         result = RunResult(
             output=output,
@@ -420,18 +451,50 @@ class Run:
         """Fresh limiter state for ``step`` (``"run"`` for the run-wide cap); records its start."""
         if cfg is None:
             return None
-        state: LimiterState = cfg.new_state(self._limit_listener(step))
-        self.recorder.limits.append((self.now(), step, state.limit, 0))
+        state: LimiterState = cfg.new_state(self._limit_listener(step, cfg.name))
+        if not isinstance(state, KeyedState):  # a Keyed cap records each key as it appears
+            self.recorder.limits.append(
+                (self.now(), step, state.limit, 0, cfg.name, "start", "", 0.0)
+            )
         return state
 
-    def _limit_listener(self, step: str) -> Callable[[int, int], None]:
+    def _limit_listener(self, step: str, kind: str) -> Callable[[int, int], None]:
         def listener(limit: int, in_flight: int) -> None:
             t = self.now()
-            self.recorder.limits.append((t, step, limit, in_flight))
+            self.recorder.limits.append((t, step, limit, in_flight, kind, "move", "", 0.0))
             self._event("limit_changed", step, "", f"limit={limit}")
             self._emit("limit_changed", step, limit, in_flight, t)
 
         return listener
+
+    def cap_spell_ends(self, limiter: LimiterState) -> None:
+        """The run-wide cap held leaves back from ``cap_since`` until now: a ``wait`` row."""
+        assert self.cap_since is not None
+        t, since = self.now(), self.cap_since
+        row = (since, "run", limiter.limit, limiter.in_flight, limiter.limiter.name, "wait", "")
+        self.recorder.limits.append((*row, t - since))
+        self.cap_since = None
+
+    def new_rate(self, rate: Rate, scope: str) -> RateState:
+        """Fresh state of ``rate`` for the step at path ``scope`` (``""``: the whole run); its
+        token window, if any, is fed by the charges made inside that scope."""
+        state = rate.new_state()
+        if rate.tokens_per_minute is not None:
+            self.token_windows.append((scope, state))
+        limit = rate.burst if rate.period else int(rate.tokens_per_minute or 0)
+        self.recorder.limits.append(
+            (self.now(), scope or "run", limit, 0, "rate", "start", "", 0.0)
+        )
+        return state
+
+    def rate_listener(self, step: str, state: RateState) -> Callable[[float, float, int], None]:
+        """What records a rate's waits: a ``wait`` row in ``result.limits`` per held start."""
+        limit = state.rate.burst if state.rate.period else int(state.rate.tokens_per_minute or 0)
+
+        def on_wait(t: float, seconds: float, in_flight: int) -> None:
+            self.recorder.limits.append((t, step, limit, in_flight, "rate", "wait", "", seconds))
+
+        return on_wait
 
     async def _node(self, node: Node, data: Any, ctx: BaseModel, parent: str) -> Any:
         if isinstance(node, Step):

@@ -25,17 +25,19 @@ import asyncio
 import concurrent.futures
 import threading
 import warnings
-from collections.abc import Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
 from flowlab.core.limits import UsageLimits
+from flowlab.core.rate import Rate
 from flowlab.engine import plugins
 from flowlab.engine.clock import CLOCKS, VirtualTimeLoop, new_loop, run_in_thread
 from flowlab.engine.coordinator import _WAKE_S, Run
 from flowlab.engine.instruments import check_instruments
-from flowlab.errors import RunInterrupted, RunNotFinished, check_one_of
+from flowlab.engine.streaming import BranchCallback, Outcome, OutcomeStream, check_on_branch
+from flowlab.errors import ConfigError, RunInterrupted, RunNotFinished, check_one_of
 from flowlab.results.record import Instrument, RunResult
 
 __all__ = ["RunHandle", "arun", "run", "start"]
@@ -53,15 +55,28 @@ def _make_run(
     clock: str,
     progress: bool,
     instruments: Sequence[Instrument],
+    on_branch: Any = None,
+    live: bool = False,
+    stream: OutcomeStream | None = None,
     **options: Any,
 ) -> Run:
     """The one place run/arun/start turn their keywords into a :class:`Run`."""
     check_one_of("clock", clock, CLOCKS)
+    extra: list[Instrument] = list(check_instruments(instruments))
+    callback = check_on_branch(on_branch)
+    if not isinstance(live, bool):
+        raise ConfigError(f"live={live!r} is not valid; give True or False.")
+    if live:
+        extra.append(plugins.load("live_view")())
+    if callback is not None:
+        extra.append(BranchCallback(callback))
+    if stream is not None:
+        extra.append(stream)
     return Run(
         pipeline,
         ctx,
         clock=clock,
-        instruments=_with_progress(check_instruments(instruments), progress),
+        instruments=_with_progress(extra, progress and not live),
         **options,
     )
 
@@ -92,6 +107,7 @@ def run(
     usage: UsageLimits | None = None,
     clock: str = "real",
     max_concurrency: Any = None,
+    rate: Rate | None = None,
     timeout: float | None = None,
     raise_on_error: bool = True,
     instruments: Sequence[Instrument] = (),
@@ -99,6 +115,8 @@ def run(
     record: bool = True,
     backend: Any = None,
     detect_deadlocks: bool = False,
+    on_branch: Callable[[Outcome], Any] | None = None,
+    live: bool = False,
 ) -> RunResult:
     """Run ``pipeline`` on a copy of ``ctx`` and wait for the result.
 
@@ -115,6 +133,10 @@ def run(
         ``"virtual"``: sleeps take no wall time; timings are exact and repeatable.
     max_concurrency : int or Limiter, optional
         Run-wide cap on leaf steps in flight (nested Parallels included). Cannot deadlock.
+    rate : fl.limits.Rate, optional
+        Run-wide rate of leaf-step starts (nested Parallels included), and/or of the tokens
+        that :func:`flowlab.charge` reports (``Rate(tokens_per_minute=...)``). A leaf takes its
+        run-wide slot first, then waits for the rate. ``None``: no rate limit.
     timeout : float, optional
         Seconds for the whole run. ``None`` (default): no timeout, hidden or otherwise.
     raise_on_error : bool, default True
@@ -131,6 +153,14 @@ def run(
         Watch the run with :func:`flowlab.study.deadlock.watch`: if branches deadlock on traced
         primitives (``fl.deadlock.Lock`` ...), the run fails at once with
         :class:`~flowlab.errors.DeadlockDetected` whose ``.report`` explains the cycle.
+    on_branch : callable, optional
+        ``on_branch(outcome)`` as each branch ends (a :class:`~flowlab.engine.streaming.Outcome`:
+        ``.path .branch .status .output .error``), called on the run's loop thread (a helper
+        thread for a virtual-time run inside a notebook). One that raises is disabled with a
+        ``RuntimeWarning`` and an ``instrument_disabled`` event; the run goes on.
+    live : bool, default False
+        Draw the run while it goes: in a notebook a widget whose timeline grows as branches
+        end, in a terminal a tqdm bar (see :class:`~flowlab.ui.live.LiveView`).
 
     Returns
     -------
@@ -153,8 +183,8 @@ def run(
     """
     the_run = _make_run(
         pipeline, ctx, clock=clock, progress=progress, instruments=instruments, input=input,
-        usage=usage, max_concurrency=max_concurrency, timeout=timeout, record=record,
-        backend=backend, detect_deadlocks=detect_deadlocks,
+        usage=usage, max_concurrency=max_concurrency, rate=rate, timeout=timeout, record=record,
+        backend=backend, detect_deadlocks=detect_deadlocks, on_branch=on_branch, live=live,
     )  # fmt: skip
     loop = _running_loop()
     if loop is None:
@@ -286,6 +316,7 @@ async def arun(
     usage: UsageLimits | None = None,
     clock: str = "real",
     max_concurrency: Any = None,
+    rate: Rate | None = None,
     timeout: float | None = None,
     raise_on_error: bool = True,
     instruments: Sequence[Instrument] = (),
@@ -293,13 +324,16 @@ async def arun(
     record: bool = True,
     backend: Any = None,
     detect_deadlocks: bool = False,
+    on_branch: Callable[[Outcome], Any] | None = None,
+    live: bool = False,
 ) -> RunResult:
     """Async :func:`run`: ``result = await fl.arun(pipe, ctx)``. Same parameters."""
-    handle = start(
-        pipeline, ctx, input=input, usage=usage, clock=clock, max_concurrency=max_concurrency,
-        timeout=timeout, instruments=instruments, progress=progress, record=record, backend=backend,
-        detect_deadlocks=detect_deadlocks,
+    the_run = _make_run(
+        pipeline, ctx, clock=clock, progress=progress, instruments=instruments, input=input,
+        usage=usage, max_concurrency=max_concurrency, rate=rate, timeout=timeout, record=record,
+        backend=backend, detect_deadlocks=detect_deadlocks, on_branch=on_branch, live=live,
     )  # fmt: skip
+    handle = _launch(the_run, clock)  # (no outcome stream: nobody can read it)
     try:
         result = await handle.wait()
     except asyncio.CancelledError:  # an interrupted cell: the run ends before the cell returns
@@ -317,23 +351,34 @@ def start(
     usage: UsageLimits | None = None,
     clock: str = "real",
     max_concurrency: Any = None,
+    rate: Rate | None = None,
     timeout: float | None = None,
     instruments: Sequence[Instrument] = (),
     progress: bool = False,
     record: bool = True,
     backend: Any = None,
     detect_deadlocks: bool = False,
+    on_branch: Callable[[Outcome], Any] | None = None,
+    live: bool = False,
 ) -> RunHandle:
     """Start a run in the background and return its :class:`RunHandle` at once.
 
     Inside a running loop the run is a task on it (virtual time: a helper thread); with no loop
-    running (a plain script) it runs on its own loop in a helper thread.
+    running (a plain script) it runs on its own loop in a helper thread. The handle keeps every
+    branch's outcome (its output included) for :meth:`RunHandle.as_completed`, as long as the
+    handle lives.
     """
     the_run = _make_run(
         pipeline, ctx, clock=clock, progress=progress, instruments=instruments, input=input,
-        usage=usage, max_concurrency=max_concurrency, timeout=timeout, record=record,
-        backend=backend, detect_deadlocks=detect_deadlocks,
+        usage=usage, max_concurrency=max_concurrency, rate=rate, timeout=timeout, record=record,
+        backend=backend, detect_deadlocks=detect_deadlocks, on_branch=on_branch, live=live,
+        stream=OutcomeStream(),  # handle.as_completed()
     )  # fmt: skip
+    return _launch(the_run, clock)
+
+
+def _launch(the_run: Run, clock: str) -> RunHandle:
+    """Start ``the_run`` in the background (see :func:`start`)."""
     loop = _running_loop()
     if loop is not None and not _needs_thread(clock, loop):
         return RunHandle(the_run, task=loop.create_task(the_run.execute()))
@@ -365,6 +410,15 @@ class RunHandle:
         self._task = task
         self._future = future
         self._gate = gate  # set: the helper thread may begin (see start())
+        # handle.as_completed()'s stream (start() adds one); closed when the run is done,
+        # whatever happened to it, so no reader waits for ever
+        self._stream = next((i for i in run.instruments if isinstance(i, OutcomeStream)), None)
+        if self._stream is not None:
+            close = self._stream.close
+            if task is not None:
+                task.add_done_callback(lambda _: close())
+            elif future is not None:
+                future.add_done_callback(lambda _: close())
 
     def cancel(self, branch: str | None = None) -> None:
         """Cancel one branch (name or path; queued or running) or, with no name, the whole run.
@@ -384,6 +438,33 @@ class RunHandle:
         if self.done():
             return
         _cancel_threadsafe(self.run, branch)
+
+    def as_completed(self) -> AsyncIterator[Outcome]:
+        """Branch outcomes in the order the branches end, while the run goes on.
+
+        ``async for outcome in handle.as_completed(): ...`` yields a
+        :class:`~flowlab.engine.streaming.Outcome` (``.path .branch .status .output .error``) per
+        branch, nested branches included, starting from the first branch that ended (a reader
+        that comes late gets the earlier ones first); it ends when the run ends, however it
+        ends (failed, cancelled, timed out). Any number of readers may read it, each from the
+        start.
+
+        Raises
+        ------
+        ConfigError
+            For a handle made without an outcome stream (:func:`start` always makes one).
+
+        Examples
+        --------
+        ``async for o in fl.start(pipe, Ctx()).as_completed(): print(o.branch, o.status)``
+        """
+        if self._stream is None:
+            raise ConfigError(
+                "handle.as_completed(): this handle's run keeps no outcome stream. HINT: "
+                "make the handle with fl.start(...)."
+            )
+        self._begin()
+        return self._stream.__aiter__()
 
     def done(self) -> bool:
         """Whether the run has finished."""

@@ -43,12 +43,25 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
     """Run ``step`` on ``ctx`` (inside a branch when ``parent`` is set) and record it."""
     path = f"{parent}/{step.name}" if parent else step.name
     rec = StepRecord(step.name, path, "step", parent, run.now())
-    limiter = run.run_limiter
-    if limiter is not None:
+    limiter, gate = run.run_limiter, run.rate_gate
+    if limiter is not None or gate is not None:
         rec.queued = rec.started
         # Slots go by the branch's place in the tree: priority, then declared order, at every
         # level (a branch's next step included); then first come, first served.
-        await limiter.acquire(0.0, run.now(), order=run.ranks.get(parent, ()))
+        order = run.ranks.get(parent, ())
+        if limiter is not None:
+            if run.cap_since is None and limiter.in_flight + limiter.waiting >= limiter.limit:
+                run.cap_since = rec.queued  # a spell of the run-wide cap holding leaves back
+            await limiter.acquire(0.0, run.now(), order=order)
+            if run.cap_since is not None and not limiter.waiting:
+                run.cap_spell_ends(limiter)
+        if gate is not None:  # the run's rate: after the slot, so the start is the token's
+            try:
+                await gate.acquire(order)
+            except BaseException:
+                if limiter is not None:
+                    limiter.release(0.0, True, adapt=False)
+                raise
         rec.started = run.now()
         if run.unstarted:
             run.began(parent, rec.started)  # the first leaf of its branch: the branch starts

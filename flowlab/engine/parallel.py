@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import flowlab.core.context.isolation as ctx_mod
 import flowlab.core.merge as merge_mod
 from flowlab.core.context.isolator import isolator
+from flowlab.core.keyed import BranchInfo, KeyedQueue, KeyedState
 from flowlab.core.pipeline import Step
 from flowlab.core.update import Update, settle
 from flowlab.engine import leaf
@@ -33,6 +34,7 @@ from flowlab.engine.group import BranchGroup
 from flowlab.errors import (
     BookkeepingError,
     BranchFailed,
+    ConfigError,
     FlowlabError,
     MergeConflict,
     MergeValidationError,
@@ -73,16 +75,25 @@ async def run_parallel(
     expired = False  # the step's own timeout fired
     loop = asyncio.get_running_loop()
     # A one-step branch is run inline when nothing but the recorder watches its leaf: no
-    # run-wide cap, no remote calls, no instrument listening to step_started / step_finished
-    # (which are handed each leaf's StepRecord).
+    # run-wide cap or rate, no remote calls, no instrument listening to step_started /
+    # step_finished (which are handed each leaf's StepRecord).
     hooks = run.hooks
     fast = (
         run.run_limiter is None
+        and run.rate_gate is None
         and run.backend is None
         and "step_started" not in hooks
         and "step_finished" not in hooks
     )
-    capped = run.run_limiter is not None  # a branch starts when its first leaf gets a slot
+    # a branch starts when its first leaf gets a run-wide slot (and passes the run's rate)
+    capped = run.run_limiter is not None or run.rate_gate is not None
+    # This step's rate: its queue asks the state and, when held, arms one timer (rate_timer).
+    rate = run.new_rate(par.rate, path) if par.rate is not None else None
+    on_rate_wait = run.rate_listener(path, rate) if rate is not None else None
+    rate_timer: asyncio.TimerHandle | None = None
+    rate_wake: asyncio.Future[None] | None = None  # the step waits for the rate alone
+    cap_since: float | None = None  # since when the cap holds queued branches back (a spell)
+    keyed = isinstance(limiter, KeyedState)  # caps per key: one queue per key (KeyedQueue)
     recorder = run.recorder
     recorder.branch_results.append((path, outputs, errors))  # result.outputs / result.errors
     log_leaf = recorder.step_log.append
@@ -93,9 +104,14 @@ async def run_parallel(
 
     # The queue: (-priority, declared index, name), a heap; names in declared order, a deque,
     # when no branch has a priority (the common case: no heap to keep).
+    # Under a Keyed cap, a heap per key (see flowlab.core.keyed.KeyedQueue).
     heap = bool(par.priority)
     pending: Any = [] if heap else collections.deque()
-    pop = functools.partial(heapq.heappop, pending) if heap else pending.popleft
+    if keyed:
+        pending = KeyedQueue(limiter, path, recorder.limits.append)  # type: ignore[arg-type]
+    pop: Any = (
+        functools.partial(heapq.heappop, pending) if heap else getattr(pending, "popleft", None)
+    )
     queued: dict[str, Any] = {}  # name -> its live entry (run.live), while it waits for a slot
     tasks = BranchGroup(loop)
     # Each branch's copy of ctx (which does not change until the merge), planned once.
@@ -118,6 +134,49 @@ async def run_parallel(
             log(brec)  # see Recorder.event_log
         if instruments:
             run._emit("branch_finished", brec)
+            ok = brec.status == "ok"
+            run._emit("branch_result", brec, outputs.get(name) if ok else None, errors.get(name))
+
+    def release_slot(name: str, latency: float, ok: bool, adapt: bool = True) -> None:
+        """Give the branch's slot back to the step's limiter (its key's, under a Keyed cap)."""
+        if keyed:
+            pending.release(name)
+        else:
+            limiter.release(latency, ok, adapt=adapt)  # type: ignore[union-attr]
+
+    def hold(t: float, wait: float) -> None:
+        """The rate holds the queue: dispatch again once a start conforms, ``wait`` s on."""
+        nonlocal rate_timer
+        assert rate is not None
+        assert on_rate_wait is not None
+        rate.note_wait(wait)
+        on_rate_wait(t, wait, in_flight)
+        rate_timer = loop.call_at(t0 + t + wait, rate_due)
+
+    def rate_due() -> None:
+        nonlocal rate_timer
+        rate_timer = None
+        dispatch()
+        if rate_timer is None or not queued:
+            rate_done()
+
+    def rate_done() -> None:
+        """Nothing is held by the rate any more: wake the step if it waits for that alone."""
+        nonlocal rate_timer, rate_wake
+        if rate_timer is not None and not queued:
+            rate_timer.cancel()
+            rate_timer = None
+        if rate_wake is not None and not rate_wake.done():
+            rate_wake.set_result(None)
+
+    async def wait_for_branches() -> None:
+        """Every branch ended: the tasks are done and the rate holds no queued branch back."""
+        nonlocal rate_wake
+        await tasks.wait()
+        while rate_timer is not None:  # queued branches wait for the rate, none runs
+            rate_wake = loop.create_future()
+            await rate_wake
+            await tasks.wait()
 
     def drop_queued(live: Any) -> None:
         """Cancel a branch that never got a slot: it has no task, it just leaves the queue."""
@@ -131,24 +190,57 @@ async def run_parallel(
         if limiter is not None:
             limiter.queued = len(queued)
         finish(name, live.key, brec)
+        if rate_timer is not None and not queued:
+            rate_done()  # the rate held only branches that are gone now
+        if cap_since is not None and not queued:
+            cap_spell_ends(brec.finished)
+
+    def cap_spell_ends(t: float) -> None:
+        """The cap held branches back from ``cap_since`` until ``t``: a ``wait`` row."""
+        nonlocal cap_since
+        assert limiter is not None
+        assert cap_since is not None
+        row = (cap_since, path, limiter.limit, in_flight, limiter.limiter.name, "wait", "")
+        recorder.limits.append((*row, t - cap_since))
+        cap_since = None
 
     def dispatch() -> None:
         """Start queued branches, best priority first, while the limiter has free slots."""
-        nonlocal in_flight, peak
+        nonlocal in_flight, peak, cap_since
         if not pending:
             return
         if run.account.breached is not None:
             run.settle_breach()  # a crossing charge from a thread: no sibling starts after it
         t = clock() - t0  # the branches given a slot in one pass all start at this time
         while pending:
-            name = pending[0][2] if heap else pending[0]
-            if name not in queued:  # cancelled while queued
+            if not keyed:
+                name = pending[0][2] if heap else pending[0]
+                if name not in queued:  # cancelled while queued
+                    pop()
+                    continue
+            if rate is not None:
+                if rate_timer is not None:
+                    return  # held by the rate: its timer dispatches
+                wait = rate.delay(t)
+                if wait > 0.0:
+                    hold(t, wait)
+                    return
+            if keyed:
+                got = pending.pop_ready(queued, t)  # takes a slot of the branch's key
+                if got is None:
+                    return  # every key with queued branches is full
+                name = got
+            else:
+                if limiter is not None and not limiter.try_acquire(t):
+                    if cap_since is None:
+                        cap_since = t  # a spell of the cap holding branches back begins
+                    return
                 pop()
-                continue
-            if limiter is not None and not limiter.try_acquire(t):
-                return
-            pop()
+            if rate is not None:
+                rate.take(t)
             live = queued.pop(name)
+            if cap_since is not None and not queued:
+                cap_spell_ends(t)
             brec = live.record
             if limiter is not None:
                 limiter.queued = len(queued)
@@ -173,7 +265,7 @@ async def run_parallel(
             except RuntimeError:  # the group is shutting down: this branch never runs
                 in_flight -= 1
                 if limiter is not None:
-                    limiter.release(0.0, True, adapt=False)
+                    release_slot(name, 0.0, True, adapt=False)
                 brec.status, brec.reason = "cancelled", "parent cancelled"
                 finish(name, live.key, brec)
 
@@ -201,7 +293,7 @@ async def run_parallel(
         finish(name, key, brec)
         tasks.ended(live.task)
         if limiter is not None:
-            limiter.release(0.0, True, adapt=False)
+            release_slot(name, 0.0, True, adapt=False)
             dispatch()
 
     def unrecorded(
@@ -356,9 +448,10 @@ async def run_parallel(
                 finish(name, live.key, brec)
                 tasks.ended(live.task)
                 if limiter is not None:
-                    limiter.release(brec.finished - since, brec.status == "ok")
+                    release_slot(name, brec.finished - since, brec.status == "ok")
                     dispatch()
 
+    branch_keys = _keys(run, srec, limiter, order, path) if keyed else []
     step_timer: asyncio.TimerHandle | None = None
     if par.timeout is not None:
 
@@ -389,8 +482,11 @@ async def run_parallel(
                 if run._precancel and run.precancelled(name, brec.path):
                     run._cancel_live(live, "cancelled", "cancelled by handle")
                     continue
-                pending.append((-prio, index, name) if heap else name)
-            if heap:
+                if keyed:
+                    pending.push((-prio, index, name), branch_keys[index], now)
+                else:
+                    pending.append((-prio, index, name) if heap else name)
+            if heap and not keyed:
                 heapq.heapify(pending)
             if limiter is not None:
                 limiter.queued = len(queued)
@@ -399,7 +495,7 @@ async def run_parallel(
             tasks.cancel_all()  # as a TaskGroup does when its body fails
             await tasks.wait()
             raise
-        await tasks.wait()
+        await wait_for_branches()
     except BaseException:
         for name in list(queued):  # never started: the step itself is being cancelled
             live = queued.pop(name)
@@ -419,6 +515,10 @@ async def run_parallel(
     finally:
         if step_timer is not None:
             step_timer.cancel()
+        if rate_timer is not None:
+            rate_timer.cancel()
+        if cap_since is not None:  # the step ended (cancelled) with branches still held back
+            cap_spell_ends(run.now())
         srec.peak = limiter.peak if limiter is not None else peak
 
     try:
@@ -498,6 +598,18 @@ async def run_parallel(
         run._event("step_finished", path, "", srec.status)
         run._emit("step_finished", srec)
     return {n: outputs[n] for n in order if n in outputs}
+
+
+def _keys(run: Run, srec: StepRecord, limiter: Any, order: list[str], path: str) -> list[Any]:
+    """Each branch's key under a Keyed cap, in declared order, before any branch is queued: a
+    key with no cap (or a key callable that raises) fails the step before anything starts."""
+    try:
+        return [limiter.key_of(BranchInfo(n, i, path)) for i, n in enumerate(order)]
+    except ConfigError as err:
+        srec.status, srec.error, srec.finished = "failed", f"ConfigError: {err}", run.now()
+        run._event("step_finished", path, "", srec.status)
+        run._emit("step_finished", srec)
+        raise
 
 
 def _bookkeeping_error(

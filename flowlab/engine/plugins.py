@@ -1,8 +1,8 @@
-"""What the layers above plug into the engine: the deadlock watch and the progress bar.
+"""What the layers above plug into the engine: the deadlock watch, the progress bar, the live view.
 
 The engine runs pipelines; it draws nothing and knows no study layer. Two run options need
 those layers all the same: ``detect_deadlocks=True`` wraps the run in the deadlock lab's
-:func:`~flowlab.study.deadlock.watch`, and ``progress=True`` adds the UI's tqdm instrument.
+:func:`~flowlab.study.deadlock.watch`, ``progress=True`` adds the UI's tqdm instrument, and ``live=True`` its live view.
 Rather than importing them (an upward arrow), the engine asks this registry, and the package
 facade (``flowlab/__init__.py``) registers a loader for each when ``flowlab`` is imported. The
 loaders import lazily, so neither the study layer nor tqdm is loaded until a run asks for it.
@@ -11,7 +11,7 @@ Examples
 --------
 >>> from flowlab.engine import plugins
 >>> sorted(plugins.names())
-['deadlock_watch', 'progress_bar']
+['deadlock_watch', 'live_view', 'progress_bar']
 """
 
 from __future__ import annotations

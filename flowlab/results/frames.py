@@ -149,16 +149,33 @@ def events_frame(events: Sequence[tuple[float, str, str, str, str]]) -> pd.DataF
     return frame
 
 
-def limits_frame(limits: Sequence[tuple[float, str, int, int]]) -> pd.DataFrame:
-    """How limiters moved: ``time_s`` (seconds from the run start, named like every other
-    frame's times), ``step``, ``limit``, ``in_flight``, and ``time``, the same seconds under the
-    name DESIGN.md's contract gives them."""
-    frame = pd.DataFrame(list(limits), columns=["time_s", "step", "limit", "in_flight"])
+LIMIT_COLUMNS = ["time_s", "step", "limit", "in_flight", "limiter", "event", "key", "wait_s"]
+
+
+def limits_frame(limits: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
+    """How limiters started, moved and held starts back, one row each, in time order.
+
+    Columns: ``time_s`` (seconds from the run start, named like every other frame's times);
+    ``step`` (the Parallel's path, or ``"run"``); ``limiter`` (``fixed``, ``adaptive``,
+    ``aimd``, ``keyed``, ``rate``); ``event``: ``start`` (a limiter's state was made; for a
+    Keyed cap, a key was first seen), ``move`` (an adaptive limit changed) or ``wait`` (starts
+    were held back from ``time_s`` for ``wait_s`` seconds: by a rate, one row per held start; by
+    a full key, one row per held start of that key; by a full cap, fixed or adaptive, one row
+    per spell during which branches, or the run's leaves, queued behind it); ``limit``
+    (the cap; for a rate, its burst, or its tokens per minute for a token-only rate); ``in_flight``
+    (running then: the step's branches, the key's, or the run's leaf steps for ``"run"``);
+    ``key`` (a Keyed cap's key, as text; else ``""``); ``wait_s``; and ``time`` (fifth), the same seconds
+    as ``time_s`` under the name DESIGN.md's contract gives them.
+    """
+    rows = sorted(limits, key=lambda r: r[0])  # waits of a key are logged when they end
+    frame = pd.DataFrame([r[:8] for r in rows], columns=LIMIT_COLUMNS)
     frame["time_s"] = frame["time_s"].astype("float64")
-    frame["step"] = frame["step"].astype("str")
+    for c in ("step", "limiter", "event", "key"):
+        frame[c] = frame[c].astype("str")
     frame["limit"] = frame["limit"].astype("int64")
     frame["in_flight"] = frame["in_flight"].astype("int64")
-    frame["time"] = frame["time_s"]
+    frame["wait_s"] = frame["wait_s"].astype("float64")
+    frame.insert(4, "time", frame["time_s"])  # (the old five columns first, as they were)
     return frame
 
 

@@ -111,6 +111,11 @@ class Instrument:
     def limit_changed(self, step: str, limit: int, in_flight: int, time: float) -> None:
         """A limiter moved its limit."""
 
+    def branch_result(self, record: BranchRecord, output: Any, error: BaseException | None) -> None:
+        """Right after :meth:`branch_finished`: the branch's output (``ok`` branches; else
+        ``None``) and the exception that ended it (failed or timed-out branches; else ``None``).
+        This is what ``handle.as_completed()`` and ``fl.run(on_branch=...)`` are built on."""
+
     def charged(self, branch: str, cost: float, tokens: int) -> None:
         """A step charged usage."""
 
@@ -137,7 +142,8 @@ class Recorder(Instrument):
         # per top-level Parallel that reached its merge: what result.remerge() replays
         self.merge_inputs: dict[str, MergeInput] = {}
         self.unmergeable: dict[str, str] = {}  # step -> why remerge cannot replay it
-        self.limits: list[tuple[float, str, int, int]] = []
+        # (time, step, limit, in_flight, limiter, event, key, wait_s): see frames.limits_frame
+        self.limits: list[tuple[float, str, int, int, str, str, str, float]] = []
         # per Parallel run, its path and its own {branch: output} and {branch: error} dicts,
         # filled as branches end (one entry per step, nothing per branch; see result.outputs)
         self.branch_results: list[tuple[str, dict[str, Any], dict[str, BaseException]]] = []
@@ -391,7 +397,9 @@ class RunResult:
 
     @cached_property
     def limits(self) -> pd.DataFrame:
-        """Limiter starts and moves: time, step (path, or ``"run"``), limit, in_flight."""
+        """Limiter starts, moves and waits: time_s, step (path, or ``"run"``), limit,
+        in_flight, limiter, event (start / move / wait), key, wait_s (see
+        :func:`flowlab.results.frames.limits_frame`)."""
         from flowlab.results import frames
 
         return frames.limits_frame(self.recorder.limits)

@@ -60,12 +60,15 @@ def chrome_trace(recorder: Recorder, name: str, path: str | Path | None = None) 
         elif s.parent in track:  # a step of a branch: nested in its run, on its track
             args = {"status": s.status, "kind": s.kind, "error": s.error}
             events.append(_x(s.step, "step", s.started, s.finished, track[s.parent], args))
-    started: set[str] = set()
-    for t, step, limit, in_flight in recorder.limits:
-        if step in started:  # the first row of each limiter is its start, not a move
+    for t, step, limit, in_flight, kind, event, key, wait_s in recorder.limits:
+        if event == "move":
             args = {"limit": limit, "in_flight": in_flight}
             events.append(_instant(f"limit {step} -> {limit}", "limit", t, args))
-        started.add(step)
+        elif event == "wait":  # starts held back by a rate, a full cap or a full key
+            held: dict[str, Any] = {"limiter": kind, "key": key, "wait_s": wait_s}
+            events.append(
+                _instant(f"{kind} {step} holds starts back {wait_s:g}s", "limit", t, held)
+            )
     for entry in recorder.events:
         if type(entry) is tuple and entry[1] == "usage_breach":
             t, _, step, branch, detail = entry

@@ -10,8 +10,9 @@ Grid keys
 * ``"merge"``, ``"max_concurrency"``, ... — a plain :class:`~flowlab.core.pipeline.Parallel` option
   applies to **every** Parallel of the pipeline, nested ones included;
 * ``"fanout.max_concurrency"`` — ``"<step>.<option>"`` applies to the Parallel(s) named ``fanout``;
-* ``"run.max_concurrency"``, ``"run.timeout"``, ``"run.usage"`` — a keyword of :func:`flowlab.run`
-  for the whole run (the run-wide leaf cap, the run timeout, the shared budget). A Parallel
+* ``"run.max_concurrency"``, ``"run.rate"``, ``"run.timeout"``, ``"run.usage"`` — a keyword of
+  :func:`flowlab.run` for the whole run (the run-wide leaf cap, its rate, the run timeout, the
+  shared budget). A Parallel
   named ``run`` takes precedence over this prefix.
 
 Every combination is built (and so validated) before the first run starts.
@@ -38,10 +39,12 @@ if TYPE_CHECKING:
 
 __all__ = ["RUN_OPTIONS", "Comparison", "compare"]
 
-RUN_OPTIONS: tuple[str, ...] = ("max_concurrency", "timeout", "usage")
+RUN_OPTIONS: tuple[str, ...] = ("max_concurrency", "rate", "timeout", "usage")
 """Grid keys ``run.<option>``: keywords of :func:`flowlab.run` that vary per run."""
 
-_RUN_KWARGS = ("input", "usage", "max_concurrency", "timeout", "instruments", "record", "backend")
+_RUN_KWARGS = (
+    "input", "usage", "max_concurrency", "rate", "timeout", "instruments", "record", "backend",
+)  # fmt: skip
 _PROGRESS = (True, False, "auto")
 
 

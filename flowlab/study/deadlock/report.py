@@ -138,7 +138,7 @@ class DeadlockReport:
             text = (
                 f"Deadlock at t={at:.3f} s ({self.clock} clock): every task is blocked "
                 f"({', '.join(self.stuck)}), but on awaitables flowlab does not trace (plain "
-                "asyncio primitives or futures); use flowlab.study.deadlock's Lock, Semaphore, "
+                "asyncio primitives or futures); use fl.deadlock's Lock, Semaphore, "
                 "Event, Condition and Queue to see the cycle."
             )
         elif self.kind == "cycle":

@@ -82,7 +82,7 @@ class HangReport:
             f"(t={self.at:.3f} s, {self.clock} clock): every task awaits something flowlab does "
             "not trace and that no timer, thread or socket will complete. A plain asyncio "
             "primitive (Barrier, Event, Lock, Queue) or a bare future is the usual cause: use "
-            "flowlab.study.deadlock's traced ones to get a proof and the cycle. If the group is only "
+            "fl.deadlock's traced ones to get a proof and the cycle. If the group is only "
             "slow, raise idle_s (or pass idle_s=None)."
         )
         lines = [head]

@@ -65,7 +65,9 @@ def concurrency(
     counts), and the caps of the Parallels whose branches are all leaves are overlaid. With
     ``step=`` (a Parallel's name or path) the line counts that step's branches and its cap is
     overlaid: use it for a step whose branches hold nested Parallels. A cap is drawn from the step's start to its
-    end; a limiter that moved (adaptive, AIMD) follows every move in ``result.limits``.
+    end; a limiter that moved (adaptive, AIMD) follows every move in ``result.limits``. Spells
+    when a rate (``rate=``) or a full key of a ``Keyed`` cap held starts back are shaded (the
+    ``wait`` rows of ``result.limits``, touching ones joined), labelled by step.
 
     Parameters
     ----------
@@ -125,12 +127,14 @@ def concurrency(
     line.set_gid("in_flight")
     top = max(ys)
     limits = result.limits
+    # the caps drawn as lines: concurrency limiters (a rate and a Keyed cap have no one line)
+    caps = limits.loc[limits["event"].isin(["start", "move"]) & ~limits["limiter"].isin(_HELD_BY)]
     by_step: dict[str, list[tuple[str, list[float], list[int]]]] = {}
     for path, name, started, finished, lim in zip(
         chosen["path"].tolist(), chosen["step"].tolist(), chosen["started_s"].tolist(),
         chosen["finished_s"].tolist(), chosen["limit"].tolist(), strict=True,
     ):  # fmt: skip
-        moves = limits.loc[limits["step"] == path]
+        moves = caps.loc[caps["step"] == path]
         lx, ly = _limit_series(
             _initial_limit(str(lim)), float(started), float(finished) if not math.isnan(finished) else end,
             moves["time_s"].tolist(), moves["limit"].tolist(),
@@ -151,7 +155,7 @@ def concurrency(
         ax.step(lx, ly, where="post", linestyle="--", linewidth=1.5, color="#d1495b",
                 label=label, gid=gid)  # fmt: skip
         top = max(top, *ly)
-    run_moves = limits.loc[limits["step"] == "run"]
+    run_moves = caps.loc[caps["step"] == "run"]
     initial = limit.initial() if isinstance(limit, Limiter) else limit
     lx, ly = _limit_series(
         initial, 0.0, end, run_moves["time_s"].tolist(), run_moves["limit"].tolist()
@@ -160,6 +164,10 @@ def concurrency(
         ax.step(lx, ly, where="post", linestyle="-.", linewidth=1.5, color="#7b2d26",
                 label="limit (run)", gid="limit:run")  # fmt: skip
         top = max(top, *ly)
+    waits = limits.loc[limits["event"] == "wait"]
+    if step is not None:
+        waits = waits.loc[waits["step"].isin(set(chosen["path"].tolist()))]
+    _shade_waits(ax, waits)
     ax.set_ylim(0, top + 1)
     ax.set_xlim(0, max(end, xs[-1]) or 1.0)
     from matplotlib.ticker import MaxNLocator
@@ -171,6 +179,44 @@ def concurrency(
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize="small")
     return ax
+
+
+_HELD_BY = ("rate", "keyed")  # limiters whose "wait" rows are shaded, not drawn as a cap line
+_WAIT_COLOURS = {"rate": "#edae49", "keyed": "#8e7dbe"}
+
+
+def merged_spans(starts: Sequence[float], lengths: Sequence[float]) -> list[tuple[float, float]]:
+    """``(start, end)`` spans with the overlapping and touching ones joined, in time order.
+
+    Examples
+    --------
+    >>> merged_spans([0.0, 0.1, 0.5], [0.1, 0.1, 0.2])
+    [(0.0, 0.2), (0.5, 0.7)]
+    """
+    spans: list[tuple[float, float]] = []
+    for s, n in sorted(zip(starts, lengths, strict=True)):
+        e = s + n
+        if spans and s <= spans[-1][1] + 1e-12:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], e))
+        else:
+            spans.append((s, e))
+    return spans
+
+
+def _shade_waits(ax: Axes, waits: pd.DataFrame) -> None:
+    """Shade when a rate or a full key held starts back (``wait`` rows of ``result.limits``),
+    one band per limiter and step (touching waits joined), lightly behind the lines."""
+    groups: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    for s, kind, t, w in zip(waits["step"].tolist(), waits["limiter"].tolist(),
+                             waits["time_s"].tolist(), waits["wait_s"].tolist(), strict=True):  # fmt: skip
+        starts, lengths = groups.setdefault((str(s), str(kind)), ([], []))
+        starts.append(float(t))
+        lengths.append(float(w))
+    for (s, kind), (starts, lengths) in sorted(groups.items()):
+        label = f"held by {'a full key' if kind == 'keyed' else 'the rate'} ({text(s)})"
+        for i, (a, b) in enumerate(merged_spans(starts, lengths)):
+            ax.axvspan(a, b, color=_WAIT_COLOURS.get(kind, "#cccccc"), alpha=0.18, linewidth=0,
+                       label=label if i == 0 else None, gid=f"wait:{kind}:{s}")  # fmt: skip
 
 
 def _limit_series(
