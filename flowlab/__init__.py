@@ -6,8 +6,8 @@ Layout (arrows point down only; the core never imports pandas, matplotlib or ipy
 * UI — ``widgets.py`` (Lab), ``plot.py``, ``report.py`` (loaded on first use)
 * study — ``experiment.py`` (compare / sweeps), ``deadlock/`` (loaded on first use)
 * results — ``record.py`` (RunResult), ``frames.py`` (pandas, on first use)
-* engine — ``engine.py``, ``parallel.py``, ``notebook.py`` (run / arun / start), ``clock.py``
-* core — ``pipeline.py``, ``context.py``, ``merge/``, ``limits.py``, ``errors.py``
+* engine — ``engine.py``, ``parallel.py``, ``attempts.py``, ``notebook.py`` (run / arun / start), ``clock.py``
+* core — ``pipeline.py``, ``map.py``, ``retry.py``, ``context.py``, ``merge/``, ``limits.py``, ``errors.py``
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ from flowlab.errors import (
     UsageLimitExceeded,
 )
 from flowlab.limits import UsageLimits
+from flowlab.map import Map
 from flowlab.notebook import RunHandle, arun, run, start
 from flowlab.pipeline import Parallel, Pipeline, Step
 from flowlab.record import Instrument, RunResult
+from flowlab.retry import Retry
 
 if TYPE_CHECKING:
     from flowlab import backends, deadlock, plot, report
@@ -53,10 +55,12 @@ __all__ = [
     "FlowlabError",
     "Instrument",
     "Lab",
+    "Map",
     "MergeConflict",
     "MergeValidationError",
     "Parallel",
     "Pipeline",
+    "Retry",
     "RunCancelled",
     "RunHandle",
     "RunNotFinished",

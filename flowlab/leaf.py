@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from flowlab.engine import Run
     from flowlab.pipeline import Step
+    from flowlab.retry import Retry
 
 __all__ = [
     "call",
@@ -35,11 +36,24 @@ __all__ = [
     "returned_coroutine",
     "run_step",
     "started",
+    "timed",
 ]
 
 
-async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
-    """Run ``step`` on ``ctx`` (inside a branch when ``parent`` is set) and record it."""
+async def run_step(
+    run: Run, step: Step, data: Any, ctx: BaseModel, parent: str, retry: Retry | None = None
+) -> Any:
+    """Run ``step`` on ``ctx`` (inside a branch when ``parent`` is set) and record it.
+
+    ``retry`` is the policy of the enclosing Parallel or Map, if any; the step's own beats it.
+    With a policy, the attempts are run by :func:`flowlab.attempts.run_attempts`.
+    """
+    if step.retry is not None or retry is not None:
+        from flowlab.attempts import run_attempts
+
+        policy = step.retry if step.retry is not None else retry
+        assert policy is not None
+        return await run_attempts(run, step, data, ctx, parent, policy)
     path = f"{parent}/{step.name}" if parent else step.name
     rec = StepRecord(step.name, path, "step", parent, run.now())
     limiter = run.run_limiter
@@ -67,24 +81,7 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
             else:
                 out = await call(run, step, data, work, parent)
         else:
-            try:
-                async with asyncio.timeout(step.timeout) as cm:
-                    out = await call(run, step, data, work, parent)
-                if cm.expired():  # it caught the timeout's cancellation and returned anyway
-                    raise StepTimeout(
-                        f"step {path!r} exceeded timeout={step.timeout:g}s (it caught the "
-                        "cancellation and returned; its result is not used)",
-                        step=path,
-                        timeout=step.timeout,
-                    )
-            except TimeoutError as err:
-                if isinstance(err, StepTimeout) or not cm.expired():
-                    raise
-                raise StepTimeout(
-                    f"step {path!r} exceeded timeout={step.timeout:g}s",
-                    step=path,
-                    timeout=step.timeout,
-                ) from err
+            out = await timed(run, step, data, work, parent, path)
         if work is not ctx:
             ctx_mod.apply_inplace(ctx, work)
         ok = True
@@ -98,6 +95,30 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
         finished(run, rec, ok)
         if limiter is not None:
             limiter.release(rec.finished - rec.started, ok)
+
+
+async def timed(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str, path: str) -> Any:
+    """:func:`call` under the step's ``timeout`` (:class:`StepTimeout` when it runs out)."""
+    assert step.timeout is not None
+    try:
+        async with asyncio.timeout(step.timeout) as cm:
+            out = await call(run, step, data, ctx, parent)
+        if cm.expired():  # it caught the timeout's cancellation and returned anyway
+            raise StepTimeout(
+                f"step {path!r} exceeded timeout={step.timeout:g}s (it caught the "
+                "cancellation and returned; its result is not used)",
+                step=path,
+                timeout=step.timeout,
+            )
+    except TimeoutError as err:
+        if isinstance(err, StepTimeout) or not cm.expired():
+            raise
+        raise StepTimeout(
+            f"step {path!r} exceeded timeout={step.timeout:g}s",
+            step=path,
+            timeout=step.timeout,
+        ) from err
+    return out
 
 
 async def call(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:

@@ -35,6 +35,7 @@ from flowlab.errors import (
 )
 from flowlab.group import BranchGroup
 from flowlab.isolator import isolator
+from flowlab.map import BranchPlan
 from flowlab.pipeline import Step
 from flowlab.record import BranchRecord, StepRecord, snapshot, unwalkable
 
@@ -43,14 +44,27 @@ if TYPE_CHECKING:
 
     from flowlab.engine import Run
     from flowlab.pipeline import Parallel
+    from flowlab.retry import Retry
 
 __all__ = ["run_parallel"]
 
 
 async def run_parallel(
-    run: Run, par: Parallel, data: Any, ctx: BaseModel, parent: str
-) -> dict[str, Any]:
-    """Run ``par``'s branches against ``ctx`` and merge their changes into it."""
+    run: Run,
+    par: Parallel,
+    data: Any,
+    ctx: BaseModel,
+    parent: str,
+    *,
+    retry: Retry | None = None,
+    plan: BranchPlan | None = None,
+) -> Any:
+    """Run ``par``'s branches against ``ctx`` and merge their changes into it.
+
+    ``plan`` is the branches to run (a Map's, made from its items; default: ``par``'s declared
+    ones); ``retry`` is the enclosing step's retry policy, for leaves that have none (``par``'s
+    own beats it).
+    """
     from flowlab.current import _current
     from flowlab.engine import wall
 
@@ -62,7 +76,11 @@ async def run_parallel(
     run._event("step_started", path, "")
     limiter = run.new_limiter(par.max_concurrency, path)
     group = run.new_group()
-    order = list(par.branches)
+    if plan is None:
+        plan = BranchPlan.of(par)
+    order, inputs = plan.names, plan.inputs
+    if par.retry is not None:
+        retry = par.retry  # the innermost policy wins
     outputs: dict[str, Any] = {}
     contexts: dict[str, BaseModel] = {}
     changes: dict[str, list[ctx_mod.Change]] = {}
@@ -73,7 +91,9 @@ async def run_parallel(
     loop = asyncio.get_running_loop()
     # A one-step branch is run inline when nothing but the recorder watches: no run-wide cap,
     # no remote calls, no instruments (which are handed each leaf's StepRecord as it starts).
-    fast = run.run_limiter is None and run.backend is None and not run.instruments
+    fast = (
+        run.run_limiter is None and run.backend is None and not run.instruments and retry is None
+    )
     capped = run.run_limiter is not None  # a branch starts when its first leaf gets a slot
     recorder = run.recorder
     log_leaf = recorder.step_log.append
@@ -84,14 +104,16 @@ async def run_parallel(
 
     # The queue: (-priority, declared index, name), a heap; names in declared order, a deque,
     # when no branch has a priority (the common case: no heap to keep).
-    heap = bool(par.priority)
+    priority = plan.priority
+    heap = bool(priority)
     pending: Any = [] if heap else collections.deque()
     pop = functools.partial(heapq.heappop, pending) if heap else pending.popleft
     queued: dict[str, Any] = {}  # name -> its live entry (run.live), while it waits for a slot
     tasks = BranchGroup(loop)
     # Each branch's copy of ctx (which does not change until the merge), planned once.
     copy_ctx = isolator(ctx, par.include_keys, track=True)
-    own_data = ctx_mod.data_copier(data)  # each branch its own input (shared if immutable)
+    # each branch its own input (shared if immutable): the step's, or its item's for a Map
+    own_data = ctx_mod.data_copier(data) if inputs is None else None
 
     def finish(name: str, key: int, brec: BranchRecord) -> None:
         """Close a branch's record (every branch passes here exactly once)."""
@@ -229,7 +251,7 @@ async def run_parallel(
     # what every branch reads, looked up once
     branch_timeout, nodes, fields, record = (
         par.branch_timeout,
-        par.branches,
+        plan.nodes,
         par.include_keys,
         run.record,
     )
@@ -250,10 +272,16 @@ async def run_parallel(
                     f"branch_timeout={branch_timeout:g}s exceeded",
                 )
             bctx = copy_ctx()
-            bdata = own_data()
+            bdata = own_data() if own_data is not None else own_item(inputs[name])  # type: ignore[index]
             _current.set((run, brec))
             node = nodes[name]
-            if fast and type(node) is Step and node.is_async and node.timeout is None:
+            if (
+                fast
+                and type(node) is Step
+                and node.is_async
+                and node.timeout is None
+                and node.retry is None
+            ):
                 # One async step, awaited right here (no leaf.run_step coroutine around it) and
                 # logged as a compact entry that Recorder.steps spells out as its StepRecord.
                 t_leaf = clock() - t0
@@ -276,9 +304,9 @@ async def run_parallel(
                     leaf.left(run, t_leaf, t_end)
                 outputs[name] = out
             elif type(node) is Step:
-                outputs[name] = await leaf.run_step(run, node, bdata, bctx, brec.path)
+                outputs[name] = await leaf.run_step(run, node, bdata, bctx, brec.path, retry)
             else:
-                outputs[name] = await run._node(node, bdata, bctx, brec.path)
+                outputs[name] = await run._node(node, bdata, bctx, brec.path, retry)
             if live.task.cancelling():
                 # Asked to stop, it caught the CancelledError and returned anyway: it ends as
                 # the cancellation it ignored (its output and changes are not merged).
@@ -363,7 +391,7 @@ async def run_parallel(
             now = run.now()
             outer = run.ranks.get(parent, ())  # the enclosing branch's place in the tree
             for index, name in enumerate(order):
-                prio = par.priority.get(name, 0.0)
+                prio = priority.get(name, 0.0)
                 brec = BranchRecord(par.name, name, f"{path}:{name}", parent, prio, now)
                 if capped:
                     run.ranks[brec.path] = (*outer, (-prio, index))
@@ -485,7 +513,13 @@ async def run_parallel(
         srec.finished = run.now()
         run._event("step_finished", path, "", srec.status)
         run._emit("step_finished", srec)
-    return {n: outputs[n] for n in order if n in outputs}
+    return plan.output(outputs)
+
+
+def own_item(item: Any) -> Any:
+    """A Map branch's own copy of its item (the item itself when immutable), as a Parallel's
+    branches get their own copy of the step's input: the item may be an object of the context."""
+    return ctx_mod.data_copier(item)()
 
 
 def _bookkeeping_error(

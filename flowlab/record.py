@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATUSES",
+    "AttemptRecord",
     "BranchRecord",
     "Instrument",
     "Recorder",
@@ -78,6 +79,27 @@ class StepRecord:
     merge_s: float = math.nan
     peak: int | None = None
     limit: str = ""
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    """One attempt of a leaf step that has a retry policy (times in seconds from run start).
+
+    ``delay`` is the backoff waited before this attempt (0 for the first); ``cost`` and
+    ``tokens`` are what the attempt charged (a failed attempt's charges count too).
+    """
+
+    step: str
+    path: str
+    branch: str
+    attempt: int
+    delay: float
+    started: float
+    finished: float = math.nan
+    status: str = "running"
+    error: str = ""
+    cost: float = 0.0
+    tokens: int = 0
 
 
 class Instrument:
@@ -138,6 +160,7 @@ class Recorder(Instrument):
         self.merge_inputs: dict[str, MergeInput] = {}
         self.unmergeable: dict[str, str] = {}  # step -> why remerge cannot replay it
         self.limits: list[tuple[float, str, int, int]] = []
+        self.attempts: list[AttemptRecord] = []  # leaves with a retry policy, every attempt
         self.peak_leaves = 0
         self.leaf_busy_s = 0.0
 
@@ -389,6 +412,16 @@ class RunResult:
         from flowlab import frames
 
         return frames.limits_frame(self.recorder.limits)
+
+    @cached_property
+    def attempts(self) -> pd.DataFrame:
+        """One row per attempt of every leaf step that has a retry policy (``fl.Retry``):
+        step, path, branch, attempt, delay_s, started_s, finished_s, status, error, cost,
+        tokens. Steps without a policy have no rows (their one attempt is their ``steps`` row).
+        """
+        from flowlab import frames
+
+        return frames.attempts_frame(self.recorder.attempts)
 
     # ---- summaries ----------------------------------------------------------------------------
     def remerge(

@@ -1,0 +1,153 @@
+"""Running a leaf step under a retry policy: its attempts, their backoff, their rows.
+
+:func:`flowlab.leaf.run_step` hands a leaf here when it has a :class:`~flowlab.retry.Retry`
+(its own, or its Parallel's or Map's). The leaf keeps one record in ``result.steps`` (from its
+first attempt's start to its last attempt's end); each attempt is one more row of
+``result.attempts``.
+
+* Each attempt works on a fresh isolated copy of the context it was given (and of its input):
+  only a successful attempt's changes are applied, a failed attempt's writes are discarded.
+* Each attempt's charges count against the run's budget like any other (they are on its row).
+* The step's ``timeout`` limits each attempt; a branch's ``branch_timeout`` covers every attempt
+  and the waits between them (it cancels the branch, and a cancellation is never retried).
+* Between attempts the leaf waits ``policy.delay(n, path)`` seconds on the run's clock — exact on
+  virtual time — holding no run-wide slot: it gives its slot back after an attempt and queues for
+  one again before the next (a branch waiting out its backoff keeps its Parallel's slot, as a
+  branch that sleeps does).
+* An error is retried only if the policy says so (:meth:`~flowlab.retry.Retry.retries`), attempts
+  are left, and the leaf's task is not being cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from flowlab import context as ctx_mod
+from flowlab import leaf
+from flowlab.current import _current
+from flowlab.record import AttemptRecord, StepRecord
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from flowlab.engine import Run
+    from flowlab.pipeline import Step
+    from flowlab.record import BranchRecord
+    from flowlab.retry import Retry
+
+__all__ = ["run_attempts"]
+
+
+class _Attempts:
+    """One leaf's attempts: the state they share, and what opens and closes each one."""
+
+    __slots__ = (
+        "brec", "data", "limiter", "logged", "parent", "path", "rec", "run", "step", "usage0",
+    )  # fmt: skip
+
+    def __init__(self, run: Run, step: Step, data: Any, parent: str) -> None:
+        self.run, self.step, self.parent = run, step, parent
+        self.path = f"{parent}/{step.name}" if parent else step.name
+        self.rec = StepRecord(step.name, self.path, "step", parent, run.now())
+        self.limiter = run.run_limiter
+        cur = _current.get(None)
+        self.brec: BranchRecord | None = cur[1] if cur is not None else None
+        self.data = ctx_mod.data_copier(data)  # each attempt its own input (shared if immutable)
+        self.usage0 = (0.0, 0)
+        self.logged = False  # its step record is in the log (the first attempt started)
+
+    def usage(self) -> tuple[float, int]:
+        """What the leaf's branch (or, at the top level, the run) has charged so far."""
+        owner: Any = self.brec if self.brec is not None else self.run.account
+        return owner.cost, owner.tokens
+
+    async def open(self, n: int, delay: float) -> AttemptRecord:
+        """Queue for a run-wide slot if there is a cap, then start attempt ``n``."""
+        run, rec = self.run, self.rec
+        if self.limiter is not None:
+            if n == 1:
+                rec.queued = rec.started
+            # as run_step: by the branch's place in the tree, then first come, first served
+            await self.limiter.acquire(0.0, run.now(), order=run.ranks.get(self.parent, ()))
+        t = run.now()
+        if n == 1:
+            rec.started = t
+            if run.unstarted:
+                run.began(self.parent, t)  # the first leaf of its branch: the branch starts
+            leaf.started(run, rec)
+            self.logged = True
+        else:
+            leaf.entered(run)
+        att = AttemptRecord(self.step.name, self.path, self.parent, n, delay, t)
+        run.recorder.attempts.append(att)
+        self.usage0 = self.usage()
+        return att
+
+    def close(self, att: AttemptRecord, err: BaseException | None) -> None:
+        """End an attempt: its row, the leaf count, the run-wide slot."""
+        att.finished = t = self.run.now()
+        if err is None:
+            att.status = "ok"
+        else:
+            att.status, att.error = leaf.outcome(err)
+        cost, tokens = self.usage()
+        att.cost, att.tokens = cost - self.usage0[0], tokens - self.usage0[1]
+        leaf.left(self.run, att.started, t)
+        if self.limiter is not None:
+            self.limiter.release(t - att.started, err is None)
+
+    def end(self, ok: bool) -> None:
+        """Close the leaf's step record (busy time was counted per attempt)."""
+        rec = self.rec
+        if not self.logged:  # cancelled while queued for its first slot: it never ran
+            return
+        rec.finished = self.run.now()
+        if ok:
+            rec.status = "ok"
+        if self.run.instruments:
+            self.run._emit("step_finished", rec)
+
+
+async def run_attempts(
+    run: Run, step: Step, data: Any, ctx: BaseModel, parent: str, policy: Retry
+) -> Any:
+    """Run ``step`` on ``ctx`` until an attempt succeeds or ``policy`` says stop (see above)."""
+    state = _Attempts(run, step, data, parent)
+    path = state.path
+    task = asyncio.current_task()
+    ok = False
+    n, delay = 0, 0.0
+    try:
+        while True:
+            n += 1
+            att = await state.open(n, delay)
+            try:
+                work = ctx_mod.isolate(ctx)
+                if step.timeout is None:
+                    out = await leaf.call(run, step, state.data(), work, parent)
+                else:
+                    out = await leaf.timed(run, step, state.data(), work, parent, path)
+            except BaseException as err:
+                state.close(att, err)
+                if (
+                    n >= policy.attempts
+                    or not policy.retries(err)
+                    or (task is not None and task.cancelling())
+                ):
+                    raise
+                delay = policy.delay(n, path)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                continue
+            state.close(att, None)
+            ctx_mod.apply_inplace(ctx, work)
+            ok = True
+            return out
+    except BaseException as err:
+        leaf.failed(state.rec, err)
+        if not parent:
+            run.failed_step = (path, err)  # named by the run's error (see Run.execute)
+        raise
+    finally:
+        state.end(ok)
