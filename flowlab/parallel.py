@@ -91,9 +91,7 @@ async def run_parallel(
     loop = asyncio.get_running_loop()
     # A one-step branch is run inline when nothing but the recorder watches: no run-wide cap,
     # no remote calls, no instruments (which are handed each leaf's StepRecord as it starts).
-    fast = (
-        run.run_limiter is None and run.backend is None and not run.instruments and retry is None
-    )
+    fast = run.run_limiter is None and run.backend is None and not run.instruments and retry is None
     capped = run.run_limiter is not None  # a branch starts when its first leaf gets a slot
     recorder = run.recorder
     log_leaf = recorder.step_log.append
