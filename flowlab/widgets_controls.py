@@ -159,9 +159,7 @@ class StepControls:
             if step.branches
             else f"Map: a branch per item, {html.escape(repr(step))}"
         )
-        title = (
-            f"<b>{html.escape(step.name)}</b> — {shape} <i>(branch timeout 0 = none)</i>"
-        )
+        title = f"<b>{html.escape(step.name)}</b> — {shape} <i>(branch timeout 0 = none)</i>"
         self.box = w.VBox(
             [
                 w.HTML(title),
