@@ -310,7 +310,10 @@ def test_an_unknown_field_fails_before_anything_runs() -> None:
         (lambda: fl.Map(5), r"step=5 is not valid"),
         (lambda: fl.Map(print, over=5), r"over=5 is not valid"),
         (lambda: fl.Map(print, over=""), r"over='' is not valid"),
-        (lambda: fl.Map(print, over=lambda data: [data]), r"over=.* cannot be called with 2 arguments"),
+        (
+            lambda: fl.Map(print, over=lambda data: [data]),
+            r"over=.* cannot be called with 2 arguments",
+        ),
         (lambda: fl.Map(print, key="id"), r"key='id' is not valid; give a function"),
         (lambda: fl.Map(print, priority={"a": 1}), r"priority=\{'a': 1\} is not valid"),
         (lambda: fl.Map(print, merge="sideways"), r"merge="),
