@@ -39,6 +39,7 @@ FIGURES: dict[str, tuple[int, str, str]] = {
     "import": (10, "bench.importtime", "import_time"),
     "dask": (11, "bench.dask_gil", "dask_gil"),
     "exploration": (12, "bench.exploration", "exploration"),
+    "map": (13, "bench.map_retry", "map_retry"),
 }
 DEFAULT_OUT = Path(__file__).with_name("results.json")
 

@@ -5,8 +5,13 @@
 first attempt's start to its last attempt's end); each attempt is one more row of
 ``result.attempts``.
 
-* Each attempt works on a fresh isolated copy of the context it was given (and of its input):
-  only a successful attempt's changes are applied, a failed attempt's writes are discarded.
+* Each attempt starts from a fresh isolated copy of the context it was given (and of its input):
+  only a successful attempt's changes are kept, a failed attempt's writes are discarded. How:
+  at the top level, each attempt works on a copy, applied if it succeeds; in a branch that is
+  this one step, each attempt works on the branch's copy, and a failed one is undone by a new copy
+  of the base (see ``fresh`` in :func:`run_attempts`); elsewhere in a branch, each attempt but the
+  last works on a copy (the last has nothing left to be discarded for: if it fails, so does its
+  branch, which is never merged — its writes show in ``result.diffs`` as any failed branch's).
 * Each attempt's charges count against the run's budget like any other (they are on its row).
 * The step's ``timeout`` limits each attempt; a branch's ``branch_timeout`` covers every attempt
   and the waits between them (it cancels the branch, and a cancellation is never retried).
@@ -21,6 +26,8 @@ first attempt's start to its last attempt's end); each attempt is one more row o
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flowlab import context as ctx_mod
@@ -110,9 +117,27 @@ class _Attempts:
 
 
 async def run_attempts(
-    run: Run, step: Step, data: Any, ctx: BaseModel, parent: str, policy: Retry
+    run: Run,
+    step: Step,
+    data: Any,
+    ctx: BaseModel,
+    parent: str,
+    policy: Retry,
+    *,
+    fresh: Callable[[], BaseModel] | None = None,
 ) -> Any:
-    """Run ``step`` on ``ctx`` until an attempt succeeds or ``policy`` says stop (see above)."""
+    """Run ``step`` on ``ctx`` until an attempt succeeds or ``policy`` says stop (see above).
+
+    ``fresh`` is given for a branch that is this one step: ``fresh()`` makes a new copy of the
+    branch's starting context (the Parallel's planned isolator, see :mod:`flowlab.isolator`).
+    Every attempt then works on ``ctx`` itself, and a failed attempt is undone by putting a fresh
+    copy's values into ``ctx`` — cheaper than copying ``ctx`` before each attempt, and the copy
+    stays tracked, so the branch's diff stays cheap.
+    """
+    if fresh is not None and (run.backend is not None or not (step.is_async or not step.timeout)):
+        # A sync step that timed out goes on in its thread, and a remote call is the backend's:
+        # their late writes must land in a copy of their own, never in the next attempt's.
+        fresh = None
     state = _Attempts(run, step, data, parent)
     path = state.path
     task = asyncio.current_task()
@@ -123,11 +148,19 @@ async def run_attempts(
             n += 1
             att = await state.open(n, delay)
             try:
-                work = ctx_mod.isolate(ctx)
-                if step.timeout is None:
-                    out = await leaf.call(run, step, state.data(), work, parent)
-                else:
+                # The last attempt inside a branch works on the branch's copy itself: nothing is
+                # left to discard its writes for (if it fails, so does its branch, which is never
+                # merged). Every other attempt gets a fresh copy (or is undone, see ``fresh``).
+                last = n == policy.attempts
+                work = ctx if fresh is not None or (parent and last) else ctx_mod.isolate(ctx)
+                if step.timeout is not None:
                     out = await leaf.timed(run, step, state.data(), work, parent, path)
+                elif step.is_async and run.backend is None:  # call()'s common case, inlined
+                    out = await step.fn(*(state.data(), work)[: step.arity])
+                    if inspect.iscoroutine(out):
+                        leaf.returned_coroutine(step, out)
+                else:
+                    out = await leaf.call(run, step, state.data(), work, parent)
             except BaseException as err:
                 state.close(att, err)
                 if (
@@ -136,12 +169,15 @@ async def run_attempts(
                     or (task is not None and task.cancelling())
                 ):
                     raise
+                if fresh is not None:
+                    ctx_mod.apply_inplace(ctx, fresh())  # undo the failed attempt's writes
                 delay = policy.delay(n, path)
                 if delay > 0:
                     await asyncio.sleep(delay)
                 continue
             state.close(att, None)
-            ctx_mod.apply_inplace(ctx, work)
+            if work is not ctx:
+                ctx_mod.apply_inplace(ctx, work)
             ok = True
             return out
     except BaseException as err:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from flowlab import context as ctx_mod
 from flowlab import leaf
 from flowlab import merge as merge_mod
+from flowlab.attempts import run_attempts
 from flowlab.errors import (
     BookkeepingError,
     BranchFailed,
@@ -302,7 +303,13 @@ async def run_parallel(
                     leaf.left(run, t_leaf, t_end)
                 outputs[name] = out
             elif type(node) is Step:
-                outputs[name] = await leaf.run_step(run, node, bdata, bctx, brec.path, retry)
+                policy = node.retry if node.retry is not None else retry
+                if policy is None:
+                    outputs[name] = await leaf.run_step(run, node, bdata, bctx, brec.path)
+                else:  # a one-step branch: a failed attempt is undone by a new copy of the base
+                    outputs[name] = await run_attempts(
+                        run, node, bdata, bctx, brec.path, policy, fresh=copy_ctx
+                    )
             else:
                 outputs[name] = await run._node(node, bdata, bctx, brec.path, retry)
             if live.task.cancelling():
@@ -517,6 +524,8 @@ async def run_parallel(
 def own_item(item: Any) -> Any:
     """A Map branch's own copy of its item (the item itself when immutable), as a Parallel's
     branches get their own copy of the step's input: the item may be an object of the context."""
+    if type(item) in ctx_mod._IMMUTABLE:  # the common case (ids, numbers, strings): shared
+        return item
     return ctx_mod.data_copier(item)()
 
 

@@ -297,6 +297,10 @@ def test_a_parallel_policy_reaches_every_leaf_and_a_step_policy_beats_it() -> No
     counts = result.attempts.groupby("path")["attempt"].max().to_dict()
     assert counts == {"fan:own/flaky": 2, "fan:nested/first": 2, "fan:nested/then": 2}
     assert set(result.attempts["branch"]) == {"fan:own", "fan:nested"}
+    # in the two-step branch, each step's failed first attempt left nothing behind
+    assert (result.context.n, result.context.log) == (2, ["attempt 2", "attempt 2"])
+    failed_branch = result.diffs[result.diffs["branch"] == "own"]
+    assert set(failed_branch["branch_status"]) == {"failed"}  # recorded, never merged
 
 
 def test_a_map_policy_reaches_its_items() -> None:
