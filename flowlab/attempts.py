@@ -69,14 +69,18 @@ class _Attempts:
         owner: Any = self.brec if self.brec is not None else self.run.account
         return owner.cost, owner.tokens
 
-    async def open(self, n: int, delay: float) -> AttemptRecord:
-        """Queue for a run-wide slot if there is a cap, then start attempt ``n``."""
+    async def queue(self, n: int) -> None:
+        """Wait for a run-wide slot (only called under a run-wide cap)."""
+        run = self.run
+        assert self.limiter is not None
+        if n == 1:
+            self.rec.queued = self.rec.started
+        # as run_step: by the branch's place in the tree, then first come, first served
+        await self.limiter.acquire(0.0, run.now(), order=run.ranks.get(self.parent, ()))
+
+    def open(self, n: int, delay: float) -> AttemptRecord:
+        """Start attempt ``n`` (after :meth:`queue`, under a run-wide cap)."""
         run, rec = self.run, self.rec
-        if self.limiter is not None:
-            if n == 1:
-                rec.queued = rec.started
-            # as run_step: by the branch's place in the tree, then first come, first served
-            await self.limiter.acquire(0.0, run.now(), order=run.ranks.get(self.parent, ()))
         t = run.now()
         if n == 1:
             rec.started = t
@@ -146,7 +150,9 @@ async def run_attempts(
     try:
         while True:
             n += 1
-            att = await state.open(n, delay)
+            if state.limiter is not None:
+                await state.queue(n)
+            att = state.open(n, delay)
             try:
                 # The last attempt inside a branch works on the branch's copy itself: nothing is
                 # left to discard its writes for (if it fails, so does its branch, which is never
