@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flowlab.errors import ConfigError
+from flowlab.errors import ConfigError, FlowlabError, StepFailed
 from flowlab.pipeline import (
     Branchlike,
     Node,
@@ -198,17 +198,50 @@ class Map(Parallel):
         )
 
     def expand(self, data: Any, ctx: BaseModel, path: str) -> BranchPlan:
-        """One branch per item of ``over`` (see the class docstring), for the step at ``path``."""
-        source = self._source(data, ctx)
-        if isinstance(source, str | bytes) or not isinstance(source, Iterable):
-            what = "a string" if isinstance(source, str | bytes) else "not iterable"
-            raise ConfigError(
-                f"step {path!r}: over={self._over_text()} gave {source!r} "
-                f"({type(source).__name__}), which is {what}; a Map needs a list, tuple or other "
-                "iterable of items. HINT: wrap a single item in a list: [item]."
-            )
-        items = list(source)
-        names = [self._name(i, item, path) for i, item in enumerate(items)]
+        """One branch per item of ``over`` (see the class docstring), for the step at ``path``.
+
+        Raises
+        ------
+        ConfigError
+            For items that are not iterable (or a string), two items with one name, an empty
+            name, a priority that is not a number.
+        StepFailed
+            When ``over``, ``key`` or ``priority`` itself raised (chained: ``__cause__``).
+        """
+        stage = "over"
+        try:
+            source = self._source(data, ctx)
+            if isinstance(source, str | bytes) or not isinstance(source, Iterable):
+                what = "a string" if isinstance(source, str | bytes) else "not iterable"
+                raise ConfigError(
+                    f"step {path!r}: over={self._over_text()} gave {source!r} "
+                    f"({type(source).__name__}), which is {what}; a Map needs a list, tuple or "
+                    "other iterable of items. HINT: wrap a single item in a list: [item]."
+                )
+            items = list(source)
+            stage = "key"
+            names = [self._name(i, item, path) for i, item in enumerate(items)]
+            stage = "priority"
+            priority: dict[str, float] = {}
+            if self.item_priority is not None:
+                for name, item in zip(names, items, strict=True):
+                    priority[name] = self._priority(name, item, path)
+        except FlowlabError:
+            raise
+        except Exception as err:
+            raise StepFailed(
+                f"step {path!r}: {stage} raised {type(err).__name__}: {err} while the Map was "
+                f"reading its items (over={self._over_text()}); no branch started.",
+                step=path,
+                errors={path: err},
+            ) from err
+        self._check_unique(names, path)
+        return BranchPlan(
+            names, dict.fromkeys(names, self.step), priority, dict(zip(names, items, strict=True))
+        )
+
+    @staticmethod
+    def _check_unique(names: list[str], path: str) -> None:
         if len(set(names)) != len(names):
             seen: dict[str, list[int]] = {}
             for i, n in enumerate(names):
@@ -220,13 +253,6 @@ class Map(Parallel):
                 "Branch names must be unique. HINT: use a key that is unique per item "
                 "(an id), or no key (branches are then named by index)."
             )
-        priority: dict[str, float] = {}
-        if self.item_priority is not None:
-            for name, item in zip(names, items, strict=True):
-                priority[name] = self._priority(name, item, path)
-        return BranchPlan(
-            names, dict.fromkeys(names, self.step), priority, dict(zip(names, items, strict=True))
-        )
 
     def _source(self, data: Any, ctx: BaseModel) -> Any:
         if self.over is None:

@@ -213,6 +213,15 @@ def test_map_is_a_parallel_for_replace_compare_and_the_lab() -> None:
     assert lab.history["read.max_concurrency"].iloc[-1] == 2
 
 
+def test_remerge_replays_a_map_under_another_strategy() -> None:
+    async def stamp(doc: Doc, ctx: Ctx) -> None:
+        ctx.count += doc.words
+
+    result = fl.run(fl.Map(stamp, over="docs", key=by_id, name="m"), Ctx(), clock="virtual")
+    assert result.context.count == 9  # overwrite: the last item's 7 + 2
+    assert result.remerge(merge="accumulate").context.count == 7 + 3 + 1 + 2
+
+
 def test_plots_trace_and_deadlock_watch_see_map_branches() -> None:
     pipe = fl.Map(read, over="docs", key=by_id, name="read")
     result = fl.run(pipe, Ctx(), clock="virtual", detect_deadlocks=True)
@@ -325,6 +334,19 @@ def test_an_unknown_field_fails_before_anything_runs() -> None:
 def test_bad_arguments_at_construction(make: Any, pattern: str) -> None:
     with pytest.raises(fl.ConfigError, match=pattern):
         make()
+
+
+def test_a_key_that_raises_fails_the_step_naming_it() -> None:
+    def broken_key(doc: Doc) -> str:
+        return doc.title  # type: ignore[attr-defined]
+
+    with pytest.raises(fl.StepFailed) as info:
+        fl.run(fl.Map(read, over="docs", key=broken_key, name="read"), Ctx(), clock="virtual")
+    message = str(info.value)
+    assert message.startswith("step 'read': key raised AttributeError")
+    assert "over='docs'" in message and "no branch started" in message
+    assert isinstance(info.value.__cause__, AttributeError)
+    assert info.value.errors == {"read": info.value.__cause__}
 
 
 @pytest.mark.parametrize(
