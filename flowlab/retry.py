@@ -193,9 +193,10 @@ class Retry:
             f"jitter={self.jitter:g}",
         ]
         if self._test is not None:
-            parts.append(f"on={self._test!r}")
+            parts.append(f"on={getattr(self._test, '__qualname__', repr(self._test))}")
         elif self.on != (Exception,):
-            parts.append(f"on=({', '.join(k.__name__ for k in self.on)},)")
+            names = ", ".join(k.__name__ for k in self.on)
+            parts.append(f"on=({names},)" if len(self.on) == 1 else f"on=({names})")
         if self.seed:
             parts.append(f"seed={self.seed}")
         return f"Retry({', '.join(parts)})"
