@@ -4,7 +4,9 @@ A leaf is a :class:`~flowlab.pipeline.Step`. :func:`run_step` is how the engine 
 top level or inside a branch; :mod:`flowlab.parallel` also runs the commonest branch, one async
 step with no timeout, without it (one coroutine less per branch) through :func:`started`,
 :func:`finished` and :func:`failed`, which keep the step's record exactly as :func:`run_step`
-does. Everything here runs on the run's event-loop thread, like the rest of the coordinator.
+does. A leaf with a retry policy (its own, or its Parallel's or Map's) is run attempt by attempt
+by :mod:`flowlab.attempts`, which calls :func:`call` and :func:`timed` from here. Everything here
+runs on the run's event-loop thread, like the rest of the coordinator.
 """
 
 from __future__ import annotations
