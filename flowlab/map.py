@@ -107,7 +107,9 @@ class Map(Parallel):
     over : str or callable, optional
         Where the items come from: the name of a context field (``over="docs"``), a function
         ``(data, ctx) -> iterable``, or ``None`` (default) for the step's input ``data``. Read
-        when the step starts. A string is not taken as a list of characters.
+        once, when the step starts, from the step's own context (a function should only read
+        it: the branches' changes come back through the merge). A string is not taken as a
+        list of characters. The items are read into a list before any branch starts.
     key : callable, optional
         ``key(item)`` names the item's branch (as ``str(key(item))``); default: its index
         (``"0"``, ``"1"``, ...). Two items with one name are a :class:`ConfigError`.
