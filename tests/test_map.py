@@ -211,6 +211,8 @@ def test_map_is_a_parallel_for_replace_compare_and_the_lab() -> None:
     # d1 (0-3 s) beside d2 (0-1 s), then d3 in d2's slot (1-3 s)
     assert lab.history["makespan_s"].iloc[-1] == 3.0
     assert lab.history["read.max_concurrency"].iloc[-1] == 2
+    # the progress bar counts a Map's branches as they finish (their number is not declared)
+    assert (lab.progress.value, lab.progress_label.value) == (3, "3 / ?")
 
 
 def test_remerge_replays_a_map_under_another_strategy() -> None:
