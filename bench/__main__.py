@@ -40,6 +40,7 @@ FIGURES: dict[str, tuple[int, str, str]] = {
     "dask": (11, "bench.dask_gil", "dask_gil"),
     "exploration": (12, "bench.exploration", "exploration"),
     "rate": (13, "bench.rate", "rate_limit"),
+    "map": (14, "bench.map_retry", "map_retry"),
 }
 DEFAULT_OUT = Path(__file__).with_name("results.json")
 

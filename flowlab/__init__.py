@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from flowlab import limits, merge
 from flowlab._version import __version__
 from flowlab.core.limits import UsageLimits
+from flowlab.core.map import Map
 from flowlab.core.pipeline import Parallel, Pipeline, Step
+from flowlab.core.retry import Retry
 from flowlab.core.update import Update
 from flowlab.engine import plugins
 from flowlab.engine.coordinator import RunCancelled, charge, last_result
@@ -67,10 +69,12 @@ __all__ = [
     "FlowlabWarning",
     "Instrument",
     "Lab",
+    "Map",
     "MergeConflict",
     "MergeValidationError",
     "Parallel",
     "Pipeline",
+    "Retry",
     "RunCancelled",
     "RunHandle",
     "RunInterrupted",

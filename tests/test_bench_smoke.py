@@ -32,6 +32,7 @@ FIGURES = (
     "dask",
     "exploration",
     "rate",
+    "map",
 )
 
 

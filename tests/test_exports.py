@@ -11,7 +11,7 @@ CONTRACT = [
     "Pipeline", "Parallel", "Step", "run", "arun", "start", "charge", "UsageLimits", "RunResult",
     "compare", "Comparison", "Lab", "plot", "deadlock", "merge", "limits", "last_result",
     "FlowlabError", "ConfigError", "MergeConflict", "MergeValidationError", "BranchFailed",
-    "StepTimeout", "UsageLimitExceeded", "DeadlockDetected",
+    "StepTimeout", "UsageLimitExceeded", "DeadlockDetected", "Map", "Retry",
 ]  # fmt: skip
 
 

@@ -32,6 +32,7 @@ import flowlab.core.merge as merge_mod
 from flowlab.core.limits import Limiter, as_limiter
 from flowlab.core.rate import Rate
 from flowlab.core.rate import check_rate as _check_rate
+from flowlab.core.retry import Retry, check_retry
 from flowlab.errors import ConfigError, check_one_of
 
 __all__ = ["ON_FAILURE", "ORDERS", "Node", "Parallel", "Pipeline", "Step", "as_node"]
@@ -157,11 +158,15 @@ class Step:
     name : str, optional
         Defaults to the function's ``__name__``.
     timeout : float, optional
-        Seconds on the run's clock; ``None`` (default) means no timeout.
+        Seconds on the run's clock; ``None`` (default) means no timeout. With ``retry``, each
+        attempt has this long.
     takes : {"data", "ctx"}, optional
         Overrides the name rule for a one-argument call: ``"ctx"`` calls ``fn(ctx)`` whatever its
         parameter is named, ``"data"`` calls ``fn(data, ctx)``, ``fn(data)`` or ``fn()`` by
         arity even if the first parameter is named ``ctx`` or ``state``.
+    retry : Retry, optional
+        Try again on failure (:class:`~flowlab.core.retry.Retry`): each attempt on a fresh isolated
+        copy of the context, each a row of ``result.attempts``. Beats a Parallel's or Map's.
 
     Examples
     --------
@@ -169,6 +174,9 @@ class Step:
     (True, False)
     >>> Step(lambda s: None, takes="ctx").takes_ctx
     True
+    >>> import flowlab as fl
+    >>> fl.Step(print, retry=fl.Retry(attempts=2, jitter=0))
+    Step('print', retry=Retry(attempts=2, backoff=1, factor=2, max_backoff=60, jitter=0))
     """
 
     kind = "step"
@@ -180,6 +188,7 @@ class Step:
         name: str | None = None,
         timeout: float | None = None,
         takes: str | None = None,
+        retry: Retry | None = None,
     ) -> None:
         if inspect.iscoroutine(fn):
             fn.close()
@@ -195,6 +204,7 @@ class Step:
         self.fn = fn
         self.name = _check_name("name", name if name is not None else _callable_name(fn))
         self.timeout = _check_timeout("timeout", timeout)
+        self.retry = check_retry(retry)
         self.is_async = _is_async_callable(fn)
         self.takes_ctx = _takes_ctx(fn, takes)  # called fn(ctx)
         self.arity = 1 if self.takes_ctx else _positional_arity(fn)  # how many it is given
@@ -204,6 +214,7 @@ class Step:
 
     def __repr__(self) -> str:
         extra = f", timeout={self.timeout:g}" if self.timeout is not None else ""
+        extra += f", retry={self.retry!r}" if self.retry is not None else ""
         return f"Step({self.name!r}{extra})"
 
 
@@ -234,6 +245,8 @@ class Parallel:
         then raise. ``ignore``: record the failure and merge the branches that succeeded.
     include_keys : sequence of str, optional
         Copy only these fields into branches (and merge only these).
+    retry : Retry, optional
+        A :class:`~flowlab.core.retry.Retry` for every leaf step inside that has none of its own.
     name : str, default "parallel"
         Left to the default, a Pipeline that holds two such Parallels at one level names the
         second ``parallel_2`` (then ``parallel_3``...), so branch paths stay unique.
@@ -254,41 +267,50 @@ class Parallel:
         branch_timeout: float | None = None,
         on_failure: str = "propagate",
         include_keys: Sequence[str] | None = None,
+        retry: Retry | None = None,
         name: str | None = None,
     ) -> None:
         self.branches = _named_branches(branches)
-        self.merge = merge_mod.resolve(merge)
-        self.merge_arg = merge
-        check_one_of("order", order, ORDERS)
-        self.order = order
-        self.max_concurrency = as_limiter(max_concurrency, param="max_concurrency")
-        self.rate = _check_rate(rate)
         self.priority = _check_priority(priority, self.branches)
-        self.timeout = _check_timeout("timeout", timeout)
-        self.branch_timeout = _check_timeout("branch_timeout", branch_timeout)
-        check_one_of("on_failure", on_failure, ON_FAILURE)
-        self.on_failure = on_failure
-        self.include_keys = _check_include_keys(include_keys)
-        self.name = _check_name("name", name if name is not None else "parallel")
-        self._default_name = name is None  # a Pipeline may rename it to keep paths unique
+        self._set_options(
+            merge=merge,
+            order=order,
+            max_concurrency=max_concurrency,
+            rate=rate,
+            priority=priority,
+            timeout=timeout,
+            branch_timeout=branch_timeout,
+            on_failure=on_failure,
+            include_keys=include_keys,
+            retry=retry,
+            name=name,
+        )
         self._depth = 1 + max(_depth(b) for b in self.branches.values())
         _check_depth(self._depth)
-        self._options = {
-            "merge": merge,
-            "order": order,
-            "max_concurrency": max_concurrency,
-            "rate": rate,
-            "priority": priority,
-            "timeout": timeout,
-            "branch_timeout": branch_timeout,
-            "on_failure": on_failure,
-            "include_keys": include_keys,
-            "name": self.name,
-        }
+
+    def _set_options(self, *, name: str | None, **options: Any) -> None:
+        """Check and set the options every fan-out step shares (a Map's too); keep them for
+        :meth:`options` and :meth:`replace`."""
+        merge = options["merge"]
+        self.merge = merge_mod.resolve(merge)
+        self.merge_arg = merge
+        check_one_of("order", options["order"], ORDERS)
+        self.order = options["order"]
+        self.max_concurrency = as_limiter(options["max_concurrency"], param="max_concurrency")
+        self.rate = _check_rate(options["rate"])
+        self.timeout = _check_timeout("timeout", options["timeout"])
+        self.branch_timeout = _check_timeout("branch_timeout", options["branch_timeout"])
+        check_one_of("on_failure", options["on_failure"], ON_FAILURE)
+        self.on_failure = options["on_failure"]
+        self.include_keys = _check_include_keys(options["include_keys"])
+        self.retry = check_retry(options["retry"])
+        self.name = _check_name("name", name if name is not None else self.kind)
+        self._default_name = name is None  # a Pipeline may rename it to keep paths unique
+        self._options = {**options, "name": self.name}
 
     OPTIONS: tuple[str, ...] = (
         "merge", "order", "max_concurrency", "rate", "priority", "timeout", "branch_timeout",
-        "on_failure", "include_keys",
+        "on_failure", "include_keys", "retry",
     )  # fmt: skip
 
     def options(self) -> dict[str, Any]:
@@ -308,12 +330,22 @@ class Parallel:
         unknown = sorted(set(options) - set(self.OPTIONS) - {"name"})
         if unknown:
             listed = ", ".join(repr(o) for o in self.OPTIONS)
-            raise ConfigError(f"{unknown[0]!r} is not a Parallel option; choose one of {listed}.")
-        merged = {**self._options, **options}
-        return Parallel(dict(self.branches), **merged)
+            raise ConfigError(
+                f"{unknown[0]!r} is not a {type(self).__name__} option; choose one of {listed}."
+            )
+        return self.rebuilt(lambda child: child, **options)
 
-    def __repr__(self) -> str:
-        parts = [repr(self.name), f"branches={list(self.branches)}", f"merge={self.merge.name!r}"]
+    def children(self) -> Iterable[Node]:
+        """The nodes this step runs in its branches."""
+        return self.branches.values()
+
+    def rebuilt(self, child: Callable[[Node], Node], **options: Any) -> Parallel:
+        """A copy with each branch node passed through ``child`` and some options changed."""
+        branches = {k: child(b) for k, b in self.branches.items()}
+        return Parallel(branches, **{**self._options, **options})
+
+    def _repr_parts(self) -> list[str]:
+        parts = [f"merge={self.merge.name!r}"]
         if self.order != "declared":
             parts.append(f"order={self.order!r}")
         if self.max_concurrency is not None:
@@ -322,6 +354,12 @@ class Parallel:
             parts.append(f"rate={self.rate!r}")
         if self.on_failure != "propagate":
             parts.append(f"on_failure={self.on_failure!r}")
+        if self.retry is not None:
+            parts.append(f"retry={self.retry!r}")
+        return parts
+
+    def __repr__(self) -> str:
+        parts = [repr(self.name), f"branches={list(self.branches)}", *self._repr_parts()]
         return f"Parallel({', '.join(parts)})"
 
 
@@ -521,7 +559,7 @@ def _check_depth(depth: int) -> None:
 def _walk_parallels(node: Node) -> Iterator[Parallel]:
     if isinstance(node, Parallel):
         yield node
-        children: Iterable[Node] = node.branches.values()
+        children: Iterable[Node] = node.children()
     elif isinstance(node, Pipeline):
         children = node.steps
     else:
@@ -536,7 +574,5 @@ def _replace(node: Node, changes: Mapping[str, Mapping[str, Any]]) -> Node:
         return Pipeline(*[_replace(s, changes) for s in node.steps], name=node.name)
     if isinstance(node, Parallel):
         opts = {**changes.get("*", {}), **changes.get(node.name, {})}
-        branches = {k: _replace(b, changes) for k, b in node.branches.items()}
-        merged = {**node._options, **opts}
-        return Parallel(branches, **merged)
+        return node.rebuilt(lambda child: _replace(child, changes), **opts)
     return node

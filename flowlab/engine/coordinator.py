@@ -36,9 +36,11 @@ import flowlab.core.context.isolation as ctx_mod
 import flowlab.core.merge as merge_mod
 from flowlab.core.keyed import Keyed, KeyedState
 from flowlab.core.limits import LimiterState, UsageAccount, UsageLimits, as_limiter, tidy_cost
+from flowlab.core.map import Map
 from flowlab.core.pipeline import Node, Parallel, Pipeline, Step, as_node
 from flowlab.core.rate import Rate, RateState, check_rate
 from flowlab.core.rate_gate import RateGate
+from flowlab.core.retry import Retry
 from flowlab.engine import leaf, plugins
 from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.engine.current import _current, _last, charge, current_run, last_result
@@ -108,6 +110,8 @@ class Run:
             merge_mod.check_model(type(self.base), merge=par.merge)
             if par.include_keys is not None:
                 ctx_mod.check_include_keys(type(self.base), par.include_keys)
+            if isinstance(par, Map):
+                par.check_context(type(self.base))
         if usage is not None and not isinstance(usage, UsageLimits):
             raise ConfigError(
                 f"usage={usage!r} is not valid; give fl.UsageLimits(cost=..., tokens=...) or None."
@@ -158,7 +162,12 @@ class Run:
         self.t0 = 0.0
         self._time: Callable[[], float] = time.monotonic  # the loop's clock, set by execute()
         self.context = ctx_mod.working_copy(self.base, [p.include_keys for p in parallels])
-        self.total_branches = sum(len(p.branches) for p in parallels)
+        # declared branches; unknown (None) when a Map makes its branches as it runs
+        self.total_branches: int | None = (
+            None
+            if any(isinstance(p, Map) for p in parallels)
+            else sum(len(p.branches) for p in parallels)
+        )
         self.token_windows: list[tuple[str, RateState]] = []  # (scope, state), fed by charge()
         self.cap_since: float | None = None  # the run-wide cap holds leaves back since (leaf.py)
 
@@ -212,6 +221,9 @@ class Run:
             self._names = frozenset(_branch_names(self.pipeline, ""))
         if branch in self._names:
             return
+        maps = [n[:-1] for n in self._names if n.endswith(":*")]
+        if maps and (":" not in branch or any(branch.startswith(m) for m in maps)):
+            return  # a Map's item (by name, or by a path under the Map)
         names = sorted(n for n in self._names if ":" not in n)
         close = difflib.get_close_matches(str(branch), sorted(self._names), n=1)
         hint = f" HINT: did you mean {close[0]!r}?" if close else ""
@@ -496,18 +508,24 @@ class Run:
 
         return on_wait
 
-    async def _node(self, node: Node, data: Any, ctx: BaseModel, parent: str) -> Any:
+    async def _node(
+        self, node: Node, data: Any, ctx: BaseModel, parent: str, retry: Retry | None = None
+    ) -> Any:
+        """Run ``node``; ``retry`` is the enclosing Parallel's or Map's policy, if any."""
         if isinstance(node, Step):
-            return await leaf.run_step(self, node, data, ctx, parent)
+            return await leaf.run_step(self, node, data, ctx, parent, retry)
         if isinstance(node, Parallel):
-            return await run_parallel(self, node, data, ctx, parent)
+            plan = None
+            if isinstance(node, Map):  # its branches: one per item, made now
+                plan = node.expand(data, ctx, f"{parent}/{node.name}" if parent else node.name)
+            return await run_parallel(self, node, data, ctx, parent, retry=retry, plan=plan)
         task = asyncio.current_task()
         for i, step in enumerate(node.steps):
             if i and task is not None and task.cancelling():
                 # a step caught the cancellation meant for this pipeline and returned: the
                 # next step does not start (the caller records the cancellation as ignored)
                 raise asyncio.CancelledError("a step ignored its cancellation")
-            data = await self._node(step, data, ctx, parent)
+            data = await self._node(step, data, ctx, parent, retry)
         return data
 
     def began(self, path: str, t: float) -> None:
@@ -561,7 +579,10 @@ def _check_backend(backend: Any) -> Any:
 
 def _branch_names(node: Node, parent: str) -> Iterator[str]:
     """Every branch name and path a pipeline declares (paths as the records spell them)."""
-    if isinstance(node, Parallel):
+    if isinstance(node, Map):  # branches named at run time: any name, any path under it
+        path = f"{parent}/{node.name}" if parent else node.name
+        yield f"{path}:*"
+    elif isinstance(node, Parallel):
         path = f"{parent}/{node.name}" if parent else node.name
         for name, branch in node.branches.items():
             yield name

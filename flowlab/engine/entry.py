@@ -474,8 +474,9 @@ class RunHandle:
         return self._future.done()
 
     @property
-    def progress(self) -> dict[str, int]:
-        """Counts of branches: ``done``, ``running``, ``queued`` (and ``total`` declared)."""
+    def progress(self) -> dict[str, int | None]:
+        """Counts of branches: ``done``, ``running``, ``queued`` (and ``total`` declared;
+        ``None`` when a Map makes its branches as it runs)."""
         done = running = queued = 0
         for b in list(self.run.recorder.branches):
             if b.status == "running":

@@ -4,7 +4,9 @@ A leaf is a :class:`~flowlab.core.pipeline.Step`. :func:`run_step` is how the en
 top level or inside a branch; :mod:`flowlab.engine.parallel` also runs the commonest branch, one async
 step with no timeout, without it (one coroutine less per branch) through :func:`started`,
 :func:`finished` and :func:`failed`, which keep the step's record exactly as :func:`run_step`
-does. Everything here runs on the run's event-loop thread, like the rest of the coordinator.
+does. A leaf with a retry policy (its own, or its Parallel's or Map's) is run attempt by attempt
+by :mod:`flowlab.engine.attempts`, which calls :func:`call` and :func:`timed` from here. Everything here
+runs on the run's event-loop thread, like the rest of the coordinator.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from flowlab.core.pipeline import Step
+    from flowlab.core.retry import Retry
     from flowlab.engine.coordinator import Run
 
 __all__ = [
@@ -36,11 +39,24 @@ __all__ = [
     "returned_coroutine",
     "run_step",
     "started",
+    "timed",
 ]
 
 
-async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
-    """Run ``step`` on ``ctx`` (inside a branch when ``parent`` is set) and record it."""
+async def run_step(
+    run: Run, step: Step, data: Any, ctx: BaseModel, parent: str, retry: Retry | None = None
+) -> Any:
+    """Run ``step`` on ``ctx`` (inside a branch when ``parent`` is set) and record it.
+
+    ``retry`` is the policy of the enclosing Parallel or Map, if any; the step's own beats it.
+    With a policy, the attempts are run by :func:`flowlab.engine.attempts.run_attempts`.
+    """
+    if step.retry is not None or retry is not None:
+        from flowlab.engine.attempts import run_attempts
+
+        policy = step.retry if step.retry is not None else retry
+        assert policy is not None
+        return await run_attempts(run, step, data, ctx, parent, policy)
     path = f"{parent}/{step.name}" if parent else step.name
     rec = StepRecord(step.name, path, "step", parent, run.now())
     limiter, gate = run.run_limiter, run.rate_gate
@@ -81,24 +97,7 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
             else:
                 out = await call(run, step, data, work, parent)
         else:
-            try:
-                async with asyncio.timeout(step.timeout) as cm:
-                    out = await call(run, step, data, work, parent)
-                if cm.expired():  # it caught the timeout's cancellation and returned anyway
-                    raise StepTimeout(
-                        f"step {path!r} exceeded timeout={step.timeout:g}s (it caught the "
-                        "cancellation and returned; its result is not used)",
-                        step=path,
-                        timeout=step.timeout,
-                    )
-            except TimeoutError as err:
-                if isinstance(err, StepTimeout) or not cm.expired():
-                    raise
-                raise StepTimeout(
-                    f"step {path!r} exceeded timeout={step.timeout:g}s",
-                    step=path,
-                    timeout=step.timeout,
-                ) from err
+            out = await timed(run, step, data, work, parent, path)
         if type(out) is Update or (step.takes_ctx and type(out) is dict):
             out = settle(step, out, work)  # written before the top-level copy is committed
         if work is not ctx:
@@ -114,6 +113,30 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
         finished(run, rec, ok)
         if limiter is not None:
             limiter.release(rec.finished - rec.started, ok)
+
+
+async def timed(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str, path: str) -> Any:
+    """:func:`call` under the step's ``timeout`` (:class:`StepTimeout` when it runs out)."""
+    assert step.timeout is not None
+    try:
+        async with asyncio.timeout(step.timeout) as cm:
+            out = await call(run, step, data, ctx, parent)
+        if cm.expired():  # it caught the timeout's cancellation and returned anyway
+            raise StepTimeout(
+                f"step {path!r} exceeded timeout={step.timeout:g}s (it caught the "
+                "cancellation and returned; its result is not used)",
+                step=path,
+                timeout=step.timeout,
+            )
+    except TimeoutError as err:
+        if isinstance(err, StepTimeout) or not cm.expired():
+            raise
+        raise StepTimeout(
+            f"step {path!r} exceeded timeout={step.timeout:g}s",
+            step=path,
+            timeout=step.timeout,
+        ) from err
+    return out
 
 
 async def call(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:

@@ -26,9 +26,11 @@ import flowlab.core.context.isolation as ctx_mod
 import flowlab.core.merge as merge_mod
 from flowlab.core.context.isolator import isolator
 from flowlab.core.keyed import BranchInfo, KeyedQueue, KeyedState
+from flowlab.core.map import BranchPlan
 from flowlab.core.pipeline import Step
 from flowlab.core.update import Update, settle
 from flowlab.engine import leaf
+from flowlab.engine.attempts import run_attempts
 from flowlab.engine.clock import wall
 from flowlab.engine.group import BranchGroup
 from flowlab.errors import (
@@ -46,15 +48,28 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from flowlab.core.pipeline import Parallel
+    from flowlab.core.retry import Retry
     from flowlab.engine.coordinator import Run
 
 __all__ = ["run_parallel"]
 
 
 async def run_parallel(
-    run: Run, par: Parallel, data: Any, ctx: BaseModel, parent: str
-) -> dict[str, Any]:
-    """Run ``par``'s branches against ``ctx`` and merge their changes into it."""
+    run: Run,
+    par: Parallel,
+    data: Any,
+    ctx: BaseModel,
+    parent: str,
+    *,
+    retry: Retry | None = None,
+    plan: BranchPlan | None = None,
+) -> Any:
+    """Run ``par``'s branches against ``ctx`` and merge their changes into it.
+
+    ``plan`` is the branches to run (a Map's, made from its items; default: ``par``'s declared
+    ones); ``retry`` is the enclosing step's retry policy, for leaves that have none (``par``'s
+    own beats it).
+    """
     from flowlab.engine.current import _current
 
     path = f"{parent}/{par.name}" if parent else par.name
@@ -65,7 +80,11 @@ async def run_parallel(
     run._event("step_started", path, "")
     limiter = run.new_limiter(par.max_concurrency, path)
     group = run.new_group()
-    order = list(par.branches)
+    if plan is None:
+        plan = BranchPlan.of(par)
+    order, inputs = plan.names, plan.inputs
+    if par.retry is not None:
+        retry = par.retry  # the innermost policy wins
     outputs: dict[str, Any] = {}
     contexts: dict[str, BaseModel] = {}
     changes: dict[str, list[ctx_mod.Change]] = {}
@@ -84,6 +103,7 @@ async def run_parallel(
         and run.backend is None
         and "step_started" not in hooks
         and "step_finished" not in hooks
+        and retry is None
     )
     # a branch starts when its first leaf gets a run-wide slot (and passes the run's rate)
     capped = run.run_limiter is not None or run.rate_gate is not None
@@ -105,7 +125,8 @@ async def run_parallel(
     # The queue: (-priority, declared index, name), a heap; names in declared order, a deque,
     # when no branch has a priority (the common case: no heap to keep).
     # Under a Keyed cap, a heap per key (see flowlab.core.keyed.KeyedQueue).
-    heap = bool(par.priority)
+    priority = plan.priority
+    heap = bool(priority)
     pending: Any = [] if heap else collections.deque()
     if keyed:
         pending = KeyedQueue(limiter, path, recorder.limits.append)  # type: ignore[arg-type]
@@ -116,7 +137,8 @@ async def run_parallel(
     tasks = BranchGroup(loop)
     # Each branch's copy of ctx (which does not change until the merge), planned once.
     copy_ctx = isolator(ctx, par.include_keys, track=True)
-    own_data = ctx_mod.data_copier(data)  # each branch its own input (shared if immutable)
+    # each branch its own input (shared if immutable): the step's, or its item's for a Map
+    own_data = ctx_mod.data_copier(data) if inputs is None else None
 
     def finish(name: str, key: int, brec: BranchRecord) -> None:
         """Close a branch's record (every branch passes here exactly once)."""
@@ -330,7 +352,7 @@ async def run_parallel(
     # what every branch reads, looked up once
     branch_timeout, nodes, fields, record = (
         par.branch_timeout,
-        par.branches,
+        plan.nodes,
         par.include_keys,
         run.record,
     )
@@ -351,10 +373,16 @@ async def run_parallel(
                     f"branch_timeout={branch_timeout:g}s exceeded",
                 )
             bctx = copy_ctx()
-            bdata = own_data()
+            bdata = own_data() if own_data is not None else own_item(inputs[name])  # type: ignore[index]
             _current.set((run, brec))
             node = nodes[name]
-            if fast and type(node) is Step and node.is_async and node.timeout is None:
+            if (
+                fast
+                and type(node) is Step
+                and node.is_async
+                and node.timeout is None
+                and node.retry is None
+            ):
                 # One async step, awaited right here (no leaf.run_step coroutine around it) and
                 # logged as a compact entry that Recorder.steps spells out as its StepRecord.
                 t_leaf = clock() - t0
@@ -380,9 +408,15 @@ async def run_parallel(
                     leaf.left(run, t_leaf, t_end)
                 outputs[name] = out
             elif type(node) is Step:
-                outputs[name] = await leaf.run_step(run, node, bdata, bctx, brec.path)
+                policy = node.retry if node.retry is not None else retry
+                if policy is None:
+                    outputs[name] = await leaf.run_step(run, node, bdata, bctx, brec.path)
+                else:  # a one-step branch: a failed attempt is undone by a new copy of the base
+                    outputs[name] = await run_attempts(
+                        run, node, bdata, bctx, brec.path, policy, fresh=copy_ctx
+                    )
             else:
-                outputs[name] = await run._node(node, bdata, bctx, brec.path)
+                outputs[name] = await run._node(node, bdata, bctx, brec.path, retry)
             if live.task.cancelling():
                 # Asked to stop, it caught the CancelledError and returned anyway: it ends as
                 # the cancellation it ignored (its output and changes are not merged).
@@ -451,7 +485,7 @@ async def run_parallel(
                     release_slot(name, brec.finished - since, brec.status == "ok")
                     dispatch()
 
-    branch_keys = _keys(run, srec, limiter, order, path) if keyed else []
+    branch_keys = _keys(run, srec, limiter, order, path, inputs) if keyed else []
     step_timer: asyncio.TimerHandle | None = None
     if par.timeout is not None:
 
@@ -468,7 +502,7 @@ async def run_parallel(
             now = run.now()
             outer = run.ranks.get(parent, ())  # the enclosing branch's place in the tree
             for index, name in enumerate(order):
-                prio = par.priority.get(name, 0.0)
+                prio = priority.get(name, 0.0)
                 brec = BranchRecord(par.name, name, f"{path}:{name}", parent, prio, now)
                 if capped:
                     run.ranks[brec.path] = (*outer, (-prio, index))
@@ -597,14 +631,33 @@ async def run_parallel(
         srec.finished = run.now()
         run._event("step_finished", path, "", srec.status)
         run._emit("step_finished", srec)
-    return {n: outputs[n] for n in order if n in outputs}
+    return plan.output(outputs)
 
 
-def _keys(run: Run, srec: StepRecord, limiter: Any, order: list[str], path: str) -> list[Any]:
+def own_item(item: Any) -> Any:
+    """A Map branch's own copy of its item (the item itself when immutable), as a Parallel's
+    branches get their own copy of the step's input: the item may be an object of the context."""
+    if type(item) in ctx_mod._IMMUTABLE:  # the common case (ids, numbers, strings): shared
+        return item
+    return ctx_mod.data_copier(item)()
+
+
+def _keys(
+    run: Run,
+    srec: StepRecord,
+    limiter: Any,
+    order: list[str],
+    path: str,
+    inputs: Any,
+) -> list[Any]:
     """Each branch's key under a Keyed cap, in declared order, before any branch is queued: a
-    key with no cap (or a key callable that raises) fails the step before anything starts."""
+    key with no cap (or a key callable that raises) fails the step before anything starts. A
+    Map's branch carries its item (``BranchInfo.item``)."""
     try:
-        return [limiter.key_of(BranchInfo(n, i, path)) for i, n in enumerate(order)]
+        return [
+            limiter.key_of(BranchInfo(n, i, path, None if inputs is None else inputs[n]))
+            for i, n in enumerate(order)
+        ]
     except ConfigError as err:
         srec.status, srec.error, srec.finished = "failed", f"ConfigError: {err}", run.now()
         run._event("step_finished", path, "", srec.status)

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from flowlab.core.limits import tidy_cost
-from flowlab.results.record import STATUSES, BranchRecord, StepRecord
+from flowlab.results.record import STATUSES, AttemptRecord, BranchRecord, StepRecord
 
 if TYPE_CHECKING:
     from flowlab.core.context.isolation import Change
 
 __all__ = [
+    "attempts_frame",
     "branches_frame",
     "diffs_frame",
     "events_frame",
@@ -186,3 +187,34 @@ def iter_changes(
     for step, rec, changes in diffs:
         for c in changes:
             yield (step, rec.branch, rec.status, c.dotted, c.op, c.before, c.after)
+
+
+ATTEMPT_COLUMNS = [
+    "step", "path", "branch", "attempt", "delay_s", "started_s", "finished_s", "duration_s",
+    "status", "error", "cost", "tokens",
+]  # fmt: skip
+
+
+def attempts_frame(records: Sequence[AttemptRecord]) -> pd.DataFrame:
+    """One row per attempt of a leaf step with a retry policy (see :class:`AttemptRecord`)."""
+    started = [r.started for r in records]
+    finished = [r.finished for r in records]
+    return pd.DataFrame(
+        {
+            "step": pd.Series([r.step for r in records], dtype="str"),
+            "path": pd.Series([r.path for r in records], dtype="str"),
+            "branch": pd.Series([r.branch for r in records], dtype="str"),
+            "attempt": pd.Series([r.attempt for r in records], dtype="int64"),
+            "delay_s": pd.Series([r.delay for r in records], dtype="float64"),
+            "started_s": pd.Series(started, dtype="float64"),
+            "finished_s": pd.Series(finished, dtype="float64"),
+            "duration_s": pd.Series(
+                [f - s for s, f in zip(started, finished, strict=True)], dtype="float64"
+            ),
+            "status": _status([r.status for r in records]),
+            "error": pd.Series([r.error for r in records], dtype="str"),
+            "cost": pd.Series([tidy_cost(r.cost) for r in records], dtype="float64"),
+            "tokens": pd.Series([r.tokens for r in records], dtype="int64"),
+        },
+        columns=ATTEMPT_COLUMNS,
+    )

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATUSES",
+    "AttemptRecord",
     "BranchRecord",
     "Instrument",
     "Recorder",
@@ -78,6 +79,27 @@ class StepRecord:
     merge_s: float = math.nan
     peak: int | None = None
     limit: str = ""
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    """One attempt of a leaf step that has a retry policy (times in seconds from run start).
+
+    ``delay`` is the backoff waited before this attempt (0 for the first); ``cost`` and
+    ``tokens`` are what the attempt charged (a failed attempt's charges count too).
+    """
+
+    step: str
+    path: str
+    branch: str
+    attempt: int
+    delay: float
+    started: float
+    finished: float = math.nan
+    status: str = "running"
+    error: str = ""
+    cost: float = 0.0
+    tokens: int = 0
 
 
 class Instrument:
@@ -147,6 +169,7 @@ class Recorder(Instrument):
         # per Parallel run, its path and its own {branch: output} and {branch: error} dicts,
         # filled as branches end (one entry per step, nothing per branch; see result.outputs)
         self.branch_results: list[tuple[str, dict[str, Any], dict[str, BaseException]]] = []
+        self.attempts: list[AttemptRecord] = []  # leaves with a retry policy, every attempt
         self.peak_leaves = 0
         self.leaf_busy_s = 0.0
 
@@ -435,6 +458,16 @@ class RunResult:
         from flowlab.results.outcomes import branch_errors
 
         return branch_errors(self.recorder)
+
+    @cached_property
+    def attempts(self) -> pd.DataFrame:
+        """One row per attempt of every leaf step that has a retry policy (``fl.Retry``):
+        step, path, branch, attempt, delay_s, started_s, finished_s, status, error, cost,
+        tokens. Steps without a policy have no rows (their one attempt is their ``steps`` row).
+        """
+        from flowlab.results import frames
+
+        return frames.attempts_frame(self.recorder.attempts)
 
     # ---- summaries ----------------------------------------------------------------------------
     def remerge(

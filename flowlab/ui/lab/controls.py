@@ -56,6 +56,9 @@ def limiter_for(mode: str, limit: int, original: Limiter | None = None) -> Limit
     return Adaptive(min=1, max=limit) if mode == "adaptive" else AIMD(min=1, max=limit)
 
 
+_MAP_SLIDER_MAX = 16  # a Map's cap slider (its branches are only known as it runs)
+
+
 def _cap_of(limiter: Limiter | None) -> tuple[str, int | None]:
     if limiter is None:
         return "unlimited", None
@@ -108,7 +111,8 @@ class StepControls:
             self._custom = (merge_value, merge_arg)
             choices.append(merge_value)
         mode, limit = _cap_of(step.max_concurrency)
-        n = len(step.branches)
+        # a Map's branches are made as it runs: the slider then goes to 16 (or the cap)
+        n = len(step.branches) or _MAP_SLIDER_MAX
         limit = limit if limit is not None else n
         style = {"description_width": "9em"}
         self.merge = w.Dropdown(
@@ -150,10 +154,12 @@ class StepControls:
         self.max_concurrency.observe(self._slider_moved, names="value")
         for attr in ("merge", "order", "cap", "max_concurrency", "on_failure", "branch_timeout"):
             getattr(self, attr).add_class(f"flowlab-{attr.replace('_', '-')}")
-        title = (
-            f"<b>{html.escape(step.name)}</b> — Parallel of {n} branches: "
-            f"{html.escape(', '.join(step.branches))} <i>(branch timeout 0 = none)</i>"
+        shape = (
+            f"Parallel of {n} branches: {html.escape(', '.join(step.branches))}"
+            if step.branches
+            else f"Map: a branch per item, {html.escape(repr(step))}"
         )
+        title = f"<b>{html.escape(step.name)}</b> — {shape} <i>(branch timeout 0 = none)</i>"
         self.box = w.VBox(
             [
                 w.HTML(title),

@@ -102,6 +102,7 @@ class LabRuns:
     _handle: Any
     _busy: bool
     _stop: bool
+    _open_ended: bool  # the bar's total is unknown (a Map names its branches as it runs)
     run_button: Any
     stop_button: Any
     sweep_button: Any
@@ -115,7 +116,7 @@ class LabRuns:
         self._task = None
         self._watch = None
         self._handle = None
-        self._busy = self._stop = False
+        self._busy = self._stop = self._open_ended = False
         self.last_comparison = None
 
     def pipeline(self) -> Pipeline:
@@ -204,7 +205,7 @@ class LabRuns:
         if pipe is None:
             return None
         kwargs = dict(self.run_kwargs)
-        watch = self._begin(_count(pipe) * repeat)
+        watch = self._begin(_count(pipe, repeat))
         instruments = [*kwargs.pop("instruments", ()), watch]
         clock = params["clock"]
 
@@ -284,7 +285,7 @@ class LabRuns:
         if pipe is None:
             return None
         kwargs = dict(self.run_kwargs)
-        watch = self._begin(_count(pipe) * repeat * len(values))
+        watch = self._begin(_count(pipe, repeat * len(values)))
         kwargs["instruments"] = [*kwargs.get("instruments", ()), watch]
         job = functools.partial(
             compare, pipe, self.ctx, {key: values}, repeat=repeat, clock=params["clock"],
@@ -361,12 +362,13 @@ class LabRuns:
         return last
 
     # ---- state --------------------------------------------------------------------------------
-    def _begin(self, total: int) -> RunWatch:
+    def _begin(self, total: int | None) -> RunWatch:
         self._busy, self._stop = True, False
         self.run_button.disabled = self.sweep_button.disabled = True
         self.stop_button.disabled = False
-        self.progress.max, self.progress.value, self.progress.bar_style = max(1, total), 0, ""
-        self.progress_label.value = f"0 / {total}"
+        self._open_ended = total is None  # a Map names its branches as it runs (see _count)
+        self.progress.max, self.progress.value, self.progress.bar_style = max(1, total or 0), 0, ""
+        self.progress_label.value = f"0 / {'?' if self._open_ended else total}"
         self.status.value = "<i>running…</i>"
         self._watch = RunWatch(self, asyncio.get_running_loop())
         return self._watch
@@ -383,8 +385,11 @@ class LabRuns:
         self.status.value = f"<i>{html.escape(state)}</i>"
 
     def _tick(self) -> None:
+        if self._open_ended and self.progress.value >= self.progress.max:
+            self.progress.max += 1  # a Map's branches: counted as they finish
         self.progress.value = min(self.progress.max, self.progress.value + 1)
-        self.progress_label.value = f"{self.progress.value} / {self.progress.max}"
+        total = "?" if self._open_ended else self.progress.max
+        self.progress_label.value = f"{self.progress.value} / {total}"
 
 
 def _same_param(a: Any, b: Any) -> bool:
@@ -392,9 +397,16 @@ def _same_param(a: Any, b: Any) -> bool:
     return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
 
 
-def _count(pipe: Pipeline) -> int:
-    """Declared branches, nested ones included (what the engine reports as ``total_branches``)."""
-    return sum(len(p.branches) for p in pipe.parallels())
+def _count(pipe: Pipeline, runs: int) -> int | None:
+    """Declared branches over ``runs`` runs, nested ones included (what the engine reports as
+    ``total_branches``); ``None`` when a Map names its branches as it runs (the bar then counts
+    up, with no total)."""
+    from flowlab.core.map import Map
+
+    parallels = list(pipe.parallels())
+    if any(isinstance(p, Map) for p in parallels):
+        return None
+    return sum(len(p.branches) for p in parallels) * runs
 
 
 def _with(params: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
