@@ -170,3 +170,33 @@ def test_keyed_is_refused_as_a_run_wide_cap() -> None:
     lim = fl.limits.Keyed(key=model_of, limits={"*": 1})
     with pytest.raises(fl.ConfigError, match=r"is not valid for a whole run.*HINT: give it to"):
         fl.run(fl.Parallel({"a": sleeper(0)}), Ctx(), max_concurrency=lim)
+
+
+def test_under_a_map_the_key_is_given_the_item_as_design_writes_it() -> None:
+    from pydantic import BaseModel as _Base
+
+    class Job(_Base):
+        model: str
+        n: int
+
+    class Jobs(_Base):
+        jobs: list[Job] = []
+
+    running: dict[str, int] = {}
+    peaks: dict[str, int] = {}
+
+    async def ask(job: Job, ctx: Jobs) -> int:
+        running[job.model] = running.get(job.model, 0) + 1
+        peaks[job.model] = max(peaks.get(job.model, 0), running[job.model])
+        await asyncio.sleep(1.0)
+        running[job.model] -= 1
+        return job.n
+
+    jobs = [Job(model=m, n=i) for i, m in enumerate(["gpt", "gpt", "gpt", "claude", "claude"])]
+    caps = fl.limits.Keyed(key=lambda item: item.model, limits={"gpt": 2, "*": 1})
+    result = fl.run(
+        fl.Map(ask, over="jobs", max_concurrency=caps), Jobs(jobs=jobs), clock="virtual"
+    )
+    assert result.output == [0, 1, 2, 3, 4]
+    assert peaks == {"gpt": 2, "claude": 1}
+    assert result.makespan_s == 2.0  # gpt: 2 then 1; claude: 1 then 1

@@ -8,9 +8,10 @@ fails the step before any branch starts, naming the key, the branch and the keys
 
 What ``key`` receives
 ---------------------
-A :class:`BranchInfo`: ``.name`` (the branch name), ``.index`` (its declared position),
-``.step`` (the Parallel's path) and ``.item`` (``None`` for a Parallel's branch; the item of a
-``fl.Map`` branch, once Map passes it), so one ``key`` callable serves both. The queue lets a
+Under a ``fl.Map``, the branch's **item** (``Keyed(key=lambda item: item.model, ...)``, as one
+writes it for the data). Under a ``fl.Parallel``, whose branches have no item, a
+:class:`BranchInfo`: ``.name`` (the branch name), ``.index`` (its declared position) and
+``.step`` (the Parallel's path). The queue lets a
 branch whose key has room start ahead of a better-placed branch whose key is full: a full ``gpt``
 never holds up ``claude``.
 
@@ -54,12 +55,15 @@ class BranchInfo:
         The step's path.
     item : Any
         The item of a ``fl.Map`` branch; ``None`` for a Parallel's branch.
+    mapped : bool
+        A ``fl.Map`` branch: ``key`` is given its item rather than this object.
     """
 
     name: str
     index: int
     step: str
     item: Any = None
+    mapped: bool = False
 
 
 def _check_limits(limits: Any) -> dict[Hashable, int]:
@@ -158,13 +162,14 @@ class KeyedState(LimiterState):
             When the key callable raises, returns something unhashable, or a key with no cap.
         """
         try:
-            key = self.limiter.key(info)
+            key = self.limiter.key(info.item if info.mapped else info)
             hash(key)
         except Exception as err:
             raise ConfigError(
                 f"Keyed: key={getattr(self.limiter.key, '__qualname__', self.limiter.key)} "
                 f"raised {type(err).__name__}: {err} for branch {info.name!r}; it must return a "
-                "hashable key (it is given a fl.limits.BranchInfo: .name .index .step .item)."
+                "hashable key (it is given a Map branch's item, or a Parallel branch's "
+                "fl.limits.BranchInfo: .name .index .step)."
             ) from err
         if key not in self.caps:
             self.caps[key] = self.limiter.cap(key, info.name)

@@ -655,7 +655,11 @@ def _keys(
     Map's branch carries its item (``BranchInfo.item``)."""
     try:
         return [
-            limiter.key_of(BranchInfo(n, i, path, None if inputs is None else inputs[n]))
+            limiter.key_of(
+                BranchInfo(n, i, path)
+                if inputs is None
+                else BranchInfo(n, i, path, inputs[n], True)
+            )
             for i, n in enumerate(order)
         ]
     except ConfigError as err:
