@@ -31,6 +31,7 @@ from flowlab.core.update import Update
 from flowlab.engine import plugins
 from flowlab.engine.coordinator import RunCancelled, charge, last_result
 from flowlab.engine.entry import RunHandle, arun, run, start
+from flowlab.engine.options import RunOptions
 from flowlab.errors import (
     BookkeepingError,
     BranchFailed,
@@ -79,6 +80,7 @@ __all__ = [
     "RunHandle",
     "RunInterrupted",
     "RunNotFinished",
+    "RunOptions",
     "RunResult",
     "Step",
     "StepFailed",

@@ -29,7 +29,7 @@ MODULES = sorted(
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name: str) -> None:
     # Examples that draw or run for long are marked ``# doctest: +SKIP``; the rest must pass.
-    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    runner = doctest.DocTestRunner(optionflags=FLAGS, verbose=False)
     failed: list[str] = []
     for test in _tests(name):
         runner.run(test, out=failed.append)
@@ -37,7 +37,7 @@ def test_docstring_examples_run(name: str) -> None:
 
 
 def test_most_modules_have_examples_that_run() -> None:
-    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    runner = doctest.DocTestRunner(optionflags=FLAGS, verbose=False)
     ran = [
         name
         for name in MODULES

@@ -34,17 +34,18 @@ from pydantic import BaseModel
 
 import flowlab.core.context.isolation as ctx_mod
 import flowlab.core.merge as merge_mod
-from flowlab.core.keyed import Keyed, KeyedState
-from flowlab.core.limits import LimiterState, UsageAccount, UsageLimits, as_limiter, tidy_cost
+from flowlab.core.keyed import KeyedState
+from flowlab.core.limits import LimiterState, UsageAccount, tidy_cost
 from flowlab.core.map import Map
 from flowlab.core.pipeline import Node, Parallel, Pipeline, Step, as_node
-from flowlab.core.rate import Rate, RateState, check_rate
+from flowlab.core.rate import Rate, RateState
 from flowlab.core.rate_gate import RateGate
 from flowlab.core.retry import Retry
 from flowlab.engine import leaf, plugins
 from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.engine.current import _current, _last, charge, current_run, last_result
 from flowlab.engine.instruments import Hooks, check_instruments
+from flowlab.engine.options import RunOptions
 from flowlab.engine.parallel import run_parallel
 from flowlab.errors import (
     BranchFailed,
@@ -84,20 +85,14 @@ class Run:
         self,
         pipeline: Any,
         ctx: BaseModel,
+        options: RunOptions | None = None,
         *,
-        input: Any = None,
-        usage: UsageLimits | None = None,
-        max_concurrency: Any = None,
-        rate: Rate | None = None,
-        timeout: float | None = None,
-        clock: str = "real",
-        instruments: Sequence[Instrument] = (),
-        record: bool = True,
-        backend: Any = None,
-        detect_deadlocks: bool = False,
+        instruments: Sequence[Instrument] | None = None,
     ) -> None:
-        from flowlab.core.pipeline import _check_timeout
-
+        """``options`` are checked already (:class:`~flowlab.engine.options.RunOptions`);
+        ``instruments`` replaces ``options.instruments`` (the entry points add theirs)."""
+        options = RunOptions() if options is None else options
+        self.options = options
         self.pipeline = (
             pipeline
             if isinstance(pipeline, Pipeline)
@@ -112,31 +107,21 @@ class Run:
                 ctx_mod.check_include_keys(type(self.base), par.include_keys)
             if isinstance(par, Map):
                 par.check_context(type(self.base))
-        if usage is not None and not isinstance(usage, UsageLimits):
-            raise ConfigError(
-                f"usage={usage!r} is not valid; give fl.UsageLimits(cost=..., tokens=...) or None."
-            )
-        self.run_limiter_cfg = as_limiter(max_concurrency, param="max_concurrency")
-        if isinstance(self.run_limiter_cfg, Keyed):
-            raise ConfigError(
-                f"max_concurrency={max_concurrency!r} is not valid for a whole run: a Keyed cap "
-                "keys the branches of one step. HINT: give it to the Parallel "
-                "(fl.Parallel(..., max_concurrency=fl.limits.Keyed(...))), and an int or a "
-                "Fixed/Adaptive/AIMD limiter to fl.run."
-            )
-        self.rate_cfg = check_rate(rate)
+        self.run_limiter_cfg = options.limiter
+        self.rate_cfg = options.rate
         self.rate_gate: RateGate | None = None  # made by execute(): it needs the run's clock
-        self.timeout = _check_timeout("timeout", timeout)
-        self.clock = clock
+        self.timeout = options.timeout
+        self.clock = options.clock
         self._wake: asyncio.TimerHandle | None = None
-        self.input = input
-        self.account = UsageAccount(usage)
+        self.input = options.input
+        self.account = UsageAccount(options.usage)
         self.recorder = Recorder()
-        self.record = _check_record(record)
-        self.hooks = Hooks(check_instruments(instruments), self._instrument_disabled)
+        self.record = options.record
+        given = options.instruments if instruments is None else check_instruments(instruments)
+        self.hooks = Hooks(given, self._instrument_disabled)
         self.instruments = self.hooks.instruments  # the list, in the order given
-        self.backend = _check_backend(backend)
-        self.detect_deadlocks = bool(detect_deadlocks)
+        self.backend = options.backend
+        self.detect_deadlocks = options.detect_deadlocks
         self.live: dict[int, _Live] = {}
         self.pending_cancels: list[str | None] = []  # asked for before execute() began
         self.control_lock = threading.Lock()  # orders those asks against execute()'s start
@@ -559,22 +544,6 @@ class Run:
 
     def new_group(self) -> int:
         return next(self._groups)
-
-
-def _check_record(record: Any) -> bool:
-    if not isinstance(record, bool):
-        raise ConfigError(f"record={record!r} is not valid; give True or False.")
-    return record
-
-
-def _check_backend(backend: Any) -> Any:
-    if backend is not None and not callable(getattr(backend, "call", None)):
-        raise ConfigError(
-            f"backend={backend!r} is not valid; give a backend object such as "
-            "fl.backends.Dask(...) (anything with async call(run, step, args, ctx)), or None to "
-            "run steps in this process."
-        )
-    return backend
 
 
 def _branch_names(node: Node, parent: str) -> Iterator[str]:

@@ -25,19 +25,17 @@ import asyncio
 import concurrent.futures
 import threading
 import warnings
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Generator, Sequence
+from typing import Any, Unpack
 
 from pydantic import BaseModel
 
-from flowlab.core.limits import UsageLimits
-from flowlab.core.rate import Rate
 from flowlab.engine import plugins
-from flowlab.engine.clock import CLOCKS, VirtualTimeLoop, new_loop, run_in_thread
+from flowlab.engine.clock import VirtualTimeLoop, new_loop, run_in_thread
 from flowlab.engine.coordinator import _WAKE_S, Run
-from flowlab.engine.instruments import check_instruments
-from flowlab.engine.streaming import BranchCallback, Outcome, OutcomeStream, check_on_branch
-from flowlab.errors import ConfigError, RunInterrupted, RunNotFinished, check_one_of
+from flowlab.engine.options import RunKwargs, RunOptions
+from flowlab.engine.streaming import BranchCallback, Outcome, OutcomeStream
+from flowlab.errors import ConfigError, RunInterrupted, RunNotFinished
 from flowlab.results.record import Instrument, RunResult
 
 __all__ = ["RunHandle", "arun", "run", "start"]
@@ -49,36 +47,18 @@ INTERRUPTED = "partial result in fl.last_result()"
 
 
 def _make_run(
-    pipeline: Any,
-    ctx: BaseModel,
-    *,
-    clock: str,
-    progress: bool,
-    instruments: Sequence[Instrument],
-    on_branch: Any = None,
-    live: bool = False,
-    stream: OutcomeStream | None = None,
-    **options: Any,
+    pipeline: Any, ctx: BaseModel, options: RunOptions, stream: OutcomeStream | None = None
 ) -> Run:
-    """The one place run/arun/start turn their keywords into a :class:`Run`."""
-    check_one_of("clock", clock, CLOCKS)
-    extra: list[Instrument] = list(check_instruments(instruments))
-    callback = check_on_branch(on_branch)
-    if not isinstance(live, bool):
-        raise ConfigError(f"live={live!r} is not valid; give True or False.")
-    if live:
+    """The one place run/arun/start turn their options into a :class:`Run`: the instruments
+    the options ask for (on_branch, live, progress, the handle's stream) join the user's."""
+    extra: list[Instrument] = list(options.instruments)
+    if options.live:
         extra.append(plugins.load("live_view")())
-    if callback is not None:
-        extra.append(BranchCallback(callback))
+    if options.on_branch is not None:
+        extra.append(BranchCallback(options.on_branch))
     if stream is not None:
         extra.append(stream)
-    return Run(
-        pipeline,
-        ctx,
-        clock=clock,
-        instruments=_with_progress(extra, progress and not live),
-        **options,
-    )
+    return Run(pipeline, ctx, options, instruments=_with_progress(extra, options.progress and not options.live))
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -103,20 +83,8 @@ def run(
     pipeline: Any,
     ctx: BaseModel,
     *,
-    input: Any = None,
-    usage: UsageLimits | None = None,
-    clock: str = "real",
-    max_concurrency: Any = None,
-    rate: Rate | None = None,
-    timeout: float | None = None,
     raise_on_error: bool = True,
-    instruments: Sequence[Instrument] = (),
-    progress: bool = False,
-    record: bool = True,
-    backend: Any = None,
-    detect_deadlocks: bool = False,
-    on_branch: Callable[[Outcome], Any] | None = None,
-    live: bool = False,
+    **options: Unpack[RunKwargs],
 ) -> RunResult:
     """Run ``pipeline`` on a copy of ``ctx`` and wait for the result.
 
@@ -125,42 +93,14 @@ def run(
     pipeline : Pipeline, Parallel, Step or callable
     ctx : pydantic.BaseModel
         The starting context. It is copied; the caller's object is never mutated.
-    input : Any
-        ``data`` for the first step.
-    usage : UsageLimits, optional
-        One shared budget for the whole run.
-    clock : {"real", "virtual"}
-        ``"virtual"``: sleeps take no wall time; timings are exact and repeatable.
-    max_concurrency : int or Limiter, optional
-        Run-wide cap on leaf steps in flight (nested Parallels included). Cannot deadlock.
-    rate : fl.limits.Rate, optional
-        Run-wide rate of leaf-step starts (nested Parallels included), and/or of the tokens
-        that :func:`flowlab.charge` reports (``Rate(tokens_per_minute=...)``). A leaf takes its
-        run-wide slot first, then waits for the rate. ``None``: no rate limit.
-    timeout : float, optional
-        Seconds for the whole run. ``None`` (default): no timeout, hidden or otherwise.
     raise_on_error : bool, default True
         Raise the run's error (carrying ``.result``); ``False`` returns the result with its status.
-    instruments : sequence of Instrument
-        Extra observers (the recorder is always on).
-    progress : bool, default False
-        Show a progress bar (tqdm.auto) of finished branches.
-    record : bool, default True
-        Record the event log and diffs (branch and step rows are always kept).
-    backend : optional
-        Where leaf steps of branches run, e.g. ``fl.backends.Dask(...)``. Default: this process.
-    detect_deadlocks : bool, default False
-        Watch the run with :func:`flowlab.study.deadlock.watch`: if branches deadlock on traced
-        primitives (``fl.deadlock.Lock`` ...), the run fails at once with
-        :class:`~flowlab.errors.DeadlockDetected` whose ``.report`` explains the cycle.
-    on_branch : callable, optional
-        ``on_branch(outcome)`` as each branch ends (a :class:`~flowlab.engine.streaming.Outcome`:
-        ``.path .branch .status .output .error``), called on the run's loop thread (a helper
-        thread for a virtual-time run inside a notebook). One that raises is disabled with a
-        ``RuntimeWarning`` and an ``instrument_disabled`` event; the run goes on.
-    live : bool, default False
-        Draw the run while it goes: in a notebook a widget whose timeline grows as branches
-        end, in a terminal a tqdm bar (see :class:`~flowlab.ui.live.LiveView`).
+    **options
+        The run options, checked once by :class:`~flowlab.engine.options.RunOptions` (which
+        documents each): ``input``, ``usage``, ``clock`` (``"real"`` or ``"virtual"``),
+        ``max_concurrency``, ``rate``, ``timeout``, ``instruments``, ``progress``, ``record``,
+        ``backend``, ``detect_deadlocks``, ``on_branch``, ``live``. An unknown keyword is a
+        :class:`~flowlab.errors.ConfigError` naming the closest valid one.
 
     Returns
     -------
@@ -181,11 +121,8 @@ def run(
     >>> r.context.n, r.summary()["makespan_s"]
     (2, 2.0)
     """
-    the_run = _make_run(
-        pipeline, ctx, clock=clock, progress=progress, instruments=instruments, input=input,
-        usage=usage, max_concurrency=max_concurrency, rate=rate, timeout=timeout, record=record,
-        backend=backend, detect_deadlocks=detect_deadlocks, on_branch=on_branch, live=live,
-    )  # fmt: skip
+    the_run = _make_run(pipeline, ctx, RunOptions.of(options, where="fl.run"))
+    clock = the_run.clock
     loop = _running_loop()
     if loop is None:
         with asyncio.Runner(loop_factory=lambda: new_loop(clock)) as runner:
@@ -312,27 +249,12 @@ async def arun(
     pipeline: Any,
     ctx: BaseModel,
     *,
-    input: Any = None,
-    usage: UsageLimits | None = None,
-    clock: str = "real",
-    max_concurrency: Any = None,
-    rate: Rate | None = None,
-    timeout: float | None = None,
     raise_on_error: bool = True,
-    instruments: Sequence[Instrument] = (),
-    progress: bool = False,
-    record: bool = True,
-    backend: Any = None,
-    detect_deadlocks: bool = False,
-    on_branch: Callable[[Outcome], Any] | None = None,
-    live: bool = False,
+    **options: Unpack[RunKwargs],
 ) -> RunResult:
     """Async :func:`run`: ``result = await fl.arun(pipe, ctx)``. Same parameters."""
-    the_run = _make_run(
-        pipeline, ctx, clock=clock, progress=progress, instruments=instruments, input=input,
-        usage=usage, max_concurrency=max_concurrency, rate=rate, timeout=timeout, record=record,
-        backend=backend, detect_deadlocks=detect_deadlocks, on_branch=on_branch, live=live,
-    )  # fmt: skip
+    the_run = _make_run(pipeline, ctx, RunOptions.of(options, where="fl.arun"))
+    clock = the_run.clock
     handle = _launch(the_run, clock)  # (no outcome stream: nobody can read it)
     try:
         result = await handle.wait()
@@ -346,20 +268,7 @@ async def arun(
 def start(
     pipeline: Any,
     ctx: BaseModel,
-    *,
-    input: Any = None,
-    usage: UsageLimits | None = None,
-    clock: str = "real",
-    max_concurrency: Any = None,
-    rate: Rate | None = None,
-    timeout: float | None = None,
-    instruments: Sequence[Instrument] = (),
-    progress: bool = False,
-    record: bool = True,
-    backend: Any = None,
-    detect_deadlocks: bool = False,
-    on_branch: Callable[[Outcome], Any] | None = None,
-    live: bool = False,
+    **options: Unpack[RunKwargs],
 ) -> RunHandle:
     """Start a run in the background and return its :class:`RunHandle` at once.
 
@@ -368,13 +277,8 @@ def start(
     branch's outcome (its output included) for :meth:`RunHandle.as_completed`, as long as the
     handle lives.
     """
-    the_run = _make_run(
-        pipeline, ctx, clock=clock, progress=progress, instruments=instruments, input=input,
-        usage=usage, max_concurrency=max_concurrency, rate=rate, timeout=timeout, record=record,
-        backend=backend, detect_deadlocks=detect_deadlocks, on_branch=on_branch, live=live,
-        stream=OutcomeStream(),  # handle.as_completed()
-    )  # fmt: skip
-    return _launch(the_run, clock)
+    the_run = _make_run(pipeline, ctx, RunOptions.of(options, where="fl.start"), OutcomeStream())
+    return _launch(the_run, the_run.clock)
 
 
 def _launch(the_run: Run, clock: str) -> RunHandle:

@@ -179,6 +179,7 @@ def compare(
     >>> cmp.frame.groupby(["merge", "max_concurrency"])["makespan_s"].mean()  # doctest: +SKIP
     """
     from flowlab.engine.entry import run
+    from flowlab.engine.options import RunOptions
 
     pipeline = pipe if isinstance(pipe, Pipeline) else Pipeline(as_node(pipe, param="pipe"))
     step_names = list(dict.fromkeys(p.name for p in pipeline.parallels()))
@@ -192,6 +193,7 @@ def compare(
                 "(raise_on_error=False). HINT: filter cmp.frame by its status column."
             )
         check_one_of("run keyword", name, _RUN_KWARGS)
+    RunOptions.of({**run_kwargs, "clock": clock}, where="fl.compare")  # each value checked once
     for t in targets:
         if t.scope == "run" and t.option in run_kwargs:
             raise ConfigError(
