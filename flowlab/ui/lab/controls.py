@@ -4,7 +4,8 @@ Each group is a plain object holding ipywidgets (``.merge``, ``.order``, ``.max_
 so a script can set ``controls.merge.value = "deep"`` exactly as a click in the browser would. A group
 turns its widgets back into Parallel options (:meth:`StepControls.options`, fed to
 :meth:`flowlab.Pipeline.replace`) and into the parameter columns of the Lab's history
-(:meth:`StepControls.params`).
+(:meth:`StepControls.params`). :class:`LabControls` holds every group of one Lab and is the
+:class:`~flowlab.ui.lab.protocols.LabSettings` its model runs with.
 
 ipywidgets is imported when a group is built, never when this module is imported.
 """
