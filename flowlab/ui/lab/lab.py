@@ -63,6 +63,8 @@ class Lab:
         One group of widgets per Parallel step, by step name.
     run_controls : RunControls
         ``clock`` and ``repeat``.
+    settings : LabControls
+        Both of the above as the settings the model reads (``pipeline()``, ``parameters()``).
     model : LabModel
         Runs, sweeps, stops, re-merges and keeps the history; the buttons call it.
     view : PanelView
@@ -145,8 +147,14 @@ class Lab:
     # ---- the settings and the record ----------------------------------------------------------
     @property
     def ctx(self) -> BaseModel:
-        """The starting context (copied by every run; never mutated)."""
+        """The starting context (copied by every run; never mutated); the next run uses a new one."""
         return self.model.ctx
+
+    @ctx.setter
+    def ctx(self, ctx: BaseModel) -> None:
+        if not isinstance(ctx, BaseModel):
+            raise ConfigError(f"ctx={ctx!r} is not valid; give a pydantic BaseModel instance.")
+        self.model.ctx = ctx
 
     def pipeline(self) -> Pipeline:
         """The pipeline with the options the controls show (validated like the constructor)."""
