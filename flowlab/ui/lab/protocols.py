@@ -9,6 +9,38 @@ fake view and a fixed set of options.
 
 Every :class:`LabView` call happens on the thread of the event loop that runs the Lab (the
 notebook's loop, or the one :meth:`~flowlab.ui.lab.model.LabModel.run` starts in a script).
+
+Examples
+--------
+A model driven from a script, with fixed options and a view that prints what it is told:
+
+>>> import asyncio
+>>> from pydantic import BaseModel
+>>> import flowlab as fl
+>>> from flowlab.ui.lab.model import LabModel
+>>> class Ctx(BaseModel):
+...     n: int = 0
+>>> async def add(data, ctx):
+...     await asyncio.sleep(1)
+...     ctx.n += 1
+>>> pipe = fl.Pipeline(fl.Parallel({"a": add, "b": add}, name="fan", merge="accumulate"))
+>>> class Options:  # a LabSettings
+...     repeat, clock = 1, "virtual"
+...     def pipeline(self): return pipe
+...     def parameters(self): return {"clock": self.clock}
+...     def caps(self): return {"fan": 2}
+>>> class Printer:  # a LabView: every method prints its name and its plain arguments
+...     def __getattr__(self, told):
+...         return lambda *args, **kw: print(told, *[a for a in args if isinstance(a, int | str)])
+>>> model = LabModel(Ctx(), Options(), Printer())
+>>> model.run().context.n
+began 2
+ticked 1 2
+ticked 2 2
+ended ok True
+show_result 1
+show_history
+2
 """
 
 from __future__ import annotations
