@@ -269,11 +269,11 @@ def test_stop_button_cancels_a_running_run() -> None:
         lab = fl.Lab(fl.Parallel({"a": wait, "b": wait}, name="fanout"), Ctx(), clock="real")
         lab.show_plots = False
         lab.run_button.click()
-        task = lab._task
+        task = lab.model.task
         assert task is not None
         for _ in range(100):
             await asyncio.sleep(0)
-            handle = lab._handle
+            handle = lab.model.handle
             if handle is not None and handle.progress["running"] == 2:
                 break
         assert lab.running and not lab.stop_button.disabled

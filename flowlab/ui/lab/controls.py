@@ -4,7 +4,8 @@ Each group is a plain object holding ipywidgets (``.merge``, ``.order``, ``.max_
 so a script can set ``controls.merge.value = "deep"`` exactly as a click in the browser would. A group
 turns its widgets back into Parallel options (:meth:`StepControls.options`, fed to
 :meth:`flowlab.Pipeline.replace`) and into the parameter columns of the Lab's history
-(:meth:`StepControls.params`).
+(:meth:`StepControls.params`). :class:`LabControls` holds every group of one Lab and is the
+:class:`~flowlab.ui.lab.protocols.LabSettings` its model runs with.
 
 ipywidgets is imported when a group is built, never when this module is imported.
 """
@@ -16,10 +17,10 @@ import math
 from typing import Any
 
 from flowlab.core.limits import AIMD, Adaptive, Fixed, Limiter
-from flowlab.core.pipeline import ON_FAILURE, ORDERS, Parallel
+from flowlab.core.pipeline import ON_FAILURE, ORDERS, Parallel, Pipeline
 from flowlab.errors import ConfigError
 
-__all__ = ["CAP_MODES", "RunControls", "StepControls", "limiter_for"]
+__all__ = ["CAP_MODES", "LabControls", "RunControls", "StepControls", "limiter_for"]
 
 CAP_MODES: tuple[str, ...] = ("fixed", "unlimited", "adaptive", "aimd")
 """How ``max_concurrency`` is set: a fixed cap, none, CPU-adaptive, or AIMD on latency."""
@@ -264,6 +265,59 @@ class RunControls:
 
     def __repr__(self) -> str:
         return f"<RunControls clock={self.clock.value!r} repeat={self.repeat.value}>"
+
+
+class LabControls:
+    """All of a Lab's controls as the settings its model runs with
+    (:class:`~flowlab.ui.lab.protocols.LabSettings`).
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        The pipeline the controls are made from; :meth:`pipeline` is a copy with their options.
+    clock : str, default "virtual"
+        The clock control's starting value.
+
+    Attributes
+    ----------
+    steps : dict of str to StepControls
+        One group per Parallel step (nested ones included), by step name.
+    run : RunControls
+        ``clock`` and ``repeat``.
+    """
+
+    def __init__(self, pipe: Pipeline, *, clock: str = "virtual") -> None:
+        self.pipe = pipe
+        self.steps: dict[str, StepControls] = {}
+        for step in pipe.parallels():
+            self.steps.setdefault(step.name, StepControls(step))
+        self.run = RunControls(clock=clock)
+
+    @property
+    def repeat(self) -> int:
+        """How many times Run runs the pipeline."""
+        return int(self.run.repeat.value)
+
+    @property
+    def clock(self) -> str:
+        """``"virtual"`` or ``"real"``."""
+        return str(self.run.clock.value)
+
+    def pipeline(self) -> Pipeline:
+        """The pipeline with the options the controls show (validated like the constructor)."""
+        return self.pipe.replace({name: c.options() for name, c in self.steps.items()})
+
+    def parameters(self) -> dict[str, Any]:
+        """The history's parameter columns for the current control values."""
+        params: dict[str, Any] = {}
+        for c in self.steps.values():
+            params.update(c.params())
+        params.update(self.run.params())
+        return params
+
+    def caps(self) -> dict[str, int]:
+        """Each step's largest cap: the end of its max concurrency slider."""
+        return {name: int(c.max_concurrency.max) for name, c in self.steps.items()}
 
 
 def _labelled(text: str, widget: Any) -> Any:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from pydantic import BaseModel
 
-__all__ = ["History", "context_metrics", "view_columns"]
+__all__ = ["History", "context_metrics", "same_value", "view_columns", "with_swept"]
 
 LEAD = ("run", "status", "makespan_s")
 """History columns the Lab's table always shows first."""
@@ -49,6 +49,35 @@ def context_metrics(ctx: BaseModel) -> dict[str, Any]:
             out[f"ctx.{name}"] = value
         elif isinstance(value, list | tuple | set | frozenset | dict):
             out[f"ctx.{name}.len"] = len(value)
+    return out
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two parameter values are the same as the history holds them (NaN, "no timeout",
+    equals NaN).
+
+    Examples
+    --------
+    >>> same_value(float("nan"), float("nan")), same_value(2, 2), same_value("deep", "sum")
+    (True, True, False)
+    """
+    return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
+def with_swept(params: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """``params`` with the swept option ``key`` set to ``value`` (a swept cap also sets
+    ``<step>.cap``).
+
+    Examples
+    --------
+    >>> with_swept({"s.cap": "aimd", "s.max_concurrency": 4}, "s.max_concurrency", None)
+    {'s.cap': 'unlimited', 's.max_concurrency': None}
+    """
+    out = dict(params)
+    step, option = key.rsplit(".", 1)
+    if option == "max_concurrency":
+        out[f"{step}.cap"] = "unlimited" if value is None else "fixed"
+    out[key] = value
     return out
 
 
