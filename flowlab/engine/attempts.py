@@ -26,12 +26,10 @@ first attempt's start to its last attempt's end); each attempt is one more row o
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import flowlab.core.context.isolation as ctx_mod
-from flowlab.core.update import Update, settle
 from flowlab.engine import leaf
 from flowlab.engine.current import _current
 from flowlab.results.record import AttemptRecord, StepRecord
@@ -160,16 +158,14 @@ async def run_attempts(
                 # merged). Every other attempt gets a fresh copy (or is undone, see ``fresh``).
                 last = n == policy.attempts
                 work = ctx if fresh is not None or (parent and last) else ctx_mod.isolate(ctx)
+                # (an attempt's Update is written to its own copy, see leaf.settled)
                 if step.timeout is not None:
                     out = await leaf.timed(run, step, state.data(), work, parent, path)
-                elif step.is_async and run.backend is None:  # call()'s common case, inlined
-                    out = await step.fn(*(state.data(), work)[step.wants])
-                    if inspect.iscoroutine(out):
-                        leaf.returned_coroutine(step, out)
+                    out = leaf.settled(step, out, work)
+                elif step.is_async and run.backend is None:  # call()'s common case
+                    out = await leaf.invoke(step, state.data(), work)
                 else:
-                    out = await leaf.call(run, step, state.data(), work, parent)
-                if type(out) is Update or (step.takes_ctx and type(out) is dict):
-                    out = settle(step, out, work)  # an attempt's Update is written to its copy
+                    out = leaf.settled(step, await leaf.call(run, step, state.data(), work, parent), work)
             except BaseException as err:
                 state.close(att, err)
                 if (

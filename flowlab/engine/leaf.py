@@ -34,10 +34,12 @@ __all__ = [
     "entered",
     "failed",
     "finished",
+    "invoke",
     "left",
     "outcome",
     "returned_coroutine",
     "run_step",
+    "settled",
     "started",
     "timed",
 ]
@@ -91,15 +93,11 @@ async def run_step(
     try:
         if step.timeout is None:
             if step.is_async and (run.backend is None or not parent):
-                out = await step.fn(*(data, work)[step.wants])  # call()'s common case
-                if inspect.iscoroutine(out):
-                    returned_coroutine(step, out)
+                out = await invoke(step, data, work)  # call()'s common case
             else:
-                out = await call(run, step, data, work, parent)
+                out = settled(step, await call(run, step, data, work, parent), work)
         else:
-            out = await timed(run, step, data, work, parent, path)
-        if type(out) is Update or (step.takes_ctx and type(out) is dict):
-            out = settle(step, out, work)  # written before the top-level copy is committed
+            out = settled(step, await timed(run, step, data, work, parent, path), work)
         if work is not ctx:
             ctx_mod.apply_inplace(ctx, work)
         ok = True
@@ -153,6 +151,25 @@ async def call(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> 
             run._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flowlab-step")
         runner = contextvars.copy_context().run
         out = await run.loop.run_in_executor(run._executor, runner, step.fn, *args)
+    return out
+
+
+async def invoke(step: Step, data: Any, ctx: BaseModel) -> Any:
+    """Await an async step right here: ``fn(data, ctx)`` as the step wants it, output settled.
+
+    The one way the engine calls a step in place (a leaf, an attempt, a one-step branch); the
+    others go through :func:`call` (threads, the backend) and :func:`settled` too.
+    """
+    return settled(step, await step.fn(*(data, ctx)[step.wants]), ctx)
+
+
+def settled(step: Step, out: Any, ctx: BaseModel) -> Any:
+    """What a step returned, made final: an :class:`~flowlab.core.update.Update` (or a context
+    step's dict of fields) is written to ``ctx``; a coroutine it forgot to await is an error."""
+    if out is None:
+        return out
+    if type(out) is Update or (step.takes_ctx and type(out) is dict):
+        return settle(step, out, ctx)
     if inspect.iscoroutine(out):
         returned_coroutine(step, out)
     return out

@@ -1,37 +1,40 @@
-"""Running one :class:`~flowlab.core.pipeline.Parallel` step: fan out, wait, merge back.
+"""Running one :class:`~flowlab.core.pipeline.Parallel` (or Map) step: fan out, wait, merge back.
 
-Every branch is first a record in a priority queue (highest priority first, ties in declared
-order). A branch gets a task — inside the step's :class:`~flowlab.engine.group.BranchGroup`, on an
-isolated copy of the context — only when the step's limiter has a free slot: 10,000 queued
-branches are 10,000 small records, not 10,000 parked tasks. Each branch ends with exactly one status — ``ok``, ``failed``,
-``cancelled`` or ``timeout`` — and a diff of what it changed; a branch cancelled while queued simply
-leaves the queue. A branch's close runs in a ``finally`` that nothing in its bookkeeping can skip: a
-diff or record that cannot be made (a value that holds itself, or is nested too deep) fails the
-branch with :class:`~flowlab.errors.BookkeepingError`. A branch that catches its cancellation and
-returns anyway ends as that cancellation (reason: ignored), never ``ok``. Only after every branch
-has ended is the merge built (aside, validated) and applied to the parent context in one go.
+:class:`ParallelRun` is one run of one such step, in named stages:
+
+1. **queueing** (:meth:`~ParallelRun.enqueue`) — every branch is first a record in the step's
+   :class:`~flowlab.engine.dispatch.BranchQueue` (highest priority first, ties in declared order);
+   10,000 queued branches are 10,000 small records, not 10,000 parked tasks;
+2. **dispatch** (:meth:`~ParallelRun.dispatch`) — a branch gets a task, inside the step's
+   :class:`~flowlab.engine.group.BranchGroup`, only when the queue says it may start (a free slot
+   of the cap, its key's slot, the rate); every branch that ends dispatches again;
+3. **a branch's life** (:func:`flowlab.engine.branch.run_branch`) — its copy of the context, its
+   node, exactly one status, and its diff; a branch cancelled while queued simply leaves the queue
+   (:meth:`~ParallelRun.drop_queued`), one cancelled before its first line is closed by
+   :meth:`~ParallelRun.never_ran`; every branch passes :meth:`~ParallelRun.finish` exactly once;
+4. **settling** (:meth:`~ParallelRun.raise_for_errors`) — the step's timeout, a budget breach, the
+   branches' errors under ``on_failure``;
+5. **merging** (:meth:`~ParallelRun.merge`) — only after every branch has ended is the merge built
+   (aside, validated) and applied to the parent context in one go; a report that cannot be
+   recorded leaves the context as it was.
+
+Everything runs on the run's event-loop thread: the coordinator (:class:`~flowlab.engine.coordinator.
+Run`) owns the run-wide state, and a ParallelRun the state of its step.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import functools
-import heapq
-import inspect
-import math
 from typing import TYPE_CHECKING, Any
 
 import flowlab.core.context.isolation as ctx_mod
-import flowlab.core.merge as merge_mod
 from flowlab.core.context.isolator import isolator
-from flowlab.core.keyed import BranchInfo, KeyedQueue, KeyedState
+from flowlab.core.keyed import BranchInfo
 from flowlab.core.map import BranchPlan
-from flowlab.core.pipeline import Step
-from flowlab.core.update import Update, settle
-from flowlab.engine import leaf
-from flowlab.engine.attempts import run_attempts
+from flowlab.engine import bookkeeping
+from flowlab.engine.branch import run_branch
 from flowlab.engine.clock import wall
+from flowlab.engine.dispatch import BranchQueue
 from flowlab.engine.group import BranchGroup
 from flowlab.errors import (
     BookkeepingError,
@@ -39,19 +42,20 @@ from flowlab.errors import (
     ConfigError,
     FlowlabError,
     MergeConflict,
-    MergeValidationError,
     StepTimeout,
 )
-from flowlab.results.record import BranchRecord, StepRecord, snapshot, unwalkable
+from flowlab.results.record import BranchRecord, StepRecord
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pydantic import BaseModel
 
     from flowlab.core.pipeline import Parallel
     from flowlab.core.retry import Retry
     from flowlab.engine.coordinator import Run
 
-__all__ = ["run_parallel"]
+__all__ = ["ParallelRun", "run_parallel"]
 
 
 async def run_parallel(
@@ -70,256 +74,324 @@ async def run_parallel(
     ones); ``retry`` is the enclosing step's retry policy, for leaves that have none (``par``'s
     own beats it).
     """
-    from flowlab.engine.current import _current
+    return await ParallelRun(run, par, data, ctx, parent, retry, plan).execute()
 
-    path = f"{parent}/{par.name}" if parent else par.name
-    srec = StepRecord(par.name, path, "parallel", parent, run.now())
-    srec.limit = repr(par.max_concurrency) if par.max_concurrency is not None else "none"
-    run.recorder.step_log.append(srec)
-    run._emit("step_started", srec)
-    run._event("step_started", path, "")
-    limiter = run.new_limiter(par.max_concurrency, path)
-    group = run.new_group()
-    if plan is None:
-        plan = BranchPlan.of(par)
-    order, inputs = plan.names, plan.inputs
-    if par.retry is not None:
-        retry = par.retry  # the innermost policy wins
-    outputs: dict[str, Any] = {}
-    contexts: dict[str, BaseModel] = {}
-    changes: dict[str, list[ctx_mod.Change]] = {}
-    errors: dict[str, BaseException] = {}
-    ranks: dict[str, int] = {}
-    in_flight = peak = rank = 0  # branches running now, the most at once, branches ended
-    expired = False  # the step's own timeout fired
-    loop = asyncio.get_running_loop()
-    # A one-step branch is run inline when nothing but the recorder watches its leaf: no
-    # run-wide cap or rate, no remote calls, no instrument listening to step_started /
-    # step_finished (which are handed each leaf's StepRecord).
-    hooks = run.hooks
-    fast = (
-        run.run_limiter is None
-        and run.rate_gate is None
-        and run.backend is None
-        and "step_started" not in hooks
-        and "step_finished" not in hooks
-        and retry is None
-    )
-    # a branch starts when its first leaf gets a run-wide slot (and passes the run's rate)
-    capped = run.run_limiter is not None or run.rate_gate is not None
-    # This step's rate: its queue asks the state and, when held, arms one timer (rate_timer).
-    rate = run.new_rate(par.rate, path) if par.rate is not None else None
-    on_rate_wait = run.rate_listener(path, rate) if rate is not None else None
-    rate_timer: asyncio.TimerHandle | None = None
-    rate_wake: asyncio.Future[None] | None = None  # the step waits for the rate alone
-    cap_since: float | None = None  # since when the cap holds queued branches back (a spell)
-    keyed = isinstance(limiter, KeyedState)  # caps per key: one queue per key (KeyedQueue)
-    recorder = run.recorder
-    recorder.branch_results.append((path, outputs, errors))  # result.outputs / result.errors
-    log_leaf = recorder.step_log.append
-    clock, t0 = run._time, run.t0  # run.now(), inlined on the branch's path
-    live_pop, instruments = run.live.pop, run.instruments
-    log = recorder.events.append if run.record else None  # a branch logs its record: event_log()
-    custom = par.merge.fn is not None  # a merge function sees every branch's context
 
-    # The queue: (-priority, declared index, name), a heap; names in declared order, a deque,
-    # when no branch has a priority (the common case: no heap to keep).
-    # Under a Keyed cap, a heap per key (see flowlab.core.keyed.KeyedQueue).
-    priority = plan.priority
-    heap = bool(priority)
-    pending: Any = [] if heap else collections.deque()
-    if keyed:
-        pending = KeyedQueue(limiter, path, recorder.limits.append)  # type: ignore[arg-type]
-    pop: Any = (
-        functools.partial(heapq.heappop, pending) if heap else getattr(pending, "popleft", None)
-    )
-    queued: dict[str, Any] = {}  # name -> its live entry (run.live), while it waits for a slot
-    tasks = BranchGroup(loop)
-    # Each branch's copy of ctx (which does not change until the merge), planned once.
-    copy_ctx = isolator(ctx, par.include_keys, track=True)
-    # each branch its own input (shared if immutable): the step's, or its item's for a Map
-    own_data = ctx_mod.data_copier(data) if inputs is None else None
+class ParallelRun:
+    """One run of one Parallel step: its records, queue, branches, errors and merge."""
 
-    def finish(name: str, key: int, brec: BranchRecord) -> None:
+    def __init__(
+        self,
+        run: Run,
+        par: Parallel,
+        data: Any,
+        ctx: BaseModel,
+        parent: str,
+        retry: Retry | None,
+        plan: BranchPlan | None,
+    ) -> None:
+        self.run, self.par, self.ctx, self.parent = run, par, ctx, parent
+        self.path = path = f"{parent}/{par.name}" if parent else par.name
+        self.srec = srec = StepRecord(par.name, path, "parallel", parent, run.now())
+        srec.limit = repr(par.max_concurrency) if par.max_concurrency is not None else "none"
+        run.recorder.step_log.append(srec)
+        run._emit("step_started", srec)
+        run._event("step_started", path, "")
+        self.limiter = run.new_limiter(par.max_concurrency, path)
+        self.group = run.new_group()
+        self.plan = plan = BranchPlan.of(par) if plan is None else plan
+        self.retry = par.retry if par.retry is not None else retry  # the innermost policy wins
+        self.outputs: dict[str, Any] = {}
+        self.contexts: dict[str, BaseModel] = {}  # a custom merge function's inputs
+        self.changes: dict[str, list[ctx_mod.Change]] = {}
+        self.errors: dict[str, BaseException] = {}
+        self.ranks: dict[str, int] = {}  # completion rank of each branch
+        self.in_flight = self.peak = self.rank = 0  # running now, the most at once, ended
+        self.expired = False  # the step's own timeout fired
+        self.loop = asyncio.get_running_loop()
+        # A one-step branch is run inline when nothing but the recorder watches its leaf: no
+        # run-wide cap or rate, no remote calls, no retry policy, no instrument listening to
+        # step_started / step_finished (which are handed each leaf's StepRecord).
+        hooks = run.hooks
+        self.fast = (
+            run.run_limiter is None
+            and run.rate_gate is None
+            and run.backend is None
+            and "step_started" not in hooks
+            and "step_finished" not in hooks
+            and self.retry is None
+        )
+        # a branch starts when its first leaf gets a run-wide slot (and passes the run's rate)
+        self.capped = run.run_limiter is not None or run.rate_gate is not None
+        self.recorder = recorder = run.recorder
+        recorder.branch_results.append((path, self.outputs, self.errors))  # result.outputs
+        self.log_leaf = recorder.step_log.append
+        self.clock, self.t0 = run._time, run.t0  # run.now(), inlined on a branch's path
+        self.log: Callable[[Any], None] | None = recorder.events.append if run.record else None
+        self.custom = par.merge.fn is not None  # a merge function sees every branch's context
+        self.record = run.record
+        self.nodes, self.fields, self.branch_timeout = (
+            plan.nodes,
+            par.include_keys,
+            par.branch_timeout,
+        )
+        rate = run.new_rate(par.rate, path) if par.rate is not None else None
+        self.queue = BranchQueue(
+            path,
+            self.limiter,
+            rate,
+            run.rate_listener(path, rate) if rate is not None else None,
+            recorder.limits.append,
+            by_priority=bool(plan.priority),
+            loop=self.loop,
+            t0=self.t0,
+        )
+        self.queue.on_due(self.dispatch)
+        self.tasks = BranchGroup(self.loop)
+        # Each branch's copy of ctx (which does not change until the merge), planned once; each
+        # branch its own input (shared if immutable): the step's, or its item's for a Map.
+        self.copy_ctx = isolator(ctx, par.include_keys, track=True)
+        self.diff_into = ctx_mod.diff_into
+        self.own_data = ctx_mod.data_copier(data) if plan.inputs is None else None
+
+    def own_item(self, name: str) -> Any:
+        """A Map branch's own copy of its item (the item itself when immutable), as a Parallel's
+        branches get their own copy of the step's input: the item may be an object of the context."""
+        assert self.plan.inputs is not None
+        item = self.plan.inputs[name]
+        if type(item) in ctx_mod._IMMUTABLE:  # the common case (ids, numbers, strings): shared
+            return item
+        return ctx_mod.data_copier(item)()
+
+    # ---- the whole life -------------------------------------------------------------------------
+    async def execute(self) -> Any:
+        """Queue, run and wait for every branch, then settle and merge; the step's output."""
+        keys = self.keys() if self.queue.keyed else []
+        par, run = self.par, self.run
+        step_timer = None if par.timeout is None else self.loop.call_later(par.timeout, self.expire)
+        try:
+            try:
+                self.enqueue(keys)
+                self.dispatch()
+            except BaseException:
+                self.tasks.cancel_all()  # as a TaskGroup does when its body fails
+                await self.tasks.wait()
+                raise
+            await self.wait_for_branches()
+        except BaseException:
+            self.abandon()
+            raise
+        finally:
+            if step_timer is not None:
+                step_timer.cancel()
+            self.queue.close(run.now(), self.in_flight)
+            self.srec.peak = self.limiter.peak if self.limiter is not None else self.peak
+        srec = self.srec
+        try:
+            self.raise_for_errors()
+            self.merge()
+            srec.status = "ok"
+        except asyncio.CancelledError:
+            srec.status = "cancelled"  # (a breach elsewhere: see raise_for_errors)
+            raise
+        except FlowlabError as err:
+            srec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
+            srec.error = f"{type(err).__name__}: {err}"
+            if isinstance(err, MergeConflict) or hasattr(err, "report"):
+                self.recorder.add_merge(par.name, list(getattr(err, "report", [])))
+            raise
+        finally:
+            srec.finished = run.now()
+            run._event("step_finished", self.path, "", srec.status)
+            run._emit("step_finished", srec)
+        return self.plan.output(self.outputs)
+
+    # ---- queueing -------------------------------------------------------------------------------
+    def keys(self) -> list[Any]:
+        """Each branch's key under a Keyed cap, in declared order, before any branch is queued:
+        a key with no cap (or a key callable that raises) fails the step before anything starts.
+        A Map's branch gives its item to the key callable (``BranchInfo.mapped``)."""
+        path, inputs, limiter = self.path, self.plan.inputs, self.limiter
+        assert limiter is not None
+        try:
+            return [
+                limiter.key_of(  # type: ignore[attr-defined]
+                    BranchInfo(n, i, path)
+                    if inputs is None
+                    else BranchInfo(n, i, path, inputs[n], True)
+                )
+                for i, n in enumerate(self.plan.names)
+            ]
+        except ConfigError as err:
+            srec, run = self.srec, self.run
+            srec.status, srec.error, srec.finished = "failed", f"ConfigError: {err}", run.now()
+            run._event("step_finished", self.path, "", srec.status)
+            run._emit("step_finished", srec)
+            raise
+
+    def enqueue(self, keys: list[Any]) -> None:
+        """A record and a queue entry per branch (a branch a handle cancelled before the run
+        began is recorded, and cancelled, but never queued)."""
+        run, par, queue, log = self.run, self.par, self.queue, self.log
+        queued, priority = queue.queued, self.plan.priority
+        now = run.now()
+        outer = run.ranks.get(self.parent, ())  # the enclosing branch's place in the tree
+        for index, name in enumerate(self.plan.names):
+            prio = priority.get(name, 0.0)
+            brec = BranchRecord(par.name, name, f"{self.path}:{name}", self.parent, prio, now)
+            if self.capped:
+                run.ranks[brec.path] = (*outer, (-prio, index))
+            run.recorder.branches.append(brec)
+            live = run.new_live(brec, self.group, self.drop_queued, self.never_ran)
+            queued[name] = live
+            if log is not None:
+                log(brec)
+            if run.instruments:
+                run._emit("branch_queued", brec)
+            if run._precancel and run.precancelled(name, brec.path):
+                run._cancel_live(live, "cancelled", "cancelled by handle")
+                continue
+            queue.push(prio, index, name, keys[index] if keys else None, now)
+        queue.ready()
+        if self.limiter is not None:
+            self.limiter.queued = len(queued)
+
+    # ---- dispatch -------------------------------------------------------------------------------
+    def dispatch(self) -> None:
+        """Start queued branches, best first, while the queue lets them (slots, keys, rate)."""
+        queue = self.queue
+        if not queue:
+            return
+        if self.run.account.breached is not None:
+            self.run.settle_breach()  # a crossing charge from a thread: no sibling starts after it
+        t = self.clock() - self.t0  # the branches given a slot in one pass all start at this time
+        while (name := queue.next_ready(t, self.in_flight)) is not None:
+            self.start(name, t)
+
+    def start(self, name: str, t: float) -> None:
+        """Give branch ``name`` (its slot taken) a task; it starts at ``t``."""
+        run, queue = self.run, self.queue
+        live = queue.queued.pop(name)
+        if queue.cap_since is not None and not queue.queued:
+            queue.spell_ends(t, self.in_flight)
+        brec = live.record
+        if self.limiter is not None:
+            self.limiter.queued = len(queue.queued)
+        # The branch starts now, in dispatch (priority) order, even if its task is cancelled
+        # before running its first line; under a run-wide cap, when its first leaf gets a slot
+        # (Run.began), where it is also logged.
+        if self.capped:
+            run.unstarted[brec.path] = brec
+        else:
+            brec.started = t
+        brec.status = "running"
+        self.in_flight += 1
+        if self.in_flight > self.peak:
+            self.peak = self.in_flight
+        if not self.capped:
+            if self.log is not None:
+                self.log(brec)
+            if run.instruments:
+                run._emit("branch_started", brec)
+        try:
+            live.task = self.tasks.start(
+                run_branch(self, name, live, brec, t), name=f"flowlab:{brec.path}"
+            )
+        except RuntimeError:  # the group is shutting down: this branch never runs
+            self.in_flight -= 1
+            if self.limiter is not None:
+                queue.release(name, 0.0, True, adapt=False)
+            brec.status, brec.reason = "cancelled", "parent cancelled"
+            self.finish(name, live.key, brec)
+
+    async def wait_for_branches(self) -> None:
+        """Every branch ended: the tasks are done and the rate holds no queued branch back."""
+        queue = self.queue
+        await self.tasks.wait()
+        while queue.rate_timer is not None:  # queued branches wait for the rate, none runs
+            queue.rate_wake = self.loop.create_future()
+            await queue.rate_wake
+            await self.tasks.wait()
+
+    # ---- ends -----------------------------------------------------------------------------------
+    def finish(self, name: str, key: int, brec: BranchRecord) -> None:
         """Close a branch's record (every branch passes here exactly once)."""
-        nonlocal rank
-        brec.finished = clock() - t0
-        if capped:
+        run = self.run
+        brec.finished = self.clock() - self.t0
+        if self.capped:
             run.unstarted.pop(brec.path, None)  # it never got a slot: it never started
             run.ranks.pop(brec.path, None)
-        rank += 1
-        brec.rank = ranks[name] = rank
+        self.rank += 1
+        brec.rank = self.ranks[name] = self.rank
         if brec.status == "timeout" and not brec.error:
             brec.error = f"TimeoutError: {brec.reason}"
-        live_pop(key, None)
-        if log is not None:
-            log(brec)  # see Recorder.event_log
-        if instruments:
+        run.live.pop(key, None)
+        if self.log is not None:
+            self.log(brec)  # see Recorder.event_log
+        if run.instruments:
             run._emit("branch_finished", brec)
             ok = brec.status == "ok"
-            run._emit("branch_result", brec, outputs.get(name) if ok else None, errors.get(name))
+            out = self.outputs.get(name) if ok else None
+            run._emit("branch_result", brec, out, self.errors.get(name))
 
-    def release_slot(name: str, latency: float, ok: bool, adapt: bool = True) -> None:
-        """Give the branch's slot back to the step's limiter (its key's, under a Keyed cap)."""
-        if keyed:
-            pending.release(name)
-        else:
-            limiter.release(latency, ok, adapt=adapt)  # type: ignore[union-attr]
+    def branch_timed_out(self, brec: BranchRecord, live: Any) -> StepTimeout:
+        """The error of a branch its ``branch_timeout`` (or the step's timeout) cancelled."""
+        return StepTimeout(
+            f"branch {brec.path!r}: {live.reason}", step=self.path, timeout=self.par.branch_timeout
+        )
 
-    def hold(t: float, wait: float) -> None:
-        """The rate holds the queue: dispatch again once a start conforms, ``wait`` s on."""
-        nonlocal rate_timer
-        assert rate is not None
-        assert on_rate_wait is not None
-        rate.note_wait(wait)
-        on_rate_wait(t, wait, in_flight)
-        rate_timer = loop.call_at(t0 + t + wait, rate_due)
-
-    def rate_due() -> None:
-        nonlocal rate_timer
-        rate_timer = None
-        dispatch()
-        if rate_timer is None or not queued:
-            rate_done()
-
-    def rate_done() -> None:
-        """Nothing is held by the rate any more: wake the step if it waits for that alone."""
-        nonlocal rate_timer, rate_wake
-        if rate_timer is not None and not queued:
-            rate_timer.cancel()
-            rate_timer = None
-        if rate_wake is not None and not rate_wake.done():
-            rate_wake.set_result(None)
-
-    async def wait_for_branches() -> None:
-        """Every branch ended: the tasks are done and the rate holds no queued branch back."""
-        nonlocal rate_wake
-        await tasks.wait()
-        while rate_timer is not None:  # queued branches wait for the rate, none runs
-            rate_wake = loop.create_future()
-            await rate_wake
-            await tasks.wait()
-
-    def drop_queued(live: Any) -> None:
+    def drop_queued(self, live: Any) -> None:
         """Cancel a branch that never got a slot: it has no task, it just leaves the queue."""
-        brec: BranchRecord = queued.pop(live.record.branch).record
+        queue = self.queue
+        brec: BranchRecord = queue.queued.pop(live.record.branch).record
         name = brec.branch
         brec.status, brec.reason = live.status, live.reason
         if live.status == "timeout":
-            errors[name] = StepTimeout(
-                f"branch {brec.path!r}: {live.reason}", step=path, timeout=par.branch_timeout
-            )
-        if limiter is not None:
-            limiter.queued = len(queued)
-        finish(name, live.key, brec)
-        if rate_timer is not None and not queued:
-            rate_done()  # the rate held only branches that are gone now
-        if cap_since is not None and not queued:
-            cap_spell_ends(brec.finished)
+            self.errors[name] = self.branch_timed_out(brec, live)
+        if self.limiter is not None:
+            self.limiter.queued = len(queue.queued)
+        self.finish(name, live.key, brec)
+        if queue.rate_timer is not None and not queue.queued:
+            queue.rate_done()  # the rate held only branches that are gone now
+        if queue.cap_since is not None and not queue.queued:
+            queue.spell_ends(brec.finished, self.in_flight)
 
-    def cap_spell_ends(t: float) -> None:
-        """The cap held branches back from ``cap_since`` until ``t``: a ``wait`` row."""
-        nonlocal cap_since
-        assert limiter is not None
-        assert cap_since is not None
-        row = (cap_since, path, limiter.limit, in_flight, limiter.limiter.name, "wait", "")
-        recorder.limits.append((*row, t - cap_since))
-        cap_since = None
-
-    def dispatch() -> None:
-        """Start queued branches, best priority first, while the limiter has free slots."""
-        nonlocal in_flight, peak, cap_since
-        if not pending:
-            return
-        if run.account.breached is not None:
-            run.settle_breach()  # a crossing charge from a thread: no sibling starts after it
-        t = clock() - t0  # the branches given a slot in one pass all start at this time
-        while pending:
-            if not keyed:
-                name = pending[0][2] if heap else pending[0]
-                if name not in queued:  # cancelled while queued
-                    pop()
-                    continue
-            if rate is not None:
-                if rate_timer is not None:
-                    return  # held by the rate: its timer dispatches
-                wait = rate.delay(t)
-                if wait > 0.0:
-                    hold(t, wait)
-                    return
-            if keyed:
-                got = pending.pop_ready(queued, t)  # takes a slot of the branch's key
-                if got is None:
-                    return  # every key with queued branches is full
-                name = got
-            else:
-                if limiter is not None and not limiter.try_acquire(t):
-                    if cap_since is None:
-                        cap_since = t  # a spell of the cap holding branches back begins
-                    return
-                pop()
-            if rate is not None:
-                rate.take(t)
-            live = queued.pop(name)
-            if cap_since is not None and not queued:
-                cap_spell_ends(t)
-            brec = live.record
-            if limiter is not None:
-                limiter.queued = len(queued)
-            # The branch starts now, in dispatch (priority) order, even if its task is
-            # cancelled before running its first line; under a run-wide cap, when its first
-            # leaf gets a slot (Run.began).
-            if capped:
-                run.unstarted[brec.path] = brec
-            else:
-                brec.started = t
-            brec.status = "running"
-            in_flight += 1
-            if in_flight > peak:
-                peak = in_flight
-            if not capped:  # capped: it starts, and is logged, in Run.began
-                if log is not None:
-                    log(brec)
-                if run.instruments:
-                    run._emit("branch_started", brec)
-            try:
-                live.task = tasks.start(branch(name, live, brec, t), name=f"flowlab:{brec.path}")
-            except RuntimeError:  # the group is shutting down: this branch never runs
-                in_flight -= 1
-                if limiter is not None:
-                    release_slot(name, 0.0, True, adapt=False)
-                brec.status, brec.reason = "cancelled", "parent cancelled"
-                finish(name, live.key, brec)
-
-    def cancel_siblings(name: str, live: Any) -> None:
-        for lv in list(run.live.values()):
-            if lv.group == group and lv is not live:
-                run._cancel_live(lv, "cancelled", f"fail_fast: sibling {name!r} failed")
-
-    def never_ran(live: Any) -> None:
+    def never_ran(self, live: Any) -> None:
         """A task cancelled before its first line never runs its ``finally``: close it here."""
-        nonlocal in_flight
         brec: BranchRecord = live.record
         name, key = brec.branch, live.key
-        if key not in run.live:
+        if key not in self.run.live:
             # Already closed: the step itself was cancelled too, and its clean-up ran before
             # this done callback did (the tasks were done before the step looked at them).
             return
-        in_flight -= 1
+        self.in_flight -= 1
         brec.status = live.status or "cancelled"
         brec.reason = live.reason or "parent cancelled"
         if live.status == "timeout":
-            errors[name] = StepTimeout(
-                f"branch {brec.path!r}: {live.reason}", step=path, timeout=par.branch_timeout
-            )
-        finish(name, key, brec)
-        tasks.ended(live.task)
-        if limiter is not None:
-            release_slot(name, 0.0, True, adapt=False)
-            dispatch()
+            self.errors[name] = self.branch_timed_out(brec, live)
+        self.finish(name, key, brec)
+        self.tasks.ended(live.task)
+        if self.limiter is not None:
+            self.queue.release(name, 0.0, True, adapt=False)
+            self.dispatch()
+
+    def cancel_siblings(self, name: str, live: Any) -> None:
+        """``fail_fast``: cancel every other branch of this step (queued ones included)."""
+        run = self.run
+        for lv in list(run.live.values()):
+            if lv.group == self.group and lv is not live:
+                run._cancel_live(lv, "cancelled", f"fail_fast: sibling {name!r} failed")
+
+    def expire(self) -> None:
+        """The step's own timeout: every branch of it is cancelled as ``timeout``."""
+        self.expired = True
+        run = self.run
+        for lv in list(run.live.values()):
+            if lv.group == self.group:
+                run._cancel_live(lv, "timeout", f"step timeout={self.par.timeout:g}s exceeded")
 
     def unrecorded(
-        name: str, live: Any, bctx: Any, found: list[ctx_mod.Change] | None, err: Exception
+        self, name: str, live: Any, bctx: Any, found: list[ctx_mod.Change] | None, err: Exception
     ) -> None:
         """What a branch changed could not be diffed or recorded: it fails, and is not merged.
 
@@ -327,12 +399,12 @@ async def run_parallel(
         changes were never going to be merged); the error is added to its row.
         """
         brec: BranchRecord = live.record
-        diffed = changes.pop(name, None) is not None
-        contexts.pop(name, None)
-        outputs.pop(name, None)
+        diffed = self.changes.pop(name, None) is not None
+        self.contexts.pop(name, None)
+        self.outputs.pop(name, None)
         try:
-            problem = _bookkeeping_error(
-                brec.path, ctx, bctx, found if diffed else None, fields, err
+            problem = bookkeeping.bookkeeping_error(
+                brec.path, self.ctx, bctx, found if diffed else None, self.fields, err
             )
         except Exception:  # describing it failed too (an error whose str() raises ...)
             problem = BookkeepingError(
@@ -345,218 +417,34 @@ async def run_parallel(
             brec.error = f"{brec.error}; {text}" if brec.error else text
             return
         brec.status, brec.error = "failed", text
-        errors[name] = problem
-        if par.on_failure == "fail_fast":
-            cancel_siblings(name, live)
+        self.errors[name] = problem
+        if self.par.on_failure == "fail_fast":
+            self.cancel_siblings(name, live)
 
-    # what every branch reads, looked up once
-    branch_timeout, nodes, fields, record = (
-        par.branch_timeout,
-        plan.nodes,
-        par.include_keys,
-        run.record,
-    )
-
-    async def branch(name: str, live: Any, brec: BranchRecord, since: float) -> None:
-        nonlocal in_flight
-        timer: asyncio.TimerHandle | None = None
-        bctx: BaseModel | None = None
-        ignored = False  # it caught its cancellation and returned
-        live.entered = True
-        try:
-            if branch_timeout is not None:
-                timer = loop.call_later(
-                    branch_timeout,
-                    run._cancel_live,
-                    live,
-                    "timeout",
-                    f"branch_timeout={branch_timeout:g}s exceeded",
-                )
-            bctx = copy_ctx()
-            bdata = own_data() if own_data is not None else own_item(inputs[name])  # type: ignore[index]
-            _current.set((run, brec))
-            node = nodes[name]
-            if (
-                fast
-                and type(node) is Step
-                and node.is_async
-                and node.timeout is None
-                and node.retry is None
-            ):
-                # One async step, awaited right here (no leaf.run_step coroutine around it) and
-                # logged as a compact entry that Recorder.steps spells out as its StepRecord.
-                t_leaf = clock() - t0
-                entry = [node.name, brec, t_leaf, math.nan, "running", ""]
-                log_leaf(entry)
-                leaf.entered(run)
-                try:
-                    fn = node.fn
-                    out = await (
-                        fn(bdata, bctx) if node.arity == 2 else fn(*(bdata, bctx)[node.wants])
-                    )
-                    if out is not None:
-                        if type(out) is Update or (node.takes_ctx and type(out) is dict):
-                            out = settle(node, out, bctx)  # (as leaf.run_step does)
-                        elif inspect.iscoroutine(out):
-                            leaf.returned_coroutine(node, out)
-                    entry[4] = "ok"
-                except BaseException as err:
-                    entry[4], entry[5] = leaf.outcome(err)
-                    raise
-                finally:
-                    entry[3] = t_end = clock() - t0
-                    leaf.left(run, t_leaf, t_end)
-                outputs[name] = out
-            elif type(node) is Step:
-                policy = node.retry if node.retry is not None else retry
-                if policy is None:
-                    outputs[name] = await leaf.run_step(run, node, bdata, bctx, brec.path)
-                else:  # a one-step branch: a failed attempt is undone by a new copy of the base
-                    outputs[name] = await run_attempts(
-                        run, node, bdata, bctx, brec.path, policy, fresh=copy_ctx
-                    )
-            else:
-                outputs[name] = await run._node(node, bdata, bctx, brec.path, retry)
-            if live.task.cancelling():
-                # Asked to stop, it caught the CancelledError and returned anyway: it ends as
-                # the cancellation it ignored (its output and changes are not merged).
-                ignored = True
-                del outputs[name]
-                raise asyncio.CancelledError
-            brec.status = "ok"
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            assert task is not None
-            why = "; the branch caught the cancellation and returned (ignored)" if ignored else ""
-            if not live.reason or task.uncancel() > 0:
-                brec.status = "cancelled"
-                brec.reason = (brec.reason or "parent cancelled") + why
-                raise
-            brec.status, brec.reason = live.status, live.reason + why
-            if live.status == "timeout":
-                errors[name] = StepTimeout(
-                    f"branch {brec.path!r}: {live.reason}", step=path, timeout=par.branch_timeout
-                )
-                if par.on_failure == "fail_fast":
-                    cancel_siblings(name, live)
-        except Exception as err:
-            brec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
-            brec.error = f"{type(err).__name__}: {err}"
-            errors[name] = err
-            if par.on_failure == "fail_fast":
-                cancel_siblings(name, live)
-        except BaseException as err:  # neither an Exception nor a cancellation: the run stops
-            if isinstance(err, KeyboardInterrupt | SystemExit):
-                # An interrupt, not a failure of the branch: Ctrl-C / a kernel interrupt raises
-                # it in whatever frame is running, often a branch's. Recorded as the interrupted
-                # run's other branches are: cancelled, with the reason.
-                shown = f": {err}" if str(err) else ""
-                brec.status = "cancelled"
-                brec.reason = f"interrupted by {type(err).__name__}{shown}"
-            else:  # raised by the step itself (pytest's Failed, gevent's Timeout, ...)
-                brec.status, brec.error = "failed", f"{type(err).__name__}: {err}"
-            tasks.abort(err)
-        finally:
-            if timer is not None:
-                timer.cancel()
-            in_flight -= 1
-            # The branch's bookkeeping, then its close. Nothing the bookkeeping raises (a value
-            # that holds itself, or is nested too deep to walk) may skip the close: the step
-            # waits for every branch to say it ended.
-            found: list[ctx_mod.Change] | None = None
-            try:
-                if bctx is not None and (record or brec.status == "ok"):
-                    found = []
-                    ctx_mod.diff_into(ctx, bctx, found, fields)
-                    changes[name] = found
-                    # The merge reads what a branch changed from its diff (see
-                    # flowlab.core.merge.nodes.branch_value), so its copy is freed now; a custom
-                    # merge function is handed every branch's context.
-                    if custom:
-                        contexts[name] = bctx
-                    if found and record:
-                        recorder.add_diff(par.name, brec, found)
-            except Exception as err:
-                unrecorded(name, live, bctx, found, err)
-            finally:
-                finish(name, live.key, brec)
-                tasks.ended(live.task)
-                if limiter is not None:
-                    release_slot(name, brec.finished - since, brec.status == "ok")
-                    dispatch()
-
-    branch_keys = _keys(run, srec, limiter, order, path, inputs) if keyed else []
-    step_timer: asyncio.TimerHandle | None = None
-    if par.timeout is not None:
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            for lv in list(run.live.values()):
-                if lv.group == group:
-                    run._cancel_live(lv, "timeout", f"step timeout={par.timeout:g}s exceeded")
-
-        step_timer = loop.call_later(par.timeout, expire)
-    try:
-        try:
-            now = run.now()
-            outer = run.ranks.get(parent, ())  # the enclosing branch's place in the tree
-            for index, name in enumerate(order):
-                prio = priority.get(name, 0.0)
-                brec = BranchRecord(par.name, name, f"{path}:{name}", parent, prio, now)
-                if capped:
-                    run.ranks[brec.path] = (*outer, (-prio, index))
-                run.recorder.branches.append(brec)
-                live = run.new_live(brec, group, drop_queued, never_ran)
-                queued[name] = live
-                if log is not None:
-                    log(brec)
-                if run.instruments:
-                    run._emit("branch_queued", brec)
-                if run._precancel and run.precancelled(name, brec.path):
-                    run._cancel_live(live, "cancelled", "cancelled by handle")
-                    continue
-                if keyed:
-                    pending.push((-prio, index, name), branch_keys[index], now)
-                else:
-                    pending.append((-prio, index, name) if heap else name)
-            if heap and not keyed:
-                heapq.heapify(pending)
-            if limiter is not None:
-                limiter.queued = len(queued)
-            dispatch()
-        except BaseException:
-            tasks.cancel_all()  # as a TaskGroup does when its body fails
-            await tasks.wait()
-            raise
-        await wait_for_branches()
-    except BaseException:
-        for name in list(queued):  # never started: the step itself is being cancelled
+    def abandon(self) -> None:
+        """The step itself is being cancelled: close every branch that never started."""
+        run, srec = self.run, self.srec
+        queued = self.queue.queued
+        for name in list(queued):  # never got a slot
             live = queued.pop(name)
             live.record.status, live.record.reason = "cancelled", "parent cancelled"
-            finish(name, live.key, live.record)
-        for lv in [lv for lv in run.live.values() if lv.group == group and not lv.entered]:
+            self.finish(name, live.key, live.record)
+        for lv in [lv for lv in run.live.values() if lv.group == self.group and not lv.entered]:
             # dispatched, but the group was cancelled before their tasks ran a line
-            in_flight -= 1
+            self.in_flight -= 1
             lv.record.status = lv.status or "cancelled"
             lv.record.reason = lv.reason or "parent cancelled"
-            finish(lv.record.branch, lv.key, lv.record)
+            self.finish(lv.record.branch, lv.key, lv.record)
         srec.status = "cancelled"
         srec.finished = run.now()
-        run._event("step_finished", path, "", srec.status, srec.finished)
+        run._event("step_finished", self.path, "", srec.status, srec.finished)
         run._emit("step_finished", srec)
-        raise
-    finally:
-        if step_timer is not None:
-            step_timer.cancel()
-        if rate_timer is not None:
-            rate_timer.cancel()
-        if cap_since is not None:  # the step ended (cancelled) with branches still held back
-            cap_spell_ends(run.now())
-        srec.peak = limiter.peak if limiter is not None else peak
 
-    try:
-        if expired:
+    # ---- settling and merging -------------------------------------------------------------------
+    def raise_for_errors(self) -> None:
+        """The step's timeout, a budget breach, or its branches' errors (unless ignored)."""
+        par, path, run = self.par, self.path, self.run
+        if self.expired:
             raise StepTimeout(
                 f"step {path!r} exceeded timeout={par.timeout:g}s", step=path, timeout=par.timeout
             )
@@ -565,187 +453,56 @@ async def run_parallel(
             run.settle_breach()
             crossing = getattr(breach, "branch", None) or ""
             task = asyncio.current_task()
-            if (
-                crossing
-                and not crossing.startswith(f"{path}:")
-                and task is not None
-                and task.cancelling()
-            ):
+            if crossing and not crossing.startswith(f"{path}:") and task and task.cancelling():
                 # a breach elsewhere cancelled this step's branch: it ends cancelled (its reason
                 # names the crossing branch), not failed with an error that is not its own
                 raise asyncio.CancelledError(f"usage limit exceeded by branch {crossing!r}")
             raise breach
-        if errors and par.on_failure != "ignore":
-            first = next(n for n in order if n in errors)
-            err = errors[first]
-            if isinstance(err, StepTimeout):
-                raise StepTimeout(
-                    f"branch {first!r} of step {path!r} timed out: {err}", step=path
-                ) from err
-            failed = [n for n in order if n in errors]
-            names = ", ".join(repr(n) for n in failed[:5])
-            if len(failed) > 5:
-                names += f" and {len(failed) - 5:,} more ({len(failed):,} in all; see .errors)"
-            raise BranchFailed(
-                f"step {path!r}: branch {names} failed; first: {type(err).__name__}: {err}",
-                step=path,
-                errors={n: errors[n] for n in order if n in errors},
+        errors, order = self.errors, self.plan.names
+        if not errors or par.on_failure == "ignore":
+            return
+        failed = [n for n in order if n in errors]
+        first, err = failed[0], errors[failed[0]]
+        if isinstance(err, StepTimeout):
+            raise StepTimeout(
+                f"branch {first!r} of step {path!r} timed out: {err}", step=path
             ) from err
+        names = ", ".join(repr(n) for n in failed[:5])
+        if len(failed) > 5:
+            names += f" and {len(failed) - 5:,} more ({len(failed):,} in all; see .errors)"
+        raise BranchFailed(
+            f"step {path!r}: branch {names} failed; first: {type(err).__name__}: {err}",
+            step=path,
+            errors={n: errors[n] for n in failed},
+        ) from err
+
+    def merge(self) -> None:
+        """Merge the ok branches' changes into the parent context, in one go."""
+        par, path, ctx, outputs = self.par, self.path, self.ctx, self.outputs
+        order = self.plan.names
         ok = order if len(outputs) == len(order) else [n for n in order if n in outputs]
         if par.order == "completion":
-            ok = sorted(ok, key=ranks.__getitem__)
-        if not parent and not custom and run.record:  # result.remerge() can replay this merge
-            recorder.add_merge_input(path, ctx, ok, par.merge, par.include_keys)
+            ok = sorted(ok, key=self.ranks.__getitem__)
+        if not self.parent and not self.custom and self.record:  # result.remerge() replays it
+            self.recorder.add_merge_input(path, ctx, ok, par.merge, par.include_keys)
         t_merge = wall()
         try:
-            outcome = _merge(
+            outcome = bookkeeping.merge(
                 ctx,
-                [(n, contexts.get(n, ctx)) for n in ok],  # unchanged: the base itself
+                [(n, self.contexts.get(n, ctx)) for n in ok],  # unchanged: the base itself
                 par.merge,
-                diffs=changes,  # the merge reads the diffs of the branches it merges
+                diffs=self.changes,  # the merge reads the diffs of the branches it merges
                 fields=par.include_keys,
                 step=path,
                 reuse_base=True,  # ctx is replaced by the merged context: no copy of its dicts
             )
         finally:
-            srec.merge_s = wall() - t_merge
+            self.srec.merge_s = wall() - t_merge
         try:  # recorded before it is applied: a report that cannot be made leaves ctx as it was
-            run.recorder.add_merge(par.name, outcome.rows)
+            self.recorder.add_merge(par.name, outcome.rows)
         except Exception as err:
             outcome.undo()  # the merge wrote into ctx's dicts (reuse_base): put them back
-            raise _unrecorded_merge(path, outcome.rows, err) from err
+            raise bookkeeping.unrecorded_merge(path, outcome.rows, err) from err
         ctx_mod.apply_inplace(ctx, outcome.context)
-        run._event("merge_applied", path, "", f"{len(outcome.rows)} paths")
-        run._emit("merge_applied", path, outcome.rows, srec.merge_s)
-        srec.status = "ok"
-    except asyncio.CancelledError:
-        srec.status = "cancelled"  # (a breach elsewhere: see above)
-        raise
-    except FlowlabError as err:
-        srec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
-        srec.error = f"{type(err).__name__}: {err}"
-        if isinstance(err, MergeConflict) or hasattr(err, "report"):
-            run.recorder.add_merge(par.name, list(getattr(err, "report", [])))
-        raise
-    finally:
-        srec.finished = run.now()
-        run._event("step_finished", path, "", srec.status)
-        run._emit("step_finished", srec)
-    return plan.output(outputs)
-
-
-def own_item(item: Any) -> Any:
-    """A Map branch's own copy of its item (the item itself when immutable), as a Parallel's
-    branches get their own copy of the step's input: the item may be an object of the context."""
-    if type(item) in ctx_mod._IMMUTABLE:  # the common case (ids, numbers, strings): shared
-        return item
-    return ctx_mod.data_copier(item)()
-
-
-def _keys(
-    run: Run,
-    srec: StepRecord,
-    limiter: Any,
-    order: list[str],
-    path: str,
-    inputs: Any,
-) -> list[Any]:
-    """Each branch's key under a Keyed cap, in declared order, before any branch is queued: a
-    key with no cap (or a key callable that raises) fails the step before anything starts. A
-    Map's branch carries its item (``BranchInfo.item``)."""
-    try:
-        return [
-            limiter.key_of(
-                BranchInfo(n, i, path)
-                if inputs is None
-                else BranchInfo(n, i, path, inputs[n], True)
-            )
-            for i, n in enumerate(order)
-        ]
-    except ConfigError as err:
-        srec.status, srec.error, srec.finished = "failed", f"ConfigError: {err}", run.now()
-        run._event("step_finished", path, "", srec.status)
-        run._emit("step_finished", srec)
-        raise
-
-
-def _bookkeeping_error(
-    branch: str,
-    base: BaseModel,
-    bctx: BaseModel,
-    found: list[ctx_mod.Change] | None,
-    fields: Any,
-    err: Exception,
-) -> BookkeepingError:
-    """The error for a branch whose changes could not be diffed (``found`` is ``None``) or
-    recorded, naming the field path and why. Runs only after such a failure."""
-    stage, path, value = "diff", "", None
-    if found is None:  # find the field whose diff raises, one field at a time
-        for field in fields if fields is not None else list(base.__dict__):
-            try:
-                ctx_mod.diff_into(base, bctx, [], [field])
-            except Exception:
-                path, value = field, getattr(bctx, field, None)
-                break
-    else:  # find the change whose values cannot be copied for the frames
-        stage = "record"
-        for change in found:
-            try:
-                snapshot(change.before)
-            except Exception:
-                path, value = change.dotted, change.before
-                break
-            try:
-                snapshot(change.after)
-            except Exception:
-                path, value = change.dotted, change.after
-                break
-    shape = unwalkable(value) if path else ""
-    where = f" at {path!r}" if path else ""
-    what = f": the value{where} {shape}" if shape else where
-    problem = BookkeepingError(
-        f"branch {branch!r}: what it changed could not be "
-        f"{'diffed' if stage == 'diff' else 'recorded'}{what} ({type(err).__name__}: {err}). "
-        "Its changes are not merged. HINT: keep values that hold themselves, or are nested "
-        "hundreds of levels deep, out of the context (or out of the branches, with include_keys).",
-        branch=branch,
-        path=path,
-        stage=stage,
-    )
-    problem.__cause__ = err
-    return problem
-
-
-def _unrecorded_merge(step: str, rows: list[dict[str, Any]], err: Exception) -> BookkeepingError:
-    """The error for a merge report whose values cannot be copied for the frames."""
-    for row in rows:
-        for value in (row.get("before"), row.get("after")):
-            try:
-                snapshot(value)
-            except Exception:
-                at = str(row.get("path", ""))
-                return BookkeepingError(
-                    f"step {step!r}: the merge could not be recorded: the value at {at!r} "
-                    f"{unwalkable(value) or 'cannot be copied'} ({type(err).__name__}: {err}); "
-                    "the parent context is unchanged.",
-                    path=at,
-                    stage="record",
-                )
-    return BookkeepingError(
-        f"step {step!r}: the merge could not be recorded ({type(err).__name__}: {err}); "
-        "the parent context is unchanged.",
-        stage="record",
-    )
-
-
-def _merge(base: BaseModel, branches: list[tuple[str, BaseModel]], spec: Any, **kw: Any) -> Any:
-    """``merge_branches``, with any non-flowlab error (a custom merge that raised) wrapped."""
-    try:
-        return merge_mod.merge_branches(base, branches, spec, **kw)
-    except FlowlabError:
-        raise
-    except Exception as err:
-        raise MergeValidationError(
-            f"step {kw.get('step', '')!r}: the merge {spec.name!r} raised "
-            f"{type(err).__name__}: {err}; the parent context is unchanged."
-        ) from err
+        self.run._event("merge_applied", path, "", f"{len(outcome.rows)} paths")
+        self.run._emit("merge_applied", path, outcome.rows, self.srec.merge_s)

@@ -154,11 +154,7 @@ class Recorder(Instrument):
         # no tuple per event on the hot path. event_log() spells every entry out.
         self.events: list[tuple[float, str, str, str, str] | BranchRecord] = []
         self.branches: list[BranchRecord] = []
-        # Step records in start order. A branch that is one async step logs its leaf as a
-        # compact entry, [name, branch record, started, finished, status, error], spelled out
-        # as a StepRecord when .steps is first read (after the run): no record, no path string
-        # per branch on the hot path.
-        self.step_log: list[StepRecord | list[Any]] = []
+        self.step_log: list[StepRecord] = []  # every step's record, in start order
         self.diffs: list[tuple[str, BranchRecord, list[Change]]] = []
         self.merges: list[tuple[str, list[dict[str, Any]]]] = []
         # per top-level Parallel that reached its merge: what result.remerge() replays
@@ -176,13 +172,7 @@ class Recorder(Instrument):
     @property
     def steps(self) -> list[StepRecord]:
         """Every step record, in the order the steps started."""
-        log = self.step_log
-        if any(type(e) is list for e in log):  # compact leaf entries (see step_log)
-            spelled = [e if type(e) is StepRecord else _leaf_record(e) for e in log]  # type: ignore[arg-type]
-            if any(type(e) is list and e[4] == "running" for e in log):
-                return spelled  # read mid-run: a snapshot; running leaves stay compact
-            log[:] = spelled
-        return log  # type: ignore[return-value]
+        return self.step_log
 
     def event_log(self) -> list[tuple[float, str, str, str, str]]:
         """The event log as ``(time_s, kind, step, branch, detail)`` tuples, in order.
@@ -266,14 +256,6 @@ class MergeInput:
     order: list[str]
     spec: Any
     include_keys: Sequence[str] | None
-
-
-def _leaf_record(entry: list[Any]) -> StepRecord:
-    """The StepRecord of a compact leaf entry (see :attr:`Recorder.steps`)."""
-    name, branch, started, finished, status, error = entry
-    rec = StepRecord(name, f"{branch.path}/{name}", "step", branch.path, started, finished)
-    rec.status, rec.error = status, error
-    return rec
 
 
 def snapshot(value: Any) -> Any:

@@ -1,0 +1,181 @@
+"""A branch's life, from its slot to its close: :func:`run_branch`.
+
+A branch of a :class:`~flowlab.engine.parallel.ParallelRun` is one task. It gets its own copy of
+the context and of its input, runs its node, and ends with exactly one status:
+
+* ``ok`` — it returned (and was not asked to stop: a branch that catches its cancellation and
+  returns anyway ends as that cancellation, reason *ignored*, and is never merged);
+* ``failed`` / ``timeout`` — it raised (a :class:`~flowlab.errors.StepTimeout` is a timeout);
+  under ``on_failure="fail_fast"`` its siblings are cancelled;
+* ``cancelled`` — by its ``branch_timeout`` (then ``timeout``), a handle, a sibling, a budget
+  breach or its parent; a ``KeyboardInterrupt`` raised in it is recorded as the interrupted
+  run's other branches are (cancelled, with the reason) and stops the run, as does any other
+  ``BaseException``.
+
+Its close runs in a ``finally`` that nothing in its bookkeeping can skip: the diff of what it
+changed is taken (and recorded), and if that raises — a value that holds itself, or is nested too
+deep — the branch fails with :class:`~flowlab.errors.BookkeepingError` instead of hanging its step.
+
+The commonest branch, one async step with no timeout and no retry policy while nothing but the
+recorder watches leaves, is awaited right here (:func:`~flowlab.engine.leaf.invoke`, one
+coroutine less per branch) with a :class:`~flowlab.results.record.StepRecord` of its own, exactly
+as :func:`~flowlab.engine.leaf.run_step` would record it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from flowlab.core.pipeline import Step
+from flowlab.engine import leaf
+from flowlab.engine.attempts import run_attempts
+from flowlab.engine.current import _current
+from flowlab.errors import StepTimeout
+from flowlab.results.record import StepRecord
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from flowlab.engine.parallel import ParallelRun
+    from flowlab.results.record import BranchRecord
+
+__all__ = ["run_branch"]
+
+_IGNORED = "; the branch caught the cancellation and returned (ignored)"
+
+
+async def run_branch(
+    pr: ParallelRun, name: str, live: Any, brec: BranchRecord, since: float
+) -> None:
+    """Run branch ``name`` of ``pr`` (it got its slot at ``since``) and close it."""
+    timer: asyncio.TimerHandle | None = None
+    bctx: BaseModel | None = None
+    ignored = False  # it caught its cancellation and returned
+    live.entered = True
+    run = pr.run
+    try:
+        if pr.branch_timeout is not None:
+            timer = pr.loop.call_later(
+                pr.branch_timeout,
+                run._cancel_live,
+                live,
+                "timeout",
+                f"branch_timeout={pr.branch_timeout:g}s exceeded",
+            )
+        bctx = pr.copy_ctx()
+        bdata = pr.own_data() if pr.own_data is not None else pr.own_item(name)
+        _current.set((run, brec))
+        pr.outputs[name] = await _run_node(pr, pr.nodes[name], bdata, bctx, brec)
+        if live.task.cancelling():
+            # Asked to stop, it caught the CancelledError and returned anyway: it ends as the
+            # cancellation it ignored (its output and changes are not merged).
+            ignored = True
+            del pr.outputs[name]
+            raise asyncio.CancelledError
+        brec.status = "ok"
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        assert task is not None
+        why = _IGNORED if ignored else ""
+        if not live.reason or task.uncancel() > 0:
+            brec.status = "cancelled"
+            brec.reason = (brec.reason or "parent cancelled") + why
+            raise
+        brec.status, brec.reason = live.status, live.reason + why
+        if live.status == "timeout":
+            pr.errors[name] = pr.branch_timed_out(brec, live)
+            if pr.par.on_failure == "fail_fast":
+                pr.cancel_siblings(name, live)
+    except Exception as err:
+        brec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
+        brec.error = f"{type(err).__name__}: {err}"
+        pr.errors[name] = err
+        if pr.par.on_failure == "fail_fast":
+            pr.cancel_siblings(name, live)
+    except BaseException as err:  # neither an Exception nor a cancellation: the run stops
+        _stopped_by(brec, err)
+        pr.tasks.abort(err)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        pr.in_flight -= 1
+        _close(pr, name, live, brec, bctx, since)
+
+
+async def _run_node(
+    pr: ParallelRun, node: Any, bdata: Any, bctx: BaseModel, brec: BranchRecord
+) -> Any:
+    """The branch's node, run inline (the commonest branch), as a leaf, or as a sub-pipeline."""
+    if type(node) is Step:
+        if pr.fast and node.is_async and node.timeout is None and node.retry is None:
+            return await _inline(pr, node, bdata, bctx, brec)
+        policy = node.retry if node.retry is not None else pr.retry
+        if policy is None:
+            return await leaf.run_step(pr.run, node, bdata, bctx, brec.path)
+        # a one-step branch: a failed attempt is undone by a new copy of the base
+        return await run_attempts(pr.run, node, bdata, bctx, brec.path, policy, fresh=pr.copy_ctx)
+    return await pr.run._node(node, bdata, bctx, brec.path, pr.retry)
+
+
+async def _inline(
+    pr: ParallelRun, node: Step, bdata: Any, bctx: BaseModel, brec: BranchRecord
+) -> Any:
+    """One async step awaited right here, recorded as :func:`leaf.run_step` records it."""
+    run, clock, t0 = pr.run, pr.clock, pr.t0
+    rec = StepRecord(node.name, f"{brec.path}/{node.name}", "step", brec.path, clock() - t0)
+    pr.log_leaf(rec)
+    leaf.entered(run)
+    try:
+        out = await leaf.invoke(node, bdata, bctx)
+        rec.status = "ok"
+    except BaseException as err:
+        rec.status, rec.error = leaf.outcome(err)
+        raise
+    finally:
+        rec.finished = clock() - t0
+        leaf.left(run, rec.started, rec.finished)
+    return out
+
+
+def _stopped_by(brec: BranchRecord, err: BaseException) -> None:
+    """Record a branch stopped by a ``BaseException`` that is neither an Exception nor a
+    cancellation (it stops the whole run)."""
+    if isinstance(err, KeyboardInterrupt | SystemExit):
+        # An interrupt, not a failure of the branch: Ctrl-C / a kernel interrupt raises it in
+        # whatever frame is running, often a branch's. Recorded as the interrupted run's other
+        # branches are: cancelled, with the reason.
+        shown = f": {err}" if str(err) else ""
+        brec.status = "cancelled"
+        brec.reason = f"interrupted by {type(err).__name__}{shown}"
+    else:  # raised by the step itself (pytest's Failed, gevent's Timeout, ...)
+        brec.status, brec.error = "failed", f"{type(err).__name__}: {err}"
+
+
+def _close(
+    pr: ParallelRun, name: str, live: Any, brec: BranchRecord, bctx: Any, since: float
+) -> None:
+    """The branch's bookkeeping, then its close. Nothing the bookkeeping raises (a value that
+    holds itself, or is nested too deep to walk) may skip the close: the step waits for every
+    branch to say it ended."""
+    found: list[Any] | None = None
+    try:
+        if bctx is not None and (pr.record or brec.status == "ok"):
+            found = []
+            pr.diff_into(pr.ctx, bctx, found, pr.fields)
+            pr.changes[name] = found
+            # The merge reads what a branch changed from its diff (see
+            # flowlab.core.merge.nodes.branch_value), so its copy is freed now; a custom merge
+            # function is handed every branch's context.
+            if pr.custom:
+                pr.contexts[name] = bctx
+            if found and pr.record:
+                pr.recorder.add_diff(pr.par.name, brec, found)
+    except Exception as err:
+        pr.unrecorded(name, live, bctx, found, err)
+    finally:
+        pr.finish(name, live.key, brec)
+        pr.tasks.ended(live.task)
+        if pr.limiter is not None:
+            pr.queue.release(name, brec.finished - since, brec.status == "ok")
+            pr.dispatch()
