@@ -30,7 +30,8 @@ from flowlab.core.retry import Retry
 from flowlab.core.update import Update
 from flowlab.engine import plugins
 from flowlab.engine.coordinator import RunCancelled, charge, last_result
-from flowlab.engine.entry import RunHandle, arun, run, start
+from flowlab.engine.entry import arun, run, start
+from flowlab.engine.handle import RunHandle
 from flowlab.engine.options import RunOptions
 from flowlab.errors import (
     BookkeepingError,

@@ -1,6 +1,8 @@
 """The engine layer: runs a pipeline on one event loop.
 
-* :mod:`~flowlab.engine.entry` — ``run`` / ``arun`` / ``start`` and :class:`RunHandle`
+* :mod:`~flowlab.engine.entry` — ``run`` / ``arun`` / ``start``; :mod:`~flowlab.engine.handle` — :class:`RunHandle`;
+  :mod:`~flowlab.engine.interrupts` — one line for an interrupted cell
+* :mod:`~flowlab.engine.options` — :class:`RunOptions`, the run keywords spelled once
 * :mod:`~flowlab.engine.coordinator` — :class:`Run`, one coordinator per run
 * :mod:`~flowlab.engine.parallel` — one Parallel step: fan out, wait, merge back
 * :mod:`~flowlab.engine.leaf` — one leaf step: record, cap, timeout, thread, backend

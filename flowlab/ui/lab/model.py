@@ -37,7 +37,7 @@ from flowlab.ui.lab.history import History, same_value, with_swept
 from flowlab.ui.lab.watch import RunWatch
 
 if TYPE_CHECKING:
-    from flowlab.engine.entry import RunHandle
+    from flowlab.engine.handle import RunHandle
     from flowlab.study.comparison import Comparison
     from flowlab.ui.lab.protocols import LabSettings, LabView
 
