@@ -101,6 +101,7 @@ def test_a_wait_beyond_the_backoff_is_drawn_as_queued() -> None:
     }
     assert patches(ax, "backoff:") == {"backoff:call#2": (0.0, 1.0, 0.0)}
     assert patches(ax, "queued:") == {"queued:call#2": (1.0, 1.0, 0.0)}
+    assert not ax.texts  # instant attempts: no room for their numbers
 
 
 def test_every_leaf_with_a_policy_when_asked_and_kwargs_reach_the_bars() -> None:

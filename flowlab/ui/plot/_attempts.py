@@ -34,6 +34,7 @@ BACKOFF_COLOR = "#555555"
 
 _COMPACT_ROWS = 40  # beyond this many rows a new figure is compact ...
 _COMPACT_IN = 8.0  # ... and this tall, in inches
+_NUMBER_MIN = 0.03  # an attempt's number is written on bars at least this share of the x range
 
 
 def attempts(
@@ -66,7 +67,7 @@ def attempts(
     retried_only : bool, default True
         Only leaves that took more than one attempt; ``False``: every leaf with a policy.
     numbers : bool, default True
-        Write each attempt's number on its bar.
+        Write each attempt's number on its bar (on bars at least 3 % of the x range wide).
     legend : bool, default True
     height : float, default 0.6
         Bar height in row units.
@@ -133,9 +134,11 @@ def attempts(
         previous[path] = finished
         status = str(row["status"])
         bars.append((y, started, finished - started, STATUS_COLORS.get(status, "#999999"), tag))
-        if numbers:
+    right = max([end, *(b[1] + b[2] for b in bars)])
+    for y, left, width, _, tag in bars if numbers else ():
+        if width >= _NUMBER_MIN * right:  # a number only where it fits
             ax.text(
-                started + (finished - started) / 2, y, str(n), ha="center", va="center",
+                left + width / 2, y, tag.rsplit("#", 1)[1], ha="center", va="center",
                 fontsize="x-small", color="white", clip_on=True, gid=f"number:{tag}",
             )  # fmt: skip
 
@@ -153,9 +156,11 @@ def attempts(
                         label="_backoff")  # fmt: skip
         for patch, wait in zip(drawn.patches, backoffs, strict=True):
             patch.set_gid(wait[3])
-    bar_kwargs: dict[str, Any] = {"edgecolor": "white", "linewidth": 0.5, **kwargs}
+    # edges in the bar's own color: an attempt of a split second stays a visible line
+    colors = [b[3] for b in bars]
+    bar_kwargs: dict[str, Any] = {"edgecolor": colors, "linewidth": 0.8, **kwargs}
     drawn = ax.barh([b[0] for b in bars], [b[2] for b in bars], left=[b[1] for b in bars],
-                    height=height, color=[b[3] for b in bars], label="_attempt",
+                    height=height, color=colors, label="_attempt",
                     **bar_kwargs)  # fmt: skip
     for patch, b in zip(drawn.patches, bars, strict=True):
         patch.set_gid(f"attempt:{b[4]}")
@@ -164,7 +169,6 @@ def attempts(
     ax.set_ylim(max(n_rows, 1) - 0.5, -0.5)
     if compact:
         fit_row_labels(ax)
-    right = max([end, *(b[1] + b[2] for b in bars)])
     ax.set_xlim(0.0, right * 1.08 or 1.0)
     ax.set_xlabel("seconds from run start")
     ax.grid(axis="x", alpha=0.3)
