@@ -23,6 +23,7 @@ from flowlab.ui.plot._style import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
 
     from flowlab.results.record import RunResult
@@ -113,27 +114,8 @@ def attempts(
     tall = max(2.0, 0.38 * n_rows + 1.2)
     ax = new_axes(ax, (8.0, min(tall, _COMPACT_IN) if compact else tall))
 
-    from matplotlib.colors import to_rgba
-
-    bars: list[tuple[float, float, float, str, str]] = []  # (y, left, width, color, gid)
-    backoffs: list[tuple[float, float, float, str]] = []
-    queued: list[tuple[float, float, float, str]] = []
     end = result.makespan_s
-    previous: dict[str, float] = {}  # leaf path -> where its last attempt ended
-    for row in frame.sort_values(["path", "attempt"], kind="stable").to_dict("records"):
-        path, n = str(row["path"]), int(row["attempt"])
-        y, started = float(row_of[path]), float(row["started_s"])
-        finished = end if math.isnan(float(row["finished_s"])) else float(row["finished_s"])
-        tag = f"{path}#{n}"
-        if path in previous:
-            gap_from, delay = previous[path], float(row["delay_s"])
-            if delay > 0:
-                backoffs.append((y, gap_from, delay, f"backoff:{tag}"))
-            if started > gap_from + delay:
-                queued.append((y, gap_from + delay, started - gap_from - delay, f"queued:{tag}"))
-        previous[path] = finished
-        status = str(row["status"])
-        bars.append((y, started, finished - started, STATUS_COLORS.get(status, "#999999"), tag))
+    bars, backoffs, queued = _pieces(frame, row_of, end)
     right = max([end, *(b[1] + b[2] for b in bars)])
     for y, left, width, _, tag in bars if numbers else ():
         if width >= _NUMBER_MIN * right:  # a number only where it fits
@@ -141,21 +123,7 @@ def attempts(
                 left + width / 2, y, tag.rsplit("#", 1)[1], ha="center", va="center",
                 fontsize="x-small", color="white", clip_on=True, gid=f"number:{tag}",
             )  # fmt: skip
-
-    if queued:
-        color = to_rgba(STATUS_COLORS["queued"], 1.0 - WAIT_ALPHA)
-        drawn = ax.barh([q[0] for q in queued], [q[2] for q in queued],
-                        left=[q[1] for q in queued], height=height * 0.5, color=color,
-                        edgecolor="none", label="_queued")  # fmt: skip
-        for patch, q in zip(drawn.patches, queued, strict=True):
-            patch.set_gid(q[3])
-    if backoffs:
-        drawn = ax.barh([b[0] for b in backoffs], [b[2] for b in backoffs],
-                        left=[b[1] for b in backoffs], height=height * 0.5, fill=False,
-                        hatch="///", edgecolor=BACKOFF_COLOR, linewidth=0.6,
-                        label="_backoff")  # fmt: skip
-        for patch, wait in zip(drawn.patches, backoffs, strict=True):
-            patch.set_gid(wait[3])
+    _draw_waits(ax, backoffs, queued, height * 0.5)
     # edges in the bar's own color: an attempt of a split second stays a visible line
     colors = [b[3] for b in bars]
     bar_kwargs: dict[str, Any] = {"edgecolor": colors, "linewidth": 0.8, **kwargs}
@@ -178,6 +146,56 @@ def attempts(
                                    bool(queued)),
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")  # fmt: skip
     return ax
+
+
+_Bar = tuple[float, float, float, str, str]  # (y, left, width, color, "<leaf path>#<n>")
+_Wait = tuple[float, float, float, str]  # (y, left, width, gid)
+
+
+def _pieces(
+    frame: pd.DataFrame, row_of: dict[str, int], end: float
+) -> tuple[list[_Bar], list[_Wait], list[_Wait]]:
+    """The attempt bars, backoff waits and further queue waits to draw, from the attempts'
+    rows (an attempt still running ends at ``end``)."""
+    bars: list[_Bar] = []
+    backoffs: list[_Wait] = []
+    queued: list[_Wait] = []
+    previous: dict[str, float] = {}  # leaf path -> where its last attempt ended
+    for row in frame.sort_values(["path", "attempt"], kind="stable").to_dict("records"):
+        path, n = str(row["path"]), int(row["attempt"])
+        y, started = float(row_of[path]), float(row["started_s"])
+        finished = end if math.isnan(float(row["finished_s"])) else float(row["finished_s"])
+        tag = f"{path}#{n}"
+        if path in previous:
+            gap_from, delay = previous[path], float(row["delay_s"])
+            if delay > 0:
+                backoffs.append((y, gap_from, delay, f"backoff:{tag}"))
+            if started > gap_from + delay:
+                queued.append((y, gap_from + delay, started - gap_from - delay, f"queued:{tag}"))
+        previous[path] = finished
+        status = str(row["status"])
+        bars.append((y, started, finished - started, STATUS_COLORS.get(status, "#999999"), tag))
+    return bars, backoffs, queued
+
+
+def _draw_waits(ax: Axes, backoffs: list[_Wait], queued: list[_Wait], height: float) -> None:
+    """Queue waits as light bars, backoffs as hatched unfilled ones, each with its gid."""
+    from matplotlib.colors import to_rgba
+
+    if queued:
+        color = to_rgba(STATUS_COLORS["queued"], 1.0 - WAIT_ALPHA)
+        drawn = ax.barh([q[0] for q in queued], [q[2] for q in queued],
+                        left=[q[1] for q in queued], height=height, color=color,
+                        edgecolor="none", label="_queued")  # fmt: skip
+        for patch, q in zip(drawn.patches, queued, strict=True):
+            patch.set_gid(q[3])
+    if backoffs:
+        drawn = ax.barh([b[0] for b in backoffs], [b[2] for b in backoffs],
+                        left=[b[1] for b in backoffs], height=height, fill=False,
+                        hatch="///", edgecolor=BACKOFF_COLOR, linewidth=0.6,
+                        label="_backoff")  # fmt: skip
+        for patch, b in zip(drawn.patches, backoffs, strict=True):
+            patch.set_gid(b[3])
 
 
 def _title(result: RunResult, frame: Any, n_rows: int, retried_only: bool) -> str:
