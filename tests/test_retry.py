@@ -343,6 +343,25 @@ def test_the_run_wide_cap_is_given_back_while_waiting() -> None:
     assert rows(result, "started_s", "finished_s") == [(0.0, 1.0), (6.0, 7.0)]
 
 
+def test_the_run_wide_rate_spaces_every_attempt() -> None:
+    # A retried request is a request: each attempt takes a token of fl.run(rate=...), the first
+    # one included (a leaf with a policy used to skip the run's rate altogether). Waiting starts
+    # go by the branch's place in the tree, as under the run-wide cap: a's retries before b.
+    pipe = fl.Parallel(
+        {"a": Flaky(2, 0.0), "b": Flaky(0, 0.0)},
+        retry=fl.Retry(3, backoff=0.0, jitter=0),
+        name="fan",
+    )
+    result = fl.run(pipe, Ctx(), clock="virtual", rate=fl.limits.Rate(per_second=1))
+    assert rows(result, "branch", "attempt", "started_s", "status") == [
+        ("fan:a", 1, 0.0, "failed"),
+        ("fan:a", 2, 1.0, "failed"),
+        ("fan:a", 3, 2.0, "ok"),
+        ("fan:b", 1, 3.0, "ok"),
+    ]
+    assert (result.limits["event"] == "wait").sum() == 3
+
+
 def test_sync_steps_are_retried_in_their_thread() -> None:
     calls: list[int] = []
 

@@ -69,13 +69,22 @@ class _Attempts:
         return owner.cost, owner.tokens
 
     async def queue(self, n: int) -> None:
-        """Wait for a run-wide slot (only called under a run-wide cap)."""
+        """Wait for a run-wide slot, then for the run's rate (only called under a run-wide cap
+        or rate): every attempt is a start, as a real API counts a retried request."""
         run = self.run
-        assert self.limiter is not None
         if n == 1:
             self.rec.queued = self.rec.started
         # as run_step: by the branch's place in the tree, then first come, first served
-        await self.limiter.acquire(0.0, run.now(), order=run.ranks.get(self.parent, ()))
+        order = run.ranks.get(self.parent, ())
+        if self.limiter is not None:
+            await self.limiter.acquire(0.0, run.now(), order=order)
+        if run.rate_gate is not None:  # after the slot, so the start is the token's
+            try:
+                await run.rate_gate.acquire(order)
+            except BaseException:
+                if self.limiter is not None:
+                    self.limiter.release(0.0, True, adapt=False)
+                raise
 
     def open(self, n: int, delay: float) -> AttemptRecord:
         """Start attempt ``n`` (after :meth:`queue`, under a run-wide cap)."""
@@ -149,7 +158,7 @@ async def run_attempts(
     try:
         while True:
             n += 1
-            if state.limiter is not None:
+            if state.limiter is not None or run.rate_gate is not None:
                 await state.queue(n)
             att = state.open(n, delay)
             try:

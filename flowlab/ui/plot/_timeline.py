@@ -35,6 +35,7 @@ __all__ = ["concurrency", "timeline"]
 _BY = ("branch", "worker")
 
 _MAX_LABELS = 80
+_TICK_COLOR = "#2b2d42"  # ticks at failed attempts
 _COMPACT_ROWS = 40  # beyond this many rows a new figure is compact ...
 _COMPACT_IN = 8.0  # ... and this tall, in inches
 
@@ -125,6 +126,7 @@ def timeline(
     wait: bool = True,
     ranks: bool = True,
     winners: bool = True,
+    retries: bool = True,
     legend: bool = True,
     height: float = 0.6,
     compact: bool | None = None,
@@ -139,7 +141,9 @@ def timeline(
     Branches that won a merged field are marked with a star, only when that win reached the
     result (not when the Parallel that merged it, or one around it, failed). A usage-budget breach
     is a dashed line at the moment of the crossing charge, labelled with what was exceeded.
-    Beyond 80 rows only every n-th row is labelled.
+    A branch whose leaf step was retried gets a thin tick at the end of each attempt that did not
+    succeed (see :func:`attempts` for the attempts themselves). Beyond 80 rows only every n-th
+    row is labelled.
 
     Parameters
     ----------
@@ -150,8 +154,9 @@ def timeline(
         ``"worker"``: one row per worker (the ``worker`` column, filled by remote backends),
         holding the leaf branches it ran, each named on its bar; branches that overlap in time
         on one worker are stacked in thinner lanes, so none hides another.
-    wait, ranks, winners, legend : bool, default True
-        Draw queue waits / completion ranks / merge-winner stars / the status legend.
+    wait, ranks, winners, retries, legend : bool, default True
+        Draw queue waits / completion ranks / merge-winner stars / ticks at failed attempts /
+        the status legend.
     height : float, default 0.6
         Bar height in row units.
     compact : bool, optional
@@ -296,14 +301,51 @@ def timeline(
     if by == "branch":
         _step_separators(ax, frame, order)
     breach = _breaches(ax, result)
+    ticked = (
+        by == "branch" and retries and _retry_ticks(ax, result, order, rows, compact=bool(compact))
+    )
     if legend:
         statuses = frame["status"].astype(str).tolist()
         handles = legend_handles(statuses, wait=bool(wait_bars), winners=bool(stars), breach=breach)
+        if ticked:
+            from matplotlib.lines import Line2D
+
+            handles.append(Line2D([], [], marker="|", linestyle="none", color=_TICK_COLOR,
+                                  markersize=8, label="failed attempt"))  # fmt: skip
         if handles:
             ax.legend(
                 handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small"
             )
     return ax
+
+
+def _retry_ticks(
+    ax: Axes,
+    result: RunResult,
+    order: Sequence[tuple[int, int]],
+    ys: Sequence[float],
+    *,
+    compact: bool,
+) -> bool:
+    """A thin tick on its branch's bar where each attempt that did not succeed ended (one
+    artist, gid ``"retries"``); whether there was one. A top-level leaf has no branch row."""
+    frame = result.attempts
+    failed = frame.loc[frame["status"].astype(str) != "ok"]
+    if failed.empty:
+        return False
+    paths = result.branches["path"].tolist()
+    y_of = {paths[i]: y for (i, _), y in zip(order, ys, strict=True)}
+    points = [
+        (float(t), y_of[str(b)])
+        for b, t in zip(failed["branch"].tolist(), failed["finished_s"].tolist(), strict=True)
+        if str(b) in y_of and not math.isnan(float(t))
+    ]
+    if not points:
+        return False
+    ax.scatter([p[0] for p in points], [p[1] for p in points], marker="|",
+               s=64.0 if compact else 144.0, color=_TICK_COLOR, linewidths=1.0, zorder=3,
+               label="_retries", gid="retries")  # fmt: skip
+    return True
 
 
 def _step_separators(ax: Axes, frame: pd.DataFrame, order: Sequence[tuple[int, int]]) -> None:
