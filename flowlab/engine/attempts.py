@@ -172,9 +172,11 @@ async def run_attempts(
                     out = await leaf.timed(run, step, state.data(), work, parent, path)
                     out = leaf.settled(step, out, work)
                 elif step.is_async and run.backend is None:  # call()'s common case
-                    out = await leaf.invoke(step, state.data(), work)
+                    out = leaf.settled(step, await step.fn(*(state.data(), work)[step.wants]), work)
                 else:
-                    out = leaf.settled(step, await leaf.call(run, step, state.data(), work, parent), work)
+                    out = leaf.settled(
+                        step, await leaf.call(run, step, state.data(), work, parent), work
+                    )
             except BaseException as err:
                 state.close(att, err)
                 if (

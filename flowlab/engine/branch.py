@@ -17,7 +17,7 @@ changed is taken (and recorded), and if that raises — a value that holds itsel
 deep — the branch fails with :class:`~flowlab.errors.BookkeepingError` instead of hanging its step.
 
 The commonest branch, one async step with no timeout and no retry policy while nothing but the
-recorder watches leaves, is awaited right here (:func:`~flowlab.engine.leaf.invoke`, one
+recorder watches leaves, is awaited right here (see :func:`~flowlab.engine.leaf.settled`, one
 coroutine less per branch) with a :class:`~flowlab.results.record.StepRecord` of its own, exactly
 as :func:`~flowlab.engine.leaf.run_step` would record it.
 """
@@ -66,7 +66,27 @@ async def run_branch(
         bctx = pr.copy_ctx()
         bdata = pr.own_data() if pr.own_data is not None else pr.own_item(name)
         _current.set((run, brec))
-        pr.outputs[name] = await _run_node(pr, pr.nodes[name], bdata, bctx, brec)
+        node = pr.nodes[name]
+        if (
+            pr.fast
+            and type(node) is Step
+            and node.is_async
+            and node.timeout is None
+            and not node.retry
+        ):
+            # the commonest branch, awaited right here: no coroutine around the step's own
+            rec = _leaf_opened(pr, node, brec)
+            try:
+                out = leaf.settled(node, await node.fn(*(bdata, bctx)[node.wants]), bctx)
+                rec.status = "ok"
+            except BaseException as err:
+                rec.status, rec.error = leaf.outcome(err)
+                raise
+            finally:
+                _leaf_closed(pr, rec)
+            pr.outputs[name] = out
+        else:
+            pr.outputs[name] = await _run_node(pr, node, bdata, bctx, brec)
         if live.task.cancelling():
             # Asked to stop, it caught the CancelledError and returned anyway: it ends as the
             # cancellation it ignored (its output and changes are not merged).
@@ -106,10 +126,8 @@ async def run_branch(
 async def _run_node(
     pr: ParallelRun, node: Any, bdata: Any, bctx: BaseModel, brec: BranchRecord
 ) -> Any:
-    """The branch's node, run inline (the commonest branch), as a leaf, or as a sub-pipeline."""
+    """The branch's node, as a leaf (with its retry policy, if any) or as a sub-pipeline."""
     if type(node) is Step:
-        if pr.fast and node.is_async and node.timeout is None and node.retry is None:
-            return await _inline(pr, node, bdata, bctx, brec)
         policy = node.retry if node.retry is not None else pr.retry
         if policy is None:
             return await leaf.run_step(pr.run, node, bdata, bctx, brec.path)
@@ -118,24 +136,17 @@ async def _run_node(
     return await pr.run._node(node, bdata, bctx, brec.path, pr.retry)
 
 
-async def _inline(
-    pr: ParallelRun, node: Step, bdata: Any, bctx: BaseModel, brec: BranchRecord
-) -> Any:
-    """One async step awaited right here, recorded as :func:`leaf.run_step` records it."""
-    run, clock, t0 = pr.run, pr.clock, pr.t0
-    rec = StepRecord(node.name, f"{brec.path}/{node.name}", "step", brec.path, clock() - t0)
+def _leaf_opened(pr: ParallelRun, node: Step, brec: BranchRecord) -> StepRecord:
+    """The record of a branch's one step, run inline, as :func:`leaf.run_step` records it."""
+    rec = StepRecord(node.name, f"{brec.path}/{node.name}", "step", brec.path, pr.clock() - pr.t0)
     pr.log_leaf(rec)
-    leaf.entered(run)
-    try:
-        out = await leaf.invoke(node, bdata, bctx)
-        rec.status = "ok"
-    except BaseException as err:
-        rec.status, rec.error = leaf.outcome(err)
-        raise
-    finally:
-        rec.finished = clock() - t0
-        leaf.left(run, rec.started, rec.finished)
-    return out
+    leaf.entered(pr.run)
+    return rec
+
+
+def _leaf_closed(pr: ParallelRun, rec: StepRecord) -> None:
+    rec.finished = pr.clock() - pr.t0
+    leaf.left(pr.run, rec.started, rec.finished)
 
 
 def _stopped_by(brec: BranchRecord, err: BaseException) -> None:

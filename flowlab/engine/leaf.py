@@ -34,7 +34,6 @@ __all__ = [
     "entered",
     "failed",
     "finished",
-    "invoke",
     "left",
     "outcome",
     "returned_coroutine",
@@ -93,7 +92,7 @@ async def run_step(
     try:
         if step.timeout is None:
             if step.is_async and (run.backend is None or not parent):
-                out = await invoke(step, data, work)  # call()'s common case
+                out = settled(step, await step.fn(*(data, work)[step.wants]), work)
             else:
                 out = settled(step, await call(run, step, data, work, parent), work)
         else:
@@ -154,18 +153,14 @@ async def call(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> 
     return out
 
 
-async def invoke(step: Step, data: Any, ctx: BaseModel) -> Any:
-    """Await an async step right here: ``fn(data, ctx)`` as the step wants it, output settled.
-
-    The one way the engine calls a step in place (a leaf, an attempt, a one-step branch); the
-    others go through :func:`call` (threads, the backend) and :func:`settled` too.
-    """
-    return settled(step, await step.fn(*(data, ctx)[step.wants]), ctx)
-
-
 def settled(step: Step, out: Any, ctx: BaseModel) -> Any:
     """What a step returned, made final: an :class:`~flowlab.core.update.Update` (or a context
-    step's dict of fields) is written to ``ctx``; a coroutine it forgot to await is an error."""
+    step's dict of fields) is written to ``ctx``; a coroutine it forgot to await is an error.
+
+    Every call of a step goes ``settled(step, await step.fn(*(data, ctx)[step.wants]), ctx)``
+    (awaited in place: a leaf, an attempt, a one-step branch) or through :func:`call` (threads,
+    the backend) and then here: one way to call a step, one way to read what it returned.
+    """
     if out is None:
         return out
     if type(out) is Update or (step.takes_ctx and type(out) is dict):
