@@ -75,7 +75,10 @@ async def run_branch(
             and not node.retry
         ):
             # the commonest branch, awaited right here: no coroutine around the step's own
-            rec = _leaf_opened(pr, node, brec)
+            clock, t0 = pr.clock, pr.t0  # recorded as leaf.run_step records a leaf
+            rec = StepRecord(node.name, f"{brec.path}/{node.name}", "step", brec.path, clock() - t0)
+            pr.log_leaf(rec)
+            leaf.entered(run)
             try:
                 out = leaf.settled(node, await node.fn(*(bdata, bctx)[node.wants]), bctx)
                 rec.status = "ok"
@@ -83,7 +86,8 @@ async def run_branch(
                 rec.status, rec.error = leaf.outcome(err)
                 raise
             finally:
-                _leaf_closed(pr, rec)
+                rec.finished = clock() - t0
+                leaf.left(run, rec.started, rec.finished)
             pr.outputs[name] = out
         else:
             pr.outputs[name] = await _run_node(pr, node, bdata, bctx, brec)
@@ -134,19 +138,6 @@ async def _run_node(
         # a one-step branch: a failed attempt is undone by a new copy of the base
         return await run_attempts(pr.run, node, bdata, bctx, brec.path, policy, fresh=pr.copy_ctx)
     return await pr.run._node(node, bdata, bctx, brec.path, pr.retry)
-
-
-def _leaf_opened(pr: ParallelRun, node: Step, brec: BranchRecord) -> StepRecord:
-    """The record of a branch's one step, run inline, as :func:`leaf.run_step` records it."""
-    rec = StepRecord(node.name, f"{brec.path}/{node.name}", "step", brec.path, pr.clock() - pr.t0)
-    pr.log_leaf(rec)
-    leaf.entered(pr.run)
-    return rec
-
-
-def _leaf_closed(pr: ParallelRun, rec: StepRecord) -> None:
-    rec.finished = pr.clock() - pr.t0
-    leaf.left(pr.run, rec.started, rec.finished)
 
 
 def _stopped_by(brec: BranchRecord, err: BaseException) -> None:

@@ -62,8 +62,23 @@ class BranchQueue:
     """
 
     __slots__ = (
-        "_due", "_entries", "_log", "_loop", "_on_rate_wait", "_pop", "_step", "_t0",
-        "cap_since", "heap", "keyed", "limiter", "queued", "rate", "rate_timer", "rate_wake",
+        "_due",
+        "_log",
+        "_loop",
+        "_on_rate_wait",
+        "_pop",
+        "_step",
+        "_t0",
+        "cap_since",
+        "entries",
+        "heap",
+        "keyed",
+        "limiter",
+        "queued",
+        "rate",
+        "rate_timer",
+        "rate_wake",
+        "simple",
     )  # fmt: skip
 
     def __init__(
@@ -82,6 +97,7 @@ class BranchQueue:
         self.limiter, self.rate, self._on_rate_wait = limiter, rate, on_rate_wait
         self.keyed = isinstance(limiter, KeyedState)
         self.heap = by_priority and not self.keyed
+        self.simple = not self.heap and not self.keyed and rate is None  # the common case
         entries: Any
         if self.keyed:
             entries = KeyedQueue(limiter, step, log)  # type: ignore[arg-type]
@@ -89,7 +105,7 @@ class BranchQueue:
             entries = []
         else:
             entries = collections.deque()
-        self._entries = entries
+        self.entries = entries
         self._pop: Any = (
             None
             if self.keyed
@@ -104,7 +120,7 @@ class BranchQueue:
         self._due: Callable[[], None] = lambda: None  # set by the owner: dispatch again
 
     def __bool__(self) -> bool:
-        return bool(self._entries)
+        return bool(self.entries)
 
     def on_due(self, dispatch: Callable[[], None]) -> None:
         """What to call when the rate lets a held start go (the owner's dispatch)."""
@@ -114,22 +130,35 @@ class BranchQueue:
     def push(self, priority: float, index: int, name: str, key: Hashable, t: float) -> None:
         """Queue branch ``name`` (declared at ``index``; ``key`` under a Keyed cap)."""
         if self.keyed:
-            self._entries.push((-priority, index, name), key, t)
+            self.entries.push((-priority, index, name), key, t)
         else:
-            self._entries.append((-priority, index, name) if self.heap else name)
+            self.entries.append((-priority, index, name) if self.heap else name)
 
     def ready(self) -> None:
         """Every branch is pushed: order the heap once."""
         if self.heap:
-            heapq.heapify(self._entries)
+            heapq.heapify(self.entries)
 
     # ---- starting -------------------------------------------------------------------------------
     def next_ready(self, t: float, in_flight: int) -> str | None:
         """The next branch that may start at ``t`` (its slot and rate token taken), skipping
         branches no longer :attr:`queued` (cancelled while queued); ``None`` if none may."""
-        entries, limiter, rate, queued = self._entries, self.limiter, self.rate, self.queued
+        entries, limiter, rate, queued = self.entries, self.limiter, self.rate, self.queued
+        name: str
+        if self.simple:  # declared order, at most a plain cap: the hot path, kept short
+            while entries:
+                name = entries[0]
+                if name not in queued:  # cancelled while queued
+                    entries.popleft()
+                    continue
+                if limiter is not None and not limiter.try_acquire(t):
+                    if self.cap_since is None:
+                        self.cap_since = t  # a spell of the cap holding branches back begins
+                    return None
+                entries.popleft()
+                return name
+            return None
         while entries:
-            name: str
             if not self.keyed:
                 head = entries[0]
                 name = head[2] if self.heap else head
@@ -162,7 +191,7 @@ class BranchQueue:
     def release(self, name: str, latency: float, ok: bool, *, adapt: bool = True) -> None:
         """Give ``name``'s slot back (its key's, under a Keyed cap)."""
         if self.keyed:
-            self._entries.release(name)
+            self.entries.release(name)
         elif self.limiter is not None:
             self.limiter.release(latency, ok, adapt=adapt)
 

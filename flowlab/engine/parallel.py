@@ -234,6 +234,8 @@ class ParallelRun:
         began is recorded, and cancelled, but never queued)."""
         run, par, queue, log = self.run, self.par, self.queue, self.log
         queued, priority = queue.queued, self.plan.priority
+        # bound once: a bound method per branch would be 2 long-lived objects more for the GC
+        drop_queued, never_ran = self.drop_queued, self.never_ran
         now = run.now()
         outer = run.ranks.get(self.parent, ())  # the enclosing branch's place in the tree
         for index, name in enumerate(self.plan.names):
@@ -242,7 +244,7 @@ class ParallelRun:
             if self.capped:
                 run.ranks[brec.path] = (*outer, (-prio, index))
             run.recorder.branches.append(brec)
-            live = run.new_live(brec, self.group, self.drop_queued, self.never_ran)
+            live = run.new_live(brec, self.group, drop_queued, never_ran)
             queued[name] = live
             if log is not None:
                 log(brec)
@@ -260,7 +262,7 @@ class ParallelRun:
     def dispatch(self) -> None:
         """Start queued branches, best first, while the queue lets them (slots, keys, rate)."""
         queue = self.queue
-        if not queue:
+        if not queue.entries:
             return
         if self.run.account.breached is not None:
             self.run.settle_breach()  # a crossing charge from a thread: no sibling starts after it
