@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from flowlab import limits, merge
 from flowlab._version import __version__
-from flowlab.core.limits import UsageLimits
 from flowlab.core.map import Map
 from flowlab.core.pipeline import Parallel, Pipeline, Step
 from flowlab.core.retry import Retry
 from flowlab.core.update import Update
+from flowlab.core.usage import UsageLimits
 from flowlab.engine import plugins
 from flowlab.engine.coordinator import RunCancelled, charge, last_result
 from flowlab.engine.entry import arun, run, start

@@ -215,7 +215,7 @@ class StepTimeout(FlowlabError, TimeoutError):
 
 
 class UsageLimitExceeded(FlowlabError):
-    """A charge crossed the run's shared :class:`~flowlab.core.limits.UsageLimits`.
+    """A charge crossed the run's shared :class:`~flowlab.core.usage.UsageLimits`.
 
     Attributes
     ----------

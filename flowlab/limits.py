@@ -1,4 +1,27 @@
-"""``fl.limits``: concurrency limiters and usage budgets (the public face of :mod:`flowlab.core.limits`)."""
+"""``fl.limits``: caps, rates and budgets (the public face of the core's limit modules).
 
-from flowlab.core.limits import *  # noqa: F403
-from flowlab.core.limits import __all__ as __all__
+* caps: ``Fixed``, ``Adaptive``, ``AIMD`` (:mod:`flowlab.core.limits`), ``Keyed`` caps per key
+  (:mod:`flowlab.core.keyed`)
+* rates: ``Rate`` (:mod:`flowlab.core.rate`)
+* the shared budget: ``UsageLimits`` (:mod:`flowlab.core.usage`), also ``fl.UsageLimits``
+"""
+
+from flowlab.core.keyed import BranchInfo, Keyed
+from flowlab.core.limits import AIMD, Adaptive, Fixed, Limiter, LimiterState, as_limiter
+from flowlab.core.rate import Rate
+from flowlab.core.usage import UsageAccount, UsageLimits, tidy_cost
+
+__all__ = [
+    "AIMD",
+    "Adaptive",
+    "BranchInfo",
+    "Fixed",
+    "Keyed",
+    "Limiter",
+    "LimiterState",
+    "Rate",
+    "UsageAccount",
+    "UsageLimits",
+    "as_limiter",
+    "tidy_cost",
+]

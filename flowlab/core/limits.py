@@ -1,4 +1,4 @@
-"""Concurrency limiters and the shared usage budget.
+"""Concurrency limiters: ``Fixed``, ``Adaptive``, ``AIMD`` and their per-run :class:`LimiterState`.
 
 A *limiter* is configuration: it is validated once when built (``Fixed(4)``, ``AIMD(1, 16, 0.5)``)
 and makes fresh per-run state with :meth:`Limiter.new_state`, so one Parallel can be run many times.
@@ -10,8 +10,8 @@ either takes a token at once or parks a future in a heap ordered by (priority, o
 ``release`` hands the token to the best waiter on the next loop turn. No lock is ever held while awaiting something else, and
 a token is only ever held by code that is actively running a branch (never by a parent waiting for
 its own children: the run-wide cap is taken by *leaf* steps only). With no hold-and-wait there is no
-cycle, hence no deadlock. The usage account takes a :class:`threading.Lock` only around arithmetic
-(sync steps charge from worker threads) and never awaits under it.
+cycle, hence no deadlock.
+(The usage budget, :mod:`flowlab.core.usage`, takes a lock only around arithmetic.)
 
 Examples
 --------
@@ -27,27 +27,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from flowlab.errors import ChargeRefused, ConfigError, UsageLimitExceeded
+from flowlab.errors import ConfigError
 
-__all__ = [
-    "AIMD",
-    "Adaptive",
-    "BranchInfo",
-    "Fixed",
-    "Keyed",
-    "Limiter",
-    "LimiterState",
-    "Rate",
-    "UsageAccount",
-    "UsageLimits",
-    "as_limiter",
-    "tidy_cost",
-]
+__all__ = ["AIMD", "Adaptive", "Fixed", "Limiter", "LimiterState", "as_limiter"]
 
 LimitListener = Callable[[int, int], None]  # (new_limit, in_flight)
 
@@ -60,24 +45,6 @@ def _check_limit(limiter: Any, limit: Any) -> int:
             "an integer >= 1 (see Limiter.initial / on_acquire / on_release)."
         )
     return limit
-
-
-_OPEN = ("queued", "running")  # branch statuses that may still charge
-
-
-def tidy_cost(total: float) -> float:
-    """A cost total as shown (results, frames, errors): 12 significant digits.
-
-    Charges are added exactly as they come (``1e-13`` a thousand times is ``1e-10``, not 0); the
-    total is shown without the float noise of adding decimals in binary (``0.1 + 0.2`` is shown
-    as ``0.3``).
-
-    Examples
-    --------
-    >>> tidy_cost(0.1 + 0.2), tidy_cost(sum([1e-13] * 1000))
-    (0.3, 1e-10)
-    """
-    return float(f"{total:.12g}")
 
 
 _SETTLE_HOPS = 16  # loop turns a freed token may wait for the loop to be quiet (LimiterState)
@@ -399,101 +366,6 @@ def as_limiter(value: int | Limiter | None, *, param: str = "max_concurrency") -
     return Fixed(value)
 
 
-@dataclass(frozen=True)
-class UsageLimits:
-    """A run's shared budget: one account for every branch, never split.
-
-    Parameters
-    ----------
-    cost : float, optional
-        Maximum total cost (any currency unit).
-    tokens : int, optional
-        Maximum total tokens.
-    """
-
-    cost: float | None = None
-    tokens: int | None = None
-
-    def __post_init__(self) -> None:
-        for param in ("cost", "tokens"):
-            v = getattr(self, param)
-            if v is not None and (
-                isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v) or v < 0
-            ):
-                raise ConfigError(f"{param}={v!r} is not valid; give a number >= 0, or None.")
-        if self.tokens is not None and not float(self.tokens).is_integer():
-            raise ConfigError(
-                f"tokens={self.tokens!r} is not valid; give a whole number >= 0, or None."
-            )
-
-
-@dataclass
-class UsageAccount:
-    """The run's atomic usage account. ``charge`` is safe from worker threads.
-
-    Amounts are added as they come, never rounded (1,000 charges of ``1e-13`` total ``1e-10``).
-    Once closed (:meth:`close`, when the run ends), every charge is refused.
-    """
-
-    limits: UsageLimits | None
-    cost: float = 0.0
-    tokens: int = 0
-    charges: int = 0
-    breached: UsageLimitExceeded | None = None
-    closed: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def close(self) -> tuple[float, int]:
-        """Refuse every later charge; return the final ``(cost, tokens)``."""
-        with self._lock:
-            self.closed = True
-            return self.cost, self.tokens
-
-    def charge(self, cost: float, tokens: int, branch: str | None, record: Any = None) -> bool:
-        """Add a charge (to ``record``'s ``cost`` and ``tokens`` too, in the same step); return
-        True if this charge crossed a limit (the first to do so).
-
-        Raises
-        ------
-        ChargeRefused
-            After :meth:`close`, or when ``record`` (a branch) has already ended.
-        """
-        with self._lock:
-            if self.closed or (record is not None and record.status not in _OPEN):
-                who = f"branch {branch!r}" if record is not None else "the run"
-                raise ChargeRefused(
-                    f"fl.charge(cost={cost:g}, tokens={tokens}) refused: {who} has already "
-                    "ended, so the charge would not be in its totals. HINT: charge inside the "
-                    "step, before it returns; a thread or task it leaves behind cannot charge."
-                )
-            self.cost += cost
-            self.tokens += tokens
-            self.charges += 1
-            if record is not None:
-                record.cost += cost
-                record.tokens += tokens
-            if self.breached is not None or self.limits is None:
-                return False
-            lim = self.limits
-            which = None
-            if lim.cost is not None and self.cost > lim.cost * (1 + 1e-9):  # float slack only
-                which = "cost"
-            elif lim.tokens is not None and self.tokens > lim.tokens:
-                which = "tokens"
-            if which is None:
-                return False
-            limit_value = getattr(lim, which)
-            used = self.cost if which == "cost" else self.tokens
-            self.breached = UsageLimitExceeded(
-                f"usage limit exceeded: {which} {used:g} > {limit_value:g} "
-                f"(charge by branch {branch!r}); totals cost={self.cost:g} tokens={self.tokens}.",
-                branch=branch,
-                limit=which,
-                totals={"cost": tidy_cost(self.cost), "tokens": self.tokens},
-            )
-            return True
 
 
 # Rates and caps per key live in modules of their own; flowlab.core.limits is their public home.
-from flowlab.core.keyed import BranchInfo, Keyed  # noqa: E402
-from flowlab.core.rate import Rate  # noqa: E402

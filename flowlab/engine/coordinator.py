@@ -35,12 +35,13 @@ from pydantic import BaseModel
 import flowlab.core.context.isolation as ctx_mod
 import flowlab.core.merge as merge_mod
 from flowlab.core.keyed import KeyedState
-from flowlab.core.limits import LimiterState, UsageAccount, tidy_cost
+from flowlab.core.limits import LimiterState
 from flowlab.core.map import Map
 from flowlab.core.pipeline import Node, Parallel, Pipeline, Step, as_node
 from flowlab.core.rate import Rate, RateState
 from flowlab.core.rate_gate import RateGate
 from flowlab.core.retry import Retry
+from flowlab.core.usage import UsageAccount, tidy_cost
 from flowlab.engine import leaf, plugins
 from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.engine.current import _current, _last, charge, current_run, last_result

@@ -38,7 +38,7 @@ def current_run() -> Run | None:
 
 
 def charge(cost: float = 0.0, tokens: int = 0) -> None:
-    """Charge usage against the run's shared :class:`~flowlab.core.limits.UsageLimits`, atomically.
+    """Charge usage against the run's shared :class:`~flowlab.core.usage.UsageLimits`, atomically.
 
     Call it inside a step (async or sync). The charge that crosses a limit raises
     :class:`~flowlab.errors.UsageLimitExceeded` in its branch, and every sibling is cancelled at once.

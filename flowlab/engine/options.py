@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from flowlab.core.keyed import Keyed
-from flowlab.core.limits import Limiter, UsageLimits, as_limiter
+from flowlab.core.limits import Limiter, as_limiter
 from flowlab.core.pipeline import _check_timeout
 from flowlab.core.rate import Rate, check_rate
+from flowlab.core.usage import UsageLimits
 from flowlab.engine.clock import CLOCKS
 from flowlab.engine.instruments import check_instruments
 from flowlab.engine.streaming import check_on_branch

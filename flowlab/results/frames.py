@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from flowlab.core.limits import tidy_cost
+from flowlab.core.usage import tidy_cost
 from flowlab.results.record import STATUSES, AttemptRecord, BranchRecord, StepRecord
 
 if TYPE_CHECKING:
