@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from flowlab.engine.coordinator import Run
     from flowlab.results.record import BranchRecord
 
-__all__ = ["run_attempts"]
+__all__ = ["run_attempts", "run_leaf"]
 
 
 class _Attempts:
@@ -126,6 +126,17 @@ class _Attempts:
             rec.status = "ok"
         if self.run.instruments:
             self.run._emit("step_finished", rec)
+
+
+async def run_leaf(
+    run: Run, step: Step, data: Any, ctx: BaseModel, parent: str, retry: Retry | None = None
+) -> Any:
+    """Run a leaf: once (:func:`flowlab.engine.leaf.run_step`), or attempt by attempt when it
+    has a retry policy — its own, else ``retry``, the enclosing Parallel's or Map's."""
+    policy = step.retry if step.retry is not None else retry
+    if policy is None:
+        return await leaf.run_step(run, step, data, ctx, parent)
+    return await run_attempts(run, step, data, ctx, parent, policy)
 
 
 async def run_attempts(

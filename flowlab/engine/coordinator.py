@@ -42,7 +42,8 @@ from flowlab.core.rate import Rate, RateState
 from flowlab.core.rate_gate import RateGate
 from flowlab.core.retry import Retry
 from flowlab.core.usage import UsageAccount, tidy_cost
-from flowlab.engine import leaf, plugins
+from flowlab.engine import plugins
+from flowlab.engine.attempts import run_leaf
 from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.engine.current import _current, _last, charge, current_run, last_result
 from flowlab.engine.instruments import Hooks, check_instruments
@@ -499,7 +500,7 @@ class Run:
     ) -> Any:
         """Run ``node``; ``retry`` is the enclosing Parallel's or Map's policy, if any."""
         if isinstance(node, Step):
-            return await leaf.run_step(self, node, data, ctx, parent, retry)
+            return await run_leaf(self, node, data, ctx, parent, retry)
         if isinstance(node, Parallel):
             plan = None
             if isinstance(node, Map):  # its branches: one per item, made now

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from flowlab.core.pipeline import Step
-    from flowlab.core.retry import Retry
     from flowlab.engine.coordinator import Run
 
 __all__ = [
@@ -44,20 +43,11 @@ __all__ = [
 ]
 
 
-async def run_step(
-    run: Run, step: Step, data: Any, ctx: BaseModel, parent: str, retry: Retry | None = None
-) -> Any:
-    """Run ``step`` on ``ctx`` (inside a branch when ``parent`` is set) and record it.
+async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
+    """Run ``step`` once on ``ctx`` (inside a branch when ``parent`` is set) and record it.
 
-    ``retry`` is the policy of the enclosing Parallel or Map, if any; the step's own beats it.
-    With a policy, the attempts are run by :func:`flowlab.engine.attempts.run_attempts`.
+    A step with a retry policy is run by :func:`flowlab.engine.attempts.run_leaf` instead.
     """
-    if step.retry is not None or retry is not None:
-        from flowlab.engine.attempts import run_attempts
-
-        policy = step.retry if step.retry is not None else retry
-        assert policy is not None
-        return await run_attempts(run, step, data, ctx, parent, policy)
     path = f"{parent}/{step.name}" if parent else step.name
     rec = StepRecord(step.name, path, "step", parent, run.now())
     limiter, gate = run.run_limiter, run.rate_gate
