@@ -49,7 +49,8 @@ from flowlab.errors import (
     StepTimeout,
     UsageLimitExceeded,
 )
-from flowlab.results.record import Instrument, RunResult
+from flowlab.results.record import RunResult
+from flowlab.results.recorder import Instrument
 
 if TYPE_CHECKING:
     from flowlab import backends, deadlock, plot, report

@@ -26,7 +26,7 @@ import flowlab as fl
 from flowlab.backends._calls import CallRecord, finalize
 from flowlab.backends._clocks import ClockSync, same_host
 from flowlab.backends._worker import WorkerAccount
-from flowlab.results.record import BranchRecord
+from flowlab.results.records import BranchRecord
 
 # The workers need not import anything from tests/: this module's steps and models travel by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

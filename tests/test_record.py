@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 from pydantic import BaseModel
 
-from flowlab.results.record import snapshot
+from flowlab.results.records import snapshot
 
 
 class Doc(BaseModel):

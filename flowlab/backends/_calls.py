@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flowlab.backends._clocks import ClockSync
-from flowlab.results.record import Instrument
+from flowlab.results.recorder import Instrument
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from flowlab.engine.coordinator import Run
-    from flowlab.results.record import BranchRecord
+    from flowlab.results.records import BranchRecord
 
 __all__ = [
     "CALL_COLUMNS", "CALL_STATUSES", "AttachCalls", "CallRecord", "calls_frame", "finalize",

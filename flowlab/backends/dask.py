@@ -96,7 +96,7 @@ if TYPE_CHECKING:
 
     from flowlab.core.pipeline import Step
     from flowlab.engine.coordinator import Run
-    from flowlab.results.record import BranchRecord
+    from flowlab.results.records import BranchRecord
 
 __all__ = ["Dask", "WorkerLost"]
 

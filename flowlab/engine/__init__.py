@@ -11,6 +11,6 @@
 * :mod:`~flowlab.engine.clock` — real and virtual time
 * :mod:`~flowlab.engine.plugins` — what the layers above plug in (the deadlock watch, the progress bar)
 
-The engine reports through instruments (:class:`~flowlab.results.record.Instrument`); it draws
+The engine reports through instruments (:class:`~flowlab.results.recorder.Instrument`); it draws
 nothing and knows no study layer.
 """

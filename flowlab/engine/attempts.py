@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import flowlab.core.context.isolation as ctx_mod
 from flowlab.engine import leaf
 from flowlab.engine.current import _current
-from flowlab.results.record import AttemptRecord, StepRecord
+from flowlab.results.records import AttemptRecord, StepRecord
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from flowlab.core.pipeline import Step
     from flowlab.core.retry import Retry
     from flowlab.engine.coordinator import Run
-    from flowlab.results.record import BranchRecord
+    from flowlab.results.records import BranchRecord
 
 __all__ = ["run_attempts", "run_leaf"]
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 import flowlab.core.context.isolation as ctx_mod
 import flowlab.core.merge as merge_mod
 from flowlab.errors import BookkeepingError, FlowlabError, MergeValidationError
-from flowlab.results.record import snapshot, unwalkable
+from flowlab.results.records import snapshot, unwalkable
 
 __all__ = ["bookkeeping_error", "merge", "unrecorded_merge"]
 

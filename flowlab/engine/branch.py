@@ -18,7 +18,7 @@ deep — the branch fails with :class:`~flowlab.errors.BookkeepingError` instead
 
 The commonest branch, one async step with no timeout and no retry policy while nothing but the
 recorder watches leaves, is awaited right here (see :func:`~flowlab.engine.leaf.settled`, one
-coroutine less per branch) with a :class:`~flowlab.results.record.StepRecord` of its own, exactly
+coroutine less per branch) with a :class:`~flowlab.results.records.StepRecord` of its own, exactly
 as :func:`~flowlab.engine.leaf.run_step` would record it.
 """
 
@@ -32,13 +32,13 @@ from flowlab.engine import leaf
 from flowlab.engine.attempts import run_attempts
 from flowlab.engine.current import _current
 from flowlab.errors import StepTimeout
-from flowlab.results.record import StepRecord
+from flowlab.results.records import StepRecord
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from flowlab.engine.parallel import ParallelRun
-    from flowlab.results.record import BranchRecord
+    from flowlab.results.records import BranchRecord
 
 __all__ = ["run_branch"]
 

@@ -58,7 +58,9 @@ from flowlab.errors import (
     StepTimeout,
     UsageLimitExceeded,
 )
-from flowlab.results.record import BranchRecord, Instrument, Recorder, RunResult
+from flowlab.results.record import RunResult
+from flowlab.results.recorder import Instrument, Recorder
+from flowlab.results.records import BranchRecord
 
 __all__ = ["Run", "RunCancelled", "charge", "current_run", "last_result"]
 

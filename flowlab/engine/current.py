@@ -16,7 +16,8 @@ from flowlab.errors import ConfigError
 
 if TYPE_CHECKING:
     from flowlab.engine.coordinator import Run
-    from flowlab.results.record import BranchRecord, RunResult
+    from flowlab.results.record import RunResult
+    from flowlab.results.records import BranchRecord
 
 __all__ = ["charge", "current_run", "last_result"]
 

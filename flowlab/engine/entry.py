@@ -43,7 +43,8 @@ from flowlab.engine.interrupts import (
 )
 from flowlab.engine.options import RunKwargs, RunOptions
 from flowlab.engine.streaming import BranchCallback, OutcomeStream
-from flowlab.results.record import Instrument, RunResult
+from flowlab.results.record import RunResult
+from flowlab.results.recorder import Instrument
 
 __all__ = ["arun", "run", "start"]
 

@@ -1,6 +1,6 @@
 """Who hears what the engine reports: instruments, dispatched per hook.
 
-An :class:`~flowlab.results.record.Instrument` overrides the hooks it cares about (``branch_started``,
+An :class:`~flowlab.results.recorder.Instrument` overrides the hooks it cares about (``branch_started``,
 ``merge_applied``, ...); the rest are inherited no-ops. :class:`Hooks` keeps one list per hook of the
 instruments that *override* it, so an instrument costs only the hooks it overrides (trio's per-hook
 dispatch): a progress bar that listens to ``branch_finished`` does not make every leaf step report
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flowlab.errors import ConfigError
-from flowlab.results.record import Instrument
+from flowlab.results.recorder import Instrument
 
 __all__ = ["HOOKS", "Hooks", "check_instruments"]
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import flowlab.core.context.isolation as ctx_mod
 from flowlab.core.update import Update, settle
 from flowlab.errors import ConfigError, StepTimeout
-from flowlab.results.record import StepRecord
+from flowlab.results.records import StepRecord
 
 if TYPE_CHECKING:
     from pydantic import BaseModel

@@ -38,7 +38,7 @@ from flowlab.errors import ConfigError, check_one_of
 
 if TYPE_CHECKING:
     from flowlab.engine.streaming import Outcome
-    from flowlab.results.record import Instrument
+    from flowlab.results.recorder import Instrument
 
 __all__ = ["RunKwargs", "RunOptions"]
 

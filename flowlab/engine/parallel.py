@@ -44,7 +44,7 @@ from flowlab.errors import (
     MergeConflict,
     StepTimeout,
 )
-from flowlab.results.record import BranchRecord, StepRecord
+from flowlab.results.records import BranchRecord, StepRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable

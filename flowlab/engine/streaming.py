@@ -1,6 +1,6 @@
 """Branch outcomes as they happen: ``handle.as_completed()`` and ``fl.run(on_branch=...)``.
 
-Both are instruments (see :class:`~flowlab.results.record.Instrument`) on the ``branch_result`` hook, which
+Both are instruments (see :class:`~flowlab.results.recorder.Instrument`) on the ``branch_result`` hook, which
 the engine calls as each branch ends, with its output and the exception that ended it.
 
 * :class:`OutcomeStream` keeps every :class:`Outcome` of a run in completion order and hands them to
@@ -42,7 +42,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowlab.errors import ConfigError
-from flowlab.results.record import BranchRecord, Instrument
+from flowlab.results.recorder import Instrument
+from flowlab.results.records import BranchRecord
 
 __all__ = ["BranchCallback", "Outcome", "OutcomeStream", "check_on_branch"]
 

@@ -1,6 +1,8 @@
 """The results layer: what a run recorded.
 
-* :mod:`~flowlab.results.record` — the recorder and :class:`RunResult`
+* :mod:`~flowlab.results.records` — one record per branch, step, attempt; :func:`snapshot`
+* :mod:`~flowlab.results.recorder` — the instrument interface and the recorder
+* :mod:`~flowlab.results.record` — :class:`RunResult`; :mod:`~flowlab.results.outcomes` — its outputs/errors
 * :mod:`~flowlab.results.frames` — tidy pandas frames (pandas imported on first use)
 * :mod:`~flowlab.results.trace` — Chrome / Perfetto trace files
 * :mod:`~flowlab.results.remerge` — what-if re-merge of a finished run

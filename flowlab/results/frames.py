@@ -1,4 +1,4 @@
-"""Tidy pandas frames built from a :class:`~flowlab.results.record.Recorder` (imported lazily).
+"""Tidy pandas frames built from a :class:`~flowlab.results.recorder.Recorder` (imported lazily).
 
 One row per thing, explicit dtypes: seconds as float64, status as categorical, counts as Int64.
 """
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from flowlab.core.usage import tidy_cost
-from flowlab.results.record import STATUSES, AttemptRecord, BranchRecord, StepRecord
+from flowlab.results.records import STATUSES, AttemptRecord, BranchRecord, StepRecord
 
 if TYPE_CHECKING:
     from flowlab.core.context.isolation import Change

@@ -1,7 +1,7 @@
 """Per-branch results: ``result.outputs`` and ``result.errors``, by branch path.
 
 Each Parallel run hands the recorder its own ``{branch: output}`` and ``{branch: error}`` dicts
-once, when it starts (:attr:`~flowlab.results.record.Recorder.branch_results`); the branches fill them as
+once, when it starts (:attr:`~flowlab.results.recorder.Recorder.branch_results`); the branches fill them as
 they end, as they always did. Nothing is added per branch on the hot path: the mappings below are
 built from those dicts when ``result.outputs`` or ``result.errors`` is first read.
 
@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from flowlab.results.record import Recorder
+    from flowlab.results.recorder import Recorder
 
 __all__ = ["BranchMap", "branch_errors", "branch_outputs"]
 

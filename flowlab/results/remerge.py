@@ -25,7 +25,8 @@ from flowlab.core.merge import MergeSpec, Rule, merge_branches, resolve
 from flowlab.errors import ConfigError, FlowlabError, MergeConflict, MergeValidationError
 
 if TYPE_CHECKING:
-    from flowlab.results.record import Recorder, RunResult
+    from flowlab.results.record import RunResult
+    from flowlab.results.recorder import Recorder
 
 __all__ = ["remerge"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flowlab.results.record import Recorder
+    from flowlab.results.recorder import Recorder
 
 __all__ = ["chrome_trace"]
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from flowlab.errors import ConfigError, check_one_of
-from flowlab.results.record import RUN_STATUSES, RunResult
+from flowlab.results.record import RunResult
+from flowlab.results.records import RUN_STATUSES
 
 if TYPE_CHECKING:
     import pandas as pd

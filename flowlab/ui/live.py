@@ -33,7 +33,8 @@ import math
 import time
 from typing import Any
 
-from flowlab.results.record import BranchRecord, Instrument
+from flowlab.results.recorder import Instrument
+from flowlab.results.records import BranchRecord
 from flowlab.ui.progress import ProgressBar
 
 __all__ = ["LiveView", "in_notebook"]

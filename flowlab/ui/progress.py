@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowlab.results.record import BranchRecord, Instrument
+from flowlab.results.recorder import Instrument
+from flowlab.results.records import BranchRecord
 
 __all__ = ["ProgressBar"]
 

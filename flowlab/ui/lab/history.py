@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flowlab.errors import MergeConflict
-from flowlab.results.record import RUN_STATUSES, RunResult
+from flowlab.results.record import RunResult
+from flowlab.results.records import RUN_STATUSES
 
 if TYPE_CHECKING:
     import pandas as pd

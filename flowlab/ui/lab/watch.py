@@ -18,7 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from flowlab.results.record import BranchRecord, Instrument
+from flowlab.results.recorder import Instrument
+from flowlab.results.records import BranchRecord
 
 if TYPE_CHECKING:
     from flowlab.engine.coordinator import Run
