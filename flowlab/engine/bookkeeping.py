@@ -9,7 +9,7 @@ only after such a failure. :func:`merge` wraps a custom merge's own errors the s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -18,7 +18,11 @@ import flowlab.core.merge as merge_mod
 from flowlab.errors import BookkeepingError, FlowlabError, MergeValidationError
 from flowlab.results.records import snapshot, unwalkable
 
-__all__ = ["bookkeeping_error", "merge", "unrecorded_merge"]
+if TYPE_CHECKING:
+    from flowlab.engine.parallel import ParallelRun
+    from flowlab.results.records import BranchRecord
+
+__all__ = ["bookkeeping_error", "merge", "unrecorded", "unrecorded_merge"]
 
 
 def bookkeeping_error(
@@ -101,3 +105,40 @@ def merge(base: BaseModel, branches: list[tuple[str, BaseModel]], spec: Any, **k
             f"step {kw.get('step', '')!r}: the merge {spec.name!r} raised "
             f"{type(err).__name__}: {err}; the parent context is unchanged."
         ) from err
+
+
+def unrecorded(
+    pr: ParallelRun,
+    name: str,
+    live: Any,
+    bctx: Any,
+    found: list[ctx_mod.Change] | None,
+    err: Exception,
+) -> None:
+    """What a branch changed could not be diffed or recorded: it fails, and is not merged.
+
+    A branch that had already failed, timed out or been cancelled keeps that status (its
+    changes were never going to be merged); the error is added to its row.
+    """
+    brec: BranchRecord = live.record
+    diffed = pr.changes.pop(name, None) is not None
+    pr.contexts.pop(name, None)
+    pr.outputs.pop(name, None)
+    try:
+        problem = bookkeeping_error(
+            brec.path, pr.ctx, bctx, found if diffed else None, pr.fields, err
+        )
+    except Exception:  # describing it failed too (an error whose str() raises ...)
+        problem = BookkeepingError(
+            f"branch {brec.path!r}: what it changed could not be diffed or recorded "
+            f"({type(err).__name__}). Its changes are not merged.",
+            branch=brec.path,
+        )
+    text = f"{type(problem).__name__}: {problem}"
+    if brec.status != "ok":
+        brec.error = f"{brec.error}; {text}" if brec.error else text
+        return
+    brec.status, brec.error = "failed", text
+    pr.errors[name] = problem
+    if pr.par.on_failure == "fail_fast":
+        pr.cancel_siblings(name, live)

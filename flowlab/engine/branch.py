@@ -28,7 +28,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from flowlab.core.pipeline import Step
-from flowlab.engine import leaf
+from flowlab.engine import bookkeeping, leaf
 from flowlab.engine.attempts import run_attempts
 from flowlab.engine.current import _current
 from flowlab.errors import StepTimeout
@@ -174,7 +174,7 @@ def _close(
             if found and pr.record:
                 pr.recorder.add_diff(pr.par.name, brec, found)
     except Exception as err:
-        pr.unrecorded(name, live, bctx, found, err)
+        bookkeeping.unrecorded(pr, name, live, bctx, found, err)
     finally:
         pr.finish(name, live.key, brec)
         pr.tasks.ended(live.task)

@@ -27,13 +27,15 @@ import heapq
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
-from flowlab.core.keyed import KeyedQueue, KeyedState
+from flowlab.core.keyed import BranchInfo, KeyedQueue, KeyedState
+from flowlab.errors import ConfigError
 
 if TYPE_CHECKING:
     from flowlab.core.limits import LimiterState
     from flowlab.core.rate import RateState
+    from flowlab.engine.parallel import ParallelRun
 
-__all__ = ["BranchQueue"]
+__all__ = ["BranchQueue", "branch_keys"]
 
 Row = tuple[float, str, int, int, str, str, str, float]
 
@@ -233,3 +235,26 @@ class BranchQueue:
             self.rate_timer.cancel()
         if self.cap_since is not None:  # the step ended (cancelled) with branches held back
             self.spell_ends(t, in_flight)
+
+
+def branch_keys(pr: ParallelRun) -> list[Any]:
+    """Each branch's key under a Keyed cap, in declared order, before any branch is queued: a
+    key with no cap (or a key callable that raises) fails the step before anything starts. A
+    Map's branch gives its item to the key callable (``BranchInfo.mapped``)."""
+    path, inputs, limiter = pr.path, pr.plan.inputs, pr.limiter
+    assert isinstance(limiter, KeyedState)
+    try:
+        return [
+            limiter.key_of(
+                BranchInfo(n, i, path)
+                if inputs is None
+                else BranchInfo(n, i, path, inputs[n], True)
+            )
+            for i, n in enumerate(pr.plan.names)
+        ]
+    except ConfigError as err:
+        srec, run = pr.srec, pr.run
+        srec.status, srec.error, srec.finished = "failed", f"ConfigError: {err}", run.now()
+        run._event("step_finished", path, "", srec.status)
+        run._emit("step_finished", srec)
+        raise

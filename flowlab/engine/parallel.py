@@ -12,9 +12,9 @@
    node, exactly one status, and its diff; a branch cancelled while queued simply leaves the queue
    (:meth:`~ParallelRun.drop_queued`), one cancelled before its first line is closed by
    :meth:`~ParallelRun.never_ran`; every branch passes :meth:`~ParallelRun.finish` exactly once;
-4. **settling** (:meth:`~ParallelRun.raise_for_errors`) — the step's timeout, a budget breach, the
+4. **settling** (:func:`flowlab.engine.merging.raise_for_errors`) — the step's timeout, a budget breach, the
    branches' errors under ``on_failure``;
-5. **merging** (:meth:`~ParallelRun.merge`) — only after every branch has ended is the merge built
+5. **merging** (:func:`flowlab.engine.merging.merge`) — only after every branch has ended is the merge built
    (aside, validated) and applied to the parent context in one go; a report that cannot be
    recorded leaves the context as it was.
 
@@ -29,17 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import flowlab.core.context.isolation as ctx_mod
 from flowlab.core.context.isolator import isolator
-from flowlab.core.keyed import BranchInfo
 from flowlab.core.map import BranchPlan
-from flowlab.engine import bookkeeping
+from flowlab.engine import merging
 from flowlab.engine.branch import run_branch
-from flowlab.engine.clock import wall
-from flowlab.engine.dispatch import BranchQueue
+from flowlab.engine.dispatch import BranchQueue, branch_keys
 from flowlab.engine.group import BranchGroup
 from flowlab.errors import (
-    BookkeepingError,
-    BranchFailed,
-    ConfigError,
     FlowlabError,
     MergeConflict,
     StepTimeout,
@@ -166,7 +161,7 @@ class ParallelRun:
     # ---- the whole life -------------------------------------------------------------------------
     async def execute(self) -> Any:
         """Queue, run and wait for every branch, then settle and merge; the step's output."""
-        keys = self.keys() if self.queue.keyed else []
+        keys = branch_keys(self) if self.queue.keyed else []
         par, run = self.par, self.run
         step_timer = None if par.timeout is None else self.loop.call_later(par.timeout, self.expire)
         try:
@@ -188,8 +183,8 @@ class ParallelRun:
             self.srec.peak = self.limiter.peak if self.limiter is not None else self.peak
         srec = self.srec
         try:
-            self.raise_for_errors()
-            self.merge()
+            merging.raise_for_errors(self)
+            merging.merge(self)
             srec.status = "ok"
         except asyncio.CancelledError:
             srec.status = "cancelled"  # (a breach elsewhere: see raise_for_errors)
@@ -207,28 +202,6 @@ class ParallelRun:
         return self.plan.output(self.outputs)
 
     # ---- queueing -------------------------------------------------------------------------------
-    def keys(self) -> list[Any]:
-        """Each branch's key under a Keyed cap, in declared order, before any branch is queued:
-        a key with no cap (or a key callable that raises) fails the step before anything starts.
-        A Map's branch gives its item to the key callable (``BranchInfo.mapped``)."""
-        path, inputs, limiter = self.path, self.plan.inputs, self.limiter
-        assert limiter is not None
-        try:
-            return [
-                limiter.key_of(  # type: ignore[attr-defined]
-                    BranchInfo(n, i, path)
-                    if inputs is None
-                    else BranchInfo(n, i, path, inputs[n], True)
-                )
-                for i, n in enumerate(self.plan.names)
-            ]
-        except ConfigError as err:
-            srec, run = self.srec, self.run
-            srec.status, srec.error, srec.finished = "failed", f"ConfigError: {err}", run.now()
-            run._event("step_finished", self.path, "", srec.status)
-            run._emit("step_finished", srec)
-            raise
-
     def enqueue(self, keys: list[Any]) -> None:
         """A record and a queue entry per branch (a branch a handle cancelled before the run
         began is recorded, and cancelled, but never queued)."""
@@ -392,37 +365,6 @@ class ParallelRun:
             if lv.group == self.group:
                 run._cancel_live(lv, "timeout", f"step timeout={self.par.timeout:g}s exceeded")
 
-    def unrecorded(
-        self, name: str, live: Any, bctx: Any, found: list[ctx_mod.Change] | None, err: Exception
-    ) -> None:
-        """What a branch changed could not be diffed or recorded: it fails, and is not merged.
-
-        A branch that had already failed, timed out or been cancelled keeps that status (its
-        changes were never going to be merged); the error is added to its row.
-        """
-        brec: BranchRecord = live.record
-        diffed = self.changes.pop(name, None) is not None
-        self.contexts.pop(name, None)
-        self.outputs.pop(name, None)
-        try:
-            problem = bookkeeping.bookkeeping_error(
-                brec.path, self.ctx, bctx, found if diffed else None, self.fields, err
-            )
-        except Exception:  # describing it failed too (an error whose str() raises ...)
-            problem = BookkeepingError(
-                f"branch {brec.path!r}: what it changed could not be diffed or recorded "
-                f"({type(err).__name__}). Its changes are not merged.",
-                branch=brec.path,
-            )
-        text = f"{type(problem).__name__}: {problem}"
-        if brec.status != "ok":
-            brec.error = f"{brec.error}; {text}" if brec.error else text
-            return
-        brec.status, brec.error = "failed", text
-        self.errors[name] = problem
-        if self.par.on_failure == "fail_fast":
-            self.cancel_siblings(name, live)
-
     def abandon(self) -> None:
         """The step itself is being cancelled: close every branch that never started."""
         run, srec = self.run, self.srec
@@ -441,70 +383,3 @@ class ParallelRun:
         srec.finished = run.now()
         run._event("step_finished", self.path, "", srec.status, srec.finished)
         run._emit("step_finished", srec)
-
-    # ---- settling and merging -------------------------------------------------------------------
-    def raise_for_errors(self) -> None:
-        """The step's timeout, a budget breach, or its branches' errors (unless ignored)."""
-        par, path, run = self.par, self.path, self.run
-        if self.expired:
-            raise StepTimeout(
-                f"step {path!r} exceeded timeout={par.timeout:g}s", step=path, timeout=par.timeout
-            )
-        breach = run.account.breached
-        if breach is not None:
-            run.settle_breach()
-            crossing = getattr(breach, "branch", None) or ""
-            task = asyncio.current_task()
-            if crossing and not crossing.startswith(f"{path}:") and task and task.cancelling():
-                # a breach elsewhere cancelled this step's branch: it ends cancelled (its reason
-                # names the crossing branch), not failed with an error that is not its own
-                raise asyncio.CancelledError(f"usage limit exceeded by branch {crossing!r}")
-            raise breach
-        errors, order = self.errors, self.plan.names
-        if not errors or par.on_failure == "ignore":
-            return
-        failed = [n for n in order if n in errors]
-        first, err = failed[0], errors[failed[0]]
-        if isinstance(err, StepTimeout):
-            raise StepTimeout(
-                f"branch {first!r} of step {path!r} timed out: {err}", step=path
-            ) from err
-        names = ", ".join(repr(n) for n in failed[:5])
-        if len(failed) > 5:
-            names += f" and {len(failed) - 5:,} more ({len(failed):,} in all; see .errors)"
-        raise BranchFailed(
-            f"step {path!r}: branch {names} failed; first: {type(err).__name__}: {err}",
-            step=path,
-            errors={n: errors[n] for n in failed},
-        ) from err
-
-    def merge(self) -> None:
-        """Merge the ok branches' changes into the parent context, in one go."""
-        par, path, ctx, outputs = self.par, self.path, self.ctx, self.outputs
-        order = self.plan.names
-        ok = order if len(outputs) == len(order) else [n for n in order if n in outputs]
-        if par.order == "completion":
-            ok = sorted(ok, key=self.ranks.__getitem__)
-        if not self.parent and not self.custom and self.record:  # result.remerge() replays it
-            self.recorder.add_merge_input(path, ctx, ok, par.merge, par.include_keys)
-        t_merge = wall()
-        try:
-            outcome = bookkeeping.merge(
-                ctx,
-                [(n, self.contexts.get(n, ctx)) for n in ok],  # unchanged: the base itself
-                par.merge,
-                diffs=self.changes,  # the merge reads the diffs of the branches it merges
-                fields=par.include_keys,
-                step=path,
-                reuse_base=True,  # ctx is replaced by the merged context: no copy of its dicts
-            )
-        finally:
-            self.srec.merge_s = wall() - t_merge
-        try:  # recorded before it is applied: a report that cannot be made leaves ctx as it was
-            self.recorder.add_merge(par.name, outcome.rows)
-        except Exception as err:
-            outcome.undo()  # the merge wrote into ctx's dicts (reuse_base): put them back
-            raise bookkeeping.unrecorded_merge(path, outcome.rows, err) from err
-        ctx_mod.apply_inplace(ctx, outcome.context)
-        self.run._event("merge_applied", path, "", f"{len(outcome.rows)} paths")
-        self.run._emit("merge_applied", path, outcome.rows, self.srec.merge_s)
