@@ -447,3 +447,49 @@ def test_bad_retry_arguments_are_config_errors(kwargs: dict[str, Any], words: li
 def test_retry_must_be_a_retry_object(make: Any) -> None:
     with pytest.raises(fl.ConfigError, match=r"retry=.* is not valid; give fl.Retry\("):
         make()
+
+
+def test_a_steps_own_rate_spaces_its_retries_too() -> None:
+    # A retry is a new request: under the Parallel's own rate= it waits for a token like a
+    # branch start (on virtual time, exactly one second apart at 1/s).
+    calls: list[float] = []
+
+    async def flaky(data: Any, ctx: Ctx) -> str:
+        calls.append(asyncio.get_running_loop().time())
+        if len(calls) < 3:
+            raise ValueError("429")
+        return "done"
+
+    pipe = fl.Parallel(
+        {"a": flaky},
+        rate=fl.limits.Rate(per_second=1),
+        retry=fl.Retry(attempts=3, backoff=0, jitter=0),
+        name="fan",
+    )
+    result = fl.run(pipe, Ctx(), clock="virtual")
+    assert result.output == {"a": "done"}
+    assert list(result.attempts["started_s"]) == [0.0, 1.0, 2.0]
+    waits = result.limits[(result.limits["event"] == "wait") & (result.limits["step"] == "fan")]
+    assert list(waits["wait_s"]) == [1.0, 1.0]  # each held retry is a row
+
+
+def test_a_maps_rate_spaces_retries_and_branch_starts_together() -> None:
+    tries: dict[int, int] = {}
+
+    async def flaky(item: int, ctx: Ctx) -> int:
+        tries[item] = tries.get(item, 0) + 1
+        if item == 0 and tries[item] == 1:
+            raise ValueError("429")
+        return item
+
+    class Items(BaseModel):
+        items: list[int] = [0, 1, 2]
+
+    pipe = fl.Map(
+        flaky, over="items", rate=fl.limits.Rate(per_second=1),
+        retry=fl.Retry(attempts=2, backoff=0, jitter=0), name="m",
+    )  # fmt: skip
+    result = fl.run(pipe, Items(), clock="virtual")
+    assert result.output == [0, 1, 2]
+    starts = sorted(result.attempts["started_s"])
+    assert starts == [0.0, 1.0, 2.0, 3.0]  # 3 branch starts and 1 retry: one token each

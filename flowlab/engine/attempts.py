@@ -86,6 +86,28 @@ class _Attempts:
                     self.limiter.release(0.0, True, adapt=False)
                 raise
 
+    async def step_rate(self) -> None:
+        """A retry is a new request: under its Parallel's or Map's own ``rate=``, it waits for
+        a token as a branch start does (the first attempt's was its branch's start), and each
+        held start is a ``wait`` row of ``result.limits``."""
+        brec = self.brec
+        if brec is None:
+            return
+        owner = self.run.step_rates.get(brec.path[: len(brec.path) - len(brec.branch) - 1])
+        if owner is None:
+            return
+        state = owner.queue.rate
+        t = self.run.now()
+        wait = state.delay(t)
+        if wait > 0.0:
+            state.note_wait(wait)
+            owner.on_rate_wait(t, wait, owner.in_flight)
+            while wait > 0.0:  # (a branch start may take the token first: ask again)
+                await asyncio.sleep(wait)
+                t = self.run.now()
+                wait = state.delay(t)
+        state.take(t)
+
     def open(self, n: int, delay: float) -> AttemptRecord:
         """Start attempt ``n`` (after :meth:`queue`, under a run-wide cap)."""
         run, rec = self.run, self.rec
@@ -171,6 +193,8 @@ async def run_attempts(
             n += 1
             if state.limiter is not None or run.rate_gate is not None:
                 await state.queue(n)
+            if n > 1 and run.step_rates:
+                await state.step_rate()
             att = state.open(n, delay)
             try:
                 # The last attempt inside a branch works on the branch's copy itself: nothing is

@@ -142,6 +142,8 @@ class Run:
         # a task but no leaf running yet (a branch starts when its first leaf gets a slot).
         self.ranks: dict[str, tuple[tuple[float, int], ...]] = {}
         self.unstarted: dict[str, BranchRecord] = {}
+        # Parallel steps with a rate of their own, by path: their retried leaves take its tokens
+        self.step_rates: dict[str, Any] = {}
         self.status = "running"
         self.result: RunResult | None = None
         self._run_reason = ""

@@ -131,11 +131,14 @@ class ParallelRun:
             par.branch_timeout,
         )
         rate = run.new_rate(par.rate, path) if par.rate is not None else None
+        self.on_rate_wait = run.rate_listener(path, rate) if rate is not None else None
+        if rate is not None:
+            run.step_rates[path] = self  # a retried leaf of its branches takes its tokens too
         self.queue = BranchQueue(
             path,
             self.limiter,
             rate,
-            run.rate_listener(path, rate) if rate is not None else None,
+            self.on_rate_wait,
             recorder.limits.append,
             by_priority=bool(plan.priority),
             loop=self.loop,
@@ -180,6 +183,7 @@ class ParallelRun:
             if step_timer is not None:
                 step_timer.cancel()
             self.queue.close(run.now(), self.in_flight)
+            run.step_rates.pop(self.path, None)
             self.srec.peak = self.limiter.peak if self.limiter is not None else self.peak
         srec = self.srec
         try:
