@@ -283,3 +283,29 @@ def test_cancel_a_background_thread_run_from_another_thread() -> None:
     result = handle.result(timeout=30)
     assert result.branches.set_index("branch").loc["a", "status"] == "cancelled"
     assert result.context.n == 1
+
+
+def test_a_cap_wait_row_says_the_limit_as_it_was_when_the_wait_began() -> None:
+    # AIMD starts at 1 and grows while branches wait: the wait row is stamped at the spell's
+    # start, so its limit and in_flight are the ones of that moment (not of its end)
+    async def one(data: object, ctx: BaseModel) -> None:
+        await asyncio.sleep(1)
+
+    aimd = fl.limits.AIMD(min=1, max=4, latency_target_s=2.0)
+    res = fl.run(
+        fl.Parallel({f"b{i}": one for i in range(8)}, max_concurrency=aimd, name="fan"),
+        _Empty(), clock="virtual",
+    )  # fmt: skip
+    waits = res.limits.loc[res.limits["event"] == "wait"]
+    assert len(waits) == 1
+    row = waits.iloc[0]
+    assert (row["time_s"], row["limit"], row["in_flight"]) == (0.0, 1, 1)
+    for r in (fl.run(fl.Parallel({f"b{i}": one for i in range(4)}, name="fan"), _Empty(),
+                     clock="virtual", max_concurrency=fl.limits.AIMD(min=1, max=4,
+                     latency_target_s=2.0)),):  # fmt: skip
+        run_waits = r.limits.loc[(r.limits["event"] == "wait") & (r.limits["step"] == "run")]
+        assert (run_waits.iloc[0]["limit"], run_waits.iloc[0]["time_s"]) == (1, 0.0)
+
+
+class _Empty(BaseModel):
+    pass

@@ -222,9 +222,9 @@ def test_concurrency_limit_line_follows_result_limits() -> None:
     ax = plot.concurrency(res, ax=axes())
     (limit,) = [ln for ln in ax.lines if ln.get_gid() == "limit:fan"]
     xs, ys = list(limit.get_xdata()), list(limit.get_ydata())
-    assert (xs[0], ys[0]) == (0.0, 1)  # starts at AIMD's min
-    assert xs[1:-1] == moves["time"].tolist()
-    assert ys[1:-1] == moves["limit"].tolist()
+    assert (xs[0], ys[0]) == (0.0, 1)  # starts at AIMD's min (its "start" row)
+    assert xs[:-1] == moves["time_s"].tolist()  # one point per row: the start, every move
+    assert ys[:-1] == moves["limit"].tolist()
     assert xs[-1] == pytest.approx(res.makespan_s) and ys[-1] == ys[-2]
     (line,) = [ln for ln in ax.lines if ln.get_gid() == "in_flight"]
     assert max(line.get_ydata()) <= max(ys)

@@ -161,6 +161,7 @@ class Run:
         )
         self.token_windows: list[tuple[str, RateState]] = []  # (scope, state), fed by charge()
         self.cap_since: float | None = None  # the run-wide cap holds leaves back since (leaf.py)
+        self._cap_at: tuple[int, int] = (0, 0)  # (limit, in flight) when that spell began
 
     # ---- time and reporting -------------------------------------------------------------------
     def now(self) -> float:
@@ -470,11 +471,17 @@ class Run:
 
         return listener
 
+    def cap_spell_begins(self, t: float, limiter: LimiterState) -> None:
+        """The run-wide cap holds a leaf back from ``t``: a spell begins (its row says the limit
+        and the leaves in flight as they were then, at its ``time_s``)."""
+        self.cap_since, self._cap_at = t, (limiter.limit, limiter.in_flight)
+
     def cap_spell_ends(self, limiter: LimiterState) -> None:
         """The run-wide cap held leaves back from ``cap_since`` until now: a ``wait`` row."""
         assert self.cap_since is not None
         t, since = self.now(), self.cap_since
-        row = (since, "run", limiter.limit, limiter.in_flight, limiter.limiter.name, "wait", "")
+        limit, in_flight = self._cap_at
+        row = (since, "run", limit, in_flight, limiter.limiter.name, "wait", "")
         self.recorder.limits.append((*row, t - since))
         self.cap_since = None
 

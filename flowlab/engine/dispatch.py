@@ -66,6 +66,7 @@ class BranchQueue:
     __slots__ = (
         "_due",
         "_log",
+        "_spell_at",
         "_loop",
         "_on_rate_wait",
         "_pop",
@@ -116,6 +117,7 @@ class BranchQueue:
             else entries.popleft
         )
         self.queued: dict[str, Any] = {}  # name -> its live entry (run.live), while it waits
+        self._spell_at: tuple[int, int] = (0, 0)  # (limit, in flight) when the spell began
         self.cap_since: float | None = None  # since when the cap holds branches back (a spell)
         self.rate_timer: asyncio.TimerHandle | None = None  # armed while the rate holds starts
         self.rate_wake: asyncio.Future[None] | None = None  # the step waits for the rate alone
@@ -155,7 +157,7 @@ class BranchQueue:
                     continue
                 if limiter is not None and not limiter.try_acquire(t):
                     if self.cap_since is None:
-                        self.cap_since = t  # a spell of the cap holding branches back begins
+                        self._spell_begins(t, limiter, in_flight)
                     return None
                 entries.popleft()
                 return name
@@ -182,7 +184,7 @@ class BranchQueue:
             else:
                 if limiter is not None and not limiter.try_acquire(t):
                     if self.cap_since is None:
-                        self.cap_since = t  # a spell of the cap holding branches back begins
+                        self._spell_begins(t, limiter, in_flight)
                     return None
                 self._pop()
             if rate is not None:
@@ -198,12 +200,19 @@ class BranchQueue:
             self.limiter.release(latency, ok, adapt=adapt)
 
     # ---- what holds branches back ---------------------------------------------------------------
+    def _spell_begins(self, t: float, limiter: LimiterState, in_flight: int) -> None:
+        """The cap holds a branch back: a spell begins (its row says the limit and the branches
+        in flight as they were when it began, at its ``time_s``)."""
+        self.cap_since, self._spell_at = t, (limiter.limit, in_flight)
+
     def spell_ends(self, t: float, in_flight: int) -> None:
-        """The cap held branches back from ``cap_since`` until ``t``: a ``wait`` row."""
+        """The cap held branches back from ``cap_since`` until ``t``: a ``wait`` row, stamped
+        with the limit and the branches in flight when the spell began."""
         limiter, since = self.limiter, self.cap_since
         assert limiter is not None
         assert since is not None
-        row = (since, self._step, limiter.limit, in_flight, limiter.limiter.name, "wait", "")
+        limit, running = self._spell_at
+        row = (since, self._step, limit, running, limiter.limiter.name, "wait", "")
         self._log((*row, t - since))
         self.cap_since = None
 

@@ -58,7 +58,7 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
         order = run.ranks.get(parent, ())
         if limiter is not None:
             if run.cap_since is None and limiter.in_flight + limiter.waiting >= limiter.limit:
-                run.cap_since = rec.queued  # a spell of the run-wide cap holding leaves back
+                run.cap_spell_begins(rec.queued, limiter)  # the run-wide cap holds leaves back
             await limiter.acquire(0.0, run.now(), order=order)
             if run.cap_since is not None and not limiter.waiting:
                 run.cap_spell_ends(limiter)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +17,6 @@ if TYPE_CHECKING:
     from flowlab.results.record import RunResult
 
 __all__ = ["concurrency"]
-
-
-def _initial_limit(limit_repr: str) -> int | None:
-    match = re.fullmatch(r"Fixed\((\d+)\)", limit_repr.strip())
-    if match:
-        return int(match.group(1))
-    match = re.search(r"\bmin=(\d+)", limit_repr)
-    return int(match.group(1)) if match else None
 
 
 def _in_flight(frame: pd.DataFrame, end: float) -> tuple[list[float], list[int]]:
@@ -130,13 +121,15 @@ def concurrency(
     # the caps drawn as lines: concurrency limiters (a rate and a Keyed cap have no one line)
     caps = limits.loc[limits["event"].isin(["start", "move"]) & ~limits["limiter"].isin(_HELD_BY)]
     by_step: dict[str, list[tuple[str, list[float], list[int]]]] = {}
-    for path, name, started, finished, lim in zip(
+    for path, name, started, finished in zip(
         chosen["path"].tolist(), chosen["step"].tolist(), chosen["started_s"].tolist(),
-        chosen["finished_s"].tolist(), chosen["limit"].tolist(), strict=True,
+        chosen["finished_s"].tolist(), strict=True,
     ):  # fmt: skip
+        # the cap's own rows (its "start" at the step's start, then every move): the limiter as
+        # the engine ran it, never parsed back from its repr
         moves = caps.loc[caps["step"] == path]
         lx, ly = _limit_series(
-            _initial_limit(str(lim)), float(started), float(finished) if not math.isnan(finished) else end,
+            None, float(started), float(finished) if not math.isnan(finished) else end,
             moves["time_s"].tolist(), moves["limit"].tolist(),
         )  # fmt: skip
         if lx:
