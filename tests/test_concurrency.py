@@ -309,3 +309,10 @@ def test_a_cap_wait_row_says_the_limit_as_it_was_when_the_wait_began() -> None:
 
 class _Empty(BaseModel):
     pass
+
+
+def test_a_release_without_an_acquire_is_refused_and_changes_nothing() -> None:
+    state = Fixed(2).new_state()
+    with pytest.raises(fl.BookkeepingError, match="release\\(\\) without a matching acquire"):
+        state.release()
+    assert state.in_flight == 0 and state.limit == 2

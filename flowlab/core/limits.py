@@ -30,7 +30,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from flowlab.errors import ConfigError
+from flowlab.errors import BookkeepingError, ConfigError
 
 __all__ = ["AIMD", "Adaptive", "Fixed", "Limiter", "LimiterState", "as_limiter"]
 
@@ -297,7 +297,19 @@ class LimiterState:
             raise
 
     def release(self, latency_s: float = 0.0, ok: bool = True, *, adapt: bool = True) -> None:
-        """Return a token (and let the policy adapt the limit) and wake the best waiter."""
+        """Return a token (and let the policy adapt the limit) and wake the best waiter.
+
+        Raises
+        ------
+        BookkeepingError
+            No token is out: a release without its acquire would make ``in_flight`` negative
+            and let one branch too many run.
+        """
+        if self.in_flight <= 0:
+            raise BookkeepingError(
+                f"{self!r}: release() without a matching acquire (no token is out); the "
+                "limiter's count is left as it was."
+            )
         self.in_flight -= 1
         if adapt:
             self._set_limit(self.limiter.on_release(self, latency_s, ok))
