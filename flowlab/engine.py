@@ -50,6 +50,7 @@ from flowlab.errors import (
 from flowlab.limits import LimiterState, UsageAccount, UsageLimits, as_limiter, tidy_cost
 from flowlab.pipeline import Node, Parallel, Pipeline, Step, as_node
 from flowlab.record import BranchRecord, Instrument, Recorder, RunResult
+from flowlab.thread_call import HeldThreads
 
 __all__ = ["Run", "RunCancelled", "charge", "current_run", "last_result"]
 
@@ -128,6 +129,9 @@ class Run:
         self._ids = itertools.count()
         self._groups = itertools.count()
         self.leaves_in_flight = 0
+        # Cancelled sync steps whose thread still runs: in flight, holding their run-wide slot,
+        # until it returns (see flowlab.thread_call); closed by _finish if it never does.
+        self.held = HeldThreads()
         self.failed_step: tuple[str, BaseException | None] = ("", None)  # see leaf.run_step
         # Under a run-wide cap (see flowlab.leaf.run_step): each branch's place in the tree,
         # ((-priority, declared index), ...) from the top, by path; and the branches that have
@@ -393,6 +397,9 @@ class Run:
 
     def _finish(self, status: str, error: BaseException | None, output: Any) -> RunResult:
         now = self.now() if self.loop is not None else 0.0
+        for rec in self.held.close():  # cancelled sync steps whose thread never returned
+            rec.error = rec.error.replace("runs on", "was still running when the run ended")
+            leaf.finished(self, rec, False)
         for b in self.recorder.branches:
             if b.status in ("queued", "running"):
                 b.status = "cancelled"

@@ -342,10 +342,25 @@ async def run_parallel(
                 unrecorded(name, live, bctx, found, err)
             finally:
                 finish(name, live.key, brec)
-                tasks.ended(live.task)
-                if limiter is not None:
-                    limiter.release(brec.finished - since, brec.status == "ok")
-                    dispatch()
+                held = run.held.under(brec.path) if run.held and limiter and queued else None
+                if held:
+                    # A cancelled sync step in it runs on in its thread: the branch keeps its
+                    # slot (and the step waits for it) until that thread returns, so a queued
+                    # sibling starts only then (see flowlab.thread_call).
+                    later = functools.partial(release_held, live.task, brec.finished - since)
+                    run.held.after(held, later)
+                else:
+                    tasks.ended(live.task)
+                    if limiter is not None:
+                        limiter.release(brec.finished - since, brec.status == "ok")
+                        dispatch()
+
+    def release_held(task: asyncio.Task[Any], latency_s: float) -> None:
+        """Give back the slot of a branch that ended while a step in it ran on in its thread."""
+        assert limiter is not None
+        tasks.ended(task)
+        limiter.release(latency_s, False)
+        dispatch()
 
     step_timer: asyncio.TimerHandle | None = None
     if par.timeout is not None:
