@@ -137,6 +137,12 @@ def test_a_thread_that_outlives_the_run_is_closed_at_the_runs_end() -> None:
     assert row["finished_s"] == result.makespan_s
     assert "still running when the run ended" in row["error"]
     assert "competitor" not in result.steps["step"].tolist()
+    # the timeline draws the thread's run-on after a's bar, up to the step row's end (on virtual
+    # time a thread takes no time: a zero-width bar here)
+    ax = fl.plot.timeline(result)
+    [tail] = [p for p in ax.patches if p.get_gid() == "thread:fan:a/blocker"]
+    assert tail.get_x() == branches.loc["a", "finished_s"]
+    assert tail.get_width() == row["finished_s"] - branches.loc["a", "finished_s"]
 
 
 def test_a_sync_step_that_returns_is_not_held() -> None:
