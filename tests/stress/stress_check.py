@@ -167,11 +167,11 @@ async def _drive(spec: RunSpec) -> Outcome:
     # What the steps left behind: the threads charge now, the forgotten tasks when due. Then
     # every sync step's thread is over (a cancelled one may still be in its call).
     journal.run_over.set()
+    with journal.lock:  # (a sync step may still be in its thread, about to leave one behind)
+        journal.lock.wait_for(lambda: journal.busy == 0, 30)
     for thread in journal.threads:
         thread.join(30)
     await asyncio.gather(*journal.forgotten)
-    with journal.lock:
-        journal.lock.wait_for(lambda: journal.busy == 0, 30)
     leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     return Outcome(
         spec, result, journal, ctx, snapshot, probe, leftover, hung, scheduled, last, raised

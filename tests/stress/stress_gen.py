@@ -271,8 +271,8 @@ def _leave_behind(leaf: LeafSpec, journal: Journal) -> None:
 
         runner = contextvars.copy_context().run
         thread = threading.Thread(target=runner, args=(after_the_run,), daemon=True)
-        journal.threads.append(thread)
         thread.start()
+        journal.threads.append(thread)  # (started first: drive joins every thread listed)
 
 
 def _leaf_fn(leaf: LeafSpec, journal: Journal) -> Any:
