@@ -398,7 +398,9 @@ class Run:
     def _finish(self, status: str, error: BaseException | None, output: Any) -> RunResult:
         now = self.now() if self.loop is not None else 0.0
         for rec in self.held.close():  # cancelled sync steps whose thread never returned
-            rec.error = rec.error.replace("runs on", "was still running when the run ended")
+            rec.error = rec.error.replace(
+                "runs on in its thread", "was still running in its thread when the run ended"
+            )
             leaf.finished(self, rec, False)
         for b in self.recorder.branches:
             if b.status in ("queued", "running"):

@@ -342,7 +342,11 @@ async def run_parallel(
                 unrecorded(name, live, bctx, found, err)
             finally:
                 finish(name, live.key, brec)
-                held = run.held.under(brec.path) if run.held and limiter and queued else None
+                held = (
+                    run.held.under(brec.path)
+                    if run.held and queued and limiter is not None
+                    else None
+                )
                 if held:
                     # A cancelled sync step in it runs on in its thread: the branch keeps its
                     # slot (and the step waits for it) until that thread returns, so a queued

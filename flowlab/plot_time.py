@@ -117,7 +117,7 @@ def _breaches(ax: Axes, result: RunResult) -> bool:
     return not rows.empty
 
 
-_HELD = ("ran on in its thread", "still running when the run ended")  # see flowlab.thread_call
+_HELD = ("ran on in its thread", "still running in its thread")  # see flowlab.thread_call
 
 
 def _thread_tails(ax: Axes, result: RunResult, ends: dict[str, tuple[float, float]]) -> None:

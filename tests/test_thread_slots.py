@@ -135,7 +135,7 @@ def test_a_thread_that_outlives_the_run_is_closed_at_the_runs_end() -> None:
     assert branches.loc["b", "status"] == "cancelled"
     row = result.steps.set_index("step").loc["blocker"]
     assert row["finished_s"] == result.makespan_s
-    assert "still running when the run ended" in row["error"]
+    assert "still running in its thread when the run ended" in row["error"]
     assert "competitor" not in result.steps["step"].tolist()
     # the timeline draws the thread's run-on after a's bar, up to the step row's end (on virtual
     # time a thread takes no time: a zero-width bar here)
