@@ -13,14 +13,18 @@ time stands still while a thread works, cancelled or not: everything here happen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from typing import Any
 
 from pydantic import BaseModel
 
 import flowlab as fl
 from flowlab.clock import run_virtual
+from flowlab.thread_call import ThreadCall
 
 WATCHDOG_S = 20.0  # real seconds; a passing test takes milliseconds
 
@@ -191,3 +195,37 @@ def test_no_step_of_a_branch_starts_after_a_crossing_charge_from_a_thread() -> N
     assert rows.loc["sibling", "status"] == "cancelled"
     assert "usage limit exceeded" in rows.loc["sibling", "reason"]
     assert "next_step" not in result.steps["step"].tolist()
+
+
+class HeldBack(Executor):
+    """An executor that runs its jobs only when told, even ones cancelled meanwhile (as a worker
+    thread that had already picked a job up when its future was cancelled)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.jobs.append((fn, args))
+        return Future()
+
+    def run_all(self) -> None:
+        for fn, args in self.jobs:
+            fn(*args)
+
+
+def test_a_call_cancelled_before_its_thread_began_never_runs_and_holds_nothing() -> None:
+    ran: list[str] = []
+
+    async def main() -> bool:
+        call, executor = ThreadCall(asyncio.get_running_loop()), HeldBack()
+        task = asyncio.ensure_future(call.run(executor, ran.append, "ran"))
+        await asyncio.sleep(0)  # submitted, not begun
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        held = call.hold(lambda: ran.append("callback"))
+        executor.run_all()  # its thread gets to it after all
+        return held
+
+    assert asyncio.run(main()) is False
+    assert ran == []
