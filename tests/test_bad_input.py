@@ -22,6 +22,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, field_validator
 
 import flowlab as fl
+from flowlab.backends import ClusterUnavailable
 from flowlab.errors import (
     BranchFailed,
     ConfigError,
@@ -187,6 +188,22 @@ class Row:
     after_ctx: dict[str, Any] | None = None
     cause: type[BaseException] | None = None
     marks: tuple[Any, ...] = field(default=())
+
+
+def unreachable_dask() -> Any:
+    """A scheduler address nothing listens on (port 9: discard), with a short connect timeout."""
+    return fl.backends.Dask(address="tcp://127.0.0.1:9", connect_timeout_s=0.2)
+
+
+def unstartable_dask() -> Any:
+    """A LocalCluster that cannot start: its host is not an address (fails before any worker)."""
+    return fl.backends.Dask(n_workers=1, cluster_kwargs={"host": "256.1.1.1"})
+
+
+DASK_WARNINGS = (
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:distributed.*"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+)
 
 
 def _lock_ctx() -> WithLock:
@@ -852,6 +869,25 @@ ROWS: list[Row] = [
         lambda _: nest(2000),
         ("nested", "deep", "HINT"),
     ),
+    # ---- a Dask cluster that cannot be used (issue 18): an error naming it, before any step --
+    Row(
+        "dask-address-nothing-listens-on",
+        "Dask cluster that fails to start",
+        ClusterUnavailable,
+        lambda _: fl.run(fl.Parallel({"a": add}), Ctx(), backend=unreachable_dask()),
+        ("'tcp://127.0.0.1:9'", "connect_timeout_s=0.2", "HINT"),
+        cause=OSError,
+        marks=DASK_WARNINGS,
+    ),
+    Row(
+        "dask-local-cluster-cannot-start",
+        "Dask cluster that fails to start",
+        ClusterUnavailable,
+        lambda _: fl.run(fl.Parallel({"a": add}), Ctx(), backend=unstartable_dask()),
+        ("LocalCluster(", "host='256.1.1.1'", "failed to start", "HINT"),
+        cause=RuntimeError,
+        marks=DASK_WARNINGS,
+    ),
     # ---- pictures, reports and reducers (issue 18's catalog) ----------------------------------
     Row(
         "plot-timeline-of-none",
@@ -910,7 +946,8 @@ CATEGORIES = [
     "unknown option", "fl.compare grid keys", "fl.charge outside a run", "bad usage budget or charge",
     "step returns a coroutine without awaiting", "step that cannot be called",
     "Pipeline.replace changes", "bad run option", "nested too deep", "handle misuse",
-    "plot or report of something that is not a run", "an Update naming no field",
+    "plot or report of something that is not a run", "Dask cluster that fails to start",
+    "an Update naming no field",
     "an Update a field rule cannot fold", "unknown takes= choice",
 ]  # fmt: skip
 

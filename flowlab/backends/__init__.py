@@ -21,7 +21,7 @@ package does not import ``distributed``; :meth:`Dask.open` does.
 
 from __future__ import annotations
 
-from flowlab.backends._cluster import start_local_cluster
+from flowlab.backends._cluster import ClusterUnavailable, start_local_cluster
 from flowlab.backends.dask import Dask, WorkerLost
 
-__all__ = ["Dask", "WorkerLost", "start_local_cluster"]
+__all__ = ["ClusterUnavailable", "Dask", "WorkerLost", "start_local_cluster"]

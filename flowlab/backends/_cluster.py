@@ -3,6 +3,7 @@
 * :func:`start_local_cluster` — a ``LocalCluster`` configured the way the Dask backend wants it.
 * :func:`lost_errors` — the exceptions that mean "the cluster lost this task" (retriable).
 * :func:`cancel_future` — cancel a cluster future without ever raising.
+* :class:`ClusterUnavailable`, :class:`WorkerLost` — the backend's errors.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import inspect
 from collections.abc import Iterator
 from typing import Any
 
-from flowlab.errors import FlowlabError
+from flowlab.errors import ConfigError, FlowlabError
 
 __all__ = [
+    "ClusterUnavailable",
     "WorkerLost",
     "cancel_future",
     "cluster_config",
@@ -112,3 +114,23 @@ class WorkerLost(FlowlabError):
         self.step = step
         self.branch = branch
         self.attempts = attempts
+
+
+class ClusterUnavailable(ConfigError):
+    """The run's Dask cluster could not be used: the scheduler at ``address`` did not answer
+    within ``connect_timeout_s``, or the ``LocalCluster`` flowlab starts for the run failed to
+    start (or did not start within ``connect_timeout_s``). The run fails before any step runs;
+    ``__cause__`` is Dask's error.
+
+    Also a :class:`~flowlab.errors.ConfigError` (an unreachable address used to raise one): the
+    usual cause is a wrong address or cluster argument.
+
+    Attributes
+    ----------
+    cluster : str
+        The address, or the ``LocalCluster(...)`` it tried to start.
+    """
+
+    def __init__(self, message: str, *, cluster: str = "") -> None:
+        super().__init__(message)
+        self.cluster = cluster

@@ -65,6 +65,7 @@ worker never replies: the charges it made before being cancelled are not counted
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import time
 import uuid
@@ -75,6 +76,7 @@ from typing import TYPE_CHECKING, Any
 from flowlab.backends._calls import AttachCalls, CallRecord, calls_frame, finalize
 from flowlab.backends._clocks import ClockSync
 from flowlab.backends._cluster import (
+    ClusterUnavailable,
     WorkerLost,
     cancel_future,
     cluster_config,
@@ -98,7 +100,7 @@ if TYPE_CHECKING:
     from flowlab.engine.coordinator import Run
     from flowlab.results.records import BranchRecord
 
-__all__ = ["Dask", "WorkerLost"]
+__all__ = ["ClusterUnavailable", "Dask", "WorkerLost"]
 
 
 @dataclass(eq=False)
@@ -131,8 +133,9 @@ class Dask:
     cluster_kwargs : dict, optional
         More ``LocalCluster`` arguments.
     connect_timeout_s : float, default 30
-        Seconds to wait for the scheduler when connecting; past it the run fails with a
-        :class:`~flowlab.errors.ConfigError` naming the address.
+        Seconds to wait for the scheduler when connecting, and for the ``LocalCluster`` to
+        start; past it (or when the cluster fails to start) the run fails with
+        :class:`ClusterUnavailable`, naming the address or the cluster, before any step runs.
 
     Examples
     --------
@@ -224,9 +227,7 @@ class Dask:
                 kwargs = local_cluster_kwargs(
                     self.n_workers, self.threads_per_worker, self.cluster_kwargs
                 )
-                with cluster_config():
-                    cluster = distributed.LocalCluster(asynchronous=True, **kwargs)
-                    await cluster
+                cluster = await self._start_cluster(distributed, kwargs)
                 client = await self._connect(distributed, cluster)
         except BaseException:
             if cluster is not None:
@@ -243,11 +244,40 @@ class Dask:
             )
         except (OSError, TimeoutError) as err:
             shown = where if isinstance(where, str) else getattr(where, "scheduler_address", where)
-            raise ConfigError(
+            raise ClusterUnavailable(
                 f"cannot reach the Dask scheduler at {shown!r} within "
                 f"connect_timeout_s={self.connect_timeout_s:g} ({type(err).__name__}: {err}). "
-                "HINT: is the scheduler running, and is the address (tcp://host:8786) right?"
+                "HINT: is the scheduler running, and is the address (tcp://host:8786) right?",
+                cluster=str(shown),
             ) from err
+
+    async def _start_cluster(self, distributed: Any, kwargs: dict[str, Any]) -> Any:
+        """A new ``LocalCluster`` for the run, started within ``connect_timeout_s``."""
+        given = {"n_workers": self.n_workers, "threads_per_worker": self.threads_per_worker}
+        given.update(self.cluster_kwargs)
+        shown = "LocalCluster(" + ", ".join(f"{k}={v!r}" for k, v in given.items()) + ")"
+        cluster = None
+        try:
+            with cluster_config():
+                cluster = distributed.LocalCluster(asynchronous=True, **kwargs)
+                async with asyncio.timeout(self.connect_timeout_s):
+                    await cluster
+        except Exception as err:  # TypeError for a bad argument, RuntimeError, OSError, ...
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    await cluster.close()
+            why = (
+                f"did not start within connect_timeout_s={self.connect_timeout_s:g}"
+                if isinstance(err, TimeoutError)
+                else f"failed to start ({type(err).__name__}: {err})"
+            )
+            raise ClusterUnavailable(
+                f"the Dask {shown} flowlab starts for the run {why}. HINT: check "
+                "cluster_kwargs (host, ports, memory), or start a cluster yourself and pass "
+                "Dask(address=...).",
+                cluster=shown,
+            ) from err
+        return cluster
 
     async def close(self, run: Run) -> None:
         """Put worker times on the run clock, then close what :meth:`open` opened."""

@@ -177,7 +177,15 @@ def _close(
         bookkeeping.unrecorded(pr, name, live, bctx, found, err)
     finally:
         pr.finish(name, live.key, brec)
-        pr.tasks.ended(live.task)
-        if pr.limiter is not None:
-            pr.queue.release(name, brec.finished - since, brec.status == "ok")
-            pr.dispatch()
+        run = pr.run
+        held = run.held.under(brec.path) if run.held and pr.queue.queued and pr.limiter else None
+        if held:
+            # A cancelled sync step in it runs on in its thread: the branch keeps its slot (and
+            # the step waits for it) until that thread returns, so a queued sibling starts only
+            # then (see flowlab.engine.thread_call).
+            run.held.after(held, lambda: pr.release_held(live.task, name, brec.finished - since))
+        else:
+            pr.tasks.ended(live.task)
+            if pr.limiter is not None:
+                pr.queue.release(name, brec.finished - since, brec.status == "ok")
+                pr.dispatch()

@@ -12,6 +12,8 @@ Rules of virtual time
 * Time only moves when nothing is ready to run. Pure computation takes zero virtual seconds.
 * Work handed to a thread (sync steps, ``asyncio.to_thread``, ``run_in_executor``) also takes zero
   virtual seconds: while such work is outstanding the loop waits for it in real time and does not jump.
+  That holds for a thread whose awaiter was cancelled too, until the thread returns (a job cancelled
+  before its thread began never runs).
 * Real I/O still works; the loop polls it before each jump.
 
 Examples
@@ -124,6 +126,46 @@ class _FifoTimerHandle(asyncio.TimerHandle):
     __hash__ = asyncio.TimerHandle.__hash__
 
 
+class _CountedJob:
+    """An executor job of a :class:`VirtualTimeLoop`, counted in ``threads_in_flight`` (time
+    stands still) until its result reaches the loop, or, if its awaiter was cancelled while the
+    thread ran, until the thread returns: work in a thread takes no virtual time, awaited or
+    not. A job cancelled before its thread began never runs."""
+
+    __slots__ = ("abandoned", "dropped", "func", "loop", "returned", "started")
+
+    def __init__(self, loop: VirtualTimeLoop, func: Callable[..., Any]) -> None:
+        self.loop, self.func = loop, func
+        self.started = self.returned = self.abandoned = self.dropped = False
+
+    def __call__(self, *args: Any) -> Any:
+        with self.loop._count_lock:
+            if self.dropped:
+                return None
+            self.started = True
+        try:
+            return self.func(*args)
+        finally:
+            with self.loop._count_lock:
+                self.returned = True
+                abandoned = self.abandoned
+            if abandoned:  # counted until now: uncount it on the loop, in order
+                try:
+                    self.loop.call_soon_threadsafe(self.loop._thread_returned)
+                except RuntimeError:  # the loop is closed
+                    pass
+
+    def awaited(self, future: asyncio.Future[Any]) -> None:
+        """The loop's future is done: uncount the job, unless its thread still runs."""
+        with self.loop._count_lock:
+            if future.cancelled() and not self.returned:
+                if self.started:
+                    self.abandoned = True  # uncounted when the thread returns
+                    return
+                self.dropped = True
+            self.loop.threads_in_flight -= 1
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An event loop whose clock jumps to the next timer whenever the loop would otherwise wait.
 
@@ -170,14 +212,14 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     ) -> asyncio.Future[T]:
         with self._count_lock:
             self.threads_in_flight += 1
-        future = super().run_in_executor(executor, func, *args)
-
-        def _done(_: Any) -> None:
-            with self._count_lock:
-                self.threads_in_flight -= 1
-
-        future.add_done_callback(_done)
+        job = _CountedJob(self, func)
+        future = super().run_in_executor(executor, job, *args)
+        future.add_done_callback(job.awaited)
         return future
+
+    def _thread_returned(self) -> None:
+        with self._count_lock:
+            self.threads_in_flight -= 1
 
     def __repr__(self) -> str:
         return (

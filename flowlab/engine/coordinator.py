@@ -42,13 +42,14 @@ from flowlab.core.rate import Rate, RateState
 from flowlab.core.rate_gate import RateGate
 from flowlab.core.retry import Retry
 from flowlab.core.usage import UsageAccount, tidy_cost
-from flowlab.engine import plugins
+from flowlab.engine import leaf, plugins
 from flowlab.engine.attempts import run_leaf
 from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.engine.current import _current, _last, charge, current_run, last_result
 from flowlab.engine.instruments import Hooks, check_instruments
 from flowlab.engine.options import RunOptions
 from flowlab.engine.parallel import run_parallel
+from flowlab.engine.thread_call import HeldThreads
 from flowlab.errors import (
     BranchFailed,
     ConfigError,
@@ -136,6 +137,9 @@ class Run:
         self._ids = itertools.count()
         self._groups = itertools.count()
         self.leaves_in_flight = 0
+        # Cancelled sync steps whose thread still runs: in flight, holding their run-wide slot,
+        # until it returns (see flowlab.thread_call); closed by _finish if it never does.
+        self.held = HeldThreads()
         self.failed_step: tuple[str, BaseException | None] = ("", None)  # see leaf.run_step
         # Under a run-wide cap (see flowlab.engine.leaf.run_step): each branch's place in the tree,
         # ((-priority, declared index), ...) from the top, by path; and the branches that have
@@ -420,6 +424,11 @@ class Run:
 
     def _finish(self, status: str, error: BaseException | None, output: Any) -> RunResult:
         now = self.now() if self.loop is not None else 0.0
+        for rec in self.held.close():  # cancelled sync steps whose thread never returned
+            rec.error = rec.error.replace(
+                "runs on in its thread", "was still running in its thread when the run ended"
+            )
+            leaf.finished(self, rec, False)
         for b in self.recorder.branches:
             if b.status in ("queued", "running"):
                 b.status = "cancelled"

@@ -66,10 +66,10 @@ class BranchQueue:
     __slots__ = (
         "_due",
         "_log",
-        "_spell_at",
         "_loop",
         "_on_rate_wait",
         "_pop",
+        "_spell_at",
         "_step",
         "_t0",
         "cap_since",

@@ -12,13 +12,13 @@ runs on the run's event-loop thread, like the rest of the coordinator.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import flowlab.core.context.isolation as ctx_mod
 from flowlab.core.update import Update, settle
+from flowlab.engine.thread_call import ThreadCall
 from flowlab.errors import ConfigError, StepTimeout
 from flowlab.results.records import StepRecord
 
@@ -70,10 +70,16 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
                     limiter.release(0.0, True, adapt=False)
                 raise
         rec.started = run.now()
-        if run.unstarted:
-            run.began(parent, rec.started)  # the first leaf of its branch: the branch starts
+    if parent and run.account.breached is not None:
+        await _settle_breach(run)
+    if (limiter is not None or gate is not None) and run.unstarted:
+        run.began(parent, rec.started)  # the first leaf of its branch: the branch starts
     started(run, rec)
     ok = False
+    # a sync step's call in its thread: after a cancellation it holds its slot until the
+    # thread returns (see flowlab.engine.thread_call)
+    sync = not step.is_async and not (run.backend and parent)
+    thread = ThreadCall(run.loop) if sync and run.loop is not None else None
     # A top-level step works on a copy that is committed only if it succeeds: a step that fails
     # half way (or a sync step still running in its thread after a timeout) can never leave
     # half-done changes in the run's context. Inside a branch the branch's own copy already
@@ -84,9 +90,10 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
             if step.is_async and (run.backend is None or not parent):
                 out = settled(step, await step.fn(*(data, work)[step.wants]), work)
             else:
-                out = settled(step, await call(run, step, data, work, parent), work)
+                out = settled(step, await call(run, step, data, work, parent, thread), work)
         else:
-            out = settled(step, await timed(run, step, data, work, parent, path), work)
+            out = await timed(run, step, data, work, parent, path, thread)
+            out = settled(step, out, work)
         if work is not ctx:
             ctx_mod.apply_inplace(ctx, work)
         ok = True
@@ -97,17 +104,58 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
             run.failed_step = (path, err)  # named by the run's error (see Run.execute)
         raise
     finally:
-        finished(run, rec, ok)
-        if limiter is not None:
-            limiter.release(rec.finished - rec.started, ok)
+        if ok or thread is None or not thread.hold(lambda: _returned(run, rec)):
+            finished(run, rec, ok)
+            if limiter is not None:
+                limiter.release(rec.finished - rec.started, ok)
+        else:  # cancelled while its thread runs on: in flight, in its slot, until it returns
+            rec.error += "; its call runs on in its thread"
+            run.held.add(rec)
 
 
-async def timed(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str, path: str) -> Any:
+async def _settle_breach(run: Run) -> None:
+    """Before a step of a branch starts: a crossing charge made in a worker thread reaches the
+    loop through ``call_soon_threadsafe``, maybe not yet. Settle it now, so that no step of a
+    branch it cancels starts after it (then the step does not start: its slot goes back)."""
+    run.settle_breach()
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        try:
+            await asyncio.sleep(0)  # the cancellation it made is delivered here
+        except asyncio.CancelledError:
+            if run.run_limiter is not None:
+                run.run_limiter.release(0.0, True, adapt=False)
+            raise
+
+
+def _returned(run: Run, rec: StepRecord) -> None:
+    """The thread of a cancelled sync step returned: it leaves the run's leaves in flight and
+    frees its slot now (nothing, if the run has already ended and closed its record)."""
+    due = run.held.returned(rec)
+    if due is None:
+        return
+    rec.error = rec.error.replace("runs on in its thread", "ran on in its thread until it returned")
+    finished(run, rec, False)
+    if run.run_limiter is not None:
+        run.run_limiter.release(rec.finished - rec.started, False)
+    for callback in due:  # branches that ended while it ran: their Parallel's slots go back
+        callback()
+
+
+async def timed(
+    run: Run,
+    step: Step,
+    data: Any,
+    ctx: BaseModel,
+    parent: str,
+    path: str,
+    thread: ThreadCall | None = None,
+) -> Any:
     """:func:`call` under the step's ``timeout`` (:class:`StepTimeout` when it runs out)."""
     assert step.timeout is not None
     try:
         async with asyncio.timeout(step.timeout) as cm:
-            out = await call(run, step, data, ctx, parent)
+            out = await call(run, step, data, ctx, parent, thread)
         if cm.expired():  # it caught the timeout's cancellation and returned anyway
             raise StepTimeout(
                 f"step {path!r} exceeded timeout={step.timeout:g}s (it caught the "
@@ -126,8 +174,16 @@ async def timed(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str, pa
     return out
 
 
-async def call(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> Any:
-    """Call the step's function: awaited, in the run's thread pool (sync), or on the backend."""
+async def call(
+    run: Run,
+    step: Step,
+    data: Any,
+    ctx: BaseModel,
+    parent: str,
+    thread: ThreadCall | None = None,
+) -> Any:
+    """Call the step's function: awaited, in the run's thread pool (sync, through ``thread``
+    when given), or on the backend."""
     pair: tuple[Any, ...] = (data, ctx)
     args = pair[step.wants]
     if run.backend is not None and parent:
@@ -138,8 +194,9 @@ async def call(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str) -> 
         assert run.loop is not None
         if run._executor is None:
             run._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flowlab-step")
-        runner = contextvars.copy_context().run
-        out = await run.loop.run_in_executor(run._executor, runner, step.fn, *args)
+        if thread is None:
+            thread = ThreadCall(run.loop)
+        out = await thread.run(run._executor, step.fn, *args)
     return out
 
 

@@ -313,6 +313,12 @@ class ParallelRun:
             out = self.outputs.get(name) if ok else None
             run._emit("branch_result", brec, out, self.errors.get(name))
 
+    def release_held(self, task: asyncio.Task[Any], name: str, latency_s: float) -> None:
+        """Give back the slot of a branch that ended while a step in it ran on in its thread."""
+        self.tasks.ended(task)
+        self.queue.release(name, latency_s, False)
+        self.dispatch()
+
     def branch_timed_out(self, brec: BranchRecord, live: Any) -> StepTimeout:
         """The error of a branch its ``branch_timeout`` (or the step's timeout) cancelled."""
         return StepTimeout(

@@ -12,7 +12,11 @@ journal of what the leaves really did, and an instrument that saw every start an
 * peak concurrency is within every cap that applies (per step, run-wide);
 * ``Sum`` / ``Union`` fields equal the base plus exactly the contributions of the branches that
   succeeded, at the top and at every merge (zero lost updates, nothing half-applied);
-* usage totals equal the charges really made, per branch and in total; breaches iff over budget;
+* usage totals equal the charges really made, per branch and in total, and the sum of the rows;
+  breaches iff over budget; a charge from a task or thread a step left behind is refused once its
+  branch has ended (always, after the run);
+* a leaf's ``BaseException``: the run is recorded (``fl.last_result()``, failed or cancelled,
+  naming it), then ``await handle`` raises that very exception;
 * cancellations, timeouts, statuses and frames agree with each other.
 """
 
@@ -106,6 +110,8 @@ class Outcome:
     leftover: list[asyncio.Task[Any]]
     hung: bool
     scheduled: list[tuple[float, str | None, bool]] = field(default_factory=list)
+    last: Any = None  # fl.last_result() once the run was over
+    raised: BaseException | None = None  # what `await handle` raised
 
 
 def work_bound(spec: RunSpec) -> float:
@@ -150,10 +156,26 @@ async def _drive(spec: RunSpec) -> Outcome:
         hung = True
         handle.cancel()
         result = await asyncio.wait_for(handle.wait(), timeout=100.0)
+    last = fl.last_result()
+    raised: BaseException | None = None
+    try:
+        await handle  # `result = await handle`: the run's error raised (a BaseException as is)
+    except BaseException as err:
+        raised = err
     for timer in timers:
         timer.cancel()
+    # What the steps left behind: the threads charge now, the forgotten tasks when due. Then
+    # every sync step's thread is over (a cancelled one may still be in its call).
+    journal.run_over.set()
+    with journal.lock:  # (a sync step may still be in its thread, about to leave one behind)
+        journal.lock.wait_for(lambda: journal.busy == 0, 30)
+    for thread in journal.threads:
+        thread.join(30)
+    await asyncio.gather(*journal.forgotten)
     leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    return Outcome(spec, result, journal, ctx, snapshot, probe, leftover, hung, scheduled)
+    return Outcome(
+        spec, result, journal, ctx, snapshot, probe, leftover, hung, scheduled, last, raised
+    )
 
 
 def drive(spec: RunSpec) -> Outcome:
@@ -253,8 +275,9 @@ def _has_timeout(node: Node) -> bool:
 def _can_fail(node: Node, spec: RunSpec) -> bool:
     """Whether something under ``node`` may legitimately fail (not time out, not be cancelled)."""
     for n in walk(node):
+        charges = n.charge is not None or n.late == "task" if isinstance(n, LeafSpec) else False
         if isinstance(n, LeafSpec) and (
-            n.fail or n.cyclic or (n.charge is not None and spec.usage is not None)
+            n.fail or n.cyclic or n.abort or (charges and spec.usage is not None)
         ):
             return True
         if isinstance(n, ParSpec) and n.merge in ("error_on_conflict", "rule:ErrorOnConflict"):
@@ -448,11 +471,26 @@ def check(out: Outcome) -> None:
     if is_clean(spec):
         assert r.status == "ok", (r.status, r.error)
         assert all(st == "ok" for st in status.values())
-    if r.status == "ok":
-        assert r.error is None
+    assert out.last is r, "fl.last_result() is not the run that just ended"
+    if journal.aborted:
+        # A leaf raised a BaseException (neither an Exception nor a cancellation): the run is
+        # recorded, failed or cancelled, with that very exception, which `await handle` raises
+        # as is; the branch it was raised in is not ok (so never merged).
+        assert any(out.raised is e for e in journal.aborted), (repr(out.raised), journal.aborted)
+        assert r.error is out.raised, (repr(r.error), repr(out.raised))
+        assert r.status in ("failed", "cancelled"), r.status
+        rows = branches + steps
+        assert any("LeafAbort" in str(row.get("error")) for row in rows), "LeafAbort not named"
+        for err in journal.aborted:
+            where = _innermost_branch(spec)[str(err).split()[0]]
+            if where is not None:
+                assert status[where] != "ok", ("aborted branch recorded ok", where)
+    elif r.status == "ok":
+        assert r.error is None and out.raised is None, (repr(r.error), repr(out.raised))
     else:
         assert isinstance(r.error, FlowlabError), repr(r.error)
         assert r.error.result is r
+        assert out.raised is r.error, (repr(out.raised), repr(r.error))
 
     # -- Sum / Union: base + exactly the successful contributions ---------------------------------
     top_status = {s["path"]: s["status"] for s in steps if s["parent"] == ""}
@@ -516,7 +554,26 @@ def check(out: Outcome) -> None:
         key = (b["step"], b["branch"])
         assert abs(b["cost"] - per_cents[key] / 100) < EPS, (key, b["cost"], per_cents[key])
         assert b["tokens"] == per_tokens[key], (key, b["tokens"], per_tokens[key])
-    if spec.usage is not None:
+    # charges from what a step left behind: refused once its branch has ended (never counted),
+    # accepted (and counted above) only while it still runs; after the run, always refused
+    finished_at = {(b["step"], b["branch"]): b["finished_s"] for b in branches}
+    for t, leaf_name, kind, what in journal.late:
+        where = owner[leaf_name]
+        assert where is not None and where in finished_at, (leaf_name, where)
+        if kind == "thread":
+            assert what == "ChargeRefused", ("a charge after the run was not refused", leaf_name)
+            continue
+        assert what in ("accepted", "ChargeRefused", "UsageLimitExceeded"), (leaf_name, what)
+        if what == "ChargeRefused":
+            assert t >= finished_at[where] - EPS, ("refused while its branch ran", t, where)
+        else:
+            assert t <= finished_at[where] + EPS, ("accepted after its branch ended", t, where)
+    top_cents = sum(c for _, leaf_name, c, _ in journal.charges if owner[leaf_name] is None)
+    rows_cost = sum(b["cost"] for b in branches) + top_cents / 100
+    assert abs(r.cost - rows_cost) < EPS, ("totals are not the sum of the rows", r.cost, rows_cost)
+    top_tokens = sum(k for _, leaf_name, _, k in journal.charges if owner[leaf_name] is None)
+    assert r.tokens == sum(b["tokens"] for b in branches) + top_tokens
+    if spec.usage is not None and not journal.aborted:
         lim_c, lim_t = spec.usage
         over = (lim_c is not None and cents > lim_c) or (lim_t is not None and tokens > lim_t)
         if over:
@@ -551,7 +608,7 @@ def check(out: Outcome) -> None:
                     and not _a2_victim(b)
                 ):
                     assert b["finished_s"] <= t_breach + EPS, ("ran on after the breach", b)
-    else:
+    elif not journal.aborted:
         assert r.status != "usage_limit_exceeded"
 
     # -- frames agree with each other --------------------------------------------------------------

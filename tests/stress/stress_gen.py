@@ -3,7 +3,7 @@
 A spec is pure data (dataclasses), so Hypothesis can shrink it and a failing example prints as a
 readable tree. :func:`build` turns a spec into a real ``fl.Pipeline`` whose leaf steps sleep on the
 virtual clock, charge usage, fail, write the context, and cancel branches through the run's handle,
-and log everything they really did into a :class:`Journal` that the invariants compare against.
+raise a ``BaseException``, leave behind a task or thread that charges late, and log everything they really did into a :class:`Journal` that the invariants compare against.
 
 Times are multiples of 0.25 s, so virtual timestamps are exact binary fractions and ties (a timeout
 firing in the same instant a sleep ends) happen often: ties are where schedulers go wrong.
@@ -12,7 +12,10 @@ firing in the same instant a sleep ends) happen often: ties are where schedulers
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
+import math
+import threading
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -26,6 +29,7 @@ from flowlab.core.merge import STRATEGIES
 __all__ = [
     "FIELDS",
     "Journal",
+    "LeafAbort",
     "LeafError",
     "LeafSpec",
     "ParSpec",
@@ -71,6 +75,11 @@ class LeafError(RuntimeError):
     """What a leaf told to fail raises."""
 
 
+class LeafAbort(BaseException):
+    """What a leaf told to abort raises: neither an ``Exception`` nor a cancellation (as pytest's
+    ``Failed``, gevent's ``Timeout``, trio's ``Cancelled``)."""
+
+
 @dataclass
 class LeafSpec:
     name: str
@@ -86,6 +95,11 @@ class LeafSpec:
     cancel: tuple[str | None] | None = None  # after sleep1: handle.cancel(target); None = run
     stubborn: bool = False  # catches its cancellation, writes the context and returns anyway
     cyclic: bool = False  # also writes a list that holds itself: its branch cannot be diffed
+    abort: bool = False  # raises LeafAbort, a BaseException: the run is recorded, then it escapes
+    # a charge from something the step leaves behind: "task" (an asyncio task charging
+    # `late_after` seconds after the step began) or "thread" (charging once the run is over)
+    late: str | None = None
+    late_after: float = 0.0
 
     @property
     def duration(self) -> float:
@@ -157,6 +171,8 @@ def describe(node: Node) -> str:
         bits += [f"cancel:{node.cancel[0]}"] if node.cancel else []
         bits += ["stubborn"] if node.stubborn else []
         bits += ["cyclic"] if node.cyclic else []
+        bits += ["ABORT"] if node.abort else []
+        bits += [f"late:{node.late}@{node.late_after:g}"] if node.late else []
         return f"{node.name}({' '.join(bits)})"
     if isinstance(node, SeqSpec):
         return f"{node.name}[{', '.join(describe(p) for p in node.parts)}]"
@@ -178,6 +194,15 @@ class Journal:
     charges: list[tuple[float, str, int, int]] = field(default_factory=list)
     cancels: list[tuple[float, str | None]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # stubborn leaves that swallowed a cancel
+    aborted: list[BaseException] = field(default_factory=list)  # every LeafAbort really raised
+    # late charges: (time, leaf, "task" | "thread", what happened: "accepted" or the error's
+    # type name); accepted ones are in `charges` too
+    late: list[tuple[float, str, str, str]] = field(default_factory=list)
+    forgotten: list[asyncio.Task[None]] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+    run_over: threading.Event = field(default_factory=threading.Event)
+    busy: int = 0  # sync steps in their threads right now (drive waits for 0 before checking)
+    lock: threading.Condition = field(default_factory=threading.Condition)
     handle: Any = None
 
 
@@ -202,10 +227,62 @@ def run_specs(spec: RunSpec) -> list[Node]:
 # ---------------------------------------------------------------------------------- building
 
 
+def _charge(journal: Journal, name: str, cents: int, tokens: int, now: float, late: str) -> None:
+    """``fl.charge`` and journal it: in ``charges`` once accepted (a crossing charge is accepted
+    too, then raises), and in ``late`` for a charge from something the step left behind."""
+    try:
+        fl.charge(cost=cents / 100, tokens=tokens)
+    except fl.ChargeRefused:
+        if late:
+            journal.late.append((now, name, late, "ChargeRefused"))
+        if not late:
+            raise
+        return
+    except BaseException as err:
+        if isinstance(err, fl.UsageLimitExceeded):
+            journal.charges.append((now, name, cents, tokens))
+        if late:
+            journal.late.append((now, name, late, type(err).__name__))
+        if not late:
+            raise
+        return
+    journal.charges.append((now, name, cents, tokens))
+    if late:
+        journal.late.append((now, name, late, "accepted"))
+
+
+def _leave_behind(leaf: LeafSpec, journal: Journal) -> None:
+    """Start what the step forgets: a task that charges ``late_after`` seconds from now, or a
+    thread (in the step's context) that charges once the run is over."""
+    cents, tokens = leaf.charge or (5, 5)
+    if leaf.late == "task":
+        loop = asyncio.get_running_loop()
+
+        async def later() -> None:
+            await asyncio.sleep(leaf.late_after)
+            _charge(journal, leaf.name, cents, tokens, loop.time(), "task")
+
+        journal.forgotten.append(asyncio.ensure_future(later()))
+    elif leaf.late == "thread":
+
+        def after_the_run() -> None:
+            journal.run_over.wait(30)
+            _charge(journal, leaf.name, cents, tokens, math.inf, "thread")
+
+        runner = contextvars.copy_context().run
+        thread = threading.Thread(target=runner, args=(after_the_run,), daemon=True)
+        thread.start()
+        journal.threads.append(thread)  # (started first: drive joins every thread listed)
+
+
 def _leaf_fn(leaf: LeafSpec, journal: Journal) -> Any:
     def act(ctx: SCtx) -> str:
         if leaf.fail:
             raise LeafError(f"{leaf.name} failed on purpose")
+        if leaf.abort:
+            err = LeafAbort(f"{leaf.name} aborted on purpose")
+            journal.aborted.append(err)
+            raise err
         ctx.total += leaf.delta
         ctx.counts[leaf.key] = ctx.counts.get(leaf.key, 0) + leaf.delta
         ctx.seen.append(leaf.name)
@@ -223,19 +300,27 @@ def _leaf_fn(leaf: LeafSpec, journal: Journal) -> Any:
         if leaf.charge is not None:
             cents, tokens = leaf.charge
             now = asyncio.get_event_loop().time() if not leaf.sync else -1.0
-            journal.charges.append((now, leaf.name, cents, tokens))
-            fl.charge(cost=cents / 100, tokens=tokens)
+            _charge(journal, leaf.name, cents, tokens, now, "")
 
     if leaf.sync:
 
         def sync_step(data: Any, ctx: SCtx) -> str:
-            charge()
-            return act(ctx)
+            with journal.lock:
+                journal.busy += 1
+            try:
+                _leave_behind(leaf, journal)
+                charge()
+                return act(ctx)
+            finally:
+                with journal.lock:
+                    journal.busy -= 1
+                    journal.lock.notify_all()
 
         return sync_step
 
     async def async_step(data: Any, ctx: SCtx) -> str:
         loop = asyncio.get_running_loop()
+        _leave_behind(leaf, journal)
         try:
             if leaf.sleep1:
                 await asyncio.sleep(leaf.sleep1)
@@ -286,7 +371,7 @@ def build(node: Node, journal: Journal) -> Any:
 
 # ---------------------------------------------------------------------------------- strategies
 
-LEAF_BITS = st.integers(0, 2**54 - 1)  # every bit decode_leaf takes, with room
+LEAF_BITS = st.integers(0, 2**70 - 1)  # every bit decode_leaf takes, with room
 WIDTH = st.integers(1, 50)
 SMALL = st.integers(0, 9)
 CAP = st.none() | st.integers(1, 8)
@@ -337,6 +422,10 @@ def decode_leaf(name: str, v: int, *, top: bool, faults: bool) -> LeafSpec:
     note = take(1) == 1
     stubborn = faults and not top and not sync and take(3) == 5
     cyclic = faults and not top and take(4) == 9
+    abort = faults and not sync and take(8) == 77  # rare: it ends the whole run
+    late_kind = take(4) if faults and not top else 0  # only in a branch: a branch to outlive
+    late = "thread" if late_kind == 14 else "task" if late_kind == 15 and not sync else None
+    late_after = take(4) % 13 / 4
     return LeafSpec(
         name=name,
         sleep1=sleep1,
@@ -350,6 +439,9 @@ def decode_leaf(name: str, v: int, *, top: bool, faults: bool) -> LeafSpec:
         note=note,
         stubborn=stubborn,
         cyclic=cyclic,
+        abort=abort,
+        late=late,
+        late_after=late_after,
     )
 
 

@@ -118,6 +118,28 @@ def _breaches(ax: Axes, result: RunResult) -> bool:
     return not rows.empty
 
 
+_HELD = ("ran on in its thread", "still running in its thread")  # see flowlab.thread_call
+
+
+def _thread_tails(ax: Axes, result: RunResult, ends: dict[str, tuple[float, float]]) -> None:
+    """After a branch's bar, a thin dotted bar while a cancelled sync step of it ran on in its
+    worker thread (holding its slot: see :mod:`flowlab.thread_call`). ``ends``: branch path ->
+    (row y, finished_s)."""
+    steps = result.steps
+    for path, parent, error, finished in zip(
+        steps["path"], steps["parent"], steps["error"].astype(str), steps["finished_s"],
+        strict=True,
+    ):  # fmt: skip
+        if str(parent) not in ends or not any(h in error for h in _HELD):
+            continue
+        y, end = ends[str(parent)]
+        ax.barh(
+            [y], [max(0.0, float(finished) - end)], left=[end], height=0.15, color="#888888",
+            hatch="..", alpha=0.7, edgecolor="#555555", linewidth=0.5, gid=f"thread:{path}",
+            label="_thread",
+        )  # fmt: skip
+
+
 def timeline(
     result: RunResult,
     ax: Axes | None = None,
@@ -135,7 +157,8 @@ def timeline(
     """A Gantt chart of a run: one bar per branch, colored by status.
 
     Each branch gets one status bar from ``started_s`` to ``finished_s`` (a branch cancelled
-    before it started gets a hatched bar over its queue time instead). The queue wait, from
+    before it started gets a hatched bar over its queue time instead); a thin dotted bar after it
+    shows a cancelled sync step of it still running in its thread, until that thread returned. The queue wait, from
     ``queued_s`` to ``started_s``, is drawn lighter in front of it. Nested branches sit right under
     their parent branch, indented. The completion rank (``#3``) is written after each bar.
     Branches that won a merged field are marked with a star, only when that win reached the
@@ -209,6 +232,7 @@ def timeline(
     lefts, widths, colors, hatches, gids, rows, heights = [], [], [], [], [], [], []
     wait_bars: list[tuple[float, float, float, Any, str]] = []
     stars: list[tuple[float, float]] = []
+    ends: dict[str, tuple[float, float]] = {}  # branch path -> (its row's y, where its bar ends)
     records = frame.to_dict("records")
     spans = [_span(records[i], result.makespan_s) for i, _ in order]
     lanes = (
@@ -254,6 +278,7 @@ def timeline(
             )  # fmt: skip
         if row["path"] in won:
             stars.append((left + max(0.0, finished - left) / 2, float(y)))
+        ends[str(row["path"])] = (float(y), finished)
 
     if wait_bars:
         wb = ax.barh(
@@ -272,6 +297,8 @@ def timeline(
         if hatch:
             patch.set_hatch(hatch)
             patch.set_alpha(0.6)
+    if by == "branch":
+        _thread_tails(ax, result, ends)
     if stars:
         ax.scatter(
             [s[0] for s in stars], [s[1] for s in stars], marker="*", s=90, color="#f5d000",
