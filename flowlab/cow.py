@@ -1,0 +1,677 @@
+"""Copy-on-write branch contexts: a branch pays for what it touches, not for what the context holds.
+
+:func:`cow_isolator` plans, once per step, how to hand every branch a context that behaves like
+an eager deep copy of the step's base context (its writes are its own; siblings and the caller
+never see them) while sharing the base's data until the branch touches it.
+
+The mechanism
+-------------
+* A branch's context is a new instance of the model whose field values are the branch's own:
+  immutable values (``int``, ``str``, ... and tuples / frozensets of them) are the base's very
+  objects, as a deep copy would share them; every ``list`` and ``dict`` is a :class:`CowList` /
+  :class:`CowDict`, a real ``list`` / ``dict`` subclass holding a *shallow* copy of the base
+  container (its item pointers: ~0.1 µs per item, no item is copied); a nested model is such a
+  copy, one level at a time; anything else (a set, a tuple holding lists, a numpy array, an
+  arbitrary object) is deep-copied.
+* The items of a copy-on-write container stay the base's objects ("raw") until Python code asks
+  for one (``x[i]``, iteration, ``.get``, ``.values()``, ``.pop``, slices, ``copy``, ``+``,
+  ``|``, pickling ...): the item is then *adopted* — replaced in the container's storage by the
+  branch's own object for it, made the same way (a list item becomes a :class:`CowList`, a model
+  item a model copy, a numpy array a deep copy) — and that object is handed out. Python code
+  therefore only ever holds the branch's own objects, and writing to one never reaches the base.
+* One memo per branch (``id(base object) -> branch object``, the memo ``copy.deepcopy`` uses too)
+  gives a base object met twice one branch object, so objects shared by two fields or two items
+  stay shared in the branch, as in a deep copy.
+
+Why it is sound
+---------------
+1. *The storage reads right.* C code that reads a container directly (``json.dumps``,
+   ``list()``, ``sorted``, pydantic's ``model_dump``, ``==``) sees either the branch's adopted
+   objects or raw base objects. A raw base object is one the branch never received, so it never
+   wrote to it; the base does not change during a step; so its value is the value the branch
+   sees. The one way this could fail is a base object reachable from two places (aliasing): the
+   branch could adopt and change it through one place while the other still holds it raw. A
+   container whose items may be referenced from elsewhere (``sys.getrefcount`` above that of a
+   single reference, checked once per base container and step, before any branch copied it)
+   adopts those items when its copy is made, so no raw item of a branch is ever shared.
+2. *Writes stay in the branch.* Every mutating method of the two classes writes only the
+   branch's own storage; nested writes go to adopted objects, which are the branch's.
+3. *Tracking falls out of it.* Every write marks where it wrote (a list: the lowest index
+   written, as :class:`~flowlab.tracking.TrackedList`; a dict: the keys written) and, the first
+   time, marks the container's place in each container that adopted it (its ``parents``), up to
+   the field. An adopted object that cannot report its writes (a model copy, a deep copy) marks
+   its place when it is handed out. So the diff (:mod:`flowlab.cow_diff`) reads only the touched
+   places of touched fields, and compares what it reads by value.
+4. *Nothing raw leaves the branch.* The values the diff reports as written are *detached*:
+   plain containers and models rebuilt from the branch's view, raw base objects inside them
+   deep-copied (:func:`flowlab.cow_diff.detach`) — what an eager copy would have handed the merge.
+
+Not covered (the lazy path cannot see it; use ``isolation="eager"``): C functions that take a
+``list`` and hand its stored items to Python code without going through its methods
+(``heapq``'s functions, ``numpy.array(list_of_dicts)``, pydantic validation of a ``list[Any]``
+or ``dict[str, Any]`` built from a branch's container): they can hand out a raw base object,
+and mutating *that* object would reach the base. Calling the base classes' methods directly
+(``dict.__setitem__(d, k, v)``) bypasses the tracking, as with :mod:`flowlab.tracking`.
+Contexts whose lists and dicts hold only immutable values (strings, numbers) have no raw mutable
+item at all, so none of this applies to them.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import weakref
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Sequence, ValuesView
+from typing import Any, SupportsIndex, TypeVar
+
+from pydantic import BaseModel
+
+from flowlab.errors import ConfigError
+
+__all__ = ["Branch", "CowDict", "CowList", "branch_of", "cow_isolate", "cow_isolator"]
+
+M = TypeVar("M", bound=BaseModel)
+
+IMMUTABLE: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes, complex})
+_MISS: Any = object()
+_setattr = object.__setattr__
+_getrefcount = sys.getrefcount
+_SINGLE = 2  # sys.getrefcount of an item held by one container, read through map()
+
+
+def _deep_immutable(value: Any) -> bool:
+    """Whether a tuple / frozenset holds only immutable values (at any depth)."""
+    for item in value:
+        kind = type(item)
+        if kind in IMMUTABLE:
+            continue
+        if kind in (tuple, frozenset) and _deep_immutable(item):
+            continue
+        return False
+    return True
+
+
+class Plan:
+    """What every branch of one step shares: which base containers hold items that may be
+    referenced from elsewhere (their refcount, read before any branch copied them)."""
+
+    __slots__ = ("shared",)
+
+    def __init__(self) -> None:
+        self.shared: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+
+    def shared_items(self, container: Any, items: Iterable[Any], keys: Callable[[], Any]) -> Any:
+        """The keys / positions of ``container``'s mutable items referenced more than once."""
+        entry = self.shared.get(id(container))
+        if entry is None:
+            counts = list(map(_getrefcount, items))
+            found: tuple[Any, ...] = ()
+            if counts and max(counts) > _SINGLE:
+                found = tuple(
+                    key
+                    for key, count, value in zip(keys(), counts, items, strict=True)
+                    if count > _SINGLE and type(value) not in IMMUTABLE
+                )
+            entry = self.shared[id(container)] = (container, found)  # keeps the id alive
+        return entry[1]
+
+
+class Branch:
+    """One branch's copy-on-write state: its memo and the objects that are its own.
+
+    Attributes
+    ----------
+    memo : dict
+        ``id(base object) -> the branch's object for it`` (also ``copy.deepcopy``'s memo).
+    owned : dict
+        ``id(object) -> object`` for every mutable object the branch holds as its own: adopted
+        objects, deep copies, and whatever the branch stored into a container.
+    models : dict
+        ``id(model copy) -> the base model it copies``.
+    """
+
+    __slots__ = ("memo", "models", "owned", "plan")
+
+    def __init__(self, plan: Plan | None = None) -> None:
+        self.memo: dict[int, Any] = {}
+        self.owned: dict[int, Any] = {}
+        self.models: dict[int, BaseModel] = {}
+        self.plan = plan if plan is not None else Plan()
+
+    # -- adoption ---------------------------------------------------------------------------
+    def adopt(self, raw: Any, parent: Any, key: Any) -> Any:
+        """The branch's object for ``raw``, found at ``key`` of ``parent`` (``None``: a field)."""
+        ident = id(raw)
+        if ident in self.owned:
+            return raw
+        got = self.memo.get(ident, _MISS)
+        if got is _MISS:
+            got = self._make(raw)
+            if got is raw:  # deep-immutable: shared, as a deep copy shares it
+                return raw
+        else:
+            self.owned[id(got)] = got  # e.g. made inside a deep copy of something else
+        if parent is not None:
+            kind = type(got)
+            if kind is CowList or kind is CowDict:
+                parents = got.parents
+                if parents is None:
+                    got.parents = [(parent, key)]
+                else:
+                    parents.append((parent, key))
+                if got.dirty:
+                    parent.mark(key)
+            else:  # cannot report its writes: its place counts as written once handed out
+                parent.mark(key)
+        return got
+
+    def _make(self, raw: Any) -> Any:
+        kind = type(raw)
+        new: Any
+        # which items may be referenced from elsewhere: read before this copy adds a reference
+        if kind is list:
+            shared = self.plan.shared_items(raw, raw, lambda: range(len(raw)))
+            new = CowList(raw)
+            new.start(self, raw)
+            self._own(raw, new)
+            for index in shared:
+                new._get(index)
+            return new
+        if kind is dict:
+            shared = self.plan.shared_items(raw, raw.values(), raw.keys)
+            new = CowDict(raw)
+            new.start(self, raw)
+            self._own(raw, new)
+            for key in shared:
+                new._get(key, dict.__getitem__(new, key))
+            return new
+        if isinstance(raw, BaseModel):
+            return self.copy_model(raw)
+        if kind in (tuple, frozenset) and _deep_immutable(raw):
+            return raw
+        if kind is set and IMMUTABLE.issuperset(map(type, raw)):
+            new = raw.copy()
+        else:
+            try:
+                new = copy.deepcopy(raw, self.memo)
+            except Exception as err:
+                raise ConfigError(
+                    f"cannot isolate a value of type {type(raw).__name__} in a branch's "
+                    f"context: it cannot be deep-copied ({err}). HINT: keep a picklable handle "
+                    "(a name, a factory) in the context instead of the live object."
+                ) from err
+        self._own(raw, new)
+        return new
+
+    def _own(self, raw: Any, new: Any) -> None:
+        self.memo[id(raw)] = new
+        self.owned[id(new)] = new
+
+    def own(self, value: Any) -> None:
+        """Note ``value`` (stored into a container by the branch) as the branch's own."""
+        if type(value) not in IMMUTABLE:
+            self.owned[id(value)] = value
+
+    def field(self, value: Any) -> Any:
+        """The branch's value for a model field holding ``value``."""
+        return value if type(value) in IMMUTABLE else self.adopt(value, None, None)
+
+    def copy_model(self, model: BaseModel, include_keys: Sequence[str] | None = None) -> Any:
+        """A copy of ``model`` whose field values are the branch's (see the module docstring)."""
+        cls = type(model)
+        new = cls.__new__(cls)
+        self._own(model, new)
+        self.models[id(new)] = model
+        field = self.field
+        fields_set = set(model.__pydantic_fields_set__)
+        if include_keys is None:
+            values = {name: field(value) for name, value in model.__dict__.items()}
+        else:
+            wanted = set(include_keys)
+            values = {}
+            for name, info in cls.model_fields.items():
+                if name in wanted or info.is_required():
+                    values[name] = field(model.__dict__[name])
+                else:
+                    values[name] = info.get_default(
+                        call_default_factory=True, validated_data=values
+                    )
+            fields_set &= wanted
+        extra = model.__pydantic_extra__
+        if extra is not None:
+            extra = {name: field(value) for name, value in extra.items()}
+        private = model.__pydantic_private__
+        if private is not None:
+            try:
+                private = copy.deepcopy(private, self.memo)
+            except Exception as err:
+                raise ConfigError(
+                    f"cannot isolate {cls.__name__}'s private attributes: they cannot be "
+                    f"deep-copied ({err})."
+                ) from err
+        _setattr(new, "__dict__", values)
+        _setattr(new, "__pydantic_extra__", extra)
+        _setattr(new, "__pydantic_private__", private)
+        _setattr(new, "__pydantic_fields_set__", fields_set)
+        return new
+
+
+# ---- the containers -----------------------------------------------------------------------
+class CowList(list[Any]):
+    """A branch's ``list``: shares the base list's items until they are read, tracks writes.
+
+    Attributes
+    ----------
+    origin : list
+        The base list this one started as.
+    low : int
+        Every position below ``low`` still holds the base's item (or the branch's unchanged
+        object for it), as :attr:`flowlab.tracking.TrackedList.low`.
+    dirty : bool
+        Whether anything in it, at any depth, may have been written.
+
+    Examples
+    --------
+    >>> base = [{"n": 1}, {"n": 2}]
+    >>> items = Branch().adopt(base, None, None)
+    >>> items[1]["n"] = 3
+    >>> base, items, items.low
+    ([{'n': 1}, {'n': 2}], [{'n': 1}, {'n': 3}], 1)
+    """
+
+    __slots__ = ("branch", "dirty", "low", "origin", "parents")
+
+    branch: Branch
+    dirty: bool
+    low: int
+    origin: list[Any]
+    parents: list[tuple[Any, Any]] | None
+
+    def start(self, branch: Branch, origin: list[Any]) -> None:
+        self.branch, self.origin, self.low, self.parents, self.dirty = (
+            branch,
+            origin,
+            len(origin),
+            None,
+            False,
+        )
+
+    # -- tracking -------------------------------------------------------------------------
+    def touch(self) -> None:
+        """Note that something in this list changed (and tell the containers holding it)."""
+        if not self.dirty:
+            self.dirty = True
+            if self.parents:
+                for parent, key in self.parents:
+                    parent.mark(key)
+
+    def mark(self, index: int) -> None:
+        """Something below position ``index`` may have changed."""
+        if index < self.low:
+            self.low = index
+        self.touch()
+
+    def _at(self, index: SupportsIndex | slice) -> None:
+        n = len(self)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(n)
+            first = start if step > 0 else max(stop + 1, 0)
+        else:
+            first = index.__index__()
+            if first < 0:
+                first += n
+        first = min(max(first, 0), n)
+        if first < self.low:
+            self.low = first
+        self.touch()
+
+    # -- reads: hand out the branch's own objects -------------------------------------------
+    def _get(self, index: int) -> Any:
+        raw = list.__getitem__(self, index)
+        if type(raw) in IMMUTABLE:
+            return raw
+        got = self.branch.adopt(raw, self, index)
+        if got is not raw:
+            list.__setitem__(self, index, got)
+        return got
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._get(i) for i in range(*index.indices(len(self)))]
+        raw = list.__getitem__(self, index)
+        if type(raw) in IMMUTABLE:
+            return raw
+        i = index.__index__()
+        return self._get(i + len(self) if i < 0 else i)
+
+    def __iter__(self) -> Iterator[Any]:
+        i = 0
+        get = list.__getitem__
+        while i < len(self):  # by position, re-reading the length: as list's own iterator
+            raw = get(self, i)
+            yield raw if type(raw) in IMMUTABLE else self._get(i)
+            i += 1
+
+    def __reversed__(self) -> Iterator[Any]:
+        i = len(self) - 1
+        while 0 <= i < len(self):
+            yield self._get(i)
+            i -= 1
+
+    def copy(self) -> list[Any]:
+        return list(self)
+
+    def __add__(self, other: Any) -> Any:
+        if not isinstance(other, list):
+            return NotImplemented
+        return list(self) + list(other)
+
+    def __radd__(self, other: Any) -> Any:
+        if not isinstance(other, list):
+            return NotImplemented
+        return list(other) + list(self)
+
+    def __mul__(self, times: SupportsIndex) -> list[Any]:  # type: ignore[override]
+        return list(self) * times
+
+    __rmul__ = __mul__
+
+    def __reduce__(self) -> tuple[type[list[Any]], tuple[list[Any]]]:
+        return list, (list(self),)
+
+    # -- writes ---------------------------------------------------------------------------
+    def __setitem__(self, index: Any, value: Any) -> None:
+        own = self.branch.own
+        if isinstance(index, slice):
+            value = list(value)
+            for item in value:
+                own(item)
+        else:
+            own(value)
+        self._at(index)
+        list.__setitem__(self, index, value)
+
+    def __delitem__(self, index: Any) -> None:
+        list.__getitem__(self, index)  # an IndexError before any mark
+        self._at(index)
+        list.__delitem__(self, index)
+
+    def append(self, value: Any) -> None:
+        self.branch.own(value)
+        list.append(self, value)
+        if not self.dirty:
+            self.touch()
+
+    def extend(self, values: Iterable[Any]) -> None:
+        items = list(values)
+        own = self.branch.own
+        for item in items:
+            own(item)
+        list.extend(self, items)
+        if not self.dirty:
+            self.touch()
+
+    def __iadd__(self, values: Iterable[Any]) -> CowList:  # type: ignore[override,misc]
+        self.extend(values)
+        return self
+
+    def __imul__(self, times: SupportsIndex) -> CowList:  # type: ignore[misc]
+        self._at(len(self) if times.__index__() >= 1 else 0)
+        list.__imul__(self, times)
+        return self
+
+    def insert(self, index: SupportsIndex, value: Any) -> None:
+        self.branch.own(value)
+        self._at(index)
+        list.insert(self, index, value)
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        if not self:
+            return list.pop(self, index)  # the list's own error
+        value = self[index]
+        self._at(index)
+        list.pop(self, index)
+        return value
+
+    def remove(self, value: Any) -> None:
+        self._at(list.index(self, value))
+        list.remove(self, value)
+
+    def clear(self) -> None:
+        self.low = 0
+        list.clear(self)
+        self.touch()
+
+    def sort(self, *, key: Any = None, reverse: bool = False) -> None:
+        for i in range(len(self)):  # the key and the items' comparisons see the branch's objects
+            self._get(i)
+        self.low = 0
+        list.sort(self, key=key, reverse=reverse)
+        self.touch()
+
+    def reverse(self) -> None:
+        self.low = 0
+        list.reverse(self)
+        self.touch()
+
+
+class CowDict(dict[Any, Any]):
+    """A branch's ``dict``: shares the base dict's values until they are read, tracks writes.
+
+    Attributes
+    ----------
+    origin : dict
+        The base dict this one started as.
+    written : dict or None
+        The keys set, deleted or written below, in the order they last entered the dict (as
+        :attr:`flowlab.tracking.TrackedDict.written`); ``None`` after ``clear()``.
+    dirty : bool
+        Whether anything in it, at any depth, may have been written.
+
+    Examples
+    --------
+    >>> base = {"a": [1], "b": [2]}
+    >>> d = Branch().adopt(base, None, None)
+    >>> d["b"].append(3)
+    >>> base, d, list(d.written)
+    ({'a': [1], 'b': [2]}, {'a': [1], 'b': [2, 3]}, ['b'])
+    """
+
+    __slots__ = ("branch", "dirty", "origin", "parents", "written")
+
+    branch: Branch
+    dirty: bool
+    origin: dict[Any, Any]
+    parents: list[tuple[Any, Any]] | None
+    written: dict[Any, None] | None
+
+    def start(self, branch: Branch, origin: dict[Any, Any]) -> None:
+        self.branch, self.origin, self.written, self.parents, self.dirty = (
+            branch,
+            origin,
+            {},
+            None,
+            False,
+        )
+
+    # -- tracking -------------------------------------------------------------------------
+    def touch(self) -> None:
+        """Note that something in this dict changed (and tell the containers holding it)."""
+        if not self.dirty:
+            self.dirty = True
+            if self.parents:
+                for parent, key in self.parents:
+                    parent.mark(key)
+
+    def mark(self, key: Any) -> None:
+        """Something below ``key`` may have changed."""
+        written = self.written
+        if written is not None and key not in written:
+            written[key] = None
+        self.touch()
+
+    def _write(self, key: Any) -> None:
+        written = self.written
+        if written is not None:
+            if not dict.__contains__(self, key):  # a (re)insertion goes to the end
+                written.pop(key, None)
+            written[key] = None
+        self.touch()
+
+    # -- reads ----------------------------------------------------------------------------
+    def _get(self, key: Any, raw: Any) -> Any:
+        if type(raw) in IMMUTABLE:
+            return raw
+        got = self.branch.adopt(raw, self, key)
+        if got is not raw:
+            dict.__setitem__(self, key, got)
+        return got
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._get(key, dict.__getitem__(self, key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        raw = dict.get(self, key, _MISS)
+        return default if raw is _MISS else self._get(key, raw)
+
+    def __iter__(self) -> Iterator[Any]:
+        # Overridden, so that dict(d), {**d}, d2.update(d) and f(**d) read values through
+        # __getitem__ instead of the storage.
+        return dict.__iter__(self)
+
+    def values(self) -> ValuesView[Any]:  # type: ignore[override]
+        return ValuesView(self)
+
+    def items(self) -> ItemsView[Any, Any]:  # type: ignore[override]
+        return ItemsView(self)
+
+    def copy(self) -> dict[Any, Any]:
+        return dict(self)
+
+    def __or__(self, other: Any) -> Any:
+        if not isinstance(other, dict):
+            return NotImplemented
+        new = dict(self)
+        new.update(other)
+        return new
+
+    def __ror__(self, other: Any) -> Any:
+        if not isinstance(other, dict):
+            return NotImplemented
+        new = dict(other)
+        new.update(self)
+        return new
+
+    def __reduce__(self) -> tuple[type[dict[Any, Any]], tuple[dict[Any, Any]]]:
+        return dict, (dict(self),)
+
+    @classmethod
+    def fromkeys(cls, iterable: Iterable[Any], value: Any = None) -> dict[Any, Any]:  # type: ignore[override]
+        return dict.fromkeys(iterable, value)
+
+    # -- writes ---------------------------------------------------------------------------
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.branch.own(value)
+        self._write(key)
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        dict.__delitem__(self, key)
+        self._write(key)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        if not dict.__contains__(self, key):
+            return dict.pop(self, key, *default)
+        value = self[key]
+        dict.pop(self, key)
+        self._write(key)
+        return value
+
+    def popitem(self) -> tuple[Any, Any]:
+        if not self:
+            return dict.popitem(self)  # the dict's own error
+        key = next(reversed(dict.keys(self)))
+        return key, self.pop(key)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if dict.__contains__(self, key):
+            return self[key]
+        self[key] = default
+        return default
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __ior__(self, other: Any) -> CowDict:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        self.written = None
+        dict.clear(self)
+        self.touch()
+
+
+# ---- entry points ---------------------------------------------------------------------------
+def cow_isolate(ctx: M, include_keys: Sequence[str] | None = None) -> M:
+    """A copy-on-write branch context of ``ctx`` (see the module docstring).
+
+    Examples
+    --------
+    >>> from pydantic import BaseModel
+    >>> class Ctx(BaseModel):
+    ...     history: list[dict[str, str]] = []
+    >>> base = Ctx(history=[{"role": "user", "text": "hi"}])
+    >>> branch = cow_isolate(base)
+    >>> branch.history[0]["text"] = "hello"
+    >>> branch.history.append({"role": "bot", "text": "yes?"})
+    >>> base.history, len(branch.history), type(branch.history).__name__
+    ([{'role': 'user', 'text': 'hi'}], 2, 'CowList')
+    """
+    return cow_isolator(ctx, include_keys)()
+
+
+def cow_isolator(ctx: M, include_keys: Sequence[str] | None = None) -> Callable[[], M]:
+    """A function returning a new copy-on-write branch context of ``ctx`` per call.
+
+    Parameters
+    ----------
+    ctx : BaseModel
+        The step's base context; it must not change while the function or its copies are in use
+        (the engine guarantees it for a step's branches).
+    include_keys : sequence of str, optional
+        Give the branch only these fields; the others take their defaults, as
+        :func:`flowlab.context.isolate` does.
+
+    Returns
+    -------
+    callable
+        ``copy()`` -> a new branch context; diff it with :func:`flowlab.cow_diff.cow_diff_into`.
+    """
+    if include_keys is not None:
+        from flowlab.context import check_include_keys
+
+        check_include_keys(type(ctx), include_keys)
+    plan = Plan()
+
+    def copy_ctx() -> M:
+        branch = Branch(plan)
+        new: M = branch.copy_model(ctx, include_keys)
+        key = id(new)
+        _BRANCHES[key] = (weakref.ref(new, lambda _: _BRANCHES.pop(key, None)), branch)
+        return new
+
+    return copy_ctx
+
+
+# A branch context's Branch, while the context lives (models are not hashable: by id).
+_BRANCHES: dict[int, tuple[weakref.ref[BaseModel], Branch]] = {}
+
+
+def branch_of(ctx: BaseModel) -> Branch | None:
+    """The :class:`Branch` of a context made by :func:`cow_isolator`, else ``None``."""
+    entry = _BRANCHES.get(id(ctx))
+    if entry is None or entry[0]() is not ctx:
+        return None
+    return entry[1]
