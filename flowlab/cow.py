@@ -659,7 +659,8 @@ def cow_isolator(ctx: M, include_keys: Sequence[str] | None = None) -> Callable[
         branch = Branch(plan)
         new: M = branch.copy_model(ctx, include_keys)
         key = id(new)
-        _BRANCHES[key] = (weakref.ref(new, lambda _: _BRANCHES.pop(key, None)), branch)
+        registry = _BRANCHES  # (still reachable from the callback at interpreter exit)
+        registry[key] = (weakref.ref(new, lambda _: registry.pop(key, None)), branch)
         return new
 
     return copy_ctx

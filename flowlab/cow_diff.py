@@ -24,7 +24,7 @@ from flowlab.changes import MISSING, Change, _change, _diff_extras, _diff_list, 
 from flowlab.cow import IMMUTABLE, Branch, CowDict, CowList, branch_of
 from flowlab.equality import same
 
-__all__ = ["cow_diff_into", "detach"]
+__all__ = ["cow_diff_into", "detach", "detach_context", "detach_output"]
 
 
 class _Detacher:
@@ -48,6 +48,8 @@ class _Detacher:
         owned = self.branch.owned
         if kind is CowList or kind is CowDict:
             base = False
+        elif not base and not _holds(value, self.branch):
+            return value  # made by the branch and holding nothing of the base: its very object
         new: Any
         if kind is list or kind is CowList:
             new = memo[id(value)] = []
@@ -142,6 +144,10 @@ class _Diff:
         else:
             self.whole(old, new, keys)
 
+    def stored(self, value: Any) -> Any:
+        """A value read from a copy-on-write container's storage, detached."""
+        return self.detach(value, _raw_item(value, self.branch.owned))
+
     def whole(self, old: Any, new: Any, keys: tuple[Hashable, ...]) -> None:
         if not same(old, new):
             diff_value(old, self.detach(new), keys, self.out)
@@ -194,22 +200,22 @@ class _Diff:
         if len(removed) > 1:  # in the base's order
             wanted = set(removed)
             removed = [key for key in old if key in wanted]
-        detach, out = self.detach, self.out
+        out, stored = self.out, self.stored
         for key in changed:
-            diff_value(old[key], detach(dict.__getitem__(new, key)), (*keys, key), out)
+            diff_value(old[key], stored(dict.__getitem__(new, key)), (*keys, key), out)
         for key in removed:
             out.append(_change((*keys, key), "remove", old[key], None))
         for key in added:
-            out.append(_change((*keys, key), "add", None, detach(dict.__getitem__(new, key))))
+            out.append(_change((*keys, key), "add", None, stored(dict.__getitem__(new, key))))
 
     def list(self, old: list[Any], new: CowList, keys: tuple[Hashable, ...]) -> None:
         """As :func:`flowlab.changes._diff_list`, from the lowest written position."""
         found: list[Change] = []
         _diff_list(old, list.copy(new), keys, found, min(new.low, len(old)))
-        detach, out = self.detach, self.out
+        out, stored = self.out, self.stored
         for change in found:
             if change.op == "add":
-                after = detach(change.after)
+                after = stored(change.after)
                 change = _make_change(change.path, "add", None, after, change.keys)
             out.append(change)
 
@@ -242,3 +248,48 @@ def cow_diff_into(
     if owner is None:
         raise ValueError("not a copy-on-write branch context (make it with cow_isolator)")
     _Diff(owner, out).model(base, branch_ctx, (), fields)
+
+
+def detach_context(ctx: BaseModel) -> BaseModel:
+    """A plain deep copy of a copy-on-write branch context, as the branch sees it (for a merge
+    function, which is handed whole branch contexts)."""
+    branch = branch_of(ctx)
+    if branch is None:
+        return ctx
+    detached: BaseModel = _Detacher(branch)(ctx)
+    return detached
+
+
+def detach_output(value: Any, ctx: BaseModel) -> Any:
+    """A branch's output, detached (:func:`detach`) if it holds any of the branch's
+    copy-on-write objects (``return ctx.history``); otherwise the very object returned."""
+    branch = branch_of(ctx)
+    if branch is None or type(value) in IMMUTABLE or not _holds(value, branch):
+        return value
+    return _Detacher(branch)(value)
+
+
+def _holds(value: Any, branch: Branch) -> bool:
+    """Whether ``value`` holds (or is) a copy-on-write object of ``branch``."""
+    todo, seen = [value], set()
+    models = branch.models
+    while todo:
+        item = todo.pop()
+        kind = type(item)
+        if kind in IMMUTABLE or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if kind is CowList or kind is CowDict:
+            if item.branch is branch:
+                return True
+        elif id(item) in models:
+            return True
+        if isinstance(item, list):
+            todo.extend(list.__iter__(item))
+        elif isinstance(item, dict):
+            todo.extend(dict.values(item))
+        elif isinstance(item, (tuple, set, frozenset)):
+            todo.extend(item)
+        elif isinstance(item, BaseModel):
+            todo.extend(item.__dict__.values())
+    return False

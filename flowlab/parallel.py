@@ -34,6 +34,8 @@ from flowlab.errors import (
     StepTimeout,
 )
 from flowlab.group import BranchGroup
+from flowlab.cow import cow_isolator
+from flowlab.cow_diff import cow_diff_into, detach_context, detach_output
 from flowlab.isolator import isolator
 from flowlab.pipeline import Step
 from flowlab.record import BranchRecord, StepRecord, snapshot, unwalkable
@@ -90,7 +92,13 @@ async def run_parallel(
     queued: dict[str, Any] = {}  # name -> its live entry (run.live), while it waits for a slot
     tasks = BranchGroup(loop)
     # Each branch's copy of ctx (which does not change until the merge), planned once.
-    copy_ctx = isolator(ctx, par.include_keys, track=True)
+    # Copy on write (flowlab.cow) for a top-level Parallel; a nested one copies eagerly (its
+    # base is a branch's copy-on-write context).
+    cow = par.isolation == "cow" and not parent
+    copy_ctx: Any = (
+        cow_isolator(ctx, par.include_keys) if cow else isolator(ctx, par.include_keys, track=True)
+    )
+    diff_into = cow_diff_into if cow else ctx_mod.diff_into
     own_data = ctx_mod.data_copier(data)  # each branch its own input (shared if immutable)
 
     def finish(name: str, key: int, brec: BranchRecord) -> None:
@@ -329,15 +337,19 @@ async def run_parallel(
             try:
                 if bctx is not None and (record or brec.status == "ok"):
                     found = []
-                    ctx_mod.diff_into(ctx, bctx, found, fields)
+                    diff_into(ctx, bctx, found, fields)
                     changes[name] = found
                     # The merge reads what a branch changed from its diff (see
                     # flowlab.merge.nodes.branch_value), so its copy is freed now; a custom
                     # merge function is handed every branch's context.
                     if custom:
-                        contexts[name] = bctx
+                        contexts[name] = detach_context(bctx) if cow else bctx
                     if found and record:
                         recorder.add_diff(par.name, brec, found)
+                if cow and bctx is not None and name in outputs:
+                    # an output holding the branch's copy-on-write objects shares nothing
+                    # with the context once the branch has ended (flowlab.cow_diff)
+                    outputs[name] = detach_output(outputs[name], bctx)
             except Exception as err:
                 unrecorded(name, live, bctx, found, err)
             finally:

@@ -35,6 +35,7 @@ __all__ = ["ON_FAILURE", "ORDERS", "Node", "Parallel", "Pipeline", "Step", "as_n
 
 ORDERS: tuple[str, ...] = ("declared", "completion")
 ON_FAILURE: tuple[str, ...] = ("propagate", "fail_fast", "ignore")
+ISOLATION: tuple[str, ...] = ("cow", "eager")
 Branchlike: TypeAlias = "Callable[..., Any] | Step | Parallel | Pipeline"
 
 
@@ -176,6 +177,11 @@ class Parallel:
         then raise. ``ignore``: record the failure and merge the branches that succeeded.
     include_keys : sequence of str, optional
         Copy only these fields into branches (and merge only these).
+    isolation : {"cow", "eager"}, default "cow"
+        How each branch gets its own context. ``"cow"``: copy on write (:mod:`flowlab.cow`):
+        a branch shares the context's data until it writes, and pays for what it touches;
+        ``"eager"``: a deep copy per branch, made when it starts. Both behave as a deep copy.
+        A Parallel nested inside a branch always copies eagerly.
     name : str, default "parallel"
         Left to the default, a Pipeline that holds two such Parallels at one level names the
         second ``parallel_2`` (then ``parallel_3``...), so branch paths stay unique.
@@ -195,6 +201,7 @@ class Parallel:
         branch_timeout: float | None = None,
         on_failure: str = "propagate",
         include_keys: Sequence[str] | None = None,
+        isolation: str = "cow",
         name: str | None = None,
     ) -> None:
         self.branches = _named_branches(branches)
@@ -209,6 +216,8 @@ class Parallel:
         check_one_of("on_failure", on_failure, ON_FAILURE)
         self.on_failure = on_failure
         self.include_keys = _check_include_keys(include_keys)
+        check_one_of("isolation", isolation, ISOLATION)
+        self.isolation = isolation
         self.name = _check_name("name", name if name is not None else "parallel")
         self._default_name = name is None  # a Pipeline may rename it to keep paths unique
         self._depth = 1 + max(_depth(b) for b in self.branches.values())
@@ -222,12 +231,13 @@ class Parallel:
             "branch_timeout": branch_timeout,
             "on_failure": on_failure,
             "include_keys": include_keys,
+            "isolation": isolation,
             "name": self.name,
         }
 
     OPTIONS: tuple[str, ...] = (
         "merge", "order", "max_concurrency", "priority", "timeout", "branch_timeout",
-        "on_failure", "include_keys",
+        "on_failure", "include_keys", "isolation",
     )  # fmt: skip
 
     def options(self) -> dict[str, Any]:
