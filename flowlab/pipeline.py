@@ -269,6 +269,8 @@ class Parallel:
             parts.append(f"max_concurrency={self.max_concurrency!r}")
         if self.on_failure != "propagate":
             parts.append(f"on_failure={self.on_failure!r}")
+        if self.isolation != "cow":
+            parts.append(f"isolation={self.isolation!r}")
         return f"Parallel({', '.join(parts)})"
 
 
