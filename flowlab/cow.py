@@ -216,11 +216,18 @@ class Branch:
         """The branch's value for a model field holding ``value``."""
         return value if type(value) in IMMUTABLE else self.adopt(value, None, None)
 
-    def copy_model(self, model: BaseModel, include_keys: Sequence[str] | None = None) -> Any:
-        """A copy of ``model`` whose field values are the branch's (see the module docstring)."""
+    def copy_model(
+        self, model: BaseModel, include_keys: Sequence[str] | None = None, *, root: bool = False
+    ) -> Any:
+        """A copy of ``model`` whose field values are the branch's (see the module docstring).
+
+        ``root``: the branch's context itself, which the branch must not keep alive (the
+        registry of :func:`branch_of` holds the branch while its context lives).
+        """
         cls = type(model)
         new = cls.__new__(cls)
-        self._own(model, new)
+        if not root:
+            self._own(model, new)
         self.models[id(new)] = model
         field = self.field
         fields_set = set(model.__pydantic_fields_set__)
@@ -657,7 +664,7 @@ def cow_isolator(ctx: M, include_keys: Sequence[str] | None = None) -> Callable[
 
     def copy_ctx() -> M:
         branch = Branch(plan)
-        new: M = branch.copy_model(ctx, include_keys)
+        new: M = branch.copy_model(ctx, include_keys, root=True)
         key = id(new)
         registry = _BRANCHES  # (still reachable from the callback at interpreter exit)
         registry[key] = (weakref.ref(new, lambda _: registry.pop(key, None)), branch)
