@@ -34,7 +34,7 @@ from flowlab.errors import (
     StepTimeout,
 )
 from flowlab.group import BranchGroup
-from flowlab.cow import cow_isolator
+from flowlab.cow import copy_on_write_pays, cow_isolator
 from flowlab.cow_diff import cow_diff_into, detach_context, detach_output
 from flowlab.isolator import isolator
 from flowlab.pipeline import Step
@@ -92,9 +92,9 @@ async def run_parallel(
     queued: dict[str, Any] = {}  # name -> its live entry (run.live), while it waits for a slot
     tasks = BranchGroup(loop)
     # Each branch's copy of ctx (which does not change until the merge), planned once.
-    # Copy on write (flowlab.cow) for a top-level Parallel; a nested one copies eagerly (its
-    # base is a branch's copy-on-write context).
-    cow = par.isolation == "cow" and not parent
+    # Copy on write (flowlab.cow) for a top-level Parallel whose context has enough nested data
+    # to save; a nested Parallel copies eagerly (its base is a branch's copy-on-write context).
+    cow = par.isolation == "cow" and not parent and copy_on_write_pays(ctx)
     copy_ctx: Any = (
         cow_isolator(ctx, par.include_keys) if cow else isolator(ctx, par.include_keys, track=True)
     )
