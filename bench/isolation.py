@@ -82,7 +82,7 @@ def isolation_cost(settings: Settings) -> Figure:
 
         key = next(iter(ctx.state))
 
-        def eager_write(ctx: IsoCtx = ctx) -> None:
+        def eager_write(ctx: IsoCtx = ctx, key: str = key) -> None:
             branch = context.isolate(ctx, track=True)
             branch.state[key]["n"] += 1
             context.diff_into(ctx, branch, [])
@@ -90,14 +90,15 @@ def isolation_cost(settings: Settings) -> Figure:
         inner = 1 if huge else max(1, 100_000 // n_bytes) * 10
         cow_loops = 10 if huge else 1_000  # a copy-on-write branch costs microseconds
 
-        def cow_read(ctx: IsoCtx = ctx) -> None:  # one step's plan, then its branches
+        def cow_read(ctx: IsoCtx = ctx, key: str = key, cow_loops: int = cow_loops) -> None:
+            # one step's plan, then its branches
             plan = cow_isolator(ctx)
             for _ in range(cow_loops):
                 branch = plan()
-                branch.state[key]["n"]  # noqa: B018 (a read)
+                branch.state[key]["n"]
                 cow_diff_into(ctx, branch, [])
 
-        def cow_write(ctx: IsoCtx = ctx) -> None:
+        def cow_write(ctx: IsoCtx = ctx, key: str = key, cow_loops: int = cow_loops) -> None:
             plan = cow_isolator(ctx)
             for _ in range(cow_loops):
                 branch = plan()
@@ -105,21 +106,39 @@ def isolation_cost(settings: Settings) -> Figure:
                 cow_diff_into(ctx, branch, [])
 
         loops = (inner, inner, inner, inner, 1_000, cow_loops, cow_loops)
-        funcs = [_loop(f, k) for f, k in zip((pickled, deep, full, eager_write, small), loops, strict=False)]
+        funcs = [
+            _loop(f, k)
+            for f, k in zip((pickled, deep, full, eager_write, small), loops, strict=False)
+        ]
         funcs += [cow_read, cow_write]
         times = best(funcs, reps, warmup=not huge)
         t_pickle, t_deep, t_full, t_eager_write, t_small, t_read, t_write = (
             t / k for t, k in zip(times, loops, strict=True)
         )
-        fig.add(f"cow_read_us_{label}", t_read * 1e6, "us/branch", f"copy on write, read-only, {label} ({actual:,} B)")
-        fig.add(f"cow_write_us_{label}", t_write * 1e6, "us/branch", f"  copy on write, one write + diff, {label}")
         fig.add(
-            f"isolate_us_{label}", t_full * 1e6, "us/branch", f"  eager isolate(), {label}"
+            f"cow_read_us_{label}",
+            t_read * 1e6,
+            "us/branch",
+            f"copy on write, read-only, {label} ({actual:,} B)",
         )
-        fig.add(f"eager_write_us_{label}", t_eager_write * 1e6, "us/branch", f"  eager, one write + diff, {label}")
+        fig.add(
+            f"cow_write_us_{label}",
+            t_write * 1e6,
+            "us/branch",
+            f"  copy on write, one write + diff, {label}",
+        )
+        fig.add(f"isolate_us_{label}", t_full * 1e6, "us/branch", f"  eager isolate(), {label}")
+        fig.add(
+            f"eager_write_us_{label}",
+            t_eager_write * 1e6,
+            "us/branch",
+            f"  eager, one write + diff, {label}",
+        )
         fig.add(f"deepcopy_us_{label}", t_deep * 1e6, "us/branch", f"  copy.deepcopy, {label}")
         fig.add(f"pickle_us_{label}", t_pickle * 1e6, "us/branch", f"  pickle round trip, {label}")
-        fig.add(f"cow_vs_pickle_{label}", t_pickle / t_write, "x", f"  pickle / cow one-write, {label}")
+        fig.add(
+            f"cow_vs_pickle_{label}", t_pickle / t_write, "x", f"  pickle / cow one-write, {label}"
+        )
         fig.add(f"ratio_pickle_{label}", t_full / t_pickle, "x", f"  isolate / pickle, {label}")
         fig.add(
             f"include_us_{label}", t_small * 1e6, "us/branch", f"  include_keys (2 small), {label}"

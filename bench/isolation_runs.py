@@ -45,7 +45,9 @@ def _history_pipe(n_branches: int, isolation: str) -> Any:
 
     async def reply(data: Any, ctx: Any) -> None:
         last = ctx.history[-1]["content"]  # read: the length and the last message
-        ctx.history.append({"role": "assistant", "content": f"re: {last[:20]} ({len(ctx.history)})"})
+        ctx.history.append(
+            {"role": "assistant", "content": f"re: {last[:20]} ({len(ctx.history)})"}
+        )
 
     branches = {f"b{i}": reply for i in range(n_branches)}
     return fl.Pipeline(fl.Parallel(branches, merge="deep", isolation=isolation, name="fan"))
@@ -66,13 +68,24 @@ def history_runs(fig: Figure, settings: Settings) -> None:
     for isolation in ("cow", "eager"):
         pipe = _history_pipe(n, isolation)
         runs = [
-            (lambda ctx=ctx: fl.run(pipe, ctx, clock="virtual")) for ctx in contexts.values()
+            (lambda ctx=ctx, pipe=pipe: fl.run(pipe, ctx, clock="virtual"))
+            for ctx in contexts.values()
         ]
         reps = settings.pick(2, 5) if isolation == "cow" else 1
         t_small, t_big = best(runs, reps)
         target = {"target": "<= 2x", "check": lambda v: v <= 2.0} if isolation == "cow" else {}
-        fig.add(f"history_{isolation}_ms_1KB", t_small * 1e3, "ms", f"history {isolation}: 100 branches, 1KB")
-        fig.add(f"history_{isolation}_ms_{big}", t_big * 1e3, "ms", f"history {isolation}: 100 branches, {big}")
+        fig.add(
+            f"history_{isolation}_ms_1KB",
+            t_small * 1e3,
+            "ms",
+            f"history {isolation}: 100 branches, 1KB",
+        )
+        fig.add(
+            f"history_{isolation}_ms_{big}",
+            t_big * 1e3,
+            "ms",
+            f"history {isolation}: 100 branches, {big}",
+        )
         fig.add(
             f"history_{isolation}_ratio", t_big / t_small, "x",
             f"history {isolation}: {big} / 1KB run", **target,
@@ -122,12 +135,25 @@ def wide_dict_runs(fig: Figure, settings: Settings) -> None:
     for isolation in ("cow", "eager"):
         p = pipe(isolation)
         t_small, t_large = best(
-            [lambda: fl.run(p, small, clock="virtual"), lambda: fl.run(p, large, clock="virtual")],
+            [
+                lambda p=p: fl.run(p, small, clock="virtual"),
+                lambda p=p: fl.run(p, large, clock="virtual"),
+            ],
             settings.pick(1, 3) if isolation == "cow" else 1,
         )
         target = {"target": "<= 3x", "check": lambda v: v <= 3.0} if isolation == "cow" else {}
-        fig.add(f"wide_{isolation}_ms_100", t_small * 1e3, "ms", f"wide dict {isolation}: {n} branches x 100 keys")
-        fig.add(f"wide_{isolation}_ms_100k", t_large * 1e3, "ms", f"wide dict {isolation}: {n} branches x 100k keys")
+        fig.add(
+            f"wide_{isolation}_ms_100",
+            t_small * 1e3,
+            "ms",
+            f"wide dict {isolation}: {n} branches x 100 keys",
+        )
+        fig.add(
+            f"wide_{isolation}_ms_100k",
+            t_large * 1e3,
+            "ms",
+            f"wide dict {isolation}: {n} branches x 100k keys",
+        )
         fig.add(
             f"wide_{isolation}_ratio", t_large / t_small, "x",
             f"wide dict {isolation}: 100k / 100 keys", **target,

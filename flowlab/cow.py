@@ -386,7 +386,7 @@ class CowList(list[Any]):
             return NotImplemented
         return list(other) + list(self)
 
-    def __mul__(self, times: SupportsIndex) -> list[Any]:  # type: ignore[override]
+    def __mul__(self, times: SupportsIndex) -> list[Any]:
         return list(self) * times
 
     __rmul__ = __mul__
@@ -426,11 +426,11 @@ class CowList(list[Any]):
         if not self.dirty:
             self.touch()
 
-    def __iadd__(self, values: Iterable[Any]) -> CowList:  # type: ignore[override,misc]
+    def __iadd__(self, values: Iterable[Any]) -> CowList:  # type: ignore[misc]
         self.extend(values)
         return self
 
-    def __imul__(self, times: SupportsIndex) -> CowList:  # type: ignore[misc]
+    def __imul__(self, times: SupportsIndex) -> CowList:
         self._at(len(self) if times.__index__() >= 1 else 0)
         list.__imul__(self, times)
         return self
@@ -581,7 +581,7 @@ class CowDict(dict[Any, Any]):
         return dict, (dict(self),)
 
     @classmethod
-    def fromkeys(cls, iterable: Iterable[Any], value: Any = None) -> dict[Any, Any]:  # type: ignore[override]
+    def fromkeys(cls, iterable: Iterable[Any], value: Any = None) -> dict[Any, Any]:
         return dict.fromkeys(iterable, value)
 
     # -- writes ---------------------------------------------------------------------------
@@ -614,11 +614,11 @@ class CowDict(dict[Any, Any]):
         self[key] = default
         return default
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
 
-    def __ior__(self, other: Any) -> CowDict:  # type: ignore[override,misc]
+    def __ior__(self, other: Any) -> CowDict:
         self.update(other)
         return self
 

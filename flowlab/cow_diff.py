@@ -20,7 +20,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from flowlab.changes import MISSING, Change, _change, _diff_extras, _diff_list, _make_change, diff_value
+from flowlab.changes import (
+    MISSING,
+    Change,
+    _change,
+    _diff_extras,
+    _diff_list,
+    _make_change,
+    diff_value,
+)
 from flowlab.cow import IMMUTABLE, Branch, CowDict, CowList, branch_of
 from flowlab.equality import same
 
@@ -140,7 +148,7 @@ class _Diff:
             if new.dirty and (new.low < len(old) or len(new) != len(old)):
                 self.list(old, new, keys)
         elif branch.models.get(id(new), MISSING) is old:
-            self.model(old, new, keys)  # type: ignore[arg-type]
+            self.model(old, new, keys)
         else:
             self.whole(old, new, keys)
 

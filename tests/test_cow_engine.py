@@ -77,7 +77,12 @@ def nested_pipe(isolation: str, merge: Any = "deep") -> fl.Pipeline:
 
 def frame(result: fl.RunResult, name: str) -> list[Any]:
     table = getattr(result, name)
-    return [tuple(map(repr, row)) for row in table.drop(columns=[c for c in table.columns if c.endswith("_s")]).itertuples(index=False)]
+    return [
+        tuple(map(repr, row))
+        for row in table.drop(columns=[c for c in table.columns if c.endswith("_s")]).itertuples(
+            index=False
+        )
+    ]
 
 
 @pytest.mark.parametrize("merge", ["deep", "overwrite", "accumulate", "keep_first"])

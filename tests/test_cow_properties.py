@@ -35,7 +35,9 @@ SETTINGS = settings(
     deadline=None,
     derandomize=EXAMPLES <= 1000,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    phases=tuple(Phase) if os.environ.get("FLOWLAB_COW_SHRINK", "1") == "1" else (Phase.explicit, Phase.reuse, Phase.generate),
+    phases=tuple(Phase)
+    if os.environ.get("FLOWLAB_COW_SHRINK", "1") == "1"
+    else (Phase.explicit, Phase.reuse, Phase.generate),
 )
 
 
@@ -82,12 +84,23 @@ values = st.recursive(
         st.tuples(inner, inner),
         st.frozensets(st.integers(0, 3), max_size=3),
         st.sets(st.integers(0, 3), max_size=3),
-        st.tuples(st.sampled_from(["x", "y"]), st.lists(inner, max_size=2), st.dictionaries(KEYS, inner, max_size=2)).map(_item),
+        st.tuples(
+            st.sampled_from(["x", "y"]),
+            st.lists(inner, max_size=2),
+            st.dictionaries(KEYS, inner, max_size=2),
+        ).map(_item),
     ),
     max_leaves=12,
 )
 
-ALIASES = ["none", "anything is lst", "d holds lst", "lst holds d item", "model twice", "item in two lists"]
+ALIASES = [
+    "none",
+    "anything is lst",
+    "d holds lst",
+    "lst holds d item",
+    "model twice",
+    "item in two lists",
+]
 
 
 @st.composite
@@ -101,7 +114,19 @@ def contexts(draw: st.DrawFn) -> Ctx:
         sub=Inner.model_construct(
             x=draw(st.integers(0, 3)), items=draw(st.lists(values, max_size=3)), item=Item()
         ),
-        models=[_item(p) for p in draw(st.lists(st.tuples(st.sampled_from(["m", "n"]), st.lists(values, max_size=2), st.dictionaries(KEYS, values, max_size=2)), max_size=3))],
+        models=[
+            _item(p)
+            for p in draw(
+                st.lists(
+                    st.tuples(
+                        st.sampled_from(["m", "n"]),
+                        st.lists(values, max_size=2),
+                        st.dictionaries(KEYS, values, max_size=2),
+                    ),
+                    max_size=3,
+                )
+            )
+        ],
         anything=draw(values),
     )
     alias = draw(st.sampled_from(ALIASES))
@@ -310,7 +335,11 @@ def run_op(ctx: Ctx, op: tuple[Any, ...], saved: list[Any]) -> Any:
 
 def reads(value: Any) -> Any:
     """What C code and the builtins read from ``value`` (compared between the two copies)."""
-    out: list[Any] = [type(value).__mro__[-2].__name__, isinstance(value, list), isinstance(value, dict)]
+    out: list[Any] = [
+        type(value).__mro__[-2].__name__,
+        isinstance(value, list),
+        isinstance(value, dict),
+    ]
     if isinstance(value, (list, dict)):
         out.append(json.dumps(value, default=_jsonable, sort_keys=True))
         out.append(plain(list(value)))
@@ -319,7 +348,7 @@ def reads(value: Any) -> Any:
     if isinstance(value, list):
         out.append(plain(value[::-1]))
         out.append(plain(list(reversed(value))))
-        out.append(plain([] + value))
+        out.append(plain([] + value))  # noqa: RUF005 (list.__add__ with a list subclass)
         try:
             out.append(plain(sorted(value)))
         except TypeError:
@@ -346,7 +375,10 @@ def _jsonable(value: Any) -> Any:
 def plain(value: Any) -> Any:
     """A value as plain comparable data, read through Python; sets sorted, models as dicts."""
     if isinstance(value, BaseModel):
-        return (type(value).__name__, {n: plain(getattr(value, n)) for n in type(value).model_fields})
+        return (
+            type(value).__name__,
+            {n: plain(getattr(value, n)) for n in type(value).model_fields},
+        )
     if isinstance(value, dict):
         return {"<dict>": [(k, plain(value[k])) for k in value]}
     if isinstance(value, list):
@@ -451,7 +483,9 @@ def same_diffs(got: list[Any], expected: list[Any]) -> None:
     assert [key(c) for c in got] == [key(c) for c in expected]
 
 
-def merged(how: str, base: Ctx, branches: list[tuple[str, Ctx]], diffs: dict[str, Any] | None) -> Any:
+def merged(
+    how: str, base: Ctx, branches: list[tuple[str, Ctx]], diffs: dict[str, Any] | None
+) -> Any:
     try:
         outcome = merge_branches(base, branches, resolve(how), diffs=diffs)
     except (MergeConflict, MergeValidationError) as err:
@@ -488,9 +522,13 @@ def test_a_cow_branch_is_an_eager_copy_that_costs_what_it_touches(
             assert stored(cow[b]) == stored(eager[b])  # what C code reads
             assert plain(base) == before  # the caller never sees a branch's writes
     for b in (0, 1):
-        assert cow[b].model_dump(warnings=False) == eager[b].model_dump(warnings=False)  # pydantic's C serializer
+        assert cow[b].model_dump(warnings=False) == eager[b].model_dump(
+            warnings=False
+        )  # pydantic's C serializer
         assert json.dumps(cow[b].d, default=_jsonable) == json.dumps(eager[b].d, default=_jsonable)
-        assert json.dumps(cow[b].lst, default=_jsonable) == json.dumps(eager[b].lst, default=_jsonable)
+        assert json.dumps(cow[b].lst, default=_jsonable) == json.dumps(
+            eager[b].lst, default=_jsonable
+        )
     assert base.model_dump(warnings=False) == before_dump
     diffs: dict[str, list[Any]] = {}
     for b in (0, 1):
@@ -544,7 +582,11 @@ def test_a_branch_that_reads_shares_and_a_branch_that_writes_copies_only_that() 
     branch = cow_isolator(base)()
     assert branch.lst[0] == {"n": 0} and len(branch.lst) == 5
     assert [list.__getitem__(branch.lst, i) is base.lst[i] for i in range(5)] == [
-        False, True, True, True, True,  # only the item read was adopted
+        False,
+        True,
+        True,
+        True,
+        True,  # only the item read was adopted
     ]
     branch.d["a"]["x"] = 2
     assert dict.__getitem__(branch.d, "b") is base.d["b"]  # never read: still the base's
