@@ -90,6 +90,28 @@ def history_runs(fig: Figure, settings: Settings) -> None:
             f"history_{isolation}_ratio", t_big / t_small, "x",
             f"history {isolation}: {big} / 1KB run", **target,
         )  # fmt: skip
+    # A run also copies the caller's context once (the run's working copy) and, recording, the
+    # base of its last Parallel (for remerge): eager copies, once per run, whatever the branches
+    # do. What each branch adds is the run of 100 branches minus the run of one, per branch.
+    one, hundred = _history_pipe(1, "cow"), _history_pipe(n, "cow")
+    marginal = {}
+    for label, ctx in contexts.items():
+        t_one, t_all = best(
+            [
+                lambda ctx=ctx: fl.run(one, ctx, clock="virtual"),
+                lambda ctx=ctx: fl.run(hundred, ctx, clock="virtual"),
+            ],
+            settings.pick(2, 5),
+        )
+        marginal[label] = (t_all - t_one) / (n - 1)
+        fig.add(
+            f"history_cow_branch_us_{label}", marginal[label] * 1e6, "us/branch",
+            f"history cow: per branch beyond the first, {label}",
+        )  # fmt: skip
+    fig.add(
+        "history_cow_branch_ratio", marginal[big] / marginal["1KB"], "x",
+        f"history cow: per-branch cost, {big} / 1KB (no target)",
+    )  # fmt: skip
     peak = _peak_bytes(lambda: fl.run(_history_pipe(n, "cow"), contexts[big], clock="virtual"))
     fig.add(
         "history_cow_peak_ratio", peak / nbytes[big], "x",
