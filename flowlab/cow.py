@@ -46,6 +46,17 @@ Why it is sound
    plain containers and models rebuilt from the branch's view, raw base objects inside them
    deep-copied (:func:`flowlab.cow_diff.detach`) — what an eager copy would have handed the merge.
 
+What is not lazy
+----------------
+A model has no hook on reading a field (its fields live in its ``__dict__``), so a branch's
+top-level fields are made when the branch starts: the shallow copy of every list and dict field
+(its pointers, not its items) and the deep copy of every other mutable field (a set, an array, an
+object) are made then, not on first access. What is lazy is everything below them. So one write to
+a 100,000-key dict field still costs that dict's shallow copy (~0.36 ms), read or not; and an
+eager copy of the same field costs the same, which is why the engine only copies on write when
+the context holds nested data worth sharing (:func:`copy_on_write_pays`), and why a Parallel
+nested inside a branch copies eagerly (its base is a branch's context).
+
 Not covered (the lazy path cannot see it; use ``isolation="eager"``): C functions that take a
 ``list`` and hand its stored items to Python code without going through its methods
 (``heapq``'s functions, ``numpy.array(list_of_dicts)``, pydantic validation of a ``list[Any]``
