@@ -443,6 +443,8 @@ class CowList(list[Any]):
 
     def __imul__(self, times: SupportsIndex) -> CowList:
         self._at(len(self) if times.__index__() >= 1 else 0)
+        for i in range(len(self)):  # no raw item may be stored twice (module docstring, 1.)
+            self._get(i)
         list.__imul__(self, times)
         return self
 
