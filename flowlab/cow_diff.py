@@ -26,6 +26,8 @@ from flowlab.changes import (
     _change,
     _diff_extras,
     _diff_list,
+    _item,
+    _label,
     _make_change,
     diff_value,
 )
@@ -218,9 +220,17 @@ class _Diff:
 
     def list(self, old: list[Any], new: CowList, keys: tuple[Hashable, ...]) -> None:
         """As :func:`flowlab.changes._diff_list`, from the lowest written position."""
-        found: list[Change] = []
-        _diff_list(old, list.copy(new), keys, found, min(new.low, len(old)))
         out, stored = self.out, self.stored
+        n_old, n_new = len(old), len(new)
+        if new.low >= n_old and n_new >= n_old:
+            # only appended (as _diff_list's first case): no copy of the whole list
+            path = keys if len(keys) == 1 and type(keys[0]) is str else tuple(map(str, keys))
+            for j in range(n_old, n_new):
+                after = stored(list.__getitem__(new, j))
+                out.append(_make_change((*path, _label(j)), "add", None, after, (*keys, _item(j))))
+            return
+        found: list[Change] = []
+        _diff_list(old, list.copy(new), keys, found, min(new.low, n_old))
         for change in found:
             if change.op == "add":
                 after = stored(change.after)
