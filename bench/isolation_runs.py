@@ -14,6 +14,7 @@ run with ``isolation="cow"`` and, for reference, ``isolation="eager"``.
 
 from __future__ import annotations
 
+import functools
 import gc
 import tracemalloc
 from typing import Annotated, Any
@@ -67,10 +68,7 @@ def history_runs(fig: Figure, settings: Settings) -> None:
     big = sizes[1][1]
     for isolation in ("cow", "eager"):
         pipe = _history_pipe(n, isolation)
-        runs = [
-            (lambda ctx=ctx, pipe=pipe: fl.run(pipe, ctx, clock="virtual"))
-            for ctx in contexts.values()
-        ]
+        runs = [functools.partial(fl.run, pipe, ctx, clock="virtual") for ctx in contexts.values()]
         reps = settings.pick(2, 5) if isolation == "cow" else 1
         t_small, t_big = best(runs, reps)
         target = {"target": "<= 2x", "check": lambda v: v <= 2.0} if isolation == "cow" else {}
@@ -98,8 +96,8 @@ def history_runs(fig: Figure, settings: Settings) -> None:
     for label, ctx in contexts.items():
         t_one, t_all = best(
             [
-                lambda ctx=ctx: fl.run(one, ctx, clock="virtual"),
-                lambda ctx=ctx: fl.run(hundred, ctx, clock="virtual"),
+                functools.partial(fl.run, one, ctx, clock="virtual"),
+                functools.partial(fl.run, hundred, ctx, clock="virtual"),
             ],
             settings.pick(2, 5),
         )
@@ -158,8 +156,8 @@ def wide_dict_runs(fig: Figure, settings: Settings) -> None:
         p = pipe(isolation)
         t_small, t_large = best(
             [
-                lambda p=p: fl.run(p, small, clock="virtual"),
-                lambda p=p: fl.run(p, large, clock="virtual"),
+                functools.partial(fl.run, p, small, clock="virtual"),
+                functools.partial(fl.run, p, large, clock="virtual"),
             ],
             settings.pick(1, 3) if isolation == "cow" else 1,
         )

@@ -114,6 +114,7 @@ def test_a_merge_function_gets_plain_branch_contexts() -> None:
 
     pipe = fl.Pipeline(fl.Parallel({"a": appender, "r": reader}, merge=merge, name="fan"))
     result = fl.run(pipe, base(), clock="virtual")
+    assert isinstance(result.context, Ctx)
     assert seen["a"][0] is list and seen["r"][0] is list
     assert result.context.history[-1] == {"role": "bot", "text": "yes"}
     assert result.context.history[0]["meta"]["k"] == [1, 2]

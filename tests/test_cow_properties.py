@@ -533,12 +533,12 @@ def test_a_cow_branch_is_an_eager_copy_that_costs_what_it_touches(
     diffs: dict[str, list[Any]] = {}
     for b in (0, 1):
         expected = diff(base, eager[b])
-        got: list[Any] = []
-        cow_diff_into(base, cow[b], got)
-        same_diffs(got, expected)
-        for change in got:  # what the merge may take shares nothing with the base
+        found: list[Any] = []
+        cow_diff_into(base, cow[b], found)
+        same_diffs(found, expected)
+        for change in found:  # what the merge may take shares nothing with the base
             assert not (ids(change.after, set()) & base_ids), change
-        diffs[f"b{b}"] = got
+        diffs[f"b{b}"] = found
     assert plain(base) == before
     want_merge = merged(how, base, [("b0", eager[0]), ("b1", eager[1])], None)
     got_merge = merged(how, base, [("b0", cow[0]), ("b1", cow[1])], diffs)
@@ -590,7 +590,8 @@ def test_a_branch_that_reads_shares_and_a_branch_that_writes_copies_only_that() 
     ]
     branch.d["a"]["x"] = 2
     assert dict.__getitem__(branch.d, "b") is base.d["b"]  # never read: still the base's
-    assert branch.lst.low == 5 and list(branch.d.written) == ["a"]
+    assert isinstance(branch.lst, CowList) and isinstance(branch.d, CowDict)
+    assert branch.lst.low == 5 and list(branch.d.written or ()) == ["a"]
     assert base.d["a"] == {"x": 1}
     _written_values_share_nothing_with(base, branch)
 
