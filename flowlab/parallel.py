@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from flowlab import context as ctx_mod
 from flowlab import leaf
 from flowlab import merge as merge_mod
+from flowlab.cow import copy_on_write_pays, cow_isolator
+from flowlab.cow_diff import cow_diff_into, detach_context, detach_output
 from flowlab.errors import (
     BookkeepingError,
     BranchFailed,
@@ -34,8 +36,6 @@ from flowlab.errors import (
     StepTimeout,
 )
 from flowlab.group import BranchGroup
-from flowlab.cow import copy_on_write_pays, cow_isolator
-from flowlab.cow_diff import cow_diff_into, detach_context, detach_output
 from flowlab.isolator import isolator
 from flowlab.pipeline import Step
 from flowlab.record import BranchRecord, StepRecord, snapshot, unwalkable
