@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from flowlab.cow import CowDict, CowList
+from flowlab.cow_containers import CowDict, CowList
 from flowlab.equality import same
 from flowlab.tracking import TrackedDict, TrackedList
 

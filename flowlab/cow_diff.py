@@ -31,7 +31,8 @@ from flowlab.changes import (
     _make_change,
     diff_value,
 )
-from flowlab.cow import IMMUTABLE, Branch, CowDict, CowList, branch_of
+from flowlab.cow import Branch, branch_of
+from flowlab.cow_containers import IMMUTABLE, CowDict, CowList
 from flowlab.equality import same
 
 __all__ = ["cow_diff_into", "detach", "detach_context", "detach_output"]

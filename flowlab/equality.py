@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from flowlab.cow import CowDict, CowList
+from flowlab.cow_containers import CowDict, CowList
 from flowlab.tracking import TrackedDict, TrackedList
 
 __all__ = ["same"]
