@@ -9,7 +9,8 @@ shared in the deep copy; the diff equals ``flowlab.context.diff`` of the deep co
 values, order); its written values share no object with the base; the merge of two branches is the
 merge of their deep copies.
 
-``FLOWLAB_COW_EXAMPLES=10000`` runs it at 10,000 examples.
+``FLOWLAB_COW_EXAMPLES=10000`` runs it at 10,000 examples (about 7 minutes; add
+``-o faulthandler_timeout=0``, or pytest dumps the stacks after 5 minutes).
 """
 
 from __future__ import annotations
