@@ -116,7 +116,7 @@ class Map(Parallel):
         (``"0"``, ``"1"``, ...). Two items with one name are a :class:`ConfigError`.
     priority : callable, optional
         ``priority(item) -> number``: higher starts first when queued, ties in item order.
-    merge, order, max_concurrency, rate, timeout, branch_timeout, on_failure, include_keys, retry
+    merge, order, max_concurrency, rate, timeout, branch_timeout, on_failure, include_keys, retry, isolation
         As for :class:`~flowlab.core.pipeline.Parallel`.
     name : str, default "map"
 
@@ -152,6 +152,7 @@ class Map(Parallel):
         on_failure: str = "propagate",
         include_keys: Sequence[str] | None = None,
         retry: Retry | None = None,
+        isolation: str = "cow",
         name: str | None = None,
     ) -> None:
         self.step = as_node(step, param="step")
@@ -176,6 +177,7 @@ class Map(Parallel):
             on_failure=on_failure,
             include_keys=include_keys,
             retry=retry,
+            isolation=isolation,
             name=name,
         )
         self._options.update(over=over, key=key)

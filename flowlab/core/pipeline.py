@@ -39,6 +39,7 @@ __all__ = ["ON_FAILURE", "ORDERS", "Node", "Parallel", "Pipeline", "Step", "as_n
 
 ORDERS: tuple[str, ...] = ("declared", "completion")
 ON_FAILURE: tuple[str, ...] = ("propagate", "fail_fast", "ignore")
+ISOLATION: tuple[str, ...] = ("cow", "eager")
 Branchlike: TypeAlias = "Callable[..., Any] | Step | Parallel | Pipeline"
 
 
@@ -247,6 +248,11 @@ class Parallel:
         Copy only these fields into branches (and merge only these).
     retry : Retry, optional
         A :class:`~flowlab.core.retry.Retry` for every leaf step inside that has none of its own.
+    isolation : {"cow", "eager"}, default "cow"
+        How each branch gets its own context. ``"cow"``: copy on write (:mod:`flowlab.core.context.cow`):
+        a branch shares the context's data until it writes, and pays for what it touches;
+        ``"eager"``: a deep copy per branch, made when it starts. Both behave as a deep copy.
+        A Parallel nested inside a branch always copies eagerly.
     name : str, default "parallel"
         Left to the default, a Pipeline that holds two such Parallels at one level names the
         second ``parallel_2`` (then ``parallel_3``...), so branch paths stay unique.
@@ -268,6 +274,7 @@ class Parallel:
         on_failure: str = "propagate",
         include_keys: Sequence[str] | None = None,
         retry: Retry | None = None,
+        isolation: str = "cow",
         name: str | None = None,
     ) -> None:
         self.branches = _named_branches(branches)
@@ -283,6 +290,7 @@ class Parallel:
             on_failure=on_failure,
             include_keys=include_keys,
             retry=retry,
+            isolation=isolation,
             name=name,
         )
         self._depth = 1 + max(_depth(b) for b in self.branches.values())
@@ -304,13 +312,15 @@ class Parallel:
         self.on_failure = options["on_failure"]
         self.include_keys = _check_include_keys(options["include_keys"])
         self.retry = check_retry(options["retry"])
+        check_one_of("isolation", options["isolation"], ISOLATION)
+        self.isolation = options["isolation"]
         self.name = _check_name("name", name if name is not None else self.kind)
         self._default_name = name is None  # a Pipeline may rename it to keep paths unique
         self._options = {**options, "name": self.name}
 
     OPTIONS: tuple[str, ...] = (
         "merge", "order", "max_concurrency", "rate", "priority", "timeout", "branch_timeout",
-        "on_failure", "include_keys", "retry",
+        "on_failure", "include_keys", "retry", "isolation",
     )  # fmt: skip
 
     def options(self) -> dict[str, Any]:
@@ -356,6 +366,8 @@ class Parallel:
             parts.append(f"on_failure={self.on_failure!r}")
         if self.retry is not None:
             parts.append(f"retry={self.retry!r}")
+        if self.isolation != "cow":
+            parts.append(f"isolation={self.isolation!r}")
         return parts
 
     def __repr__(self) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from flowlab.core.context.cow_diff import detach_context, detach_output
 from flowlab.core.pipeline import Step
 from flowlab.engine import bookkeeping, leaf
 from flowlab.engine.attempts import run_attempts
@@ -170,9 +171,13 @@ def _close(
             # flowlab.core.merge.nodes.branch_value), so its copy is freed now; a custom merge
             # function is handed every branch's context.
             if pr.custom:
-                pr.contexts[name] = bctx
+                pr.contexts[name] = detach_context(bctx) if pr.cow else bctx
             if found and pr.record:
                 pr.recorder.add_diff(pr.par.name, brec, found)
+        if pr.cow and bctx is not None and name in pr.outputs:
+            # an output holding the branch's copy-on-write objects shares nothing with the
+            # context once the branch has ended (flowlab.core.context.cow_diff)
+            pr.outputs[name] = detach_output(pr.outputs[name], bctx)
     except Exception as err:
         bookkeeping.unrecorded(pr, name, live, bctx, found, err)
     finally:

@@ -28,6 +28,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 import flowlab.core.context.isolation as ctx_mod
+from flowlab.core.context.cow import copy_on_write_pays, cow_isolator
+from flowlab.core.context.cow_diff import cow_diff_into
 from flowlab.core.context.isolator import isolator
 from flowlab.core.map import BranchPlan
 from flowlab.engine import merging
@@ -146,10 +148,18 @@ class ParallelRun:
         )
         self.queue.on_due(self.dispatch)
         self.tasks = BranchGroup(self.loop)
-        # Each branch's copy of ctx (which does not change until the merge), planned once; each
-        # branch its own input (shared if immutable): the step's, or its item's for a Map.
-        self.copy_ctx = isolator(ctx, par.include_keys, track=True)
-        self.diff_into = ctx_mod.diff_into
+        # Each branch's copy of ctx (which does not change until the merge), planned once: copy
+        # on write (flowlab.core.context.cow) for a top-level Parallel whose context has enough
+        # nested data to save; a nested Parallel copies eagerly (its base is a branch's
+        # copy-on-write context). Each branch its own input (shared if immutable): the step's,
+        # or its item's for a Map.
+        self.cow = par.isolation == "cow" and not parent and copy_on_write_pays(ctx)
+        self.copy_ctx: Callable[[], BaseModel] = (
+            cow_isolator(ctx, par.include_keys)
+            if self.cow
+            else isolator(ctx, par.include_keys, track=True)
+        )
+        self.diff_into = cow_diff_into if self.cow else ctx_mod.diff_into
         self.own_data = ctx_mod.data_copier(data) if plan.inputs is None else None
 
     def own_item(self, name: str) -> Any:

@@ -35,13 +35,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from flowlab.core.context.cow_containers import CowDict, CowList
 from flowlab.core.context.equality import same
 from flowlab.core.context.tracking import TrackedDict, TrackedList
 
 __all__ = ["MISSING", "Change", "Item", "diff_into", "diff_value", "list_slice", "same"]
 
-_DICTS: frozenset[type] = frozenset({dict, TrackedDict})
-_LISTS: frozenset[type] = frozenset({list, TrackedList})
+# a copy-on-write branch context (flowlab.core.context.cow) is diffed by flowlab.core.context.cow_diff; its containers are
+# still a dict / list where they meet this diff (a Parallel nested in such a branch)
+_DICTS: frozenset[type] = frozenset({dict, TrackedDict, CowDict})
+_LISTS: frozenset[type] = frozenset({list, TrackedList, CowList})
 
 
 class _Missing:

@@ -11,13 +11,18 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from flowlab.core.context.cow_containers import CowDict, CowList
 from flowlab.core.context.tracking import TrackedDict, TrackedList
 
 __all__ = ["same"]
 
 _SCALARS: frozenset[type] = frozenset({int, float, str, bool, bytes, complex, type(None)})
-# tracked containers are still a dict / list: compared as one kind with the plain ones
-_KIND: dict[type, type] = {TrackedDict: dict, TrackedList: list}
+# tracked and copy-on-write containers are still a dict / list: one kind with the plain ones.
+# Containers are read through the base classes' methods (their storage), so that comparing a
+# copy-on-write container never adopts its items (flowlab.core.context.cow).
+_KIND: dict[type, type] = {TrackedDict: dict, TrackedList: list, CowDict: dict, CowList: list}
+_items = dict.items
+_get = dict.__getitem__
 _MAX_DEPTH = 200
 
 
@@ -77,12 +82,12 @@ def _same(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
         if len(a) != len(b):
             return False
         try:
-            return all(k in b and _same(v, b[k], depth + 1, seen) for k, v in a.items())
+            return all(k in b and _same(v, _get(b, k), depth + 1, seen) for k, v in _items(a))
         except Exception:
             return False
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(
-            _same(x, y, depth + 1, seen) for x, y in zip(a, b, strict=True)
+            _same(x, y, depth + 1, seen) for x, y in zip(_seq(a), _seq(b), strict=True)
         )
     special = _special_equal(a, b)
     if special is not None:
@@ -105,9 +110,9 @@ def _same_types(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
     """For containers ``==`` calls equal: whether their items also have the same types
     (``[True] == [1]``), checked per level at C speed, recursing only into non-scalar items."""
     if isinstance(a, dict):
-        left, right = list(a.values()), [b[k] for k in a]
+        left, right = list(dict.values(a)), [_get(b, k) for k in dict.keys(a)]
     else:
-        left, right = list(a), list(b)
+        left, right = list(_seq(a)), list(_seq(b))
     kinds = list(map(type, left))
     if kinds != list(map(type, right)):
         return all(_same(x, y, depth + 1, seen) for x, y in zip(left, right, strict=True))
@@ -117,6 +122,11 @@ def _same_types(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
         for x, y, kind in zip(left, right, kinds, strict=True)
         if kind not in scalars
     )
+
+
+def _seq(value: Any) -> Any:
+    """A list's items from its storage (a tuple as it is)."""
+    return list.__iter__(value) if isinstance(value, list) else value
 
 
 def _identity_eq(kind: type) -> bool:
