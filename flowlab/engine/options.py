@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from flowlab.core.keyed import Keyed
 from flowlab.core.limits import Limiter, as_limiter
-from flowlab.core.pipeline import _check_timeout
+from flowlab.core.step import _check_timeout
 from flowlab.core.rate import Rate, check_rate
 from flowlab.core.usage import UsageLimits
 from flowlab.engine.clock import CLOCKS
