@@ -353,35 +353,6 @@ class Ignore(Rule):
         return before
 
 
-@dataclass(frozen=True, repr=False)
-class _DeepKeepFirst(DeepMerge):
-    """The ``deep_keep_first`` strategy: ``deep``, but a leaf takes its first writer's value
-    (flujo's per-key keep-first)."""
-
-    label = "deep_keep_first"
-
-    def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
-        merged = sets(before, values)
-        return merged if merged is not None else (values[0], 0, True)
-
-
-@dataclass(frozen=True, repr=False)
-class _Accumulate(Rule):
-    """The ``accumulate`` strategy: deep, numbers add deltas, lists de-duplicated in order."""
-
-    label = "accumulate"
-    expands_alone = True
-
-    def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
-        if summable(before, values, removals_count=False):
-            return total(before, values), (0 if len(values) == 1 else None), False
-        merged = sets(before, values)
-        return merged if merged is not None else (values[-1], len(values) - 1, True)
-
-    def dedupe_key(self) -> tuple[bool, Callable[[Any], Any] | None]:
-        return True, None
-
-
 def _fn_name(fn: object) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
 

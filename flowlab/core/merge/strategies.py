@@ -2,7 +2,8 @@
 
 :data:`STRATEGIES` are the names a step's ``merge=`` accepts (the table is in
 :mod:`flowlab.core.merge`); :func:`resolve` turns any ``merge=`` argument (a name, a rule or a
-function) into a :class:`MergeSpec`, once, when the step is built.
+function) into a :class:`MergeSpec`, once, when the step is built. The two strategies that are
+no public rule (``accumulate``, ``deep_keep_first``) have their rules here.
 """
 
 from __future__ import annotations
@@ -10,18 +11,18 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
+from flowlab.core.merge.combine import sets, summable, total
 from flowlab.core.merge.rules import (
     DeepMerge,
     ErrorOnConflict,
     KeepFirst,
     Overwrite,
     Rule,
-    _Accumulate,
     _check_two_args,
-    _DeepKeepFirst,
     _fn_name,
 )
 from flowlab.errors import ConfigError, check_one_of
@@ -40,6 +41,36 @@ STRATEGIES: tuple[str, ...] = (
     "error_on_conflict",
     "deep_keep_first",
 )
+
+
+@dataclass(frozen=True, repr=False)
+class _DeepKeepFirst(DeepMerge):
+    """The ``deep_keep_first`` strategy: ``deep``, but a leaf takes its first writer's value
+    (flujo's per-key keep-first)."""
+
+    label = "deep_keep_first"
+
+    def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
+        merged = sets(before, values)
+        return merged if merged is not None else (values[0], 0, True)
+
+
+@dataclass(frozen=True, repr=False)
+class _Accumulate(Rule):
+    """The ``accumulate`` strategy: deep, numbers add deltas, lists de-duplicated in order."""
+
+    label = "accumulate"
+    expands_alone = True
+
+    def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
+        if summable(before, values, removals_count=False):
+            return total(before, values), (0 if len(values) == 1 else None), False
+        merged = sets(before, values)
+        return merged if merged is not None else (values[-1], len(values) - 1, True)
+
+    def dedupe_key(self) -> tuple[bool, Callable[[Any], Any] | None]:
+        return True, None
+
 
 _STRATEGY_RULES: dict[str, Rule | None] = {
     "no_merge": None,

@@ -77,6 +77,44 @@ def concurrency(
     matplotlib.axes.Axes
     """
     check_result(result)
+    rows, chosen = _counted_and_capped(result, step)
+    ax = new_axes(ax, (8.0, 3.0))
+    end = result.makespan_s
+    xs, ys = _in_flight(rows, end)
+    line_kwargs: dict[str, Any] = {"where": "post", "color": "#2f6690", "linewidth": 2.0,
+                                   "label": f"{text(step)} branches" if step
+                                   else "leaf steps in flight (whole run)",
+                                   **kwargs}  # fmt: skip
+    (line,) = ax.step(xs, ys, **line_kwargs)
+    line.set_gid("in_flight")
+    limits = result.limits
+    # the caps drawn as lines: concurrency limiters (a rate and a Keyed cap have no one line)
+    caps = limits.loc[limits["event"].isin(["start", "move"]) & ~limits["limiter"].isin(_HELD_BY)]
+    top = _draw_step_caps(ax, caps, chosen, end, max(ys))
+    top = _draw_run_cap(ax, caps, limit, end, top)
+    waits = limits.loc[limits["event"] == "wait"]
+    if step is not None:
+        waits = waits.loc[waits["step"].isin(set(chosen["path"].tolist()))]
+    _shade_waits(ax, waits)
+    ax.set_ylim(0, top + 1)
+    ax.set_xlim(0, max(end, xs[-1]) or 1.0)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("seconds from run start")
+    ax.set_ylabel("in flight")
+    ax.set_title("concurrency" + (f" of {text(step)}" if step else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize="small")
+    return ax
+
+
+def _counted_and_capped(result: RunResult, step: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows the in-flight line counts, and the Parallel steps whose caps are drawn.
+
+    With ``step``: that Parallel's branches and its own runs. Without: every leaf step, and the
+    Parallels whose branches are all leaves.
+    """
     frame = result.branches
     steps = result.steps
     parallels = steps.loc[steps["kind"].astype(str) == "parallel"]
@@ -91,35 +129,27 @@ def concurrency(
                 for p, s in zip(frame["parent"].tolist(), frame["step"].tolist(), strict=True)
             ]
         ]
-    else:
-        # leaf steps: the unit of work that a run-wide cap bounds and summary() counts
-        rows = steps.loc[steps["kind"].astype(str) == "step"]
-        has_children = set(frame["parent"].tolist())
-        # caps drawn by default: those of Parallels whose branches are all leaves
-        owners = {
-            (p, s)
-            for p, s, path in zip(frame["parent"], frame["step"], frame["path"], strict=True)
-            if path in has_children
-        }
-        chosen = parallels.loc[
-            [
-                (p, s) not in owners
-                for p, s in zip(parallels["parent"], parallels["step"], strict=True)
-            ]
-        ]
-    ax = new_axes(ax, (8.0, 3.0))
-    end = result.makespan_s
-    xs, ys = _in_flight(rows, end)
-    line_kwargs: dict[str, Any] = {"where": "post", "color": "#2f6690", "linewidth": 2.0,
-                                   "label": f"{text(step)} branches" if step
-                                   else "leaf steps in flight (whole run)",
-                                   **kwargs}  # fmt: skip
-    (line,) = ax.step(xs, ys, **line_kwargs)
-    line.set_gid("in_flight")
-    top = max(ys)
-    limits = result.limits
-    # the caps drawn as lines: concurrency limiters (a rate and a Keyed cap have no one line)
-    caps = limits.loc[limits["event"].isin(["start", "move"]) & ~limits["limiter"].isin(_HELD_BY)]
+        return rows, chosen
+    # leaf steps: the unit of work that a run-wide cap bounds and summary() counts
+    rows = steps.loc[steps["kind"].astype(str) == "step"]
+    has_children = set(frame["parent"].tolist())
+    # caps drawn by default: those of Parallels whose branches are all leaves
+    owners = {
+        (p, s)
+        for p, s, path in zip(frame["parent"], frame["step"], frame["path"], strict=True)
+        if path in has_children
+    }
+    chosen = parallels.loc[
+        [(p, s) not in owners for p, s in zip(parallels["parent"], parallels["step"], strict=True)]
+    ]
+    return rows, chosen
+
+
+def _draw_step_caps(
+    ax: Axes, caps: pd.DataFrame, chosen: pd.DataFrame, end: float, top: int
+) -> int:
+    """Draw the cap of each chosen Parallel step (summed when a step ran more than once) as a
+    dashed line; return ``top`` raised to the highest cap drawn."""
     by_step: dict[str, list[tuple[str, list[float], list[int]]]] = {}
     for path, name, started, finished in zip(
         chosen["path"].tolist(), chosen["step"].tolist(), chosen["started_s"].tolist(),
@@ -148,6 +178,14 @@ def concurrency(
         ax.step(lx, ly, where="post", linestyle="--", linewidth=1.5, color="#d1495b",
                 label=label, gid=gid)  # fmt: skip
         top = max(top, *ly)
+    return top
+
+
+def _draw_run_cap(
+    ax: Axes, caps: pd.DataFrame, limit: int | Limiter | None, end: float, top: int
+) -> int:
+    """Draw the run-wide cap (``limit`` if given, then its recorded moves) as a dash-dot line;
+    return ``top`` raised to its highest value."""
     run_moves = caps.loc[caps["step"] == "run"]
     initial = limit.initial() if isinstance(limit, Limiter) else limit
     lx, ly = _limit_series(
@@ -157,21 +195,7 @@ def concurrency(
         ax.step(lx, ly, where="post", linestyle="-.", linewidth=1.5, color="#7b2d26",
                 label="limit (run)", gid="limit:run")  # fmt: skip
         top = max(top, *ly)
-    waits = limits.loc[limits["event"] == "wait"]
-    if step is not None:
-        waits = waits.loc[waits["step"].isin(set(chosen["path"].tolist()))]
-    _shade_waits(ax, waits)
-    ax.set_ylim(0, top + 1)
-    ax.set_xlim(0, max(end, xs[-1]) or 1.0)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("seconds from run start")
-    ax.set_ylabel("in flight")
-    ax.set_title("concurrency" + (f" of {text(step)}" if step else ""))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize="small")
-    return ax
+    return top
 
 
 _HELD_BY = ("rate", "keyed")  # limiters whose "wait" rows are shaded, not drawn as a cap line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flowlab.errors import check_one_of
@@ -16,6 +17,7 @@ from flowlab.ui.plot._style import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
 
     from flowlab.results.record import RunResult
@@ -62,9 +64,6 @@ def merges(
     matplotlib.axes.Axes
     """
     check_result(result)
-    from matplotlib.colors import to_rgba
-    from matplotlib.patches import Rectangle
-
     diffs = result.diffs
     merged = result.merges
     if step is not None:
@@ -78,9 +77,42 @@ def merges(
     def key(s: str, b: str) -> str:
         return f"{s}:{b}" if many else b
 
-    branches = result.branches
+    rows, cells = _rows_and_cells(result.branches, diffs, merged, key)
+    fields = list(dict.fromkeys(f for _, f in cells))
+    counts: dict[str, int] = {}  # a shown column -> how many changed paths it stands for
+    if len(fields) > max_fields:  # a very wide diff: one column per parent path, with counts
+        cells, fields, counts = _summarized(cells, fields, max_fields)
+    winners, dropped, conflicts = _merge_marks(merged, fields, key)
+    ax = new_axes(ax, (max(4.0, 1.1 * len(fields) + 2.5), max(2.0, 0.45 * len(rows) + 1.5)))
+    row_names = list(rows)
+    _draw_cells(ax, cells, row_names, fields, (winners, dropped, conflicts), kwargs)
+    labels = [f"{f}.* ({counts[f]:,})" if counts.get(f, 1) > 1 else f for f in fields]
+    ax.set_xticks(range(len(fields)), [text(_fit(f)) for f in labels], rotation=30, ha="right")
+    for label, f in zip(ax.get_xticklabels(), fields, strict=True):
+        if f in conflicts:
+            label.set_color(STATUS_COLORS["failed"])
+            label.set_fontweight("bold")
+    ax.set_yticks(range(len(row_names)), [text(_fit(r)) for r in row_names])
+    ax.set_xlim(-0.5, max(len(fields), 1) - 0.5)
+    ax.set_ylim(max(len(row_names), 1) - 0.5, -0.5)
+    ax.set_xlabel("field")
+    ax.set_title("who wrote what")
+    _merge_legend(ax, set(cells.values()), bool(winners), bool(conflicts), bool(dropped))
+    if not cells:
+        ax.text(0.5, 0.5, "no branch changed the context", transform=ax.transAxes, ha="center")
+    return ax
+
+
+def _rows_and_cells(
+    branches: pd.DataFrame,
+    diffs: pd.DataFrame,
+    merged: pd.DataFrame,
+    key: Callable[[str, str], str],
+) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """The matrix's rows (row key -> branch status, in timeline order) and its changed cells
+    ((row key, field) -> status of the branch that changed it)."""
     steps = set(diffs["step"].tolist()) | set(merged["step"].tolist())
-    rows: dict[str, str] = {}  # row key -> status of that branch, in timeline order
+    rows: dict[str, str] = {}
     for i, _depth in branch_rows(branches):
         if branches["step"].iat[i] in steps:
             rows.setdefault(key(str(branches["step"].iat[i]), str(branches["branch"].iat[i])),
@@ -90,10 +122,15 @@ def merges(
                                   diffs["path"], strict=True):  # fmt: skip
         rows.setdefault(key(s, b), status)
         cells[(key(s, b), _field(path))] = status
-    fields = list(dict.fromkeys(f for _, f in cells))
-    counts: dict[str, int] = {}  # a shown column -> how many changed paths it stands for
-    if len(fields) > max_fields:  # a very wide diff: one column per parent path, with counts
-        cells, fields, counts = _summarized(cells, fields, max_fields)
+    return rows, cells
+
+
+_Marks = tuple[set[tuple[str, str]], set[tuple[str, str]], set[str]]
+
+
+def _merge_marks(merged: pd.DataFrame, fields: list[str], key: Callable[[str, str], str]) -> _Marks:
+    """From ``result.merges``: the (row, field) cells whose value the merge kept, the cells
+    whose write was dropped, and the fields whose merge found a conflict."""
     under: dict[str, list[str]] = {}  # a merged path -> the fields at or below it (one pass)
     for f in fields:
         parts = f.split(".")
@@ -115,8 +152,23 @@ def merges(
                 winners.update((key(s, n), f) for f in hit)
         for n in losers:
             dropped.update((key(s, n), f) for f in hit)
-    ax = new_axes(ax, (max(4.0, 1.1 * len(fields) + 2.5), max(2.0, 0.45 * len(rows) + 1.5)))
-    row_names = list(rows)
+    return winners, dropped, conflicts
+
+
+def _draw_cells(
+    ax: Axes,
+    cells: dict[tuple[str, str], str],
+    row_names: list[str],
+    fields: list[str],
+    marks: _Marks,
+    kwargs: dict[str, Any],
+) -> None:
+    """One ``Rectangle`` per changed cell (hatched when its branch did not succeed, framed red
+    on a conflict), starred when the merge kept its value, crossed when its write was dropped."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import Rectangle
+
+    winners, dropped, conflicts = marks
     row_at = {r: i for i, r in enumerate(row_names)}
     field_at = {f: i for i, f in enumerate(fields)}
     for (r, f), status in cells.items():
@@ -139,21 +191,6 @@ def merges(
         elif (r, f) in dropped:
             ax.plot([x], [y], marker="X", markersize=11, color="#333333", markeredgecolor="white",
                     markeredgewidth=0.8, linestyle="none", gid=f"dropped:{r}|{f}")  # fmt: skip
-    labels = [f"{f}.* ({counts[f]:,})" if counts.get(f, 1) > 1 else f for f in fields]
-    ax.set_xticks(range(len(fields)), [text(_fit(f)) for f in labels], rotation=30, ha="right")
-    for label, f in zip(ax.get_xticklabels(), fields, strict=True):
-        if f in conflicts:
-            label.set_color(STATUS_COLORS["failed"])
-            label.set_fontweight("bold")
-    ax.set_yticks(range(len(row_names)), [text(_fit(r)) for r in row_names])
-    ax.set_xlim(-0.5, max(len(fields), 1) - 0.5)
-    ax.set_ylim(max(len(row_names), 1) - 0.5, -0.5)
-    ax.set_xlabel("field")
-    ax.set_title("who wrote what")
-    _merge_legend(ax, set(cells.values()), bool(winners), bool(conflicts), bool(dropped))
-    if not cells:
-        ax.text(0.5, 0.5, "no branch changed the context", transform=ax.transAxes, ha="center")
-    return ax
 
 
 def _fit(label: str, limit: int = 40) -> str:
