@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from flowlab.core.keyed import Keyed
 from flowlab.core.limits import Limiter, as_limiter
-from flowlab.core.step import _check_timeout
 from flowlab.core.rate import Rate, check_rate
+from flowlab.core.step import _check_timeout
 from flowlab.core.usage import UsageLimits
 from flowlab.engine.clock import CLOCKS
 from flowlab.engine.instruments import check_instruments
