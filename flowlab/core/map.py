@@ -183,6 +183,7 @@ class Map(Parallel):
         self._options.update(over=over, key=key)
         self._depth = 1 + _depth(self.step)
         _check_depth(self._depth)
+        self._freeze()
 
     def children(self) -> Iterable[Node]:
         """The node each branch runs: the step."""

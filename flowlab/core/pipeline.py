@@ -1,13 +1,8 @@
 """Pipelines as pure descriptions: :class:`Step`, :class:`Parallel` and :class:`Pipeline`.
 
-Nothing here runs anything; the engine (:mod:`flowlab.engine.coordinator`) does. Every argument is checked
-when the object is built, so a typo fails at construction with a :class:`~flowlab.errors.ConfigError`
-that names the parameter, the bad value and the valid choices — not halfway through a run.
-
-A step (:class:`~flowlab.core.step.Step`, in :mod:`flowlab.core.step`, importable from here
-too) is any callable taking ``(data, ctx)``, ``(data)``, ``(ctx)`` or nothing, sync or async;
-:class:`~flowlab.core.map.Map` (in :mod:`flowlab.core.map`) is a Parallel whose branches come from
-data at run time.
+Nothing here runs anything (the engine does). Every argument is checked when the object is built
+(a :class:`~flowlab.errors.ConfigError` naming parameter, value and choices), and a built spec is
+frozen: ``replace(...)`` makes a changed copy. Steps: :mod:`flowlab.core.step`; Map: :mod:`flowlab.core.map`.
 
 Examples
 --------
@@ -33,7 +28,7 @@ from flowlab.core.limits import Limiter, as_limiter
 from flowlab.core.rate import Rate
 from flowlab.core.rate import check_rate as _check_rate
 from flowlab.core.retry import Retry, check_retry
-from flowlab.core.step import Step, _check_name, _check_timeout
+from flowlab.core.step import Frozen, Step, _check_name, _check_timeout
 from flowlab.errors import ConfigError, check_one_of
 
 __all__ = ["ON_FAILURE", "ORDERS", "Node", "Parallel", "Pipeline", "Step", "as_node"]  # Step: core.step
@@ -44,7 +39,7 @@ ISOLATION: tuple[str, ...] = ("cow", "eager")
 Branchlike: TypeAlias = "Callable[..., Any] | Step | Parallel | Pipeline"
 
 
-class Parallel:
+class Parallel(Frozen):
     """Run branches side by side on isolated copies of the context, then merge their changes.
 
     Parameters
@@ -120,6 +115,7 @@ class Parallel:
         )
         self._depth = 1 + max(_depth(b) for b in self.branches.values())
         _check_depth(self._depth)
+        self._freeze()
 
     def _set_options(self, *, name: str | None, **options: Any) -> None:
         """Check and set the options every fan-out step shares (a Map's too); keep them for
@@ -200,7 +196,7 @@ class Parallel:
         return f"Parallel({', '.join(parts)})"
 
 
-class Pipeline:
+class Pipeline(Frozen):
     """Steps run one after another; each gets the previous step's output as ``data``.
 
     Parameters
@@ -222,6 +218,7 @@ class Pipeline:
         )
         self.name = _check_name("name", name if name is not None else "pipeline")
         self._depth = max(_depth(s) for s in self.steps)
+        self._freeze()
 
     def names(self) -> list[str]:
         """Names of the top-level steps."""

@@ -25,7 +25,7 @@ from typing import Any
 from flowlab.core.retry import Retry, check_retry
 from flowlab.errors import ConfigError, check_one_of
 
-__all__ = ["CTX_NAMES", "TAKES", "Step"]
+__all__ = ["CTX_NAMES", "TAKES", "Frozen", "Step"]
 
 
 def _check_timeout(param: str, value: float | None) -> float | None:
@@ -124,7 +124,26 @@ def _check_callable_as_step(fn: Callable[..., Any], name: str, arity: int) -> No
         ) from None
 
 
-class Step:
+class Frozen:
+    """A spec that cannot change once built: ``p.merge = "deep"`` raises; ``p.replace(...)``
+    makes a changed copy, validated like the constructor (attrs' ``evolve``). The engine may run
+    one spec many times, at once, so a spec it is running never changes under it."""
+
+    _frozen = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise AttributeError(
+                f"{type(self).__name__} is frozen: {name!r} cannot be set. "
+                f"HINT: make a changed copy, spec = spec.replace({name}=...)."
+            )
+        object.__setattr__(self, name, value)
+
+    def _freeze(self) -> None:
+        object.__setattr__(self, "_frozen", True)
+
+
+class Step(Frozen):
     """One unit of work: a callable run with the previous step's output and the context.
 
     How a step is called (``data`` is the previous step's output, ``ctx`` the context):
@@ -199,6 +218,24 @@ class Step:
         # which of (data, ctx) it is given: engine and backends call fn(*(data, ctx)[wants])
         self.wants: slice = slice(1, 2) if self.takes_ctx else slice(0, self.arity)
         _check_callable_as_step(fn, self.name, self.arity)
+        self._takes = takes
+        self._freeze()
+
+    def replace(self, **changes: Any) -> Step:
+        """A copy with some of ``name``, ``timeout``, ``takes``, ``retry`` changed.
+
+        Examples
+        --------
+        >>> Step(print, name="p").replace(timeout=2.0)
+        Step('p', timeout=2)
+        """
+        given = {"name": self.name, "timeout": self.timeout, "takes": self._takes, "retry": self.retry}
+        unknown = sorted(set(changes) - set(given))
+        if unknown:
+            raise ConfigError(
+                f"{unknown[0]!r} is not a Step option; choose one of {', '.join(map(repr, given))}."
+            )
+        return Step(self.fn, **{**given, **changes})
 
     def __repr__(self) -> str:
         extra = f", timeout={self.timeout:g}" if self.timeout is not None else ""
