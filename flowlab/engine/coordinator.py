@@ -22,7 +22,6 @@ import asyncio
 import difflib
 import functools
 import itertools
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,30 +33,23 @@ from pydantic import BaseModel
 
 import flowlab.core.context.isolation as ctx_mod
 import flowlab.core.merge as merge_mod
-from flowlab.core.keyed import KeyedState
 from flowlab.core.limits import LimiterState
 from flowlab.core.map import Map
 from flowlab.core.pipeline import Node, Parallel, Pipeline, Step, as_node
-from flowlab.core.rate import Rate, RateState
+from flowlab.core.rate import RateState
 from flowlab.core.rate_gate import RateGate
 from flowlab.core.retry import Retry
-from flowlab.core.usage import UsageAccount, tidy_cost
-from flowlab.engine import leaf, plugins
+from flowlab.core.usage import UsageAccount
+from flowlab.engine import lifecycle
 from flowlab.engine.attempts import run_leaf
-from flowlab.engine.clock import VirtualTimeLoop
-from flowlab.engine.current import _current, _last, charge, current_run, last_result
+from flowlab.engine.current import charge, current_run, last_result
 from flowlab.engine.instruments import Hooks, check_instruments
 from flowlab.engine.options import RunOptions
 from flowlab.engine.parallel import run_parallel
 from flowlab.engine.thread_call import HeldThreads
 from flowlab.errors import (
-    BranchFailed,
     ConfigError,
-    FlowlabError,
     RunCancelled,
-    StepFailed,
-    StepTimeout,
-    UsageLimitExceeded,
 )
 from flowlab.results.record import RunResult
 from flowlab.results.recorder import Instrument, Recorder
@@ -65,7 +57,6 @@ from flowlab.results.records import BranchRecord
 
 __all__ = ["Run", "RunCancelled", "charge", "current_run", "last_result"]
 
-_WAKE_S = 0.1  # how often a real-clock run wakes its loop (see Run._wake_up)
 
 
 @dataclass(eq=False, slots=True)
@@ -117,7 +108,8 @@ class Run:
         self.rate_gate: RateGate | None = None  # made by execute(): it needs the run's clock
         self.timeout = options.timeout
         self.clock = options.clock
-        self._wake: asyncio.TimerHandle | None = None
+        self._wake: asyncio.TimerHandle | None = None  # see lifecycle.wake_up
+        self._timeout_handle: asyncio.TimerHandle | None = None  # the run's own timeout
         self.input = options.input
         self.account = UsageAccount(options.usage)
         self.recorder = Recorder()
@@ -155,6 +147,7 @@ class Run:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.main_task: asyncio.Task[Any] | None = None
         self.t0 = 0.0
+        self.run_limiter: LimiterState | None = None  # made by lifecycle.open_run
         self._time: Callable[[], float] = time.monotonic  # the loop's clock, set by execute()
         self.context = ctx_mod.working_copy(self.base, [p.include_keys for p in parallels])
         # declared branches; unknown (None) when a Map makes its branches as it runs
@@ -294,226 +287,15 @@ class Run:
             self._cancel_live(lv, "cancelled", f"usage limit exceeded by branch {path!r}")
 
     # ---- execution ----------------------------------------------------------------------------
+
+
+    # ---- the run's life (flowlab.engine.lifecycle) ----------------------------------------------
     async def execute(self) -> RunResult:
         """Run the pipeline; always returns a :class:`RunResult` (never raises for run errors)."""
-        with self.control_lock:  # a cancel asked for from now on finds the loop
-            self.loop = asyncio.get_running_loop()
-            early, self.pending_cancels[:] = list(self.pending_cancels), []
-        self.main_task = asyncio.current_task()
-        # A plain loop's time() is time.monotonic(): call that directly (now() runs ~5x/branch).
-        plain = type(self.loop).time is asyncio.BaseEventLoop.time
-        self._time = time.monotonic if plain else self.loop.time
-        self.t0 = self._time()
-        self.run_limiter = self.new_limiter(self.run_limiter_cfg, "run")
-        if self.rate_cfg is not None:
-            state = self.new_rate(self.rate_cfg, "")
-            self.rate_gate = RateGate(
-                state, self.now, self.t0, self.rate_listener("run", state),
-                lambda: self.leaves_in_flight,
-            )  # fmt: skip
-        _current.set((self, None))
-        self._emit("run_started", self.total_branches)
-        for name in early:  # asked for before the run began: applied before anything starts
-            if name is not None:
-                self.cancel(name)
-        handle = (
-            self.loop.call_later(self.timeout, self._expire_run)
-            if self.timeout is not None
-            else None
-        )
-        output: Any = None
-        error: BaseException | None = None
-        if self.clock == "real" and not isinstance(self.loop, VirtualTimeLoop):
-            self._wake = self.loop.call_later(_WAKE_S, self._wake_up)
-        try:
-            if None in early:  # the whole run was cancelled before it began: nothing runs
-                self._run_reason = self._run_reason or "cancelled"
-                raise asyncio.CancelledError  # (not main_task.cancel(): nothing else to await)
-            if self.backend is not None and hasattr(self.backend, "open"):
-                opened_at = self.loop.time()
-                await self.backend.open(self)
-                # Connecting (or starting a cluster) is set-up, not the run: restart the clock.
-                # (Before any step runs: a Parallel reads t0 once, see run_parallel.)
-                self.t0 += self.loop.time() - opened_at
-                self.recorder.limits[:] = [(0.0, *row[1:]) for row in self.recorder.limits]
-            body = self._node(self.pipeline, self.input, self.context, "")
-            if self.detect_deadlocks:
-                watch = plugins.load("deadlock_watch")
-
-                # proven deadlocks only: a run is never cancelled on the idle heuristic
-                [output] = await watch(body, names=[self.pipeline.name], idle_s=None)
-            else:
-                output = await body
-            status = "ok"
-        except asyncio.CancelledError:
-            if not self._run_reason or self.main_task is None:
-                self._finish("cancelled", RunCancelled("the run was cancelled from outside"), None)
-                raise
-            self.main_task.uncancel()
-            if self._run_reason == "timeout":
-                status = "timeout"
-                error = StepTimeout(
-                    f"the run exceeded timeout={self.timeout:g}s",
-                    step=self.pipeline.name,
-                    timeout=self.timeout,
-                )
-            else:
-                why = (
-                    "interrupted"
-                    if self._run_reason == "interrupted"
-                    else "cancelled (handle.cancel())"
-                )
-                status, error = "cancelled", RunCancelled(f"the run was {why}")
-        except (KeyboardInterrupt, SystemExit) as err:
-            # Raised by a step: the run stops and is recorded; fl.run / fl.arun re-raise it (see
-            # notebook._deliver) once the event loop is done, never through it.
-            status, error = "cancelled", err
-        except UsageLimitExceeded as err:
-            status, error = "usage_limit_exceeded", err
-        except StepTimeout as err:
-            status, error = "timeout", err
-        except FlowlabError as err:
-            status, error = "failed", err
-        except Exception as err:
-            step, raised = self.failed_step
-            if raised is err:  # a step outside any branch raised it
-                wrapped: BranchFailed = StepFailed(
-                    f"step {step!r} failed: {type(err).__name__}: {err}",
-                    step=step,
-                    errors={step: err},
-                )
-            else:
-                wrapped = BranchFailed(
-                    f"step failed: {type(err).__name__}: {err}", errors={"<top>": err}
-                )
-            wrapped.__cause__ = err
-            status, error = "failed", wrapped
-        except BaseException as err:
-            if isinstance(err, GeneratorExit):  # this coroutine is being closed
-                raise
-            # Raised by a step (pytest's Failed, gevent's Timeout, trio's Cancelled): recorded
-            # like an interrupt, then re-raised as is by fl.run / fl.arun (see notebook._deliver).
-            status, error = "failed", err
-        finally:
-            if handle is not None:
-                handle.cancel()
-            if self._wake is not None:
-                self._wake.cancel()
-            if self.rate_gate is not None:
-                self.rate_gate.close()
-            if self.backend is not None and hasattr(self.backend, "close"):
-                await self.backend.close(self)
-            if self._executor is not None:
-                self._executor.shutdown(wait=False, cancel_futures=True)
-        return self._finish(status, error, output)
-
-    def _wake_up(self) -> None:
-        """Wake the loop now and then during a real-clock run.
-
-        A signal handler that schedules a callback with ``call_soon`` (ipykernel's "interrupt"
-        for an ``await`` cell does) does not wake a loop asleep in ``select``: without this, an
-        interrupt could wait for the branches' next timer, seconds away.
-        """
-        assert self.loop is not None
-        self._wake = self.loop.call_later(_WAKE_S, self._wake_up)
-
-    def _expire_run(self) -> None:
-        self._run_reason = "timeout"
-        if self.main_task is not None:
-            self.main_task.cancel()
+        return await lifecycle.execute(self)
 
     def _finish(self, status: str, error: BaseException | None, output: Any) -> RunResult:
-        now = self.now() if self.loop is not None else 0.0
-        for rec in self.held.close():  # cancelled sync steps whose thread never returned
-            rec.error = rec.error.replace(
-                "runs on in its thread", "was still running in its thread when the run ended"
-            )
-            leaf.finished(self, rec, False)
-        for b in self.recorder.branches:
-            if b.status in ("queued", "running"):
-                b.status = "cancelled"
-                b.reason = b.reason or "run ended"
-                if math.isnan(b.finished):
-                    b.finished = now
-        self.status = status
-        run_limiter = getattr(self, "run_limiter", None)  # (made by execute())
-        if self.cap_since is not None and run_limiter is not None:
-            self.cap_spell_ends(run_limiter)  # leaves still held back when the run ended
-        cost, tokens = self.account.close()  # no charge lands after the totals are read
-        result = RunResult(
-            output=output,
-            context=self.context,
-            status=status,
-            error=error,
-            makespan_s=now,
-            clock=self.clock,
-            recorder=self.recorder,
-            cost=tidy_cost(cost),
-            tokens=tokens,
-            pipeline_name=self.pipeline.name,
-        )
-        if isinstance(error, FlowlabError):
-            error.result = result
-        self.result = result
-        self.main_task = None  # break the run <-> task <-> context cycle: free promptly
-        _last[:] = [result]
-        self._emit("run_finished", status)
-        return result
-
-    def new_limiter(self, cfg: Any, step: str) -> LimiterState | None:
-        """Fresh limiter state for ``step`` (``"run"`` for the run-wide cap); records its start."""
-        if cfg is None:
-            return None
-        state: LimiterState = cfg.new_state(self._limit_listener(step, cfg.name))
-        if not isinstance(state, KeyedState):  # a Keyed cap records each key as it appears
-            self.recorder.limits.append(
-                (self.now(), step, state.limit, 0, cfg.name, "start", "", 0.0)
-            )
-        return state
-
-    def _limit_listener(self, step: str, kind: str) -> Callable[[int, int], None]:
-        def listener(limit: int, in_flight: int) -> None:
-            t = self.now()
-            self.recorder.limits.append((t, step, limit, in_flight, kind, "move", "", 0.0))
-            self._event("limit_changed", step, "", f"limit={limit}")
-            self._emit("limit_changed", step, limit, in_flight, t)
-
-        return listener
-
-    def cap_spell_begins(self, t: float, limiter: LimiterState) -> None:
-        """The run-wide cap holds a leaf back from ``t``: a spell begins (its row says the limit
-        and the leaves in flight as they were then, at its ``time_s``)."""
-        self.cap_since, self._cap_at = t, (limiter.limit, limiter.in_flight)
-
-    def cap_spell_ends(self, limiter: LimiterState) -> None:
-        """The run-wide cap held leaves back from ``cap_since`` until now: a ``wait`` row."""
-        assert self.cap_since is not None
-        t, since = self.now(), self.cap_since
-        limit, in_flight = self._cap_at
-        row = (since, "run", limit, in_flight, limiter.limiter.name, "wait", "")
-        self.recorder.limits.append((*row, t - since))
-        self.cap_since = None
-
-    def new_rate(self, rate: Rate, scope: str) -> RateState:
-        """Fresh state of ``rate`` for the step at path ``scope`` (``""``: the whole run); its
-        token window, if any, is fed by the charges made inside that scope."""
-        state = rate.new_state()
-        if rate.tokens_per_minute is not None:
-            self.token_windows.append((scope, state))
-        limit = rate.burst if rate.period else int(rate.tokens_per_minute or 0)
-        self.recorder.limits.append(
-            (self.now(), scope or "run", limit, 0, "rate", "start", "", 0.0)
-        )
-        return state
-
-    def rate_listener(self, step: str, state: RateState) -> Callable[[float, float, int], None]:
-        """What records a rate's waits: a ``wait`` row in ``result.limits`` per held start."""
-        limit = state.rate.burst if state.rate.period else int(state.rate.tokens_per_minute or 0)
-
-        def on_wait(t: float, seconds: float, in_flight: int) -> None:
-            self.recorder.limits.append((t, step, limit, in_flight, "rate", "wait", "", seconds))
-
-        return on_wait
+        return lifecycle.finish(self, status, error, output)
 
     async def _node(
         self, node: Node, data: Any, ctx: BaseModel, parent: str, retry: Retry | None = None

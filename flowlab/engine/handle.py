@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 from flowlab.engine.clock import VirtualTimeLoop, run_in_thread
-from flowlab.engine.coordinator import _WAKE_S, Run
+from flowlab.engine.coordinator import Run
 from flowlab.engine.interrupts import (
     WIND_DOWN_S,
     cancel_threadsafe,
@@ -25,6 +25,7 @@ from flowlab.engine.interrupts import (
     running_loop,
     warn_still_running,
 )
+from flowlab.engine.lifecycle import WAKE_S
 from flowlab.engine.streaming import Outcome, OutcomeStream
 from flowlab.errors import ConfigError, RunNotFinished
 from flowlab.results.record import RunResult
@@ -164,7 +165,7 @@ class RunHandle:
             # Wake now and then: a kernel's interrupt of an ``await`` cell is a callback its
             # signal handler schedules, which does not wake a loop asleep in select (the run
             # on its thread would end first, never cancelled; see engine.Run._wake_up).
-            await asyncio.wait({waiter}, timeout=_WAKE_S)
+            await asyncio.wait({waiter}, timeout=WAKE_S)
         return waiter.result()
 
     async def _wind_down(self) -> None:

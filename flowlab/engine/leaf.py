@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import flowlab.core.context.isolation as ctx_mod
 from flowlab.core.update import Update, settle
+from flowlab.engine import limiting
 from flowlab.engine.thread_call import ThreadCall
 from flowlab.errors import ConfigError, StepTimeout
 from flowlab.results.records import StepRecord
@@ -58,10 +59,10 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
         order = run.ranks.get(parent, ())
         if limiter is not None:
             if run.cap_since is None and limiter.in_flight + limiter.waiting >= limiter.limit:
-                run.cap_spell_begins(rec.queued, limiter)  # the run-wide cap holds leaves back
+                limiting.cap_spell_begins(run, rec.queued, limiter)  # the run-wide cap holds leaves back
             await limiter.acquire(0.0, run.now(), order=order)
             if run.cap_since is not None and not limiter.waiting:
-                run.cap_spell_ends(limiter)
+                limiting.cap_spell_ends(run, limiter)
         if gate is not None:  # the run's rate: after the slot, so the start is the token's
             try:
                 await gate.acquire(order)

@@ -32,7 +32,7 @@ from flowlab.core.context.cow import copy_on_write_pays, cow_isolator
 from flowlab.core.context.cow_diff import cow_diff_into
 from flowlab.core.context.isolator import isolator
 from flowlab.core.map import BranchPlan
-from flowlab.engine import merging
+from flowlab.engine import limiting, merging
 from flowlab.engine.branch import run_branch
 from flowlab.engine.dispatch import BranchQueue, branch_keys
 from flowlab.engine.group import BranchGroup
@@ -94,7 +94,7 @@ class ParallelRun:
         run.recorder.step_log.append(srec)
         run._emit("step_started", srec)
         run._event("step_started", path, "")
-        self.limiter = run.new_limiter(par.max_concurrency, path)
+        self.limiter = limiting.new_limiter(run, par.max_concurrency, path)
         self.group = run.new_group()
         self.plan = plan = BranchPlan.of(par) if plan is None else plan
         self.retry = par.retry if par.retry is not None else retry  # the innermost policy wins
@@ -132,8 +132,8 @@ class ParallelRun:
             par.include_keys,
             par.branch_timeout,
         )
-        rate = run.new_rate(par.rate, path) if par.rate is not None else None
-        self.on_rate_wait = run.rate_listener(path, rate) if rate is not None else None
+        rate = limiting.new_rate(run, par.rate, path) if par.rate is not None else None
+        self.on_rate_wait = limiting.rate_listener(run, path, rate) if rate is not None else None
         if rate is not None:
             run.step_rates[path] = self  # a retried leaf of its branches takes its tokens too
         self.queue = BranchQueue(
