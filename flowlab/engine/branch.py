@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+import flowlab.core.context.isolation as ctx_mod
 from flowlab.core.context.cow_diff import detach_context, detach_output
 from flowlab.core.pipeline import Step
 from flowlab.engine import bookkeeping, leaf
@@ -38,10 +39,12 @@ from flowlab.results.records import StepRecord
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from flowlab.core.retry import Retry
+    from flowlab.engine.coordinator import Run
     from flowlab.engine.parallel import ParallelRun
     from flowlab.results.records import BranchRecord
 
-__all__ = ["run_branch"]
+__all__ = ["inline_allowed", "own_item", "run_branch"]
 
 _IGNORED = "; the branch caught the cancellation and returned (ignored)"
 
@@ -65,7 +68,7 @@ async def run_branch(
                 f"branch_timeout={pr.branch_timeout:g}s exceeded",
             )
         bctx = pr.copy_ctx()
-        bdata = pr.own_data() if pr.own_data is not None else pr.own_item(name)
+        bdata = pr.own_data() if pr.own_data is not None else own_item(pr, name)
         _current.set((run, brec))
         node = pr.nodes[name]
         if (
@@ -194,3 +197,28 @@ def _close(
             if pr.limiter is not None:
                 pr.queue.release(name, brec.finished - since, brec.status == "ok")
                 pr.dispatch()
+
+
+def own_item(pr: ParallelRun, name: str) -> Any:
+    """A Map branch's own copy of its item (the item itself when immutable), as a Parallel's
+    branches get their own copy of the step's input: the item may be an object of the context."""
+    assert pr.plan.inputs is not None
+    item = pr.plan.inputs[name]
+    if type(item) in ctx_mod._IMMUTABLE:  # the common case (ids, numbers, strings): shared
+        return item
+    return ctx_mod.data_copier(item)()
+
+
+def inline_allowed(run: Run, retry: Retry | None) -> bool:
+    """Whether a one-step branch may run inline (see :mod:`flowlab.engine.branch`): nothing but
+    the recorder watches its leaf — no run-wide cap or rate, no remote calls, no retry policy,
+    no instrument listening to step_started / step_finished (handed each leaf's StepRecord)."""
+    hooks = run.hooks
+    return (
+        run.run_limiter is None
+        and run.rate_gate is None
+        and run.backend is None
+        and "step_started" not in hooks
+        and "step_finished" not in hooks
+        and retry is None
+    )

@@ -33,7 +33,7 @@ from flowlab.core.context.cow_diff import cow_diff_into
 from flowlab.core.context.isolator import isolator
 from flowlab.core.map import BranchPlan
 from flowlab.engine import limiting, merging
-from flowlab.engine.branch import run_branch
+from flowlab.engine.branch import inline_allowed, run_branch
 from flowlab.engine.dispatch import BranchQueue, branch_keys
 from flowlab.engine.group import BranchGroup
 from flowlab.errors import (
@@ -89,11 +89,7 @@ class ParallelRun:
     ) -> None:
         self.run, self.par, self.ctx, self.parent = run, par, ctx, parent
         self.path = path = f"{parent}/{par.name}" if parent else par.name
-        self.srec = srec = StepRecord(par.name, path, "parallel", parent, run.now())
-        srec.limit = repr(par.max_concurrency) if par.max_concurrency is not None else "none"
-        run.recorder.step_log.append(srec)
-        run._emit("step_started", srec)
-        run._event("step_started", path, "")
+        self.srec = _step_started(run, par, path, parent)
         self.limiter = limiting.new_limiter(run, par.max_concurrency, path)
         self.group = run.new_group()
         self.plan = plan = BranchPlan.of(par) if plan is None else plan
@@ -106,18 +102,7 @@ class ParallelRun:
         self.in_flight = self.peak = self.rank = 0  # running now, the most at once, ended
         self.expired = False  # the step's own timeout fired
         self.loop = asyncio.get_running_loop()
-        # A one-step branch is run inline when nothing but the recorder watches its leaf: no
-        # run-wide cap or rate, no remote calls, no retry policy, no instrument listening to
-        # step_started / step_finished (which are handed each leaf's StepRecord).
-        hooks = run.hooks
-        self.fast = (
-            run.run_limiter is None
-            and run.rate_gate is None
-            and run.backend is None
-            and "step_started" not in hooks
-            and "step_finished" not in hooks
-            and self.retry is None
-        )
+        self.fast = inline_allowed(run, self.retry)
         # a branch starts when its first leaf gets a run-wide slot (and passes the run's rate)
         self.capped = run.run_limiter is not None or run.rate_gate is not None
         self.recorder = recorder = run.recorder
@@ -132,21 +117,7 @@ class ParallelRun:
             par.include_keys,
             par.branch_timeout,
         )
-        rate = limiting.new_rate(run, par.rate, path) if par.rate is not None else None
-        self.on_rate_wait = limiting.rate_listener(run, path, rate) if rate is not None else None
-        if rate is not None:
-            run.step_rates[path] = self  # a retried leaf of its branches takes its tokens too
-        self.queue = BranchQueue(
-            path,
-            self.limiter,
-            rate,
-            self.on_rate_wait,
-            recorder.limits.append,
-            by_priority=bool(plan.priority),
-            loop=self.loop,
-            t0=self.t0,
-        )
-        self.queue.on_due(self.dispatch)
+        self.queue = self._new_queue()
         self.tasks = BranchGroup(self.loop)
         # Each branch's copy of ctx (which does not change until the merge), planned once: copy
         # on write (flowlab.core.context.cow) for a top-level Parallel whose context has enough
@@ -162,14 +133,25 @@ class ParallelRun:
         self.diff_into = cow_diff_into if self.cow else ctx_mod.diff_into
         self.own_data = ctx_mod.data_copier(data) if plan.inputs is None else None
 
-    def own_item(self, name: str) -> Any:
-        """A Map branch's own copy of its item (the item itself when immutable), as a Parallel's
-        branches get their own copy of the step's input: the item may be an object of the context."""
-        assert self.plan.inputs is not None
-        item = self.plan.inputs[name]
-        if type(item) in ctx_mod._IMMUTABLE:  # the common case (ids, numbers, strings): shared
-            return item
-        return ctx_mod.data_copier(item)()
+    def _new_queue(self) -> BranchQueue:
+        """The step's queue, with its cap and its rate (whose tokens its retries take too)."""
+        run, par, path = self.run, self.par, self.path
+        rate = limiting.new_rate(run, par.rate, path) if par.rate is not None else None
+        self.on_rate_wait = limiting.rate_listener(run, path, rate) if rate is not None else None
+        if rate is not None:
+            run.step_rates[path] = self  # a retried leaf of its branches takes its tokens too
+        queue = BranchQueue(
+            path,
+            self.limiter,
+            rate,
+            self.on_rate_wait,
+            self.recorder.limits.append,
+            by_priority=bool(self.plan.priority),
+            loop=self.loop,
+            t0=self.t0,
+        )
+        queue.on_due(self.dispatch)
+        return queue
 
     # ---- the whole life -------------------------------------------------------------------------
     async def execute(self) -> Any:
@@ -403,3 +385,13 @@ class ParallelRun:
         srec.finished = run.now()
         run._event("step_finished", self.path, "", srec.status, srec.finished)
         run._emit("step_finished", srec)
+
+
+def _step_started(run: Run, par: Parallel, path: str, parent: str) -> StepRecord:
+    """The step's record, logged and reported as started."""
+    srec = StepRecord(par.name, path, "parallel", parent, run.now())
+    srec.limit = repr(par.max_concurrency) if par.max_concurrency is not None else "none"
+    run.recorder.step_log.append(srec)
+    run._emit("step_started", srec)
+    run._event("step_started", path, "")
+    return srec
