@@ -35,7 +35,7 @@ def map_retry(settings: Settings) -> Figure:
 
     n = settings.pick(2_000, 10_000)
     k = f"N={n // 1000}k"
-    fig = Figure("map", 13, f"Map over {n:,} items vs Parallel; a retried attempt vs a branch")
+    fig = Figure("map", 14, f"Map over {n:,} items vs Parallel; a retried attempt vs a branch")
     ctx = SmallCtx()
 
     # ---- Map vs Parallel ------------------------------------------------------------------------
