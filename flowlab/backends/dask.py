@@ -91,6 +91,7 @@ from flowlab.backends._worker import (
     run_task,
 )
 from flowlab.core.context.isolation import apply_inplace
+from flowlab.core.numbers import is_int
 from flowlab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ class Dask:
             ("n_workers", n_workers, 1),
             ("threads_per_worker", threads_per_worker, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_int(value) or value < low:
                 raise ConfigError(f"{param}={value!r} is not valid; give a whole number >= {low}.")
         if (
             isinstance(connect_timeout_s, bool)

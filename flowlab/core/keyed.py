@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowlab.core.limits import Limiter, LimiterState, LimitListener
+from flowlab.core.numbers import is_int
 from flowlab.errors import ConfigError
 
 __all__ = ["BranchInfo", "Keyed", "KeyedQueue", "KeyedState"]
@@ -74,7 +75,7 @@ def _check_limits(limits: Any) -> dict[Hashable, int]:
         )
     out: dict[Hashable, int] = {}
     for key, cap in limits.items():
-        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        if not is_int(cap) or cap < 1:
             raise ConfigError(
                 f"Keyed: limits[{key!r}]={cap!r} is not valid; a cap is an integer >= 1."
             )

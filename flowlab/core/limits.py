@@ -30,6 +30,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from flowlab.core.numbers import is_int, is_number
 from flowlab.errors import BookkeepingError, ConfigError
 
 __all__ = ["AIMD", "Adaptive", "Fixed", "Limiter", "LimiterState", "as_limiter"]
@@ -39,7 +40,7 @@ LimitListener = Callable[[int, int], None]  # (new_limit, in_flight)
 
 def _check_limit(limiter: Any, limit: Any) -> int:
     """A limiter's limit must be a whole number >= 1 (0 would never let a branch run)."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+    if not is_int(limit) or limit < 1:
         raise ConfigError(
             f"{type(limiter).__name__}: limit={limit!r} is not valid; a limiter's limit must be "
             "an integer >= 1 (see Limiter.initial / on_acquire / on_release)."
@@ -51,7 +52,7 @@ _SETTLE_HOPS = 16  # loop turns a freed token may wait for the loop to be quiet 
 
 
 def _check_int(param: str, value: Any, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ConfigError(
             f"{param}={value!r} is not valid; give an integer >= {minimum}, or None for no cap."
         )
@@ -139,7 +140,7 @@ class Adaptive(Limiter):
         if self.max < self.min:
             raise ConfigError(f"max={max!r} is not valid; it must be >= min={min!r}.")
         for param, v in (("target_cpu", target_cpu), ("target_memory", target_memory)):
-            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1:
+            if not is_number(v) or not 0 < v <= 1:
                 raise ConfigError(f"{param}={v!r} is not valid; give a fraction in (0, 1].")
         if not isinstance(interval_s, int | float) or interval_s < 0 or math.isnan(interval_s):
             raise ConfigError(f"interval_s={interval_s!r} is not valid; give seconds >= 0.")
@@ -370,7 +371,7 @@ def as_limiter(value: int | Limiter | None, *, param: str = "max_concurrency") -
     if isinstance(value, Limiter):
         _check_limit(value, value.initial())
         return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ConfigError(
             f"{param}={value!r} is not valid; give an integer >= 1, a fl.limits "
             "Fixed/Adaptive/AIMD/Keyed limiter, or None for no cap."

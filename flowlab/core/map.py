@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flowlab.core.numbers import is_number
 from flowlab.core.pipeline import (
     Branchlike,
     Node,
@@ -298,7 +299,7 @@ class Map(Parallel):
 
     def _priority(self, name: str, item: Any, path: str) -> float:
         value = self.item_priority(item)
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        if not is_number(value) or math.isnan(value):
             raise ConfigError(
                 f"step {path!r}: priority({item!r}) gave {value!r} for branch {name!r}; "
                 "give a function (item) -> number."

@@ -25,6 +25,7 @@ from typing import Any, TypeAlias
 
 import flowlab.core.merge as merge_mod
 from flowlab.core.limits import Limiter, as_limiter
+from flowlab.core.numbers import is_number
 from flowlab.core.rate import Rate
 from flowlab.core.rate import check_rate as _check_rate
 from flowlab.core.retry import Retry, check_retry
@@ -313,7 +314,7 @@ def _check_priority(
     for key, value in priority.items():
         if key not in branches:
             check_one_of("priority key", key, list(branches))
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        if not is_number(value) or math.isnan(value):
             raise ConfigError(f"priority[{key!r}]={value!r} is not valid; give a number.")
         out[key] = float(value)
     return out

@@ -36,6 +36,7 @@ import math
 import threading
 from typing import Any
 
+from flowlab.core.numbers import is_int
 from flowlab.errors import ConfigError
 
 __all__ = ["WINDOW_S", "Rate", "RateState", "check_rate"]
@@ -116,7 +117,7 @@ class Rate:
                 f"Rate() has no rate; give at least one of {_PARAMS} "
                 "(e.g. Rate(per_second=10) or Rate(tokens_per_minute=90_000))."
             )
-        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+        if not is_int(burst) or burst < 1:
             raise ConfigError(
                 f"Rate: burst={burst!r} is not valid; give an integer >= 1 (starts allowed at "
                 "once after an idle spell)."

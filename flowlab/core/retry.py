@@ -51,6 +51,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from flowlab.core.numbers import is_int
 from flowlab.errors import ChargeRefused, ConfigError, UsageLimitExceeded
 
 __all__ = ["Retry", "check_retry"]
@@ -140,7 +141,7 @@ class Retry:
         on: Any = (Exception,),
         seed: int = 0,
     ) -> None:
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        if not is_int(attempts) or attempts < 1:
             raise ConfigError(
                 f"attempts={attempts!r} is not valid; give a whole number >= 1 (attempts in "
                 "all, the first one included)."
@@ -160,7 +161,7 @@ class Retry:
         if self.jitter > 1:
             raise ConfigError(f"jitter={jitter!r} is not valid; give a fraction between 0 and 1.")
         self.on, self._test = _check_on(on)
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if not is_int(seed):
             raise ConfigError(f"seed={seed!r} is not valid; give a whole number.")
         self.seed = seed
 

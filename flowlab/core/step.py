@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from flowlab.core.numbers import is_number
 from flowlab.core.retry import Retry, check_retry
 from flowlab.errors import ConfigError, check_one_of
 
@@ -31,7 +32,7 @@ __all__ = ["CTX_NAMES", "TAKES", "Frozen", "Step"]
 def _check_timeout(param: str, value: float | None) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise ConfigError(
             f"{param}={value!r} is not valid; give seconds as a number > 0, or None for no timeout."
         )

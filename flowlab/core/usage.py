@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowlab.core.numbers import is_number
 from flowlab.errors import ChargeRefused, ConfigError, UsageLimitExceeded
 
 __all__ = ["UsageAccount", "UsageLimits", "tidy_cost"]
@@ -65,7 +66,7 @@ class UsageLimits:
         for param in ("cost", "tokens"):
             v = getattr(self, param)
             if v is not None and (
-                isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v) or v < 0
+                not is_number(v) or math.isnan(v) or v < 0
             ):
                 raise ConfigError(f"{param}={v!r} is not valid; give a number >= 0, or None.")
         if self.tokens is not None and not float(self.tokens).is_integer():

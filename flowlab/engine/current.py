@@ -12,6 +12,7 @@ import contextvars
 import math
 from typing import TYPE_CHECKING
 
+from flowlab.core.numbers import is_number
 from flowlab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def charge(cost: float = 0.0, tokens: int = 0) -> None:
             "fl.run / fl.arun / fl.start is running."
         )
     for param, v in (("cost", cost), ("tokens", tokens)):
-        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v) or v < 0:
+        if not is_number(v) or math.isnan(v) or v < 0:
             raise ConfigError(f"{param}={v!r} is not valid; give a number >= 0.")
     if not float(tokens).is_integer():
         raise ConfigError(f"tokens={tokens!r} is not valid; give a whole number.")

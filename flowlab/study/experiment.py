@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from flowlab.core.numbers import is_int
 from flowlab.core.pipeline import Parallel, Pipeline, as_node
 from flowlab.errors import ConfigError, MergeConflict, check_one_of
 from flowlab.results.record import RunResult
@@ -184,7 +185,7 @@ def compare(
     pipeline = pipe if isinstance(pipe, Pipeline) else Pipeline(as_node(pipe, param="pipe"))
     step_names = list(dict.fromkeys(p.name for p in pipeline.parallels()))
     targets = _targets(grid, step_names)
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+    if not is_int(repeat) or repeat < 1:
         raise ConfigError(f"repeat={repeat!r} is not valid; give an integer >= 1.")
     for name in run_kwargs:
         if name == "raise_on_error":

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from flowlab.core.numbers import is_int
 from flowlab.errors import ConfigError
 from flowlab.ui.plot._style import fit_row_labels, legend_handles, seconds, text
 from flowlab.ui.plot._timeline import timeline
@@ -77,7 +78,7 @@ def timelines(
         labeled = [(f"#{i + 1}", r) for i, r in enumerate(results)]
     if not labeled:
         raise ConfigError("results is empty; give at least one RunResult to draw.")
-    if ncols is not None and (isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1):
+    if ncols is not None and (not is_int(ncols) or ncols < 1):
         raise ConfigError(f"ncols={ncols!r} is not valid; give a positive int or None.")
     n = len(labeled)
     cols = min(ncols or 4, n)
