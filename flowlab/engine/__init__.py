@@ -10,6 +10,7 @@
 * :mod:`~flowlab.engine.current` — ``charge``, ``current_run``, ``last_result``
 * :mod:`~flowlab.engine.clock` — real and virtual time
 * :mod:`~flowlab.engine.plugins` — what the layers above plug in (the deadlock watch, the progress bar)
+* :mod:`~flowlab.engine.protocols` — :class:`Backend` and the instrument protocol; :mod:`~flowlab.engine.instruments` — per-hook dispatch
 
 The engine reports through instruments (:class:`~flowlab.results.recorder.Instrument`); it draws
 nothing and knows no study layer.

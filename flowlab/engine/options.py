@@ -33,6 +33,7 @@ from flowlab.core.step import _check_timeout
 from flowlab.core.usage import UsageLimits
 from flowlab.engine.clock import CLOCKS
 from flowlab.engine.instruments import check_instruments
+from flowlab.engine.protocols import Backend
 from flowlab.engine.streaming import check_on_branch
 from flowlab.errors import ConfigError, check_one_of
 
@@ -55,7 +56,7 @@ class RunKwargs(TypedDict, total=False):
     instruments: Sequence[Instrument]
     progress: bool
     record: bool
-    backend: Any
+    backend: Backend | None
     detect_deadlocks: bool
     on_branch: Callable[[Outcome], Any] | None
     live: bool
@@ -111,7 +112,7 @@ class RunOptions:
     instruments: Sequence[Instrument] = ()
     progress: bool = False
     record: bool = True
-    backend: Any = None
+    backend: Backend | None = None
     detect_deadlocks: bool = False
     on_branch: Callable[[Outcome], Any] | None = None
     live: bool = False
@@ -141,7 +142,7 @@ class RunOptions:
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise ConfigError(f"{name}={value!r} is not valid; give True or False.")
-        if self.backend is not None and not callable(getattr(self.backend, "call", None)):
+        if self.backend is not None and not isinstance(self.backend, Backend):
             raise ConfigError(
                 f"backend={self.backend!r} is not valid; give a backend object such as "
                 "fl.backends.Dask(...) (anything with async call(run, step, args, ctx)), or None "
