@@ -31,6 +31,7 @@ from typing import Any
 
 from flowlab.errors import ConfigError, DeadlockDetected, check_one_of
 from flowlab.study.deadlock.group import WatchGroup, detected, hub, unhook
+from flowlab.study.deadlock.kinds import is_task
 from flowlab.study.deadlock.report import DeadlockReport
 from flowlab.study.deadlock.scheduler import ExplorerLoop
 from flowlab.study.deadlock.watchdog import Watchdog
@@ -107,7 +108,7 @@ async def supervise(
         try:
             roots = []
             for aw, label in zip(aws, labels, strict=True):
-                if isinstance(aw, asyncio.Task):
+                if is_task(aw):
                     group.add(aw)
                     roots.append(aw)
                 else:

@@ -36,6 +36,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowlab.study.deadlock.kinds import is_task
 from flowlab.study.deadlock.trace import Registry
 
 __all__ = ["Analysis", "Edge", "StuckWait", "analyze"]
@@ -104,7 +105,7 @@ def _deadlines(loop: asyncio.AbstractEventLoop) -> dict[Task, float]:
             continue
         callback = getattr(handle, "_callback", None)
         owner = getattr(callback, "__self__", None)
-        if isinstance(owner, asyncio.Task) and getattr(callback, "__name__", "") == "cancel":
+        if is_task(owner) and getattr(callback, "__name__", "") == "cancel":
             task: Task | None = owner
         elif isinstance(owner, asyncio.Timeout):
             task = getattr(owner, "_task", None)
@@ -132,10 +133,10 @@ def _awaited(task: Task, members: dict[Task, None]) -> list[Task] | None:
     waiter = getattr(task, "_fut_waiter", None)
     if waiter is None or waiter.done():
         return None  # not awaiting, or its wake-up is already scheduled: it will run
-    if isinstance(waiter, asyncio.Task):
+    if is_task(waiter):
         return [waiter] if waiter in members else None
     children = getattr(waiter, "_children", None)
-    if children and all(isinstance(c, asyncio.Task) and c in members for c in children):
+    if children and all(is_task(c) and c in members for c in children):
         return [c for c in children if not c.done()] or None
     return None
 

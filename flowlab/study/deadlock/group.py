@@ -22,6 +22,7 @@ from typing import Any
 
 from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.study.deadlock.graph import Analysis, analyze
+from flowlab.study.deadlock.kinds import is_task
 from flowlab.study.deadlock.report import DeadlockReport, report_from
 from flowlab.study.deadlock.trace import registry_for
 
@@ -263,7 +264,7 @@ def unhook(task: Task) -> bool:
     already-cancelled future, which raises CancelledError at the ``await``.
     """
     awaited = getattr(task, "_fut_waiter", None)
-    if not isinstance(awaited, asyncio.Task) or awaited.done():
+    if not is_task(awaited) or awaited.done():
         return False
     for callback, context in list(getattr(awaited, "_callbacks", None) or ()):
         if getattr(callback, "__self__", None) is task:

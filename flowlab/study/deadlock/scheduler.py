@@ -33,6 +33,7 @@ from typing import Any
 
 from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.errors import ConfigError
+from flowlab.study.deadlock.kinds import is_task
 from flowlab.study.deadlock.trace import registry_for
 
 __all__ = ["ChoicePoint", "Chooser", "ExplorerLoop", "Step", "decode", "encode", "preempts"]
@@ -113,7 +114,7 @@ class ExplorerLoop(VirtualTimeLoop):
     @staticmethod
     def _task_of(handle: asyncio.Handle) -> Task | None:
         owner = getattr(handle._callback, "__self__", None)  # type: ignore[attr-defined]
-        return owner if isinstance(owner, asyncio.Task) else None
+        return owner if is_task(owner) else None
 
     def _due_timers(self) -> None:
         sched = self._scheduled  # type: ignore[attr-defined]

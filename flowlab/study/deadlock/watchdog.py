@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.errors import FlowlabError
 from flowlab.study.deadlock.graph import _deadlines
+from flowlab.study.deadlock.kinds import is_future
 
 if TYPE_CHECKING:
     from flowlab.study.deadlock.group import WatchGroup
@@ -198,7 +199,7 @@ class Watchdog:
                 if isinstance(owner, asyncio.BaseTransport):
                     return True
                 args = getattr(handle, "_args", ()) or ()
-                if any(isinstance(a, asyncio.Future) and not a.done() for a in args):
+                if any(is_future(a) and not a.done() for a in args):
                     return True
         return False
 
@@ -207,7 +208,7 @@ class Watchdog:
         out: list[object] = []
         for handle in getattr(loop, "_scheduled", ()):
             if not handle.cancelled():
-                out += [a for a in getattr(handle, "_args", ()) if isinstance(a, asyncio.Future)]
+                out += [a for a in getattr(handle, "_args", ()) if is_future(a)]
         return out
 
     def _busy(self, fut: asyncio.Future[Any], timed: list[object]) -> bool:
