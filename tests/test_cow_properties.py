@@ -622,3 +622,15 @@ def test_a_changed_scalar_inside_a_list_item_is_a_change_in_every_diff() -> None
     branch = cow_isolator(base)()
     branch.lst[0][0] = True
     _written_values_share_nothing_with(base, branch)
+
+
+def test_a_changed_scalar_inside_a_nested_model_is_a_change_in_every_diff() -> None:
+    # found by the property at 10,000 examples, in flowlab.equality.same: pydantic's == on
+    # models calls [[1]] and [[True]] equal, so a change inside a nested model was missed
+    base = Ctx.model_construct(sub=Inner.model_construct(items=[[1, [2]]], x=0, item=Item()))
+    eager = copy.deepcopy(base)
+    eager.sub.items[0][0] = True
+    assert [(c.dotted, c.op) for c in diff(base, eager)] == [
+        ("sub.items[0]", "remove"),
+        ("sub.items[0]", "add"),
+    ]
