@@ -36,7 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from flowlab.core.context.cow_containers import CowDict, CowList
-from flowlab.core.context.equality import same
+from flowlab.core.context.equality import _SCALARS, same
 from flowlab.core.context.tracking import TrackedDict, TrackedList
 
 __all__ = ["MISSING", "Change", "Item", "diff_into", "diff_value", "list_slice", "same"]
@@ -180,9 +180,12 @@ def _same_prefix(old: Sequence[Any], new: Sequence[Any]) -> bool:
     head = new[: len(old)]
     try:  # plain values: one C-level comparison, then the types (``[True] == [1]``)
         if list(head) == list(old):
-            return list(map(type, head)) == list(map(type, old)) or all(
-                same(a, b) for a, b in zip(old, head, strict=True)
-            )
+            kinds = list(map(type, head))
+            # equal scalars of equal types are the same; equal containers may still differ
+            # inside (``[[True]] == [[1]]``), so they are compared as same() does
+            if kinds == list(map(type, old)) and _SCALARS.issuperset(kinds):
+                return True
+            return all(same(a, b) for a, b in zip(old, head, strict=True))
     except Exception:
         pass
     return all(same(a, b) for a, b in zip(old, head, strict=True))

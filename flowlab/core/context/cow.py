@@ -33,7 +33,9 @@ Why it is sound
    branch could adopt and change it through one place while the other still holds it raw. A
    container whose items may be referenced from elsewhere (``sys.getrefcount`` above that of a
    single reference, checked once per base container and step, before any branch copied it)
-   adopts those items when its copy is made, so no raw item of a branch is ever shared.
+   adopts those items when its copy is made, so no raw item of a branch is ever shared. Nor can
+   the branch store one raw item twice itself: the methods that could (``*=``, ``sort``, ``+=``
+   / ``extend`` / slice assignment from the list itself) adopt the items first.
 2. *Writes stay in the branch.* Every mutating method of the two classes writes only the
    branch's own storage; nested writes go to adopted objects, which are the branch's.
 3. *Tracking falls out of it.* Every write marks where it wrote (a list: the lowest index

@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from pydantic import BaseModel
+
 from flowlab.core.context.cow_containers import CowDict, CowList
 from flowlab.core.context.tracking import TrackedDict, TrackedList
 
@@ -88,6 +90,12 @@ def _same(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(
             _same(x, y, depth + 1, seen) for x, y in zip(_seq(a), _seq(b), strict=True)
+        )
+    if isinstance(a, BaseModel):  # field by field: pydantic's == calls 1 and True equal
+        return (
+            _same(a.__dict__, b.__dict__, depth + 1, seen)
+            and _same(a.__pydantic_extra__, b.__pydantic_extra__, depth + 1, seen)
+            and _same(a.__pydantic_private__, b.__pydantic_private__, depth + 1, seen)
         )
     special = _special_equal(a, b)
     if special is not None:
