@@ -102,33 +102,59 @@ async def run_branch(
             del pr.outputs[name]
             raise asyncio.CancelledError
         brec.status = "ok"
-    except asyncio.CancelledError:
+    except BaseException as err:
+        if _ended_by(pr, name, live, brec, err, ignored):
+            raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+        pr.in_flight -= 1
+        # Its bookkeeping, then its close: nothing the bookkeeping raises (a value that holds
+        # itself, or is nested too deep to walk) may skip the close; the step waits for every
+        # branch to say it ended.
+        if bctx is not None and (pr.record or brec.status == "ok" or pr.cow):
+            _bookkeeping(pr, name, live, brec, bctx)
+        pr.finish(name, live.key, brec)
+        held = run.held.under(brec.path) if run.held and pr.queue.queued and pr.limiter else None
+        if held:
+            # A cancelled sync step in it runs on in its thread: the branch keeps its slot (and
+            # the step waits for it) until that thread returns, so a queued sibling starts only
+            # then (see flowlab.engine.thread_call).
+            run.held.after(held, lambda: pr.release_held(live.task, name, brec.finished - since))
+        else:
+            pr.tasks.ended(live.task)
+            if pr.limiter is not None:
+                pr.queue.release(name, brec.finished - since, brec.status == "ok")
+                pr.dispatch()
+
+
+def _ended_by(
+    pr: ParallelRun, name: str, live: Any, brec: BranchRecord, err: BaseException, ignored: bool
+) -> bool:
+    """Record how ``err`` ended the branch; ``True``: re-raise it (a cancellation from outside)."""
+    if isinstance(err, asyncio.CancelledError):
         task = asyncio.current_task()
         assert task is not None
         why = _IGNORED if ignored else ""
         if not live.reason or task.uncancel() > 0:
             brec.status = "cancelled"
             brec.reason = (brec.reason or "parent cancelled") + why
-            raise
+            return True
         brec.status, brec.reason = live.status, live.reason + why
         if live.status == "timeout":
             pr.errors[name] = pr.branch_timed_out(brec, live)
             if pr.par.on_failure == "fail_fast":
                 pr.cancel_siblings(name, live)
-    except Exception as err:
+    elif isinstance(err, Exception):
         brec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
         brec.error = f"{type(err).__name__}: {err}"
         pr.errors[name] = err
         if pr.par.on_failure == "fail_fast":
             pr.cancel_siblings(name, live)
-    except BaseException as err:  # neither an Exception nor a cancellation: the run stops
+    else:  # neither an Exception nor a cancellation: the run stops
         _stopped_by(brec, err)
         pr.tasks.abort(err)
-    finally:
-        if timer is not None:
-            timer.cancel()
-        pr.in_flight -= 1
-        _close(pr, name, live, brec, bctx, since)
+    return False
 
 
 async def _run_node(
@@ -158,15 +184,12 @@ def _stopped_by(brec: BranchRecord, err: BaseException) -> None:
         brec.status, brec.error = "failed", f"{type(err).__name__}: {err}"
 
 
-def _close(
-    pr: ParallelRun, name: str, live: Any, brec: BranchRecord, bctx: Any, since: float
-) -> None:
-    """The branch's bookkeeping, then its close. Nothing the bookkeeping raises (a value that
-    holds itself, or is nested too deep to walk) may skip the close: the step waits for every
-    branch to say it ended."""
+def _bookkeeping(pr: ParallelRun, name: str, live: Any, brec: BranchRecord, bctx: Any) -> None:
+    """What the branch changed: diffed, recorded, kept for a custom merge; a copy-on-write
+    branch's output detached. What cannot be done fails the branch (BookkeepingError)."""
     found: list[Any] | None = None
     try:
-        if bctx is not None and (pr.record or brec.status == "ok"):
+        if pr.record or brec.status == "ok":
             found = []
             pr.diff_into(pr.ctx, bctx, found, pr.fields)
             pr.changes[name] = found
@@ -177,26 +200,12 @@ def _close(
                 pr.contexts[name] = detach_context(bctx) if pr.cow else bctx
             if found and pr.record:
                 pr.recorder.add_diff(pr.par.name, brec, found)
-        if pr.cow and bctx is not None and name in pr.outputs:
+        if pr.cow and name in pr.outputs:
             # an output holding the branch's copy-on-write objects shares nothing with the
             # context once the branch has ended (flowlab.core.context.cow_diff)
             pr.outputs[name] = detach_output(pr.outputs[name], bctx)
     except Exception as err:
         bookkeeping.unrecorded(pr, name, live, bctx, found, err)
-    finally:
-        pr.finish(name, live.key, brec)
-        run = pr.run
-        held = run.held.under(brec.path) if run.held and pr.queue.queued and pr.limiter else None
-        if held:
-            # A cancelled sync step in it runs on in its thread: the branch keeps its slot (and
-            # the step waits for it) until that thread returns, so a queued sibling starts only
-            # then (see flowlab.engine.thread_call).
-            run.held.after(held, lambda: pr.release_held(live.task, name, brec.finished - since))
-        else:
-            pr.tasks.ended(live.task)
-            if pr.limiter is not None:
-                pr.queue.release(name, brec.finished - since, brec.status == "ok")
-                pr.dispatch()
 
 
 def own_item(pr: ParallelRun, name: str) -> Any:
