@@ -56,8 +56,8 @@ QUICK_SIZES = ((1_000, "1KB"), (100_000, "100KB"), (1_000_000, "1MB"))
 
 def isolation_cost(settings: Settings) -> Figure:
     """Figure 4."""
-    from bench.isolation_runs import history_runs, wide_dict_runs
     import flowlab.core.context.isolation as context
+    from bench.isolation_runs import history_runs, wide_dict_runs
     from flowlab.core.context.cow import cow_isolator
     from flowlab.core.context.cow_diff import cow_diff_into
 

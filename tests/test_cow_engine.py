@@ -112,7 +112,9 @@ def test_a_merge_function_gets_plain_branch_contexts() -> None:
         base_ctx.history = branches["a"].history
         return base_ctx
 
-    pipe = fl.Pipeline(fl.Parallel({"a": appender, "r": reader}, merge=merge, name="fan"))
+    pipe = fl.Pipeline(
+        fl.Parallel({"a": appender, "r": reader}, merge=merge, isolation="cow", name="fan")
+    )
     result = fl.run(pipe, base(), clock="virtual")
     assert isinstance(result.context, Ctx)
     assert seen["a"][0] is list and seen["r"][0] is list
@@ -123,5 +125,31 @@ def test_a_merge_function_gets_plain_branch_contexts() -> None:
 def test_isolation_is_checked_and_shown() -> None:
     with pytest.raises(ConfigError, match="isolation"):
         fl.Parallel({"a": reader}, isolation="lazy")
-    assert fl.Parallel({"a": reader}).options()["isolation"] == "cow"
-    assert "isolation='eager'" in repr(fl.Parallel({"a": reader}, isolation="eager"))
+    assert fl.Parallel({"a": reader}).options()["isolation"] == "eager"  # cow is opt-in
+    assert "isolation='cow'" in repr(fl.Parallel({"a": reader}, isolation="cow"))
+
+
+def test_the_default_isolation_keeps_a_heapq_writer_from_its_siblings() -> None:
+    # heapq takes items out of the list without its methods: under copy on write the popped
+    # item is the shared one, and a write to it reaches the sibling (the documented limit of
+    # isolation="cow"). The default, eager, keeps every branch to itself.
+    import asyncio
+    import heapq
+
+    class Jobs(BaseModel):
+        items: list[list[Any]] = []
+
+    async def pop_and_mark(data: Any, ctx: Jobs) -> None:
+        heapq.heappop(ctx.items)[1]["done"] = True
+
+    async def look(data: Any, ctx: Jobs) -> bool:
+        await asyncio.sleep(0)
+        return bool(ctx.items[0][1].get("done"))
+
+    base_jobs = Jobs(items=[[i, {"k": i}] for i in range(100)])
+    pipe = fl.Parallel({"a": pop_and_mark, "b": look}, merge="deep", name="fan")
+    result = fl.run(pipe, base_jobs, clock="virtual")
+    assert result.output["b"] is False  # the sibling never saw the write
+    assert "done" not in base_jobs.items[0][1]  # nor did the caller
+    leaky = fl.run(pipe.replace(isolation="cow"), base_jobs, clock="virtual")
+    assert leaky.output["b"] is True  # why cow is opt-in: this is its known limit

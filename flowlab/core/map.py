@@ -153,7 +153,7 @@ class Map(Parallel):
         on_failure: str = "propagate",
         include_keys: Sequence[str] | None = None,
         retry: Retry | None = None,
-        isolation: str = "cow",
+        isolation: str = "eager",
         name: str | None = None,
     ) -> None:
         self.step = as_node(step, param="step")

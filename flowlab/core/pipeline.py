@@ -36,7 +36,7 @@ __all__ = ["ON_FAILURE", "ORDERS", "Node", "Parallel", "Pipeline", "Step", "as_n
 
 ORDERS: tuple[str, ...] = ("declared", "completion")
 ON_FAILURE: tuple[str, ...] = ("propagate", "fail_fast", "ignore")
-ISOLATION: tuple[str, ...] = ("cow", "eager")
+ISOLATION: tuple[str, ...] = ("eager", "cow")
 Branchlike: TypeAlias = "Callable[..., Any] | Step | Parallel | Pipeline"
 
 
@@ -69,11 +69,10 @@ class Parallel(Frozen):
         Copy only these fields into branches (and merge only these).
     retry : Retry, optional
         A :class:`~flowlab.core.retry.Retry` for every leaf step inside that has none of its own.
-    isolation : {"cow", "eager"}, default "cow"
-        How each branch gets its own context. ``"cow"``: copy on write (:mod:`flowlab.core.context.cow`):
-        a branch shares the context's data until it writes, and pays for what it touches;
-        ``"eager"``: a deep copy per branch, made when it starts. Both behave as a deep copy.
-        A Parallel nested inside a branch always copies eagerly.
+    isolation : {"eager", "cow"}, default "eager"
+        ``"eager"``: a deep copy per branch. ``"cow"`` (opt-in): copy on write
+        (:mod:`flowlab.core.context.cow`; it lists C paths such as ``heapq`` that hand a branch
+        a *shared* item, whose writes then reach siblings and the caller). Nested: eager.
     name : str, default "parallel"
         Left to the default, a Pipeline that holds two such Parallels at one level names the
         second ``parallel_2`` (then ``parallel_3``...), so branch paths stay unique.
@@ -95,7 +94,7 @@ class Parallel(Frozen):
         on_failure: str = "propagate",
         include_keys: Sequence[str] | None = None,
         retry: Retry | None = None,
-        isolation: str = "cow",
+        isolation: str = "eager",
         name: str | None = None,
     ) -> None:
         self.branches = _named_branches(branches)
@@ -188,7 +187,7 @@ class Parallel(Frozen):
             parts.append(f"on_failure={self.on_failure!r}")
         if self.retry is not None:
             parts.append(f"retry={self.retry!r}")
-        if self.isolation != "cow":
+        if self.isolation != "eager":
             parts.append(f"isolation={self.isolation!r}")
         return parts
 
