@@ -15,7 +15,7 @@ a run means.
 
 Modules: ``dask.py`` (the backend), ``_worker.py`` (what runs on a worker), ``_clocks.py`` (worker
 clocks onto the driver's), ``_calls.py`` (the per-submission record and frame), ``_cluster.py``
-(starting a LocalCluster, the errors that mean "lost", cancelling futures). Importing this
+(connecting, starting a LocalCluster, the errors that mean "lost", cancelling futures). Importing this
 package does not import ``distributed``; :meth:`Dask.open` does.
 """
 

@@ -1,6 +1,8 @@
 """The few places that talk to ``distributed`` directly (imported only when a backend opens).
 
 * :func:`start_local_cluster` — a ``LocalCluster`` configured the way the Dask backend wants it.
+* :func:`connect`, :func:`start_cluster` — what :meth:`Dask.open` awaits for a run: a client to a
+  scheduler, a new asynchronous ``LocalCluster``; each fails with :class:`ClusterUnavailable`.
 * :func:`lost_errors` — the exceptions that mean "the cluster lost this task" (retriable).
 * :func:`cancel_future` — cancel a cluster future without ever raising.
 * :class:`ClusterUnavailable`, :class:`WorkerLost` — the backend's errors.
@@ -8,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import inspect
@@ -21,8 +24,10 @@ __all__ = [
     "WorkerLost",
     "cancel_future",
     "cluster_config",
+    "connect",
     "local_cluster_kwargs",
     "lost_errors",
+    "start_cluster",
     "start_local_cluster",
 ]
 
@@ -75,6 +80,58 @@ def start_local_cluster(*, n_workers: int = 2, threads_per_worker: int = 1, **kw
         return distributed.LocalCluster(
             **local_cluster_kwargs(n_workers, threads_per_worker, kwargs)
         )
+
+
+async def connect(distributed: Any, where: Any, timeout_s: float) -> Any:
+    """An asynchronous client to ``where`` (a scheduler address or a cluster), or
+    :class:`ClusterUnavailable` when it does not answer within ``timeout_s``."""
+    try:
+        return await distributed.Client(where, asynchronous=True, timeout=timeout_s)
+    except (OSError, TimeoutError) as err:
+        shown = where if isinstance(where, str) else getattr(where, "scheduler_address", where)
+        raise ClusterUnavailable(
+            f"cannot reach the Dask scheduler at {shown!r} within "
+            f"connect_timeout_s={timeout_s:g} ({type(err).__name__}: {err}). "
+            "HINT: is the scheduler running, and is the address (tcp://host:8786) right?",
+            cluster=str(shown),
+        ) from err
+
+
+async def start_cluster(
+    distributed: Any,
+    n_workers: int,
+    threads_per_worker: int,
+    overrides: dict[str, Any],
+    timeout_s: float,
+) -> Any:
+    """A new asynchronous ``LocalCluster`` for one run (:func:`local_cluster_kwargs`), started
+    within ``timeout_s``, or :class:`ClusterUnavailable` naming the arguments the user gave."""
+    kwargs = local_cluster_kwargs(n_workers, threads_per_worker, overrides)
+    given = {"n_workers": n_workers, "threads_per_worker": threads_per_worker}
+    given.update(overrides)
+    shown = "LocalCluster(" + ", ".join(f"{k}={v!r}" for k, v in given.items()) + ")"
+    cluster = None
+    try:
+        with cluster_config():
+            cluster = distributed.LocalCluster(asynchronous=True, **kwargs)
+            async with asyncio.timeout(timeout_s):
+                await cluster
+    except Exception as err:  # TypeError for a bad argument, RuntimeError, OSError, ...
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                await cluster.close()
+        why = (
+            f"did not start within connect_timeout_s={timeout_s:g}"
+            if isinstance(err, TimeoutError)
+            else f"failed to start ({type(err).__name__}: {err})"
+        )
+        raise ClusterUnavailable(
+            f"the Dask {shown} flowlab starts for the run {why}. HINT: check "
+            "cluster_kwargs (host, ports, memory), or start a cluster yourself and pass "
+            "Dask(address=...).",
+            cluster=shown,
+        ) from err
+    return cluster
 
 
 def lost_errors() -> tuple[type[BaseException], ...]:

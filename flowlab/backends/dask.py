@@ -65,7 +65,6 @@ worker never replies: the charges it made before being cancelled are not counted
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import time
 import uuid
@@ -79,9 +78,9 @@ from flowlab.backends._cluster import (
     ClusterUnavailable,
     WorkerLost,
     cancel_future,
-    cluster_config,
-    local_cluster_kwargs,
+    connect,
     lost_errors,
+    start_cluster,
 )
 from flowlab.backends._worker import (
     WorkerReply,
@@ -215,21 +214,22 @@ class Dask:
         cluster = None
         client = self.client
         owns = True
+        timeout_s = self.connect_timeout_s
         try:
             if client is not None:
                 loop = getattr(getattr(client, "loop", None), "asyncio_loop", None)
                 if getattr(client, "asynchronous", False) and loop is asyncio.get_running_loop():
                     owns = False
                 else:
-                    client = await self._connect(distributed, client.scheduler.address)
+                    client = await connect(distributed, client.scheduler.address, timeout_s)
             elif self.address is not None:
-                client = await self._connect(distributed, self.address)
+                client = await connect(distributed, self.address, timeout_s)
             else:
-                kwargs = local_cluster_kwargs(
-                    self.n_workers, self.threads_per_worker, self.cluster_kwargs
-                )
-                cluster = await self._start_cluster(distributed, kwargs)
-                client = await self._connect(distributed, cluster)
+                cluster = await start_cluster(
+                    distributed, self.n_workers, self.threads_per_worker, self.cluster_kwargs,
+                    timeout_s,
+                )  # fmt: skip
+                client = await connect(distributed, cluster, timeout_s)
         except BaseException:
             if cluster is not None:
                 await cluster.close()
@@ -237,48 +237,6 @@ class Dask:
         state = _RunState(client, ClockSync(time.time() - run.now()), cluster, owns)
         self._states[id(run)] = state
         run.hooks.add(AttachCalls(run, state.calls))
-
-    async def _connect(self, distributed: Any, where: Any) -> Any:
-        try:
-            return await distributed.Client(
-                where, asynchronous=True, timeout=self.connect_timeout_s
-            )
-        except (OSError, TimeoutError) as err:
-            shown = where if isinstance(where, str) else getattr(where, "scheduler_address", where)
-            raise ClusterUnavailable(
-                f"cannot reach the Dask scheduler at {shown!r} within "
-                f"connect_timeout_s={self.connect_timeout_s:g} ({type(err).__name__}: {err}). "
-                "HINT: is the scheduler running, and is the address (tcp://host:8786) right?",
-                cluster=str(shown),
-            ) from err
-
-    async def _start_cluster(self, distributed: Any, kwargs: dict[str, Any]) -> Any:
-        """A new ``LocalCluster`` for the run, started within ``connect_timeout_s``."""
-        given = {"n_workers": self.n_workers, "threads_per_worker": self.threads_per_worker}
-        given.update(self.cluster_kwargs)
-        shown = "LocalCluster(" + ", ".join(f"{k}={v!r}" for k, v in given.items()) + ")"
-        cluster = None
-        try:
-            with cluster_config():
-                cluster = distributed.LocalCluster(asynchronous=True, **kwargs)
-                async with asyncio.timeout(self.connect_timeout_s):
-                    await cluster
-        except Exception as err:  # TypeError for a bad argument, RuntimeError, OSError, ...
-            if cluster is not None:
-                with contextlib.suppress(Exception):
-                    await cluster.close()
-            why = (
-                f"did not start within connect_timeout_s={self.connect_timeout_s:g}"
-                if isinstance(err, TimeoutError)
-                else f"failed to start ({type(err).__name__}: {err})"
-            )
-            raise ClusterUnavailable(
-                f"the Dask {shown} flowlab starts for the run {why}. HINT: check "
-                "cluster_kwargs (host, ports, memory), or start a cluster yourself and pass "
-                "Dask(address=...).",
-                cluster=shown,
-            ) from err
-        return cluster
 
     async def close(self, run: Run) -> None:
         """Put worker times on the run clock, then close what :meth:`open` opened."""

@@ -1,18 +1,20 @@
 """A run over time: :func:`timeline`, a Gantt chart of its branches.
 
-:func:`concurrency` lives in :mod:`flowlab.ui.plot._concurrency` and is re-exported here.
+:func:`concurrency` lives in :mod:`flowlab.ui.plot._concurrency` and is re-exported here. The marks
+drawn on and around the bars (stars, breaches, thread tails, retry ticks, step separators) are in
+:mod:`flowlab.ui.plot._timeline_marks`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flowlab.errors import ConfigError, check_one_of
 from flowlab.ui.plot._concurrency import concurrency
 from flowlab.ui.plot._style import (
-    BREACH_COLOR,
     STATUS_COLORS,
     WAIT_ALPHA,
     branch_rows,
@@ -22,6 +24,14 @@ from flowlab.ui.plot._style import (
     new_axes,
     seconds,
     text,
+)
+from flowlab.ui.plot._timeline_marks import (
+    TICK_COLOR,
+    breaches,
+    merged_winners,
+    retry_ticks,
+    step_separators,
+    thread_tails,
 )
 
 if TYPE_CHECKING:
@@ -35,48 +45,8 @@ __all__ = ["concurrency", "timeline"]
 _BY = ("branch", "worker")
 
 _MAX_LABELS = 80
-_TICK_COLOR = "#2b2d42"  # ticks at failed attempts
 _COMPACT_ROWS = 40  # beyond this many rows a new figure is compact ...
 _COMPACT_IN = 8.0  # ... and this tall, in inches
-
-
-def _merged_winners(result: RunResult) -> set[str]:
-    """Paths of branches that won a merged field *and* whose win reached the run's result.
-
-    A win is thrown away when the Parallel that merged it, or any branch or Parallel around it,
-    did not end ``ok`` (a failed sibling under ``propagate``, a failed outer branch, ...).
-    """
-    won: set[tuple[str, str]] = set()
-    merges = result.merges
-    for step, winner in zip(merges["step"].tolist(), merges["winner"].tolist(), strict=True):
-        names: Iterable[Any] = (
-            winner if isinstance(winner, list | tuple | set | frozenset) else [winner]
-        )
-        won.update((str(step), n) for n in names if isinstance(n, str) and n)
-    if not won:
-        return set()
-    steps = result.steps
-    parallel_ok = {
-        (str(p), str(s)): str(st) == "ok"
-        for p, s, st, k in zip(steps["parent"], steps["step"], steps["status"], steps["kind"], strict=True)
-        if str(k) == "parallel"
-    }  # fmt: skip
-    frame = result.branches
-    rows = {
-        str(path): (str(parent), str(step), str(branch), str(status))
-        for path, parent, step, branch, status in zip(
-            frame["path"], frame["parent"], frame["step"], frame["branch"], frame["status"],
-            strict=True,
-        )
-    }  # fmt: skip
-
-    def kept(path: str) -> bool:
-        parent, step, _, status = rows[path]
-        if status != "ok" or not parallel_ok.get((parent, step), False):
-            return False
-        return kept(parent) if parent in rows else True
-
-    return {p for p, (_, step, branch, _) in rows.items() if (step, branch) in won and kept(p)}
 
 
 def _lanes(intervals: Sequence[tuple[int, float, float]]) -> dict[int, tuple[int, int]]:
@@ -99,45 +69,6 @@ def _lanes(intervals: Sequence[tuple[int, float, float]]) -> dict[int, tuple[int
         for i, lane in placed:
             out[i] = (lane, len(ends))
     return out
-
-
-def _breaches(ax: Axes, result: RunResult) -> bool:
-    """A dashed line and a label where the usage budget was crossed; whether there was one."""
-    events = result.events
-    rows = events.loc[events["kind"].astype(str) == "usage_breach"]
-    for t, detail in zip(rows["time_s"].tolist(), rows["detail"].astype(str).tolist(), strict=True):
-        what = detail.split(": ", 1)[-1].split(" (", 1)[0]
-        ax.axvline(float(t), color=BREACH_COLOR, linestyle="--", linewidth=1.2, gid="breach")
-        late = float(t) > 0.5 * ax.get_xlim()[1]  # write it on the side with room
-        label = f"budget breach: {text(what)}"
-        ax.text(
-            float(t), 0.0, f"{label} " if late else f" {label}",
-            color=BREACH_COLOR, fontsize="x-small", va="bottom", ha="right" if late else "left",
-            transform=ax.get_xaxis_transform(), gid="breach-label", clip_on=True,
-        )  # fmt: skip
-    return not rows.empty
-
-
-_HELD = ("ran on in its thread", "still running in its thread")  # see flowlab.thread_call
-
-
-def _thread_tails(ax: Axes, result: RunResult, ends: dict[str, tuple[float, float]]) -> None:
-    """After a branch's bar, a thin dotted bar while a cancelled sync step of it ran on in its
-    worker thread (holding its slot: see :mod:`flowlab.thread_call`). ``ends``: branch path ->
-    (row y, finished_s)."""
-    steps = result.steps
-    for path, parent, error, finished in zip(
-        steps["path"], steps["parent"], steps["error"].astype(str), steps["finished_s"],
-        strict=True,
-    ):  # fmt: skip
-        if str(parent) not in ends or not any(h in error for h in _HELD):
-            continue
-        y, end = ends[str(parent)]
-        ax.barh(
-            [y], [max(0.0, float(finished) - end)], left=[end], height=0.15, color="#888888",
-            hatch="..", alpha=0.7, edgecolor="#555555", linewidth=0.5, gid=f"thread:{path}",
-            label="_thread",
-        )  # fmt: skip
 
 
 def timeline(
@@ -193,47 +124,101 @@ def timeline(
     matplotlib.axes.Axes
     """
     check_result(result)
-    import pandas as pd
-
     check_one_of("by", by, _BY)
     frame = result.branches
-    if by == "worker":
-        workers = [w for w in dict.fromkeys(frame["worker"].tolist()) if w]
-        if not workers:
-            raise ConfigError(
-                "by='worker' is not valid for this result: the worker column is empty; "
-                "choose one of 'branch'. HINT: workers are recorded by remote backends."
-            )
-        row_of = {w: i for i, w in enumerate(workers)}
-        parents = set(frame["parent"].tolist())  # a branch holding others runs no work itself
-        order = [(i, 0) for i, p in enumerate(frame["path"].tolist()) if p not in parents]
-        ys = [row_of.get(frame["worker"].iat[i], len(workers)) for i, _ in order]
-        labels = [text(w) for w in workers]
-        if any(not frame["worker"].iat[i] for i, _ in order):
-            labels.append("(local)")
-        n_rows = len(labels)
-    else:
-        order = branch_rows(frame)
-        ys = list(range(len(order)))
-        labels = []
-        for i, depth in order:
-            name = text(frame["branch"].iat[i])
-            labels.append(("    " * (depth - 1) + "└ " + name) if depth else name)
-        n_rows = len(order)
+    order, ys, labels = _worker_rows(frame) if by == "worker" else _branch_rows(frame)
+    n_rows = len(labels)
     if compact is None:
         compact = ax is None and n_rows > _COMPACT_ROWS
     tall = max(2.0, 0.38 * n_rows + 1.2)
     ax = new_axes(ax, (8.0, min(tall, _COMPACT_IN) if compact else tall))
     ranks = ranks and not compact
+    won = merged_winners(result) if winners else set()
+    bars = _place_bars(ax, result, order, ys, by=by, height=height, wait=wait, ranks=ranks, won=won)
+    _draw_bars(ax, bars, height=height, compact=compact, kwargs=kwargs)
+    if by == "branch":
+        thread_tails(ax, result, bars.ends)
+    if bars.stars:
+        ax.scatter(
+            [s[0] for s in bars.stars], [s[1] for s in bars.stars], marker="*", s=90,
+            color="#f5d000", edgecolors="#333333", linewidths=0.5, zorder=3,
+            label="merge winner", gid="winners",
+        )  # fmt: skip
+    _frame_axes(ax, result, labels, bars, compact=compact)
+    if by == "branch":
+        step_separators(ax, frame, order)
+    breach = breaches(ax, result)
+    ticked = (
+        by == "branch" and retries and retry_ticks(ax, result, order, bars.rows, compact=compact)
+    )
+    if legend:
+        _legend(ax, frame, bars, breach=breach, ticked=ticked)
+    return ax
 
+
+def _worker_rows(frame: pd.DataFrame) -> tuple[list[tuple[int, int]], list[int], list[str]]:
+    """``(order, row of each, row labels)`` with one row per worker, holding its leaf branches
+    (a last ``(local)`` row for those run on the driver)."""
+    workers = [w for w in dict.fromkeys(frame["worker"].tolist()) if w]
+    if not workers:
+        raise ConfigError(
+            "by='worker' is not valid for this result: the worker column is empty; "
+            "choose one of 'branch'. HINT: workers are recorded by remote backends."
+        )
+    row_of = {w: i for i, w in enumerate(workers)}
+    parents = set(frame["parent"].tolist())  # a branch holding others runs no work itself
+    order = [(i, 0) for i, p in enumerate(frame["path"].tolist()) if p not in parents]
+    ys = [row_of.get(frame["worker"].iat[i], len(workers)) for i, _ in order]
+    labels = [text(w) for w in workers]
+    if any(not frame["worker"].iat[i] for i, _ in order):
+        labels.append("(local)")
+    return order, ys, labels
+
+
+def _branch_rows(frame: pd.DataFrame) -> tuple[list[tuple[int, int]], list[int], list[str]]:
+    """``(order, row of each, row labels)`` with one row per branch, nested ones indented."""
+    order = branch_rows(frame)
+    labels: list[str] = []
+    for i, depth in order:
+        name = text(frame["branch"].iat[i])
+        labels.append(("    " * (depth - 1) + "└ " + name) if depth else name)
+    return order, list(range(len(order))), labels
+
+
+@dataclass(eq=False)
+class _Bars:
+    """The status bars of a timeline (one per placed branch, in row order) and their extras."""
+
+    lefts: list[float] = field(default_factory=list)
+    widths: list[float] = field(default_factory=list)
+    colors: list[str] = field(default_factory=list)
+    hatches: list[str | None] = field(default_factory=list)
+    gids: list[str] = field(default_factory=list)
+    rows: list[float] = field(default_factory=list)  # each bar's y
+    heights: list[float] = field(default_factory=list)
+    waits: list[tuple[float, float, float, Any, str]] = field(default_factory=list)  # queue waits
+    stars: list[tuple[float, float]] = field(default_factory=list)  # merge winners
+    ends: dict[str, tuple[float, float]] = field(default_factory=dict)  # path -> (y, bar's end)
+
+
+def _place_bars(
+    ax: Axes,
+    result: RunResult,
+    order: Sequence[tuple[int, int]],
+    ys: Sequence[int],
+    *,
+    by: str,
+    height: float,
+    wait: bool,
+    ranks: bool,
+    won: set[str],
+) -> _Bars:
+    """Where each branch's bars go; writes each bar's name (by worker) or completion rank."""
+    import pandas as pd
     from matplotlib.colors import to_rgba
 
-    won = _merged_winners(result) if winners else set()
-    lefts, widths, colors, hatches, gids, rows, heights = [], [], [], [], [], [], []
-    wait_bars: list[tuple[float, float, float, Any, str]] = []
-    stars: list[tuple[float, float]] = []
-    ends: dict[str, tuple[float, float]] = {}  # branch path -> (its row's y, where its bar ends)
-    records = frame.to_dict("records")
+    out = _Bars()
+    records = result.branches.to_dict("records")
     spans = [_span(records[i], result.makespan_s) for i, _ in order]
     lanes = (
         _lanes([(y, a, b) for y, (a, b) in zip(ys, spans, strict=True)]) if by == "worker" else {}
@@ -243,26 +228,21 @@ def timeline(
         lane, n_lanes = lanes.get(k, (0, 1))
         bar_h = height / n_lanes
         y = row_y - height / 2 + (lane + 0.5) * bar_h
-        status = str(row["status"])
-        color = STATUS_COLORS.get(status, "#999999")
-        queued, started, finished = (
-            float(row["queued_s"]),
-            float(row["started_s"]),
-            float(row["finished_s"]),
-        )
+        color = STATUS_COLORS.get(str(row["status"]), "#999999")
+        queued, started, finished = (float(row[c]) for c in ("queued_s", "started_s", "finished_s"))
         if math.isnan(finished):
             finished = result.makespan_s
         never_started = math.isnan(started)
         left = queued if never_started else started
-        lefts.append(left)
-        widths.append(max(0.0, finished - left))
-        colors.append(color)
-        hatches.append("//" if never_started else None)
-        gids.append(f"run:{row['path']}")
-        rows.append(y)
-        heights.append(bar_h)
+        out.lefts.append(left)
+        out.widths.append(max(0.0, finished - left))
+        out.colors.append(color)
+        out.hatches.append("//" if never_started else None)
+        out.gids.append(f"run:{row['path']}")
+        out.rows.append(y)
+        out.heights.append(bar_h)
         if wait and by == "branch" and not never_started and started > queued:
-            wait_bars.append(
+            out.waits.append(
                 (float(y), queued, started - queued, to_rgba(color, WAIT_ALPHA), row["path"])
             )
         rank = "" if pd.isna(row["completion_rank"]) else f" #{int(row['completion_rank'])}"
@@ -277,114 +257,69 @@ def timeline(
                 fontsize="x-small", color="#333333", gid=f"rank:{row['path']}",
             )  # fmt: skip
         if row["path"] in won:
-            stars.append((left + max(0.0, finished - left) / 2, float(y)))
-        ends[str(row["path"])] = (float(y), finished)
+            out.stars.append((left + max(0.0, finished - left) / 2, float(y)))
+        out.ends[str(row["path"])] = (float(y), finished)
+    return out
 
-    if wait_bars:
+
+def _draw_bars(
+    ax: Axes, bars: _Bars, *, height: float, compact: bool, kwargs: dict[str, Any]
+) -> None:
+    """The queue waits (lighter, in front), then the status bars (hatched if never started)."""
+    if bars.waits:
         wb = ax.barh(
-            [w[0] for w in wait_bars], [w[2] for w in wait_bars], left=[w[1] for w in wait_bars],
-            height=height, color=[w[3] for w in wait_bars], edgecolor="none", label="_wait",
+            [w[0] for w in bars.waits], [w[2] for w in bars.waits],
+            left=[w[1] for w in bars.waits], height=height, color=[w[3] for w in bars.waits],
+            edgecolor="none", label="_wait",
         )  # fmt: skip
-        for patch, w in zip(wb.patches, wait_bars, strict=True):
+        for patch, w in zip(wb.patches, bars.waits, strict=True):
             patch.set_gid(f"wait:{w[4]}")
     edge = 0.0 if compact else 0.5  # a white edge would eat a bar a few points high
     bar_kwargs: dict[str, Any] = {"edgecolor": "white", "linewidth": edge, **kwargs}
-    bars = ax.barh(
-        rows, widths, left=lefts, height=heights, color=colors, label="_run", **bar_kwargs
-    )
-    for patch, gid, hatch in zip(bars.patches, gids, hatches, strict=True):
+    drawn = ax.barh(
+        bars.rows, bars.widths, left=bars.lefts, height=bars.heights, color=bars.colors,
+        label="_run", **bar_kwargs,
+    )  # fmt: skip
+    for patch, gid, hatch in zip(drawn.patches, bars.gids, bars.hatches, strict=True):
         patch.set_gid(gid)
         if hatch:
             patch.set_hatch(hatch)
             patch.set_alpha(0.6)
-    if by == "branch":
-        _thread_tails(ax, result, ends)
-    if stars:
-        ax.scatter(
-            [s[0] for s in stars], [s[1] for s in stars], marker="*", s=90, color="#f5d000",
-            edgecolors="#333333", linewidths=0.5, zorder=3, label="merge winner", gid="winners",
-        )  # fmt: skip
 
-    every = max(
-        1, math.ceil(n_rows / _MAX_LABELS)
-    )  # ticks are costly and unreadable by the hundred
+
+def _frame_axes(
+    ax: Axes, result: RunResult, labels: Sequence[str], bars: _Bars, *, compact: bool
+) -> None:
+    """Row labels (every n-th beyond 80 rows), limits, axis label, title and grid."""
+    n_rows = len(labels)
+    # ticks are costly and unreadable by the hundred
+    every = max(1, math.ceil(n_rows / _MAX_LABELS))
     ax.set_yticks(range(0, n_rows, every), labels[::every])
     ax.set_ylim(max(n_rows, 1) - 0.5, -0.5)  # (a run with no branch still gets a row)
     if compact:
         fit_row_labels(ax)
-    ax.set_xlim(
-        left=0.0,
-        right=max(
-            result.makespan_s, max((a + b for a, b in zip(lefts, widths, strict=True)), default=0.0)
-        )
-        * 1.08
-        or 1.0,
-    )
+    ends = (a + b for a, b in zip(bars.lefts, bars.widths, strict=True))
+    ax.set_xlim(left=0.0, right=max(result.makespan_s, max(ends, default=0.0)) * 1.08 or 1.0)
     ax.set_xlabel("seconds from run start")
     ax.set_title(
         f"{text(result.pipeline_name)}: {result.status}, makespan {seconds(result.makespan_s)} s"
     )
     ax.grid(axis="x", alpha=0.3)
-    if by == "branch":
-        _step_separators(ax, frame, order)
-    breach = _breaches(ax, result)
-    ticked = (
-        by == "branch" and retries and _retry_ticks(ax, result, order, rows, compact=bool(compact))
+
+
+def _legend(ax: Axes, frame: pd.DataFrame, bars: _Bars, *, breach: bool, ticked: bool) -> None:
+    """The status legend, right of the axes, with the extras that were drawn."""
+    statuses = frame["status"].astype(str).tolist()
+    handles = legend_handles(
+        statuses, wait=bool(bars.waits), winners=bool(bars.stars), breach=breach
     )
-    if legend:
-        statuses = frame["status"].astype(str).tolist()
-        handles = legend_handles(statuses, wait=bool(wait_bars), winners=bool(stars), breach=breach)
-        if ticked:
-            from matplotlib.lines import Line2D
+    if ticked:
+        from matplotlib.lines import Line2D
 
-            handles.append(Line2D([], [], marker="|", linestyle="none", color=_TICK_COLOR,
-                                  markersize=8, label="failed attempt"))  # fmt: skip
-        if handles:
-            ax.legend(
-                handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small"
-            )
-    return ax
-
-
-def _retry_ticks(
-    ax: Axes,
-    result: RunResult,
-    order: Sequence[tuple[int, int]],
-    ys: Sequence[float],
-    *,
-    compact: bool,
-) -> bool:
-    """A thin tick on its branch's bar where each attempt that did not succeed ended (one
-    artist, gid ``"retries"``); whether there was one. A top-level leaf has no branch row."""
-    frame = result.attempts
-    failed = frame.loc[frame["status"].astype(str) != "ok"]
-    if failed.empty:
-        return False
-    paths = result.branches["path"].tolist()
-    y_of = {paths[i]: y for (i, _), y in zip(order, ys, strict=True)}
-    points = [
-        (float(t), y_of[str(b)])
-        for b, t in zip(failed["branch"].tolist(), failed["finished_s"].tolist(), strict=True)
-        if str(b) in y_of and not math.isnan(float(t))
-    ]
-    if not points:
-        return False
-    ax.scatter([p[0] for p in points], [p[1] for p in points], marker="|",
-               s=64.0 if compact else 144.0, color=_TICK_COLOR, linewidths=1.0, zorder=3,
-               label="_retries", gid="retries")  # fmt: skip
-    return True
-
-
-def _step_separators(ax: Axes, frame: pd.DataFrame, order: Sequence[tuple[int, int]]) -> None:
-    """A thin line between top-level groups that belong to different step runs."""
-    prev: str | None = None
-    for y, (i, depth) in enumerate(order):
-        if depth:
-            continue
-        key = f"{frame['parent'].iat[i]}|{frame['step'].iat[i]}"
-        if prev is not None and key != prev:
-            ax.axhline(y - 0.5, color="#999999", linewidth=0.6, linestyle=":", gid="step-separator")
-        prev = key
+        handles.append(Line2D([], [], marker="|", linestyle="none", color=TICK_COLOR,
+                              markersize=8, label="failed attempt"))  # fmt: skip
+    if handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
 
 
 def _span(row: dict[Any, Any], end: float) -> tuple[float, float]:
