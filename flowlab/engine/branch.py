@@ -115,7 +115,9 @@ async def run_branch(
         if bctx is not None and (pr.record or brec.status == "ok" or pr.cow):
             _bookkeeping(pr, name, live, brec, bctx)
         pr.finish(name, live.key, brec)
-        held = run.held.under(brec.path) if run.held and pr.queue.queued and pr.limiter else None
+        held = (
+            run.held.under(brec.path) if run.held.records and pr.queue.queued and pr.limiter else None
+        )
         if held:
             # A cancelled sync step in it runs on in its thread: the branch keeps its slot (and
             # the step waits for it) until that thread returns, so a queued sibling starts only
