@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from flowlab.core.keyed import BranchInfo, KeyedQueue, KeyedState
 from flowlab.errors import ConfigError
+from flowlab.results.records import BranchRecord
 
 if TYPE_CHECKING:
     from flowlab.core.limits import LimiterState
     from flowlab.core.rate import RateState
     from flowlab.engine.parallel import ParallelRun
 
-__all__ = ["BranchQueue", "branch_keys"]
+__all__ = ["BranchQueue", "branch_keys", "enqueue"]
 
 Row = tuple[float, str, int, int, str, str, str, float]
 
@@ -149,19 +150,6 @@ class BranchQueue:
         branches no longer :attr:`queued` (cancelled while queued); ``None`` if none may."""
         entries, limiter, rate, queued = self.entries, self.limiter, self.rate, self.queued
         name: str
-        if self.simple:  # declared order, at most a plain cap: the hot path, kept short
-            while entries:
-                name = entries[0]
-                if name not in queued:  # cancelled while queued
-                    entries.popleft()
-                    continue
-                if limiter is not None and not limiter.try_acquire(t):
-                    if self.cap_since is None:
-                        self._spell_begins(t, limiter, in_flight)
-                    return None
-                entries.popleft()
-                return name
-            return None
         while entries:
             if not self.keyed:
                 head = entries[0]
@@ -184,7 +172,7 @@ class BranchQueue:
             else:
                 if limiter is not None and not limiter.try_acquire(t):
                     if self.cap_since is None:
-                        self._spell_begins(t, limiter, in_flight)
+                        self.spell_begins(t, limiter, in_flight)
                     return None
                 self._pop()
             if rate is not None:
@@ -200,7 +188,7 @@ class BranchQueue:
             self.limiter.release(latency, ok, adapt=adapt)
 
     # ---- what holds branches back ---------------------------------------------------------------
-    def _spell_begins(self, t: float, limiter: LimiterState, in_flight: int) -> None:
+    def spell_begins(self, t: float, limiter: LimiterState, in_flight: int) -> None:
         """The cap holds a branch back: a spell begins (its row says the limit and the branches
         in flight as they were when it began, at its ``time_s``)."""
         self.cap_since, self._spell_at = t, (limiter.limit, in_flight)
@@ -267,3 +255,33 @@ def branch_keys(pr: ParallelRun) -> list[Any]:
         run._event("step_finished", path, "", srec.status)
         run._emit("step_finished", srec)
         raise
+
+
+def enqueue(pr: ParallelRun, keys: list[Any]) -> None:
+    """A record and a queue entry per branch (a branch a handle cancelled before the run
+    began is recorded, and cancelled, but never queued)."""
+    run, par, queue, log = pr.run, pr.par, pr.queue, pr.log
+    queued, priority = queue.queued, pr.plan.priority
+    # bound once: a bound method per branch would be 2 long-lived objects more for the GC
+    drop_queued, never_ran = pr.drop_queued, pr.never_ran
+    now = run.now()
+    outer = run.ranks.get(pr.parent, ())  # the enclosing branch's place in the tree
+    for index, name in enumerate(pr.plan.names):
+        prio = priority.get(name, 0.0)
+        brec = BranchRecord(par.name, name, f"{pr.path}:{name}", pr.parent, prio, now)
+        if pr.capped:
+            run.ranks[brec.path] = (*outer, (-prio, index))
+        run.recorder.branches.append(brec)
+        live = run.new_live(brec, pr.group, drop_queued, never_ran)
+        queued[name] = live
+        if log is not None:
+            log(brec)
+        if run.instruments:
+            run._emit("branch_queued", brec)
+        if run._precancel and run.precancelled(name, brec.path):
+            run._cancel_live(live, "cancelled", "cancelled by handle")
+            continue
+        queue.push(prio, index, name, keys[index] if keys else None, now)
+    queue.ready()
+    if pr.limiter is not None:
+        pr.limiter.queued = len(queued)

@@ -34,7 +34,7 @@ from flowlab.core.context.isolator import isolator
 from flowlab.core.map import BranchPlan
 from flowlab.engine import limiting, merging
 from flowlab.engine.branch import inline_allowed, run_branch
-from flowlab.engine.dispatch import BranchQueue, branch_keys
+from flowlab.engine.dispatch import BranchQueue, branch_keys, enqueue
 from flowlab.engine.group import BranchGroup
 from flowlab.errors import (
     FlowlabError,
@@ -163,7 +163,7 @@ class ParallelRun:
         step_timer = None if par.timeout is None else self.loop.call_later(par.timeout, self.expire)
         try:
             try:
-                self.enqueue(keys)
+                enqueue(self, keys)
                 self.dispatch()
             except BaseException:
                 self.tasks.cancel_all()  # as a TaskGroup does when its body fails
@@ -200,35 +200,6 @@ class ParallelRun:
         return self.plan.output(self.outputs)
 
     # ---- queueing -------------------------------------------------------------------------------
-    def enqueue(self, keys: list[Any]) -> None:
-        """A record and a queue entry per branch (a branch a handle cancelled before the run
-        began is recorded, and cancelled, but never queued)."""
-        run, par, queue, log = self.run, self.par, self.queue, self.log
-        queued, priority = queue.queued, self.plan.priority
-        # bound once: a bound method per branch would be 2 long-lived objects more for the GC
-        drop_queued, never_ran = self.drop_queued, self.never_ran
-        now = run.now()
-        outer = run.ranks.get(self.parent, ())  # the enclosing branch's place in the tree
-        for index, name in enumerate(self.plan.names):
-            prio = priority.get(name, 0.0)
-            brec = BranchRecord(par.name, name, f"{self.path}:{name}", self.parent, prio, now)
-            if self.capped:
-                run.ranks[brec.path] = (*outer, (-prio, index))
-            run.recorder.branches.append(brec)
-            live = run.new_live(brec, self.group, drop_queued, never_ran)
-            queued[name] = live
-            if log is not None:
-                log(brec)
-            if run.instruments:
-                run._emit("branch_queued", brec)
-            if run._precancel and run.precancelled(name, brec.path):
-                run._cancel_live(live, "cancelled", "cancelled by handle")
-                continue
-            queue.push(prio, index, name, keys[index] if keys else None, now)
-        queue.ready()
-        if self.limiter is not None:
-            self.limiter.queued = len(queued)
-
     # ---- dispatch -------------------------------------------------------------------------------
     def dispatch(self) -> None:
         """Start queued branches, best first, while the queue lets them (slots, keys, rate)."""
@@ -238,6 +209,20 @@ class ParallelRun:
         if self.run.account.breached is not None:
             self.run.settle_breach()  # a crossing charge from a thread: no sibling starts after it
         t = self.clock() - self.t0  # the branches given a slot in one pass all start at this time
+        if queue.simple:  # declared order under at most a plain cap: the hot path, inline
+            entries, queued, limiter = queue.entries, queue.queued, self.limiter
+            while entries:
+                name = entries[0]
+                if name not in queued:  # cancelled while queued
+                    entries.popleft()
+                elif limiter is None or limiter.try_acquire(t):
+                    entries.popleft()
+                    self.start(name, t)
+                else:
+                    if queue.cap_since is None:
+                        queue.spell_begins(t, limiter, self.in_flight)
+                    return
+            return
         while (name := queue.next_ready(t, self.in_flight)) is not None:
             self.start(name, t)
 
