@@ -74,6 +74,7 @@ class Recorder:
     said: list[tuple[Any, ...]] = field(default_factory=list)
     on_tick: Callable[[int], None] | None = None
     fail: set[str] = field(default_factory=set)  # methods that raise
+    watcher: Any = None  # an instrument the view adds to each run (a live view, say)
 
     def _say(self, *what: Any) -> None:
         self.said.append(what)
@@ -82,6 +83,9 @@ class Recorder:
 
     def began(self, total: int) -> None:
         self._say("began", total)
+
+    def observers(self) -> list[Any]:
+        return [self.watcher] if self.watcher is not None else []
 
     def ticked(self, done: int, total: int) -> None:
         self._say("ticked", done, total)
@@ -283,3 +287,22 @@ def test_bad_model_arguments_name_the_parameter() -> None:
         LabModel({"counter": 1}, s, view)  # type: ignore[arg-type]
     with pytest.raises(fl.ConfigError, match=r"Lab run option='clock'.*'usage'"):
         LabModel(Ctx(), s, view, clock="virtual")  # the clock is a setting
+
+
+def test_each_run_gets_the_views_observers_a_live_view_for_one() -> None:
+    class Counts(fl.Instrument):
+        def __init__(self) -> None:
+            self.runs = 0
+            self.finished: list[str] = []
+
+        def run_started(self, total_branches: int | None) -> None:
+            self.runs += 1
+
+        def branch_finished(self, record: Any) -> None:
+            self.finished.append(record.branch)
+
+    counts = Counts()
+    view = Recorder(watcher=counts)
+    model = LabModel(Ctx(), Settings(_pipe(), repeat=2), view)
+    model.run()
+    assert counts.runs == 2 and sorted(counts.finished) == ["a", "a", "b", "b"]

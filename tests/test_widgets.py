@@ -480,3 +480,13 @@ def test_the_history_view_shortens_errors_and_keeps_them_whole_on_hover() -> Non
     assert f"title='{html.escape(full, quote=True)}'" in page
     assert rows[0][header.index("error")] == ""
     assert rows[1][header.index("status")] == "failed"
+
+
+def test_the_panel_draws_each_run_live_into_its_live_area() -> None:
+    lab = _lab()
+    assert lab.view.live in lab.panel.children  # shown between the status line and the output
+    lab.run()
+    assert "branches done" in lab.view.live.value and "<svg" in lab.view.live.value
+    first = lab.view.live.value
+    lab.run()  # a new run redraws the same area from zero
+    assert lab.view.live.value.count("branches done") == 1 and lab.view.live.value == first

@@ -135,7 +135,7 @@ class Lab:
         heading = w.HTML("<h4 style='margin:8px 0 2px'>History</h4>")
         panel = w.VBox(
             [title, w.HBox(steps, layout=w.Layout(flex_flow='row wrap')), self.run_controls.box, buttons, sweep, self.status,
-             self.output, heading, self.history_output, self.compare_view.box]
+             self.view.live, self.output, heading, self.history_output, self.compare_view.box]
         )  # fmt: skip
         panel.add_class("flowlab-lab")
         return panel

@@ -199,8 +199,9 @@ class LabModel:
                 if self._stop:
                     break
                 t0 = time.perf_counter()
+                seen = [*instruments, *self.view.observers()]  # a live view is per run
                 self.handle = handle = start(
-                    plan.pipe, self.ctx, clock=plan.clock, instruments=instruments, **options
+                    plan.pipe, self.ctx, clock=plan.clock, instruments=seen, **options
                 )
                 try:
                     result = await handle.wait()

@@ -13,7 +13,7 @@ output in JupyterLab 4.
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flowlab.ui.lab import views
 
@@ -45,6 +45,10 @@ class PanelView:
         ``done / total``.
     status : ipywidgets.HTML
         ``ready``, ``running…``, ``stopping…``, then the last run's status (or ``stopped``).
+    live : ipywidgets.HTML
+        The run going on, drawn as it goes: counts and a timeline that grows as branches start
+        and end (a :class:`~flowlab.ui.live.LiveView` per run draws into it, see
+        :meth:`observers`).
     output : ipywidgets.Output
         The latest run (summary, plots, merges, context), errors and notes.
     history_output : ipywidgets.Output
@@ -64,6 +68,7 @@ class PanelView:
         self.progress = w.IntProgress(value=0, min=0, max=1, description="branches")
         self.progress_label = w.Label("0 / 0")
         self.status = w.HTML("<i>ready</i>")
+        self.live = w.HTML("")
         self.output = w.Output()
         self.history_output = w.Output()
         for widget, css in (
@@ -73,12 +78,21 @@ class PanelView:
             (self.sweep_button, "flowlab-sweep"),
             (self.progress, "flowlab-progress"),
             (self.status, "flowlab-status"),
+            (self.live, "flowlab-live"),
             (self.output, "flowlab-output"),
             (self.history_output, "flowlab-history-output"),
         ):
             widget.add_class(css)
 
     # ---- the run going on ---------------------------------------------------------------------
+    def observers(self) -> list[Any]:
+        """Instruments for the next run: a live view that draws it into :attr:`live`."""
+        from flowlab.ui.live import LiveView
+
+        view = LiveView(notebook=True, display=False)
+        view.widget = self.live  # one area in the panel, redrawn by each run in turn
+        return [view]
+
     def began(self, total: int | None) -> None:
         """Buttons: only Stop; progress ``0 / total`` (``0 / ?`` with a Map); ``running…``."""
         self.run_button.disabled = self.sweep_button.disabled = True

@@ -30,6 +30,7 @@ A model driven from a script, with fixed options and a view that prints what it 
 ...     def parameters(self): return {"clock": self.clock}
 ...     def caps(self): return {"fan": 2}
 >>> class Printer:  # a LabView: every method prints its name and its plain arguments
+...     def observers(self): return []  # (no live view here)
 ...     def __getattr__(self, told):
 ...         return lambda *args, **kw: print(told, *[a for a in args if isinstance(a, int | str)])
 >>> model = LabModel(Ctx(), Options(), Printer())
@@ -93,6 +94,10 @@ class LabView(Protocol):
     def began(self, total: int | None) -> None:
         """A run or a sweep began; ``total`` branches are expected in all (``None``: unknown,
         a Map names its branches as it runs)."""
+        ...
+
+    def observers(self) -> list[Any]:
+        """Instruments to add to each run (a live timeline, say); ``[]`` for none."""
         ...
 
     def ticked(self, done: int, total: int | None) -> None:
