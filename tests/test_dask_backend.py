@@ -800,3 +800,53 @@ def test_every_leaf_of_nested_and_multi_step_branches_goes_to_the_backend() -> N
     assert (
         rows.loc["parallel:deep", "finished_s"] >= rows.loc["parallel:deep/inner:y", "finished_s"]
     )
+
+
+class Docs(BaseModel):
+    docs: list[int] = [3, 1, 2]
+    total: Annotated[int, fl.merge.Sum()] = 0
+
+
+def square_doc(item: int, ctx: Docs) -> int:
+    ctx.total += item
+    return item * item
+
+
+_tries: dict[int, int] = {}
+
+
+def flaky_doc(item: int, ctx: Docs) -> int:
+    _tries[item] = _tries.get(item, 0) + 1
+    if _tries[item] == 1:
+        raise ValueError("429")
+    ctx.total += item
+    return item
+
+
+def test_a_map_runs_its_items_on_the_backend_in_item_order() -> None:
+    client = FakeClient()
+    pipe = fl.Map(square_doc, over="docs", key=lambda i: f"doc{i}", name="m")
+    r = fl.run(pipe, Docs(), backend=fl.backends.Dask(client))
+    assert r.output == [9, 1, 4]  # in item order, whichever finished first
+    assert r.context.total == 6 and len(client.submitted) == 3
+    assert list(r.branches["branch"]) == ["doc3", "doc1", "doc2"]
+
+
+def test_retried_attempts_each_go_to_the_backend_and_each_is_a_row() -> None:
+    _tries.clear()
+    client = FakeClient()
+    pipe = fl.Map(flaky_doc, over="docs", retry=fl.Retry(attempts=2, backoff=0, jitter=0))
+    r = fl.run(pipe, Docs(), backend=fl.backends.Dask(client))
+    assert r.output == [3, 1, 2] and r.context.total == 6
+    assert len(client.submitted) == 6  # every item failed once, then succeeded
+    assert sorted(r.attempts["status"]) == ["failed"] * 3 + ["ok"] * 3
+
+
+@pytest.mark.parametrize("where", BACKENDS)
+def test_a_map_gives_the_same_run_here_and_on_a_cluster(
+    where: str, request: pytest.FixtureRequest
+) -> None:
+    pipe = fl.Map(square_doc, over="docs", key=lambda i: f"doc{i}", max_concurrency=2, name="m")
+    r = run_on(where, request, pipe, Docs())
+    assert r.output == [9, 1, 4] and r.context.total == 6
+    assert list(r.branches["status"]) == ["ok", "ok", "ok"]
