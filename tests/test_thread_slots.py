@@ -229,3 +229,27 @@ def test_a_call_cancelled_before_its_thread_began_never_runs_and_holds_nothing()
 
     assert asyncio.run(main()) is False
     assert ran == []
+
+
+def test_a_cancelled_sync_attempt_that_runs_on_says_so_in_its_rows() -> None:
+    # under a retry policy a sync step's thread is not followed by the counts (as run_step's
+    # is): its attempt row and its step row say so, rather than let the frames look exact
+    blocker = Blocker()
+
+    async def main() -> fl.RunResult:
+        pipe = fl.Parallel(
+            {"a": fl.Step(blocker.step, name="blocker", retry=fl.Retry(attempts=2, backoff=0))},
+            name="fan",
+        )
+        handle = fl.start(pipe, Ctx(), clock="virtual")
+        await blocker.cancel_a(handle)
+        result = await asyncio.wait_for(handle.wait(), WATCHDOG_S)
+        await blocker.release()
+        return result
+
+    result = run_virtual(main())
+    (attempt,) = result.attempts.itertuples()
+    assert attempt.status == "cancelled"
+    assert "runs on in its thread, not counted in flight" in attempt.error
+    step = result.steps.set_index("step").loc["blocker"]
+    assert "runs on in its thread, not counted in flight" in step["error"]

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import flowlab.core.context.isolation as ctx_mod
 from flowlab.engine import leaf
 from flowlab.engine.current import _current
+from flowlab.engine.thread_call import ThreadCall
 from flowlab.results.records import AttemptRecord, StepRecord
 
 if TYPE_CHECKING:
@@ -44,12 +45,18 @@ if TYPE_CHECKING:
 
 __all__ = ["run_attempts", "run_leaf"]
 
+_RUNS_ON = (
+    "; its call runs on in its thread, not counted in flight or against the cap "
+    "(HINT: an async step, or no retry policy, keeps the counts exact)"
+)
+
 
 class _Attempts:
     """One leaf's attempts: the state they share, and what opens and closes each one."""
 
     __slots__ = (
-        "brec", "data", "limiter", "logged", "parent", "path", "rec", "run", "step", "usage0",
+        "brec", "data", "limiter", "logged", "parent", "path", "ran_on", "rec", "run", "step",
+        "usage0",
     )  # fmt: skip
 
     def __init__(self, run: Run, step: Step, data: Any, parent: str) -> None:
@@ -62,6 +69,7 @@ class _Attempts:
         self.data = ctx_mod.data_copier(data)  # each attempt its own input (shared if immutable)
         self.usage0 = (0.0, 0)
         self.logged = False  # its step record is in the log (the first attempt started)
+        self.ran_on = False  # an attempt's call went on in its thread (see close)
 
     def usage(self) -> tuple[float, int]:
         """What the leaf's branch (or, at the top level, the run) has charged so far."""
@@ -125,13 +133,25 @@ class _Attempts:
         self.usage0 = self.usage()
         return att
 
-    def close(self, att: AttemptRecord, err: BaseException | None) -> None:
+    def thread(self) -> ThreadCall | None:
+        """The thread call of a sync attempt run here (a backend's calls are its own)."""
+        sync = not self.step.is_async and not (self.run.backend and self.parent)
+        return ThreadCall(self.run.loop) if sync and self.run.loop is not None else None
+
+    def close(
+        self, att: AttemptRecord, err: BaseException | None, thread: ThreadCall | None = None
+    ) -> None:
         """End an attempt: its row, the leaf count, the run-wide slot."""
         att.finished = t = self.run.now()
         if err is None:
             att.status = "ok"
         else:
             att.status, att.error = leaf.outcome(err)
+            if thread is not None and thread.hold(lambda: None):
+                # A timed-out or cancelled sync attempt goes on in its thread, which no count
+                # follows here (unlike a step without a policy, leaf.run_step): say so.
+                att.error += _RUNS_ON
+                self.ran_on = True
         cost, tokens = self.usage()
         att.cost, att.tokens = cost - self.usage0[0], tokens - self.usage0[1]
         leaf.left(self.run, att.started, t)
@@ -202,18 +222,19 @@ async def run_attempts(
                 # merged). Every other attempt gets a fresh copy (or is undone, see ``fresh``).
                 last = n == policy.attempts
                 work = ctx if fresh is not None or (parent and last) else ctx_mod.isolate(ctx)
+                thread = state.thread()
                 # (an attempt's Update is written to its own copy, see leaf.settled)
                 if step.timeout is not None:
-                    out = await leaf.timed(run, step, state.data(), work, parent, path)
+                    out = await leaf.timed(run, step, state.data(), work, parent, path, thread)
                     out = leaf.settled(step, out, work)
                 elif step.is_async and run.backend is None:  # call()'s common case
                     out = leaf.settled(step, await step.fn(*(state.data(), work)[step.wants]), work)
                 else:
                     out = leaf.settled(
-                        step, await leaf.call(run, step, state.data(), work, parent), work
+                        step, await leaf.call(run, step, state.data(), work, parent, thread), work
                     )
             except BaseException as err:
-                state.close(att, err)
+                state.close(att, err, thread)
                 if (
                     n >= policy.attempts
                     or not policy.retries(err)
@@ -233,6 +254,8 @@ async def run_attempts(
             return out
     except BaseException as err:
         leaf.failed(state.rec, err)
+        if state.ran_on:
+            state.rec.error += _RUNS_ON
         if not parent:
             run.failed_step = (path, err)  # named by the run's error (see Run.execute)
         raise
