@@ -490,3 +490,10 @@ def test_the_panel_draws_each_run_live_into_its_live_area() -> None:
     first = lab.view.live.value
     lab.run()  # a new run redraws the same area from zero
     assert lab.view.live.value.count("branches done") == 1 and lab.view.live.value == first
+
+
+def test_a_bad_run_option_fails_the_lab_at_construction_as_a_run_would() -> None:
+    with pytest.raises(fl.ConfigError, match=r"timeout=-1 is not valid"):
+        fl.Lab(fl.Parallel({"a": _adder("a", 1, 1.0)}), Ctx(), timeout=-1)
+    with pytest.raises(fl.ConfigError, match=r"max_concurrency=0 is not valid"):
+        fl.Lab(fl.Parallel({"a": _adder("a", 1, 1.0)}), Ctx(), max_concurrency=0)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from flowlab.core.pipeline import Pipeline, as_node
+from flowlab.engine.options import RunOptions
 from flowlab.errors import ConfigError, check_one_of
 from flowlab.ui.lab import views
 from flowlab.ui.lab.compare import CompareView
@@ -94,6 +95,7 @@ class Lab:
             raise ConfigError(f"ctx={ctx!r} is not valid; give a pydantic BaseModel instance.")
         for name in run_kwargs:
             check_one_of("Lab run option", name, RUN_KWARGS)
+        RunOptions.of(run_kwargs, where="fl.Lab")  # each value checked as a run checks it
         node = as_node(pipe, param="pipe")
         self.pipe: Pipeline = node if isinstance(node, Pipeline) else Pipeline(node, name=node.name)
         options = dict(run_kwargs)
