@@ -95,7 +95,8 @@ class Lab:
             raise ConfigError(f"ctx={ctx!r} is not valid; give a pydantic BaseModel instance.")
         for name in run_kwargs:
             check_one_of("Lab run option", name, RUN_KWARGS)
-        RunOptions.of(run_kwargs, where="fl.Lab")  # each value checked as a run checks it
+        # each value checked as a run checks it (the clock by its control, virtual first)
+        RunOptions.of({k: v for k, v in run_kwargs.items() if k != "clock"}, where="fl.Lab")
         node = as_node(pipe, param="pipe")
         self.pipe: Pipeline = node if isinstance(node, Pipeline) else Pipeline(node, name=node.name)
         options = dict(run_kwargs)
