@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from flowlab.errors import ConfigError, check_one_of
+from flowlab.errors import ConfigError, MergeConflict, check_one_of
 from flowlab.results.record import RunResult
 from flowlab.results.records import RUN_STATUSES
 
@@ -24,6 +24,28 @@ OUTCOMES: tuple[str, ...] = (
     "tokens", "failed_branches", "error", "wall_s",
 )  # fmt: skip
 """Outcome columns of :attr:`Comparison.frame`, after the grid keys and ``repeat``."""
+
+
+def outcomes(result: RunResult, wall_s: float) -> dict[str, Any]:
+    """One run's :data:`OUTCOMES`: the row fields ``fl.compare`` and the Lab's history share."""
+    s = result.summary()
+    conflicts = int(result.merges["conflict"].sum()) if len(result.merges) else 0
+    if conflicts == 0 and isinstance(result.error, MergeConflict):
+        conflicts = 1  # a raised conflict always counts, even without report rows
+    failed = sum(1 for b in result.recorder.branches if b.status in ("failed", "timeout"))
+    return {
+        "status": result.status,
+        "makespan_s": float(s["makespan_s"]),
+        "peak_concurrency": int(s["peak_concurrency"]),
+        "utilization": float(s["utilization"]),
+        "conflicts": conflicts,
+        "dropped": int(s.get("dropped_writes", 0)),
+        "cost": float(result.cost),
+        "tokens": int(result.tokens),
+        "failed_branches": failed,
+        "error": "" if result.error is None else f"{type(result.error).__name__}: {result.error}",
+        "wall_s": wall_s,
+    }
 
 
 def label(value: Any) -> Any:

@@ -31,9 +31,9 @@ from pydantic import BaseModel
 
 from flowlab.core.numbers import is_int
 from flowlab.core.pipeline import Parallel, Pipeline, as_node
-from flowlab.errors import ConfigError, MergeConflict, check_one_of
+from flowlab.errors import ConfigError, check_one_of
 from flowlab.results.record import RunResult
-from flowlab.study.comparison import Comparison, frame_of, label
+from flowlab.study.comparison import Comparison, frame_of, label, outcomes
 
 if TYPE_CHECKING:
     pass
@@ -255,27 +255,8 @@ def compare(
 def _row(
     params: dict[str, Any], rep: int, result: RunResult, fields: list[str], wall_s: float
 ) -> dict[str, Any]:
-    s = result.summary()
-    conflicts = int(result.merges["conflict"].sum())
-    if conflicts == 0 and isinstance(result.error, MergeConflict):
-        conflicts = 1  # defensive: a raised conflict always counts, even without report rows
     row: dict[str, Any] = {k: label(v) for k, v in params.items()}
-    row.update(
-        repeat=rep,
-        status=result.status,
-        makespan_s=float(s["makespan_s"]),
-        peak_concurrency=int(s["peak_concurrency"]),
-        utilization=float(s["utilization"]),
-        conflicts=conflicts,
-        dropped=int(s.get("dropped_writes", 0)),
-        cost=float(result.cost),
-        tokens=int(result.tokens),
-        failed_branches=int(
-            sum(1 for b in result.recorder.branches if b.status in ("failed", "timeout"))
-        ),
-        error="" if result.error is None else f"{type(result.error).__name__}: {result.error}",
-        wall_s=wall_s,
-    )
+    row.update(repeat=rep, **outcomes(result, wall_s))
     for f in fields:
         row[f"ctx.{f}"] = _get(result.context, f)
     return row

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from flowlab.errors import MergeConflict
 from flowlab.results.record import RunResult
 from flowlab.results.records import RUN_STATUSES
+from flowlab.study.comparison import outcomes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,26 +146,11 @@ class History:
         """
         self.results.append(result)
         s = result.summary()
-        merges = result.merges
-        conflicts = int(merges["conflict"].sum()) if not merges.empty else 0
-        if conflicts == 0 and isinstance(result.error, MergeConflict):
-            conflicts = 1  # a raised conflict always counts
-        failed = sum(1 for b in result.recorder.branches if b.status in ("failed", "timeout"))
         row: dict[str, Any] = {"run": len(self.results), **params, "repeat": repeat}
+        row.update(outcomes(result, round(wall_s, 6)))  # the columns fl.compare has, in its order
         row.update(
-            status=result.status,
-            makespan_s=float(s["makespan_s"]),
-            peak_concurrency=int(s["peak_concurrency"]),
-            utilization=float(s["utilization"]),
-            conflicts=conflicts,
-            dropped=int(s.get("dropped_writes", 0)),
-            cost=float(result.cost),
-            tokens=int(result.tokens),
             branches=int(s["branches"]),
-            failed_branches=failed,
             cancelled_branches=int(s.get("n_cancelled", 0)),
-            error="" if result.error is None else f"{type(result.error).__name__}: {result.error}",
-            wall_s=round(wall_s, 6),
             remerged=False,  # True: re-merged from the previous row's run (Lab.remerge)
         )
         row.update(context_metrics(result.context))
