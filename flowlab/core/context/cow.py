@@ -59,10 +59,7 @@ eager copy of the same field costs the same, which is why the engine only copies
 the context holds nested data worth sharing (:func:`copy_on_write_pays`), and why a Parallel
 nested inside a branch copies eagerly (its base is a branch's context).
 
-Because of what follows, copy on write is opt-in (``Parallel(..., isolation="cow")``); the
-default is the eager copy, which is a deep copy whatever the branch calls.
-
-Not covered (the lazy path cannot see it; use ``isolation="eager"``): C functions that take a
+Hence opt-in (``isolation="cow"``; the default is eager). Not covered by the lazy path: C functions that take a
 ``list`` and hand its stored items to Python code without going through its methods
 (``heapq``'s functions, ``numpy.array(list_of_dicts)``, pydantic validation of a ``list[Any]``
 or ``dict[str, Any]`` built from a branch's container): they can hand out a raw base object,
