@@ -110,3 +110,30 @@ def test_remerge_refuses_what_it_cannot_replay_exactly() -> None:
     nested = fl.run(fl.Pipeline(fl.Parallel({"a": inner}, name="outer")), C(), clock="virtual")
     with pytest.raises(ConfigError, match=r"inside a branch"):
         nested.remerge(step="inner")
+
+
+class Nested(BaseModel):
+    tags: list[str] = []
+    notes: list[list[str]] = [["x"]]
+    other: dict[str, list[int]] = {"a": [1]}
+
+
+@pytest.mark.parametrize("include_keys", [None, ["tags"]])
+def test_a_remerged_context_is_its_own(include_keys: Any) -> None:
+    # A remerge's context shares nothing with the record it came from, nor with the run's
+    # context: mutating one (even where the merge wrote nothing) never shows in another.
+    def add(tag: str) -> Any:
+        def step(data: Any, ctx: Nested) -> None:
+            ctx.tags.append(tag)
+
+        return step
+
+    par = fl.Parallel({"a": add("a"), "b": add("b")}, include_keys=include_keys, name="p")
+    result = fl.run(par, Nested(), clock="virtual")
+    first = result.remerge(merge="keep_first")
+    first.context.notes[0].append("mutated")
+    first.context.other["a"].append(9)
+    first.context.tags.append("z")
+    again = result.remerge(merge="keep_first")
+    assert again.context == Nested(tags=["a"])
+    assert result.context == Nested(tags=["b"])

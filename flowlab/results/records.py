@@ -8,13 +8,14 @@ cannot be walked (it holds itself, or is nested too deep).
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+
+from flowlab.core.context.copying import snapshot
 
 __all__ = [
     "RUN_STATUSES",
@@ -104,37 +105,6 @@ class MergeInput:
     order: list[str]
     spec: Any
     include_keys: Sequence[str] | None
-
-
-def snapshot(value: Any) -> Any:
-    """``value`` as it is now: plain data copied, everything else as it is.
-
-    Recorded values must not follow the objects they came from: a later step (or the user) may
-    mutate the merged context in place, and the frames should still show what the merge wrote.
-    Dicts, lists, tuples, sets and pydantic models are copied structurally, all the way down.
-    Other objects are kept as they are, never deep-copied: a deep copy would run their own
-    ``__reduce__``, and recording a run must not execute code that its values carry.
-    """
-    kind = type(value)
-    if kind in _ATOMIC:
-        return value
-    if isinstance(value, dict):
-        if _ATOMIC.issuperset(map(type, value.values())):  # flat: one C-level copy
-            return dict(value)
-        return {k: snapshot(v) for k, v in value.items()}
-    if isinstance(value, list):
-        if _ATOMIC.issuperset(map(type, value)):
-            return list(value)
-        return [snapshot(v) for v in value]
-    if kind is tuple:
-        return tuple(snapshot(v) for v in value)
-    if kind is set or kind is frozenset:
-        return kind(snapshot(v) for v in value)
-    if isinstance(value, BaseModel):
-        new = copy.copy(value)  # pydantic's own shallow copy: no __reduce__
-        object.__setattr__(new, "__dict__", {k: snapshot(v) for k, v in value.__dict__.items()})
-        return new
-    return value
 
 
 def unwalkable(value: Any) -> str:

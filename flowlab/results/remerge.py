@@ -21,6 +21,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from flowlab.core.context.copying import copy_value
+from flowlab.core.context.isolation import isolate
 from flowlab.core.merge import MergeSpec, Rule, merge_branches, resolve
 from flowlab.errors import ConfigError, FlowlabError, MergeConflict, MergeValidationError
 
@@ -64,9 +66,16 @@ def remerge(
         for s, rec, changes in recorder.diffs
         if s == step and rec.branch in recorded.order
     }
-    base = recorded.base
+    # The merge builds its context from this base and shares what it does not write: a copy,
+    # so a remerged context never shares objects with the record (a later remerge) or the run.
+    memo: dict[int, Any] = {}
+    base = isolate(recorded.base)
     if recorded.include_keys is not None:  # the fields the merge never writes: the run's own
-        kept = {k: v for k, v in result.context.__dict__.items() if k not in recorded.include_keys}
+        kept = {
+            k: copy_value(v, memo)
+            for k, v in result.context.__dict__.items()
+            if k not in recorded.include_keys
+        }
         base = base.model_copy(update=kept)
     branches = [(name, base) for name in recorded.order]
     try:

@@ -26,6 +26,7 @@ from flowlab.core.context.changes import (
     list_slice,
     same,
 )
+from flowlab.core.context.copying import copy_value
 from flowlab.core.context.tracking import track as _tracked
 from flowlab.errors import ConfigError
 
@@ -103,21 +104,8 @@ def _items(value: Any) -> Any:
 
 
 def _copy_value(value: Any, memo: dict[int, Any]) -> Any:
-    """A deep copy, with fast paths for what contexts mostly hold.
-
-    Immutable scalars are shared; a list or dict whose items are immutable scalars is copied
-    shallowly (the same result as a deep copy, ~20x cheaper); anything else is deep-copied.
-    """
-    kind = type(value)
-    if kind in _IMMUTABLE:
-        return value
-    if kind in _FLAT and _IMMUTABLE.issuperset(map(type, _items(value))):
-        # in the memo, as deepcopy would: a field sharing this object shares the copy
-        copied = memo.get(id(value))
-        if copied is None:
-            copied = memo[id(value)] = value.copy()
-        return copied
-    return copy.deepcopy(value, memo)
+    """A deep copy, made by the one copy policy (:mod:`flowlab.core.context.copying`)."""
+    return copy_value(value, memo)
 
 
 def data_copier(data: Any) -> Callable[[], Any]:
@@ -287,7 +275,7 @@ def working_copy(base: M, branch_keys: Sequence[Sequence[str] | None]) -> M:
         wanted = set().union(*(keys or () for keys in branch_keys))
         new = copy.copy(base)
         memo: dict[int, Any] = {}  # one memo: objects shared between fields stay shared
-        values = {k: copy.deepcopy(v, memo) if k in wanted else v for k, v in base.__dict__.items()}
+        values = {k: copy_value(v, memo) if k in wanted else v for k, v in base.__dict__.items()}
         object.__setattr__(new, "__dict__", values)
         return new
 
