@@ -162,7 +162,7 @@ def test_model_extras_private_and_fields_set_are_copied() -> None:
         n: int = 0
         _cache: dict[str, list[int]] = {}
 
-    loose = Loose(n=1, bag=[1, 2])  # type: ignore[call-arg]
+    loose = Loose(n=1, bag=[1, 2])
     copied = copy_value(loose)
     assert copied == loose and copied.model_extra == {"bag": [1, 2]}
     assert copied.model_extra is not None and loose.model_extra is not None
