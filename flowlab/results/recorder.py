@@ -131,8 +131,10 @@ class Recorder(Instrument):
         """Record a branch's changes, with copies of any mutable values (see :func:`snapshot`)."""
         for c in changes:  # a plain loop: this runs for every branch that changed something
             if type(c.before) not in _ATOMIC or type(c.after) not in _ATOMIC:
+                memo: dict[int, Any] = {}  # one for the branch: what two changes share, stays so
                 changes = [
-                    replace(c, before=snapshot(c.before), after=snapshot(c.after)) for c in changes
+                    replace(c, before=snapshot(c.before, memo), after=snapshot(c.after, memo))
+                    for c in changes
                 ]
                 break
         self.diffs.append((step, branch, changes))
@@ -165,8 +167,10 @@ class Recorder(Instrument):
     def add_merge(self, step: str, rows: list[dict[str, Any]]) -> None:
         """Record a merge report, with copies of any mutable values (see :func:`snapshot`)."""
         copied = []
+        memo: dict[int, Any] = {}  # one for the report: a value's after holds its before's items
         for row in rows:
             if type(row["before"]) not in _ATOMIC or type(row["after"]) not in _ATOMIC:
-                row = {**row, "before": snapshot(row["before"]), "after": snapshot(row["after"])}
+                before, after = snapshot(row["before"], memo), snapshot(row["after"], memo)
+                row = {**row, "before": before, "after": after}
             copied.append(row)
         self.merges.append((step, copied))
