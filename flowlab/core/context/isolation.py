@@ -27,7 +27,7 @@ from flowlab.core.context.changes import (
     same,
 )
 from flowlab.core.context.copying import copy_value
-from flowlab.core.context.tracking import track as _tracked
+from flowlab.core.context.isolator import IMMUTABLE, check_include_keys, isolator
 from flowlab.errors import ConfigError
 
 __all__ = [
@@ -77,24 +77,7 @@ def check_context(ctx: object, *, param: str = "ctx") -> BaseModel:
     )
 
 
-def check_include_keys(model_cls: type[BaseModel], include_keys: Sequence[str]) -> None:
-    """Raise :class:`ConfigError` unless every name in ``include_keys`` is a model field."""
-    if isinstance(include_keys, str) or not isinstance(include_keys, Collection):
-        raise ConfigError(
-            f"include_keys={include_keys!r} must be a list of field names or None. "
-            f"HINT: include_keys=[{include_keys!r}]"
-        )
-    valid = list(model_cls.model_fields)
-    unknown = [k for k in include_keys if k not in model_cls.model_fields]
-    if unknown:
-        listed = ", ".join(repr(v) for v in valid)
-        raise ConfigError(
-            f"include_keys names {', '.join(repr(u) for u in unknown)}, not fields of "
-            f"{model_cls.__name__}; valid field names: {listed}."
-        )
-
-
-_IMMUTABLE: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes, complex})
+_IMMUTABLE = IMMUTABLE
 _FLAT: frozenset[type] = _DICTS | _LISTS
 """Containers copied shallowly when their items are immutable (tracked ones are still a dict/list)."""
 
@@ -127,20 +110,6 @@ def data_copier(data: Any) -> Callable[[], Any]:
             return data
 
     return copied
-
-
-def _deepcopy_field(
-    ctx: BaseModel, name: str, value: Any, memo: dict[int, Any] | None = None
-) -> Any:
-    try:
-        return _copy_value(value, {} if memo is None else memo)
-    except Exception as err:
-        raise ConfigError(
-            f"cannot isolate field {type(ctx).__name__}.{name}: its value "
-            f"({type(value).__name__}) cannot be deep-copied ({err}). HINT: leave it out of the "
-            "branches with include_keys=[...], or keep a picklable handle (a name, a factory) in "
-            "the context instead of the live object."
-        ) from err
 
 
 def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = False) -> M:
@@ -179,85 +148,7 @@ def isolate(ctx: M, include_keys: Sequence[str] | None = None, *, track: bool = 
     >>> base.scores, [c.dotted for c in diff(base, branch)]
     ({'a': 1}, ['scores.b'])
     """
-    cls = type(ctx)
-    # One memo for the whole context keeps objects shared between fields shared in the copy,
-    # as one deepcopy of the context would. Tracked copies are handed out last (see
-    # copy_flat): a deep copy must never pick one up.
-    memo: dict[int, Any] = {}
-    flat: list[tuple[str, Any]] = []  # fields to hand out tracked
-    new = cls.__new__(cls)
-    if include_keys is None:
-        values: dict[str, Any] = {}
-        for name, value in ctx.__dict__.items():  # inlined fast paths: this runs per branch
-            kind = type(value)
-            if kind in _IMMUTABLE:
-                values[name] = value
-            elif kind in _FLAT and _IMMUTABLE.issuperset(
-                map(type, value.values() if kind in _DICTS else value)
-            ):
-                if track:
-                    values[name] = None  # a place in field order; filled by copy_flat
-                    flat.append((name, value))
-                else:
-                    copied = memo.get(id(value))
-                    if copied is None:
-                        copied = memo[id(value)] = value.copy()
-                    values[name] = copied
-            else:
-                values[name] = _deepcopy_field(ctx, name, value, memo)
-        fields_set = set(ctx.__pydantic_fields_set__)
-    else:
-        check_include_keys(cls, include_keys)
-        wanted = set(include_keys)
-        values = {}
-        for name, info in cls.model_fields.items():
-            value = ctx.__dict__[name]
-            if name in wanted or info.is_required():
-                if (
-                    track
-                    and type(value) in _FLAT
-                    and _IMMUTABLE.issuperset(map(type, _items(value)))
-                ):
-                    values[name] = None
-                    flat.append((name, value))
-                else:
-                    values[name] = _deepcopy_field(ctx, name, value, memo)
-            else:
-                values[name] = info.get_default(call_default_factory=True, validated_data=values)
-        fields_set = set(ctx.__pydantic_fields_set__) & wanted
-    extra = ctx.__pydantic_extra__
-    private = ctx.__pydantic_private__
-    if extra is not None:
-        extra = _deepcopy_field(ctx, "<extra>", extra, memo)
-    if private is not None:
-        private = _deepcopy_field(ctx, "<private>", private, memo)
-    if flat:
-        copy_flat(values, flat, memo, track=True)
-    object.__setattr__(new, "__dict__", values)
-    object.__setattr__(new, "__pydantic_extra__", extra)
-    object.__setattr__(new, "__pydantic_private__", private)
-    object.__setattr__(new, "__pydantic_fields_set__", fields_set)
-    return new
-
-
-def copy_flat(
-    values: dict[str, Any],
-    flat: Sequence[tuple[str, Any]],
-    memo: dict[int, Any],
-    track: bool,
-) -> None:
-    """Copy each ``(name, dict or list of scalars)`` in ``flat`` into ``values`` (tracked if
-    ``track``), after every deep copy of the context is made with ``memo``.
-
-    An object that a deep copy already copied (a field's list that another field's value also
-    holds) takes that copy, so the two stay one object (untracked, as the deep copy made it);
-    fields that share one object share one copy.
-    """
-    for name, value in flat:
-        copied = memo.get(id(value))
-        if copied is None:
-            copied = memo[id(value)] = _tracked(value) if track else value.copy()
-        values[name] = copied
+    return isolator(ctx, include_keys, track=track)()
 
 
 def working_copy(base: M, branch_keys: Sequence[Sequence[str] | None]) -> M:
