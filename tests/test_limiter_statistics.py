@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 import flowlab as fl
-from flowlab.core.keyed import BranchInfo
+from flowlab.core.keyed import BranchInfo, KeyedQueue
 from flowlab.core.limits import AIMD, Adaptive, AdaptiveState, Fixed, LimiterState
 
 
@@ -109,6 +109,23 @@ def test_a_keyed_release_without_an_acquire_is_refused_and_changes_nothing() -> 
     with pytest.raises(fl.BookkeepingError, match="no slot of key 'a' is out"):
         state.release_key(a)
     assert (state.in_flight, state.per_key) == (0, {"a": 0, "b": 0})
+
+
+def test_a_keyed_queue_refuses_a_release_by_a_branch_that_holds_no_slot() -> None:
+    state = fl.limits.Keyed(key=lambda b: b.name[:3], limits={"*": 2}).new_state()
+    queue = KeyedQueue(state, "fan", log=lambda row: None)
+    for i, name in enumerate(["gpt-1", "gpt-2", "gpt-3"]):
+        queue.push((0.0, i, name), state.key_of(BranchInfo(name, i, "fan")), 0.0)
+    alive = {"gpt-1", "gpt-2", "gpt-3"}
+    assert [queue.pop_ready(alive, 0.0), queue.pop_ready(alive, 0.0)] == ["gpt-1", "gpt-2"]
+    with pytest.raises(fl.BookkeepingError, match="'gpt-3'"):
+        queue.release("gpt-3")  # queued, never started: its key's count belongs to 1 and 2
+    queue.release("gpt-1")
+    with pytest.raises(fl.BookkeepingError, match="'gpt-1'"):
+        queue.release("gpt-1")  # twice: gpt-2 still holds a slot of the key, so a count alone
+    with pytest.raises(fl.BookkeepingError, match="'nobody'"):  # would not tell
+        queue.release("nobody")
+    assert (state.in_flight, state.per_key) == (1, {"gpt": 1})
 
 
 def test_a_cap_release_without_an_acquire_names_the_limiter() -> None:

@@ -243,6 +243,7 @@ class KeyedQueue:
         self._log = log
         self.queues: dict[Hashable, list[tuple[float, int, str]]] = {}
         self.key_of: dict[str, Hashable] = {}
+        self.holding: dict[str, Hashable] = {}  # branch -> the key whose slot it holds
         self.size = 0  # entries, cancelled ones included until they are popped
         self._held: dict[Hashable, float] = {}  # key -> since when it holds a branch back
 
@@ -279,6 +280,7 @@ class KeyedQueue:
         heapq.heappop(self.queues[key])
         self.size -= 1
         self.state.try_acquire_key(key)
+        self.holding[entry[2]] = key
         since = self._held.pop(key, None)
         if since is not None and t > since:
             n, cap = self.state.per_key[key], self.state.caps[key]
@@ -286,5 +288,17 @@ class KeyedQueue:
         return entry[2]
 
     def release(self, name: str) -> None:
-        """Give back the slot of branch ``name``'s key."""
-        self.state.release_key(self.key_of[name])
+        """Give back the slot of branch ``name``'s key.
+
+        Raises
+        ------
+        BookkeepingError
+            Branch ``name`` holds no slot (never started, or released already): giving one back
+            would take the slot of a sibling of its key. The counts are left as they were.
+        """
+        if name not in self.holding:
+            raise BookkeepingError(
+                f"KeyedQueue of step {self.step!r}: release({name!r}) without a slot (branch "
+                f"{name!r} holds none); the limiter's counts are left as they were."
+            )
+        self.state.release_key(self.holding.pop(name))
