@@ -190,7 +190,7 @@ def test_tokens_limit_breach() -> None:
 def test_fixed_limiter_repr_and_statistics() -> None:
     state = Fixed(3).new_state()
     assert repr(state) == "<Fixed limit=3 in_flight=0 waiting=0 peak=0>"
-    assert state.statistics()["limit"] == 3
+    assert state.statistics().limit == 3
 
 
 def test_adaptive_limiter_moves_with_injected_cpu_and_moves_are_recorded() -> None:

@@ -110,9 +110,9 @@ def test_keyed_state_repr_and_statistics() -> None:
     key = state.key_of(BranchInfo("gpt-0", 0, "fan"))
     assert state.try_acquire_key(key)
     assert repr(state) == "<Keyed in_flight={'gpt': 1} waiting=0 peak=1>"
-    assert state.statistics()["per_key"] == {"gpt": 1}
+    assert state.statistics().per_key == {"gpt": 1}
     state.release_key(key)
-    assert state.statistics()["per_key"] == {"gpt": 0} and state.in_flight == 0
+    assert state.statistics().per_key == {"gpt": 0} and state.in_flight == 0
 
 
 # ---- bad input ----------------------------------------------------------------------------

@@ -230,7 +230,7 @@ def test_state_repr_and_statistics() -> None:
     state = fl.limits.Rate(per_second=10).new_state()
     state.take(0.0)
     assert repr(state) == "<Rate per_second=10 burst=1 granted=1 next_in=0.1s>"
-    assert state.statistics()["granted"] == 1
+    assert state.statistics().granted == 1
 
 
 def test_parallel_repr_and_replace_keep_the_rate() -> None:

@@ -35,9 +35,10 @@ from collections.abc import Callable, Container, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flowlab.core.limiter_stats import KeyedStatistics
 from flowlab.core.limits import Limiter, LimiterState, LimitListener
 from flowlab.core.numbers import is_int
-from flowlab.errors import ConfigError
+from flowlab.errors import BookkeepingError, ConfigError
 
 __all__ = ["BranchInfo", "Keyed", "KeyedQueue", "KeyedState"]
 
@@ -193,18 +194,31 @@ class KeyedState(LimiterState):
         return True
 
     def release_key(self, key: Hashable) -> None:
-        """Give a slot of ``key`` back."""
+        """Give a slot of ``key`` back.
+
+        Raises
+        ------
+        BookkeepingError
+            No slot of ``key`` is out: a release without its acquire would make the key's count
+            negative and let one branch of that key too many run. The counts are left as they
+            were.
+        """
+        if self.per_key.get(key, 0) <= 0:
+            raise BookkeepingError(
+                f"{self!r}: release_key({key!r}) without a matching try_acquire_key (no slot of "
+                f"key {key!r} is out); the limiter's counts are left as they were."
+            )
         self.per_key[key] -= 1
         self.in_flight -= 1
 
-    def statistics(self) -> dict[str, Any]:
-        """A snapshot: per key in flight, caps and peaks, plus the totals."""
-        return {
-            **super().statistics(),
-            "per_key": dict(self.per_key),
-            "caps": dict(self.caps),
-            "peak_per_key": dict(self.peak_per_key),
-        }
+    def statistics(self) -> KeyedStatistics:
+        """A frozen snapshot: the totals, and copies of the counts, caps and peaks per key."""
+        return KeyedStatistics(
+            limiter=self.limiter.name, limit=self.limit, in_flight=self.in_flight,
+            waiting=self.waiting, peak=self.peak, granted=self.granted, moves=self.moves,
+            per_key=dict(self.per_key), caps=dict(self.caps),
+            peak_per_key=dict(self.peak_per_key),
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         busy = {k: v for k, v in self.per_key.items() if v}
@@ -229,6 +243,7 @@ class KeyedQueue:
         self._log = log
         self.queues: dict[Hashable, list[tuple[float, int, str]]] = {}
         self.key_of: dict[str, Hashable] = {}
+        self.holding: dict[str, Hashable] = {}  # branch -> the key whose slot it holds
         self.size = 0  # entries, cancelled ones included until they are popped
         self._held: dict[Hashable, float] = {}  # key -> since when it holds a branch back
 
@@ -265,6 +280,7 @@ class KeyedQueue:
         heapq.heappop(self.queues[key])
         self.size -= 1
         self.state.try_acquire_key(key)
+        self.holding[entry[2]] = key
         since = self._held.pop(key, None)
         if since is not None and t > since:
             n, cap = self.state.per_key[key], self.state.caps[key]
@@ -272,5 +288,17 @@ class KeyedQueue:
         return entry[2]
 
     def release(self, name: str) -> None:
-        """Give back the slot of branch ``name``'s key."""
-        self.state.release_key(self.key_of[name])
+        """Give back the slot of branch ``name``'s key.
+
+        Raises
+        ------
+        BookkeepingError
+            Branch ``name`` holds no slot (never started, or released already): giving one back
+            would take the slot of a sibling of its key. The counts are left as they were.
+        """
+        if name not in self.holding:
+            raise BookkeepingError(
+                f"KeyedQueue of step {self.step!r}: release({name!r}) without a slot (branch "
+                f"{name!r} holds none); the limiter's counts are left as they were."
+            )
+        self.state.release_key(self.holding.pop(name))

@@ -1,7 +1,9 @@
 """Concurrency limiters: ``Fixed``, ``Adaptive``, ``AIMD`` and their per-run :class:`LimiterState`.
 
 A *limiter* is configuration: it is validated once when built (``Fixed(4)``, ``AIMD(1, 16, 0.5)``)
-and makes fresh per-run state with :meth:`Limiter.new_state`, so one Parallel can be run many times.
+and makes fresh per-run state with :meth:`Limiter.new_state`, so one Parallel can be run many times
+(``Adaptive`` keeps its load readings in an :class:`AdaptiveState`); ``state.statistics()`` is a
+frozen :class:`~flowlab.core.limiter_stats.LimiterStatistics`.
 
 Why this cannot deadlock
 ------------------------
@@ -30,10 +32,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from flowlab.core.limiter_stats import LimiterStatistics
 from flowlab.core.numbers import is_int, is_number
 from flowlab.errors import BookkeepingError, ConfigError
 
-__all__ = ["AIMD", "Adaptive", "Fixed", "Limiter", "LimiterState", "as_limiter"]
+__all__ = ["AIMD", "Adaptive", "AdaptiveState", "Fixed", "Limiter", "LimiterState", "as_limiter"]
 
 LimitListener = Callable[[int, int], None]  # (new_limit, in_flight)
 
@@ -69,7 +72,8 @@ class Limiter:
         raise NotImplementedError
 
     def new_state(self, on_change: LimitListener | None = None) -> LimiterState:
-        """Fresh, unshared state for one run of one step."""
+        """Fresh, unshared state for one run of one step (a policy that keeps state of its own
+        returns a subclass, as :class:`Adaptive` its :class:`AdaptiveState`)."""
         return LimiterState(self, on_change)
 
     def on_release(self, state: LimiterState, latency_s: float, ok: bool) -> int | None:
@@ -152,6 +156,9 @@ class Adaptive(Limiter):
     def initial(self) -> int:
         return self.min
 
+    def new_state(self, on_change: LimitListener | None = None) -> AdaptiveState:
+        return AdaptiveState(self, on_change)
+
     def _read(self) -> tuple[float, float]:
         if self.reader is not None:
             value = self.reader()
@@ -171,12 +178,12 @@ class Adaptive(Limiter):
         return psutil.cpu_percent(interval=None) / 100.0, psutil.virtual_memory().percent / 100.0
 
     def on_acquire(self, state: LimiterState, now: float) -> int | None:
-        last = state.extra.get("last_read")
+        assert isinstance(state, AdaptiveState)  # made by new_state
+        last = state.last_read_s
         if last is not None and now - last < self.interval_s:
             return None
-        state.extra["last_read"] = now
-        cpu, mem = self._read()
-        state.extra["cpu"], state.extra["memory"] = cpu, mem
+        state.last_read_s = now
+        state.cpu, state.memory = cpu, mem = self._read()
         if cpu > self.target_cpu or mem > self.target_memory:
             return max(self.min, state.limit - 1)
         if cpu < 0.9 * self.target_cpu:
@@ -241,7 +248,6 @@ class LimiterState:
         self.peak = 0
         self.granted = 0
         self.moves = 0
-        self.extra: dict[str, Any] = {}
         self._waiters: list[tuple[float, tuple[Any, ...], int, asyncio.Future[None]]] = []
         self._seq = 0
         self._wake_pending = False
@@ -339,23 +345,36 @@ class LimiterState:
             self._take()
             future.set_result(None)
 
-    def statistics(self) -> dict[str, Any]:
-        """A snapshot: limit, in_flight, waiting, peak, granted, moves."""
-        return {
-            "limiter": self.limiter.name,
-            "limit": self.limit,
-            "in_flight": self.in_flight,
-            "waiting": self.waiting,
-            "peak": self.peak,
-            "granted": self.granted,
-            "moves": self.moves,
-        }
+    def statistics(self) -> LimiterStatistics:
+        """A frozen snapshot: limit, in_flight, waiting, peak, granted, moves."""
+        return LimiterStatistics(
+            limiter=self.limiter.name, limit=self.limit, in_flight=self.in_flight,
+            waiting=self.waiting, peak=self.peak, granted=self.granted, moves=self.moves,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return (
             f"<{type(self.limiter).__name__} limit={self.limit} in_flight={self.in_flight} "
             f"waiting={self.waiting} peak={self.peak}>"
         )
+
+
+class AdaptiveState(LimiterState):
+    """Per-run state of :class:`Adaptive`: a :class:`LimiterState` and the last load reading.
+
+    Attributes
+    ----------
+    last_read_s : float or None
+        When the load was last read (the run's clock), ``None`` before the first reading.
+    cpu, memory : float or None
+        The last reading, as fractions.
+    """
+
+    def __init__(self, limiter: Adaptive, on_change: LimitListener | None = None) -> None:
+        super().__init__(limiter, on_change)
+        self.last_read_s: float | None = None
+        self.cpu: float | None = None
+        self.memory: float | None = None
 
 
 def as_limiter(value: int | Limiter | None, *, param: str = "max_concurrency") -> Limiter | None:
@@ -377,8 +396,3 @@ def as_limiter(value: int | Limiter | None, *, param: str = "max_concurrency") -
             "Fixed/Adaptive/AIMD/Keyed limiter, or None for no cap."
         )
     return Fixed(value)
-
-
-
-
-# Rates and caps per key live in modules of their own; flowlab.core.limits is their public home.

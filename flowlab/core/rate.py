@@ -36,6 +36,7 @@ import math
 import threading
 from typing import Any
 
+from flowlab.core.limiter_stats import RateStatistics
 from flowlab.core.numbers import is_int
 from flowlab.errors import ConfigError
 
@@ -251,16 +252,12 @@ class RateState:
         """Tokens charged within the last 60 s, as of the last check."""
         return self._in_window
 
-    def statistics(self) -> dict[str, Any]:
-        """A snapshot: granted starts, held starts and seconds, tokens in the window."""
-        return {
-            "limiter": "rate",
-            "rate": repr(self.rate),
-            "granted": self.granted,
-            "waits": self.waits,
-            "waited_s": self.waited_s,
-            "tokens_in_window": self._in_window,
-        }
+    def statistics(self) -> RateStatistics:
+        """A frozen snapshot: granted starts, held starts and seconds, tokens in the window."""
+        return RateStatistics(
+            limiter=self.rate.name, rate=repr(self.rate), granted=self.granted,
+            waits=self.waits, waited_s=self.waited_s, tokens_in_window=self._in_window,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         r = self.rate

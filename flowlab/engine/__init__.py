@@ -8,9 +8,9 @@
 * :mod:`~flowlab.engine.leaf` — one leaf step: record, cap, timeout, thread, backend
 * :mod:`~flowlab.engine.group` — the task group of one Parallel step
 * :mod:`~flowlab.engine.current` — ``charge``, ``current_run``, ``last_result``
-* :mod:`~flowlab.engine.clock` — real and virtual time
+* :mod:`~flowlab.engine.clock` — real and virtual time (the two :class:`Clock` objects)
 * :mod:`~flowlab.engine.plugins` — what the layers above plug in (the deadlock watch, the progress bar)
-* :mod:`~flowlab.engine.protocols` — :class:`Backend` and the instrument protocol; :mod:`~flowlab.engine.instruments` — per-hook dispatch
+* :mod:`~flowlab.engine.protocols` — :class:`Backend`, :class:`Clock` and the instrument protocol; :mod:`~flowlab.engine.instruments` — per-hook dispatch
 
 The engine reports through instruments (:class:`~flowlab.results.recorder.Instrument`); it draws
 nothing and knows no study layer.

@@ -7,6 +7,13 @@ timer instead of waiting for it — trio's ``MockClock(autojump_threshold=0)`` f
 whose branches sleep 1 s each finishes in microseconds of wall time, and its recorded timings are exact
 and identical on every run.
 
+The two clocks are objects, :data:`REAL` (:class:`RealClock`) and :data:`VIRTUAL`
+(:class:`VirtualClock`), each a :class:`~flowlab.engine.protocols.Clock`: a ``name``, a
+``new_loop()`` that keeps its time, and ``runs_on(loop)``, whether a run on it may use the loop
+already running in the caller's thread. :func:`as_clock` is the one place a clock's name
+(``clock="virtual"``) becomes the clock; the engine asks the object. A run reads its time from its
+loop (``loop.time()``), which is the clock's time by construction.
+
 Rules of virtual time
 ---------------------
 * Time only moves when nothing is ready to run. Pure computation takes zero virtual seconds.
@@ -38,11 +45,25 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future as ConcurrentFuture
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from flowlab.engine.protocols import Clock
 from flowlab.errors import check_one_of
 
-__all__ = ["CLOCKS", "ClockName", "VirtualTimeLoop", "new_loop", "run_in_thread", "run_virtual"]
+__all__ = [
+    "CLOCKS",
+    "REAL",
+    "VIRTUAL",
+    "ClockName",
+    "RealClock",
+    "VirtualClock",
+    "VirtualTimeLoop",
+    "as_clock",
+    "new_loop",
+    "run_in_thread",
+    "run_virtual",
+]
 
 T = TypeVar("T")
 ClockName = Literal["real", "virtual"]
@@ -228,18 +249,103 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         )
 
 
-def new_loop(clock: str = "real") -> asyncio.AbstractEventLoop:
-    """A fresh event loop for ``clock`` (``"real"`` or ``"virtual"``).
+@dataclass(frozen=True, slots=True)
+class RealClock:
+    """Real time (``clock="real"``): an ordinary asyncio loop.
+
+    A :class:`~flowlab.engine.protocols.Clock`. A run on real time takes whatever loop is running in the caller's thread; on a
+    :class:`VirtualTimeLoop` it therefore follows that loop's (virtual) time.
+
+    Examples
+    --------
+    >>> from flowlab.engine.clock import REAL
+    >>> loop = REAL.new_loop()
+    >>> REAL.name, REAL.runs_on(loop)
+    ('real', True)
+    >>> loop.close()
+    """
+
+    name = "real"
+
+    def new_loop(self) -> asyncio.AbstractEventLoop:
+        """A fresh asyncio event loop."""
+        return asyncio.new_event_loop()
+
+    def runs_on(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Always ``True``: real time runs on the loop it is given."""
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualClock:
+    """Virtual time (``clock="virtual"``): a :class:`VirtualTimeLoop`.
+
+    A :class:`~flowlab.engine.protocols.Clock`. A run on virtual time needs a virtual loop: from
+    inside any other running loop (a notebook cell) it runs on a loop of its own in a helper
+    thread.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> from flowlab.engine.clock import VIRTUAL
+    >>> loop = VIRTUAL.new_loop()
+    >>> plain = asyncio.new_event_loop()
+    >>> VIRTUAL.runs_on(loop), VIRTUAL.runs_on(plain)
+    (True, False)
+    >>> loop.close(); plain.close()
+    """
+
+    name = "virtual"
+
+    def new_loop(self) -> VirtualTimeLoop:
+        """A fresh :class:`VirtualTimeLoop`, starting at 0 s."""
+        return VirtualTimeLoop()
+
+    def runs_on(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether ``loop`` keeps virtual time (is a :class:`VirtualTimeLoop`)."""
+        return isinstance(loop, VirtualTimeLoop)
+
+
+REAL = RealClock()
+"""The real clock (``clock="real"``)."""
+VIRTUAL = VirtualClock()
+"""The virtual clock (``clock="virtual"``)."""
+_BY_NAME: dict[str, Clock] = {REAL.name: REAL, VIRTUAL.name: VIRTUAL}
+
+
+def as_clock(clock: str | Clock) -> Clock:
+    """The clock named ``clock`` (``"real"`` or ``"virtual"``); a clock object as it is.
+
+    The one place a clock's name becomes the clock: the engine asks the object, never the name.
+
+    Raises
+    ------
+    ConfigError
+        For any other value, naming the valid names.
+
+    Examples
+    --------
+    >>> from flowlab.engine.clock import as_clock
+    >>> as_clock("virtual")
+    VirtualClock()
+    """
+    if isinstance(clock, str):  # first: a protocol's isinstance costs microseconds
+        check_one_of("clock", clock, CLOCKS)
+        return _BY_NAME[clock]
+    if not isinstance(clock, Clock):
+        check_one_of("clock", clock, CLOCKS)  # raises, naming the choices
+    return clock
+
+
+def new_loop(clock: str | Clock = "real") -> asyncio.AbstractEventLoop:
+    """A fresh event loop for ``clock`` (``"real"`` or ``"virtual"``, or a clock object).
 
     Raises
     ------
     ConfigError
         For any other clock name.
     """
-    check_one_of("clock", clock, CLOCKS)
-    if clock == "virtual":
-        return VirtualTimeLoop()
-    return asyncio.new_event_loop()
+    return as_clock(clock).new_loop()
 
 
 def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
@@ -250,7 +356,7 @@ def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
 
 def run_in_thread(
     factory: Callable[[], Coroutine[Any, Any, T]],
-    clock: str = "real",
+    clock: str | Clock = "real",
     *,
     gate: threading.Event | None = None,
     grace_s: float = 0.0,
@@ -262,7 +368,7 @@ def run_in_thread(
     after ``grace_s`` wall seconds at the latest (:func:`flowlab.start` gives its caller that
     long to ask for cancels that must apply before anything starts).
     """
-    check_one_of("clock", clock, CLOCKS)
+    the_clock = as_clock(clock)
     future: ConcurrentFuture[T] = ConcurrentFuture()
 
     def main() -> None:
@@ -271,14 +377,14 @@ def run_in_thread(
         if not future.set_running_or_notify_cancel():
             return
         try:
-            with asyncio.Runner(loop_factory=lambda: new_loop(clock)) as runner:
+            with asyncio.Runner(loop_factory=the_clock.new_loop) as runner:
                 value = runner.run(factory())
         except BaseException as err:
             future.set_exception(err)
         else:
             future.set_result(value)
 
-    threading.Thread(target=main, name=f"flowlab-{clock}-loop", daemon=True).start()
+    threading.Thread(target=main, name=f"flowlab-{the_clock.name}-loop", daemon=True).start()
     return future
 
 

@@ -9,6 +9,8 @@
 
 Virtual time needs a loop of its own (:class:`~flowlab.engine.clock.VirtualTimeLoop`); when another loop is
 already running, the run is executed on a virtual loop in a helper thread and awaited from the caller.
+Which loop will do is the run's clock's to say (``RunOptions.timekeeper``, a
+:class:`~flowlab.engine.protocols.Clock`: ``new_loop()``, ``runs_on(loop)``).
 
 Interrupting (Ctrl-C, or the kernel's interrupt button) cancels every branch; the partial result is
 kept — ``fl.last_result()`` or the raised error's ``.result`` — and the loop stays usable. An
@@ -28,14 +30,12 @@ from typing import Any, Unpack
 from pydantic import BaseModel
 
 from flowlab.engine import plugins
-from flowlab.engine.clock import new_loop
 from flowlab.engine.coordinator import Run
 from flowlab.engine.handle import RunHandle, launch
 from flowlab.engine.interrupts import (
     cancelled_cell,
     deliver,
     deliver_in_cell,
-    needs_thread,
     reraise_interrupt,
     running_loop,
     wait_thread,
@@ -108,13 +108,13 @@ def run(
     (2, 2.0)
     """
     the_run = _make_run(pipeline, ctx, RunOptions.of(options, where="fl.run"))
-    clock = the_run.clock
+    clock = the_run.options.timekeeper
     loop = running_loop()
     if loop is None:
-        with asyncio.Runner(loop_factory=lambda: new_loop(clock)) as runner:
+        with asyncio.Runner(loop_factory=clock.new_loop) as runner:
             result = runner.run(the_run.execute())
         return deliver(result, raise_on_error)
-    if needs_thread(clock, loop):
+    if not clock.runs_on(loop):
         return deliver_in_cell(wait_thread(the_run, clock), raise_on_error)
     import nest_asyncio2
 
@@ -145,8 +145,7 @@ async def arun(
 ) -> RunResult:
     """Async :func:`run`: ``result = await fl.arun(pipe, ctx)``. Same parameters."""
     the_run = _make_run(pipeline, ctx, RunOptions.of(options, where="fl.arun"))
-    clock = the_run.clock
-    handle = launch(the_run, clock)  # (no outcome stream: nobody can read it)
+    handle = launch(the_run)  # (no outcome stream: nobody can read it)
     try:
         result = await handle.wait()
     except asyncio.CancelledError:  # an interrupted cell: the run ends before the cell returns
@@ -169,7 +168,7 @@ def start(
     handle lives.
     """
     the_run = _make_run(pipeline, ctx, RunOptions.of(options, where="fl.start"), OutcomeStream())
-    return launch(the_run, the_run.clock)
+    return launch(the_run)
 
 
 def _with_progress(instruments: Sequence[Instrument], progress: bool) -> list[Instrument]:

@@ -21,7 +21,6 @@ from flowlab.engine.interrupts import (
     cancel_threadsafe,
     cancelled_cell,
     deliver_in_cell,
-    needs_thread,
     running_loop,
     warn_still_running,
 )
@@ -35,10 +34,12 @@ __all__ = ["RunHandle", "launch"]
 _START_GRACE_S = 0.25  # wall seconds a background run waits for its caller (see start())
 
 
-def launch(the_run: Run, clock: str) -> RunHandle:
-    """Start ``the_run`` in the background (see :func:`start`)."""
+def launch(the_run: Run) -> RunHandle:
+    """Start ``the_run`` in the background (see :func:`start`): on the running loop if its
+    clock runs on it, else on a loop of the clock's own in a helper thread."""
+    clock = the_run.options.timekeeper
     loop = running_loop()
-    if loop is not None and not needs_thread(clock, loop):
+    if loop is not None and clock.runs_on(loop):
         return RunHandle(the_run, task=loop.create_task(the_run.execute()))
     # The helper thread begins the run when the caller first waits for it, or after a short
     # grace: a cancel asked for right after start() is then applied before any branch starts

@@ -14,11 +14,15 @@ import asyncio
 import concurrent.futures
 import threading
 import warnings
+from typing import TYPE_CHECKING
 
-from flowlab.engine.clock import VirtualTimeLoop, run_in_thread
+from flowlab.engine.clock import run_in_thread
 from flowlab.engine.coordinator import Run
 from flowlab.errors import RunInterrupted
 from flowlab.results.record import RunResult
+
+if TYPE_CHECKING:
+    from flowlab.engine.protocols import Clock
 
 WIND_DOWN_S = 30.0  # seconds an interrupted cell waits for its run to end (RunHandle)
 INTERRUPTED = "partial result in fl.last_result()"
@@ -37,10 +41,6 @@ def deliver(result: RunResult, raise_on_error: bool) -> RunResult:
     if error is not None and (raise_on_error or not isinstance(error, Exception)):
         raise error  # a KeyboardInterrupt / SystemExit from a step is raised regardless
     return result
-
-
-def needs_thread(clock: str, loop: asyncio.AbstractEventLoop) -> bool:
-    return clock == "virtual" and not isinstance(loop, VirtualTimeLoop)
 
 
 def deliver_in_cell(result: RunResult, raise_on_error: bool) -> RunResult:
@@ -100,7 +100,7 @@ def warn_still_running(the_run: Run) -> None:
     )
 
 
-def wait_thread(the_run: Run, clock: str) -> RunResult:
+def wait_thread(the_run: Run, clock: Clock) -> RunResult:
     future = run_in_thread(the_run.execute, clock)
     try:
         return future.result()

@@ -31,9 +31,9 @@ from flowlab.core.limits import Limiter, as_limiter
 from flowlab.core.rate import Rate, check_rate
 from flowlab.core.step import _check_timeout
 from flowlab.core.usage import UsageLimits
-from flowlab.engine.clock import CLOCKS
+from flowlab.engine.clock import CLOCKS, REAL, as_clock
 from flowlab.engine.instruments import check_instruments
-from flowlab.engine.protocols import Backend
+from flowlab.engine.protocols import Backend, Clock
 from flowlab.engine.streaming import check_on_branch
 from flowlab.errors import ConfigError, check_one_of
 
@@ -118,9 +118,12 @@ class RunOptions:
     live: bool = False
     limiter: Limiter | None = field(init=False, repr=False, compare=False, default=None)
     """``max_concurrency`` as a limiter (``None``: no run-wide cap)."""
+    timekeeper: Clock = field(init=False, repr=False, compare=False, default=REAL)
+    """``clock`` as the :class:`~flowlab.engine.protocols.Clock` the engine asks (its loops)."""
 
     def __post_init__(self) -> None:
-        check_one_of("clock", self.clock, CLOCKS)
+        check_one_of("clock", self.clock, CLOCKS)  # a name, as result.clock records it
+        object.__setattr__(self, "timekeeper", as_clock(self.clock))
         if self.usage is not None and not isinstance(self.usage, UsageLimits):
             raise ConfigError(
                 f"usage={self.usage!r} is not valid; give fl.UsageLimits(cost=..., tokens=...) "

@@ -5,6 +5,9 @@
   a branch, ``close`` at run end whatever happened; everything else (slots, priorities, timeouts,
   cancellation, usage, diffs, merges) stays with the engine, so a backend changes *where* work
   runs, never *what* a run means.
+* :class:`Clock` — the time a run keeps (``clock="real"`` / ``"virtual"``): a name, a fresh loop
+  that keeps that time, and whether a loop already running will do. The two clocks are in
+  :mod:`flowlab.engine.clock`.
 * :class:`Observer` — an instrument: :class:`~flowlab.results.recorder.Instrument` subclasses
   override the hooks they need; any object with some of its hook methods also works, and hears
   just those (:mod:`flowlab.engine.instruments`).
@@ -27,13 +30,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import asyncio
+
     from pydantic import BaseModel
 
     from flowlab.core.step import Step
     from flowlab.engine.coordinator import Run
     from flowlab.results.records import BranchRecord
 
-__all__ = ["Backend", "Observer"]
+__all__ = ["Backend", "Clock", "Observer"]
 
 
 @runtime_checkable
@@ -43,6 +48,38 @@ class Backend(Protocol):
     async def call(self, run: Run, step: Step, args: tuple[Any, ...], ctx: BaseModel) -> Any:
         """Run ``step.fn(*args)`` somewhere, leave what it did to ``ctx`` in ``ctx``, return its
         output."""
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """The time a run keeps, as the engine asks for it (after ``trio.abc.Clock``).
+
+    A run reads its time from its event loop (``loop.time()``), so a clock is the loops it makes
+    and accepts; ``clock="real"`` and ``"virtual"`` name :data:`~flowlab.engine.clock.REAL` and
+    :data:`~flowlab.engine.clock.VIRTUAL` (:func:`~flowlab.engine.clock.as_clock` maps them).
+
+    Attributes
+    ----------
+    name : str
+        What ``clock=`` takes and ``result.clock`` says: ``"real"`` or ``"virtual"``.
+
+    Examples
+    --------
+    >>> from flowlab.engine.clock import REAL, VIRTUAL
+    >>> from flowlab.engine.protocols import Clock
+    >>> isinstance(REAL, Clock), isinstance(VIRTUAL, Clock)
+    (True, True)
+    """
+
+    name: str
+
+    def new_loop(self) -> asyncio.AbstractEventLoop:
+        """A fresh event loop that keeps this clock's time (a run with no loop running uses it,
+        and so does the helper thread of a run whose caller's loop will not do)."""
+
+    def runs_on(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether a run on this clock may use ``loop``, the loop running in the caller's
+        thread; if not, the run gets a :meth:`new_loop` of its own in a helper thread."""
 
 
 @runtime_checkable
