@@ -37,7 +37,12 @@ from pydantic import BaseModel
 
 from flowlab.core.context.cow_containers import CowDict, CowList
 from flowlab.core.context.equality import _SCALARS, same
-from flowlab.core.context.tracking import TrackedDict, TrackedList
+from flowlab.core.context.tracking import (
+    TrackedDict,
+    TrackedList,
+    notes_explain_size,
+    unwritten_below,
+)
 
 __all__ = ["MISSING", "Change", "Item", "diff_into", "diff_value", "list_slice", "same"]
 
@@ -230,11 +235,18 @@ def _diff_model(
             continue
         kind = type(b)
         if kind is TrackedDict and b.origin is a and b.written is not None:
-            if b.written:
-                _diff_tracked_dict(a, b, (*keys, name), out)
+            # its notes, if its size bears them out (a write around its methods breaks it)
+            if notes_explain_size(a, b, b.written):
+                if b.written:
+                    _diff_tracked_dict(a, b, (*keys, name), out)
+            else:
+                _diff_dict(a, b, (*keys, name), out)
         elif kind is TrackedList and b.origin is a:
-            if b.low < len(a) or len(b) != len(a):
-                _diff_list(a, b, (*keys, name), out, b.low)
+            low = b.low
+            if low < len(a) or len(b) != len(a):
+                _diff_list(a, b, (*keys, name), out, unwritten_below(a, b, low))
+            elif not list.__eq__(b, a):  # nothing noted, yet changed: written around its methods
+                _diff_list(a, b, (*keys, name), out)
         elif not same(a, b):
             diff_value(a, b, (*keys, name), out)
     extra_old, extra_new = old.__pydantic_extra__, new.__pydantic_extra__

@@ -34,6 +34,7 @@ from flowlab.core.context.changes import (
 from flowlab.core.context.cow import Branch, branch_of
 from flowlab.core.context.cow_containers import IMMUTABLE, CowDict, CowList
 from flowlab.core.context.equality import same
+from flowlab.core.context.tracking import notes_explain_size, unwritten_below
 
 __all__ = ["cow_diff_into", "detach", "detach_context", "detach_output"]
 
@@ -266,7 +267,31 @@ def cow_diff_into(
     owner = branch_of(branch_ctx)
     if owner is None:
         raise ValueError("not a copy-on-write branch context (make it with cow_isolator)")
+    check_notes(owner)
     _Diff(owner, out).model(base, branch_ctx, (), fields)
+
+
+def check_notes(branch: Branch) -> None:
+    """Check the write notes of every container of ``branch`` before a diff trusts them.
+
+    C code (``heapq``'s functions) and base-class calls (``list.append(xs, x)``) write to a
+    container's storage without its methods, so without a note. A list whose items below its
+    lowest noted write are not the base's, or a dict whose size its notes do not explain
+    (:mod:`flowlab.core.context.tracking`), is marked written anywhere: the diff then reads it
+    whole, and the containers holding it know it changed.
+    """
+    for obj in list(branch.owned.values()):
+        kind = type(obj)
+        if kind is CowList:
+            origin, low, size = obj.origin, obj.low, list.__len__(obj)
+            known = min(low, len(origin), size)
+            if (not obj.dirty and size != len(origin)) or unwritten_below(origin, obj, low) < known:
+                obj.mark(0)
+        elif kind is CowDict:
+            written = obj.written
+            if written is not None and not notes_explain_size(obj.origin, obj, written):
+                obj.written = None
+                obj.touch()
 
 
 def detach_context(ctx: BaseModel) -> BaseModel:

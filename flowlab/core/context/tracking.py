@@ -7,15 +7,22 @@ pass over all 10,000 keys, per branch. Instead, :func:`flowlab.core.context.isol
 :class:`TrackedList` for every dict or list field of immutable scalars: a real ``dict`` / ``list``
 subclass whose mutating methods also note *where* they wrote. The diff then looks only there.
 
-The tracking is sound because of what is tracked: a container whose items are immutable scalars
-can only change through its own methods, and every mutating method of ``dict`` and ``list`` is
-overridden here (``d[k] = v``, ``d[k] += 1``, ``operator.setitem``, ``update``, ``|=``, ``pop``,
-``append``, slices ...). What the tracking cannot follow either marks the container as "changed
-anywhere" (``clear``, ``sort``, ``reverse``) or leaves a value the diff does not recognise as the
-branch's copy of the base (a field replaced or swapped), and the diff then compares the whole
-container: the result is the same, only slower. One way around it is not covered: calling the
-*base class* directly (``dict.__setitem__(d, k, v)``, or C code using ``PyDict_SetItem`` on a
-dict it was handed) writes without noting the key, and the diff misses that write.
+Python code changes a container whose items are immutable scalars through its methods, and
+every mutating method of ``dict`` and ``list`` is overridden here (``d[k] = v``, ``d[k] += 1``,
+``operator.setitem``, ``update``, ``|=``, ``pop``, ``append``, slices ...). What the tracking
+cannot follow either marks the container as "changed anywhere" (``clear``, ``sort``,
+``reverse``) or leaves a value the diff does not recognise as the branch's copy of the base (a
+field replaced or swapped), and the diff then compares the whole container: the result is the
+same, only slower.
+
+C code can write to the storage without the methods: ``heapq``'s functions on a list, an
+explicit base-class call (``list.append(xs, x)``, ``dict.__setitem__(d, k, v)``). So the notes
+are checked before the diff trusts them (:func:`unwritten_below`, :func:`notes_explain_size`):
+a list's items below its lowest noted write are compared with the base's at C speed (one
+``list.__eq__``: ~4 µs per 10,000 items), and a dict's size must be what its noted writes
+explain. A check that fails sends the container to the whole diff. What no check short of a
+full comparison can see — a dict value *replaced* by a base-class call (``dict.__setitem__`` on
+an existing key), or a list item replaced by an *equal* item of another type — is not covered.
 
 Copies are plain again: ``copy.copy``, ``copy.deepcopy``, pickling, ``.copy()``, ``a | b`` and
 slices all give a ``dict`` / ``list``, so a tracked container does not travel further than the
@@ -27,7 +34,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, SupportsIndex
 
-__all__ = ["TrackedDict", "TrackedList", "track", "untrack"]
+__all__ = [
+    "TrackedDict",
+    "TrackedList",
+    "notes_explain_size",
+    "track",
+    "untrack",
+    "unwritten_below",
+]
 
 
 class TrackedDict(dict[Any, Any]):
@@ -216,3 +230,54 @@ def untrack(value: Any) -> Any:
     if kind is TrackedList:
         return list(value)
     return value
+
+
+def unwritten_below(old: list[Any], new: list[Any], low: int) -> int:
+    """How many leading items of ``new`` (a branch's copy of ``old``) a diff may skip.
+
+    ``low`` is the lowest position the copy noted a write at. It is returned when the items
+    below it are indeed still ``old``'s (one C-level comparison of the storage, which never
+    calls the copy's methods); otherwise something wrote there without the copy's methods
+    (``heapq``, ``list.__setitem__(xs, i, x)``) and the diff must read from 0.
+
+    Examples
+    --------
+    >>> import heapq
+    >>> base = [5, 3, 1]
+    >>> items = track(base)
+    >>> items.append(4)
+    >>> unwritten_below(base, items, items.low)
+    3
+    >>> heapq.heapify(items)  # moves items below the noted write, without the list's methods
+    >>> unwritten_below(base, items, items.low)
+    0
+    """
+    k = min(low, len(old), list.__len__(new))
+    if k <= 0:
+        return 0
+    head = new if k == list.__len__(new) else list.__getitem__(new, slice(0, k))
+    return k if list.__eq__(head, old if k == len(old) else old[:k]) else 0
+
+
+def notes_explain_size(old: dict[Any, Any], new: dict[Any, Any], written: Iterable[Any]) -> bool:
+    """Whether ``new``'s size is the size of ``old`` changed by the keys noted ``written``.
+
+    A key inserted or deleted without the copy's methods (``dict.__setitem__(d, k, v)``) makes
+    it false; the diff then compares the whole dict.
+
+    Examples
+    --------
+    >>> base = {"a": 1}
+    >>> d = track(base)
+    >>> d["b"] = 2
+    >>> notes_explain_size(base, d, d.written)
+    True
+    >>> dict.__setitem__(d, "c", 3)
+    >>> notes_explain_size(base, d, d.written)
+    False
+    """
+    size = len(old)
+    has = dict.__contains__
+    for key in written:
+        size += has(new, key) - (key in old)
+    return size == dict.__len__(new)
