@@ -16,6 +16,7 @@ merge of their deep copies.
 from __future__ import annotations
 
 import copy
+import heapq
 import json
 import os
 from typing import Any
@@ -150,7 +151,7 @@ def contexts(draw: st.DrawFn) -> Ctx:
 ops = st.tuples(
     st.sampled_from(["edit", "edit", "edit", "save", "use_saved", "link", "replace", "read"]),
     st.lists(st.integers(0, 7), max_size=4),  # where: a path of choices
-    st.integers(0, 15),  # what
+    st.integers(0, 18),  # what
     values,
     st.integers(-3, 5),
 )
@@ -250,6 +251,13 @@ def edit_list(target: list[Any], what: int, value: Any, i: int) -> Any:
         target.insert(0, moved)
     elif what == 15 and n:
         target += target[:1]
+    elif what in (16, 17):  # C code writing the storage without the list's methods
+        try:
+            heapq.heapify(target) if what == 16 else heapq.heappush(target, fresh(value))
+        except TypeError:
+            return "unsortable"
+    elif what == 18:
+        list.append(target, fresh(value))  # a base-class call: no note either
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import heapq
 import pickle
 from typing import Annotated, Any
 
@@ -32,6 +33,10 @@ dict_ops = st.one_of(
     st.tuples(st.just("update"), st.dictionaries(keys, values, max_size=3)),
     st.tuples(st.just("ior"), st.dictionaries(keys, values, max_size=3)),
     st.tuples(st.just("clear")),
+    # around the methods: inserting keys no other op uses, deleting the others (so never a
+    # value replaced around the methods, which tracking.py says it does not cover)
+    st.tuples(st.just("base_insert"), st.sampled_from("xyz"), values),
+    st.tuples(st.just("base_delete"), keys),
 )
 list_ops = st.one_of(
     st.tuples(st.just("append"), values),
@@ -52,6 +57,12 @@ list_ops = st.one_of(
     st.tuples(st.just("sort")),
     st.tuples(st.just("reverse")),
     st.tuples(st.just("clear")),
+    st.tuples(st.just("heappush"), values),  # C code writing around the list's methods
+    st.tuples(st.just("heappop")),
+    st.tuples(st.just("heapify")),
+    st.tuples(st.just("heapreplace"), values),
+    st.tuples(st.just("base_append"), values),
+    st.tuples(st.just("base_setitem"), st.integers(-6, 6), values),
 )
 
 
@@ -78,6 +89,12 @@ def run_dict_op(d: dict[str, int], op: str, *args: Any) -> None:
         d.update(args[0])
     elif op == "ior":
         d |= args[0]
+    elif op == "base_insert":
+        if args[0] not in d:
+            dict.__setitem__(d, args[0], args[1])
+    elif op == "base_delete":
+        if args[0] in d:
+            dict.__delitem__(d, args[0])
     else:
         d.clear()
 
@@ -114,6 +131,21 @@ def run_list_op(items: list[int], op: str, *args: Any) -> None:
         items.sort()
     elif op == "reverse":
         items.reverse()
+    elif op == "heappush":
+        heapq.heappush(items, args[0])
+    elif op == "heappop":
+        if items:
+            heapq.heappop(items)
+    elif op == "heapify":
+        heapq.heapify(items)
+    elif op == "heapreplace":
+        if items:
+            heapq.heapreplace(items, args[0])
+    elif op == "base_append":
+        list.append(items, args[0])
+    elif op == "base_setitem":
+        if -n <= args[0] < n:
+            list.__setitem__(items, args[0], args[1])
     else:
         items.clear()
 
