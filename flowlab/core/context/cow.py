@@ -63,8 +63,8 @@ Hence opt-in (``isolation="cow"``; the default is eager). Not covered by the laz
 ``list`` and hand its stored items to Python code without going through its methods
 (``heapq``'s functions, ``numpy.array(list_of_dicts)``, pydantic validation of a ``list[Any]``
 or ``dict[str, Any]`` built from a branch's container): they can hand out a raw base object,
-and mutating *that* object would reach the base. Calling the base classes' methods directly
-(``dict.__setitem__(d, k, v)``) bypasses the tracking, as with :mod:`flowlab.core.context.tracking`.
+and mutating *that* object would reach the base. Writes around the methods are noticed before
+the diff (:func:`~flowlab.core.context.cow_diff.check_notes`), as :mod:`~flowlab.core.context.tracking` says.
 Contexts whose lists and dicts hold only immutable values (strings, numbers) have no raw mutable
 item at all, so none of this applies to them.
 """
