@@ -200,12 +200,14 @@ def _list(value: list[Any], memo: dict[int, Any], other: Other) -> list[Any]:
         kind = type(item)
         if kind in atomic:
             append(item)
-        elif (  # a flat dict that only this list holds (a message, a record): no memo needed
-            kind is dict
-            and _getrefcount(item) == _HELD_ONCE
-            and atomic.issuperset(map(type, item.values()))
-        ):
-            append(item.copy())
+        elif kind is dict and atomic.issuperset(map(type, item.values())):  # a message, a record
+            if _getrefcount(item) == _HELD_ONCE:  # only this list holds it: no memo needed
+                append(item.copy())
+            else:
+                found = memo.get(id(item), _MISS)  # never _OPEN: a flat dict holds no container
+                if found is _MISS:
+                    found = memo[id(item)] = item.copy()
+                append(found)
         else:
             append(copy_value(item, memo, other))
     memo[id(value)] = new
