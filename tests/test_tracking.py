@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 import flowlab as fl
 from flowlab import merge as fm
@@ -315,6 +315,43 @@ def test_only_written_keys_are_validated_and_bad_ones_are_caught() -> None:
     grow.bounded.update({"b": 2, "c": 3})
     with pytest.raises(MergeValidationError, match="at most 2 keys, got 3"):
         merge_branches(base, [("b", grow)], resolve("deep"))
+
+
+SEEN: list[int] = []
+
+
+def seen(value: int) -> int:
+    SEEN.append(value)
+    return value
+
+
+class Log(BaseModel):
+    items: Annotated[list[Annotated[int, AfterValidator(seen)]], fm.Append()] = []
+    floats: Annotated[list[float], fm.Append()] = []
+    capped: Annotated[list[int], Field(max_length=3), fm.Append()] = []
+
+
+def test_a_list_the_merge_appended_to_is_validated_past_the_bases_items() -> None:
+    base = Log(items=list(range(100)), floats=[0.5], capped=[1, 2])
+    a, b = isolate(base, track=True), isolate(base, track=True)
+    a.items.append(100)
+    b.items.append("101")  # type: ignore[arg-type]  # coerced like pydantic would
+    a.floats.append(1)  # type: ignore[arg-type]
+    SEEN.clear()
+    merged = merge_branches(base, [("a", a), ("b", b)], resolve("overwrite")).context
+    assert SEEN == [100, 101]  # only the appended items met the item validator
+    reference = Log.model_validate(  # what validating the whole merged lists gives
+        {"items": [*range(100), 100, "101"], "floats": [0.5, 1], "capped": [1, 2]}
+    )
+    assert merged == reference and type(merged.floats[1]) is float
+    bad = isolate(base, track=True)
+    bad.items.append("x")  # type: ignore[arg-type]
+    with pytest.raises(MergeValidationError, match=r"items\.100"):  # the index in the whole list
+        merge_branches(base, [("bad", bad)], resolve("overwrite"))
+    over = isolate(base, track=True)
+    over.capped.extend([3, 4])  # a constraint on the whole list: validated whole
+    with pytest.raises(MergeValidationError, match="at most 3 items"):
+        merge_branches(base, [("over", over)], resolve("overwrite"))
 
 
 class Checked(BaseModel):

@@ -6,15 +6,18 @@ context is big: 16 ms for a 100,000-key ``dict[str, int]`` whichever single key 
 :func:`validate` validates field by field, through the model's own validator
 (``__pydantic_validator__.validate_assignment``: the field's exact schema, the model's config),
 and only the fields the merge changed. Inside a plain ``dict[K, V]`` field it validates only the
-keys the merge wrote. The unchanged fields and keys come from the base, which was valid already.
+keys the merge wrote; a plain ``list[T]`` field the merge only appended to (its first items are
+the very objects of the base's list) is validated past them. The unchanged fields, keys and items
+come from the base, which was valid already.
 
 A model that can see more than one field at a time (a model validator, a custom
 ``model_post_init``, a frozen model or field, a root model) is validated whole, as pydantic would;
-so is a dict field with constraints or field validators of its own.
+so is a dict or list field with constraints or field validators of its own.
 """
 
 from __future__ import annotations
 
+import operator
 import typing
 import weakref
 from collections.abc import Collection, Mapping
@@ -24,6 +27,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, RootModel, ValidationError
 
 from flowlab.core.context.tracking import untrack
+from flowlab.core.merge.rules import Rule
 from flowlab.errors import MergeValidationError
 
 __all__ = ["validate"]
@@ -33,11 +37,13 @@ M = TypeVar("M", bound=BaseModel)
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """How a model class can be validated: field by field (``fieldwise``), and which of its
-    dict fields key by key (``by_key``)."""
+    """How a model class can be validated: field by field (``fieldwise``), which of its dict
+    fields key by key (``by_key``), and which of its list fields only past the base's items
+    when the merge appended to them (``by_tail``)."""
 
     fieldwise: bool
     by_key: frozenset[str]
+    by_tail: frozenset[str] = frozenset()
 
 
 _plans: weakref.WeakKeyDictionary[type[BaseModel], _Plan] = weakref.WeakKeyDictionary()
@@ -65,15 +71,27 @@ def _make_plan(cls: type[BaseModel]) -> _Plan:
         validated.update(field_dec.info.fields)
     for old_dec in decorators.validators.values():
         validated.update(old_dec.info.fields)
-    by_key = frozenset(
-        name
+    plain = {  # no constraint or validator sees the field's value as a whole
+        name: typing.get_origin(info.annotation)
         for name, info in cls.model_fields.items()
-        if typing.get_origin(info.annotation) is dict
-        and not info.metadata
+        if not any(not isinstance(m, Rule) for m in info.metadata)  # a merge rule is no check
         and name not in validated
         and "*" not in validated
-    )
-    return _Plan(fieldwise, by_key if fieldwise else frozenset())
+    }
+    if not fieldwise:
+        return _Plan(False, frozenset())
+    by_key = frozenset(name for name, origin in plain.items() if origin is dict)
+    return _Plan(True, by_key, frozenset(name for name, origin in plain.items() if origin is list))
+
+
+def _appended(base: Any, value: Any) -> int:
+    """How many leading items of ``value`` are the very items of ``base`` (a list that was
+    valid): all of ``base``'s, when ``value`` only appended to it; else 0."""
+    if not isinstance(base, list) or not base or not isinstance(value, list):
+        return 0
+    if len(value) < len(base):
+        return 0
+    return len(base) if all(map(operator.is_, base, value)) else 0
 
 
 def _failed(
@@ -144,6 +162,15 @@ def validate(
                 if len(checked) == len(part) and all(key in part for key in checked):
                     value.update(checked)
                     new.__dict__[name] = value
+                    continue
+            kept = _appended(template.__dict__[name], value) if name in plan.by_tail else 0
+            if kept:  # the base's items were valid: only the appended ones are validated
+                try:
+                    assign(new, name, value[kept:])
+                except ValidationError:
+                    assign(new, name, value)  # whole, so that the error names the right index
+                else:
+                    new.__dict__[name] = value[:kept] + new.__dict__[name]
                     continue
             assign(new, name, value)
             new.__dict__[name] = untrack(new.__dict__[name])
