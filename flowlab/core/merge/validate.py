@@ -87,8 +87,8 @@ def _make_plan(cls: type[BaseModel]) -> _Plan:
 def _appended(base: Any, value: Any) -> int:
     """How many leading items of ``value`` are the very items of ``base`` (a list that was
     valid): all of ``base``'s, when ``value`` only appended to it; else 0."""
-    if not isinstance(base, list) or not base or not isinstance(value, list):
-        return 0
+    if not isinstance(base, list) or not base or not isinstance(value, list) or value is base:
+        return 0  # (the base's own list, written in place, has no items known valid)
     if len(value) < len(base):
         return 0
     return len(base) if all(map(operator.is_, base, value)) else 0
