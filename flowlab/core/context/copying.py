@@ -200,14 +200,21 @@ def _list(value: list[Any], memo: dict[int, Any], other: Other) -> list[Any]:
         kind = type(item)
         if kind in atomic:
             append(item)
-        elif kind is dict and atomic.issuperset(map(type, item.values())):  # a message, a record
+        elif kind is dict:  # a message, a record: flat dicts get a copy without a call
             if _getrefcount(item) == _HELD_ONCE:  # only this list holds it: no memo needed
-                append(item.copy())
+                if atomic.issuperset(map(type, item.values())):
+                    append(item.copy())
+                    continue
             else:
-                found = memo.get(id(item), _MISS)  # never _OPEN: a flat dict holds no container
-                if found is _MISS:
+                found = memo.get(id(item), _MISS)
+                if found is not _MISS and found is not _OPEN:  # met before (a snapshot's after)
+                    append(found)
+                    continue
+                if found is _MISS and atomic.issuperset(map(type, item.values())):
                     found = memo[id(item)] = item.copy()
-                append(found)
+                    append(found)
+                    continue
+            append(copy_value(item, memo, other))
         else:
             append(copy_value(item, memo, other))
     memo[id(value)] = new
