@@ -245,8 +245,8 @@ def _diff_model(
             low = b.low
             if low < len(a) or len(b) != len(a):
                 _diff_list(a, b, (*keys, name), out, unwritten_below(a, b, low))
-            elif not list.__eq__(b, a):  # nothing noted, yet changed: written around its methods
-                _diff_list(a, b, (*keys, name), out)
+            elif unwritten_below(a, b, low) < len(a):  # nothing noted, yet changed: written
+                _diff_list(a, b, (*keys, name), out)  # around its methods (heapq.heapify)
         elif not same(a, b):
             diff_value(a, b, (*keys, name), out)
     extra_old, extra_new = old.__pydantic_extra__, new.__pydantic_extra__

@@ -256,7 +256,10 @@ def unwritten_below(old: list[Any], new: list[Any], low: int) -> int:
     if k <= 0:
         return 0
     head = new if k == list.__len__(new) else list.__getitem__(new, slice(0, k))
-    return k if list.__eq__(head, old if k == len(old) else old[:k]) else 0
+    try:
+        return k if list.__eq__(head, old if k == len(old) else old[:k]) is True else 0
+    except Exception:  # items whose == is not a bool (arrays): the whole diff decides
+        return 0
 
 
 def notes_explain_size(old: dict[Any, Any], new: dict[Any, Any], written: Iterable[Any]) -> bool:
