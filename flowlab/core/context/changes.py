@@ -220,6 +220,9 @@ def _diff_list(
         out.append(_make_change((*path, label), "add", None, new[j], (*keys, item)))
 
 
+_list_eq = list.__eq__  # a tracked list holds immutable scalars: == is a bool, never raises
+
+
 def _diff_model(
     old: BaseModel,
     new: BaseModel,
@@ -236,16 +239,16 @@ def _diff_model(
         kind = type(b)
         if kind is TrackedDict and b.origin is a and b.written is not None:
             # its notes, if its size bears them out (a write around its methods breaks it)
-            if notes_explain_size(a, b, b.written):
-                if b.written:
-                    _diff_tracked_dict(a, b, (*keys, name), out)
-            else:
+            written = b.written
+            if written and notes_explain_size(a, b, written):
+                _diff_tracked_dict(a, b, (*keys, name), out)
+            elif written or len(b) != len(a):
                 _diff_dict(a, b, (*keys, name), out)
         elif kind is TrackedList and b.origin is a:
             low = b.low
             if low < len(a) or len(b) != len(a):
                 _diff_list(a, b, (*keys, name), out, unwritten_below(a, b, low))
-            elif unwritten_below(a, b, low) < len(a):  # nothing noted, yet changed: written
+            elif a and _list_eq(b, a) is not True:  # nothing noted, yet changed: written
                 _diff_list(a, b, (*keys, name), out)  # around its methods (heapq.heapify)
         elif not same(a, b):
             diff_value(a, b, (*keys, name), out)
