@@ -88,9 +88,19 @@ def history_runs(fig: Figure, settings: Settings) -> None:
             f"history_{isolation}_ratio", t_big / t_small, "x",
             f"history {isolation}: {big} / 1KB run", **target,
         )  # fmt: skip
-    # A run also copies the caller's context once (the run's working copy) and, recording, the
-    # base of its last Parallel (for remerge): eager copies, once per run, whatever the branches
-    # do. What each branch adds is the run of 100 branches minus the run of one, per branch.
+    # A run also passes over the whole history a few times, once per run whatever the branches
+    # do: its working copy of the caller's context (the caller's object is never mutated, and
+    # the result's context shares nothing with it), the base of its last Parallel kept for
+    # remerge, and the merge row's before / after values (frames show values as they were).
+    # Each is one walk of the copy policy (flowlab.core.context.copying); one is measured here.
+    from flowlab.core.context.isolation import isolate
+
+    (t_copy,) = best([functools.partial(isolate, contexts[big])], settings.pick(3, 7))
+    fig.add(
+        f"history_copy_ms_{big}", t_copy * 1e3, "ms",
+        f"history: one copy of the {big} context (a run makes ~4 such passes)",
+    )  # fmt: skip
+    # What each branch adds is the run of 100 branches minus the run of one, per branch.
     one, hundred = _history_pipe(1, "cow"), _history_pipe(n, "cow")
     marginal = {}
     for label, ctx in contexts.items():
