@@ -27,7 +27,7 @@ def is_number(value: Any) -> bool:
 def summable(before: Any, values: list[Any], removals_count: bool) -> bool:
     """Numbers whose deltas add up (a removal counts as 0 for ``Sum``)."""
     plain = _PLAIN_NUMBERS
-    if (before is MISSING or type(before) in plain) and all(type(v) in plain for v in values):
+    if (before is MISSING or type(before) in plain) and plain.issuperset(map(type, values)):
         return True  # the common case, without the general checks
     return (before is MISSING or is_number(before)) and all(
         is_number(v) or (removals_count and v is MISSING) for v in values
@@ -36,13 +36,16 @@ def summable(before: Any, values: list[Any], removals_count: bool) -> bool:
 
 def total(before: Any, values: list[Any]) -> Any:
     """``before + Σ(value − before)``; a removal adds nothing; every writer removing: removed."""
-    if all(v is MISSING for v in values):
-        return MISSING
     start = 0 if before is MISSING else before
     after = start
+    gone = True  # every writer removed it (so far)
     for v in values:
-        after += (0 if v is MISSING else v) - start
-    return after
+        if v is MISSING:
+            after += 0 - start
+        else:
+            after += v - start
+            gone = False
+    return MISSING if gone else after
 
 
 def sets(before: Any, values: list[Any]) -> tuple[Any, None, bool] | None:

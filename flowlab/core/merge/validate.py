@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import typing
 import weakref
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -77,7 +77,7 @@ def _make_plan(cls: type[BaseModel]) -> _Plan:
 
 
 def _failed(
-    cls: type[BaseModel], err: ValidationError, where: str, rows: list[dict[str, Any]]
+    cls: type[BaseModel], err: ValidationError, where: str, rows: Sequence[dict[str, Any]]
 ) -> MergeValidationError:
     at = f" at {where!r}" if where else ""
     return MergeValidationError(
@@ -93,7 +93,7 @@ def validate(
     template: BaseModel,
     changed: Collection[str],
     where: str,
-    rows: list[dict[str, Any]],
+    rows: Sequence[dict[str, Any]],
     written: Mapping[int, tuple[dict[Any, Any], Collection[Any]]] | None = None,
 ) -> M:
     """A new, validated ``cls`` holding ``data``, validating only the ``changed`` fields.
@@ -111,7 +111,7 @@ def validate(
         The fields the merge wrote.
     where : str
         The dotted path of this model inside the context (``""`` for the context itself).
-    rows : list of dict
+    rows : sequence of dict
         The merge report, carried by the error.
     written : mapping, optional
         ``{id(d): (d, keys)}`` for every dict ``d`` the merge built from its base by writing only
@@ -158,7 +158,7 @@ def _whole(
     template: BaseModel,
     changed: Collection[str],
     where: str,
-    rows: list[dict[str, Any]],
+    rows: Sequence[dict[str, Any]],
 ) -> M:
     """Validate every field at once (``model_validate``), for models that need it."""
     data = {name: untrack(value) for name, value in data.items()}
