@@ -10,7 +10,8 @@ drives the walk.
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Hashable
+from collections.abc import Hashable
+from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -70,7 +71,7 @@ class _Merger:
         self.strict = False
         self.conflicts: list[tuple[str, dict[str, Any]]] = []
         # every dict built from its base by writing some keys: validated at those keys only
-        self.written: dict[int, tuple[dict[Any, Any], Collection[Any]]] = {}
+        self.written: dict[int, tuple[dict[Any, Any], AbstractSet[Any]]] = {}
 
     def value_of(self, i: int, node: ChangeNode, before: Any) -> Any:
         """Branch ``i``'s value at ``node``'s path, whose base value is ``before``."""
@@ -213,9 +214,12 @@ class _Merger:
         rule: Rule,
         label: str,
         inherit: bool,
+        field: bool = True,
     ) -> Any:
         """A dict (or nothing yet) that branches changed below: each changed key decided by the
-        rule, into a copy of ``before`` or, with ``reuse_base``, into ``before`` itself."""
+        rule, into a copy of ``before`` or, with ``reuse_base``, into ``before`` itself. The
+        keys written are noted for :func:`validate` unless ``field`` is False (a dict inside a
+        dict, which no model field holds)."""
         undo = self.undo
         if undo is not None and type(before) in _DICTS and not _removes(node):
             out = before  # written in place, each write logged (see undo_writes)
@@ -226,25 +230,35 @@ class _Merger:
             else:
                 out = copy.copy(before) if isinstance(before, dict) else {}
             undo = None
-        # A key written whole to a plain value (nothing to expand) is a leaf: decided by leaf()
-        # without going through tree(); a key one branch wrote takes its value under every rule
-        # but the comparing ones, without even that call. (Strict rules compare every path in
-        # tree().)
+        # tree() for each key, its dispatch done here for the common cases: a key written whole
+        # to a plain value (nothing to expand) is a leaf (leaf()), and one that a single branch
+        # wrote takes its value under every rule but the comparing ones, without even that
+        # call; a dict changed below is keyed(). (Strict rules compare every path in tree().)
         entries = self.rows.entries
         leaves, lone = not rule.strict, not rule.compares
         for key, child in node.children.items():
             old = out.get(key, MISSING)
             direct = child.direct
-            if leaves and direct and type(next(iter(direct.values()))) not in _CONTAINERS:
+            if direct and leaves:
                 writers = child.writers
-                if lone and len(writers) == 1:
-                    i = writers[0]
-                    value = direct[i]
-                    entries.append(((*keys, key), label, writers, i, old, value, False, ()))
+                if len(writers) > 1:  # is the first writer's value a container to go into?
+                    plain = type(next(iter(direct.values()))) not in _CONTAINERS
+                    value = (
+                        self.leaf(child, old, (*keys, key), rule, label)
+                        if plain
+                        else self.tree(child, old, (*keys, key), rule, label, inherit)
+                    )
                 else:
-                    value = self.leaf(child, old, (*keys, key), rule, label)
+                    i = writers[0]
+                    value = direct[i]  # (its only writer wrote it whole)
+                    if type(value) in _CONTAINERS:
+                        value = self.tree(child, old, (*keys, key), rule, label, inherit)
+                    elif lone:
+                        entries.append(((*keys, key), label, writers, i, old, value, False, ()))
+                    else:
+                        value = self.leaf(child, old, (*keys, key), rule, label)
             elif not direct and not child.items and type(old) in _DICTS:
-                value = self.keyed(child, old, (*keys, key), rule, label, inherit)  # (as tree())
+                value = self.keyed(child, old, (*keys, key), rule, label, inherit, False)
             else:
                 value = self.tree(child, old, (*keys, key), rule, label, inherit)
             if undo is not None:
@@ -253,7 +267,8 @@ class _Merger:
                 out.pop(key, None)
             else:
                 out[key] = value
-        self.written[id(out)] = (out, node.children.keys())
+        if field:  # (validate() looks a dict up only where a model field holds it)
+            self.written[id(out)] = (out, node.children.keys())
         return out
 
     def undo_writes(self) -> None:

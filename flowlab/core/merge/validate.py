@@ -18,6 +18,7 @@ from __future__ import annotations
 import typing
 import weakref
 from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -94,7 +95,7 @@ def validate(
     changed: Collection[str],
     where: str,
     rows: Sequence[dict[str, Any]],
-    written: Mapping[int, tuple[dict[Any, Any], Collection[Any]]] | None = None,
+    written: Mapping[int, tuple[dict[Any, Any], AbstractSet[Any]]] | None = None,
 ) -> M:
     """A new, validated ``cls`` holding ``data``, validating only the ``changed`` fields.
 
@@ -138,10 +139,14 @@ def validate(
             value = data[name]
             entry = written.get(id(value)) if written and name in plan.by_key else None
             if entry is not None and entry[0] is value:
-                part = {key: value[key] for key in entry[1] if key in value}
+                keys = entry[1]
+                if value.keys() >= keys:  # (no written key removed: the pairs made in C)
+                    part = dict(zip(keys, map(value.__getitem__, keys), strict=True))
+                else:
+                    part = {key: value[key] for key in keys if key in value}
                 assign(new, name, part)
                 checked = new.__dict__[name]
-                if len(checked) == len(part) and all(key in part for key in checked):
+                if checked.keys() == part.keys():
                     value.update(checked)
                     new.__dict__[name] = value
                     continue
