@@ -277,8 +277,10 @@ def _dedupe_hashable(items: list[Any], inserted: Sequence[bool] | None) -> list[
     start = inserted.index(True) if True in inserted else len(items)
     if False not in inserted[start:]:  # the base's items, then only inserted ones (appends)
         kept = items[:start]
-        seen = set(kept)
-        return kept + [item for item in dict.fromkeys(items[start:]) if item not in seen]
+        fresh = dict.fromkeys(items[start:])  # first occurrence kept, in order
+        for item in fresh.keys() & set(kept):  # inserted items the base has already
+            del fresh[item]
+        return kept + list(fresh)
     seen = set(compress(items, map(not_, inserted)))  # the base's own items
     out: list[Any] = []
     append, add = out.append, seen.add

@@ -52,6 +52,14 @@ class ChangeNode:
         self.touch(i)
         self.insert_below(i, keys, change)
 
+    def file(self, i: int, changes: Sequence[Change]) -> None:
+        """File branch ``i``'s changes under this (root) node, branches coming in order (so
+        every node's writers stay sorted): what a merge does first, whatever its rules."""
+        self.writers.append(i)
+        insert = self.insert_below
+        for change in changes:
+            insert(i, change.keys or change.path, change)
+
     def insert_below(self, i: int, keys: Sequence[Hashable], change: Change) -> None:
         """:meth:`insert` for a caller that has touched this node for ``i`` already."""
         is_item = bool(keys) and type(keys[-1]) is Item

@@ -163,9 +163,7 @@ def _merge(
         if fields is not None:
             changes = [c for c in changes if c.key_path[0] in fields]
         if changes:
-            root.writers.append(i)  # branches come in order: the root's writers stay sorted
-            for change in changes:
-                root.insert_below(i, change.keys or change.path, change)
+            root.file(i, changes)
     merger = _Merger(names, reuse_base=reuse_base)
     merger.strict = spec.rule is not None and spec.rule.strict  # the step refuses collisions
     if rules:
