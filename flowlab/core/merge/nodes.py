@@ -123,8 +123,15 @@ def branch_values(node: ChangeNode, writers: Sequence[int], before: Any) -> dict
     model = isinstance(before, BaseModel)
     wanted = set(rest)
     below: dict[int, list[tuple[Hashable, Any]]] = {i: [] for i in rest}
+    # a child's writers are some of this node's: for all of them, or one, no filtering needed
+    every, one = len(rest) == len(node.writers), rest[0] if len(rest) == 1 else -1
     for key, child in node.children.items():
-        mine = [i for i in child.writers if i in wanted]
+        if every:
+            mine = child.writers
+        elif one >= 0:
+            mine = rest if one in child.writers else []
+        else:
+            mine = [i for i in child.writers if i in wanted]
         if mine:
             if model:
                 old = before.__dict__.get(key, MISSING)
