@@ -332,7 +332,9 @@ class _Merger:
             self.rows.entries.append((keys, label, writers, i, before, after, False, ()))
             return after
         if len(direct) == len(writers):  # every writer wrote this very path
-            values = [direct[i] for i in writers]
+            # filed in writer order (unless expand() filed some later): then taken in one go
+            ordered = list(direct) == writers
+            values = list(direct.values()) if ordered else [direct[i] for i in writers]
         else:
             values = list(self.values_of(node, before).values())
         after, at, picked = rule.combine(before, values)
