@@ -3,8 +3,14 @@
 Every branch's changes (its diff against the base) go into one tree of :class:`ChangeNode`, one node
 per changed path, each knowing which branches (*writers*) changed it or below. :class:`_Merger`
 walks that tree down from the root model, deciding each path by its rule and writing one report
-row per decided path. :func:`flowlab.core.merge.three_way.merge_branches` builds the tree and
-drives the walk.
+row per decided path (a tuple in a :class:`~flowlab.core.merge.report.MergeReport`, made a dict
+only when read). :func:`flowlab.core.merge.three_way.merge_branches` builds the tree and drives
+the walk.
+
+The walk is the merge's hot path: most paths of a real merge are dict keys that one branch wrote,
+or plain values several branches wrote. :meth:`_Merger.keyed` dispatches those itself, per key,
+once (not per writer), so they cost a few operations, not a chain of calls and ``isinstance``
+checks; everything else goes through :meth:`_Merger.tree`.
 """
 
 from __future__ import annotations
