@@ -35,7 +35,7 @@ Errors raised by a run carry the partial :class:`~flowlab.results.record.RunResu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class MergeConflict(FlowlabError):
         *,
         path: str = "",
         values: dict[str, Any] | None = None,
-        report: list[dict[str, Any]] | None = None,
+        report: Sequence[dict[str, Any]] | None = None,
         result: RunResult | None = None,
     ) -> None:
         super().__init__(message, result=result)
@@ -131,7 +131,7 @@ class MergeValidationError(FlowlabError):
         self,
         message: str,
         *,
-        report: list[dict[str, Any]] | None = None,
+        report: Sequence[dict[str, Any]] | None = None,
         result: RunResult | None = None,
     ) -> None:
         super().__init__(message, result=result)

@@ -112,7 +112,7 @@ def diffs_frame(diffs: Sequence[tuple[str, BranchRecord, list[Change]]]) -> pd.D
     return frame
 
 
-def merges_frame(merges: Sequence[tuple[str, list[dict[str, Any]]]]) -> pd.DataFrame:
+def merges_frame(merges: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> pd.DataFrame:
     """One row per merged path per Parallel step.
 
     ``dropped`` lists the writers whose write lost (a different value than the one kept, under

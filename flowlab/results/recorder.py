@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from flowlab.core.merge.report import MergeReport
 from flowlab.results.records import (
     _ATOMIC,
     AttemptRecord,
@@ -55,7 +56,7 @@ class Instrument:
     def branch_finished(self, record: BranchRecord) -> None:
         """A branch ended: ok, failed, cancelled or timeout."""
 
-    def merge_applied(self, step: str, rows: list[dict[str, Any]], seconds: float) -> None:
+    def merge_applied(self, step: str, rows: Sequence[dict[str, Any]], seconds: float) -> None:
         """A Parallel's merge was applied to its parent's context."""
 
     def limit_changed(self, step: str, limit: int, in_flight: int, time: float) -> None:
@@ -84,7 +85,7 @@ class Recorder(Instrument):
         self.branches: list[BranchRecord] = []
         self.step_log: list[StepRecord] = []  # every step's record, in start order
         self.diffs: list[tuple[str, BranchRecord, list[Change]]] = []
-        self.merges: list[tuple[str, list[dict[str, Any]]]] = []
+        self.merges: list[tuple[str, Sequence[dict[str, Any]]]] = []
         # per top-level Parallel that reached its merge: what result.remerge() replays
         self.merge_inputs: dict[str, MergeInput] = {}
         self.unmergeable: dict[str, str] = {}  # step -> why remerge cannot replay it
@@ -164,8 +165,14 @@ class Recorder(Instrument):
             return
         self.merge_inputs[step] = MergeInput(copied, list(order), spec, include_keys)
 
-    def add_merge(self, step: str, rows: list[dict[str, Any]]) -> None:
-        """Record a merge report, with copies of any mutable values (see :func:`snapshot`)."""
+    def add_merge(self, step: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Record a merge report, with copies of any mutable values (see :func:`snapshot`).
+
+        A :class:`~flowlab.core.merge.report.MergeReport` stays compact: its values are copied
+        now, its rows are made dicts when ``result.merges`` is read."""
+        if isinstance(rows, MergeReport):
+            self.merges.append((step, rows.snapshot()))
+            return
         copied = []
         memo: dict[int, Any] = {}  # one for the report: a value's after holds its before's items
         for row in rows:

@@ -18,7 +18,7 @@ It is exact, or it refuses (:class:`~flowlab.ConfigError`, saying why):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flowlab.core.context.copying import copy_value
@@ -149,7 +149,7 @@ def _stopped_at_merge(result: RunResult, step: str) -> bool:
 def _result(
     result: RunResult,
     step: str,
-    rows: list[dict[str, Any]],
+    rows: Sequence[dict[str, Any]],
     context: Any,
     status: str,
     error: FlowlabError | BaseException | None,

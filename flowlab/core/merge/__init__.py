@@ -39,6 +39,8 @@ Layout (each module imports only from the ones above it):
 * ``strategies.py`` — :data:`STRATEGIES`, :class:`MergeSpec` and :func:`resolve`, which validates
   a step's ``merge=`` once
 * ``checks.py`` — :func:`field_rules` and :func:`check_model`: does each rule fit its field's type
+* ``report.py`` — :class:`~flowlab.core.merge.report.MergeReport`: a row per decided path, kept
+  as a tuple during the merge and made a dict when read
 * ``tree.py`` — the change tree of one merge and the walk that decides each path by its rule
 * ``three_way.py`` — :func:`merge_branches` (three-way, transactional) and :class:`MergeOutcome`
 """

@@ -52,6 +52,14 @@ class ChangeNode:
         self.touch(i)
         self.insert_below(i, keys, change)
 
+    def file(self, i: int, changes: Sequence[Change]) -> None:
+        """File branch ``i``'s changes under this (root) node, branches coming in order (so
+        every node's writers stay sorted): what a merge does first, whatever its rules."""
+        self.writers.append(i)
+        insert = self.insert_below
+        for change in changes:
+            insert(i, change.keys or change.path, change)
+
     def insert_below(self, i: int, keys: Sequence[Hashable], change: Change) -> None:
         """:meth:`insert` for a caller that has touched this node for ``i`` already."""
         is_item = bool(keys) and type(keys[-1]) is Item
@@ -115,8 +123,15 @@ def branch_values(node: ChangeNode, writers: Sequence[int], before: Any) -> dict
     model = isinstance(before, BaseModel)
     wanted = set(rest)
     below: dict[int, list[tuple[Hashable, Any]]] = {i: [] for i in rest}
+    # a child's writers are some of this node's: for all of them, or one, no filtering needed
+    every, one = len(rest) == len(node.writers), rest[0] if len(rest) == 1 else -1
     for key, child in node.children.items():
-        mine = [i for i in child.writers if i in wanted]
+        if every:
+            mine = child.writers
+        elif one >= 0:
+            mine = rest if one in child.writers else []
+        else:
+            mine = [i for i in child.writers if i in wanted]
         if mine:
             if model:
                 old = before.__dict__.get(key, MISSING)
@@ -197,45 +212,31 @@ class Dropped:
     merge stores this and the frame (or whoever reads the row) pays once.
     """
 
-    __slots__ = ("_compute", "_value")
+    __slots__ = ("_args", "_how", "_value")
 
-    def __init__(self, compute: Callable[[], tuple[str, ...]]) -> None:
-        self._compute: Callable[[], tuple[str, ...]] | None = compute
+    def __init__(self, how: Callable[..., tuple[str, ...]], *args: Any) -> None:
+        # what works it out and from what (no closure made per decided path)
+        self._how: Callable[..., tuple[str, ...]] | None = how
+        self._args: tuple[Any, ...] = args
         self._value: tuple[str, ...] | None = None
 
     @classmethod
     def by_changes(cls, node: ChangeNode, winner: int, names: Sequence[str]) -> Dropped:
         """The writers of ``node`` whose filed changes differ from ``winner``'s."""
-
-        def compute() -> tuple[str, ...]:
-            entries = writes(node)
-            mine = entries[winner]
-            return tuple(
-                names[j] for j in node.writers if j != winner and not same_entries(entries[j], mine)
-            )
-
-        return cls(compute)
+        return cls(_lost_by_changes, node, winner, names)
 
     @classmethod
     def by_values(
         cls, values: Sequence[Any], writers: Sequence[int], winner: int, names: Sequence[str]
     ) -> Dropped:
         """The ``writers`` whose value (``values``, in writer order) differs from ``winner``'s."""
-
-        def compute() -> tuple[str, ...]:
-            after = values[writers.index(winner)]
-            return tuple(
-                names[j]
-                for j, v in zip(writers, values, strict=True)
-                if j != winner and not same(v, after)
-            )
-
-        return cls(compute)
+        return cls(_lost_by_values, values, writers, winner, names)
 
     def _resolve(self) -> tuple[str, ...]:
         if self._value is None:
-            assert self._compute is not None
-            self._value, self._compute = self._compute(), None  # the change tree can go
+            assert self._how is not None
+            self._value = self._how(*self._args)
+            self._how, self._args = None, ()  # the change tree can go
         return self._value
 
     def __iter__(self) -> Iterator[str]:
@@ -258,3 +259,20 @@ class Dropped:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> tuple[str, ...]:
         return self._resolve()
+
+
+def _lost_by_changes(node: ChangeNode, winner: int, names: Sequence[str]) -> tuple[str, ...]:
+    entries = writes(node)
+    mine = entries[winner]
+    return tuple(
+        names[j] for j in node.writers if j != winner and not same_entries(entries[j], mine)
+    )
+
+
+def _lost_by_values(
+    values: Sequence[Any], writers: Sequence[int], winner: int, names: Sequence[str]
+) -> tuple[str, ...]:
+    after = values[writers.index(winner)]
+    return tuple(
+        names[j] for j, v in zip(writers, values, strict=True) if j != winner and not same(v, after)
+    )

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from flowlab.core.context.changes import MISSING
 from flowlab.core.context.equality import same
-from flowlab.core.merge.combine import is_number, sets, summable, total
+from flowlab.core.merge.combine import is_number, plain_total, sets, summable, total
 from flowlab.core.merge.nodes import ChangeNode, Dropped
 from flowlab.errors import ConfigError, MergeValidationError
 
@@ -235,6 +235,9 @@ class Sum(Rule):
     needs = "numbers (or a dict of numbers)"
 
     def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
+        after = plain_total(before, values)
+        if after is not None:  # plain ints and floats, the common case
+            return after, (0 if len(values) == 1 else None), False
         if summable(before, values, removals_count=True):
             return total(before, values), (0 if len(values) == 1 else None), False
         return values[-1], len(values) - 1, True

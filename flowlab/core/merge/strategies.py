@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from flowlab.core.merge.combine import sets, summable, total
+from flowlab.core.merge.combine import plain_total, sets, summable, total
 from flowlab.core.merge.rules import (
     DeepMerge,
     ErrorOnConflict,
@@ -63,6 +63,9 @@ class _Accumulate(Rule):
     expands_alone = True
 
     def combine(self, before: Any, values: list[Any]) -> tuple[Any, int | None, bool]:
+        after = plain_total(before, values)
+        if after is not None:  # plain ints and floats, the common case
+            return after, (0 if len(values) == 1 else None), False
         if summable(before, values, removals_count=False):
             return total(before, values), (0 if len(values) == 1 else None), False
         merged = sets(before, values)

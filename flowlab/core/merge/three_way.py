@@ -47,17 +47,19 @@ class MergeOutcome:
     ----------
     context : BaseModel
         A new, validated context; the base is never mutated.
-    rows : list of dict
+    rows : sequence of dict
         One per merged path: ``path`` (dotted), ``rule``, ``writers`` (branches in merge order),
         ``winner`` (the branch whose value was taken, ``None`` when values were combined),
-        ``before``, ``after`` (``None`` for a missing path) and ``conflict``.
+        ``before``, ``after`` (``None`` for a missing path), ``conflict`` and ``dropped``. A
+        :class:`~flowlab.core.merge.report.MergeReport` (each row made a dict when read; its
+        ``snapshot()`` copies the values as they are now), or a list for a merge function.
     undo : callable
         With ``reuse_base=True`` the merge wrote into the base's dicts; ``undo()`` puts every
         written key back (for a caller that fails after the merge, before applying it).
     """
 
     context: BaseModel
-    rows: list[dict[str, Any]]
+    rows: Sequence[dict[str, Any]]
     undo: Callable[[], None] = _nothing
 
 
@@ -161,9 +163,7 @@ def _merge(
         if fields is not None:
             changes = [c for c in changes if c.key_path[0] in fields]
         if changes:
-            root.writers.append(i)  # branches come in order: the root's writers stay sorted
-            for change in changes:
-                root.insert_below(i, change.keys or change.path, change)
+            root.file(i, changes)
     merger = _Merger(names, reuse_base=reuse_base)
     merger.strict = spec.rule is not None and spec.rule.strict  # the step refuses collisions
     if rules:

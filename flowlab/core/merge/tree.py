@@ -3,14 +3,21 @@
 Every branch's changes (its diff against the base) go into one tree of :class:`ChangeNode`, one node
 per changed path, each knowing which branches (*writers*) changed it or below. :class:`_Merger`
 walks that tree down from the root model, deciding each path by its rule and writing one report
-row per decided path. :func:`flowlab.core.merge.three_way.merge_branches` builds the tree and
-drives the walk.
+row per decided path (a tuple in a :class:`~flowlab.core.merge.report.MergeReport`, made a dict
+only when read). :func:`flowlab.core.merge.three_way.merge_branches` builds the tree and drives
+the walk.
+
+The walk is the merge's hot path: most paths of a real merge are dict keys that one branch wrote,
+or plain values several branches wrote. :meth:`_Merger.keyed` dispatches those itself, per key,
+once (not per writer), so they cost a few operations, not a chain of calls and ``isinstance``
+checks; everything else goes through :meth:`_Merger.tree`.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Hashable
+from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -26,6 +33,7 @@ from flowlab.core.merge.nodes import (
     branch_value,
     branch_values,
 )
+from flowlab.core.merge.report import MergeReport, dotted
 from flowlab.core.merge.rules import Rule
 from flowlab.core.merge.validate import validate
 from flowlab.errors import MergeValidationError
@@ -38,12 +46,7 @@ M = TypeVar("M", bound=BaseModel)
 _DICTS = (dict, TrackedDict)
 _CONTAINERS = frozenset({dict, list})  # the only values expand() turns into per-key changes
 
-
-_STR = frozenset({str})
-
-
-def _dotted(keys: Sequence[Hashable]) -> str:
-    return ".".join(map(str, keys))
+_dotted = dotted
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -65,18 +68,16 @@ class _Merger:
 
     def __init__(self, names: list[str], *, reuse_base: bool = False) -> None:
         self.names = names
-        # the writers of a path one branch wrote, made when first reported (shared after that)
-        self.alone: list[tuple[str, ...] | None] = [None] * len(names)
         # With reuse_base, base dicts are written in place; (dict, key, old value) per write,
         # replayed backwards by undo_writes() if the merge fails.
         self.undo: list[tuple[dict[Any, Any], Hashable, Any]] | None = [] if reuse_base else None
-        self.rows: list[dict[str, Any]] = []
+        self.rows = MergeReport(names)  # a row per decided path, made a dict when read
         self.overrides: dict[str, Rule] = {}  # field rules of the root model, replaced
         # the step's strategy is error_on_conflict: a field rule's recorded conflicts raise too
         self.strict = False
         self.conflicts: list[tuple[str, dict[str, Any]]] = []
         # every dict built from its base by writing some keys: validated at those keys only
-        self.written: dict[int, tuple[dict[Any, Any], Collection[Any]]] = {}
+        self.written: dict[int, tuple[dict[Any, Any], AbstractSet[Any]]] = {}
 
     def value_of(self, i: int, node: ChangeNode, before: Any) -> Any:
         """Branch ``i``'s value at ``node``'s path, whose base value is ``before``."""
@@ -98,27 +99,9 @@ class _Merger:
         conflict: bool = False,
         dropped: tuple[str, ...] | Dropped = (),
     ) -> None:
-        writers = node.writers
-        # plain str keys (the common case) joined as they are; others through str(), as diffs do
-        path = ".".join(keys) if _STR.issuperset(map(type, keys)) else _dotted(keys)  # type: ignore[arg-type]
-        if len(writers) == 1:
-            who = self.alone[writers[0]]
-            if who is None:
-                who = self.alone[writers[0]] = (self.names[writers[0]],)
-        else:
-            who = tuple(map(self.names.__getitem__, writers))
-        self.rows.append(
-            {
-                "path": path,
-                "rule": rule,
-                "writers": who,
-                "winner": None if winner is None else self.names[winner],
-                "before": None if before is MISSING else before,
-                "after": None if after is MISSING else after,
-                "conflict": conflict,
-                "dropped": dropped,
-            }
-        )
+        """Report one decided path (a tuple now; a dict when the report is read)."""
+        entry = (keys, rule, node.writers, winner, before, after, conflict, dropped)
+        self.rows.entries.append(entry)
 
     def model(
         self,
@@ -225,8 +208,24 @@ class _Merger:
             return self.leaf(node, before, keys, rule, label)
         if node.items:
             return self.list_merge(node, before, keys, rule, label)
-        if isinstance(before, BaseModel):
+        if type(before) not in _DICTS and isinstance(before, BaseModel):
             return self.model(node, before, keys, rule, label, inherit)
+        return self.keyed(node, before, keys, rule, label, inherit)
+
+    def keyed(
+        self,
+        node: ChangeNode,
+        before: Any,
+        keys: tuple[Hashable, ...],
+        rule: Rule,
+        label: str,
+        inherit: bool,
+        field: bool = True,
+    ) -> Any:
+        """A dict (or nothing yet) that branches changed below: each changed key decided by the
+        rule, into a copy of ``before`` or, with ``reuse_base``, into ``before`` itself. The
+        keys written are noted for :func:`validate` unless ``field`` is False (a dict inside a
+        dict, which no model field holds)."""
         undo = self.undo
         if undo is not None and type(before) in _DICTS and not _removes(node):
             out = before  # written in place, each write logged (see undo_writes)
@@ -237,18 +236,35 @@ class _Merger:
             else:
                 out = copy.copy(before) if isinstance(before, dict) else {}
             undo = None
-        # A key one branch set to a plain value takes that value under every rule but the
-        # comparing ones: decided here, without the two calls (tree, leaf) per key.
-        lone = not rule.compares
+        # tree() for each key, its dispatch done here for the common cases: a key written whole
+        # to a plain value (nothing to expand) is a leaf (leaf()), and one that a single branch
+        # wrote takes its value under every rule but the comparing ones, without even that
+        # call; a dict changed below is keyed(). (Strict rules compare every path in tree().)
+        entries = self.rows.entries
+        leaves, lone = not rule.strict, not rule.compares
         for key, child in node.children.items():
             old = out.get(key, MISSING)
             direct = child.direct
-            if lone and len(direct) == 1 and len(child.writers) == 1:
-                ((i, value),) = direct.items()
-                if type(value) in _CONTAINERS:
-                    value = self.tree(child, old, (*keys, key), rule, label, inherit)
+            if direct and leaves:
+                writers = child.writers
+                if len(writers) > 1:  # is the first writer's value a container to go into?
+                    plain = type(next(iter(direct.values()))) not in _CONTAINERS
+                    value = (
+                        self.leaf(child, old, (*keys, key), rule, label)
+                        if plain
+                        else self.tree(child, old, (*keys, key), rule, label, inherit)
+                    )
                 else:
-                    self.row((*keys, key), label, child, i, old, value)
+                    i = writers[0]
+                    value = direct[i]  # (its only writer wrote it whole)
+                    if type(value) in _CONTAINERS:
+                        value = self.tree(child, old, (*keys, key), rule, label, inherit)
+                    elif lone:
+                        entries.append(((*keys, key), label, writers, i, old, value, False, ()))
+                    else:
+                        value = self.leaf(child, old, (*keys, key), rule, label)
+            elif not direct and not child.items and type(old) in _DICTS:
+                value = self.keyed(child, old, (*keys, key), rule, label, inherit, False)
             else:
                 value = self.tree(child, old, (*keys, key), rule, label, inherit)
             if undo is not None:
@@ -257,7 +273,8 @@ class _Merger:
                 out.pop(key, None)
             else:
                 out[key] = value
-        self.written[id(out)] = (out, node.children.keys())
+        if field:  # (validate() looks a dict up only where a model field holds it)
+            self.written[id(out)] = (out, node.children.keys())
         return out
 
     def undo_writes(self) -> None:
@@ -318,19 +335,21 @@ class _Merger:
             # per-key merge: each key written by one branch)
             i = writers[0]
             after = direct[i] if i in direct else self.value_of(i, node, before)
-            self.row(keys, label, node, i, before, after)
+            self.rows.entries.append((keys, label, writers, i, before, after, False, ()))
             return after
         if len(direct) == len(writers):  # every writer wrote this very path
-            values = [direct[i] for i in writers]
+            # filed in writer order (unless expand() filed some later): then taken in one go
+            ordered = list(direct) == writers
+            values = list(direct.values()) if ordered else [direct[i] for i in writers]
         else:
             values = list(self.values_of(node, before).values())
         after, at, picked = rule.combine(before, values)
         winner = None if at is None else writers[at]
         if picked and winner is not None and len(writers) > 1:  # who lost: worked out when read
-            dropped = Dropped.by_values(values, writers, winner, self.names)
-            self.row(keys, label, node, winner, before, after, dropped=dropped)
+            dropped: Any = Dropped.by_values(values, writers, winner, self.names)
         else:
-            self.row(keys, label, node, winner, before, after)
+            dropped = ()
+        self.rows.entries.append((keys, label, writers, winner, before, after, False, dropped))
         return after
 
     def list_merge(

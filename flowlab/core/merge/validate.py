@@ -20,7 +20,8 @@ from __future__ import annotations
 import operator
 import typing
 import weakref
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -95,7 +96,7 @@ def _appended(base: Any, value: Any) -> int:
 
 
 def _failed(
-    cls: type[BaseModel], err: ValidationError, where: str, rows: list[dict[str, Any]]
+    cls: type[BaseModel], err: ValidationError, where: str, rows: Sequence[dict[str, Any]]
 ) -> MergeValidationError:
     at = f" at {where!r}" if where else ""
     return MergeValidationError(
@@ -111,8 +112,8 @@ def validate(
     template: BaseModel,
     changed: Collection[str],
     where: str,
-    rows: list[dict[str, Any]],
-    written: Mapping[int, tuple[dict[Any, Any], Collection[Any]]] | None = None,
+    rows: Sequence[dict[str, Any]],
+    written: Mapping[int, tuple[dict[Any, Any], AbstractSet[Any]]] | None = None,
 ) -> M:
     """A new, validated ``cls`` holding ``data``, validating only the ``changed`` fields.
 
@@ -129,7 +130,7 @@ def validate(
         The fields the merge wrote.
     where : str
         The dotted path of this model inside the context (``""`` for the context itself).
-    rows : list of dict
+    rows : sequence of dict
         The merge report, carried by the error.
     written : mapping, optional
         ``{id(d): (d, keys)}`` for every dict ``d`` the merge built from its base by writing only
@@ -156,10 +157,14 @@ def validate(
             value = data[name]
             entry = written.get(id(value)) if written and name in plan.by_key else None
             if entry is not None and entry[0] is value:
-                part = {key: value[key] for key in entry[1] if key in value}
+                keys = entry[1]
+                if value.keys() >= keys:  # (no written key removed: the pairs made in C)
+                    part = dict(zip(keys, map(value.__getitem__, keys), strict=True))
+                else:
+                    part = {key: value[key] for key in keys if key in value}
                 assign(new, name, part)
                 checked = new.__dict__[name]
-                if len(checked) == len(part) and all(key in part for key in checked):
+                if checked.keys() == part.keys():
                     value.update(checked)
                     new.__dict__[name] = value
                     continue
@@ -185,7 +190,7 @@ def _whole(
     template: BaseModel,
     changed: Collection[str],
     where: str,
-    rows: list[dict[str, Any]],
+    rows: Sequence[dict[str, Any]],
 ) -> M:
     """Validate every field at once (``model_validate``), for models that need it."""
     data = {name: untrack(value) for name, value in data.items()}
