@@ -133,6 +133,37 @@ def test_error_on_conflict_compares_new_dicts_key_by_key(
     assert run(Loose(), a, b, merge="error_on_conflict").context.nd == {"k": merged}
 
 
+@pytest.mark.parametrize(
+    ("left", "right", "merged"),
+    [([], ["a"], ["a"]), (["a"], ["b"], ["a", "b"]), (["a"], ["a"], ["a"])],
+)
+def test_error_on_conflict_merges_new_lists_by_position(
+    left: list[str], right: list[str], merged: list[str]
+) -> None:
+    # as deep does, and as an existing list's edits are: both insert into [], nothing collides
+    def a(data: Any, ctx: Loose) -> None:
+        ctx.nd["k"] = list(left)
+
+    def b(data: Any, ctx: Loose) -> None:
+        ctx.nd["k"] = list(right)
+
+    result = run(Loose(), a, b, merge="error_on_conflict")
+    assert result.context.nd == {"k": merged}
+    assert not result.merges["conflict"].any()
+
+
+def test_new_lists_have_no_base_item_to_collide_on() -> None:
+    def a(data: Any, ctx: Loose) -> None:
+        ctx.nd["k"] = ["x", "y"]
+
+    def b(data: Any, ctx: Loose) -> None:
+        ctx.nd["k"] = ["x", "z"]
+
+    deep = run(Loose(), a, b, merge="deep").context.nd["k"]
+    assert deep == ["x", "y", "x", "z"]  # two insertions at one place: both kept, in order
+    assert run(Loose(), a, b, merge="error_on_conflict").context.nd["k"] == deep
+
+
 def test_true_and_one_are_different_values() -> None:
     def a(data: Any, ctx: Loose) -> None:
         ctx.nd["k"] = True

@@ -282,7 +282,8 @@ class Min(Max):
 class ErrorOnConflict(Rule):
     """Raise :class:`~flowlab.errors.MergeConflict` when two branches wrote one path to
     different values. One writer, or equal values, is never a conflict; dicts are compared key
-    by key, lists as whole values."""
+    by key, lists by position (edits that collide are a conflict; items inserted at one place
+    by several branches are all kept), as ``deep`` merges them."""
 
     label = "error_on_conflict"
     compares = True

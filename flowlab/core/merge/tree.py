@@ -191,10 +191,11 @@ class _Merger:
         inherit: bool,
     ) -> Any:
         if rule.strict:
-            # dicts written whole are compared key by key, as edits under an existing key are
+            # dicts (lists) written whole are compared key by key (by position), as edits under
+            # an existing key (of an existing list) are: a list new in two branches merges over []
             if node.direct and not (
                 len(node.writers) > 1
-                and type(next(iter(node.direct.values()))) is dict
+                and type(next(iter(node.direct.values()))) in _CONTAINERS
                 and self.expand(node, before, keys, rule)
             ):
                 return self.agreed(node, before, keys, label)
