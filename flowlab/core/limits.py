@@ -267,9 +267,10 @@ class LimiterState:
             self._on_change(new, self.in_flight)
 
     def _take(self) -> None:
-        self.in_flight += 1
+        n = self.in_flight = self.in_flight + 1
         self.granted += 1
-        self.peak = max(self.peak, self.in_flight)
+        if n > self.peak:
+            self.peak = n
 
     def try_acquire(self, now: float = 0.0) -> bool:
         """Take a token at once if one is free; never waits (the caller queues for itself)."""
