@@ -58,8 +58,10 @@ async def run_branch(
     found: list[ctx_mod.Change] | None = None  # what it changed, once diffed
     ignored = False  # it caught its cancellation and returned
     live.entered = True
-    timer = None if pr.branch_timeout is None else _arm_timeout(pr, live)
+    timer: asyncio.TimerHandle | None = None
     try:
+        if pr.branch_timeout is not None:
+            timer = _arm_timeout(pr, live)
         bctx = pr.copy_ctx()
         bdata = pr.own_data() if pr.own_data is not None else own_item(pr, name)
         _current.set((run, brec))
