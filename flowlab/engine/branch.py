@@ -18,8 +18,10 @@ deep — the branch fails with :class:`~flowlab.errors.BookkeepingError` instead
 
 The commonest branch, one async step with no timeout and no retry policy while nothing but the
 recorder watches leaves, is awaited right here (see :func:`~flowlab.engine.leaf.settled`, one
-coroutine less per branch) with a :class:`~flowlab.results.records.StepRecord` of its own, exactly
-as :func:`~flowlab.engine.leaf.run_step` would record it.
+coroutine less per branch). Its leaf is logged as a :data:`~flowlab.results.recorder.LeafRow`
+tuple, which ``Recorder.steps`` spells out as the :class:`~flowlab.results.records.StepRecord`
+that :func:`~flowlab.engine.leaf.run_step` would have made (a record object per branch is a large
+part of a branch's cost; ``tests/test_engine.py`` checks that both paths give the same steps).
 """
 
 from __future__ import annotations
