@@ -253,6 +253,11 @@ class LimiterState:
         self._wake_pending = False
         self.queued = 0  # set by an owner that queues callers itself (flowlab.engine.parallel)
         self._on_change = on_change
+        # A policy is asked only about what it overrides (Fixed: neither): a slot taken and
+        # given back once per branch costs no hook calls that could only answer None.
+        policy = type(limiter)
+        self._asks_acquire = policy.on_acquire is not Limiter.on_acquire
+        self._asks_release = policy.on_release is not Limiter.on_release
 
     @property
     def waiting(self) -> int:
@@ -268,13 +273,15 @@ class LimiterState:
             self._on_change(new, self.in_flight)
 
     def _take(self) -> None:
-        self.in_flight += 1
+        n = self.in_flight = self.in_flight + 1
         self.granted += 1
-        self.peak = max(self.peak, self.in_flight)
+        if n > self.peak:
+            self.peak = n
 
     def try_acquire(self, now: float = 0.0) -> bool:
         """Take a token at once if one is free; never waits (the caller queues for itself)."""
-        self._set_limit(self.limiter.on_acquire(self, now))
+        if self._asks_acquire:
+            self._set_limit(self.limiter.on_acquire(self, now))
         if self.in_flight < self.limit and not self._waiters:
             self._take()
             return True
@@ -286,7 +293,8 @@ class LimiterState:
         """Wait for a token; higher ``priority`` first, then smaller ``order`` (where the caller
         sits among its equals, e.g. its branch's declared position), then first come first
         served."""
-        self._set_limit(self.limiter.on_acquire(self, now))
+        if self._asks_acquire:
+            self._set_limit(self.limiter.on_acquire(self, now))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._seq += 1
@@ -318,7 +326,7 @@ class LimiterState:
                 "limiter's count is left as it was."
             )
         self.in_flight -= 1
-        if adapt:
+        if adapt and self._asks_release:
             self._set_limit(self.limiter.on_release(self, latency_s, ok))
         if self._waiters and not self._wake_pending:
             # Grant once the loop is quiet, not now: the releasing caller's next request (a

@@ -18,8 +18,10 @@ deep — the branch fails with :class:`~flowlab.errors.BookkeepingError` instead
 
 The commonest branch, one async step with no timeout and no retry policy while nothing but the
 recorder watches leaves, is awaited right here (see :func:`~flowlab.engine.leaf.settled`, one
-coroutine less per branch) with a :class:`~flowlab.results.records.StepRecord` of its own, exactly
-as :func:`~flowlab.engine.leaf.run_step` would record it.
+coroutine less per branch). Its leaf is logged as a :data:`~flowlab.results.recorder.LeafRow`
+tuple, which ``Recorder.steps`` spells out as the :class:`~flowlab.results.records.StepRecord`
+that :func:`~flowlab.engine.leaf.run_step` would have made (a record object per branch is a large
+part of a branch's cost; ``tests/test_engine.py`` checks that both paths give the same steps).
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from flowlab.engine import bookkeeping, leaf
 from flowlab.engine.attempts import run_attempts
 from flowlab.engine.current import _current
 from flowlab.errors import StepTimeout
-from flowlab.results.records import StepRecord
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -53,20 +54,15 @@ async def run_branch(
     pr: ParallelRun, name: str, live: Any, brec: BranchRecord, since: float
 ) -> None:
     """Run branch ``name`` of ``pr`` (it got its slot at ``since``) and close it."""
-    timer: asyncio.TimerHandle | None = None
+    run = pr.run
     bctx: BaseModel | None = None
+    found: list[ctx_mod.Change] | None = None  # what it changed, once diffed
     ignored = False  # it caught its cancellation and returned
     live.entered = True
-    run = pr.run
+    timer: asyncio.TimerHandle | None = None
     try:
         if pr.branch_timeout is not None:
-            timer = pr.loop.call_later(
-                pr.branch_timeout,
-                run._cancel_live,
-                live,
-                "timeout",
-                f"branch_timeout={pr.branch_timeout:g}s exceeded",
-            )
+            timer = _arm_timeout(pr, live)
         bctx = pr.copy_ctx()
         bdata = pr.own_data() if pr.own_data is not None else own_item(pr, name)
         _current.set((run, brec))
@@ -78,29 +74,32 @@ async def run_branch(
             and node.timeout is None
             and not node.retry
         ):
-            # the commonest branch, awaited right here: no coroutine around the step's own
-            clock, t0 = pr.clock, pr.t0  # recorded as leaf.run_step records a leaf
-            rec = StepRecord(node.name, f"{brec.path}/{node.name}", "step", brec.path, clock() - t0)
-            pr.log_leaf(rec)
+            # the commonest branch, awaited right here: no coroutine around the step's own;
+            # its leaf logged as a LeafRow (flowlab.results.recorder), running, then closed
+            clock, t0, steps = pr.clock, pr.t0, pr.leaf_log
+            at, started, status, error = len(steps), clock() - t0, "ok", ""
+            steps.append((node.name, brec, started))
             leaf.entered(run)
             try:
-                out = leaf.settled(node, await node.fn(*(bdata, bctx)[node.wants]), bctx)
-                rec.status = "ok"
+                fn = node.fn  # called as every step is (see leaf.settled)
+                out = await (fn(bdata, bctx) if node.arity == 2 else fn(*(bdata, bctx)[node.wants]))
+                if out is not None:
+                    out = leaf.settled(node, out, bctx)
             except BaseException as err:
-                rec.status, rec.error = leaf.outcome(err)
+                status, error = leaf.outcome(err)
                 raise
             finally:
-                rec.finished = clock() - t0
-                leaf.left(run, rec.started, rec.finished)
-            pr.outputs[name] = out
+                finished = clock() - t0
+                steps[at] = (node.name, brec, started, finished, status, error)
+                leaf.left(run, started, finished)
         else:
-            pr.outputs[name] = await _run_node(pr, node, bdata, bctx, brec)
+            out = await _run_node(pr, node, bdata, bctx, brec)
         if live.task.cancelling():
             # Asked to stop, it caught the CancelledError and returned anyway: it ends as the
             # cancellation it ignored (its output and changes are not merged).
             ignored = True
-            del pr.outputs[name]
             raise asyncio.CancelledError
+        pr.outputs[name] = out
         brec.status = "ok"
     except BaseException as err:
         if _ended_by(pr, name, live, brec, err, ignored):
@@ -109,25 +108,50 @@ async def run_branch(
         if timer is not None:
             timer.cancel()
         pr.in_flight -= 1
-        # Its bookkeeping, then its close: nothing the bookkeeping raises (a value that holds
-        # itself, or is nested too deep to walk) may skip the close; the step waits for every
-        # branch to say it ended.
-        if bctx is not None and (pr.record or brec.status == "ok" or pr.cow):
-            _bookkeeping(pr, name, live, brec, bctx)
+        # Its bookkeeping (inline: it runs for every branch), then its close. Nothing the
+        # bookkeeping raises (a value that holds itself, or is nested too deep to walk) may
+        # skip the close: the step waits for every branch to say it ended.
+        try:
+            if bctx is not None and (pr.record or brec.status == "ok"):
+                found = []
+                pr.diff_into(pr.ctx, bctx, found, pr.fields)
+                # The merge reads what a branch changed from its diff (see
+                # flowlab.core.merge.nodes.branch_value): its copy is freed now.
+                pr.changes[name] = found
+                if pr.custom:  # a merge function is handed every branch's context
+                    pr.contexts[name] = detach_context(bctx) if pr.cow else bctx
+                if found and pr.record:
+                    pr.recorder.add_diff(pr.par.name, brec, found)
+            if pr.cow and bctx is not None and name in pr.outputs:
+                _detach(pr, name, bctx)
+        except Exception as err:
+            bookkeeping.unrecorded(pr, name, live, bctx, found, err)
         pr.finish(name, live.key, brec)
-        held = (
-            run.held.under(brec.path) if run.held.records and pr.queue.queued and pr.limiter else None
-        )
-        if held:
-            # A cancelled sync step in it runs on in its thread: the branch keeps its slot (and
-            # the step waits for it) until that thread returns, so a queued sibling starts only
-            # then (see flowlab.engine.thread_call).
-            run.held.after(held, lambda: pr.release_held(live.task, name, brec.finished - since))
-        else:
+        if not (run.held.records and _held(pr, name, live, brec, since)):
             pr.tasks.ended(live.task)
             if pr.limiter is not None:
                 pr.queue.release(name, brec.finished - since, brec.status == "ok")
                 pr.dispatch()
+
+
+def _arm_timeout(pr: ParallelRun, live: Any) -> asyncio.TimerHandle:
+    """The branch's ``branch_timeout``: it cancels the branch as ``timeout``."""
+    seconds = pr.branch_timeout
+    assert seconds is not None
+    reason = f"branch_timeout={seconds:g}s exceeded"
+    return pr.loop.call_later(seconds, pr.run._cancel_live, live, "timeout", reason)
+
+
+def _held(pr: ParallelRun, name: str, live: Any, brec: BranchRecord, since: float) -> bool:
+    """Whether the ended branch keeps its slot: a cancelled sync step in it runs on in its
+    thread, so the branch keeps its slot (and the step waits for it) until that thread returns,
+    and a queued sibling starts only then (see :mod:`flowlab.engine.thread_call`)."""
+    run = pr.run
+    held = run.held.under(brec.path) if pr.queue.queued and pr.limiter else None
+    if not held:
+        return False
+    run.held.after(held, lambda: pr.release_held(live.task, name, brec.finished - since))
+    return True
 
 
 def _ended_by(
@@ -186,28 +210,10 @@ def _stopped_by(brec: BranchRecord, err: BaseException) -> None:
         brec.status, brec.error = "failed", f"{type(err).__name__}: {err}"
 
 
-def _bookkeeping(pr: ParallelRun, name: str, live: Any, brec: BranchRecord, bctx: Any) -> None:
-    """What the branch changed: diffed, recorded, kept for a custom merge; a copy-on-write
-    branch's output detached. What cannot be done fails the branch (BookkeepingError)."""
-    found: list[Any] | None = None
-    try:
-        if pr.record or brec.status == "ok":
-            found = []
-            pr.diff_into(pr.ctx, bctx, found, pr.fields)
-            pr.changes[name] = found
-            # The merge reads what a branch changed from its diff (see
-            # flowlab.core.merge.nodes.branch_value), so its copy is freed now; a custom merge
-            # function is handed every branch's context.
-            if pr.custom:
-                pr.contexts[name] = detach_context(bctx) if pr.cow else bctx
-            if found and pr.record:
-                pr.recorder.add_diff(pr.par.name, brec, found)
-        if pr.cow and name in pr.outputs:
-            # an output holding the branch's copy-on-write objects shares nothing with the
-            # context once the branch has ended (flowlab.core.context.cow_diff)
-            pr.outputs[name] = detach_output(pr.outputs[name], bctx)
-    except Exception as err:
-        bookkeeping.unrecorded(pr, name, live, bctx, found, err)
+def _detach(pr: ParallelRun, name: str, bctx: Any) -> None:
+    """A copy-on-write branch's output, made to share nothing with the context once the branch
+    has ended (see :mod:`flowlab.core.context.cow_diff`)."""
+    pr.outputs[name] = detach_output(pr.outputs[name], bctx)
 
 
 def own_item(pr: ParallelRun, name: str) -> Any:

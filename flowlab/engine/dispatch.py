@@ -260,28 +260,35 @@ def branch_keys(pr: ParallelRun) -> list[Any]:
 def enqueue(pr: ParallelRun, keys: list[Any]) -> None:
     """A record and a queue entry per branch (a branch a handle cancelled before the run
     began is recorded, and cancelled, but never queued)."""
-    run, par, queue, log = pr.run, pr.par, pr.queue, pr.log
+    run, queue, log = pr.run, pr.queue, pr.log
     queued, priority = queue.queued, pr.plan.priority
-    # bound once: a bound method per branch would be 2 long-lived objects more for the GC
-    drop_queued, never_ran = pr.drop_queued, pr.never_ran
+    # bound once per step, not looked up per branch (this loop runs once per branch); a bound
+    # method per branch would also be 2 long-lived objects more for the GC
+    drop_queued, never_ran, new_live = pr.drop_queued, pr.never_ran, run.new_live
+    step, path, parent, group, capped = pr.par.name, pr.path, pr.parent, pr.group, pr.capped
+    keep, instruments, precancel = run.recorder.branches.append, run.instruments, run._precancel
+    # declared order under a plain cap (the common case): the name itself is the queue entry
+    append = queue.entries.append if queue.simple else None
     now = run.now()
-    outer = run.ranks.get(pr.parent, ())  # the enclosing branch's place in the tree
+    outer = run.ranks.get(parent, ())  # the enclosing branch's place in the tree
     for index, name in enumerate(pr.plan.names):
         prio = priority.get(name, 0.0)
-        brec = BranchRecord(par.name, name, f"{pr.path}:{name}", pr.parent, prio, now)
-        if pr.capped:
+        brec = BranchRecord(step, name, f"{path}:{name}", parent, prio, now)
+        if capped:
             run.ranks[brec.path] = (*outer, (-prio, index))
-        run.recorder.branches.append(brec)
-        live = run.new_live(brec, pr.group, drop_queued, never_ran)
-        queued[name] = live
+        keep(brec)
+        live = queued[name] = new_live(brec, group, drop_queued, never_ran)
         if log is not None:
             log(brec)
-        if run.instruments:
+        if instruments:
             run._emit("branch_queued", brec)
-        if run._precancel and run.precancelled(name, brec.path):
+        if precancel and run.precancelled(name, brec.path):
             run._cancel_live(live, "cancelled", "cancelled by handle")
             continue
-        queue.push(prio, index, name, keys[index] if keys else None, now)
+        if append is not None:
+            append(name)  # what push() does for a simple queue
+        else:
+            queue.push(prio, index, name, keys[index] if keys else None, now)
     queue.ready()
     if pr.limiter is not None:
         pr.limiter.queued = len(queued)

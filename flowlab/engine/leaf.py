@@ -1,10 +1,10 @@
 """Running one leaf step: its record, the run-wide cap, its timeout, its thread, the backend.
 
 A leaf is a :class:`~flowlab.core.pipeline.Step`. :func:`run_step` is how the engine runs one, at the
-top level or inside a branch; :mod:`flowlab.engine.parallel` also runs the commonest branch, one async
-step with no timeout, without it (one coroutine less per branch) through :func:`started`,
-:func:`finished` and :func:`failed`, which keep the step's record exactly as :func:`run_step`
-does. A leaf with a retry policy (its own, or its Parallel's or Map's) is run attempt by attempt
+top level or inside a branch; :mod:`flowlab.engine.branch` also runs the commonest branch, one async
+step with no timeout, without it (one coroutine less per branch), calling it as every step is
+called (:func:`settled`), counting it with :func:`entered` and :func:`left`, and logging it as
+the record :func:`run_step` would make (see :mod:`flowlab.engine.branch`). A leaf with a retry policy (its own, or its Parallel's or Map's) is run attempt by attempt
 by :mod:`flowlab.engine.attempts`, which calls :func:`call` and :func:`timed` from here. Everything here
 runs on the run's event-loop thread, like the rest of the coordinator.
 """

@@ -77,7 +77,7 @@ async def run_parallel(
 class ParallelRun:
     """One run of one Parallel step: its records, queue, branches, errors and merge."""
 
-    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "expired", "fast", "fields", "group", "in_flight", "limiter", "log", "log_leaf", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "record", "recorder", "retry", "run", "srec", "t0", "tasks")  # fmt: skip
+    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "expired", "fast", "fields", "group", "in_flight", "leaf_log", "limiter", "log", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "record", "recorder", "retry", "run", "srec", "t0", "tasks")  # fmt: skip
 
     def __init__(
         self,
@@ -109,7 +109,7 @@ class ParallelRun:
         self.capped = run.run_limiter is not None or run.rate_gate is not None
         self.recorder = recorder = run.recorder
         recorder.branch_results.append((path, self.outputs, self.errors))  # result.outputs
-        self.log_leaf = recorder.step_log.append
+        self.leaf_log = recorder.step_log  # where a one-step branch logs its leaf (a LeafRow)
         self.clock, self.t0 = run._time, run.t0  # run.now(), inlined on a branch's path
         self.log: Callable[[Any], None] | None = recorder.events.append if run.record else None
         self.custom = par.merge.fn is not None  # a merge function sees every branch's context
@@ -228,13 +228,18 @@ class ParallelRun:
 
     def start(self, name: str, t: float) -> None:
         """Give branch ``name`` (its slot taken) a task; it starts at ``t``."""
-        run, queue = self.run, self.queue
-        live = queue.queued.pop(name)
-        if queue.cap_since is not None and not queue.queued:
+        run, queue, limiter = self.run, self.queue, self.limiter
+        queued = queue.queued
+        live = queued.pop(name)
+        if queue.cap_since is not None and not queued:
             queue.spell_ends(t, self.in_flight)
+        if limiter is not None:
+            limiter.queued = len(queued)
         brec = live.record
-        if self.limiter is not None:
-            self.limiter.queued = len(queue.queued)
+        brec.status = "running"
+        n = self.in_flight = self.in_flight + 1
+        if n > self.peak:
+            self.peak = n
         # The branch starts now, in dispatch (priority) order, even if its task is cancelled
         # before running its first line; under a run-wide cap, when its first leaf gets a slot
         # (Run.began), where it is also logged.
@@ -242,11 +247,6 @@ class ParallelRun:
             run.unstarted[brec.path] = brec
         else:
             brec.started = t
-        brec.status = "running"
-        self.in_flight += 1
-        if self.in_flight > self.peak:
-            self.peak = self.in_flight
-        if not self.capped:
             if self.log is not None:
                 self.log(brec)
             if run.instruments:
@@ -274,18 +274,17 @@ class ParallelRun:
     # ---- ends -----------------------------------------------------------------------------------
     def finish(self, name: str, key: int, brec: BranchRecord) -> None:
         """Close a branch's record (every branch passes here exactly once)."""
-        run = self.run
+        run, log = self.run, self.log
         brec.finished = self.clock() - self.t0
         if self.capped:
             run.unstarted.pop(brec.path, None)  # it never got a slot: it never started
             run.ranks.pop(brec.path, None)
-        self.rank += 1
-        brec.rank = self.ranks[name] = self.rank
+        brec.rank = self.ranks[name] = self.rank = self.rank + 1
         if brec.status == "timeout" and not brec.error:
             brec.error = f"TimeoutError: {brec.reason}"
         run.live.pop(key, None)
-        if self.log is not None:
-            self.log(brec)  # see Recorder.event_log
+        if log is not None:
+            log(brec)  # see Recorder.event_log
         if run.instruments:
             run._emit("branch_finished", brec)
             ok = brec.status == "ok"
