@@ -36,6 +36,7 @@ from flowlab.engine import bookkeeping, leaf
 from flowlab.engine.attempts import run_attempts
 from flowlab.engine.current import _current
 from flowlab.errors import StepTimeout
+from flowlab.results.records import StepRecord
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -74,24 +75,23 @@ async def run_branch(
             and node.timeout is None
             and not node.retry
         ):
-            # the commonest branch, awaited right here: no coroutine around the step's own;
-            # its leaf logged as a LeafRow (flowlab.results.recorder), running, then closed
-            clock, t0, steps = pr.clock, pr.t0, pr.leaf_log
-            at, started, status, error = len(steps), clock() - t0, "ok", ""
-            steps.append((node.name, brec, started))
+            # the commonest branch, awaited right here: no coroutine around the step's own
+            clock, t0 = pr.clock, pr.t0  # recorded as leaf.run_step records a leaf
+            rec = StepRecord(node.name, f"{brec.path}/{node.name}", "step", brec.path, clock() - t0)
+            pr.log_leaf(rec)
             leaf.entered(run)
             try:
                 fn = node.fn  # called as every step is (see leaf.settled)
                 out = await (fn(bdata, bctx) if node.arity == 2 else fn(*(bdata, bctx)[node.wants]))
                 if out is not None:
                     out = leaf.settled(node, out, bctx)
+                rec.status = "ok"
             except BaseException as err:
-                status, error = leaf.outcome(err)
+                rec.status, rec.error = leaf.outcome(err)
                 raise
             finally:
-                finished = clock() - t0
-                steps[at] = (node.name, brec, started, finished, status, error)
-                leaf.left(run, started, finished)
+                rec.finished = clock() - t0
+                leaf.left(run, rec.started, rec.finished)
         else:
             out = await _run_node(pr, node, bdata, bctx, brec)
         if live.task.cancelling():

@@ -77,7 +77,7 @@ async def run_parallel(
 class ParallelRun:
     """One run of one Parallel step: its records, queue, branches, errors and merge."""
 
-    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "expired", "fast", "fields", "group", "in_flight", "leaf_log", "limiter", "log", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "record", "recorder", "retry", "run", "srec", "t0", "tasks")  # fmt: skip
+    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "expired", "fast", "fields", "group", "in_flight", "limiter", "log", "log_leaf", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "record", "recorder", "retry", "run", "srec", "t0", "tasks")  # fmt: skip
 
     def __init__(
         self,
@@ -109,7 +109,7 @@ class ParallelRun:
         self.capped = run.run_limiter is not None or run.rate_gate is not None
         self.recorder = recorder = run.recorder
         recorder.branch_results.append((path, self.outputs, self.errors))  # result.outputs
-        self.leaf_log = recorder.step_log  # where a one-step branch logs its leaf (a LeafRow)
+        self.log_leaf = recorder.step_log.append
         self.clock, self.t0 = run._time, run.t0  # run.now(), inlined on a branch's path
         self.log: Callable[[Any], None] | None = recorder.events.append if run.record else None
         self.custom = par.merge.fn is not None  # a merge function sees every branch's context

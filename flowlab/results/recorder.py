@@ -28,25 +28,7 @@ from flowlab.results.records import (
 if TYPE_CHECKING:
     from flowlab.core.context.isolation import Change
 
-__all__ = ["Instrument", "LeafRow", "Recorder"]
-
-#: A one-step branch's leaf as the engine's inline path logs it (see
-#: :mod:`flowlab.engine.branch`): ``(step, branch record, started)`` while it runs, replaced once
-#: by ``(step, branch record, started, finished, status, error)`` when it ends — a tuple, not a
-#: StepRecord, because building a record object is a large part of what a branch costs.
-LeafRow = tuple[str, BranchRecord, float] | tuple[str, BranchRecord, float, float, str, str]
-
-
-def _leaf_record(row: LeafRow) -> StepRecord:
-    """The StepRecord of a leaf logged as a :data:`LeafRow` (as ``leaf.run_step`` records one)."""
-    if len(row) == 3:  # still running
-        step, branch, started = row
-        return StepRecord(step, f"{branch.path}/{step}", "step", branch.path, started)
-    step, branch, started, finished, status, error = row
-    path = f"{branch.path}/{step}"
-    return StepRecord(
-        step, path, "step", branch.path, started, finished, status=status, error=error
-    )
+__all__ = ["Instrument", "Recorder"]
 
 
 class Instrument:
@@ -101,9 +83,7 @@ class Recorder(Instrument):
         # no tuple per event on the hot path. event_log() spells every entry out.
         self.events: list[tuple[float, str, str, str, str] | BranchRecord] = []
         self.branches: list[BranchRecord] = []
-        # Every step in start order: its record, or a LeafRow (a one-step branch's leaf, logged
-        # by the engine's inline path as a tuple; steps spells it out as its StepRecord)
-        self.step_log: list[StepRecord | LeafRow] = []
+        self.step_log: list[StepRecord] = []  # every step's record, in start order
         self.diffs: list[tuple[str, BranchRecord, list[Change]]] = []
         self.merges: list[tuple[str, Sequence[dict[str, Any]]]] = []
         # per top-level Parallel that reached its merge: what result.remerge() replays
@@ -120,19 +100,8 @@ class Recorder(Instrument):
 
     @property
     def steps(self) -> list[StepRecord]:
-        """Every step record, in the order the steps started.
-
-        A leaf logged as a :data:`LeafRow` is spelled out here as the StepRecord that
-        :func:`flowlab.engine.leaf.run_step` would have made (once the run is over, in place;
-        read mid-run, in a snapshot, so that a running leaf's row can still be closed).
-        """
-        log = self.step_log
-        if any(type(e) is tuple for e in log):
-            spelled = [e if type(e) is StepRecord else _leaf_record(e) for e in log]  # type: ignore[arg-type]
-            if any(type(e) is tuple and len(e) == 3 for e in log):
-                return spelled  # a leaf still runs: its row is closed when it ends
-            log[:] = spelled
-        return log  # type: ignore[return-value]
+        """Every step record, in the order the steps started."""
+        return self.step_log
 
     def event_log(self) -> list[tuple[float, str, str, str, str]]:
         """The event log as ``(time_s, kind, step, branch, detail)`` tuples, in order.
