@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowlab.core.limiter_stats import LimiterStatistics
-from flowlab.core.numbers import is_int, is_number
+from flowlab.core.numbers import check_int, is_int, is_number
 from flowlab.errors import BookkeepingError, ConfigError
 
 __all__ = ["AIMD", "Adaptive", "AdaptiveState", "Fixed", "Limiter", "LimiterState", "as_limiter"]
@@ -51,15 +51,8 @@ def _check_limit(limiter: Any, limit: Any) -> int:
     return limit
 
 
+_NO_CAP = "None for no cap"
 _SETTLE_HOPS = 16  # loop turns a freed token may wait for the loop to be quiet (LimiterState)
-
-
-def _check_int(param: str, value: Any, *, minimum: int = 1) -> int:
-    if not is_int(value) or value < minimum:
-        raise ConfigError(
-            f"{param}={value!r} is not valid; give an integer >= {minimum}, or None for no cap."
-        )
-    return value
 
 
 class Limiter:
@@ -97,7 +90,7 @@ class Fixed(Limiter):
     name = "fixed"
 
     def __init__(self, limit: int) -> None:
-        self.limit = _check_int("max_concurrency", limit)
+        self.limit = check_int("max_concurrency", limit, otherwise=_NO_CAP)
 
     def initial(self) -> int:
         return self.limit
@@ -139,8 +132,8 @@ class Adaptive(Limiter):
         interval_s: float = 0.5,
         reader: Callable[[], tuple[float, float]] | None = None,
     ) -> None:
-        self.min = _check_int("min", min)
-        self.max = _check_int("max", max)
+        self.min = check_int("min", min, otherwise=_NO_CAP)
+        self.max = check_int("max", max, otherwise=_NO_CAP)
         if self.max < self.min:
             raise ConfigError(f"max={max!r} is not valid; it must be >= min={min!r}.")
         for param, v in (("target_cpu", target_cpu), ("target_memory", target_memory)):
@@ -212,8 +205,8 @@ class AIMD(Limiter):
         increase: int = 1,
         backoff: float = 0.5,
     ) -> None:
-        self.min = _check_int("min", min)
-        self.max = _check_int("max", max)
+        self.min = check_int("min", min, otherwise=_NO_CAP)
+        self.max = check_int("max", max, otherwise=_NO_CAP)
         if self.max < self.min:
             raise ConfigError(f"max={max!r} is not valid; it must be >= min={min!r}.")
         if not isinstance(latency_target_s, int | float) or not latency_target_s > 0:
@@ -223,7 +216,7 @@ class AIMD(Limiter):
         if not isinstance(backoff, int | float) or not 0 < backoff < 1:
             raise ConfigError(f"backoff={backoff!r} is not valid; give a fraction in (0, 1).")
         self.latency_target_s = float(latency_target_s)
-        self.increase = _check_int("increase", increase)
+        self.increase = check_int("increase", increase, otherwise=_NO_CAP)
         self.backoff = float(backoff)
 
     def initial(self) -> int:
