@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from flowlab.core.context.cow_containers import CowDict, CowList
 from flowlab.core.context.tracking import TrackedDict, TrackedList
 
-__all__ = ["same"]
+__all__ = ["plain_type", "same"]
 
 _SCALARS: frozenset[type] = frozenset({int, float, str, bool, bytes, complex, type(None)})
 # tracked and copy-on-write containers are still a dict / list: one kind with the plain ones.
@@ -26,6 +26,20 @@ _KIND: dict[type, type] = {TrackedDict: dict, TrackedList: list, CowDict: dict, 
 _items = dict.items
 _get = dict.__getitem__
 _MAX_DEPTH = 200
+
+
+def plain_type(value: Any) -> type:
+    """``value``'s type, a branch's tracked or copy-on-write container as the ``dict`` / ``list``
+    it is (a branch may store one anywhere: ``ctx.d["k"] = ctx.tags``).
+
+    Examples
+    --------
+    >>> from flowlab.core.context.tracking import track
+    >>> plain_type(track([1])), plain_type(track({})), plain_type(1)
+    (<class 'list'>, <class 'dict'>, <class 'int'>)
+    """
+    kind = type(value)
+    return _KIND.get(kind, kind)
 
 
 def same(a: Any, b: Any) -> bool:
