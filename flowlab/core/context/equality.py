@@ -9,6 +9,9 @@ answers for all of these, never raises, and costs one C-level ``==`` for plain d
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from datetime import datetime, time
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -47,6 +50,10 @@ def same(a: Any, b: Any) -> bool:
 
     Type-aware (``True`` and ``1``, ``1`` and ``1.0`` differ), never raises, and answers for
     values whose ``==`` does not give a plain bool:
+
+    * a ``Decimal`` by its digits and exponent (``5`` and ``5.00`` differ), a ``datetime`` /
+      ``time`` by its value *and* its time zone (one instant shown in two zones differs):
+      ``==`` calls these equal, yet a branch that wrote one changed what the context prints;
 
     * numpy arrays by ``numpy.array_equal`` (and dtype), pandas objects by ``.equals`` — only
       when those modules are already imported (they never are by flowlab);
@@ -88,6 +95,9 @@ def _same(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
     if pair in seen:  # compared further up: a value that holds itself (equal unless shown not)
         return True
     seen.add(pair)
+    exact = _EXACT.get(ta)
+    if exact is not None:  # == calls other values equal (5 == 5.00; one instant in two zones)
+        return exact(a, b)
     if isinstance(a, (dict, list, tuple)):
         try:  # plain data (the common case): one C-level comparison, then the items' types
             if a == b:
@@ -126,6 +136,25 @@ def _same(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
         except Exception:
             pass
     return _same_attributes(a, b, depth, seen)
+
+
+def _same_decimal(a: Decimal, b: Decimal) -> bool:
+    """Equal digits, exponent and sign: ``Decimal("5")`` and ``Decimal("5.00")`` differ."""
+    return a.as_tuple() == b.as_tuple()
+
+
+def _same_clock(a: datetime | time, b: datetime | time) -> bool:
+    """The same instant (or time of day) in the same time zone, with the same fold."""
+    return a == b and a.tzinfo == b.tzinfo and a.fold == b.fold
+
+
+# Types whose == calls values equal that are not the same value (they print, serialise and
+# compute differently): compared exactly.
+_EXACT: dict[type, Callable[[Any, Any], bool]] = {
+    Decimal: _same_decimal,
+    datetime: _same_clock,
+    time: _same_clock,
+}
 
 
 def _same_types(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
