@@ -10,7 +10,7 @@ context; it once vanished (no diff, no merge row) because "did the branch change
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,6 @@ from pydantic import BaseModel
 import flowlab as fl
 from flowlab.core.context.equality import same
 
-UTC = timezone.utc
 PLUS2 = timezone(timedelta(hours=2))
 
 
