@@ -9,6 +9,7 @@ answers for all of these, never raises, and costs one C-level ``==`` for plain d
 from __future__ import annotations
 
 import sys
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, time
 from decimal import Decimal
@@ -52,8 +53,11 @@ def same(a: Any, b: Any) -> bool:
     values whose ``==`` does not give a plain bool:
 
     * a ``Decimal`` by its digits and exponent (``5`` and ``5.00`` differ), a ``datetime`` /
-      ``time`` by its value *and* its time zone (one instant shown in two zones differs):
-      ``==`` calls these equal, yet a branch that wrote one changed what the context prints;
+      ``time`` by its value *and* its time zone (one instant shown in two zones differs), a
+      dict subclass by its keys and values too (a ``Counter`` holding a zero count differs
+      from one without the key), an ``OrderedDict`` by its key order too: ``==`` calls these
+      equal (or, the ``OrderedDict``, only its own ``==`` tells), yet a branch that wrote one
+      changed what the context prints (a plain dict's key order is not part of its value);
 
     * numpy arrays by ``numpy.array_equal`` (and dtype), pandas objects by ``.equals`` — only
       when those modules are already imported (they never are by flowlab);
@@ -100,13 +104,14 @@ def _same(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
         return exact(a, b)
     if isinstance(a, (dict, list, tuple)):
         try:  # plain data (the common case): one C-level comparison, then the items' types
-            if a == b:
+            # (a subclass's == may be looser than its items: Counter ignores zero counts)
+            if a == b and (ta in _PLAIN or _base_equal(a, b)):
                 return _same_types(a, b, depth, seen)
         except Exception:  # an item's == raised: compared item by item below
             pass
     if isinstance(a, dict):
-        if len(a) != len(b):
-            return False
+        if len(a) != len(b) or (isinstance(a, OrderedDict) and list(a) != list(b)):
+            return False  # (an OrderedDict's key order is part of its value, as its == says)
         try:
             return all(k in b and _same(v, _get(b, k), depth + 1, seen) for k, v in _items(a))
         except Exception:
@@ -155,6 +160,15 @@ _EXACT: dict[type, Callable[[Any, Any], bool]] = {
     datetime: _same_clock,
     time: _same_clock,
 }
+
+
+_PLAIN: frozenset[type] = frozenset({dict, list, tuple, *_KIND})
+
+
+def _base_equal(a: Any, b: Any) -> bool:
+    """A container subclass's items compared as its base class compares them."""
+    base = dict if isinstance(a, dict) else list if isinstance(a, list) else tuple
+    return base.__eq__(a, b) is True
 
 
 def _same_types(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
