@@ -26,6 +26,7 @@ from flowlab.core.context.changes import (
     _change,
     _diff_extras,
     _diff_list,
+    _diff_model,
     _item,
     _label,
     _make_change,
@@ -33,6 +34,7 @@ from flowlab.core.context.changes import (
 )
 from flowlab.core.context.cow import Branch, branch_of
 from flowlab.core.context.cow_containers import IMMUTABLE, CowDict, CowList
+from flowlab.core.context.cow_sharing import view, view_context, wrote_shared
 from flowlab.core.context.equality import same
 from flowlab.core.context.tracking import notes_explain_size, unwritten_below
 
@@ -268,6 +270,9 @@ def cow_diff_into(
     if owner is None:
         raise ValueError("not a copy-on-write branch context (make it with cow_isolator)")
     check_notes(owner)
+    if wrote_shared(owner):  # its storage may hide the write: diffed whole, as it sees itself
+        _diff_model(base, view(branch_ctx), (), out, fields)
+        return
     _Diff(owner, out).model(base, branch_ctx, (), fields)
 
 
@@ -300,6 +305,8 @@ def detach_context(ctx: BaseModel) -> BaseModel:
     branch = branch_of(ctx)
     if branch is None:
         return ctx
+    if wrote_shared(branch):
+        return view_context(ctx)
     detached: BaseModel = _Detacher(branch)(ctx)
     return detached
 
@@ -310,7 +317,7 @@ def detach_output(value: Any, ctx: BaseModel) -> Any:
     branch = branch_of(ctx)
     if branch is None or type(value) in IMMUTABLE or not _holds(value, branch):
         return value
-    return _Detacher(branch)(value)
+    return view(value) if wrote_shared(branch) else _Detacher(branch)(value)
 
 
 def _holds(value: Any, branch: Branch) -> bool:
