@@ -108,3 +108,23 @@ def test_a_custom_merge_is_handed_the_write_in_both_places() -> None:
     par = fl.Parallel({"a": branch}, isolation="cow", merge=merge)
     result = fl.run(fl.Pipeline(handles, par), Ctx(), clock="virtual")
     assert result.context.docs[0]["tags"] == ["seen"]
+
+
+@pytest.mark.parametrize("isolation", ["eager", "cow"])
+def test_a_retried_branch_that_writes_through_a_handle_only_on_its_last_attempt(
+    isolation: str,
+) -> None:
+    # A failed attempt is undone by a fresh copy's values, made by a copy-on-write branch of
+    # their own: its notes count too.
+    attempts: list[int] = []
+
+    def flaky(data: Any, ctx: Ctx) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("first attempt")
+        through_a_field(ctx)
+
+    step = fl.Step(flaky, retry=fl.Retry(attempts=2, backoff=0.0))
+    par = fl.Parallel({"a": step}, isolation=isolation)
+    result = fl.run(fl.Pipeline(handles, par), Ctx(), clock="virtual")
+    assert result.context.model_dump() == expected(through_a_field).model_dump()

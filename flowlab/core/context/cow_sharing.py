@@ -27,15 +27,15 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from flowlab.core.context.cow_containers import IMMUTABLE, CowDict, CowList
 from flowlab.core.context.equality import same
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from flowlab.core.context.cow import Branch
 
-__all__ = ["Plan", "held_elsewhere", "view", "wrote_shared"]
+__all__ = ["Plan", "branches_in", "held_elsewhere", "view", "view_context", "wrote_shared"]
 
 _getrefcount = sys.getrefcount
 _SINGLE = 2  # sys.getrefcount of an item held by one container, read through map()
@@ -108,6 +108,27 @@ def wrote_shared(branch: Branch) -> bool:
                 break
         branch.aliased = found
     return found
+
+
+def branches_in(ctx: BaseModel, owner: Branch) -> list[Branch]:
+    """``owner`` and every other branch whose containers ``ctx``'s fields (and its nested
+    models' fields) hold: a retried attempt is undone by putting a fresh copy's values, made by
+    a branch of their own, into the context."""
+    found = {id(owner): owner}
+    seen: set[int] = set()
+    todo: list[Any] = [ctx]
+    while todo:
+        model = todo.pop()
+        if id(model) in seen:
+            continue
+        seen.add(id(model))
+        for value in [*model.__dict__.values(), *(model.__pydantic_extra__ or {}).values()]:
+            kind = type(value)
+            if kind is CowList or kind is CowDict:
+                found.setdefault(id(value.branch), value.branch)
+            elif isinstance(value, BaseModel):
+                todo.append(value)
+    return list(found.values())
 
 
 def view(value: Any) -> Any:
