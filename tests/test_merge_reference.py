@@ -315,6 +315,9 @@ ops = st.one_of(
     st.tuples(st.just("d_del"), keys),
     st.tuples(st.just("d_inner"), keys, st.sampled_from(["x", "y"]), small),
     st.tuples(st.just("whole_d"), st.dictionaries(keys, dvalue, max_size=2)),
+    # the branch's own (tracked) list stored under a key new to the base: merged as the plain
+    # list it is (with a sibling's stash there, item by item)
+    st.tuples(st.just("stash"), st.sampled_from(["tags", "u", "ap", "log"])),
 )
 programs = st.lists(st.lists(ops, min_size=1, max_size=4), min_size=1, max_size=4)
 
@@ -364,6 +367,8 @@ def apply(ctx: Ctx, program: list[tuple[Any, ...]]) -> Ctx:
                     setattr(ctx, target, list(op[1]))
                 else:
                     edit_list(items, op)
+        elif kind == "stash":
+            ctx.d["new"] = getattr(ctx, args[0])
         elif kind == "whole_d":
             ctx.d = {
                 k: (type(v)(v) if isinstance(v, list | dict) else v) for k, v in args[0].items()

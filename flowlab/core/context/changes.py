@@ -29,6 +29,7 @@ The checked entry point is :func:`flowlab.core.context.isolation.diff`; :func:`d
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -314,8 +315,8 @@ def _diff_tracked_dict(
 def diff_value(old: Any, new: Any, keys: tuple[Hashable, ...], out: list[Change]) -> None:
     """Append the changes from ``old`` to ``new`` (known to differ) at ``keys``."""
     if (type(old) in _DICTS and type(new) in _DICTS) or (
-        type(old) is type(new) and isinstance(old, dict)  # Counter, OrderedDict, defaultdict
-    ):
+        type(old) is type(new) and isinstance(old, dict) and _keys_in_place(old, new)
+    ):  # (Counter, OrderedDict, defaultdict: key by key too)
         _diff_dict(old, new, keys, out)
     elif type(old) in _LISTS and type(new) in _LISTS:
         _diff_list(old, new, keys, out)
@@ -323,6 +324,15 @@ def diff_value(old: Any, new: Any, keys: tuple[Hashable, ...], out: list[Change]
         _diff_model(old, new, keys, out)
     else:
         out.append(_change(keys, "change", old, new))
+
+
+def _keys_in_place(old: dict[Any, Any], new: dict[Any, Any]) -> bool:
+    """Whether ``new``'s keys are where a key-by-key diff puts them (always, but for an
+    ``OrderedDict`` whose kept keys moved, or whose new keys are not all at the end: its order
+    is part of its value, so such a change is one of the whole dict)."""
+    if not isinstance(old, OrderedDict):
+        return True
+    return list(new) == [k for k in old if k in new] + [k for k in new if k not in old]
 
 
 def _slot_setters(cls: type, names: Sequence[str]) -> list[Callable[[Any, Any], None]]:

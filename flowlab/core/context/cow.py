@@ -35,7 +35,11 @@ Why it is sound
    single reference, checked once per base container and step, before any branch copied it)
    adopts those items when its copy is made, so no raw item of a branch is ever shared. Nor can
    the branch store one raw item twice itself: the methods that could (``*=``, ``sort``, ``+=``
-   / ``extend`` / slice assignment from the list itself) adopt the items first.
+   / ``extend`` / slice assignment from the list itself) adopt the items first. A raw item may
+   still *hold* a shared object (``ctx.handle = ctx.docs[0]["tags"]``, ``docs[0]`` unread):
+   such objects are noted, and a branch that wrote to one is diffed, and its output and context
+   detached, through its methods whole (:mod:`flowlab.core.context.cow_sharing`); a C reader
+   inside that branch still reads the base's object at the unread place.
 2. *Writes stay in the branch.* Every mutating method of the two classes writes only the
    branch's own storage; nested writes go to adopted objects, which are the branch's.
 3. *Tracking falls out of it.* Every write marks where it wrote (a list: the lowest index
@@ -72,7 +76,6 @@ item at all, so none of this applies to them.
 from __future__ import annotations
 
 import copy
-import sys
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -80,6 +83,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from flowlab.core.context.cow_containers import IMMUTABLE, CowDict, CowList
+from flowlab.core.context.cow_sharing import Plan, held_elsewhere
 from flowlab.errors import ConfigError
 
 __all__ = [
@@ -96,8 +100,6 @@ M = TypeVar("M", bound=BaseModel)
 
 _MISS: Any = object()
 _setattr = object.__setattr__
-_getrefcount = sys.getrefcount
-_SINGLE = 2  # sys.getrefcount of an item held by one container, read through map()
 
 
 def _deep_immutable(value: Any) -> bool:
@@ -112,31 +114,6 @@ def _deep_immutable(value: Any) -> bool:
     return True
 
 
-class Plan:
-    """What every branch of one step shares: which base containers hold items that may be
-    referenced from elsewhere (their refcount, read before any branch copied them)."""
-
-    __slots__ = ("shared",)
-
-    def __init__(self) -> None:
-        self.shared: dict[int, tuple[Any, tuple[Any, ...]]] = {}
-
-    def shared_items(self, container: Any, items: Iterable[Any], keys: Callable[[], Any]) -> Any:
-        """The keys / positions of ``container``'s mutable items referenced more than once."""
-        entry = self.shared.get(id(container))
-        if entry is None:
-            counts = list(map(_getrefcount, items))
-            found: tuple[Any, ...] = ()
-            if counts and max(counts) > _SINGLE:
-                found = tuple(
-                    key
-                    for key, count, value in zip(keys(), counts, items, strict=True)
-                    if count > _SINGLE and type(value) not in IMMUTABLE
-                )
-            entry = self.shared[id(container)] = (container, found)  # keeps the id alive
-        return entry[1]
-
-
 class Branch:
     """One branch's copy-on-write state: its memo and the objects that are its own.
 
@@ -149,14 +126,19 @@ class Branch:
         objects, deep copies, and whatever the branch stored into a container.
     models : dict
         ``id(model copy) -> the base model it copies``.
+    shared : dict
+        ``id(own object) -> (base object, own object)`` for the objects made for base objects
+        held in more than one place (:mod:`flowlab.core.context.cow_sharing`).
     """
 
-    __slots__ = ("memo", "models", "owned", "plan")
+    __slots__ = ("aliased", "memo", "models", "owned", "plan", "shared")
 
     def __init__(self, plan: Plan | None = None) -> None:
         self.memo: dict[int, Any] = {}
         self.owned: dict[int, Any] = {}
         self.models: dict[int, BaseModel] = {}
+        self.shared: dict[int, tuple[Any, Any]] = {}
+        self.aliased: bool | None = None  # see cow_sharing.wrote_shared
         self.plan = plan if plan is not None else Plan()
 
     # -- adoption ---------------------------------------------------------------------------
@@ -196,7 +178,7 @@ class Branch:
             new.start(self, raw)
             self._own(raw, new)
             for index in shared:
-                new._get(index)
+                self.note_shared(raw[index], new._get(index))
             return new
         if kind is dict:
             shared = self.plan.shared_items(raw, raw.values(), raw.keys)
@@ -204,7 +186,7 @@ class Branch:
             new.start(self, raw)
             self._own(raw, new)
             for key in shared:
-                new._get(key, dict.__getitem__(new, key))
+                self.note_shared(raw[key], new._get(key, raw[key]))
             return new
         if isinstance(raw, BaseModel):
             return self.copy_model(raw)
@@ -213,8 +195,11 @@ class Branch:
         if kind is set and IMMUTABLE.issuperset(map(type, raw)):
             new = raw.copy()
         else:
+            kept = len(self.memo.get(id(self.memo), ()))
             try:
                 new = copy.deepcopy(raw, self.memo)
+                if held_elsewhere(raw, self.memo, kept):  # something inside is held elsewhere
+                    self.shared[id(new)] = (raw, new)
             except Exception as err:
                 raise ConfigError(
                     f"cannot isolate a value of type {type(raw).__name__} in a branch's "
@@ -227,6 +212,11 @@ class Branch:
     def _own(self, raw: Any, new: Any) -> None:
         self.memo[id(raw)] = new
         self.owned[id(new)] = new
+
+    def note_shared(self, raw: Any, own: Any) -> None:
+        """Note ``own``, made for ``raw``, a base object held in more than one place."""
+        if own is not raw:
+            self.shared[id(own)] = (raw, own)
 
     def own(self, value: Any) -> None:
         """Note ``value`` (stored into a container by the branch) as the branch's own."""
@@ -252,8 +242,10 @@ class Branch:
         self.models[id(new)] = model
         field = self.field
         fields_set = set(model.__pydantic_fields_set__)
+        base = model.__dict__
+        shared = self.plan.shared_items(base, base.values(), base.keys)
         if include_keys is None:
-            values = {name: field(value) for name, value in model.__dict__.items()}
+            values = {name: field(value) for name, value in base.items()}
         else:
             wanted = set(include_keys)
             values = {}
@@ -265,9 +257,15 @@ class Branch:
                         call_default_factory=True, validated_data=values
                     )
             fields_set &= wanted
-        extra = model.__pydantic_extra__
-        if extra is not None:
-            extra = {name: field(value) for name, value in extra.items()}
+            shared = [name for name in shared if name in wanted]
+        for name in shared:  # a field holding an object held elsewhere too
+            self.note_shared(base[name], values[name])
+        extra = base_extra = model.__pydantic_extra__
+        if base_extra is not None:
+            shared = self.plan.shared_items(base_extra, base_extra.values(), base_extra.keys)
+            extra = {name: field(value) for name, value in base_extra.items()}
+            for name in shared:
+                self.note_shared(base_extra[name], extra[name])
         private = model.__pydantic_private__
         if private is not None:
             try:

@@ -26,6 +26,7 @@ from flowlab.core.context.changes import (
     _change,
     _diff_extras,
     _diff_list,
+    _diff_model,
     _item,
     _label,
     _make_change,
@@ -33,6 +34,7 @@ from flowlab.core.context.changes import (
 )
 from flowlab.core.context.cow import Branch, branch_of
 from flowlab.core.context.cow_containers import IMMUTABLE, CowDict, CowList
+from flowlab.core.context.cow_sharing import branches_in, view, view_context, wrote_shared
 from flowlab.core.context.equality import same
 from flowlab.core.context.tracking import notes_explain_size, unwritten_below
 
@@ -267,7 +269,12 @@ def cow_diff_into(
     owner = branch_of(branch_ctx)
     if owner is None:
         raise ValueError("not a copy-on-write branch context (make it with cow_isolator)")
-    check_notes(owner)
+    owners = branches_in(branch_ctx, owner)
+    for branch in owners:
+        check_notes(branch)
+    if any(map(wrote_shared, owners)):  # its storage may hide the write: diffed whole,
+        _diff_model(base, view(branch_ctx), (), out, fields)  # as the branch sees itself
+        return
     _Diff(owner, out).model(base, branch_ctx, (), fields)
 
 
@@ -300,6 +307,8 @@ def detach_context(ctx: BaseModel) -> BaseModel:
     branch = branch_of(ctx)
     if branch is None:
         return ctx
+    if any(map(wrote_shared, branches_in(ctx, branch))):
+        return view_context(ctx)
     detached: BaseModel = _Detacher(branch)(ctx)
     return detached
 
@@ -310,6 +319,8 @@ def detach_output(value: Any, ctx: BaseModel) -> Any:
     branch = branch_of(ctx)
     if branch is None or type(value) in IMMUTABLE or not _holds(value, branch):
         return value
+    if any(map(wrote_shared, branches_in(ctx, branch))):
+        return view(value)
     return _Detacher(branch)(value)
 
 

@@ -9,6 +9,10 @@ answers for all of these, never raises, and costs one C-level ``==`` for plain d
 from __future__ import annotations
 
 import sys
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime, time
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,7 +20,7 @@ from pydantic import BaseModel
 from flowlab.core.context.cow_containers import CowDict, CowList
 from flowlab.core.context.tracking import TrackedDict, TrackedList
 
-__all__ = ["same"]
+__all__ = ["plain_type", "same"]
 
 _SCALARS: frozenset[type] = frozenset({int, float, str, bool, bytes, complex, type(None)})
 # tracked and copy-on-write containers are still a dict / list: one kind with the plain ones.
@@ -28,11 +32,32 @@ _get = dict.__getitem__
 _MAX_DEPTH = 200
 
 
+def plain_type(value: Any) -> type:
+    """``value``'s type, a branch's tracked or copy-on-write container as the ``dict`` / ``list``
+    it is (a branch may store one anywhere: ``ctx.d["k"] = ctx.tags``).
+
+    Examples
+    --------
+    >>> from flowlab.core.context.tracking import track
+    >>> plain_type(track([1])), plain_type(track({})), plain_type(1)
+    (<class 'list'>, <class 'dict'>, <class 'int'>)
+    """
+    kind = type(value)
+    return _KIND.get(kind, kind)
+
+
 def same(a: Any, b: Any) -> bool:
     """Whether ``a`` and ``b`` hold the same value: the question "did this branch change it?".
 
     Type-aware (``True`` and ``1``, ``1`` and ``1.0`` differ), never raises, and answers for
     values whose ``==`` does not give a plain bool:
+
+    * a ``Decimal`` by its digits and exponent (``5`` and ``5.00`` differ), a ``datetime`` /
+      ``time`` by its value *and* its time zone (one instant shown in two zones differs), a
+      dict subclass by its keys and values too (a ``Counter`` holding a zero count differs
+      from one without the key), an ``OrderedDict`` by its key order too: ``==`` calls these
+      equal (or, the ``OrderedDict``, only its own ``==`` tells), yet a branch that wrote one
+      changed what the context prints (a plain dict's key order is not part of its value);
 
     * numpy arrays by ``numpy.array_equal`` (and dtype), pandas objects by ``.equals`` — only
       when those modules are already imported (they never are by flowlab);
@@ -74,15 +99,19 @@ def _same(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
     if pair in seen:  # compared further up: a value that holds itself (equal unless shown not)
         return True
     seen.add(pair)
+    exact = _EXACT.get(ta)
+    if exact is not None:  # == calls other values equal (5 == 5.00; one instant in two zones)
+        return exact(a, b)
     if isinstance(a, (dict, list, tuple)):
         try:  # plain data (the common case): one C-level comparison, then the items' types
-            if a == b:
+            # (a subclass's == may be looser than its items: Counter ignores zero counts)
+            if a == b and (ta in _PLAIN or _base_equal(a, b)):
                 return _same_types(a, b, depth, seen)
         except Exception:  # an item's == raised: compared item by item below
             pass
     if isinstance(a, dict):
-        if len(a) != len(b):
-            return False
+        if len(a) != len(b) or (isinstance(a, OrderedDict) and list(a) != list(b)):
+            return False  # (an OrderedDict's key order is part of its value, as its == says)
         try:
             return all(k in b and _same(v, _get(b, k), depth + 1, seen) for k, v in _items(a))
         except Exception:
@@ -112,6 +141,34 @@ def _same(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
         except Exception:
             pass
     return _same_attributes(a, b, depth, seen)
+
+
+def _same_decimal(a: Decimal, b: Decimal) -> bool:
+    """Equal digits, exponent and sign: ``Decimal("5")`` and ``Decimal("5.00")`` differ."""
+    return a.as_tuple() == b.as_tuple()
+
+
+def _same_clock(a: datetime | time, b: datetime | time) -> bool:
+    """The same instant (or time of day) in the same time zone, with the same fold."""
+    return a == b and a.tzinfo == b.tzinfo and a.fold == b.fold
+
+
+# Types whose == calls values equal that are not the same value (they print, serialise and
+# compute differently): compared exactly.
+_EXACT: dict[type, Callable[[Any, Any], bool]] = {
+    Decimal: _same_decimal,
+    datetime: _same_clock,
+    time: _same_clock,
+}
+
+
+_PLAIN: frozenset[type] = frozenset({dict, list, tuple, *_KIND})
+
+
+def _base_equal(a: Any, b: Any) -> bool:
+    """A container subclass's items compared as its base class compares them."""
+    base = dict if isinstance(a, dict) else list if isinstance(a, list) else tuple
+    return base.__eq__(a, b) is True
 
 
 def _same_types(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:

@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Mapping
 from datetime import date, time, timedelta
 from decimal import Decimal
+from enum import Enum
 from fractions import Fraction
 from typing import Any, TypeVar
 
@@ -94,6 +95,8 @@ def _kind(tp: Any) -> str:
     origin = typing.get_origin(tp) or tp
     if not isinstance(origin, type):
         return "any"  # forward references, Literal, ...: cannot tell
+    if issubclass(origin, Enum):  # labels (an IntEnum too): ordered at best, never summed
+        return "ordered" if issubclass(origin, (int, float, str)) else "other"
     checks: list[tuple[str, tuple[type, ...]]] = [
         ("other", (bool,)),
         ("model", (BaseModel,)),

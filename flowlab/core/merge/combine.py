@@ -7,6 +7,7 @@ Used by the combining rules' :meth:`~flowlab.core.merge.rules.Rule.combine` (``S
 from __future__ import annotations
 
 from decimal import Decimal
+from enum import Enum
 from fractions import Fraction
 from typing import Any
 
@@ -19,9 +20,10 @@ _INT = {int}
 
 
 def is_number(value: Any) -> bool:
-    """A number whose deltas add up (``bool`` is not one)."""
+    """A number whose deltas add up (``bool`` is not one, nor an ``IntEnum`` / ``IntFlag``
+    member: a label, whose sum would be another label no branch chose)."""
     return isinstance(value, (int, float, Decimal, Fraction, complex)) and not isinstance(
-        value, bool
+        value, (bool, Enum)
     )
 
 

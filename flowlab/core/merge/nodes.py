@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from flowlab.core.context.changes import MISSING, Change, Item, same
+from flowlab.core.context.equality import plain_type
 from flowlab.core.merge import lists
 
 __all__ = ["ChangeNode", "Dropped", "branch_value", "branch_values", "same_entries", "writes"]
@@ -176,12 +177,15 @@ def writes(node: ChangeNode) -> dict[int, list[tuple[Any, ...]]]:
     stack: list[tuple[tuple[Hashable, ...], ChangeNode]] = [((), node)]
     while stack:
         where, at = stack.pop()
+        # (a branch's tracked list is the list it is: plain_type)
         for i, value in at.direct.items():
-            out[i].append((where, "set", type(value), value))
+            out[i].append((where, "set", plain_type(value), value))
         for i, value in at.replaced.items():
-            out[i].append((where, "set", type(value), value))
+            out[i].append((where, "set", plain_type(value), value))
         for i, changes in at.items.items():
-            out[i].extend((where, c.op, c.key_path[-1], type(c.after), c.after) for c in changes)
+            out[i].extend(
+                (where, c.op, c.key_path[-1], plain_type(c.after), c.after) for c in changes
+            )
         for key, child in at.children.items():
             stack.append(((*where, key), child))
     return out

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from flowlab.core.context.changes import MISSING, Change, diff_value, same
+from flowlab.core.context.equality import plain_type as _kind
 from flowlab.core.context.tracking import TrackedDict
 from flowlab.core.merge import lists
 from flowlab.core.merge.checks import field_rules
@@ -195,7 +196,7 @@ class _Merger:
             # an existing key (of an existing list) are: a list new in two branches merges over []
             if node.direct and not (
                 len(node.writers) > 1
-                and type(next(iter(node.direct.values()))) in _CONTAINERS
+                and _kind(next(iter(node.direct.values()))) in _CONTAINERS
                 and self.expand(node, before, keys, rule)
             ):
                 return self.agreed(node, before, keys, label)
@@ -203,7 +204,7 @@ class _Merger:
                 return self.list_merge(node, before, keys, rule, label)
         direct = node.direct
         if direct and (
-            type(next(iter(direct.values()))) not in _CONTAINERS  # nothing to expand
+            _kind(next(iter(direct.values()))) not in _CONTAINERS  # nothing to expand
             or not self.expand(node, before, keys, rule)
         ):
             return self.leaf(node, before, keys, rule, label)
@@ -249,7 +250,7 @@ class _Merger:
             if direct and leaves:
                 writers = child.writers
                 if len(writers) > 1:  # is the first writer's value a container to go into?
-                    plain = type(next(iter(direct.values()))) not in _CONTAINERS
+                    plain = _kind(next(iter(direct.values()))) not in _CONTAINERS
                     value = (
                         self.leaf(child, old, (*keys, key), rule, label)
                         if plain
@@ -258,7 +259,7 @@ class _Merger:
                 else:
                     i = writers[0]
                     value = direct[i]  # (its only writer wrote it whole)
-                    if type(value) in _CONTAINERS:
+                    if _kind(value) in _CONTAINERS:
                         value = self.tree(child, old, (*keys, key), rule, label, inherit)
                     elif lone:
                         entries.append(((*keys, key), label, writers, i, old, value, False, ()))
@@ -292,13 +293,13 @@ class _Merger:
         """Turn whole-value writes of dicts (lists) into per-key (per-item) changes, so several
         writers combine instead of the last one winning. False when the values do not allow it."""
         values = list(node.direct.values())
-        kind = type(values[0])
+        kind = _kind(values[0])
         if kind is not dict and kind is not list:
             return False
         if len(node.writers) < 2 and not rule.expands_alone:
             return False
         empty = before is MISSING or before is None
-        if not (empty or type(before) is kind) or any(type(v) is not kind for v in values):
+        if not (empty or _kind(before) is kind) or any(_kind(v) is not kind for v in values):
             return False
         base: Any = kind() if empty else before
         if all(same(base, v) for v in values):
