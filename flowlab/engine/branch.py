@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import flowlab.core.context.isolation as ctx_mod
 from flowlab.core.context.cow_diff import detach_context, detach_output
 from flowlab.core.pipeline import Step
-from flowlab.engine import bookkeeping, leaf
+from flowlab.engine import bookkeeping, excluded, leaf
 from flowlab.engine.attempts import run_attempts
 from flowlab.engine.current import _current
 from flowlab.errors import StepTimeout
@@ -65,6 +65,7 @@ async def run_branch(
         if pr.branch_timeout is not None:
             timer = _arm_timeout(pr, live)
         bctx = pr.copy_ctx()
+        got = excluded.handed(bctx, pr.excluded) if pr.excluded else None  # checked at its end
         bdata = pr.own_data() if pr.own_data is not None else own_item(pr, name)
         _current.set((run, brec))
         node = pr.nodes[name]
@@ -122,6 +123,8 @@ async def run_branch(
                     pr.contexts[name] = detach_context(bctx) if pr.cow else bctx
                 if found and pr.record:
                     pr.recorder.add_diff(pr.par.name, brec, found)
+                if got is not None and brec.status == "ok":
+                    excluded.check(pr, name, brec, bctx, got)
             if pr.cow and bctx is not None and name in pr.outputs:
                 _detach(pr, name, bctx)
         except Exception as err:

@@ -14,7 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 import flowlab.core.context.isolation as ctx_mod
-from flowlab.engine import bookkeeping
+from flowlab.engine import bookkeeping, excluded
 from flowlab.engine.clock import wall
 from flowlab.errors import BranchFailed, StepTimeout
 
@@ -85,6 +85,12 @@ def merge(pr: ParallelRun) -> None:
     except Exception as err:
         outcome.undo()  # the merge wrote into ctx's dicts (reuse_base): put them back
         raise bookkeeping.unrecorded_merge(path, outcome.rows, err) from err
+    if pr.unmerged:
+        try:
+            excluded.warn(pr)
+        except Warning:  # warnings made errors: the run fails with ctx as it was
+            outcome.undo()
+            raise
     ctx_mod.apply_inplace(ctx, outcome.context)
     pr.run._event("merge_applied", path, "", f"{len(outcome.rows)} paths")
     pr.run._emit("merge_applied", path, outcome.rows, pr.srec.merge_s)

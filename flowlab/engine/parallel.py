@@ -35,6 +35,7 @@ from flowlab.core.map import BranchPlan
 from flowlab.engine import limiting, merging
 from flowlab.engine.branch import inline_allowed, run_branch
 from flowlab.engine.dispatch import BranchQueue, branch_keys, enqueue
+from flowlab.engine.excluded import excluded_fields
 from flowlab.engine.group import BranchGroup
 from flowlab.errors import (
     FlowlabError,
@@ -77,7 +78,7 @@ async def run_parallel(
 class ParallelRun:
     """One run of one Parallel step: its records, queue, branches, errors and merge."""
 
-    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "expired", "fast", "fields", "group", "in_flight", "limiter", "log", "log_leaf", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "record", "recorder", "retry", "run", "srec", "t0", "tasks")  # fmt: skip
+    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "excluded", "expired", "fast", "fields", "group", "in_flight", "limiter", "log", "log_leaf", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "record", "recorder", "retry", "run", "srec", "t0", "tasks", "unmerged")  # fmt: skip
 
     def __init__(
         self,
@@ -133,6 +134,8 @@ class ParallelRun:
             else isolator(ctx, par.include_keys, track=True)
         )
         self.diff_into = cow_diff_into if self.cow else ctx_mod.diff_into
+        self.excluded = excluded_fields(ctx, par.include_keys)  # written there: not merged
+        self.unmerged: dict[str, list[str]] = {}
         self.own_data = ctx_mod.data_copier(data) if plan.inputs is None else None
 
     def _new_queue(self) -> BranchQueue:
