@@ -248,7 +248,9 @@ def _diff_model(
         elif kind is TrackedList and b.origin is a:
             low = b.low
             if low < len(a) or len(b) != len(a):
-                _diff_list(a, b, (*keys, name), out, unwritten_below(a, b, low))
+                if low and a:  # the notes say its first `low` items are the base's: checked
+                    low = unwritten_below(a, b, low)
+                _diff_list(a, b, (*keys, name), out, low)
             elif a and _list_eq(b, a) is not True:  # nothing noted, yet changed: written
                 _diff_list(a, b, (*keys, name), out)  # around its methods (heapq.heapify)
         elif not same(a, b):
