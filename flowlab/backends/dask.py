@@ -332,7 +332,7 @@ class Dask:
                 priority=int(priority) if float(priority).is_integer() else priority,
                 pure=False,
             )
-            run._event("backend_submitted", step.name, path, key)
+            run.event("backend_submitted", step.name, path, key)
             try:
                 reply: WorkerReply = await fut
             except asyncio.CancelledError as err:
@@ -358,10 +358,10 @@ class Dask:
                 state.sync.observe(
                     reply.address, rec.submitted, rec.received, reply.started, reply.finished
                 )
-                run._event("backend_received", step.name, path, f"{key} worker={reply.worker}")
+                run.event("backend_received", step.name, path, f"{key} worker={reply.worker}")
                 return reply, rec
             rec.status, rec.error = "lost", f"{type(error).__name__}: {error}"
-            run._event("backend_lost", step.name, path, rec.error)
+            run.event("backend_lost", step.name, path, rec.error)
         raise WorkerLost(
             f"step {step.name!r} of branch {path!r} was lost on the Dask cluster on all "
             f"{self.retries + 1} attempt(s): {type(error).__name__}: {error}. HINT: its worker "

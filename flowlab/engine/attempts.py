@@ -167,7 +167,7 @@ class _Attempts:
         if ok:
             rec.status = "ok"
         if self.run.instruments:
-            self.run._emit("step_finished", rec)
+            self.run.emit("step_finished", rec)
 
 
 async def run_leaf(

@@ -142,7 +142,7 @@ def _arm_timeout(pr: ParallelRun, live: Any) -> asyncio.TimerHandle:
     seconds = pr.branch_timeout
     assert seconds is not None
     reason = f"branch_timeout={seconds:g}s exceeded"
-    return pr.loop.call_later(seconds, pr.run._cancel_live, live, "timeout", reason)
+    return pr.loop.call_later(seconds, pr.run.cancel_live, live, "timeout", reason)
 
 
 def _held(pr: ParallelRun, name: str, live: Any, brec: BranchRecord, since: float) -> bool:
@@ -196,7 +196,7 @@ async def _run_node(
             return await leaf.run_step(pr.run, node, bdata, bctx, brec.path)
         # a one-step branch: a failed attempt is undone by a new copy of the base
         return await run_attempts(pr.run, node, bdata, bctx, brec.path, policy, fresh=pr.copy_ctx)
-    return await pr.run._node(node, bdata, bctx, brec.path, pr.retry)
+    return await pr.run.node(node, bdata, bctx, brec.path, pr.retry)
 
 
 def _stopped_by(brec: BranchRecord, err: BaseException) -> None:

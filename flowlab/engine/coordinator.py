@@ -108,8 +108,8 @@ class Run:
         self.rate_gate: RateGate | None = None  # made by execute(): it needs the run's clock
         self.timeout = options.timeout
         self.clock = options.clock
-        self._wake: asyncio.TimerHandle | None = None  # see lifecycle.wake_up
-        self._timeout_handle: asyncio.TimerHandle | None = None  # the run's own timeout
+        self.wake: asyncio.TimerHandle | None = None  # see lifecycle.wake_up
+        self.timeout_handle: asyncio.TimerHandle | None = None  # the run's own timeout
         self.input = options.input
         self.account = UsageAccount(options.usage)
         self.recorder = Recorder()
@@ -122,7 +122,7 @@ class Run:
         self.live: dict[int, _Live] = {}
         self.pending_cancels: list[str | None] = []  # asked for before execute() began
         self.control_lock = threading.Lock()  # orders those asks against execute()'s start
-        self._precancel: set[str] = set()
+        self.precancel: set[str] = set()
         self._breach_done = False  # the crossing charge's siblings were cancelled
         self._breach_record: BranchRecord | None = None
         self._names: frozenset[str] | None = None  # every branch name and path (see check_branch)
@@ -142,13 +142,13 @@ class Run:
         self.step_rates: dict[str, Any] = {}
         self.status = "running"
         self.result: RunResult | None = None
-        self._run_reason = ""
-        self._executor: ThreadPoolExecutor | None = None
+        self.run_reason = ""
+        self.executor: ThreadPoolExecutor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.main_task: asyncio.Task[Any] | None = None
         self.t0 = 0.0
         self.run_limiter: LimiterState | None = None  # made by lifecycle.open_run
-        self._time: Callable[[], float] = time.monotonic  # the loop's clock, set by execute()
+        self.time: Callable[[], float] = time.monotonic  # the loop's clock, set by execute()
         self.context = ctx_mod.working_copy(self.base, [p.include_keys for p in parallels])
         # declared branches; unknown (None) when a Map makes its branches as it runs
         self.total_branches: int | None = (
@@ -158,14 +158,14 @@ class Run:
         )
         self.token_windows: list[tuple[str, RateState]] = []  # (scope, state), fed by charge()
         self.cap_since: float | None = None  # the run-wide cap holds leaves back since (leaf.py)
-        self._cap_at: tuple[int, int] = (0, 0)  # (limit, in flight) when that spell began
+        self.cap_at: tuple[int, int] = (0, 0)  # (limit, in flight) when that spell began
 
     # ---- time and reporting -------------------------------------------------------------------
     def now(self) -> float:
         """Seconds since the run started, on the run's clock (virtual or real)."""
-        return self._time() - self.t0
+        return self.time() - self.t0
 
-    def _event(
+    def event(
         self, kind: str, step: str, branch: str, detail: str = "", t: float | None = None
     ) -> None:
         if self.record:
@@ -173,13 +173,13 @@ class Run:
                 (self.now() if t is None else t, kind, step, branch, detail)
             )
 
-    def _emit(self, hook: str, *args: Any) -> None:
+    def emit(self, hook: str, *args: Any) -> None:
         self.hooks.emit(hook, *args)
 
     def _instrument_disabled(self, inst: Any, hook: str, err: BaseException) -> None:
         """An instrument raised: it is gone for the rest of the run, and ``result.events`` says so."""
         detail = f"{inst!r} raised {type(err).__name__}: {err} in {hook}(); disabled"
-        self._event("instrument_disabled", "", "", detail)
+        self.event("instrument_disabled", "", "", detail)
 
     # ---- control (event-loop thread) ----------------------------------------------------------
     def cancel(self, branch: str | None = None, reason: str = "cancelled by handle") -> int:
@@ -192,16 +192,16 @@ class Run:
         """
         if branch is None:
             if self.main_task is not None and not self.main_task.done():
-                self._run_reason = self._run_reason or "cancelled"
+                self.run_reason = self.run_reason or "cancelled"
                 self.main_task.cancel()
                 return 1
             return 0
         self.check_branch(branch)
         hits = [lv for lv in self.live.values() if branch in (lv.record.branch, lv.record.path)]
         for lv in hits:
-            self._cancel_live(lv, "cancelled", reason)
+            self.cancel_live(lv, "cancelled", reason)
         if not hits and self.status == "running":
-            self._precancel.add(branch)  # not queued yet: cancel it when it is
+            self.precancel.add(branch)  # not queued yet: cancel it when it is
         return len(hits)
 
     def check_branch(self, branch: str) -> None:
@@ -226,12 +226,12 @@ class Run:
     def precancelled(self, name: str, path: str) -> bool:
         """Whether a handle asked to cancel this branch before it was queued (consumes the ask)."""
         for key in (path, name):
-            if key in self._precancel:
-                self._precancel.discard(key)
+            if key in self.precancel:
+                self.precancel.discard(key)
                 return True
         return False
 
-    def _cancel_live(self, live: _Live, status: str, reason: str) -> None:
+    def cancel_live(self, live: _Live, status: str, reason: str) -> None:
         if live.reason or (live.task is not None and live.task.done()):
             return
         live.status, live.reason = status, reason
@@ -263,7 +263,7 @@ class Run:
             for scope, state in self.token_windows:
                 if not scope or path.startswith(scope + ":"):
                     state.add_tokens(t, tokens)
-        self._emit("charged", brec.path if brec else "", cost, tokens)
+        self.emit("charged", brec.path if brec else "", cost, tokens)
         if self.account.breached is not None:
             raise self.account.breached
 
@@ -279,12 +279,12 @@ class Run:
             return
         self._breach_done = True
         path = brec.path if brec else ""
-        self._event("usage_breach", brec.step if brec else "", path, str(self.account.breached))
+        self.event("usage_breach", brec.step if brec else "", path, str(self.account.breached))
         for lv in list(self.live.values()):
             p = lv.record.path
             if p == path or path.startswith(p + "/"):
                 continue  # the breaching branch and its ancestors end by the error itself
-            self._cancel_live(lv, "cancelled", f"usage limit exceeded by branch {path!r}")
+            self.cancel_live(lv, "cancelled", f"usage limit exceeded by branch {path!r}")
 
     # ---- execution ----------------------------------------------------------------------------
 
@@ -294,10 +294,10 @@ class Run:
         """Run the pipeline; always returns a :class:`RunResult` (never raises for run errors)."""
         return await lifecycle.execute(self)
 
-    def _finish(self, status: str, error: BaseException | None, output: Any) -> RunResult:
+    def finish(self, status: str, error: BaseException | None, output: Any) -> RunResult:
         return lifecycle.finish(self, status, error, output)
 
-    async def _node(
+    async def node(
         self, node: Node, data: Any, ctx: BaseModel, parent: str, retry: Retry | None = None
     ) -> Any:
         """Run ``node``; ``retry`` is the enclosing Parallel's or Map's policy, if any."""
@@ -314,7 +314,7 @@ class Run:
                 # a step caught the cancellation meant for this pipeline and returned: the
                 # next step does not start (the caller records the cancellation as ignored)
                 raise asyncio.CancelledError("a step ignored its cancellation")
-            data = await self._node(step, data, ctx, parent, retry)
+            data = await self.node(step, data, ctx, parent, retry)
         return data
 
     def began(self, path: str, t: float) -> None:
@@ -328,7 +328,7 @@ class Run:
                 if self.record:
                     self.recorder.events.append(brec)  # its start (see Recorder.event_log)
                 if self.instruments:
-                    self._emit("branch_started", brec)
+                    self.emit("branch_started", brec)
             path = path.rpartition("/")[0]
 
     # used by flowlab.engine.parallel

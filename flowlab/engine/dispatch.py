@@ -252,8 +252,8 @@ def branch_keys(pr: ParallelRun) -> list[Any]:
     except ConfigError as err:
         srec, run = pr.srec, pr.run
         srec.status, srec.error, srec.finished = "failed", f"ConfigError: {err}", run.now()
-        run._event("step_finished", path, "", srec.status)
-        run._emit("step_finished", srec)
+        run.event("step_finished", path, "", srec.status)
+        run.emit("step_finished", srec)
         raise
 
 
@@ -266,7 +266,7 @@ def enqueue(pr: ParallelRun, keys: list[Any]) -> None:
     # method per branch would also be 2 long-lived objects more for the GC
     drop_queued, never_ran, new_live = pr.drop_queued, pr.never_ran, run.new_live
     step, path, parent, group, capped = pr.par.name, pr.path, pr.parent, pr.group, pr.capped
-    keep, instruments, precancel = run.recorder.branches.append, run.instruments, run._precancel
+    keep, instruments, precancel = run.recorder.branches.append, run.instruments, run.precancel
     # declared order under a plain cap (the common case): the name itself is the queue entry
     append = queue.entries.append if queue.simple else None
     now = run.now()
@@ -281,9 +281,9 @@ def enqueue(pr: ParallelRun, keys: list[Any]) -> None:
         if log is not None:
             log(brec)
         if instruments:
-            run._emit("branch_queued", brec)
+            run.emit("branch_queued", brec)
         if precancel and run.precancelled(name, brec.path):
-            run._cancel_live(live, "cancelled", "cancelled by handle")
+            run.cancel_live(live, "cancelled", "cancelled by handle")
             continue
         if append is not None:
             append(name)  # what push() does for a simple queue

@@ -126,11 +126,11 @@ def run(
         # Interrupted (KeyboardInterrupt in a notebook cell): cancel every branch, keep the
         # partial result, leave the loop usable, then re-raise.
         if not task.done():
-            the_run._run_reason = "interrupted"
+            the_run.run_reason = "interrupted"
             task.cancel()
             wind_down_blocking(loop, task, the_run)
         if the_run.result is None:
-            the_run._finish("cancelled", None, None)
+            the_run.finish("cancelled", None, None)
         reraise_interrupt(the_run)
         raise
     return deliver_in_cell(result, raise_on_error)
@@ -149,7 +149,7 @@ async def arun(
     try:
         result = await handle.wait()
     except asyncio.CancelledError:  # an interrupted cell: the run ends before the cell returns
-        await handle._wind_down()
+        await handle.wind_down()
         err = cancelled_cell(handle.run)
         raise err from err.__cause__
     return deliver_in_cell(result, raise_on_error)

@@ -58,7 +58,7 @@ def check(
     changed = [field for field, before in got.items() if not same(before, values[field])]
     if changed:
         pr.unmerged[name] = changed
-        pr.run._event(
+        pr.run.event(
             "write_not_merged",
             pr.path,
             brec.path,

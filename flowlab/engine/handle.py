@@ -169,7 +169,7 @@ class RunHandle:
             await asyncio.wait({waiter}, timeout=WAKE_S)
         return waiter.result()
 
-    async def _wind_down(self) -> None:
+    async def wind_down(self) -> None:
         """Cancel the run and wait, through further interrupts, until it has ended (at most
         ``WIND_DOWN_S`` seconds of the loop's clock; then warn, naming what still runs)."""
         self.cancel()
@@ -198,7 +198,7 @@ class RunHandle:
             try:
                 result = await self.wait()
             except asyncio.CancelledError:
-                await self._wind_down()
+                await self.wind_down()
                 err = cancelled_cell(self.run)
                 raise err from err.__cause__
             return deliver_in_cell(result, True)

@@ -193,11 +193,11 @@ async def call(
         out = await step.fn(*args)
     else:
         assert run.loop is not None
-        if run._executor is None:
-            run._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flowlab-step")
+        if run.executor is None:
+            run.executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="flowlab-step")
         if thread is None:
             thread = ThreadCall(run.loop)
-        out = await thread.run(run._executor, step.fn, *args)
+        out = await thread.run(run.executor, step.fn, *args)
     return out
 
 
@@ -222,7 +222,7 @@ def started(run: Run, rec: StepRecord) -> None:
     """Record a leaf that starts now."""
     run.recorder.step_log.append(rec)
     if run.instruments:
-        run._emit("step_started", rec)
+        run.emit("step_started", rec)
     entered(run)
 
 
@@ -233,7 +233,7 @@ def finished(run: Run, rec: StepRecord, ok: bool) -> None:
         rec.status = "ok"
     left(run, rec.started, rec.finished)
     if run.instruments:
-        run._emit("step_finished", rec)
+        run.emit("step_finished", rec)
 
 
 def entered(run: Run) -> None:

@@ -55,12 +55,12 @@ async def execute(run: Run) -> RunResult:
     error: BaseException | None = None
     try:
         if None in early:  # the whole run was cancelled before it began: nothing runs
-            run._run_reason = run._run_reason or "cancelled"
+            run.run_reason = run.run_reason or "cancelled"
             raise asyncio.CancelledError  # (not main_task.cancel(): nothing else to await)
         output = await run_body(run)
         status = "ok"
     except asyncio.CancelledError:
-        if not run._run_reason or run.main_task is None:
+        if not run.run_reason or run.main_task is None:
             finish(run, "cancelled", RunCancelled("the run was cancelled from outside"), None)
             raise
         run.main_task.uncancel()
@@ -82,8 +82,8 @@ def open_run(run: Run) -> list[str | None]:
     run.main_task = asyncio.current_task()
     # A plain loop's time() is time.monotonic(): call that directly (now() runs ~5x/branch).
     plain = type(loop).time is asyncio.BaseEventLoop.time
-    run._time = time.monotonic if plain else loop.time
-    run.t0 = run._time()
+    run.time = time.monotonic if plain else loop.time
+    run.t0 = run.time()
     run.run_limiter = limiting.new_limiter(run, run.run_limiter_cfg, "run")
     if run.rate_cfg is not None:
         state = limiting.new_rate(run, run.rate_cfg, "")
@@ -91,14 +91,14 @@ def open_run(run: Run) -> list[str | None]:
             state, run.now, run.t0, limiting.rate_listener(run, "run", state), lambda: run.leaves_in_flight
         )
     _current.set((run, None))
-    run._emit("run_started", run.total_branches)
+    run.emit("run_started", run.total_branches)
     for name in early:  # asked for before the run began: applied before anything starts
         if name is not None:
             run.cancel(name)
     if run.timeout is not None:
-        run._timeout_handle = loop.call_later(run.timeout, functools.partial(expire, run))
+        run.timeout_handle = loop.call_later(run.timeout, functools.partial(expire, run))
     if run.clock == "real" and not isinstance(loop, VirtualTimeLoop):
-        run._wake = loop.call_later(WAKE_S, functools.partial(wake_up, run))
+        run.wake = loop.call_later(WAKE_S, functools.partial(wake_up, run))
     return early
 
 
@@ -112,7 +112,7 @@ async def run_body(run: Run) -> Any:
         # (Before any step runs: a Parallel reads t0 once, see ParallelRun.)
         run.t0 += run.loop.time() - opened_at
         run.recorder.limits[:] = [(0.0, *row[1:]) for row in run.recorder.limits]
-    body = run._node(run.pipeline, run.input, run.context, "")
+    body = run.node(run.pipeline, run.input, run.context, "")
     if run.detect_deadlocks:
         watch = plugins.load("deadlock_watch")
         # proven deadlocks only: a run is never cancelled on the idle heuristic
@@ -123,14 +123,14 @@ async def run_body(run: Run) -> Any:
 
 def stopped_by(run: Run) -> tuple[str, BaseException]:
     """The status and error of a run its own timeout, a handle or an interrupt cancelled."""
-    if run._run_reason == "timeout":
+    if run.run_reason == "timeout":
         error = StepTimeout(
             f"the run exceeded timeout={run.timeout:g}s",
             step=run.pipeline.name,
             timeout=run.timeout,
         )
         return "timeout", error
-    why = "interrupted" if run._run_reason == "interrupted" else "cancelled (handle.cancel())"
+    why = "interrupted" if run.run_reason == "interrupted" else "cancelled (handle.cancel())"
     return "cancelled", RunCancelled(f"the run was {why}")
 
 
@@ -163,15 +163,15 @@ def failed_by(run: Run, err: BaseException) -> tuple[str, BaseException]:
 
 async def release(run: Run) -> None:
     """Give back what the run holds: its timers, its rate gate, the backend, the thread pool."""
-    for timer in (run._timeout_handle, run._wake):
+    for timer in (run.timeout_handle, run.wake):
         if timer is not None:
             timer.cancel()
     if run.rate_gate is not None:
         run.rate_gate.close()
     if run.backend is not None and hasattr(run.backend, "close"):
         await run.backend.close(run)
-    if run._executor is not None:
-        run._executor.shutdown(wait=False, cancel_futures=True)
+    if run.executor is not None:
+        run.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def finish(run: Run, status: str, error: BaseException | None, output: Any) -> RunResult:
@@ -210,7 +210,7 @@ def finish(run: Run, status: str, error: BaseException | None, output: Any) -> R
     run.result = result
     run.main_task = None  # break the run <-> task <-> context cycle: free promptly
     _last[:] = [result]
-    run._emit("run_finished", status)
+    run.emit("run_finished", status)
     return result
 
 
@@ -222,11 +222,11 @@ def wake_up(run: Run) -> None:
     could wait for the branches' next timer, seconds away.
     """
     assert run.loop is not None
-    run._wake = run.loop.call_later(WAKE_S, functools.partial(wake_up, run))
+    run.wake = run.loop.call_later(WAKE_S, functools.partial(wake_up, run))
 
 
 def expire(run: Run) -> None:
     """The run's own timeout: the run ends as ``timeout``."""
-    run._run_reason = "timeout"
+    run.run_reason = "timeout"
     if run.main_task is not None:
         run.main_task.cancel()

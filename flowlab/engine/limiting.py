@@ -37,8 +37,8 @@ def _limit_listener(run: Run, step: str, kind: str) -> Callable[[int, int], None
     def listener(limit: int, in_flight: int) -> None:
         t = run.now()
         run.recorder.limits.append((t, step, limit, in_flight, kind, "move", "", 0.0))
-        run._event("limit_changed", step, "", f"limit={limit}")
-        run._emit("limit_changed", step, limit, in_flight, t)
+        run.event("limit_changed", step, "", f"limit={limit}")
+        run.emit("limit_changed", step, limit, in_flight, t)
 
     return listener
 
@@ -46,14 +46,14 @@ def _limit_listener(run: Run, step: str, kind: str) -> Callable[[int, int], None
 def cap_spell_begins(run: Run, t: float, limiter: LimiterState) -> None:
     """The run-wide cap holds a leaf back from ``t``: a spell begins (its row says the limit
     and the leaves in flight as they were then, at its ``time_s``)."""
-    run.cap_since, run._cap_at = t, (limiter.limit, limiter.in_flight)
+    run.cap_since, run.cap_at = t, (limiter.limit, limiter.in_flight)
 
 
 def cap_spell_ends(run: Run, limiter: LimiterState) -> None:
     """The run-wide cap held leaves back from ``cap_since`` until now: a ``wait`` row."""
     assert run.cap_since is not None
     t, since = run.now(), run.cap_since
-    limit, in_flight = run._cap_at
+    limit, in_flight = run.cap_at
     row = (since, "run", limit, in_flight, limiter.limiter.name, "wait", "")
     run.recorder.limits.append((*row, t - since))
     run.cap_since = None

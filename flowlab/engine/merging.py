@@ -92,5 +92,5 @@ def merge(pr: ParallelRun) -> None:
             outcome.undo()
             raise
     ctx_mod.apply_inplace(ctx, outcome.context)
-    pr.run._event("merge_applied", path, "", f"{len(outcome.rows)} paths")
-    pr.run._emit("merge_applied", path, outcome.rows, pr.srec.merge_s)
+    pr.run.event("merge_applied", path, "", f"{len(outcome.rows)} paths")
+    pr.run.emit("merge_applied", path, outcome.rows, pr.srec.merge_s)

@@ -111,7 +111,7 @@ class ParallelRun:
         self.recorder = recorder = run.recorder
         recorder.branch_results.append((path, self.outputs, self.errors))  # result.outputs
         self.log_leaf = recorder.step_log.append
-        self.clock, self.t0 = run._time, run.t0  # run.now(), inlined on a branch's path
+        self.clock, self.t0 = run.time, run.t0  # run.now(), inlined on a branch's path
         self.log: Callable[[Any], None] | None = recorder.events.append if run.record else None
         self.custom = par.merge.fn is not None  # a merge function sees every branch's context
         self.record = run.record
@@ -198,8 +198,8 @@ class ParallelRun:
             raise
         finally:
             srec.finished = run.now()
-            run._event("step_finished", self.path, "", srec.status)
-            run._emit("step_finished", srec)
+            run.event("step_finished", self.path, "", srec.status)
+            run.emit("step_finished", srec)
         return self.plan.output(self.outputs)
 
     # ---- queueing -------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ class ParallelRun:
             if self.log is not None:
                 self.log(brec)
             if run.instruments:
-                run._emit("branch_started", brec)
+                run.emit("branch_started", brec)
         try:
             live.task = self.tasks.start(
                 run_branch(self, name, live, brec, t), name=f"flowlab:{brec.path}"
@@ -289,10 +289,10 @@ class ParallelRun:
         if log is not None:
             log(brec)  # see Recorder.event_log
         if run.instruments:
-            run._emit("branch_finished", brec)
+            run.emit("branch_finished", brec)
             ok = brec.status == "ok"
             out = self.outputs.get(name) if ok else None
-            run._emit("branch_result", brec, out, self.errors.get(name))
+            run.emit("branch_result", brec, out, self.errors.get(name))
 
     def release_held(self, task: asyncio.Task[Any], name: str, latency_s: float) -> None:
         """Give back the slot of a branch that ended while a step in it ran on in its thread."""
@@ -346,7 +346,7 @@ class ParallelRun:
         run = self.run
         for lv in list(run.live.values()):
             if lv.group == self.group and lv is not live:
-                run._cancel_live(lv, "cancelled", f"fail_fast: sibling {name!r} failed")
+                run.cancel_live(lv, "cancelled", f"fail_fast: sibling {name!r} failed")
 
     def expire(self) -> None:
         """The step's own timeout: every branch of it is cancelled as ``timeout``."""
@@ -354,7 +354,7 @@ class ParallelRun:
         run = self.run
         for lv in list(run.live.values()):
             if lv.group == self.group:
-                run._cancel_live(lv, "timeout", f"step timeout={self.par.timeout:g}s exceeded")
+                run.cancel_live(lv, "timeout", f"step timeout={self.par.timeout:g}s exceeded")
 
     def abandon(self) -> None:
         """The step itself is being cancelled: close every branch that never started."""
@@ -372,8 +372,8 @@ class ParallelRun:
             self.finish(lv.record.branch, lv.key, lv.record)
         srec.status = "cancelled"
         srec.finished = run.now()
-        run._event("step_finished", self.path, "", srec.status, srec.finished)
-        run._emit("step_finished", srec)
+        run.event("step_finished", self.path, "", srec.status, srec.finished)
+        run.emit("step_finished", srec)
 
 
 def _step_started(run: Run, par: Parallel, path: str, parent: str) -> StepRecord:
@@ -381,6 +381,6 @@ def _step_started(run: Run, par: Parallel, path: str, parent: str) -> StepRecord
     srec = StepRecord(par.name, path, "parallel", parent, run.now())
     srec.limit = repr(par.max_concurrency) if par.max_concurrency is not None else "none"
     run.recorder.step_log.append(srec)
-    run._emit("step_started", srec)
-    run._event("step_started", path, "")
+    run.emit("step_started", srec)
+    run.event("step_started", path, "")
     return srec
