@@ -230,7 +230,12 @@ class Step(Frozen):
         >>> Step(print, name="p").replace(timeout=2.0)
         Step('p', timeout=2)
         """
-        given = {"name": self.name, "timeout": self.timeout, "takes": self._takes, "retry": self.retry}
+        given = {
+            "name": self.name,
+            "timeout": self.timeout,
+            "takes": self._takes,
+            "retry": self.retry,
+        }
         unknown = sorted(set(changes) - set(given))
         if unknown:
             raise ConfigError(

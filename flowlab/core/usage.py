@@ -65,9 +65,7 @@ class UsageLimits:
     def __post_init__(self) -> None:
         for param in ("cost", "tokens"):
             v = getattr(self, param)
-            if v is not None and (
-                not is_number(v) or math.isnan(v) or v < 0
-            ):
+            if v is not None and (not is_number(v) or math.isnan(v) or v < 0):
                 raise ConfigError(f"{param}={v!r} is not valid; give a number >= 0, or None.")
         if self.tokens is not None and not float(self.tokens).is_integer():
             raise ConfigError(

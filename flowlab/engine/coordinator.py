@@ -58,7 +58,6 @@ from flowlab.results.records import BranchRecord
 __all__ = ["Run", "RunCancelled", "charge", "current_run", "last_result"]
 
 
-
 @dataclass(eq=False, slots=True)
 class _Live:
     """A running or queued branch the coordinator may cancel."""
@@ -287,7 +286,6 @@ class Run:
             self.cancel_live(lv, "cancelled", f"usage limit exceeded by branch {path!r}")
 
     # ---- execution ----------------------------------------------------------------------------
-
 
     # ---- the run's life (flowlab.engine.lifecycle) ----------------------------------------------
     async def execute(self) -> RunResult:

@@ -49,7 +49,6 @@ from flowlab.results.recorder import Instrument
 __all__ = ["arun", "run", "start"]
 
 
-
 def _make_run(
     pipeline: Any, ctx: BaseModel, options: RunOptions, stream: OutcomeStream | None = None
 ) -> Run:
@@ -62,7 +61,12 @@ def _make_run(
         extra.append(BranchCallback(options.on_branch))
     if stream is not None:
         extra.append(stream)
-    return Run(pipeline, ctx, options, instruments=_with_progress(extra, options.progress and not options.live))
+    return Run(
+        pipeline,
+        ctx,
+        options,
+        instruments=_with_progress(extra, options.progress and not options.live),
+    )
 
 
 def run(

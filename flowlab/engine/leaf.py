@@ -59,7 +59,9 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
         order = run.ranks.get(parent, ())
         if limiter is not None:
             if run.cap_since is None and limiter.in_flight + limiter.waiting >= limiter.limit:
-                limiting.cap_spell_begins(run, rec.queued, limiter)  # the run-wide cap holds leaves back
+                limiting.cap_spell_begins(
+                    run, rec.queued, limiter
+                )  # the run-wide cap holds leaves back
             await limiter.acquire(0.0, run.now(), order=order)
             if run.cap_since is not None and not limiter.waiting:
                 limiting.cap_spell_ends(run, limiter)

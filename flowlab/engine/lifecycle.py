@@ -88,7 +88,11 @@ def open_run(run: Run) -> list[str | None]:
     if run.rate_cfg is not None:
         state = limiting.new_rate(run, run.rate_cfg, "")
         run.rate_gate = RateGate(
-            state, run.now, run.t0, limiting.rate_listener(run, "run", state), lambda: run.leaves_in_flight
+            state,
+            run.now,
+            run.t0,
+            limiting.rate_listener(run, "run", state),
+            lambda: run.leaves_in_flight,
         )
     _current.set((run, None))
     run.emit("run_started", run.total_branches)
