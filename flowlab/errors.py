@@ -25,7 +25,8 @@ Warnings::
 
     UserWarning
     └── FlowlabWarning
-        └── DictReturnWarning  a context-only step returned a dict that looks like an update
+        ├── DictReturnWarning  a context-only step returned a dict that looks like an update
+        └── NotMergedWarning   branches wrote fields outside their step's include_keys
 
 Backends add their own, e.g. ``flowlab.backends.WorkerLost`` (a Dask worker died mid-step).
 
@@ -52,6 +53,7 @@ __all__ = [
     "FlowlabWarning",
     "MergeConflict",
     "MergeValidationError",
+    "NotMergedWarning",
     "RunCancelled",
     "RunInterrupted",
     "RunNotFinished",
@@ -299,6 +301,11 @@ class DictReturnWarning(FlowlabWarning):
     """A step that gets the context alone returned a plain ``dict`` that looks like an update
     (every key names a context field, and the context does not hold those values): the dict is
     the step's output and is not applied. Return :class:`flowlab.Update` to write fields."""
+
+
+class NotMergedWarning(FlowlabWarning):
+    """Branches of a Parallel wrote fields outside its ``include_keys``: those writes were not
+    merged (each is an event ``write_not_merged`` in ``result.events``)."""
 
 
 class RunNotFinished(FlowlabError, RuntimeError):

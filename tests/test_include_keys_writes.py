@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 import flowlab as fl
-from flowlab.engine.excluded import NotMergedWarning
+from flowlab.errors import NotMergedWarning
 
 
 class Ctx(BaseModel):

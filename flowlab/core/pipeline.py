@@ -66,7 +66,7 @@ class Parallel(Frozen):
         ``propagate``: let siblings finish, then raise. ``fail_fast``: cancel siblings at once,
         then raise. ``ignore``: record the failure and merge the branches that succeeded.
     include_keys : sequence of str, optional
-        Copy only these fields into branches (and merge only these).
+        Copy only these fields into branches, merge only these (others: NotMergedWarning).
     retry : Retry, optional
         A :class:`~flowlab.core.retry.Retry` for every leaf step inside that has none of its own.
     isolation : {"eager", "cow"}, default "eager"

@@ -19,17 +19,13 @@ from pydantic import BaseModel
 
 from flowlab.core.context.copying import snapshot
 from flowlab.core.context.equality import same
-from flowlab.errors import FlowlabWarning
+from flowlab.errors import NotMergedWarning
 
 if TYPE_CHECKING:
     from flowlab.engine.parallel import ParallelRun
     from flowlab.results.records import BranchRecord
 
 __all__ = ["NotMergedWarning", "check", "excluded_fields", "handed", "warn"]
-
-
-class NotMergedWarning(FlowlabWarning):
-    """A branch wrote fields outside its step's ``include_keys``: those writes were dropped."""
 
 
 def excluded_fields(ctx: BaseModel, include_keys: Sequence[str] | None) -> tuple[str, ...]:
