@@ -63,3 +63,6 @@ def test_the_warning_made_an_error_fails_the_step_with_nothing_merged() -> None:
         result = fl.run(par, Ctx(count=3), clock="virtual", raise_on_error=False)
     assert result.status == "failed"
     assert result.context.notes == [] and result.context.count == 3
+    steps = result.steps
+    row = steps[steps["step"] == "p"].iloc[0]  # its row ends too (it used to stay "running")
+    assert row["status"] == "failed" and row["error"].startswith("NotMergedWarning")

@@ -196,6 +196,9 @@ class ParallelRun:
             if isinstance(err, MergeConflict) or hasattr(err, "report"):
                 self.recorder.add_merge(par.name, list(getattr(err, "report", [])))
             raise
+        except Exception as err:  # anything else that stops it (a warning made an error)
+            srec.status, srec.error = "failed", f"{type(err).__name__}: {err}"
+            raise
         finally:
             srec.finished = run.now()
             run.event("step_finished", self.path, "", srec.status)
