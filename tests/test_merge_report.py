@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 import flowlab as fl
 from flowlab.core.context.changes import MISSING
+from flowlab.core.context.equality import repeat_key
 from flowlab.core.merge import lists, merge_branches, resolve
 from flowlab.core.merge.combine import plain_total, total
 from flowlab.core.merge.report import COLUMNS, MergeReport
@@ -225,7 +226,7 @@ def test_dedupe_by_hash_matches_the_general_loop(data: st.DataObject) -> None:
     appended = sorted(flags)  # the shape of every writer appending: base first, then inserted
     for inserted in (flags, appended, None):
         fast = lists.dedupe(values, None, inserted)
-        general = lists.dedupe(values, lambda item: item, inserted)  # a key: no fast path
+        general = lists.dedupe(values, repeat_key, inserted)  # a key: no fast path
         assert fast == general or _same_nan(fast, general)
         assert [type(x) for x in fast] == [type(x) for x in general]
 

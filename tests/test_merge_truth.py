@@ -445,3 +445,26 @@ def test_upsert_collisions_raise_under_error_on_conflict() -> None:
     with pytest.raises(MergeConflict, match="msgs"):
         run(base, a, c, merge="error_on_conflict")
     assert run(base, a, c, merge="deep").context.msgs == [{"id": 1, "t": "from c"}]
+
+
+class Mixed(BaseModel):
+    xs: Annotated[list[Any], fl.merge.Union()] = [1]
+    ys: list[Any] = [1]
+
+
+def test_union_and_accumulate_keep_values_that_only_equal_a_kept_one() -> None:
+    # True, 1.0 and Decimal("1.00") are == 1 but not the same value (the merge's own notion):
+    # de-duplicating them away would drop a write with no dropped mark
+    from decimal import Decimal
+
+    def a(data: Any, ctx: Mixed) -> None:
+        ctx.xs.extend([True, 1.0])
+        ctx.ys.extend([True, 1.0])
+
+    def b(data: Any, ctx: Mixed) -> None:
+        ctx.xs.extend([Decimal("1.00"), 1, True])
+        ctx.ys.extend([Decimal("1.00"), 1, True])
+
+    result = run(Mixed(), a, b, merge="accumulate")
+    assert result.context.xs == result.context.ys == [1, True, 1.0, Decimal("1.00")]
+    assert [type(x) for x in result.context.xs] == [int, bool, float, Decimal]

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from flowlab.core.context.cow_containers import CowDict, CowList
 from flowlab.core.context.tracking import TrackedDict, TrackedList
 
-__all__ = ["plain_type", "same"]
+__all__ = ["plain_type", "repeat_key", "same"]
 
 _SCALARS: frozenset[type] = frozenset({int, float, str, bool, bytes, complex, type(None)})
 # tracked and copy-on-write containers are still a dict / list: one kind with the plain ones.
@@ -151,6 +151,26 @@ def _same_decimal(a: Decimal, b: Decimal) -> bool:
 def _same_clock(a: datetime | time, b: datetime | time) -> bool:
     """The same instant (or time of day) in the same time zone, with the same fold."""
     return a == b and a.tzinfo == b.tzinfo and a.fold == b.fold
+
+
+def repeat_key(value: Any) -> Any:
+    """A hashable stand-in for a hashable ``value``: two values have equal keys when
+    :func:`same` calls them the same (``True`` and ``1``, ``1`` and ``1.0``, ``Decimal("1")``
+    and ``Decimal("1.00")`` do not), so a set of keys finds repeats as the merge sees them.
+
+    Examples
+    --------
+    >>> len({repeat_key(v) for v in (1, True, 1.0, "1")}), repeat_key((1,)) == repeat_key((1,))
+    (4, True)
+    """
+    kind = type(value)
+    if kind is tuple or kind is frozenset:
+        return kind, kind(map(repeat_key, value))
+    if kind is Decimal:
+        return kind, value.as_tuple()
+    if kind is datetime or kind is time:
+        return kind, value, value.tzinfo, value.fold
+    return kind, value
 
 
 # Types whose == calls values equal that are not the same value (they print, serialise and

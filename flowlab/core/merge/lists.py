@@ -31,6 +31,7 @@ from operator import not_
 from typing import Any, NamedTuple
 
 from flowlab.core.context.changes import Change, Item, same
+from flowlab.core.context.equality import repeat_key
 
 __all__ = ["Combined", "Hunk", "align", "appended", "combine", "combine_edits", "dedupe", "hunks"]
 
@@ -247,7 +248,7 @@ def dedupe(
     if inserted is not None:  # the base's own items are known first, wherever they stand
         for item, flag in zip(items, inserted, strict=True):
             if not flag:
-                k = item if key is None else key(item)
+                k = repeat_key(item) if key is None else key(item)
                 try:
                     seen.add(k)
                 except TypeError:
@@ -256,7 +257,7 @@ def dedupe(
     flags = inserted if inserted is not None else [True] * len(items)
     for item, flag in zip(items, flags, strict=True):
         if flag:
-            k = item if key is None else key(item)
+            k = repeat_key(item) if key is None else key(item)
             try:
                 if k in seen:
                     continue
@@ -271,23 +272,29 @@ def dedupe(
 
 def _dedupe_hashable(items: list[Any], inserted: Sequence[bool] | None) -> list[Any]:
     """:func:`dedupe` by the items themselves, every one hashable (else ``TypeError``): the
-    same answer, with the set built in C. The general loop is its reference (see the tests)."""
+    same answer, with the sets built in C. The general loop is its reference (see the tests).
+    Items are compared by :func:`~flowlab.core.context.equality.repeat_key` (``True`` is not a
+    repeat of ``1``), as everywhere else the merge compares values."""
+    keys = list(map(repeat_key, items))
     if inserted is None:
-        return list(dict.fromkeys(items))  # first occurrence kept, in order
+        first = dict(zip(reversed(keys), reversed(items), strict=True))  # first item wins
+        return [first[k] for k in dict.fromkeys(keys)]  # first occurrences, in order
     start = inserted.index(True) if True in inserted else len(items)
     if False not in inserted[start:]:  # the base's items, then only inserted ones (appends)
         kept = items[:start]
-        fresh = dict.fromkeys(items[start:])  # first occurrence kept, in order
-        for item in fresh.keys() & set(kept):  # inserted items the base has already
-            del fresh[item]
-        return kept + list(fresh)
-    seen = set(compress(items, map(not_, inserted)))  # the base's own items
+        known = set(keys[:start])
+        fresh: dict[Any, Any] = {}
+        for k, item in zip(keys[start:], items[start:], strict=True):
+            if k not in known and k not in fresh:
+                fresh[k] = item
+        return kept + list(fresh.values())
+    seen = set(compress(keys, map(not_, inserted)))  # the base's own items
     out: list[Any] = []
     append, add = out.append, seen.add
-    for item, flag in zip(items, inserted, strict=True):
+    for k, item, flag in zip(keys, items, inserted, strict=True):
         if flag:
-            if item in seen:
+            if k in seen:
                 continue
-            add(item)
+            add(k)
         append(item)
     return out

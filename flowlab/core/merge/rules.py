@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel
 
 from flowlab.core.context.changes import MISSING
-from flowlab.core.context.equality import same
+from flowlab.core.context.equality import repeat_key, same
 from flowlab.core.merge.combine import is_number, plain_total, sets, summable, total
 from flowlab.core.merge.nodes import ChangeNode, Dropped
 from flowlab.errors import ConfigError, MergeValidationError
@@ -196,7 +196,7 @@ class Union(Rule):
         return merged if merged is not None else (values[-1], len(values) - 1, True)
 
     def dedupe_key(self) -> tuple[bool, Callable[[Any], Any] | None]:
-        return True, self.key_of
+        return True, None if self.key is None else self.key_of  # None: by repeat_key, in C
 
     def fold(self, before: Any, value: Any) -> Any:
         items = _items(value)
@@ -211,9 +211,10 @@ class Union(Rule):
         return out
 
     def key_of(self, item: Any) -> Any:
-        """The value ``item`` is de-duplicated by."""
+        """The value ``item`` is de-duplicated by (itself, as :func:`repeat_key` tells
+        repeats: ``True`` is not a repeat of ``1``)."""
         if self.key is None:
-            return item
+            return repeat_key(item)
         if isinstance(self.key, str):
             return item[self.key] if isinstance(item, dict) else getattr(item, self.key)
         return self.key(item)
