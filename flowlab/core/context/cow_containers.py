@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import ItemsView, Iterable, Iterator, ValuesView
 from typing import TYPE_CHECKING, Any, SupportsIndex
 
+from flowlab.core.context.tracking import lowest_touched
+
 if TYPE_CHECKING:
     from flowlab.core.context.cow import Branch
 
@@ -77,15 +79,7 @@ class CowList(list[Any]):
         self.touch()
 
     def _at(self, index: SupportsIndex | slice) -> None:
-        n = len(self)
-        if isinstance(index, slice):
-            start, stop, step = index.indices(n)
-            first = start if step > 0 else max(stop + 1, 0)
-        else:
-            first = index.__index__()
-            if first < 0:
-                first += n
-        first = min(max(first, 0), n)
+        first = lowest_touched(index, len(self))
         if first < self.low:
             self.low = first
         self.touch()

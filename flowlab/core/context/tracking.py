@@ -37,6 +37,7 @@ from typing import Any, SupportsIndex
 __all__ = [
     "TrackedDict",
     "TrackedList",
+    "lowest_touched",
     "notes_explain_size",
     "track",
     "untrack",
@@ -146,15 +147,7 @@ class TrackedList(list[Any]):
     low: int
 
     def _at(self, index: SupportsIndex | slice) -> None:
-        n = len(self)
-        if isinstance(index, slice):
-            start, stop, step = index.indices(n)
-            first = start if step > 0 else max(stop + 1, 0)
-        else:
-            first = index.__index__()
-            if first < 0:
-                first += n
-        first = min(max(first, 0), n)
+        first = lowest_touched(index, len(self))
         if first < self.low:
             self.low = first
 
@@ -230,6 +223,25 @@ def untrack(value: Any) -> Any:
     if kind is TrackedList:
         return list(value)
     return value
+
+
+def lowest_touched(index: SupportsIndex | slice, n: int) -> int:
+    """The lowest position of a list of ``n`` items that ``xs[index]`` reads or writes (``n``
+    when none: past the end).
+
+    Examples
+    --------
+    >>> lowest_touched(-1, 5), lowest_touched(slice(1, None), 5), lowest_touched(slice(None, None, -1), 5)
+    (4, 1, 0)
+    """
+    if isinstance(index, slice):
+        start, stop, step = index.indices(n)
+        first = start if step > 0 else max(stop + 1, 0)
+    else:
+        first = index.__index__()
+        if first < 0:
+            first += n
+    return min(max(first, 0), n)
 
 
 def unwritten_below(old: list[Any], new: list[Any], low: int) -> int:
