@@ -128,3 +128,48 @@ def test_same_is_no_looser_than_a_dicts_own_equality_nor_than_a_plain_dicts() ->
     assert not same(Counter(a=1, z=0), Counter(a=1))
     assert same(Counter(a=1, z=0), Counter(a=1, z=0))
     assert same({"a": 1, "b": 2}, {"b": 2, "a": 1})  # a plain dict: order is not its value
+
+
+class Signed(BaseModel):
+    x: float = 0.0
+    xs: list[float] = [0.0, 1.0]
+    by: dict[str, float] = {"a": 0.0}
+    z: complex = 0j
+    tags: list[float] = [0.0]
+    pad: list[list[int]] = [[i] for i in range(70)]
+
+
+def flip_signs(ctx: Signed) -> None:
+    ctx.x = -0.0
+    ctx.xs[0] = -0.0
+    ctx.by["a"] = -0.0
+    ctx.z = complex(0.0, -0.0)
+    ctx.tags += [-0.0]  # not a repeat of 0.0: it prints, divides and rounds differently
+
+
+def test_same_tells_signed_zeros_apart() -> None:
+    assert not same(0.0, -0.0)
+    assert not same([0.0, 1.0], [-0.0, 1.0])  # inside containers == calls equal too
+    assert not same({"a": [0.0]}, {"a": [-0.0]})
+    assert not same((0.0,), (-0.0,))
+    assert not same(complex(0.0, 0.0), complex(0.0, -0.0))
+    assert same(-0.0, -0.0) and same([1.5, -0.0], [1.5, -0.0])
+    assert same(float("nan"), float("-nan"))  # NaN stays NaN, whatever its sign bit
+    assert not same([0.0, 0.0], [0.0, -0.0])
+
+
+@pytest.mark.parametrize("isolation", ["eager", "cow"])
+@pytest.mark.parametrize("merge", ["overwrite", "deep", "accumulate", "error_on_conflict"])
+def test_a_signed_zero_written_over_zero_is_merged(isolation: str, merge: str) -> None:
+    def branch(data: Any, ctx: Signed) -> None:
+        flip_signs(ctx)
+
+    par = fl.Parallel({"a": branch}, isolation=isolation, merge=merge, name="fan")
+    result = fl.run(fl.Pipeline(par), Signed(), clock="virtual")
+    expected = Signed()
+    flip_signs(expected)
+    got = result.context
+    assert repr((got.x, got.xs, got.by, got.z, got.tags)) == repr(
+        (expected.x, expected.xs, expected.by, expected.z, expected.tags)
+    )
+    assert {"x", "xs[0]", "by.a", "z", "tags[1]"} <= set(result.diffs.path)

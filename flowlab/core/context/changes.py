@@ -37,7 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from flowlab.core.context.cow_containers import CowDict, CowList
-from flowlab.core.context.equality import _SCALARS, same
+from flowlab.core.context.equality import _SCALARS, same, signs_agree
 from flowlab.core.context.tracking import (
     TrackedDict,
     TrackedList,
@@ -190,7 +190,7 @@ def _same_prefix(old: Sequence[Any], new: Sequence[Any]) -> bool:
             # equal scalars of equal types are the same; equal containers may still differ
             # inside (``[[True]] == [[1]]``), so they are compared as same() does
             if kinds == list(map(type, old)) and _SCALARS.issuperset(kinds):
-                return True
+                return signs_agree(list(head), list(old), kinds)  # 0.0 == -0.0
             return all(same(a, b) for a, b in zip(old, head, strict=True))
     except Exception:
         pass

@@ -13,6 +13,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, time
 from decimal import Decimal
+from itertools import compress, repeat
+from math import copysign
+from operator import is_
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,7 +23,7 @@ from pydantic import BaseModel
 from flowlab.core.context.cow_containers import CowDict, CowList
 from flowlab.core.context.tracking import TrackedDict, TrackedList
 
-__all__ = ["plain_type", "repeat_key", "same"]
+__all__ = ["plain_type", "repeat_key", "same", "signs_agree"]
 
 _SCALARS: frozenset[type] = frozenset({int, float, str, bool, bytes, complex, type(None)})
 # tracked and copy-on-write containers are still a dict / list: one kind with the plain ones.
@@ -66,7 +69,9 @@ def same(a: Any, b: Any) -> bool:
       inside a container that ``==`` calls equal, ``True`` and ``1`` are not told apart;
     * an object whose ``==`` raises, or is the default identity test, by its attributes
       (``__dict__`` / ``__slots__``), as a deep copy of it should be equal to it;
-    * NaN equals NaN (an untouched float field is not a change).
+    * NaN equals NaN (an untouched float field is not a change), while ``0.0`` and ``-0.0``
+      differ (``==`` calls them equal, yet they print, divide and round differently), also
+      inside containers and in a complex number's parts.
 
     Values that hold themselves compare as graphs (a pair met again further down is taken as
     equal, so a deep copy of a cyclic value equals it). Anything still undecidable, or nested
@@ -81,7 +86,9 @@ def same(a: Any, b: Any) -> bool:
         return True
     ta, tb = type(a), type(b)
     if ta is tb and ta in _SCALARS:
-        return a == b or (ta is float and a != a and b != b)
+        if a == b:
+            return ta not in _SIGNED or _same_sign(a, b)
+        return ta is float and a != a and b != b
     return _same(a, b, 0, set())
 
 
@@ -92,7 +99,9 @@ def _same(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
     if _KIND.get(ta, ta) is not _KIND.get(tb, tb):
         return False
     if ta in _SCALARS:
-        return a == b or (ta is float and a != a and b != b)
+        if a == b:
+            return ta not in _SIGNED or _same_sign(a, b)
+        return ta is float and a != a and b != b
     if depth > _MAX_DEPTH:
         return False
     pair = (id(a), id(b))
@@ -166,6 +175,10 @@ def repeat_key(value: Any) -> Any:
     kind = type(value)
     if kind is tuple or kind is frozenset:
         return kind, kind(map(repeat_key, value))
+    if kind is float:  # 0.0 and -0.0 differ, NaN is NaN (as same() sees them)
+        return (kind, value, copysign(1.0, value)) if value == value else (kind, "nan")
+    if kind is complex:
+        return kind, repeat_key(value.real), repeat_key(value.imag)
     if kind is Decimal:
         return kind, value.as_tuple()
     if kind is datetime or kind is time:
@@ -201,12 +214,47 @@ def _same_types(a: Any, b: Any, depth: int, seen: set[tuple[int, int]]) -> bool:
     kinds = list(map(type, left))
     if kinds != list(map(type, right)):
         return all(_same(x, y, depth + 1, seen) for x, y in zip(left, right, strict=True))
+    if not signs_agree(left, right, kinds):
+        return False
     scalars = _SCALARS
     return all(
         _same(x, y, depth + 1, seen)
         for x, y, kind in zip(left, right, kinds, strict=True)
         if kind not in scalars
     )
+
+
+def signs_agree(left: list[Any], right: list[Any], kinds: list[type]) -> bool:
+    """For items that ``==`` calls equal, one by one, and of equal ``kinds``: whether their
+    floats (and complex numbers' parts) also have the same signs (``0.0 == -0.0``), at C speed.
+
+    Examples
+    --------
+    >>> signs_agree([1, 0.0], [1, -0.0], [int, float]), signs_agree([0.0], [0.0], [float])
+    (False, True)
+    """
+    if float in kinds:
+        pick = list(map(is_, kinds, repeat(float)))
+        ones = repeat(1.0)
+        if list(map(copysign, ones, compress(left, pick))) != list(
+            map(copysign, ones, compress(right, pick))
+        ):
+            return False
+    if complex in kinds:
+        pick = list(map(is_, kinds, repeat(complex)))
+        return all(map(_same_sign, compress(left, pick), compress(right, pick)))
+    return True
+
+
+def _same_sign(a: float | complex, b: float | complex) -> bool:
+    """Two equal floats (or complex numbers) with the same sign bits, NaN aside."""
+    if isinstance(a, complex) or isinstance(b, complex):
+        a, b = complex(a), complex(b)
+        return _same_sign(a.real, b.real) and _same_sign(a.imag, b.imag)
+    return a != a or copysign(1.0, a) == copysign(1.0, b)
+
+
+_SIGNED: frozenset[type] = frozenset({float, complex})
 
 
 def _seq(value: Any) -> Any:
