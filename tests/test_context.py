@@ -223,7 +223,8 @@ def test_diff_non_str_dict_keys_keep_the_real_key() -> None:
 
     branch = IntKeys(m={1: 2})
     (change,) = diff(IntKeys(), branch)
-    assert change.path == ("m", "1") and change.keys == ("m", 1)
+    assert change.path == ("m", "[1]") and change.keys == ("m", 1)  # not the str key "1"
+    assert change.dotted == "m[1]"
 
 
 def test_diff_list_append_is_adds_at_branch_positions() -> None:

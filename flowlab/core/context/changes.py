@@ -38,6 +38,7 @@ from pydantic import BaseModel
 
 from flowlab.core.context.cow_containers import CowDict, CowList
 from flowlab.core.context.equality import _SCALARS, same, signs_agree
+from flowlab.core.context.paths import Item, join, labels
 from flowlab.core.context.tracking import (
     TrackedDict,
     TrackedList,
@@ -81,23 +82,14 @@ MISSING: Any = _Missing()
 
 
 @dataclass(frozen=True, slots=True)
-class Item:
-    """A list position inside a change's key path (``Item(2)`` renders as ``[2]``)."""
-
-    index: int
-
-    def __str__(self) -> str:
-        return f"[{self.index}]"
-
-
-@dataclass(frozen=True, slots=True)
 class Change:
     """One thing a branch changed, at a field path.
 
     Attributes
     ----------
     path : tuple of str
-        Field names, dict keys (as ``str``) and list positions (``"[i]"``) from the context down.
+        Field names, dict keys and list positions (``"[i]"``) from the context down, each as
+        :func:`flowlab.core.context.paths.label` writes it (``"alice"``, ``'["a.b"]'``, ``"[1]"``).
     op : {"add", "change", "remove"}
         ``add``: the path is new (a dict key, or a list item); ``remove``: it is gone;
         ``change``: its value was replaced.
@@ -116,14 +108,9 @@ class Change:
 
     @property
     def dotted(self) -> str:
-        """The path as one string: ``"scores.alice"``, ``"tags[1]"``."""
-        out = ""
-        for part in self.path:
-            if part.startswith("[") or not out:
-                out += part
-            else:
-                out += "." + part
-        return out
+        """The path as one string: ``"scores.alice"``, ``"tags[1]"``, ``'counts["a.b"]'``
+        (:mod:`flowlab.core.context.paths`)."""
+        return join(self.path)
 
     @property
     def key_path(self) -> tuple[Hashable, ...]:
@@ -210,7 +197,7 @@ def _diff_list(
     else:
         start, end_old, end_new = list_slice(old, new, same_below)
     # a path of one field name is all str already
-    path = keys if len(keys) == 1 and type(keys[0]) is str else tuple(map(str, keys))
+    path = keys if len(keys) == 1 and type(keys[0]) is str else labels(keys)
     for i in range(start, end_old):
         out.append(_make_change((*path, _label(i)), "remove", old[i], None, (*keys, _item(i))))
     for j in range(start, end_new):
@@ -386,7 +373,7 @@ def _make_change(
 def _change(
     keys: tuple[Hashable, ...], op: Literal["add", "change", "remove"], before: Any, after: Any
 ) -> Change:
-    return _make_change(tuple(map(str, keys)), op, before, after, keys)
+    return _make_change(labels(keys), op, before, after, keys)
 
 
 def diff_into(

@@ -36,6 +36,7 @@ from flowlab.core.context.cow import Branch, branch_of
 from flowlab.core.context.cow_containers import IMMUTABLE, CowDict, CowList
 from flowlab.core.context.cow_sharing import branches_in, view, view_context, wrote_shared
 from flowlab.core.context.equality import same
+from flowlab.core.context.paths import labels
 from flowlab.core.context.tracking import notes_explain_size, unwritten_below
 
 __all__ = ["cow_diff_into", "detach", "detach_context", "detach_output"]
@@ -228,7 +229,7 @@ class _Diff:
         n_old, n_new = len(old), len(new)
         if new.low >= n_old and n_new >= n_old:
             # only appended (as _diff_list's first case): no copy of the whole list
-            path = keys if len(keys) == 1 and type(keys[0]) is str else tuple(map(str, keys))
+            path = keys if len(keys) == 1 and type(keys[0]) is str else labels(keys)
             for j in range(n_old, n_new):
                 after = stored(list.__getitem__(new, j))
                 out.append(_make_change((*path, _label(j)), "add", None, after, (*keys, _item(j))))

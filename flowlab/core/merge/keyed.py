@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowlab.core.context.changes import MISSING, list_slice, same
+from flowlab.core.context.paths import dotted
 from flowlab.core.merge import lists
 from flowlab.core.merge.nodes import ChangeNode
 from flowlab.core.merge.rules import Rule, _check_two_args, _fn_name, _items
@@ -136,7 +137,7 @@ def decide(
     """The merged value of a field under ``Single``, ``Upsert`` or ``Reduce``."""
     values = merger.values_of(node, before)
     names = merger.names
-    path = ".".join(map(str, keys))
+    path = dotted(keys)
     if isinstance(rule, Single):
         if len(values) > 1:
             merger.conflicts.append((path, {names[i]: v for i, v in values.items()}))

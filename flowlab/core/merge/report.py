@@ -23,6 +23,7 @@ from typing import Any, overload
 
 from flowlab.core.context.changes import MISSING
 from flowlab.core.context.copying import ATOMIC, snapshot
+from flowlab.core.context.paths import dotted as _dotted
 
 __all__ = ["COLUMNS", "Entry", "MergeReport", "dotted"]
 
@@ -40,20 +41,17 @@ Entry = tuple[
     Any,  # dropped: a tuple of branch names, or a Dropped worked out when read
 ]
 
-_STR = frozenset({str})
-
 
 def dotted(keys: Sequence[Hashable]) -> str:
-    """A path's keys as one string, as the diffs show it: ``("scores", "alice") -> "scores.alice"``.
+    """A path's keys as one string, as the diffs show it: ``("scores", "alice") -> "scores.alice"``
+    (:func:`flowlab.core.context.paths.dotted`: a key a dot could not show apart is bracketed).
 
     Examples
     --------
-    >>> dotted(("docs", "d1", "words")), dotted(("counts", 3))
-    ('docs.d1.words', 'counts.3')
+    >>> dotted(("docs", "d1", "words")), dotted(("counts", 3)), dotted(("counts", "a.b"))
+    ('docs.d1.words', 'counts[3]', 'counts["a.b"]')
     """
-    if _STR.issuperset(map(type, keys)):
-        return ".".join(keys)  # type: ignore[arg-type]
-    return ".".join(map(str, keys))
+    return _dotted(keys)
 
 
 class MergeReport(Sequence[dict[str, Any]]):

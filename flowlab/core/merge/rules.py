@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from flowlab.core.context.changes import MISSING
 from flowlab.core.context.equality import repeat_key, same
+from flowlab.core.context.paths import dotted
 from flowlab.core.merge.combine import is_number, plain_total, sets, summable, total
 from flowlab.core.merge.nodes import ChangeNode, Dropped
 from flowlab.errors import ConfigError, MergeValidationError
@@ -323,7 +324,7 @@ class Custom(Rule):
             after = self.fn(own, values)
         except Exception as err:
             raise MergeValidationError(
-                f"the rule {self!r} at {'.'.join(map(str, keys))!r} (writers "
+                f"the rule {self!r} at {dotted(keys)!r} (writers "
                 f"{', '.join(values)}) raised {type(err).__name__}: {err}; nothing was merged.",
                 report=merger.rows,
             ) from err

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from flowlab.core.context.paths import join, split
 from flowlab.errors import check_one_of
 from flowlab.ui.plot._style import (
     STATUS_COLORS,
@@ -133,9 +134,9 @@ def _merge_marks(merged: pd.DataFrame, fields: list[str], key: Callable[[str, st
     whose write was dropped, and the fields whose merge found a conflict."""
     under: dict[str, list[str]] = {}  # a merged path -> the fields at or below it (one pass)
     for f in fields:
-        parts = f.split(".")
+        parts = split(f)
         for n in range(1, len(parts) + 1):
-            under.setdefault(".".join(parts[:n]), []).append(f)
+            under.setdefault(join(parts[:n]), []).append(f)
     winners: set[tuple[str, str]] = set()
     dropped: set[tuple[str, str]] = set()
     conflicts: set[str] = set()
@@ -207,11 +208,11 @@ def _summarized(
     """Cells and fields cut to parent paths until at most ``limit`` columns remain (one level at
     least), with the number of paths each column stands for. A column is ``ok`` for a branch if
     any of its paths is."""
-    depth = max(f.count(".") for f in fields) + 1
+    depth = max(len(split(f)) for f in fields)
     cut: dict[str, str] = {}
     while depth > 1:
         depth -= 1
-        cut = {f: ".".join(f.split(".")[:depth]) for f in fields}
+        cut = {f: join(split(f)[:depth]) for f in fields}
         if len(set(cut.values())) <= limit:
             break
     counts: dict[str, int] = {}
@@ -227,9 +228,9 @@ def _summarized(
 
 def _above(under: dict[str, list[str]], path: str) -> list[str]:
     """The shown column that a path below it was summarized into (a list of one, or none)."""
-    parts = path.split(".")
+    parts = split(path)
     for n in range(len(parts) - 1, 0, -1):
-        parent = ".".join(parts[:n])
+        parent = join(parts[:n])
         if parent in under:
             return [parent]
     return []
