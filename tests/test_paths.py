@@ -92,3 +92,12 @@ def test_the_merge_grid_keeps_a_dotted_key_one_column() -> None:
     assert 'files["data.csv"]' in ticks and "nested.data.csv" in ticks
     cells = {p.get_gid() for p in ax.patches if (p.get_gid() or "").startswith("cell:")}
     assert 'cell:a|files["data.csv"]' in cells and "cell:b|nested.data.csv" in cells
+
+
+def test_compare_reads_fields_written_as_the_frames_write_them() -> None:
+    pipe = fl.Pipeline(fl.Parallel({"a": edit_int, "b": edit_str}, name="fan"))
+    fields = ['files["data.csv"]', "by_id[1]", "by_id.1", "nested.data.csv", 'files["nope"]']
+    cmp = fl.compare(pipe, Ctx(), grid={"merge": ["deep"]}, fields=fields, progress=False)
+    row = cmp.frame.iloc[0]
+    assert [row[f"ctx.{f}"] for f in fields[:4]] == [1, 1, 1, 1]
+    assert row['ctx.files["nope"]'] is None or row['ctx.files["nope"]'] != row['ctx.files["nope"]']

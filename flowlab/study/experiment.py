@@ -20,6 +20,7 @@ Every combination is built (and so validated) before the first run starts.
 
 from __future__ import annotations
 
+import ast
 import itertools
 import sys
 import time
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from flowlab.core.context.paths import split
 from flowlab.core.numbers import is_int
 from flowlab.core.pipeline import Parallel, Pipeline, as_node
 from flowlab.errors import ConfigError, check_one_of
@@ -104,17 +106,31 @@ def _context_fields(ctx: BaseModel, fields: Sequence[str] | None) -> list[str]:
     for f in fields:
         if not isinstance(f, str):
             raise ConfigError(f"fields={fields!r} is not valid; give context field names (str).")
-        check_one_of("fields", f.split(".", 1)[0], names, hint="a dotted path reaches dict keys.")
+        check_one_of("fields", split(f)[0], names, hint="a dotted path reaches dict keys.")
     return list(fields)
 
 
 def _get(ctx: Any, path: str) -> Any:
+    """The value at ``path``, written as the frames write paths (``scores.alice``,
+    ``files["data.csv"]``, ``by_id[1]``, ``tags[0]``); None where there is none."""
     value = ctx
-    for part in path.split("."):
-        if isinstance(value, BaseModel):
-            value = getattr(value, part, None)
+    for part in split(path):
+        key: Any = part
+        if part.startswith("["):
+            try:
+                key = ast.literal_eval(part[1:-1])
+            except (ValueError, SyntaxError):
+                return None
+        if isinstance(value, BaseModel) and type(key) is str:
+            value = getattr(value, key, None)
         elif isinstance(value, Mapping):
-            value = value.get(part)
+            value = value.get(key)
+        elif (
+            isinstance(value, (list, tuple))
+            and type(key) is int
+            and -len(value) <= key < len(value)
+        ):
+            value = value[key]
         else:
             return None
     return value
