@@ -154,9 +154,8 @@ def _strategies(fig: Figure, settings: Settings) -> None:
     for s in STRATEGIES:
         fig.add(f"merge_us_{s}", times[s] * 1e6, "us", f"merge_branches, 100 branches, {s}")
     t_over = times["overwrite"]
-    fig.add(
+    fig.add(  # the merge alone: its cost is judged per decided path (below), as issue 22 says
         "ratio_accumulate", times["accumulate"] / t_over, "x", "merge: accumulate / overwrite",
-        target="<= 1.1x", check=lambda v: v <= 1.1,
     )  # fmt: skip
     fig.add("ratio_deep", times["deep"] / t_over, "x", "merge: deep / overwrite")
     n_changes = sum(map(len, diffs.values()))
@@ -177,9 +176,9 @@ def _strategies(fig: Figure, settings: Settings) -> None:
     }
     runs = [lambda s=s: fl.run(pipes[s], base) for s in STRATEGIES]
     run_times = dict(zip(STRATEGIES, best(runs, settings.pick(5, 20)), strict=True))
-    fig.add(
+    fig.add(  # the accumulate-vs-overwrite target is on whole runs (issue 22)
         "run_ratio_accumulate", run_times["accumulate"] / run_times["overwrite"], "x",
-        "whole fl.run: accumulate / overwrite",
+        "whole fl.run: accumulate / overwrite", target="<= 1.1x", check=lambda v: v <= 1.1,
     )  # fmt: skip
     fig.add(
         "run_ratio_deep", run_times["deep"] / run_times["overwrite"], "x",
