@@ -9,6 +9,7 @@
     ├── BranchFailed           a branch raised (``on_failure="propagate"`` / ``"fail_fast"``)
     │   └── StepFailed         a step outside any branch raised
     ├── BookkeepingError       what a branch changed could not be diffed or recorded
+    ├── IsolationBreach        a copy-on-write branch wrote into the data its siblings share
     ├── StepTimeout            a step, a branch or the whole run ran out of time
     ├── UsageLimitExceeded     a charge crossed the run's shared usage budget
     ├── ChargeRefused          a charge from a branch (or run) that had already ended
@@ -51,6 +52,7 @@ __all__ = [
     "DictReturnWarning",
     "FlowlabError",
     "FlowlabWarning",
+    "IsolationBreach",
     "MergeConflict",
     "MergeValidationError",
     "NotMergedWarning",
@@ -198,6 +200,39 @@ class BookkeepingError(FlowlabError):
         self.branch = branch
         self.path = path
         self.stage = stage
+
+
+class IsolationBreach(FlowlabError):
+    """A branch of an ``isolation="cow"`` step wrote into the data its siblings share.
+
+    Copy-on-write branches share the step's context until they write, and every write through
+    Python reaches the branch's own copy. Code that reads a list's storage directly can still
+    hand out a shared item (``heapq.heappop``, ``numpy.array(list_of_dicts)``, pydantic validating
+    a ``list[Any]`` or models already built); mutating *that* item writes into the shared context.
+    The step checks its context when its branches end: if it changed, the step fails with this
+    error, nothing is merged, and the context is put back as it was before the step. Siblings may
+    have read the changed data, so their results are not merged either. ``isolation="eager"``
+    (the default) gives every branch a full copy instead.
+
+    Attributes
+    ----------
+    step : str
+        The step whose shared context changed.
+    fields : list of str
+        The context fields that changed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str = "",
+        fields: Sequence[str] = (),
+        result: RunResult | None = None,
+    ) -> None:
+        super().__init__(message, result=result)
+        self.step = step
+        self.fields = list(fields)
 
 
 class StepTimeout(FlowlabError, TimeoutError):

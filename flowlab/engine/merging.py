@@ -16,12 +16,40 @@ from typing import TYPE_CHECKING
 import flowlab.core.context.isolation as ctx_mod
 from flowlab.engine import bookkeeping, excluded
 from flowlab.engine.clock import wall
-from flowlab.errors import BranchFailed, StepTimeout
+from flowlab.errors import BranchFailed, IsolationBreach, StepTimeout
 
 if TYPE_CHECKING:
     from flowlab.engine.parallel import ParallelRun
 
-__all__ = ["merge", "raise_for_errors"]
+__all__ = ["check_shared", "merge", "raise_for_errors"]
+
+
+def check_shared(pr: ParallelRun, *, failing: bool = False) -> None:
+    """Whether a copy-on-write step's shared context is as its branches found it
+    (:mod:`flowlab.core.context.cow_guard`). A changed one was written around copy on write: its
+    changed fields are put back, an ``isolation_breach`` event names them, and the step fails
+    with :class:`~flowlab.errors.IsolationBreach` (``failing``: it fails with another error)."""
+    guard, pr.guard = pr.guard, None
+    if guard is None:
+        return
+    changed = guard.changed(pr.ctx)
+    if not changed:
+        return
+    guard.restore(pr.ctx, changed)
+    names = ", ".join(map(repr, changed))
+    pr.run.event("isolation_breach", pr.path, "", names)
+    if failing:
+        return
+    raise IsolationBreach(
+        f"step {pr.path!r} (isolation='cow'): a branch wrote into the context its siblings "
+        f"share (field {names}), through code that reads a list's storage directly and hands "
+        "out a shared item (heapq.heappop, numpy.array(list_of_dicts), pydantic validating a "
+        "list[Any] or models already built). Siblings may have read the changed data: nothing "
+        "was merged and the context was put back as it was before the step. Run the step "
+        "with isolation='eager' (every branch its own full copy).",
+        step=pr.path,
+        fields=changed,
+    )
 
 
 def raise_for_errors(pr: ParallelRun) -> None:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import flowlab.core.context.isolation as ctx_mod
 from flowlab.core.context.cow import copy_on_write_pays, cow_isolator
 from flowlab.core.context.cow_diff import cow_diff_into
+from flowlab.core.context.cow_guard import Guard
 from flowlab.core.context.isolator import isolator
 from flowlab.core.map import BranchPlan
 from flowlab.engine import limiting, merging
@@ -78,7 +79,7 @@ async def run_parallel(
 class ParallelRun:
     """One run of one Parallel step: its records, queue, branches, errors and merge."""
 
-    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "excluded", "expired", "fast", "fields", "group", "in_flight", "limiter", "log", "log_leaf", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "record", "recorder", "retry", "run", "srec", "t0", "tasks", "unmerged")  # fmt: skip
+    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "excluded", "expired", "fast", "fields", "group", "guard", "in_flight", "limiter", "log", "log_leaf", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "record", "recorder", "retry", "run", "srec", "t0", "tasks", "unmerged")  # fmt: skip
 
     def __init__(
         self,
@@ -134,6 +135,8 @@ class ParallelRun:
             else isolator(ctx, par.include_keys, track=True)
         )
         self.diff_into = cow_diff_into if self.cow else ctx_mod.diff_into
+        # what the copy-on-write branches share, checked when they end (merging.check_shared)
+        self.guard = Guard(ctx, par.include_keys) if self.cow else None
         self.excluded = excluded_fields(ctx, par.include_keys)  # written there: not merged
         self.unmerged: dict[str, list[str]] = {}
         self.own_data = ctx_mod.data_copier(data) if plan.inputs is None else None
@@ -175,6 +178,7 @@ class ParallelRun:
             await self.wait_for_branches()
         except BaseException:
             self.abandon()
+            merging.check_shared(self, failing=True)
             raise
         finally:
             if step_timer is not None:
@@ -184,6 +188,7 @@ class ParallelRun:
             self.srec.peak = self.limiter.peak if self.limiter is not None else self.peak
         srec = self.srec
         try:
+            merging.check_shared(self)
             merging.raise_for_errors(self)
             merging.merge(self)
             srec.status = "ok"

@@ -67,7 +67,9 @@ Hence opt-in (``isolation="cow"``; the default is eager). Not covered by the laz
 ``list`` and hand its stored items to Python code without going through its methods
 (``heapq``'s functions, ``numpy.array(list_of_dicts)``, pydantic validation of a ``list[Any]``
 or ``dict[str, Any]`` built from a branch's container): they can hand out a raw base object,
-and mutating *that* object would reach the base. Writes around the methods are noticed before
+and mutating *that* object reaches the base. The step catches it when its branches end
+(:mod:`~flowlab.core.context.cow_guard`): it fails with ``IsolationBreach``, nothing merged, the
+context put back. Writes around the methods are noticed before
 the diff (:func:`~flowlab.core.context.cow_diff.check_notes`), as :mod:`~flowlab.core.context.tracking` says.
 Contexts whose lists and dicts hold only immutable values (strings, numbers) have no raw mutable
 item at all, so none of this applies to them.
