@@ -9,11 +9,14 @@ already built), and mutating that item mutates the context every sibling reads.
 
 So a :class:`Guard` keeps a copy of the step's context as its branches start (one walk of the
 shared fields, with the copy policy of :mod:`flowlab.core.context.copying`) and compares it with
-the context when they end (:func:`~flowlab.core.context.equality.same`: one C-level ``==`` for
-plain data). A context that changed was written around copy on write: the step is told which
-fields, and puts them back. Only the lists, dicts and models a branch can reach raw are kept: an
-immutable value cannot be written to, and any other value (a set, an object) is deep-copied for
-every branch.
+the context when they end, with ``==`` (C speed: ~1 ms for 10,000 small dicts, where the
+type-aware :func:`~flowlab.core.context.equality.same` takes ~15 ms; ``same`` decides only where
+``==`` raises or does not give a bool). So a shared value overwritten with an *equal* value of
+another type (``True`` over ``1``, ``-0.0`` over ``0.0``) is not seen: the one kind of write
+this check can miss. A context that changed was written around copy on write: the step is told
+which fields, and puts them back. Only the lists, dicts and models a branch can reach raw are
+kept: an immutable value cannot be written to, and any other value (a set, an object) is
+deep-copied for every branch.
 """
 
 from __future__ import annotations
@@ -80,7 +83,11 @@ class Guard:
         out = []
         for name, kept in self.kept.items():
             now = extra if name == "__pydantic_extra__" else values[name]
-            if not same(kept, now):
+            try:
+                equal = kept == now
+            except Exception:  # an item's == raised (arrays inside): compared as same() does
+                equal = None
+            if not (equal if type(equal) is bool else same(kept, now)):
                 out.append(name)
         return out
 
