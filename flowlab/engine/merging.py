@@ -34,6 +34,7 @@ def check_shared(pr: ParallelRun, *, failing: bool = False) -> None:
         return
     changed = guard.changed(pr.ctx)
     if not changed:
+        pr.kept_base = guard.copy  # the context as it still is: the merge record's copy
         return
     guard.restore(pr.ctx, changed)
     names = ", ".join(map(repr, changed))
@@ -94,7 +95,7 @@ def merge(pr: ParallelRun) -> None:
     if par.order == "completion":
         ok = sorted(ok, key=pr.ranks.__getitem__)
     if not pr.parent and not pr.custom and pr.record:  # result.remerge() replays it
-        pr.recorder.add_merge_input(path, ctx, ok, par.merge, par.include_keys)
+        pr.recorder.add_merge_input(path, ctx, ok, par.merge, par.include_keys, pr.kept_base)
     t_merge = wall()
     try:
         outcome = bookkeeping.merge(

@@ -79,7 +79,7 @@ async def run_parallel(
 class ParallelRun:
     """One run of one Parallel step: its records, queue, branches, errors and merge."""
 
-    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "excluded", "expired", "fast", "fields", "group", "guard", "in_flight", "limiter", "log", "log_leaf", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "record", "recorder", "retry", "run", "srec", "t0", "tasks", "unmerged")  # fmt: skip
+    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "excluded", "expired", "fast", "fields", "group", "guard", "in_flight", "kept_base", "limiter", "log", "log_leaf", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "record", "recorder", "retry", "run", "srec", "t0", "tasks", "unmerged")  # fmt: skip
 
     def __init__(
         self,
@@ -137,6 +137,7 @@ class ParallelRun:
         self.diff_into = cow_diff_into if self.cow else ctx_mod.diff_into
         # what the copy-on-write branches share, checked when they end (merging.check_shared)
         self.guard = Guard(ctx, par.include_keys) if self.cow else None
+        self.kept_base: BaseModel | None = None  # a copy of ctx the merge record can keep
         self.excluded = excluded_fields(ctx, par.include_keys)  # written there: not merged
         self.unmerged: dict[str, list[str]] = {}
         self.own_data = ctx_mod.data_copier(data) if plan.inputs is None else None

@@ -147,18 +147,20 @@ class Recorder(Instrument):
         order: list[str],
         spec: Any,
         include_keys: Sequence[str] | None,
+        copied: BaseModel | None = None,
     ) -> None:
         """Keep what a top-level Parallel's merge started from (a copy of its base context, the
         merge order and the step's merge), for :meth:`RunResult.remerge`.
 
         Only the fields the merge may write are copied (``include_keys``; the others are the
         final context's, as only a run's last step can be re-merged). A base that cannot be
-        copied is not kept, and remerge says so.
+        copied is not kept, and remerge says so. ``copied``: such a copy, made already (a
+        copy-on-write step keeps one to check its shared context) and nobody else's.
         """
         from flowlab.core.context.isolation import isolate
 
         try:
-            copied = isolate(base, include_keys)
+            copied = isolate(base, include_keys) if copied is None else copied
         except Exception as err:  # a value that cannot be copied: no re-merge for this step
             self.merge_inputs.pop(step, None)
             self.unmergeable[step] = f"its base context could not be copied ({err})"

@@ -21,14 +21,15 @@ deep-copied for every branch.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
+from copy import deepcopy
 from typing import Any
 
 from pydantic import BaseModel
 
 from flowlab.core.context.copying import copy_value
 from flowlab.core.context.equality import same
+from flowlab.core.context.isolation import isolate
 
 __all__ = ["Guard"]
 
@@ -57,23 +58,31 @@ class Guard:
     (['docs'], None, [{'n': 1}])
     """
 
-    __slots__ = ("kept",)
+    __slots__ = ("copy", "kept")
 
     def __init__(self, base: BaseModel, include_keys: Sequence[str] | None = None) -> None:
-        values = base.__dict__
+        #: a copy of ``base`` as :func:`~flowlab.core.context.isolation.isolate` makes it, which
+        #: is also what the step's merge record keeps (``None``: a value could not be copied)
+        self.copy: BaseModel | None = None
+        try:
+            self.copy = isolate(base, include_keys)
+            values = self.copy.__dict__
+        except Exception:  # a value that cannot be copied (it is deep-copied per branch, or
+            values = {}  # fails there): the copyable shared fields are kept one by one below
         memo: dict[int, Any] = {}
         self.kept: dict[str, Any] = {}
-        for name in values if include_keys is None else include_keys:
-            value = values[name]
+        for name in base.__dict__ if include_keys is None else include_keys:
+            value = base.__dict__[name]
             if isinstance(value, (list, dict, BaseModel)):
                 try:
-                    self.kept[name] = copy_value(value, memo, copy.deepcopy)
-                except Exception:  # a value that cannot be copied is deep-copied per branch
-                    pass  # (or fails there): nothing of it is shared raw
+                    kept = values[name] if name in values else copy_value(value, memo, deepcopy)
+                except Exception:  # deep-copied per branch (or failing there): nothing of it
+                    continue  # is shared raw
+                self.kept[name] = kept
         extra = base.__pydantic_extra__
         if extra and include_keys is None:
             try:
-                self.kept["__pydantic_extra__"] = copy_value(dict(extra), memo, copy.deepcopy)
+                self.kept["__pydantic_extra__"] = copy_value(dict(extra), memo, deepcopy)
             except Exception:
                 pass
 
@@ -92,7 +101,8 @@ class Guard:
         return out
 
     def restore(self, base: BaseModel, names: Sequence[str]) -> None:
-        """Put the kept values of ``names`` back into ``base`` (the guard is spent after)."""
+        """Put the kept values of ``names`` back into ``base`` (the guard and its :attr:`copy`
+        are spent after)."""
         for name in names:
             if name == "__pydantic_extra__":
                 object.__setattr__(base, "__pydantic_extra__", self.kept[name])
