@@ -91,3 +91,24 @@ def test_honest_copy_on_write_branches_pass_the_check() -> None:
     assert result.status == "ok" and result.context.total == 1
     assert result.context.heap[0] == [0, 1] and result.context.jobs[0].n == 1
     assert "isolation_breach" not in set(result.events.kind)
+
+
+class Plain:
+    """No __eq__: a copy of it is equal to it only by its attributes."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+class Objects(BaseModel):
+    items: list[Any] = [[Plain(i)] for i in range(70)]
+    total: int = 0
+
+
+def test_values_without_equality_are_no_false_alarm() -> None:
+    def count(data: Any, ctx: Objects) -> None:
+        ctx.total += len(ctx.items[0])
+
+    par = fl.Parallel({"a": count, "b": count}, isolation="cow", merge="accumulate", name="fan")
+    result = fl.run(fl.Pipeline(par), Objects(), clock="virtual")
+    assert result.status == "ok" and result.context.total == 2

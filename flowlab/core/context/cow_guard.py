@@ -10,8 +10,8 @@ already built), and mutating that item mutates the context every sibling reads.
 So a :class:`Guard` keeps a copy of the step's context as its branches start (one walk of the
 shared fields, with the copy policy of :mod:`flowlab.core.context.copying`) and compares it with
 the context when they end, with ``==`` (C speed: ~1 ms for 10,000 small dicts, where the
-type-aware :func:`~flowlab.core.context.equality.same` takes ~15 ms; ``same`` decides only where
-``==`` raises or does not give a bool). So a shared value overwritten with an *equal* value of
+type-aware :func:`~flowlab.core.context.equality.same` takes ~15 ms; ``same`` decides wherever
+``==`` does not say equal). So a shared value overwritten with an *equal* value of
 another type (``True`` over ``1``, ``-0.0`` over ``0.0``) is not seen: the one kind of write
 this check can miss. A context that changed was written around copy on write: the step is told
 which fields, and puts them back. Only the lists, dicts and models a branch can reach raw are
@@ -94,9 +94,11 @@ class Guard:
             now = extra if name == "__pydantic_extra__" else values[name]
             try:
                 equal = kept == now
-            except Exception:  # an item's == raised (arrays inside): compared as same() does
+            except Exception:  # an item's == raised (arrays inside): same() decides
                 equal = None
-            if not (equal if type(equal) is bool else same(kept, now)):
+            # == is the fast yes; same() has the last word on a no (an object without __eq__
+            # is compared by its attributes: its copy is not "changed")
+            if equal is not True and not same(kept, now):
                 out.append(name)
         return out
 
