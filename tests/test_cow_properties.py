@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flowlab.core.context.cow import CowDict, CowList, cow_isolator
 from flowlab.core.context.cow_diff import cow_diff_into
+from flowlab.core.context.cow_guard import Guard
 from flowlab.core.context.isolation import diff
 from flowlab.core.merge import STRATEGIES, merge_branches, resolve
 from flowlab.errors import MergeConflict, MergeValidationError
@@ -517,6 +518,7 @@ def test_a_cow_branch_is_an_eager_copy_that_costs_what_it_touches(
     before_dump = base.model_dump(warnings=False)
     base_ids = ids(base, set())
     make = cow_isolator(base)
+    guard = Guard(base)  # what the engine keeps to catch a write into shared data
     eager = [copy.deepcopy(base), copy.deepcopy(base)]
     cow = [make(), make()]
     assert raw_sharing(cow[0]) == raw_sharing(eager[0])  # shared objects stay shared
@@ -549,6 +551,7 @@ def test_a_cow_branch_is_an_eager_copy_that_costs_what_it_touches(
             assert not (ids(change.after, set()) & base_ids), change
         diffs[f"b{b}"] = found
     assert plain(base) == before
+    assert guard.changed(base) == []  # so no false IsolationBreach
     want_merge = merged(how, base, [("b0", eager[0]), ("b1", eager[1])], None)
     got_merge = merged(how, base, [("b0", cow[0]), ("b1", cow[1])], diffs)
     assert got_merge == want_merge
@@ -684,6 +687,7 @@ def test_a_write_through_a_handle_on_nested_data_is_in_the_diff_and_the_merge(
     before = plain(base)
     base_ids = ids(base, set())
     make = cow_isolator(base)
+    guard = Guard(base)  # what the engine keeps to catch a write into shared data
     eager = [copy.deepcopy(base), copy.deepcopy(base)]
     cow = [make(), make()]
     saved: list[list[Any]] = [[], [], [], []]
@@ -704,5 +708,6 @@ def test_a_write_through_a_handle_on_nested_data_is_in_the_diff_and_the_merge(
     want_merge = merged(how, base, [("b0", eager[0]), ("b1", eager[1])], None)
     assert merged(how, base, [("b0", cow[0]), ("b1", cow[1])], diffs) == want_merge
     assert plain(base) == before
+    assert guard.changed(base) == []  # so no false IsolationBreach
     for b in (0, 1):
         assert plain(cow[b]) == plain(eager[b])
