@@ -157,3 +157,24 @@ def test_the_default_isolation_keeps_a_heapq_writer_from_its_siblings() -> None:
     leaky = info.value.result
     assert leaky is not None and leaky.outputs["fan:b"] is True
     assert leaky.context == base_jobs and leaky.status == "failed"  # nothing merged, put back
+
+
+def test_the_steps_frame_says_how_each_parallel_isolated_its_branches() -> None:
+    class Big(BaseModel):
+        docs: list[dict[str, int]] = [{"n": i} for i in range(100)]
+
+    class Small(BaseModel):
+        n: int = 0
+
+    def touch(data: Any, ctx: Any) -> None:
+        pass
+
+    def run(ctx: BaseModel, isolation: str) -> str:
+        par = fl.Parallel({"a": touch}, isolation=isolation, name="fan")
+        steps = fl.run(fl.Pipeline(par), ctx, clock="virtual").steps
+        assert list(steps[steps.kind == "step"].isolation) == [""]  # a leaf isolates nothing
+        return str(steps.set_index("step").loc["fan", "isolation"])
+
+    assert run(Big(), "cow") == "cow"
+    assert run(Big(), "eager") == "eager"
+    assert run(Small(), "cow") == "eager"  # nothing nested worth sharing: copied eagerly

@@ -129,6 +129,7 @@ class ParallelRun:
         # copy-on-write context). Each branch its own input (shared if immutable): the step's,
         # or its item's for a Map.
         self.cow = par.isolation == "cow" and not parent and copy_on_write_pays(ctx)
+        self.srec.isolation = "cow" if self.cow else "eager"
         self.copy_ctx: Callable[[], BaseModel] = (
             cow_isolator(ctx, par.include_keys)
             if self.cow

@@ -96,6 +96,7 @@ def steps_frame(records: Sequence[StepRecord]) -> pd.DataFrame:
             "merge_s": pd.Series([r.merge_s for r in records], dtype="float64"),
             "peak_concurrency": pd.Series([r.peak for r in records], dtype="Int64"),
             "limit": pd.Series([r.limit for r in records], dtype="str"),
+            "isolation": pd.Series([r.isolation for r in records], dtype="str"),
         }
     )
 

@@ -69,7 +69,10 @@ class RunResult:
 
     @cached_property
     def steps(self) -> pd.DataFrame:
-        """One row per step run (inside branches too), with ``merge_s`` for Parallels."""
+        """One row per step run (inside branches too), with ``merge_s`` for Parallels and
+        ``isolation``: how their branches got their contexts (``"cow"``: copy on write, which
+        ``isolation="cow"`` uses where the context has nested data worth sharing; else
+        ``"eager"``)."""
         from flowlab.results import frames
 
         return frames.steps_frame(self.recorder.steps)

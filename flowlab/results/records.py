@@ -70,6 +70,7 @@ class StepRecord:
     merge_s: float = math.nan
     peak: int | None = None
     limit: str = ""
+    isolation: str = ""  # a Parallel's: "eager" or "cow", as its branches got their contexts
 
 
 @dataclass(slots=True)
