@@ -15,10 +15,9 @@ import copy
 import os
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import pytest
 
 import flowlab as fl
 import flowlab.engine.parallel as parallel
