@@ -39,7 +39,7 @@ Why it is sound
    still *hold* a shared object (``ctx.handle = ctx.docs[0]["tags"]``, ``docs[0]`` unread):
    such objects are noted, and a branch that wrote to one is diffed, and its output and context
    detached, through its methods whole (:mod:`flowlab.core.context.cow_sharing`); a C reader
-   inside that branch still reads the base's object at the unread place.
+   of the storage inside that branch (``repr``/``print``, ``==``) still reads the base's object.
 2. *Writes stay in the branch.* Every mutating method of the two classes writes only the
    branch's own storage; nested writes go to adopted objects, which are the branch's.
 3. *Tracking falls out of it.* Every write marks where it wrote (a list: the lowest index
