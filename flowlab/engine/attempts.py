@@ -211,10 +211,13 @@ async def run_attempts(
     try:
         while True:
             n += 1
-            if state.limiter is not None or run.rate_gate is not None:
-                await state.queue(n)
+            # A retry waits for its step's rate first, holding no run-wide slot, then for the
+            # slot and the run's rate: the run-wide token is taken in the instant it starts (the
+            # other way round, the run's rate counted it before it waited for its step's).
             if n > 1 and run.step_rates:
                 await state.step_rate()
+            if state.limiter is not None or run.rate_gate is not None:
+                await state.queue(n)
             att = state.open(n, delay)
             try:
                 # The last attempt inside a branch works on the branch's copy itself: nothing is

@@ -182,6 +182,8 @@ def _ended_by(
             pr.cancel_siblings(name, live)
     else:  # neither an Exception nor a cancellation: the run stops
         _stopped_by(brec, err)
+        if brec.status == "failed":  # the step's own error: result.errors and the stream show it
+            pr.errors[name] = err
         pr.tasks.abort(err)
     return False
 

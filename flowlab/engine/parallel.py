@@ -274,7 +274,15 @@ class ParallelRun:
         await self.tasks.wait()
         while queue.rate_timer is not None:  # queued branches wait for the rate, none runs
             queue.rate_wake = self.loop.create_future()
-            await queue.rate_wake
+            try:
+                await queue.rate_wake
+            except asyncio.CancelledError:
+                # The rate may have let a branch through in the very instant the step was
+                # cancelled: it has a task now, which must end with its step (as in
+                # tasks.wait()), not run on orphaned and be closed twice.
+                self.tasks.cancel_all()
+                await self.tasks.wait()
+                raise
             await self.tasks.wait()
 
     # ---- ends -----------------------------------------------------------------------------------
