@@ -363,6 +363,17 @@ def _pictures(out: Outcome, rows: list[dict[str, Any]]) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(ax.figure)
+    # the in-flight line counts leaf steps as they really ran: never above the run-wide cap or
+    # the recorded peak, and at its peak wherever the journal's attempts overlap most
+    ax = fl.plot.concurrency(r, limit=out.prog.run_cap)
+    (line,) = [ln for ln in ax.lines if ln.get_gid() == "in_flight"]
+    drawn = max(int(y) for y in line.get_ydata())
+    real = _sweep([(a.start, a.end) for a in out.journal.attempts if not math.isnan(a.end)])
+    assert drawn == real, ("concurrency plot peak", drawn, "journal", real)
+    assert drawn <= r.summary()["peak_concurrency"], (drawn, r.summary())
+    if out.prog.run_cap is not None:
+        assert drawn <= out.prog.run_cap, ("concurrency plot above the run cap", drawn)
+    plt.close(ax.figure)
     trace = r.to_chrome_trace()
     names = {
         e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M" and e["tid"]

@@ -126,3 +126,31 @@ def test_the_run_rate_counts_a_retry_when_it_starts() -> None:
 @pytest.mark.parametrize("seed", [22, 865, 2297])
 def test_the_seeds_that_found_the_faults(seed: int) -> None:
     check(drive(program(seed)))
+
+
+def test_the_concurrency_plot_counts_a_retried_leaf_only_while_it_runs() -> None:
+    # a fails at 1.0 and waits 2 s before its retry, holding no run-wide slot; b runs 1.0-2.0 in
+    # that slot. The plot counted a's step row (0.0-4.0): 2 leaf steps in flight under a drawn
+    # run-wide cap of 1, while summary() said a peak of 1.
+    calls: dict[str, int] = {}
+
+    def leaf(name: str, fails: int) -> Any:
+        async def step(data: Any, ctx: Ctx) -> None:
+            calls[name] = calls.get(name, 0) + 1
+            await asyncio.sleep(1)
+            if calls[name] <= fails:
+                raise ValueError(name)
+
+        return step
+
+    pipe = fl.Parallel(
+        {"a": leaf("a", 1), "b": leaf("b", 0)},
+        retry=fl.Retry(attempts=2, backoff=2.0, jitter=0),
+        name="fan",
+    )
+    result = fl.run(pipe, Ctx(), clock="virtual", max_concurrency=1)
+    ax = fl.plot.concurrency(result, limit=1)
+    (line,) = [ln for ln in ax.lines if ln.get_gid() == "in_flight"]
+    drawn = list(zip(line.get_xdata().tolist(), line.get_ydata().tolist(), strict=True))
+    assert drawn == [(0.0, 1), (2.0, 0), (3.0, 1), (4.0, 0)]
+    assert result.summary()["peak_concurrency"] == 1
