@@ -241,6 +241,22 @@ def _caps(out: Outcome, rows: list[dict[str, Any]]) -> None:
             starts = sorted(b["started_s"] for b in mine)
             for a, b2 in itertools.pairwise(starts):
                 assert b2 - a >= 1 / fan.rate - EPS, ("rate broken", fan_path, starts)
+    steps = _records(out.result.steps)
+    for srow in steps:
+        if srow["kind"] != "parallel" or srow["path"] not in prog.fans:
+            continue
+        fan = prog.fans[srow["path"]]
+        mine = [
+            (b["started_s"], b["finished_s"])
+            for b in rows
+            if fan_of[b["path"]] == srow["path"] and not math.isnan(b["started_s"])
+        ]
+        peak = srow["peak_concurrency"]
+        if isinstance(fan.cap, int):
+            assert peak <= fan.cap, ("step peak above its cap", srow)
+        # (a branch ending in the instant another starts may count as both: peak >= rows)
+        if prog.run_cap is None and prog.run_rate is None:
+            assert peak >= _sweep(mine), ("step peak below its rows", srow["path"], peak)
     leaf_atts = [a for a in j.attempts if not math.isnan(a.end)]
     if prog.run_cap is not None:
         spans = [(a.start, a.end) for a in leaf_atts]

@@ -154,3 +154,25 @@ def test_the_concurrency_plot_counts_a_retried_leaf_only_while_it_runs() -> None
     drawn = list(zip(line.get_xdata().tolist(), line.get_ydata().tolist(), strict=True))
     assert drawn == [(0.0, 1), (2.0, 0), (3.0, 1), (4.0, 0)]
     assert result.summary()["peak_concurrency"] == 1
+
+
+@pytest.mark.parametrize("retry", [None, fl.Retry(attempts=2, jitter=0)], ids=["plain", "retried"])
+def test_an_interrupted_leaf_is_recorded_as_its_branch_is(retry: fl.Retry | None) -> None:
+    # The branch row said cancelled ("interrupted by KeyboardInterrupt"), the step row and the
+    # attempt row of the very leaf that was interrupted said failed.
+    async def interrupt(data: Any, ctx: Ctx) -> None:
+        await asyncio.sleep(1)
+        raise KeyboardInterrupt("stop")
+
+    pipe = fl.Parallel({"a": fl.Step(interrupt, name="leaf", retry=retry)}, name="fan")
+    with pytest.raises(KeyboardInterrupt):
+        fl.run(pipe, Ctx(), clock="virtual")
+    result = fl.last_result()
+    assert result is not None
+    branch = result.branches.set_index("branch").loc["a"]
+    step = result.steps.set_index("path").loc["fan:a/leaf"]
+    assert branch["status"] == step["status"] == "cancelled"
+    assert step["error"] == branch["reason"] == "interrupted by KeyboardInterrupt: stop"
+    if retry is not None:
+        (status,) = result.attempts["status"].astype(str).tolist()
+        assert status == "cancelled"

@@ -260,6 +260,10 @@ def outcome(err: BaseException) -> tuple[str, str]:
     """A leaf's ``(status, error)`` when it raised ``err``."""
     if isinstance(err, asyncio.CancelledError):
         return "cancelled", "cancelled"
+    if isinstance(err, KeyboardInterrupt | SystemExit):  # an interrupt, as its branch records it
+        return "cancelled", f"interrupted by {type(err).__name__}" + (
+            f": {err}" if str(err) else ""
+        )
     return "timeout" if isinstance(err, StepTimeout) else "failed", f"{type(err).__name__}: {err}"
 
 
