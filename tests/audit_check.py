@@ -235,10 +235,15 @@ def _caps(out: Outcome, rows: list[dict[str, Any]]) -> None:
                     if b["branch"].startswith(g + "_")
                 ]
                 assert _sweep(keyed) <= cap, ("key cap exceeded", fan_path, g, cap)
-        if fan.rate and prog.run_cap is None and prog.run_rate is None:
-            # every start of a rated step's branches (and every retry of their leaves) is a
-            # request: spaced by 1/rate at burst 1
-            starts = sorted(b["started_s"] for b in mine)
+        if fan.rate:
+            # every start of a rated step's branches, and every retry of a leaf whose innermost
+            # branch is one of them, is a request: spaced by 1/rate at burst 1
+            retries = [
+                a.start
+                for a in j.attempts
+                if a.n > 1 and prog.owner[a.leaf] and fan_of[prog.owner[a.leaf][-1]] == fan_path
+            ]
+            starts = sorted([b["started_s"] for b in mine] + retries)
             for a, b2 in itertools.pairwise(starts):
                 assert b2 - a >= 1 / fan.rate - EPS, ("rate broken", fan_path, starts)
     steps = _records(out.result.steps)

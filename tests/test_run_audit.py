@@ -176,3 +176,37 @@ def test_an_interrupted_leaf_is_recorded_as_its_branch_is(retry: fl.Retry | None
     if retry is not None:
         (status,) = result.attempts["status"].astype(str).tolist()
         assert status == "cancelled"
+
+
+@pytest.mark.parametrize("retry", [False, True], ids=["starts", "retries"])
+def test_a_rated_step_under_a_run_wide_cap_spaces_its_real_starts(retry: bool) -> None:
+    # The rate let b1, b2, b3 through at 0, 1 and 2 s (their dispatch), but each then waited for
+    # the run-wide slot that `busy` held until 2.5: all three requests went out at 2.5 s under
+    # a rate of one per second. Retries (a new request each) took their token before waiting
+    # for the slot, too.
+    starts: list[float] = []
+    calls: dict[str, int] = {}
+
+    def leaf(name: str, seconds: float) -> Any:
+        async def step(data: Any, ctx: Ctx) -> None:
+            starts.append(asyncio.get_running_loop().time()) if name != "busy" else None
+            calls[name] = calls.get(name, 0) + 1
+            await asyncio.sleep(seconds)
+            if retry and name != "busy" and calls[name] == 1:
+                raise ValueError("429")
+
+        return step
+
+    rated = fl.Parallel(
+        {f"b{i}": leaf(f"b{i}", 0) for i in range(3)},
+        rate=fl.limits.Rate(per_second=1),
+        retry=fl.Retry(attempts=2, backoff=0, jitter=0) if retry else None,
+        name="rated",
+    )
+    pipe = fl.Parallel({"busy": leaf("busy", 2.5), "r": rated}, name="outer")
+    result = fl.run(pipe, Ctx(), clock="virtual", max_concurrency=1)
+    assert result.status == "ok"
+    assert len(starts) == (6 if retry else 3)
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(sorted(starts))), sorted(starts)
+    rows = result.branches.loc[result.branches["step"] == "rated", "started_s"].tolist()
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(sorted(rows))), rows

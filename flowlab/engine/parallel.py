@@ -78,7 +78,7 @@ async def run_parallel(
 class ParallelRun:
     """One run of one Parallel step: its records, queue, branches, errors and merge."""
 
-    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "excluded", "expired", "fast", "fields", "group", "in_flight", "limiter", "log", "log_leaf", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "record", "recorder", "retry", "run", "srec", "t0", "tasks", "unmerged")  # fmt: skip
+    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "excluded", "expired", "fast", "fields", "group", "in_flight", "limiter", "log", "log_leaf", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "rate", "record", "recorder", "retry", "run", "srec", "t0", "tasks", "unmerged")  # fmt: skip
 
     def __init__(
         self,
@@ -141,14 +141,17 @@ class ParallelRun:
     def _new_queue(self) -> BranchQueue:
         """The step's queue, with its cap and its rate (whose tokens its retries take too)."""
         run, par, path = self.run, self.par, self.path
-        rate = limiting.new_rate(run, par.rate, path) if par.rate is not None else None
+        self.rate = rate = limiting.new_rate(run, par.rate, path) if par.rate is not None else None
         self.on_rate_wait = limiting.rate_listener(run, path, rate) if rate is not None else None
         if rate is not None:
             run.step_rates[path] = self  # a retried leaf of its branches takes its tokens too
         queue = BranchQueue(
             path,
             self.limiter,
-            rate,
+            # Under a run-wide cap or rate a branch starts when its first leaf gets a run-wide
+            # slot, maybe long after its dispatch: its leaf takes the rate's token then
+            # (limiting.step_rates_hold), so the rate spaces real starts, not dispatches.
+            None if self.capped else rate,
             self.on_rate_wait,
             self.recorder.limits.append,
             by_priority=bool(self.plan.priority),
