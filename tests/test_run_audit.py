@@ -210,3 +210,31 @@ def test_a_rated_step_under_a_run_wide_cap_spaces_its_real_starts(retry: bool) -
     assert all(b - a >= 1.0 for a, b in itertools.pairwise(sorted(starts))), sorted(starts)
     rows = result.branches.loc[result.branches["step"] == "rated", "started_s"].tolist()
     assert all(b - a >= 1.0 for a, b in itertools.pairwise(sorted(rows))), rows
+
+
+def test_a_cancel_that_names_no_branch_of_the_run_is_flagged() -> None:
+    # A Map's branches are known only when it runs, so handle.cancel() takes any name for them;
+    # a mistyped one ("doc_b" for "b") cancelled nothing, and the ok run did not say so.
+    class Docs(BaseModel):
+        docs: list[str] = ["a", "b"]
+
+    async def work(doc: str, ctx: Docs) -> str:
+        await asyncio.sleep(1)
+        return doc
+
+    async def main() -> fl.RunResult:
+        handle = fl.start(fl.Map(work, over="docs", key=lambda d: d, name="m"), Docs(),
+                          clock="virtual")  # fmt: skip
+        handle.cancel("doc_b")
+        handle.cancel("a")  # matches: no warning for it
+        return await handle.wait()
+
+    from flowlab.engine.clock import run_virtual
+
+    with pytest.warns(fl.errors.CancelNotMatchedWarning, match="'doc_b'") as seen:
+        result = run_virtual(main())
+    assert len(seen) == 1 and "'a'" not in str(seen[0].message)
+    assert result.status == "ok"
+    assert result.branches["status"].astype(str).tolist() == ["cancelled", "ok"]
+    events = result.events
+    assert events.loc[events["kind"] == "cancel_unmatched", "branch"].tolist() == ["doc_b"]
