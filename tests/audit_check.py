@@ -151,7 +151,9 @@ def _attempts(out: Outcome) -> None:
             assert row["finished_s"] >= att.end - EPS, (leaf_id, att.n, row["finished_s"], att)
             assert abs(row["cost"] - att.cents / 100) < 1e-9, (leaf_id, att.n, row["cost"], att)
             assert row["tokens"] == att.tokens, (leaf_id, att.n, row["tokens"], att)
-            if att.how == "ok" and not (leaf.sync and row["status"] == "cancelled"):
+            if att.stubborn:  # it swallowed its cancellation: its branch says so (ignored)
+                pass
+            elif att.how == "ok" and not (leaf.sync and row["status"] == "cancelled"):
                 # (a sync call cancelled as it returned ran on in its thread: discarded)
                 assert row["status"] == "ok", (leaf_id, att.n, row, att)
             else:
@@ -350,7 +352,34 @@ def _context(out: Outcome, rows: list[dict[str, Any]]) -> None:
     ctx = r.context
     assert isinstance(ctx, ACtx)
     assert ctx.total == total, ("total", ctx.total, total)
+    note = _note(out, rows)
+    if note is not None:
+        assert ctx.note == note, ("note (overwrite, by order)", ctx.note, note)
     assert set(ctx.seen) == seen, ("seen", sorted(set(ctx.seen) ^ seen))
+
+
+def _note(out: Outcome, rows: list[dict[str, Any]]) -> str | None:
+    """``note`` after an ok run whose fan-outs are all flat (every branch one leaf): each step's
+    last writer in its ``order`` wins (declared order, or completion rank); None: not modelled."""
+    prog, j = out.prog, out.journal
+    by_path = {b["path"]: b for b in rows}
+    note = ""
+    for node in prog.top:
+        if isinstance(node, LeafPlan):
+            if not node.update:
+                note = node.id
+            continue
+        if not all(isinstance(b, LeafPlan) for b in node.branches.values()):
+            return None
+        writers = []
+        for name, leaf in node.branches.items():
+            b = by_path[f"{node.name}:{name}"]
+            atts = j.of(leaf.id)
+            if b["status"] == "ok" and not leaf.update and atts and atts[-1].how == "ok":
+                writers.append((b["completion_rank"] if node.order == "completion" else 0, leaf.id))
+        if writers:  # (a stable sort: declared order among equal keys)
+            note = sorted(writers, key=lambda w: w[0])[-1][1]
+    return note
 
 
 def _stream(out: Outcome, rows: list[dict[str, Any]]) -> None:

@@ -53,6 +53,7 @@ class LeafPlan:
     retry: fl.Retry | None = None  # its own policy
     update: bool = False  # returns fl.Update instead of writing
     cancel: str | None = None  # after its first sleep: handle.cancel(this path)
+    stubborn: bool = False  # catches its cancellation and returns as if done
 
     def plan(self, n: int) -> tuple[float, int, int, str]:
         return self.attempts[min(n, len(self.attempts)) - 1]
@@ -66,7 +67,8 @@ class Attempt:
     end: float = float("nan")
     cents: int = 0  # accepted charges
     tokens: int = 0
-    how: str = "running"  # ok | fail | abort | cancelled | breach
+    how: str = "running"  # ok | fail | abort | interrupt | cancelled | breach
+    stubborn: bool = False  # it swallowed a cancellation
     error: BaseException | None = None
     output: Any = None
 
@@ -97,6 +99,8 @@ class Fan:
     retry: fl.Retry | None = None
     on_failure: str = "propagate"
     branch_timeout: float | None = None
+    timeout: float | None = None  # the step's own
+    order: str = "declared"
     priority: dict[str, int] = field(default_factory=dict)
 
 
@@ -138,9 +142,9 @@ def _act(leaf: LeafPlan, ctx: ACtx, att: Attempt) -> Any:
         err: BaseException = Boom(f"{leaf.id} attempt {att.n} failed")
         att.error = err
         raise err
-    if how == "abort":
-        att.how = "abort"
-        err = Abort(f"{leaf.id} aborted")
+    if how in ("abort", "interrupt"):
+        att.how = how
+        err = Abort(f"{leaf.id} aborted") if how == "abort" else KeyboardInterrupt(leaf.id)
         att.error = err
         raise err
     out: Any = f"{leaf.id}#{att.n}"
@@ -195,20 +199,23 @@ def leaf_fn(leaf: LeafPlan, journal: Journal) -> Any:
     async def async_step(data: Any, ctx: ACtx) -> Any:
         att = _open(journal, leaf)
         try:
-            sleep, cents, tokens, _ = leaf.plan(att.n)
-            half = sleep / 2
-            if half:
-                await asyncio.sleep(half)
-            if leaf.cancel is not None and att.n == 1:
-                journal.cancels.append((journal.clock(), leaf.cancel))
-                journal.handle.cancel(leaf.cancel)
-            _charge(att, cents, tokens)
-            if half:
-                await asyncio.sleep(half)
+            try:
+                sleep, cents, tokens, _ = leaf.plan(att.n)
+                half = sleep / 2
+                if half:
+                    await asyncio.sleep(half)
+                if leaf.cancel is not None and att.n == 1:
+                    journal.cancels.append((journal.clock(), leaf.cancel))
+                    journal.handle.cancel(leaf.cancel)
+                _charge(att, cents, tokens)
+                if half:
+                    await asyncio.sleep(half)
+            except asyncio.CancelledError:
+                att.how = "cancelled"
+                if not leaf.stubborn:
+                    raise
+                att.stubborn = True  # swallowed: it writes and returns as if done
             return _act(leaf, ctx, att)
-        except asyncio.CancelledError:
-            att.how = "cancelled"
-            raise
         finally:
             att.end = journal.clock()
 
@@ -259,6 +266,8 @@ def _node(prog: Program, node: Any, journal: Journal) -> Any:
         "retry": fan.retry,
         "on_failure": fan.on_failure,
         "branch_timeout": fan.branch_timeout,
+        "timeout": fan.timeout,
+        "order": fan.order,
         "name": fan.name,
     }
     if fan.kind == "map":
@@ -303,7 +312,7 @@ class _Gen:
             if r.random() < 0.12:
                 how = "fail"
             if not top and r.random() < 0.015:
-                how = "abort"
+                how = "abort" if r.random() < 0.7 else "interrupt"
             charge = (r.randrange(0, 20), r.randrange(0, 300)) if r.random() < 0.6 else (0, 0)
             atts.append((r.randrange(0, 13) / 4, *charge, how))
         leaf = LeafPlan(
@@ -313,6 +322,7 @@ class _Gen:
             sync=not top and r.random() < 0.15,
             update=r.random() < 0.3,
         )
+        leaf.stubborn = not top and not leaf.sync and r.random() < 0.05
         if leaf.sync:
             leaf.attempts = [(0.0, c, t, h) for _, c, t, h in atts]
         leaf.timeout = (
@@ -354,7 +364,9 @@ class _Gen:
             if cap_roll < 0.5:
                 fan.cap = r.randrange(1, 4)
             elif cap_roll < 0.8:
-                fan.cap = ("keyed", {g: r.randrange(1, 3) for g in groups})
+                fan.cap = ("keyed", {g: r.randrange(1, 3) for g in groups[: r.randrange(1, 4)]})
+                if len(fan.cap[1]) < len(groups):
+                    fan.cap[1]["*"] = r.randrange(1, 3)  # the other keys, each
             else:
                 fan.cap = ("aimd", r.randrange(1, 4))
         if r.random() < 0.25:
@@ -363,6 +375,9 @@ class _Gen:
             fan.retry = fl.Retry(attempts=r.randrange(1, 4), backoff=r.randrange(0, 5) / 4,
                                  factor=r.choice([1.0, 2.0]), jitter=0.0)  # fmt: skip
         fan.on_failure = r.choice(["propagate", "fail_fast", "ignore", "ignore"])
+        fan.order = r.choice(["declared", "completion"])
+        if r.random() < 0.08:
+            fan.timeout = r.randrange(4, 40) / 4
         if r.random() < 0.15:
             fan.branch_timeout = r.randrange(2, 20) / 4
         names = list(fan.branches)
