@@ -186,6 +186,11 @@ def _branches(out: Outcome) -> list[dict[str, Any]]:
         if not math.isnan(b["started_s"]):
             assert _close(b["wait_s"], b["started_s"] - b["queued_s"]), b
             assert _close(b["duration_s"], b["finished_s"] - b["started_s"]), b
+        if str(b["reason"]).startswith("branch_timeout="):
+            # counted from its start, as its row says (not from its dispatch, before it waited
+            # for a run-wide slot): it ran its branch_timeout to the end
+            limit = prog.fans[prog.fan_of_branch[p]].branch_timeout
+            assert limit is not None and b["duration_s"] >= limit - EPS, ("timed out early", b)
         atts = [a for leaf_id in leaves_of[p] for a in j.of(leaf_id)]
         own = [a for a in atts if prog.owner[a.leaf][-1] == p]  # charges count where made
         if atts:
@@ -424,6 +429,28 @@ def _pictures(out: Outcome, rows: list[dict[str, Any]]) -> None:
     if out.prog.run_cap is not None:
         assert drawn <= out.prog.run_cap, ("concurrency plot above the run cap", drawn)
     plt.close(ax.figure)
+    # fl.plot.attempts: a bar per attempt at the journal's times; the backoff before attempt n
+    # starts where attempt n - 1 ended and lasts its delay_s; the rest of the gap is "queued"
+    if len(r.attempts):
+        ax = fl.plot.attempts(r, retried_only=False)
+        patches = {p.get_gid(): p for p in ax.patches}
+        atts = _records(r.attempts)
+        by_leaf: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        for row in atts:
+            by_leaf[row["path"]].append(row)
+            bar = patches[f"attempt:{row['path']}#{row['attempt']}"]
+            assert _close(bar.get_x(), row["started_s"]), ("attempt bar start", row)
+            assert _close(bar.get_width(), row["duration_s"]), ("attempt bar width", row)
+        for path, rs in by_leaf.items():
+            for prev, row in itertools.pairwise(rs):
+                gap = row["started_s"] - prev["finished_s"]
+                back = patches.get(f"backoff:{path}#{row['attempt']}")
+                queued = patches.get(f"queued:{path}#{row['attempt']}")
+                drawn = (back.get_width() if back else 0.0) + (queued.get_width() if queued else 0)
+                assert _close(drawn, gap), ("attempt gap drawn", path, row["attempt"], drawn, gap)
+                if back is not None:
+                    assert _close(back.get_x(), prev["finished_s"]), ("backoff start", path)
+        plt.close(ax.figure)
     trace = r.to_chrome_trace()
     names = {
         e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M" and e["tid"]

@@ -137,6 +137,7 @@ class Run:
         # a task but no leaf running yet (a branch starts when its first leaf gets a slot).
         self.ranks: dict[str, tuple[tuple[float, int], ...]] = {}
         self.unstarted: dict[str, BranchRecord] = {}
+        self.on_start: dict[str, Callable[[], None]] = {}  # path -> its branch_timeout's arming
         # Parallel steps with a rate of their own, by path: their retried leaves take its tokens
         self.step_rates: dict[str, Any] = {}
         self.status = "running"
@@ -323,6 +324,9 @@ class Run:
             brec = unstarted.pop(path, None)
             if brec is not None:
                 brec.started = t
+                arm = self.on_start.pop(path, None)
+                if arm is not None:  # its branch_timeout counts from now
+                    arm()
                 if self.record:
                     self.recorder.events.append(brec)  # its start (see Recorder.event_log)
                 if self.instruments:
