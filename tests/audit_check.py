@@ -235,6 +235,12 @@ def _caps(out: Outcome, rows: list[dict[str, Any]]) -> None:
         if isinstance(fan.cap, int):
             assert _sweep(spans) <= fan.cap, ("cap exceeded", fan_path, fan.cap, mine)
         elif isinstance(fan.cap, tuple) and fan.cap[0] == "keyed":
+            if fan.rate is None and prog.run_cap is None and prog.run_rate is None:
+                # one wait row per held start, as long as that branch's wait
+                lim = out.result.limits
+                rows_w = lim.loc[(lim["step"] == fan_path) & (lim["event"] == "wait"), "wait_s"]
+                held = [b["wait_s"] for b in mine if b["wait_s"] > EPS]
+                assert sorted(rows_w.tolist()) == sorted(held), ("keyed waits", fan_path)
             for g, cap in fan.cap[1].items():
                 keyed = [
                     (b["started_s"], b["finished_s"])
