@@ -421,6 +421,12 @@ def _pictures(out: Outcome, rows: list[dict[str, Any]]) -> None:
         left = b["queued_s"] if math.isnan(b["started_s"]) else b["started_s"]
         assert _close(patch.get_x(), left), ("bar start", b, patch.get_x())
         assert _close(patch.get_x() + patch.get_width(), b["finished_s"]), ("bar end", b)
+    ranks = {
+        t.get_gid(): t.get_text().strip() for t in ax.texts if str(t.get_gid()).startswith("rank:")
+    }
+    if len(rows) <= 40:  # (compact beyond: no ranks written)
+        for b in rows:
+            assert ranks[f"rank:{b['path']}"] == f"#{int(b['completion_rank'])}", b
     import matplotlib.pyplot as plt
 
     plt.close(ax.figure)

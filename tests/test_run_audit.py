@@ -255,3 +255,37 @@ def test_branch_timeout_counts_from_the_branch_start_under_a_run_wide_cap() -> N
     result = fl.run(pipe, Ctx(), clock="virtual", max_concurrency=1, raise_on_error=False)
     row = result.branches.set_index("branch").loc["b2"]
     assert row["status"] == "timeout" and row["started_s"] == 1.5 and row["finished_s"] == 3.5
+
+
+class Files(BaseModel):
+    files: list[str] = ["dir/a", "dir"]
+
+
+def test_a_map_item_named_like_a_path_under_another_is_not_its_child() -> None:
+    # Branch paths join names with "/", and a Map keyed by file path or URL has "/" in its
+    # names: "m:dir" was taken for the parent of "m:dir/a". Under a run-wide cap it was
+    # recorded started at 0.0 (when dir/a got its slot; it waited until 1.0) ...
+    starts: dict[str, float] = {}
+
+    async def read(f: str, ctx: Files) -> None:
+        starts[f] = asyncio.get_running_loop().time()
+        await asyncio.sleep(1)
+
+    m = fl.Map(read, over="files", key=lambda f: f, name="m")
+    result = fl.run(m, Files(), clock="virtual", max_concurrency=1)
+    rows = result.branches.set_index("branch")
+    assert starts == {"dir/a": 0.0, "dir": 1.0}
+    assert rows.loc["dir", "started_s"] == 1.0 and rows.loc["dir", "wait_s"] == 1.0
+
+    # ... and when dir/a crossed the budget, "m:dir" was spared as its "ancestor": it ran on
+    # to 5.0 and its own charge was counted after the breach.
+    async def costly(f: str, ctx: Files) -> None:
+        await asyncio.sleep(1 if f == "dir/a" else 5)
+        fl.charge(cost=1.0)
+
+    m = fl.Map(costly, over="files", key=lambda f: f, name="m")
+    result = fl.run(m, Files(), clock="virtual", usage=fl.UsageLimits(cost=0.5),
+                    raise_on_error=False)  # fmt: skip
+    rows = result.branches.set_index("branch")
+    assert result.status == "usage_limit_exceeded" and result.cost == 1.0
+    assert rows.loc["dir", "status"] == "cancelled" and rows.loc["dir", "finished_s"] == 1.0

@@ -104,13 +104,11 @@ def step_rates_hold(run: Run, parent: str, retry_of: BranchRecord | None = None)
         owner = run.step_rates.get(_step_of(retry_of))
         owners += [owner] if owner is not None else []
     path, unstarted = parent, run.unstarted
-    while path and retry_of is None:
-        brec = unstarted.get(path)
-        if brec is not None:
-            owner = run.step_rates.get(_step_of(brec))
-            if owner is not None:
-                owners.append(owner)
-        path = path.rpartition("/")[0]
+    while retry_of is None and (brec := unstarted.get(path)) is not None:  # as Run.began
+        owner = run.step_rates.get(_step_of(brec))
+        if owner is not None:
+            owners.append(owner)
+        path = brec.parent
     waits = [owner.rate.delay(t) for owner in owners]
     if any(waits):
         for owner, wait in zip(owners, waits, strict=True):
