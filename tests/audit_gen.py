@@ -350,6 +350,11 @@ class _Gen:
                 leaf.sync = False if map_timeout is not None else leaf.sync
                 leaf.retry = None  # the Map's one step: its policy is the Map's
                 fan.branches[leaf.id] = leaf
+                if r.random() < 0.15:  # an item named like a path under another (file paths)
+                    twin = self.leaf(group=g, timeout=map_timeout)
+                    twin.id, twin.retry = f"{leaf.id}/{twin.id}", None
+                    twin.sync = False if map_timeout is not None else twin.sync
+                    fan.branches[twin.id] = twin
                 continue
             roll = r.random()
             bname = f"{g}_{self.name('b')}"
