@@ -109,7 +109,7 @@ def step_rates_hold(run: Run, parent: str, retry_of: BranchRecord | None = None)
         if owner is not None:
             owners.append(owner)
         path = brec.parent
-    waits = [owner.rate.delay(t) for owner in owners]
+    waits: list[float] = [owner.rate.delay(t) for owner in owners]
     if any(waits):
         for owner, wait in zip(owners, waits, strict=True):
             if wait > 0.0:
