@@ -57,12 +57,15 @@ async def _drive(prog: Program) -> Outcome:
         usage = fl.UsageLimits(cost=None if cents is None else cents / 100, tokens=tokens)
     t0 = loop.time()
     journal.clock = lambda: loop.time() - t0
+    called: list[Any] = []
     handle = fl.start(
         pipe,
         ACtx(total=prog.base_total),
         clock="virtual",
         usage=usage,
         max_concurrency=prog.run_cap,
+        timeout=prog.run_timeout,
+        on_branch=called.append,
         rate=fl.limits.Rate(per_second=prog.run_rate) if prog.run_rate else None,
     )
     journal.handle = handle
@@ -70,7 +73,7 @@ async def _drive(prog: Program) -> Outcome:
 
     def fire(path: str) -> None:
         fired.append((journal.clock(), path, handle.done()))
-        handle.cancel(path)
+        handle.cancel(path or None)
 
     timers = [loop.call_later(t, fire, p) for t, p in prog.cancels]
     stream: list[Any] = []
@@ -89,6 +92,7 @@ async def _drive(prog: Program) -> Outcome:
         raised = err
     for t in timers:
         t.cancel()
+    assert [o.path for o in called] == [o.path for o in stream], "on_branch != as_completed"
     return Outcome(prog, result, journal, stream, raised, fired)
 
 
@@ -329,6 +333,22 @@ def _outputs(out: Outcome, rows: list[dict[str, Any]]) -> None:
                                                      errors.get(p), last.error)  # fmt: skip
         if b["status"] in ("failed", "timeout"):
             assert p in errors, ("a failed branch without an error object", p, b)
+    last = prog.top[-1]
+    if r.status == "ok" and not isinstance(last, LeafPlan):
+        names = list(last.branches)
+        got = {n: outputs.get(f"{last.name}:{n}") for n in names}
+        if last.kind == "map":  # the items' outputs in order, None where a branch did not succeed
+            assert r.output == [got[n] for n in names], ("Map output", r.output)
+        else:  # the branches that succeeded, in declared order
+            want = {n: v for n, v in got.items() if f"{last.name}:{n}" in outputs}
+            assert list(r.output) == list(want), ("Parallel output keys", r.output)
+    for d in _records(r.diffs):
+        b = next(x for x in rows if x["step"] == d["step"] and x["branch"] == d["branch"])
+        assert str(d["branch_status"]) == b["status"], ("diff row status", d, b["status"])
+    for m in _records(r.merges):
+        for w in m["writers"]:
+            hits = [x for x in rows if x["step"] == m["step"] and x["branch"] == w]
+            assert hits and all(x["status"] == "ok" for x in hits), ("merged a writer not ok", m)
     for b in rows:
         node = _node_of(prog, b["path"])
         if isinstance(node, LeafPlan) and j.of(node.id):

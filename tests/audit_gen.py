@@ -111,7 +111,8 @@ class Program:
     run_cap: int | None = None
     run_rate: float | None = None
     usage: tuple[int | None, int | None] | None = None  # (cents, tokens)
-    cancels: list[tuple[float, str]] = field(default_factory=list)  # (virtual s, branch path)
+    run_timeout: float | None = None
+    cancels: list[tuple[float, str]] = field(default_factory=list)  # (s, branch path; "": run)
     leaves: dict[str, LeafPlan] = field(default_factory=dict)
     owner: dict[str, list[str]] = field(
         default_factory=dict
@@ -414,7 +415,10 @@ def program(seed: int) -> Program:
     _index(prog)
     branch_paths = list(prog.fan_of_branch)
     for _ in range(r.choice([0, 0, 0, 1, 2])):
-        prog.cancels.append((r.randrange(0, 24) / 4, r.choice(branch_paths)))
+        target = r.choice(branch_paths) if r.random() < 0.9 else ""  # "": the whole run
+        prog.cancels.append((r.randrange(0, 24) / 4, target))
+    if r.random() < 0.08:
+        prog.run_timeout = r.randrange(2, 40) / 4
     asyncs = [x for x in prog.leaves.values() if not x.sync and prog.owner[x.id]]
     if asyncs and r.random() < 0.15:
         r.choice(asyncs).cancel = r.choice(branch_paths)
