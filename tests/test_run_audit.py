@@ -289,3 +289,41 @@ def test_a_map_item_named_like_a_path_under_another_is_not_its_child() -> None:
     rows = result.branches.set_index("branch")
     assert result.status == "usage_limit_exceeded" and result.cost == 1.0
     assert rows.loc["dir", "status"] == "cancelled" and rows.loc["dir", "finished_s"] == 1.0
+
+
+def test_a_parallel_run_once_per_map_item_keeps_its_runs_apart() -> None:
+    # "inner" runs once per item: in item 0 only a writes, in item 1 only b. The merges and
+    # diffs frames had no column telling the runs apart, and the timeline starred a and b in
+    # both items (a win was matched by the step's name alone); fl.plot.merges folded both runs
+    # into one row per name.
+    class Items(BaseModel):
+        items: list[int] = [0, 1]
+        note: str = ""
+
+    def writer(which: int) -> Any:
+        async def step(item: int, ctx: Items) -> None:
+            await asyncio.sleep(1)
+            if item == which:
+                ctx.note = str(which)
+
+        return step
+
+    inner = fl.Parallel({"a": writer(0), "b": writer(1)}, name="inner")
+    result = fl.run(fl.Map(inner, over="items", name="m"), Items(), clock="virtual")
+    merges = result.merges.loc[result.merges["step"] == "inner"]
+    assert merges[["parent", "winner"]].values.tolist() == [["m:0", "a"], ["m:1", "b"]]
+    diffs = result.diffs.loc[result.diffs["step"] == "inner"]
+    assert diffs[["parent", "branch"]].values.tolist() == [["m:0", "a"], ["m:1", "b"]]
+    ax = fl.plot.timeline(result)
+    (stars,) = [c for c in ax.collections if c.get_gid() == "winners"]
+    bar_y = {
+        p.get_gid(): p.get_y() + p.get_height() / 2
+        for p in ax.patches
+        if str(p.get_gid()).startswith("run:")
+    }
+    star_y = {float(y) for _, y in stars.get_offsets()}
+    starred = sorted(g.removeprefix("run:") for g, y in bar_y.items() if y in star_y)
+    assert starred == ["m:0/inner:a", "m:1", "m:1/inner:b"]
+    ax = fl.plot.merges(result)
+    winners = sorted(ln.get_gid() for ln in ax.lines if str(ln.get_gid()).startswith("winner"))
+    assert winners == ["winner:m:0/inner:a|note", "winner:m:1/inner:b|note", "winner:m:1|note"]

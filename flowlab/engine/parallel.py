@@ -197,7 +197,7 @@ class ParallelRun:
             srec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
             srec.error = f"{type(err).__name__}: {err}"
             if isinstance(err, MergeConflict) or hasattr(err, "report"):
-                self.recorder.add_merge(par.name, list(getattr(err, "report", [])))
+                self.recorder.add_merge(par.name, list(getattr(err, "report", [])), self.parent)
             raise
         except Exception as err:  # anything else that stops it (a warning made an error)
             srec.status, srec.error = "failed", f"{type(err).__name__}: {err}"
