@@ -1,7 +1,7 @@
 """The truth audit of runs and frames: random programs of the newer features against their leaves'
 own journal (``audit_gen`` / ``audit_check``), and one regression test per fault it found.
 
-The property runs 150 seeded programs in the normal lane (a few seconds);
+The property runs 100 seeded programs in the normal lane (a few seconds);
 ``FLOWLAB_STRESS=1`` runs ``FLOWLAB_STRESS_EXAMPLES`` (default 10,000) of them.
 """
 
@@ -20,7 +20,7 @@ from pydantic import BaseModel
 import flowlab as fl
 
 STRESS = os.environ.get("FLOWLAB_STRESS", "") not in ("", "0")
-SEEDS = int(os.environ.get("FLOWLAB_STRESS_EXAMPLES", "10000")) if STRESS else 150
+SEEDS = int(os.environ.get("FLOWLAB_STRESS_EXAMPLES", "10000")) if STRESS else 100
 
 
 class Ctx(BaseModel):
