@@ -238,6 +238,24 @@ def _caps(out: Outcome, rows: list[dict[str, Any]]) -> None:
         spans = [(b["started_s"], b["finished_s"]) for b in mine]
         if isinstance(fan.cap, int):
             assert _sweep(spans) <= fan.cap, ("cap exceeded", fan_path, fan.cap, mine)
+        if isinstance(fan.cap, int) and not fan.rate and prog.run_cap is None and not prog.run_rate:
+            # slots go by priority, ties in declared order: no branch starts while a better
+            # placed one of its step still waits
+            names = list(fan.branches)
+            allrows = [b for b in rows if fan_of[b["path"]] == fan_path]
+
+            def place(
+                b: dict[str, Any], fan: Any = fan, names: list[str] = names
+            ) -> tuple[float, int]:
+                return (-fan.priority.get(b["branch"], 0), names.index(b["branch"]))
+
+            for b in mine:
+                t = b["started_s"]
+                for c in allrows:
+                    later = math.isnan(c["started_s"]) or c["started_s"] > t + EPS
+                    waiting = c["queued_s"] <= t + EPS and later and c["finished_s"] > t + EPS
+                    if waiting:
+                        assert place(c) > place(b), ("priority order broken", fan_path, b, c)
         elif isinstance(fan.cap, tuple) and fan.cap[0] == "keyed":
             if fan.rate is None and prog.run_cap is None and prog.run_rate is None:
                 # one wait row per held start, as long as that branch's wait
@@ -293,6 +311,11 @@ def _usage(out: Outcome, rows: list[dict[str, Any]]) -> None:
     r, j, prog = out.result, out.journal, out.prog
     cents = sum(a.cents for a in j.attempts)
     tokens = sum(a.tokens for a in j.attempts)
+    s = r.summary()
+    busy = sum(a.end - a.start for a in j.attempts if not math.isnan(a.end))
+    if s["peak_concurrency"] and r.makespan_s and not any(x.sync for x in prog.leaves.values()):
+        want = busy / (r.makespan_s * s["peak_concurrency"])
+        assert abs(s["utilization"] - want) < 1e-5, ("utilization", s["utilization"], want)
     assert abs(r.cost - cents / 100) < 1e-9, ("run cost", r.cost, cents)
     assert r.tokens == tokens, ("run tokens", r.tokens, tokens)
     top_cents = sum(a.cents for a in j.attempts if not prog.owner[a.leaf])
@@ -491,6 +514,23 @@ def _pictures(out: Outcome, rows: list[dict[str, Any]]) -> None:
     for e in trace["traceEvents"]:
         if e["ph"] == "X" and e["tid"] and e["cat"] in ("ok", "failed", "cancelled", "timeout"):
             slices[names[e["tid"]]].append(e)
+    queues = collections.defaultdict(list)
+    steps_on = collections.defaultdict(list)
+    for e in trace["traceEvents"]:
+        if e["ph"] == "X" and e["tid"] and e["cat"] == "queue":
+            queues[names[e["tid"]]].append(e)
+        elif e["ph"] == "X" and e["tid"] and e["cat"] == "step":
+            steps_on[names[e["tid"]]].append(e)
+    for b in rows:
+        end = b["finished_s"] if math.isnan(b["started_s"]) else b["started_s"]
+        if end > b["queued_s"] + EPS:  # its time in the queue, on its track
+            (q,) = queues[b["path"]]
+            assert _close(q["ts"] / 1e6, b["queued_s"]), ("trace queue start", b, q)
+            assert _close((q["ts"] + q["dur"]) / 1e6, end), ("trace queue end", b, q)
+    for srow in _records(r.steps):
+        if srow["kind"] == "step" and srow["parent"] and not math.isnan(srow["started_s"]):
+            on = [e for e in steps_on[srow["parent"]] if _close(e["ts"] / 1e6, srow["started_s"])]
+            assert any(_close(e["dur"] / 1e6, srow["duration_s"]) for e in on), ("step", srow)
     for b in rows:
         if math.isnan(b["started_s"]):
             continue
