@@ -69,6 +69,7 @@ class Attempt:
     tokens: int = 0
     how: str = "running"  # ok | fail | abort | interrupt | cancelled | breach
     stubborn: bool = False  # it swallowed a cancellation
+    charged: list[tuple[float, int]] = field(default_factory=list)  # (time, tokens) accepted
     error: BaseException | None = None
     output: Any = None
 
@@ -110,6 +111,7 @@ class Program:
     top: list[Any]  # LeafPlan | Fan
     run_cap: int | None = None
     run_rate: float | None = None
+    run_tpm: int | None = None  # the run's tokens per minute
     usage: tuple[int | None, int | None] | None = None  # (cents, tokens)
     run_timeout: float | None = None
     cancels: list[tuple[float, str]] = field(default_factory=list)  # (s, branch path; "": run)
@@ -125,6 +127,11 @@ class Program:
 
     def __repr__(self) -> str:
         return f"Program(seed={self.seed})"
+
+    @property
+    def capped(self) -> bool:
+        """A run-wide cap or rate: a branch starts when its first leaf passes them."""
+        return self.run_cap is not None or bool(self.run_rate) or bool(self.run_tpm)
 
 
 def _group(x: Any) -> str:
@@ -159,7 +166,7 @@ def _act(leaf: LeafPlan, ctx: ACtx, att: Attempt) -> Any:
     return out
 
 
-def _charge(att: Attempt, cents: int, tokens: int) -> None:
+def _charge(att: Attempt, cents: int, tokens: int, now: float) -> None:
     if not cents and not tokens:
         return
     try:
@@ -167,10 +174,12 @@ def _charge(att: Attempt, cents: int, tokens: int) -> None:
     except fl.UsageLimitExceeded:
         att.cents += cents  # the crossing charge is counted, then raises
         att.tokens += tokens
+        att.charged.append((now, tokens))
         att.how = "breach"
         raise
     att.cents += cents
     att.tokens += tokens
+    att.charged.append((now, tokens))
 
 
 def _open(journal: Journal, leaf: LeafPlan) -> Attempt:
@@ -190,7 +199,7 @@ def leaf_fn(leaf: LeafPlan, journal: Journal) -> Any:
             att = _open(journal, leaf)
             try:
                 _, cents, tokens, _ = leaf.plan(att.n)
-                _charge(att, cents, tokens)
+                _charge(att, cents, tokens, journal.clock())
                 return _act(leaf, ctx, att)
             finally:
                 att.end = journal.clock()
@@ -208,7 +217,7 @@ def leaf_fn(leaf: LeafPlan, journal: Journal) -> Any:
                 if leaf.cancel is not None and att.n == 1:
                     journal.cancels.append((journal.clock(), leaf.cancel))
                     journal.handle.cancel(leaf.cancel)
-                _charge(att, cents, tokens)
+                _charge(att, cents, tokens, journal.clock())
                 if half:
                     await asyncio.sleep(half)
             except asyncio.CancelledError:
@@ -406,6 +415,8 @@ def program(seed: int) -> Program:
         prog.run_cap = r.randrange(1, 4)
     if r.random() < 0.2:
         prog.run_rate = r.choice([1.0, 2.0])
+    if r.random() < 0.12:
+        prog.run_tpm = r.choice([400, 1000, 2500])
     if r.random() < 0.3:
         prog.usage = (
             r.choice([None, r.randrange(10, 120)]),
