@@ -327,3 +327,49 @@ def test_a_parallel_run_once_per_map_item_keeps_its_runs_apart() -> None:
     ax = fl.plot.merges(result)
     winners = sorted(ln.get_gid() for ln in ax.lines if str(ln.get_gid()).startswith("winner"))
     assert winners == ["winner:m:0/inner:a|note", "winner:m:1/inner:b|note", "winner:m:1|note"]
+
+
+def test_a_branch_named_like_a_path_does_not_keep_a_siblings_held_thread() -> None:
+    # "m:dir/a" is cancelled while its sync step blocks in its thread: it keeps its slot of the
+    # cap until the thread returns. "m:dir" then ended and was taken to hold that step too
+    # ("m:dir/a/item" starts with "m:dir/"): it kept its slot as well, and "x" waited for a
+    # thread that was none of its business.
+    import threading
+
+    entered, go, done, dir_go = (threading.Event() for _ in range(4))
+    x_saw_done: list[bool] = []
+
+    def step(item: str, ctx: Files) -> None:
+        if item == "dir/a":
+            entered.set()
+            go.wait(20)
+            done.set()
+        elif item == "dir":
+            dir_go.wait(20)
+        else:
+            x_saw_done.append(done.is_set())
+
+    class Three(BaseModel):
+        files: list[str] = ["dir/a", "dir", "x"]
+
+    async def main() -> fl.RunResult:
+        m = fl.Map(step, over="files", key=lambda f: f, max_concurrency=2, name="m")
+        handle = fl.start(m, Three(), clock="virtual")
+        await asyncio.to_thread(entered.wait, 20)
+        handle.cancel("m:dir/a")
+        for _ in range(50):
+            await asyncio.sleep(0)
+        dir_go.set()
+        for _ in range(200):  # loop turns: dir's thread returns, its slot goes to x
+            await asyncio.sleep(0)
+            if x_saw_done:
+                break
+        go.set()
+        return await handle.wait()
+
+    from flowlab.engine.clock import run_virtual
+
+    result = run_virtual(main())
+    assert x_saw_done == [False]  # x started while dir/a's thread still ran
+    rows = result.branches.set_index("branch")["status"].astype(str).to_dict()
+    assert rows == {"dir/a": "cancelled", "dir": "ok", "x": "ok"}

@@ -173,7 +173,9 @@ def _held(pr: ParallelRun, name: str, live: Any, brec: BranchRecord, since: floa
     thread, so the branch keeps its slot (and the step waits for it) until that thread returns,
     and a queued sibling starts only then (see :mod:`flowlab.engine.thread_call`)."""
     run = pr.run
-    held = run.held.under(brec.path) if pr.queue.queued and pr.limiter else None
+    if not (pr.queue.queued and pr.limiter):
+        return False
+    held = run.held.under(brec.path, lambda: {b.path: b.parent for b in run.recorder.branches})
     if not held:
         return False
     run.held.after(held, lambda: pr.release_held(live.task, name, brec.finished - since))
