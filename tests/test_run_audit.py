@@ -2,7 +2,9 @@
 own journal (``audit_gen`` / ``audit_check``), and one regression test per fault it found.
 
 The property runs 100 seeded programs in the normal lane (a few seconds);
-``FLOWLAB_STRESS=1`` runs ``FLOWLAB_STRESS_EXAMPLES`` (default 10,000) of them.
+``FLOWLAB_STRESS=1`` runs ``FLOWLAB_STRESS_EXAMPLES`` (default 10,000; about 15 minutes) of them:
+``FLOWLAB_STRESS=1 pytest tests/test_run_audit.py -o faulthandler_timeout=0``. A failure names
+its seeds; ``audit_check.check(audit_check.drive(audit_gen.program(seed)))`` replays one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Ctx(BaseModel):
     n: int = 0
 
 
+@pytest.mark.timeout(0 if STRESS else 600)  # (under FLOWLAB_STRESS: minutes, not seconds)
 def test_random_programs_tell_the_truth() -> None:
     failures = []
     for seed in range(SEEDS):
