@@ -27,7 +27,8 @@ Warnings::
     UserWarning
     └── FlowlabWarning
         ├── DictReturnWarning  a context-only step returned a dict that looks like an update
-        └── NotMergedWarning   branches wrote fields outside their step's include_keys
+        ├── NotMergedWarning   branches wrote fields outside their step's include_keys
+        └── CancelNotMatchedWarning  handle.cancel(name) named no branch the run queued
 
 Backends add their own, e.g. ``flowlab.backends.WorkerLost`` (a Dask worker died mid-step).
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BookkeepingError",
     "BranchFailed",
+    "CancelNotMatchedWarning",
     "ChargeRefused",
     "ConfigError",
     "DeadlockDetected",
@@ -341,6 +343,12 @@ class DictReturnWarning(FlowlabWarning):
 class NotMergedWarning(FlowlabWarning):
     """Branches of a Parallel wrote fields outside its ``include_keys``: those writes were not
     merged (each is an event ``write_not_merged`` in ``result.events``)."""
+
+
+class CancelNotMatchedWarning(FlowlabWarning):
+    """A run ended ok, yet ``handle.cancel(name)`` asked for a branch that was never queued (a
+    mistyped name, a Map item that does not exist): nothing was cancelled. Each such name is
+    also an event ``cancel_unmatched`` in ``result.events``."""
 
 
 class RunNotFinished(FlowlabError, RuntimeError):

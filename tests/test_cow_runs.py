@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import flowlab as fl
-import flowlab.engine.parallel as parallel
+import flowlab.engine.isolating as isolating
 from flowlab.core.merge import STRATEGIES
 from tests.test_cow_properties import Ctx, contexts, plain, python_programs, run_op
 
@@ -29,7 +29,7 @@ EXAMPLES = int(os.environ.get("FLOWLAB_COW_EXAMPLES", "150"))
 
 @pytest.fixture(autouse=True)
 def _cow_always(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parallel, "copy_on_write_pays", lambda ctx: True)
+    monkeypatch.setattr(isolating, "copy_on_write_pays", lambda ctx: True)
 
 
 def _branch(program: list[Any]) -> Any:

@@ -90,8 +90,15 @@ def test_keyed_waits_and_key_starts_land_in_result_limits() -> None:
         [0.0, "start", "gpt", 1, 0.0],
         [0.0, "start", "claude", 2, 0.0],
         [0.0, "wait", "gpt", 1, 1.0],  # gpt-1 held from 0 to 1
-        [1.0, "wait", "gpt", 1, 1.0],  # gpt-2 held from 1 to 2
+        [0.0, "wait", "gpt", 1, 2.0],  # gpt-2 held from 0 to 2 (its wait_s; was 1 to 2)
     ]
+    # one row per held start, as long as its branch row's wait_s; in flight: the key's then
+    waited = result.branches.set_index("branch")["wait_s"]
+    assert limits.loc[limits["event"] == "wait", "wait_s"].tolist() == [
+        waited["gpt-1"],
+        waited["gpt-2"],
+    ]
+    assert (limits.loc[limits["event"] == "wait", "in_flight"] == 1).all()
 
 
 def test_concurrency_plot_shades_full_key_waits_and_draws_no_bogus_cap() -> None:

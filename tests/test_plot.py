@@ -298,7 +298,9 @@ def test_merges_can_select_a_step() -> None:
     inner = fl.Parallel({"x": work(1, owner="x")}, name="inner")
     res = run(fl.Parallel({"a": work(1, owner="a"), "n": fl.Pipeline(inner)}, name="outer"))
     both = plot.merges(res, ax=axes())
-    assert {t.get_text() for t in both.get_yticklabels()} == {"outer:a", "outer:n", "inner:x"}
+    # rows are the branches' paths (a nested Parallel's runs are told apart by where they ran)
+    labels = {t.get_text() for t in both.get_yticklabels()}
+    assert labels == {"outer:a", "outer:n", "outer:n/inner:x"}
     only = plot.merges(res, ax=axes(), step="inner")
     assert [t.get_text() for t in only.get_yticklabels()] == ["x"]
 

@@ -233,8 +233,9 @@ class KeyedQueue:
 
     Entries are ``(-priority, declared index, name)``. :meth:`pop_ready` starts the best-placed
     branch among the keys that have room, so a full key never holds up another key. Each key's
-    first appearance is a ``start`` row and each spell it held branches back a ``wait`` row of
-    ``result.limits`` (handed to ``log``).
+    first appearance is a ``start`` row, and each branch it held back a ``wait`` row of
+    ``result.limits`` (handed to ``log``) when it starts: from the moment its key was full with
+    it queued, with the key's branches in flight then, for as long as it waited.
     """
 
     def __init__(self, state: KeyedState, step: str, log: Callable[[Row], None]) -> None:
@@ -245,7 +246,8 @@ class KeyedQueue:
         self.key_of: dict[str, Hashable] = {}
         self.holding: dict[str, Hashable] = {}  # branch -> the key whose slot it holds
         self.size = 0  # entries, cancelled ones included until they are popped
-        self._held: dict[Hashable, float] = {}  # key -> since when it holds a branch back
+        # key -> (since when it holds branches back, its branches in flight then)
+        self._held: dict[Hashable, tuple[float, int]] = {}
 
     def push(self, entry: tuple[float, int, str], key: Hashable, t: float) -> None:
         """Queue a branch (its ``key`` from :meth:`KeyedState.key_of`)."""
@@ -271,7 +273,7 @@ class KeyedQueue:
             if not queue:
                 continue
             if not self.state.has_room(key):
-                self._held.setdefault(key, t)
+                self._held.setdefault(key, (t, self.state.per_key[key]))
             elif best is None or queue[0] < best[0]:
                 best = (queue[0], key)
         if best is None:
@@ -281,10 +283,14 @@ class KeyedQueue:
         self.size -= 1
         self.state.try_acquire_key(key)
         self.holding[entry[2]] = key
-        since = self._held.pop(key, None)
-        if since is not None and t > since:
-            n, cap = self.state.per_key[key], self.state.caps[key]
-            self._log((since, self.step, cap, n - 1, "keyed", "wait", str(key), t - since))
+        held = self._held.get(key)
+        if held is not None:
+            since, running = held
+            if not self.queues[key]:  # none of the key's branches waits any more
+                del self._held[key]
+            if t > since:  # this branch waited since the key was full (the rest still wait)
+                cap = self.state.caps[key]
+                self._log((since, self.step, cap, running, "keyed", "wait", str(key), t - since))
         return entry[2]
 
     def release(self, name: str) -> None:

@@ -61,7 +61,8 @@ class Parallel(Frozen):
     priority : mapping, optional
         ``{branch: number}``; higher starts first when queued, ties in declared order.
     timeout, branch_timeout : float, optional
-        Seconds for the whole step / for each branch. ``None`` means none.
+        Seconds for the whole step / for each branch, from its start (``started_s``: under a
+        run-wide cap, when its first leaf gets a slot). ``None`` means none.
     on_failure : {"propagate", "fail_fast", "ignore"}, default "propagate"
         ``propagate``: let siblings finish, then raise. ``fail_fast``: cancel siblings at once,
         then raise. ``ignore``: record the failure and merge the branches that succeeded.

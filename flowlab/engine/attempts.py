@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import flowlab.core.context.isolation as ctx_mod
-from flowlab.engine import leaf
+from flowlab.engine import leaf, limiting
 from flowlab.engine.current import _current
 from flowlab.engine.thread_call import ThreadCall
 from flowlab.results.records import AttemptRecord, StepRecord
@@ -84,15 +84,27 @@ class _Attempts:
             self.rec.queued = self.rec.started
         # as run_step: by the branch's place in the tree, then first come, first served
         order = run.ranks.get(self.parent, ())
-        if self.limiter is not None:
-            await self.limiter.acquire(0.0, run.now(), order=order)
-        if run.rate_gate is not None:  # after the slot, so the start is the token's
-            try:
-                await run.rate_gate.acquire(order)
-            except BaseException:
-                if self.limiter is not None:
-                    self.limiter.release(0.0, True, adapt=False)
-                raise
+        while True:
+            if self.limiter is not None:
+                await self.limiter.acquire(0.0, run.now(), order=order)
+            if run.rate_gate is not None:  # after the slot, so the start is the token's
+                try:
+                    await run.rate_gate.acquire(order)
+                except BaseException:
+                    if self.limiter is not None:
+                        self.limiter.release(0.0, True, adapt=False)
+                    raise
+            # its step's rate too, now that it can start (as run_step): for the first attempt
+            # of a branch's first leaf, and for every retry (a new request)
+            if not (self.parent and run.step_rates and (run.unstarted or n > 1)):
+                return
+            retry_of = self.brec if n > 1 else None
+            hold = limiting.step_rates_hold(run, self.parent, retry_of)
+            if not hold:
+                return
+            if self.limiter is not None:
+                self.limiter.release(0.0, True, adapt=False)
+            await asyncio.sleep(hold)
 
     async def step_rate(self) -> None:
         """A retry is a new request: under its Parallel's or Map's own ``rate=``, it waits for
@@ -104,7 +116,7 @@ class _Attempts:
         owner = self.run.step_rates.get(brec.path[: len(brec.path) - len(brec.branch) - 1])
         if owner is None:
             return
-        state = owner.queue.rate
+        state = owner.rate
         t = self.run.now()
         wait = state.delay(t)
         if wait > 0.0:
@@ -211,9 +223,13 @@ async def run_attempts(
     try:
         while True:
             n += 1
+            # A retry is a new request: its step's rate spaces it too. Under a run-wide cap or
+            # rate, queue() takes the slot, the run's rate and then the step's, all in the
+            # instant it starts (the step's rate first let it wait for a slot after its token
+            # was taken, and the run's rate took a token before it waited for the step's).
             if state.limiter is not None or run.rate_gate is not None:
                 await state.queue(n)
-            if n > 1 and run.step_rates:
+            elif n > 1 and run.step_rates:
                 await state.step_rate()
             att = state.open(n, delay)
             try:

@@ -60,10 +60,10 @@ async def run_branch(
     found: list[ctx_mod.Change] | None = None  # what it changed, once diffed
     ignored = False  # it caught its cancellation and returned
     live.entered = True
-    timer: asyncio.TimerHandle | None = None
+    timer: _Deadline | None = None
     try:
         if pr.branch_timeout is not None:
-            timer = _arm_timeout(pr, live)
+            timer = _Deadline(pr, live, brec)
         bctx = pr.copy_ctx()
         got = excluded.handed(bctx, pr.excluded) if pr.excluded else None  # checked at its end
         bdata = pr.own_data() if pr.own_data is not None else own_item(pr, name)
@@ -137,12 +137,35 @@ async def run_branch(
                 pr.dispatch()
 
 
-def _arm_timeout(pr: ParallelRun, live: Any) -> asyncio.TimerHandle:
-    """The branch's ``branch_timeout``: it cancels the branch as ``timeout``."""
-    seconds = pr.branch_timeout
-    assert seconds is not None
-    reason = f"branch_timeout={seconds:g}s exceeded"
-    return pr.loop.call_later(seconds, pr.run.cancel_live, live, "timeout", reason)
+class _Deadline:
+    """The branch's ``branch_timeout``, which cancels it as ``timeout``: counted from when it
+    starts, as ``started_s`` says — at once, or, under a run-wide cap or rate, from when its
+    first leaf gets a run-wide slot (:meth:`~flowlab.engine.coordinator.Run.began`), so that the
+    wait for that slot is not taken for the branch's own time."""
+
+    __slots__ = ("handle", "live", "path", "pr")
+
+    def __init__(self, pr: ParallelRun, live: Any, brec: BranchRecord) -> None:
+        self.pr, self.live, self.path = pr, live, brec.path
+        self.handle: asyncio.TimerHandle | None = None
+        if pr.capped and brec.path in pr.run.unstarted:
+            pr.run.on_start[brec.path] = self.arm
+        else:
+            self.arm()
+
+    def arm(self) -> None:
+        seconds = self.pr.branch_timeout
+        assert seconds is not None
+        reason = f"branch_timeout={seconds:g}s exceeded"
+        self.handle = self.pr.loop.call_later(
+            seconds, self.pr.run.cancel_live, self.live, "timeout", reason
+        )
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        else:
+            self.pr.run.on_start.pop(self.path, None)
 
 
 def _held(pr: ParallelRun, name: str, live: Any, brec: BranchRecord, since: float) -> bool:
@@ -150,7 +173,9 @@ def _held(pr: ParallelRun, name: str, live: Any, brec: BranchRecord, since: floa
     thread, so the branch keeps its slot (and the step waits for it) until that thread returns,
     and a queued sibling starts only then (see :mod:`flowlab.engine.thread_call`)."""
     run = pr.run
-    held = run.held.under(brec.path) if pr.queue.queued and pr.limiter else None
+    if not (pr.queue.queued and pr.limiter):
+        return False
+    held = run.held.under(brec.path, lambda: {b.path: b.parent for b in run.recorder.branches})
     if not held:
         return False
     run.held.after(held, lambda: pr.release_held(live.task, name, brec.finished - since))
@@ -182,6 +207,8 @@ def _ended_by(
             pr.cancel_siblings(name, live)
     else:  # neither an Exception nor a cancellation: the run stops
         _stopped_by(brec, err)
+        if brec.status == "failed":  # the step's own error: result.errors and the stream show it
+            pr.errors[name] = err
         pr.tasks.abort(err)
     return False
 

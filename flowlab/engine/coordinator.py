@@ -137,6 +137,7 @@ class Run:
         # a task but no leaf running yet (a branch starts when its first leaf gets a slot).
         self.ranks: dict[str, tuple[tuple[float, int], ...]] = {}
         self.unstarted: dict[str, BranchRecord] = {}
+        self.on_start: dict[str, Callable[[], None]] = {}  # path -> its branch_timeout's arming
         # Parallel steps with a rate of their own, by path: their retried leaves take its tokens
         self.step_rates: dict[str, Any] = {}
         self.status = "running"
@@ -209,9 +210,11 @@ class Run:
             self._names = frozenset(_branch_names(self.pipeline, ""))
         if branch in self._names:
             return
-        maps = [n[:-1] for n in self._names if n.endswith(":*")]
-        if maps and (":" not in branch or any(branch.startswith(m) for m in maps)):
-            return  # a Map's item (by name, or by a path under the Map)
+        if any(n.endswith(":*") for n in self._names):
+            # a Map's item, by name or path: its names are known only when it runs, and may
+            # hold ':' and '/' themselves (URLs); one that never comes is flagged when the run
+            # ends (lifecycle: CancelNotMatchedWarning)
+            return
         names = sorted(n for n in self._names if ":" not in n)
         close = difflib.get_close_matches(str(branch), sorted(self._names), n=1)
         hint = f" HINT: did you mean {close[0]!r}?" if close else ""
@@ -279,10 +282,17 @@ class Run:
         self._breach_done = True
         path = brec.path if brec else ""
         self.event("usage_breach", brec.step if brec else "", path, str(self.account.breached))
+        # the breaching branch and its ancestors end by the error itself: found by their own
+        # parents, not by the path's text (a Map's "m:dir" is no ancestor of "m:dir/a")
+        parent_of = {lv.record.path: lv.record.parent for lv in self.live.values()}
+        spared = {path}
+        up = brec.parent if brec else ""
+        while up and up not in spared:
+            spared.add(up)
+            up = parent_of.get(up, "")
         for lv in list(self.live.values()):
-            p = lv.record.path
-            if p == path or path.startswith(p + "/"):
-                continue  # the breaching branch and its ancestors end by the error itself
+            if lv.record.path in spared:
+                continue
             self.cancel_live(lv, "cancelled", f"usage limit exceeded by branch {path!r}")
 
     # ---- execution ----------------------------------------------------------------------------
@@ -319,15 +329,18 @@ class Run:
         """A leaf of branch ``path`` got its run-wide slot at ``t``: that branch, and every
         enclosing branch not started yet, starts now (a branch runs when a leaf of it runs)."""
         unstarted = self.unstarted
-        while path:
-            brec = unstarted.pop(path, None)
-            if brec is not None:
-                brec.started = t
-                if self.record:
-                    self.recorder.events.append(brec)  # its start (see Recorder.event_log)
-                if self.instruments:
-                    self.emit("branch_started", brec)
-            path = path.rpartition("/")[0]
+        # up the branch's own parents (a name may hold "/": a Map keyed by file path or URL, so
+        # "m:dir" is no parent of "m:dir/a"); a branch that started has started parents too
+        while (brec := unstarted.pop(path, None)) is not None:
+            brec.started = t
+            arm = self.on_start.pop(path, None)
+            if arm is not None:  # its branch_timeout counts from now
+                arm()
+            if self.record:
+                self.recorder.events.append(brec)  # its start (see Recorder.event_log)
+            if self.instruments:
+                self.emit("branch_started", brec)
+            path = brec.parent
 
     # used by flowlab.engine.parallel
     def new_live(

@@ -57,21 +57,17 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
         # Slots go by the branch's place in the tree: priority, then declared order, at every
         # level (a branch's next step included); then first come, first served.
         order = run.ranks.get(parent, ())
-        if limiter is not None:
-            if run.cap_since is None and limiter.in_flight + limiter.waiting >= limiter.limit:
-                limiting.cap_spell_begins(
-                    run, rec.queued, limiter
-                )  # the run-wide cap holds leaves back
-            await limiter.acquire(0.0, run.now(), order=order)
-            if run.cap_since is not None and not limiter.waiting:
-                limiting.cap_spell_ends(run, limiter)
-        if gate is not None:  # the run's rate: after the slot, so the start is the token's
-            try:
-                await gate.acquire(order)
-            except BaseException:
-                if limiter is not None:
-                    limiter.release(0.0, True, adapt=False)
-                raise
+        while True:
+            await _take_slot(run, order)
+            # the first leaf of a branch of a rated step: that rate too, now that it can start
+            if not (parent and run.step_rates and run.unstarted):
+                break
+            hold = limiting.step_rates_hold(run, parent)
+            if not hold:
+                break
+            if limiter is not None:  # no slot held while the rate holds it back
+                limiter.release(0.0, True, adapt=False)
+            await asyncio.sleep(hold)
         rec.started = run.now()
     if parent and run.account.breached is not None:
         await _settle_breach(run)
@@ -114,6 +110,24 @@ async def run_step(run: Run, step: Step, data: Any, ctx: BaseModel, parent: str)
         else:  # cancelled while its thread runs on: in flight, in its slot, until it returns
             rec.error += "; its call runs on in its thread"
             run.held.add(rec)
+
+
+async def _take_slot(run: Run, order: tuple[Any, ...]) -> None:
+    """A run-wide slot, then the run's rate (after the slot, so the start is the token's)."""
+    limiter, gate = run.run_limiter, run.rate_gate
+    if limiter is not None:
+        if run.cap_since is None and limiter.in_flight + limiter.waiting >= limiter.limit:
+            limiting.cap_spell_begins(run, run.now(), limiter)  # the run-wide cap holds leaves back
+        await limiter.acquire(0.0, run.now(), order=order)
+        if run.cap_since is not None and not limiter.waiting:
+            limiting.cap_spell_ends(run, limiter)
+    if gate is not None:
+        try:
+            await gate.acquire(order)
+        except BaseException:
+            if limiter is not None:
+                limiter.release(0.0, True, adapt=False)
+            raise
 
 
 async def _settle_breach(run: Run) -> None:
@@ -260,6 +274,10 @@ def outcome(err: BaseException) -> tuple[str, str]:
     """A leaf's ``(status, error)`` when it raised ``err``."""
     if isinstance(err, asyncio.CancelledError):
         return "cancelled", "cancelled"
+    if isinstance(err, KeyboardInterrupt | SystemExit):  # an interrupt, as its branch records it
+        return "cancelled", f"interrupted by {type(err).__name__}" + (
+            f": {err}" if str(err) else ""
+        )
     return "timeout" if isinstance(err, StepTimeout) else "failed", f"{type(err).__name__}: {err}"
 
 

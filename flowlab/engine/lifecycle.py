@@ -23,6 +23,7 @@ import asyncio
 import functools
 import math
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from flowlab.core.rate_gate import RateGate
@@ -32,6 +33,7 @@ from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.engine.current import _current, _last
 from flowlab.errors import (
     BranchFailed,
+    CancelNotMatchedWarning,
     FlowlabError,
     RunCancelled,
     StepFailed,
@@ -215,7 +217,35 @@ def finish(run: Run, status: str, error: BaseException | None, output: Any) -> R
     run.main_task = None  # break the run <-> task <-> context cycle: free promptly
     _last[:] = [result]
     run.emit("run_finished", status)
+    if run.precancel:
+        _unmatched_cancels(run, status)
     return result
+
+
+def _unmatched_cancels(run: Run, status: str) -> None:
+    """``handle.cancel(name)`` asked for branches that were never queued: an event each, and,
+    when the run ended ok (so every step ran), a warning: the ask must not vanish unseen. (A
+    name asked for after its branch had ended was queued: its row says it ran to its end.)"""
+    ran = {key for b in run.recorder.branches for key in (b.branch, b.path)}
+    names = sorted(n for n in run.precancel if n not in ran)
+    if not names:
+        return
+    for name in names:
+        run.event("cancel_unmatched", "", name, "no branch of that name or path was queued")
+    if status != "ok":
+        return
+    listed = ", ".join(repr(n) for n in names)
+    try:
+        warnings.warn(
+            CancelNotMatchedWarning(
+                f"handle.cancel() named {listed}, but no branch of that name or path was queued "
+                "in this run: nothing was cancelled. HINT: result.branches['path'] lists the "
+                "branches (a Map's are named by its key=, or by index)."
+            ),
+            stacklevel=2,
+        )
+    except Warning:  # made an error: the run is over and whole; its events still say it
+        pass
 
 
 def wake_up(run: Run) -> None:

@@ -19,8 +19,16 @@ if TYPE_CHECKING:
     from flowlab.core.limits import LimiterState
     from flowlab.core.rate import Rate, RateState
     from flowlab.engine.coordinator import Run
+    from flowlab.results.records import BranchRecord
 
-__all__ = ["cap_spell_begins", "cap_spell_ends", "new_limiter", "new_rate", "rate_listener"]
+__all__ = [
+    "cap_spell_begins",
+    "cap_spell_ends",
+    "new_limiter",
+    "new_rate",
+    "rate_listener",
+    "step_rates_hold",
+]
 
 
 def new_limiter(run: Run, cfg: Any, step: str) -> LimiterState | None:
@@ -78,3 +86,41 @@ def rate_listener(run: Run, step: str, state: RateState) -> Callable[[float, flo
         run.recorder.limits.append((t, step, limit, in_flight, "rate", "wait", "", seconds))
 
     return on_wait
+
+
+def step_rates_hold(run: Run, parent: str, retry_of: BranchRecord | None = None) -> float:
+    """Under a run-wide cap or rate, a leaf of branch ``parent`` has its run-wide slot and would
+    start that branch (and every enclosing one not started yet), or retry a leaf of branch
+    ``retry_of``: the seconds the ``rate=`` of their steps still holds it back (each a ``wait``
+    row), or ``0.0``, the rates' tokens taken.
+
+    A rated step's branches are spaced by when they really start, not by when they were
+    dispatched: a branch dispatched at once may wait long for a run-wide slot, and several
+    would then start in one instant (three starts at 2.5 s under one per second).
+    """
+    t = run.now()
+    owners: list[Any] = []
+    if retry_of is not None:  # a retry is a new request of its own branch's step
+        owner = run.step_rates.get(_step_of(retry_of))
+        owners += [owner] if owner is not None else []
+    path, unstarted = parent, run.unstarted
+    while retry_of is None and (brec := unstarted.get(path)) is not None:  # as Run.began
+        owner = run.step_rates.get(_step_of(brec))
+        if owner is not None:
+            owners.append(owner)
+        path = brec.parent
+    waits: list[float] = [owner.rate.delay(t) for owner in owners]
+    if any(waits):
+        for owner, wait in zip(owners, waits, strict=True):
+            if wait > 0.0:
+                owner.rate.note_wait(wait)
+                owner.on_rate_wait(t, wait, owner.in_flight)
+        return max(waits)
+    for owner in owners:
+        owner.rate.take(t)
+    return 0.0
+
+
+def _step_of(brec: BranchRecord) -> str:
+    """The path of the step whose branch ``brec`` is."""
+    return brec.path[: len(brec.path) - len(brec.branch) - 1]

@@ -110,7 +110,7 @@ def merge(pr: ParallelRun) -> None:
     finally:
         pr.srec.merge_s = wall() - t_merge
     try:  # recorded before it is applied: a report that cannot be made leaves ctx as it was
-        pr.recorder.add_merge(par.name, outcome.rows)
+        pr.recorder.add_merge(par.name, outcome.rows, pr.parent)
     except Exception as err:
         outcome.undo()  # the merge wrote into ctx's dicts (reuse_base): put them back
         raise bookkeeping.unrecorded_merge(path, outcome.rows, err) from err

@@ -28,16 +28,13 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 import flowlab.core.context.isolation as ctx_mod
-from flowlab.core.context.cow import copy_on_write_pays, cow_isolator
-from flowlab.core.context.cow_diff import cow_diff_into
-from flowlab.core.context.cow_guard import Guard
-from flowlab.core.context.isolator import isolator
 from flowlab.core.map import BranchPlan
 from flowlab.engine import limiting, merging
 from flowlab.engine.branch import inline_allowed, run_branch
 from flowlab.engine.dispatch import BranchQueue, branch_keys, enqueue
 from flowlab.engine.excluded import excluded_fields
 from flowlab.engine.group import BranchGroup
+from flowlab.engine.isolating import plan_isolation
 from flowlab.errors import (
     FlowlabError,
     MergeConflict,
@@ -50,6 +47,7 @@ if TYPE_CHECKING:
 
     from pydantic import BaseModel
 
+    from flowlab.core.context.cow_guard import Guard
     from flowlab.core.pipeline import Parallel
     from flowlab.core.retry import Retry
     from flowlab.engine.coordinator import Run
@@ -79,7 +77,14 @@ async def run_parallel(
 class ParallelRun:
     """One run of one Parallel step: its records, queue, branches, errors and merge."""
 
-    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "excluded", "expired", "fast", "fields", "group", "guard", "in_flight", "kept_base", "limiter", "log", "log_leaf", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "record", "recorder", "retry", "run", "srec", "t0", "tasks", "unmerged")  # fmt: skip
+    __slots__ = ("branch_timeout", "capped", "changes", "clock", "contexts", "copy_ctx", "cow", "ctx", "custom", "diff_into", "errors", "excluded", "expired", "fast", "fields", "group", "guard", "in_flight", "kept_base", "limiter", "log", "log_leaf", "loop", "nodes", "on_rate_wait", "outputs", "own_data", "par", "parent", "path", "peak", "plan", "queue", "rank", "ranks", "rate", "record", "recorder", "retry", "run", "srec", "t0", "tasks", "unmerged")  # fmt: skip
+
+    # how its branches get their contexts (set by flowlab.engine.isolating.plan_isolation)
+    cow: bool
+    copy_ctx: Callable[[], BaseModel]
+    diff_into: Callable[..., None]
+    guard: Guard | None
+    kept_base: BaseModel | None
 
     def __init__(
         self,
@@ -123,22 +128,9 @@ class ParallelRun:
         )
         self.queue = self._new_queue()
         self.tasks = BranchGroup(self.loop)
-        # Each branch's copy of ctx (which does not change until the merge), planned once: copy
-        # on write (flowlab.core.context.cow) for a top-level Parallel whose context has enough
-        # nested data to save; a nested Parallel copies eagerly (its base is a branch's
-        # copy-on-write context). Each branch its own input (shared if immutable): the step's,
-        # or its item's for a Map.
-        self.cow = par.isolation == "cow" and not parent and copy_on_write_pays(ctx)
-        self.srec.isolation = "cow" if self.cow else "eager"
-        self.copy_ctx: Callable[[], BaseModel] = (
-            cow_isolator(ctx, par.include_keys)
-            if self.cow
-            else isolator(ctx, par.include_keys, track=True)
-        )
-        self.diff_into = cow_diff_into if self.cow else ctx_mod.diff_into
-        # what the copy-on-write branches share, checked when they end (merging.check_shared)
-        self.guard = Guard(ctx, par.include_keys) if self.cow else None
-        self.kept_base: BaseModel | None = None  # a copy of ctx the merge record can keep
+        # each branch's copy of ctx (which does not change until the merge), planned once; and
+        # each branch its own input (shared if immutable): the step's, or its item's for a Map
+        plan_isolation(self, ctx, nested=bool(parent))
         self.excluded = excluded_fields(ctx, par.include_keys)  # written there: not merged
         self.unmerged: dict[str, list[str]] = {}
         self.own_data = ctx_mod.data_copier(data) if plan.inputs is None else None
@@ -146,14 +138,17 @@ class ParallelRun:
     def _new_queue(self) -> BranchQueue:
         """The step's queue, with its cap and its rate (whose tokens its retries take too)."""
         run, par, path = self.run, self.par, self.path
-        rate = limiting.new_rate(run, par.rate, path) if par.rate is not None else None
+        self.rate = rate = limiting.new_rate(run, par.rate, path) if par.rate is not None else None
         self.on_rate_wait = limiting.rate_listener(run, path, rate) if rate is not None else None
         if rate is not None:
             run.step_rates[path] = self  # a retried leaf of its branches takes its tokens too
         queue = BranchQueue(
             path,
             self.limiter,
-            rate,
+            # Under a run-wide cap or rate a branch starts when its first leaf gets a run-wide
+            # slot, maybe long after its dispatch: its leaf takes the rate's token then
+            # (limiting.step_rates_hold), so the rate spaces real starts, not dispatches.
+            None if self.capped else rate,
             self.on_rate_wait,
             self.recorder.limits.append,
             by_priority=bool(self.plan.priority),
@@ -201,7 +196,7 @@ class ParallelRun:
             srec.status = "timeout" if isinstance(err, StepTimeout) else "failed"
             srec.error = f"{type(err).__name__}: {err}"
             if isinstance(err, MergeConflict) or hasattr(err, "report"):
-                self.recorder.add_merge(par.name, list(getattr(err, "report", [])))
+                self.recorder.add_merge(par.name, list(getattr(err, "report", [])), self.parent)
             raise
         except Exception as err:  # anything else that stops it (a warning made an error)
             srec.status, srec.error = "failed", f"{type(err).__name__}: {err}"
@@ -281,7 +276,15 @@ class ParallelRun:
         await self.tasks.wait()
         while queue.rate_timer is not None:  # queued branches wait for the rate, none runs
             queue.rate_wake = self.loop.create_future()
-            await queue.rate_wake
+            try:
+                await queue.rate_wake
+            except asyncio.CancelledError:
+                # The rate may have let a branch through in the very instant the step was
+                # cancelled: it has a task now, which must end with its step (as in
+                # tasks.wait()), not run on orphaned and be closed twice.
+                self.tasks.cancel_all()
+                await self.tasks.wait()
+                raise
             await self.tasks.wait()
 
     # ---- ends -----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
@@ -126,10 +126,24 @@ class HeldThreads:
         """``rec``'s step was cancelled while its thread runs on."""
         self.records.append(rec)
 
-    def under(self, path: str) -> list[StepRecord]:
-        """The held steps inside the branch at ``path``."""
+    def under(self, path: str, parents: Callable[[], Mapping[str, str]]) -> list[StepRecord]:
+        """The held steps inside the branch at ``path``: those whose path starts with it, each
+        confirmed up its branches' parents (``parents()``: branch path -> enclosing branch
+        path, asked only then), since a Map's item names may hold "/" ("m:dir" holds nothing
+        of "m:dir/a")."""
         prefix = path + "/"
-        return [r for r in self.records if r.path.startswith(prefix)]
+        found = [r for r in self.records if r.path.startswith(prefix)]
+        if not found:
+            return found
+        parent_of = parents()
+        out = []
+        for r in found:
+            up = r.parent
+            while up and up != path:
+                up = parent_of.get(up, "")
+            if up:
+                out.append(r)
+        return out
 
     def after(self, recs: list[StepRecord], callback: Callable[[], None]) -> None:
         """Call ``callback`` once every one of ``recs`` has returned."""

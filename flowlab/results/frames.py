@@ -102,24 +102,28 @@ def steps_frame(records: Sequence[StepRecord]) -> pd.DataFrame:
 
 
 def diffs_frame(diffs: Sequence[tuple[str, BranchRecord, list[Change]]]) -> pd.DataFrame:
-    """One row per changed path per branch."""
-    cols = ["step", "branch", "branch_status", "path", "op", "before", "after"]
+    """One row per changed path per branch; ``parent`` is the path of the branch its Parallel
+    ran in (``""`` at the top level; ``(parent, step, branch)`` names one branch run)."""
+    cols = ["step", "branch", "branch_status", "path", "op", "before", "after", "parent"]
     rows = list(iter_changes(diffs))
     frame = pd.DataFrame(rows, columns=cols, dtype=object)
-    for c in ("step", "branch", "path"):
+    for c in ("step", "branch", "path", "parent"):
         frame[c] = frame[c].astype("str")
     frame["branch_status"] = _status(frame["branch_status"].tolist())
     frame["op"] = pd.Categorical(frame["op"].tolist(), categories=["add", "change", "remove"])
     return frame
 
 
-def merges_frame(merges: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> pd.DataFrame:
+def merges_frame(merges: Sequence[tuple[str, Sequence[dict[str, Any]], str]]) -> pd.DataFrame:
     """One row per merged path per Parallel step.
 
     ``dropped`` lists the writers whose write lost (a different value than the one kept, under
     overwrite / keep_first / last-writer-wins leaves): nothing a branch wrote vanishes unseen.
+    ``parent`` is the path of the branch the Parallel ran in (``""`` at the top level): a
+    Parallel nested in a Map runs once per item, and ``(parent, step)`` tells those runs apart.
     """
     cols = ["step", "path", "rule", "writers", "winner", "before", "after", "conflict", "dropped"]
+    cols.append("parent")
     rows = [
         (
             step,
@@ -131,12 +135,13 @@ def merges_frame(merges: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> pd.D
             r.get("after"),
             bool(r.get("conflict", False)),
             tuple(r.get("dropped", ())),
+            parent,
         )
-        for step, rs in merges
+        for step, rs, parent in merges
         for r in rs
     ]
     frame = pd.DataFrame(rows, columns=cols, dtype=object)
-    for c in ("step", "path", "rule"):
+    for c in ("step", "path", "rule", "parent"):
         frame[c] = frame[c].astype("str")
     frame["conflict"] = frame["conflict"].astype("bool")
     return frame
@@ -184,10 +189,11 @@ def limits_frame(limits: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
 def iter_changes(
     diffs: Iterable[tuple[str, BranchRecord, list[Change]]],
 ) -> Iterable[tuple[Any, ...]]:
-    """Flatten recorded diffs into (step, branch, branch_status, path, op, before, after) rows."""
+    """Flatten recorded diffs into (step, branch, branch_status, path, op, before, after,
+    parent) rows."""
     for step, rec, changes in diffs:
         for c in changes:
-            yield (step, rec.branch, rec.status, c.dotted, c.op, c.before, c.after)
+            yield (step, rec.branch, rec.status, c.dotted, c.op, c.before, c.after, rec.parent)
 
 
 ATTEMPT_COLUMNS = [

@@ -85,7 +85,8 @@ class Recorder(Instrument):
         self.branches: list[BranchRecord] = []
         self.step_log: list[StepRecord] = []  # every step's record, in start order
         self.diffs: list[tuple[str, BranchRecord, list[Change]]] = []
-        self.merges: list[tuple[str, Sequence[dict[str, Any]]]] = []
+        # (Parallel name, report rows, its parent branch's path: "" at the top level)
+        self.merges: list[tuple[str, Sequence[dict[str, Any]], str]] = []
         # per top-level Parallel that reached its merge: what result.remerge() replays
         self.merge_inputs: dict[str, MergeInput] = {}
         self.unmergeable: dict[str, str] = {}  # step -> why remerge cannot replay it
@@ -167,13 +168,14 @@ class Recorder(Instrument):
             return
         self.merge_inputs[step] = MergeInput(copied, list(order), spec, include_keys)
 
-    def add_merge(self, step: str, rows: Sequence[dict[str, Any]]) -> None:
-        """Record a merge report, with copies of any mutable values (see :func:`snapshot`).
+    def add_merge(self, step: str, rows: Sequence[dict[str, Any]], parent: str = "") -> None:
+        """Record a merge report of Parallel ``step`` run in branch ``parent`` (``""``: at the
+        top level), with copies of any mutable values (see :func:`snapshot`).
 
         A :class:`~flowlab.core.merge.report.MergeReport` stays compact: its values are copied
         now, its rows are made dicts when ``result.merges`` is read."""
         if isinstance(rows, MergeReport):
-            self.merges.append((step, rows.snapshot()))
+            self.merges.append((step, rows.snapshot(), parent))
             return
         copied = []
         memo: dict[int, Any] = {}  # one for the report: a value's after holds its before's items
@@ -182,4 +184,4 @@ class Recorder(Instrument):
                 before, after = snapshot(row["before"], memo), snapshot(row["after"], memo)
                 row = {**row, "before": before, "after": after}
             copied.append(row)
-        self.merges.append((step, copied))
+        self.merges.append((step, copied, parent))

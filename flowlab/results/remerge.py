@@ -64,7 +64,7 @@ def remerge(
     diffs = {
         rec.branch: list(changes)
         for s, rec, changes in recorder.diffs
-        if s == step and rec.branch in recorded.order
+        if s == step and not rec.parent and rec.branch in recorded.order  # (the top level's)
     }
     # The merge builds its context from this base and shares what it does not write: a copy,
     # so a remerged context never shares objects with the record (a later remerge) or the run.
@@ -155,7 +155,7 @@ def _result(
     error: FlowlabError | BaseException | None,
 ) -> RunResult:
     recorder: Recorder = _copy_recorder(result.recorder)
-    recorder.merges = [(s, r) for s, r in recorder.merges if s != step]
+    recorder.merges = [m for m in recorder.merges if m[0] != step or m[2]]  # (top level only)
     recorder.add_merge(step, rows)
     extra = {**result.extra, "remerged": step}
     return dataclasses.replace(

@@ -130,8 +130,17 @@ def _counted_and_capped(result: RunResult, step: str | None) -> tuple[pd.DataFra
             ]
         ]
         return rows, chosen
-    # leaf steps: the unit of work that a run-wide cap bounds and summary() counts
+    # leaf steps: the unit of work that a run-wide cap bounds and summary() counts; a retried
+    # leaf runs only during its attempts (it holds no slot while it waits out a backoff), so
+    # its attempts are counted, not its step's row from first start to last end
     rows = steps.loc[steps["kind"].astype(str) == "step"]
+    attempts = result.attempts
+    if len(attempts):
+        import pandas as pd
+
+        once = rows.loc[~rows["path"].isin(set(attempts["path"].tolist()))]
+        cols = ["started_s", "finished_s"]
+        rows = pd.concat([once[cols], attempts[cols]], ignore_index=True)
     has_children = set(frame["parent"].tolist())
     # caps drawn by default: those of Parallels whose branches are all leaves
     owners = {

@@ -73,10 +73,14 @@ def merges(
         )
         diffs = diffs.loc[diffs["step"] == step]
         merged = merged.loc[merged["step"] == step]
-    many = len(set(diffs["step"].tolist())) > 1
+    # one row per branch run: a Parallel nested in a Map (or reused) runs once per place, and
+    # its runs' branches share their names; (parent, step) tells the runs apart
+    runs = set(zip(diffs["parent"].tolist(), diffs["step"].tolist(), strict=True))
+    runs |= set(zip(merged["parent"].tolist(), merged["step"].tolist(), strict=True))
+    many = len(runs) > 1
 
-    def key(s: str, b: str) -> str:
-        return f"{s}:{b}" if many else b
+    def key(p: str, s: str, b: str) -> str:
+        return (f"{p}/{s}:{b}" if p else f"{s}:{b}") if many else b
 
     rows, cells = _rows_and_cells(result.branches, diffs, merged, key)
     fields = list(dict.fromkeys(f for _, f in cells))
@@ -108,7 +112,7 @@ def _rows_and_cells(
     branches: pd.DataFrame,
     diffs: pd.DataFrame,
     merged: pd.DataFrame,
-    key: Callable[[str, str], str],
+    key: Callable[[str, str, str], str],
 ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
     """The matrix's rows (row key -> branch status, in timeline order) and its changed cells
     ((row key, field) -> status of the branch that changed it)."""
@@ -116,20 +120,25 @@ def _rows_and_cells(
     rows: dict[str, str] = {}
     for i, _depth in branch_rows(branches):
         if branches["step"].iat[i] in steps:
-            rows.setdefault(key(str(branches["step"].iat[i]), str(branches["branch"].iat[i])),
+            at = (str(branches["parent"].iat[i]), str(branches["step"].iat[i]))
+            rows.setdefault(key(*at, str(branches["branch"].iat[i])),
                             str(branches["status"].iat[i]))  # fmt: skip
     cells: dict[tuple[str, str], str] = {}
-    for s, b, status, path in zip(diffs["step"], diffs["branch"], diffs["branch_status"].astype(str),
-                                  diffs["path"], strict=True):  # fmt: skip
-        rows.setdefault(key(s, b), status)
-        cells[(key(s, b), _field(path))] = status
+    for p, s, b, status, path in zip(
+        diffs["parent"], diffs["step"], diffs["branch"], diffs["branch_status"].astype(str),
+        diffs["path"], strict=True,
+    ):  # fmt: skip
+        rows.setdefault(key(p, s, b), status)
+        cells[(key(p, s, b), _field(path))] = status
     return rows, cells
 
 
 _Marks = tuple[set[tuple[str, str]], set[tuple[str, str]], set[str]]
 
 
-def _merge_marks(merged: pd.DataFrame, fields: list[str], key: Callable[[str, str], str]) -> _Marks:
+def _merge_marks(
+    merged: pd.DataFrame, fields: list[str], key: Callable[[str, str, str], str]
+) -> _Marks:
     """From ``result.merges``: the (row, field) cells whose value the merge kept, the cells
     whose write was dropped, and the fields whose merge found a conflict."""
     under: dict[str, list[str]] = {}  # a merged path -> the fields at or below it (one pass)
@@ -140,9 +149,9 @@ def _merge_marks(merged: pd.DataFrame, fields: list[str], key: Callable[[str, st
     winners: set[tuple[str, str]] = set()
     dropped: set[tuple[str, str]] = set()
     conflicts: set[str] = set()
-    for s, path, winner, conflict, losers in zip(
-        merged["step"], merged["path"], merged["winner"], merged["conflict"], merged["dropped"],
-        strict=True,
+    for p, s, path, winner, conflict, losers in zip(
+        merged["parent"], merged["step"], merged["path"], merged["winner"], merged["conflict"],
+        merged["dropped"], strict=True,
     ):  # fmt: skip
         hit = under.get(_field(path), []) or _above(under, _field(path))
         if conflict:
@@ -150,9 +159,9 @@ def _merge_marks(merged: pd.DataFrame, fields: list[str], key: Callable[[str, st
         names = winner if isinstance(winner, list | tuple | set | frozenset) else [winner]
         for n in names:
             if isinstance(n, str) and n:
-                winners.update((key(s, n), f) for f in hit)
+                winners.update((key(p, s, n), f) for f in hit)
         for n in losers:
-            dropped.update((key(s, n), f) for f in hit)
+            dropped.update((key(p, s, n), f) for f in hit)
     return winners, dropped, conflicts
 
 

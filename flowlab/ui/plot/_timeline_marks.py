@@ -31,13 +31,17 @@ def merged_winners(result: RunResult) -> set[str]:
     A win is thrown away when the Parallel that merged it, or any branch or Parallel around it,
     did not end ``ok`` (a failed sibling under ``propagate``, a failed outer branch, ...).
     """
-    won: set[tuple[str, str]] = set()
+    # (parent, step, branch): a Parallel nested in a Map or reused in several branches runs
+    # once per place; its name alone would star a branch of every run for one run's win
+    won: set[tuple[str, str, str]] = set()
     merges = result.merges
-    for step, winner in zip(merges["step"].tolist(), merges["winner"].tolist(), strict=True):
+    for parent, step, winner in zip(
+        merges["parent"].tolist(), merges["step"].tolist(), merges["winner"].tolist(), strict=True
+    ):
         names: Iterable[Any] = (
             winner if isinstance(winner, list | tuple | set | frozenset) else [winner]
         )
-        won.update((str(step), n) for n in names if isinstance(n, str) and n)
+        won.update((str(parent), str(step), n) for n in names if isinstance(n, str) and n)
     if not won:
         return set()
     steps = result.steps
@@ -61,7 +65,11 @@ def merged_winners(result: RunResult) -> set[str]:
             return False
         return kept(parent) if parent in rows else True
 
-    return {p for p, (_, step, branch, _) in rows.items() if (step, branch) in won and kept(p)}
+    return {
+        p
+        for p, (parent, step, branch, _) in rows.items()
+        if (parent, step, branch) in won and kept(p)
+    }
 
 
 def breaches(ax: Axes, result: RunResult) -> bool:
