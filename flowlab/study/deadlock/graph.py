@@ -31,8 +31,10 @@ would draw. Nothing iterates a set: order follows the group's declared order, th
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +44,8 @@ from flowlab.study.deadlock.trace import Registry
 __all__ = ["Analysis", "Edge", "StuckWait", "analyze"]
 
 Task = asyncio.Task[Any]
+# the timer callback of asyncio.wait_for on 3.11 (and of asyncio.wait(timeout=)); None if absent
+_RELEASE_WAITER = getattr(asyncio.tasks, "_release_waiter", None)
 
 
 @dataclass(slots=True)
@@ -97,9 +101,18 @@ class _Node:
     warning: str = ""
 
 
-def _deadlines(loop: asyncio.AbstractEventLoop) -> dict[Task, float]:
-    """Tasks that a pending timer will cancel (``asyncio.timeout``, ``call_later(task.cancel)``)."""
+def _deadlines(
+    loop: asyncio.AbstractEventLoop, tasks: Iterable[Task] = ()
+) -> dict[Task, float]:
+    """Tasks that a pending timer will cancel (``asyncio.timeout``, ``call_later(task.cancel)``).
+
+    Python 3.11's ``asyncio.wait_for`` runs its awaitable in a task of its own, arms a timer
+    that releases the caller's waiter, and the caller then cancels that task: so a task among
+    ``tasks`` whose completion releases such a waiter (its done callback is
+    ``partial(_release_waiter, waiter)``) is under that timer's deadline too.
+    """
     out: dict[Task, float] = {}
+    released: dict[asyncio.Future[Any], float] = {}  # wait_for's waiters and their timers
     for handle in getattr(loop, "_scheduled", ()):
         if handle.cancelled():
             continue
@@ -110,9 +123,18 @@ def _deadlines(loop: asyncio.AbstractEventLoop) -> dict[Task, float]:
         elif isinstance(owner, asyncio.Timeout):
             task = getattr(owner, "_task", None)
         else:
+            args = getattr(handle, "_args", None) or ()
+            if callback is _RELEASE_WAITER and args:
+                released[args[0]] = min(released.get(args[0], handle.when()), handle.when())
             continue
         if task is not None and not task.done():
             out[task] = min(out.get(task, handle.when()), handle.when())
+    for task in tasks if released else ():
+        for callback, _ in getattr(task, "_callbacks", None) or ():
+            if isinstance(callback, functools.partial) and callback.func is _RELEASE_WAITER:
+                when = released.get(callback.args[0]) if callback.args else None
+                if when is not None and not task.done():
+                    out[task] = min(out.get(task, when), when)
     return out
 
 
@@ -264,7 +286,7 @@ def analyze(group: list[Task], reg: Registry) -> Analysis:
     for t in universe:
         if not t.done() and (node := _node(t, reg, members, by_name, kids)) is not None:
             nodes[t] = node
-    deadlines = _deadlines(reg.loop) if nodes else {}
+    deadlines = _deadlines(reg.loop, nodes) if nodes else {}
     stuck = _fixpoint(nodes, group, [t for t in nodes if t not in deadlines])
     timed: list[str] = []
     if any(t in deadlines for t in nodes):

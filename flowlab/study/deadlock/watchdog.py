@@ -169,7 +169,7 @@ class Watchdog:
         if not pending:
             return None
         timed = self._timer_futures(loop)
-        deadlines = _deadlines(loop)
+        deadlines = _deadlines(loop, pending)
         state: list[Any] = [len(self.group.reg.events)]
         for task in pending:
             fut = getattr(task, "_fut_waiter", None)

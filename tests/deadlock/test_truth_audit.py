@@ -1,0 +1,88 @@
+"""Verdicts the truth audit found wrong, each checked against plain asyncio (the independent model).
+
+Every program here is also run with ``asyncio``'s own primitives on virtual time: what it does
+there is what the traced run must report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import flowlab.deadlock as dl
+from flowlab.engine.clock import run_virtual
+
+# ------------------------------------------------------------------ wait_for is a deadline
+
+
+def _guarded_transfer(lock: Callable[[str], Any]) -> list[Any]:
+    """Lock-order inversion where one side is guarded by ``asyncio.wait_for``.
+
+    On Python 3.11 ``wait_for`` runs its coroutine in a task of its own and cancels that task
+    when the timer fires: the cycle is real for a second, then ``a`` gives up, releases ``L1``
+    and ``b`` finishes.
+    """
+    l1, l2 = lock("L1"), lock("L2")
+
+    async def move() -> str:
+        async with l1:
+            await asyncio.sleep(0.1)
+            async with l2:
+                return "moved"
+
+    async def a() -> str:
+        try:
+            return await asyncio.wait_for(move(), 1)
+        except TimeoutError:
+            return "a gave up"
+
+    async def b() -> str:
+        async with l2:
+            await asyncio.sleep(0.1)
+            async with l1:
+                return "b done"
+
+    return [a(), b()]
+
+
+def test_a_cycle_inside_wait_for_is_a_near_miss_not_a_deadlock() -> None:
+    async def plain() -> list[Any]:
+        return await asyncio.gather(*_guarded_transfer(lambda _: asyncio.Lock()))
+
+    async def traced() -> tuple[list[Any], dl.DeadlockReport]:
+        return await dl.supervise(
+            *_guarded_transfer(lambda name: dl.Lock(name=name)), names=["a", "b"]
+        )
+
+    assert run_virtual(plain()) == ["a gave up", "b done"]
+    results, report = run_virtual(traced())
+    assert not report.deadlocked, report.explain()
+    assert results == ["a gave up", "b done"]
+    assert report.near_misses and "would deadlock without its timeout" in report.near_misses[0]
+
+
+def test_the_same_cycle_without_wait_for_is_still_a_deadlock() -> None:
+    async def traced() -> tuple[list[Any], dl.DeadlockReport]:
+        l1, l2 = dl.Lock(name="L1"), dl.Lock(name="L2")
+
+        async def move() -> None:
+            async with l1:
+                await asyncio.sleep(0.1)
+                async with l2:
+                    pass
+
+        async def a() -> None:
+            await asyncio.create_task(move())  # a child task, but no deadline this time
+
+        async def b() -> None:
+            async with l2:
+                await asyncio.sleep(0.1)
+                async with l1:
+                    pass
+
+        return await dl.supervise(a(), b(), names=["a", "b"])
+
+    _, report = run_virtual(traced())
+    assert report.deadlocked and report.kind == "cycle"
+    assert report.detected_at == 0.1
