@@ -10,6 +10,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import asyncio_model
+import pytest
+
 import flowlab.deadlock as dl
 from flowlab.engine.clock import run_virtual
 
@@ -86,3 +89,91 @@ def test_the_same_cycle_without_wait_for_is_still_a_deadlock() -> None:
     _, report = run_virtual(traced())
     assert report.deadlocked and report.kind == "cycle"
     assert report.detected_at == 0.1
+
+
+def test_a_deadline_on_the_awaiting_task_reaches_the_task_it_awaits() -> None:
+    """``asyncio.timeout`` around ``await task``: the timeout cancels the task awaited too."""
+
+    def program(lock: Callable[[str], Any]) -> list[Any]:
+        l1, l2 = lock("L1"), lock("L2")
+
+        async def move() -> None:
+            async with l1:
+                await asyncio.sleep(0.1)
+                async with l2:
+                    pass
+
+        async def a() -> str:
+            try:
+                async with asyncio.timeout(1):
+                    await asyncio.gather(asyncio.create_task(move()))
+            except TimeoutError:
+                return "a gave up"
+            return "a moved"
+
+        async def b() -> str:
+            async with l2:
+                await asyncio.sleep(0.1)
+                async with l1:
+                    return "b done"
+
+        return [a(), b()]
+
+    async def plain() -> list[Any]:
+        return await asyncio.gather(*program(lambda _: asyncio.Lock()))
+
+    async def traced() -> tuple[list[Any], dl.DeadlockReport]:
+        return await dl.supervise(*program(lambda name: dl.Lock(name=name)), names=["a", "b"])
+
+    assert run_virtual(plain()) == ["a gave up", "b done"]
+    results, report = run_virtual(traced())
+    assert not report.deadlocked, report.explain()
+    assert results == ["a gave up", "b done"] and report.near_misses
+
+
+# ------------------------------------------------------------------ TaskGroup, nested gather
+
+
+async def _in_task_group(event: Callable[[], Any]) -> None:
+    go = event()
+
+    async def child() -> None:
+        await go.wait()
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(child(), name="c1")
+        tg.create_task(child(), name="c2")
+
+
+async def _in_nested_gather(event: Callable[[], Any]) -> None:
+    go = event()
+
+    async def child() -> None:
+        await go.wait()
+
+    async def helper() -> None:
+        await asyncio.gather(child(), child())
+
+    await asyncio.gather(helper(), asyncio.gather(child(), child()))
+
+
+@pytest.mark.parametrize("shape", [_in_task_group, _in_nested_gather])
+def test_an_event_nobody_sets_under_a_task_group_or_nested_gather_is_a_proven_deadlock(
+    shape: Callable[[Callable[[], Any]], Any],
+) -> None:
+    assert asyncio_model.outcome(lambda: shape(asyncio.Event)) == "hang"
+
+    async def traced() -> None:
+        await dl.watch(shape(lambda: dl.Event(name="go")), names=["main"])
+
+    with pytest.raises(dl.DeadlockDetected) as caught:
+        run_virtual(traced())
+    report = caught.value.report
+    assert report.detected_at == 0.0  # at once, not after the watchdog's 5 idle seconds
+    assert report.stuck == report.tasks and "main" in report.stuck
+    assert "Event 'go'" in report.cycle
+    assert "does not trace" not in report.explain()
+    explored = dl.replay(lambda: shape(lambda: dl.Event(name="go")), "")
+    assert explored.status == "deadlock" and explored.report is not None
+    assert explored.report.kind != "untraced", explored.report.explain()
+    assert "does not trace" not in explored.report.explain()

@@ -18,6 +18,7 @@ Layout (arrows point down only)::
                     also an Outcome's swimlanes)
     states.py       hold/wait intervals from a trace; explain()'s one line per task
     graph.py        wait-for graph analysis: stuck set (greatest fixpoint) and the cycle
+    awaits.py       tasks a task awaits (await, nested gather, TaskGroup); timers that end a wait
     primitives.py   Lock, RLock, Semaphore, BoundedSemaphore (try_acquire, acquire(timeout=))
     channels.py     Event, Condition, Queue        barriers.py: Barrier, CountdownEvent
     shared.py       Shared: a variable whose reads and writes are dependency events

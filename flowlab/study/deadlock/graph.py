@@ -3,8 +3,9 @@
 Design
 ------
 A task is a *candidate* when it is blocked on a traced primitive (the registry knows the resource,
-the operation and the line) or awaits other tasks of the watched group (``await task`` or
-``gather(...)``; read from the task's ``_fut_waiter``). Every candidate has *wakers*:
+the operation and the line) or awaits other tasks of the watched group (``await task``,
+``gather(...)`` nested or not, the end of an ``asyncio.TaskGroup``; see
+:mod:`flowlab.study.deadlock.awaits`). Every candidate has *wakers*:
 
 * known wakers -- the holders of a lock / semaphore, the declared setters of an event, the awaited
   tasks. The candidate can progress if any known waker is alive and not itself stuck.
@@ -15,8 +16,8 @@ the operation and the line) or awaits other tasks of the watched group (``await 
 
 A declared waker name stands for that task *and every task it created* (delegation to a child);
 tasks seen doing the waking action in this loop are wakers too. A candidate with a pending
-deadline (``asyncio.timeout``, ``loop.call_later(d, task.cancel)``) is never stuck: its wait will
-end. If it would be stuck without the deadline, :attr:`Analysis.timed` names it, as information.
+deadline (``asyncio.timeout``, ``wait_for``, ``loop.call_later(d, task.cancel)``, or one on a task
+that awaits it, since cancelling a task cancels what it awaits) is never stuck: its wait will end. If it would be stuck without the deadline, :attr:`Analysis.timed` names it, as information.
 
 The stuck set is the greatest fixpoint: start from all candidates, drop every task that could
 progress, repeat until nothing changes. What remains can never run again -- a cycle of holders
@@ -31,21 +32,17 @@ would draw. Nothing iterates a set: order follows the group's declared order, th
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowlab.study.deadlock.kinds import is_task
+from flowlab.study.deadlock.awaits import awaited_tasks, deadlines
 from flowlab.study.deadlock.trace import Registry
 
 __all__ = ["Analysis", "Edge", "StuckWait", "analyze"]
 
 Task = asyncio.Task[Any]
-# the timer callback of asyncio.wait_for on 3.11 (and of asyncio.wait(timeout=)); None if absent
-_RELEASE_WAITER = getattr(asyncio.tasks, "_release_waiter", None)
 
 
 @dataclass(slots=True)
@@ -101,43 +98,6 @@ class _Node:
     warning: str = ""
 
 
-def _deadlines(
-    loop: asyncio.AbstractEventLoop, tasks: Iterable[Task] = ()
-) -> dict[Task, float]:
-    """Tasks that a pending timer will cancel (``asyncio.timeout``, ``call_later(task.cancel)``).
-
-    Python 3.11's ``asyncio.wait_for`` runs its awaitable in a task of its own, arms a timer
-    that releases the caller's waiter, and the caller then cancels that task: so a task among
-    ``tasks`` whose completion releases such a waiter (its done callback is
-    ``partial(_release_waiter, waiter)``) is under that timer's deadline too.
-    """
-    out: dict[Task, float] = {}
-    released: dict[asyncio.Future[Any], float] = {}  # wait_for's waiters and their timers
-    for handle in getattr(loop, "_scheduled", ()):
-        if handle.cancelled():
-            continue
-        callback = getattr(handle, "_callback", None)
-        owner = getattr(callback, "__self__", None)
-        if is_task(owner) and getattr(callback, "__name__", "") == "cancel":
-            task: Task | None = owner
-        elif isinstance(owner, asyncio.Timeout):
-            task = getattr(owner, "_task", None)
-        else:
-            args = getattr(handle, "_args", None) or ()
-            if callback is _RELEASE_WAITER and args:
-                released[args[0]] = min(released.get(args[0], handle.when()), handle.when())
-            continue
-        if task is not None and not task.done():
-            out[task] = min(out.get(task, handle.when()), handle.when())
-    for task in tasks if released else ():
-        for callback, _ in getattr(task, "_callbacks", None) or ():
-            if isinstance(callback, functools.partial) and callback.func is _RELEASE_WAITER:
-                when = released.get(callback.args[0]) if callback.args else None
-                if when is not None and not task.done():
-                    out[task] = min(out.get(task, when), when)
-    return out
-
-
 def _descendants(roots: list[Task], kids: dict[Task, list[Task]]) -> list[Task]:
     """Every task created (directly or not) by one of ``roots``, breadth first."""
     out: list[Task] = []
@@ -151,16 +111,13 @@ def _descendants(roots: list[Task], kids: dict[Task, list[Task]]) -> list[Task]:
 
 
 def _awaited(task: Task, members: dict[Task, None]) -> list[Task] | None:
-    """Group tasks that ``task`` awaits directly or through ``gather``; None if not awaiting."""
-    waiter = getattr(task, "_fut_waiter", None)
-    if waiter is None or waiter.done():
-        return None  # not awaiting, or its wake-up is already scheduled: it will run
-    if is_task(waiter):
-        return [waiter] if waiter in members else None
-    children = getattr(waiter, "_children", None)
-    if children and all(is_task(c) and c in members for c in children):
-        return [c for c in children if not c.done()] or None
-    return None
+    """Group tasks that ``task`` awaits (directly, through ``gather`` or a ``TaskGroup``'s end),
+    in the order they joined the group; None if not awaiting only group tasks."""
+    awaited = awaited_tasks(task)
+    live = [t for t in awaited or () if not t.done()]
+    if not live or any(t not in members for t in live):
+        return None
+    return [t for t in members if t in live]
 
 
 _ASYNCIO = os.path.dirname(os.path.abspath(asyncio.__file__))
@@ -286,10 +243,10 @@ def analyze(group: list[Task], reg: Registry) -> Analysis:
     for t in universe:
         if not t.done() and (node := _node(t, reg, members, by_name, kids)) is not None:
             nodes[t] = node
-    deadlines = _deadlines(reg.loop, nodes) if nodes else {}
-    stuck = _fixpoint(nodes, group, [t for t in nodes if t not in deadlines])
+    timers = deadlines(reg.loop, nodes) if nodes else {}
+    stuck = _fixpoint(nodes, group, [t for t in nodes if t not in timers])
     timed: list[str] = []
-    if any(t in deadlines for t in nodes):
+    if any(t in timers for t in nodes):
         without = _fixpoint(nodes, group, list(nodes))
         if any(t in without for t in group):
             timed = [t.get_name() for t in universe if t in without and t not in stuck]

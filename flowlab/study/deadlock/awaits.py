@@ -1,0 +1,137 @@
+"""What a task awaits that is not a traced primitive -- other tasks -- and which timers end a wait.
+
+Design
+------
+The wait-for graph (:mod:`flowlab.study.deadlock.graph`) and the watchdog read two things off a
+suspended task:
+
+* :func:`awaited_tasks` -- the tasks whose end it awaits: ``await task``, ``gather(...)`` (nested
+  gathers flattened) or the end of an ``asyncio.TaskGroup`` (its ``__aexit__`` awaits a private
+  future; the group is found on the task's coroutine stack). Anything else (a bare future,
+  ``asyncio.wait``, ``shield``) is not a task wait: ``None``.
+* :func:`deadlines` -- the tasks a pending timer will cancel: ``asyncio.timeout`` (and so
+  ``wait_for`` on 3.12+), ``loop.call_later(d, task.cancel)``, and on 3.11 ``wait_for``, which
+  runs its awaitable in a task of its own and cancels it when the timer releases the caller.
+  A deadline reaches down: cancelling a task cancels the task it awaits (``await``, ``gather``
+  and a ``TaskGroup`` all pass the cancellation on), so those tasks are under it too.
+
+A wait under a deadline is never stuck: the timer will end it.
+
+Examples
+--------
+>>> import asyncio
+>>> from flowlab.study.deadlock.awaits import awaited_tasks, deadlines
+>>> async def demo():
+...     child = asyncio.create_task(asyncio.sleep(1))
+...     async def parent():
+...         async with asyncio.timeout(5):
+...             await asyncio.gather(child)
+...     outer = asyncio.create_task(parent())
+...     await asyncio.sleep(0)
+...     loop = asyncio.get_running_loop()
+...     timers = deadlines(loop, [outer])  # the timeout cancels outer, and so child too
+...     found = awaited_tasks(outer) == [child], [round(t - loop.time()) for t in timers.values()]
+...     outer.cancel()
+...     return found
+>>> asyncio.run(demo())
+(True, [5, 5])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+from flowlab.study.deadlock.kinds import is_task
+
+__all__ = ["awaited_tasks", "deadlines"]
+
+Task = asyncio.Task[Any]
+# the timer callback of asyncio.wait_for on 3.11 (and of asyncio.wait(timeout=)); None if absent
+_RELEASE_WAITER = getattr(asyncio.tasks, "_release_waiter", None)
+_TASK_GROUP_EXIT = asyncio.TaskGroup.__aexit__.__code__
+
+
+def awaited_tasks(task: Task) -> list[Task] | None:
+    """The tasks ``task`` awaits the end of (see the module docstring); None if not such a wait."""
+    waiter = getattr(task, "_fut_waiter", None)
+    if waiter is None or waiter.done():
+        return None  # not awaiting, or its wake-up is already scheduled: it will run
+    if is_task(waiter):
+        return [waiter]
+    if getattr(waiter, "_children", None) is not None:
+        return _gathered(waiter)
+    return _task_group(task, waiter)
+
+
+def _gathered(fut: asyncio.Future[Any]) -> list[Task] | None:
+    """The tasks a ``gather`` future waits for, nested gathers flattened; None if one is not."""
+    out: list[Task] = []
+    for child in getattr(fut, "_children", ()):
+        if is_task(child):
+            out.append(child)
+        elif getattr(child, "_children", None) is not None:
+            inner = _gathered(child)
+            if inner is None:
+                return None
+            out += inner
+        elif not child.done():
+            return None  # a bare future: nobody in particular completes it
+    return out
+
+
+def _task_group(task: Task, waiter: object) -> list[Task] | None:
+    """The live tasks of the ``TaskGroup`` whose end ``task`` awaits through ``waiter``."""
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None)
+        if frame is not None and frame.f_code is _TASK_GROUP_EXIT:
+            group = frame.f_locals.get("self")
+            if getattr(group, "_on_completed_fut", None) is not waiter:
+                return None
+            return [t for t in getattr(group, "_tasks", ()) if not t.done()]
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return None
+
+
+def deadlines(loop: asyncio.AbstractEventLoop, tasks: Iterable[Task] = ()) -> dict[Task, float]:
+    """Tasks that a pending timer will cancel, with the earliest time it fires.
+
+    ``tasks`` are the tasks to look at for 3.11's ``wait_for`` and to pass a deadline down from
+    (see the module docstring); timers that cancel a task directly are found from the loop.
+    """
+    out: dict[Task, float] = {}
+    released: dict[asyncio.Future[Any], float] = {}  # wait_for's waiters and their timers
+
+    def note(task: Task | None, when: float) -> None:
+        if task is not None and not task.done():
+            out[task] = min(out.get(task, when), when)
+
+    for handle in getattr(loop, "_scheduled", ()):
+        if handle.cancelled():
+            continue
+        callback = getattr(handle, "_callback", None)
+        owner = getattr(callback, "__self__", None)
+        if is_task(owner) and getattr(callback, "__name__", "") == "cancel":
+            note(owner, handle.when())
+        elif isinstance(owner, asyncio.Timeout):
+            note(getattr(owner, "_task", None), handle.when())
+        elif callback is _RELEASE_WAITER and (args := getattr(handle, "_args", None)):
+            released[args[0]] = min(released.get(args[0], handle.when()), handle.when())
+    tasks = list(tasks)
+    for task in tasks if released else ():
+        for callback, _ in getattr(task, "_callbacks", None) or ():
+            if isinstance(callback, functools.partial) and callback.func is _RELEASE_WAITER:
+                when = released.get(callback.args[0]) if callback.args else None
+                if when is not None:
+                    note(task, when)
+    queue = list(out)
+    while queue:  # cancelling a task cancels what it awaits
+        parent = queue.pop()
+        for child in awaited_tasks(parent) or ():
+            if child not in out or out[child] > out[parent]:
+                note(child, out[parent])
+                queue.append(child)
+    return out
