@@ -177,3 +177,56 @@ def test_an_event_nobody_sets_under_a_task_group_or_nested_gather_is_a_proven_de
     assert explored.status == "deadlock" and explored.report is not None
     assert explored.report.kind != "untraced", explored.report.explain()
     assert "does not trace" not in explored.report.explain()
+
+
+# ------------------------------------------------------------------ a search cut short says so
+
+
+def _late_inversion(lock: Callable[[str], Any]) -> Callable[[], Any]:
+    """A lock-order inversion after a few steps each: FIFO passes, the space is not tiny."""
+
+    async def program() -> str:
+        a, b = lock("A"), lock("B")
+
+        async def one(first: Any, second: Any) -> None:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            async with first:
+                await asyncio.sleep(0)
+                async with second:
+                    pass
+
+        await asyncio.gather(one(a, b), one(b, a))
+        return "done"
+
+    return program
+
+
+def test_a_search_cut_short_says_what_it_did_not_cover() -> None:
+    ends, _ = asyncio_model.all_outcomes(_late_inversion(lambda _: asyncio.Lock()))
+    assert ends == {("ok", "done"), "hang"}  # the model: some schedules hang
+    program = _late_inversion(lambda name: dl.Lock(name=name))
+    for cut, kwargs in [
+        ("max_schedules=1", {"max_schedules": 1}),
+        ("time_budget_s=0.0", {"time_budget_s": 0.0}),
+        ("max_schedules=1", {"strategy": "exhaustive", "max_schedules": 1}),
+    ]:
+        found = dl.explore(program, **kwargs)
+        assert found.deadlocks == 0 and not found.exhausted
+        assert found.stopped == cut
+        text = found.summary()
+        assert f"stopped by {cut} before the search finished" in text, text
+        assert "schedules not run may still fail" in text
+    whole = dl.explore(program, strategy="exhaustive", preemption_bound=None)
+    assert whole.exhausted and whole.deadlocks > 0 and whole.stopped == ""
+
+
+def test_random_schedules_are_called_a_sample() -> None:
+    found = dl.explore(
+        _late_inversion(lambda name: dl.Lock(name=name)),
+        strategy="random",
+        max_schedules=3,
+        seed=0,
+    )
+    assert found.deadlocks == 0  # the three drawn schedules all pass
+    assert "a sample of 3 random schedules, not every interleaving" in found.summary()

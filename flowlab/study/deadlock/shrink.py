@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from flowlab.study.deadlock.choosers import forced
 from flowlab.study.deadlock.runner import Outcome, run_schedule
-from flowlab.study.deadlock.scheduler import Chooser
 from flowlab.study.deadlock.search import Search
 
 __all__ = ["fewest_preemptions", "same_failure"]
@@ -62,9 +62,5 @@ def fewest_preemptions(
             break
     if best is None:
         return failing
-    again = run_schedule(fn, _forced(best.choices), max_steps=max_steps, lines=True)
+    again = run_schedule(fn, forced(best.choices), max_steps=max_steps, lines=True)
     return again if same_failure(again, best) else best
-
-
-def _forced(prefix: list[int]) -> Chooser:
-    return lambda point, options, prev: prefix[point] if point < len(prefix) else 0
