@@ -230,3 +230,95 @@ def test_random_schedules_are_called_a_sample() -> None:
     )
     assert found.deadlocks == 0  # the three drawn schedules all pass
     assert "a sample of 3 random schedules, not every interleaving" in found.summary()
+
+
+# ------------------------------------------------------------------ who holds what, after a hand-over
+
+
+def _handed_over(sem: Callable[[], Any], lock: Callable[[], Any]) -> list[Any]:
+    """``first`` takes the only permit and finishes; ``last`` gives it back (a lightswitch).
+
+    Then ``d`` takes the permit and waits for ``M``, which ``c`` holds while it waits for the
+    permit: a real cycle between c and d. ``first`` holds nothing by then, and ``last`` never
+    held anything.
+    """
+    room, m = sem(), lock()
+
+    async def first() -> None:
+        await room.acquire()
+
+    async def last() -> None:
+        await asyncio.sleep(1)
+        room.release()
+
+    async def c() -> None:
+        await asyncio.sleep(2)
+        async with m:
+            await asyncio.sleep(1)
+            await room.acquire()
+
+    async def d() -> None:
+        await asyncio.sleep(2.5)
+        await room.acquire()
+        async with m:
+            pass
+
+    return [first(), last(), c(), d()]
+
+
+def test_a_permit_given_back_by_another_task_is_held_by_nobody_in_the_report() -> None:
+    async def plain() -> None:
+        await asyncio.gather(*_handed_over(lambda: asyncio.Semaphore(1), asyncio.Lock))
+
+    assert asyncio_model.outcome(plain) == "hang"
+
+    async def traced() -> dl.DeadlockReport:
+        coros = _handed_over(lambda: dl.Semaphore(1, name="room"), lambda: dl.Lock(name="M"))
+        _, report = await dl.supervise(*coros, names=["first", "last", "c", "d"])
+        return report
+
+    report = run_virtual(traced())
+    assert report.deadlocked and report.cycle == ["c", "Semaphore 'room'", "d", "Lock 'M'", "c"]
+    lines = report.explain().splitlines()
+    assert lines[0] == "task first: holds nothing; finished before the deadlock", lines[0]
+    assert lines[1] == "task last: holds nothing; finished before the deadlock", lines[1]
+    sentence = lines[-1].split("task c waits", 1)[1].split("; task d waits", 1)[0]
+    assert "held by task d (acquired at test_truth_audit.py:" in sentence, sentence
+    assert "first" not in sentence and "without releasing" not in sentence, sentence
+    assert "released before by task last" in sentence, sentence
+    kinds = {(e.source, e.target): e.kind for e in report.edges}
+    assert kinds[("Semaphore 'room'", "d")] == "held by"
+    assert kinds[("Semaphore 'room'", "last")] == "released by"
+    assert ("Semaphore 'room'", "first") not in kinds
+    holds = report.timeline.query("state == 'hold' and task == 'first'")
+    assert list(holds["end_s"]) == [1.0]  # its hold ended when last gave the permit back
+
+
+def test_a_lock_released_by_another_task_is_not_held_by_its_acquirer_in_the_report() -> None:
+    async def traced() -> dl.DeadlockReport:
+        gate, m = dl.Lock(name="gate"), dl.Lock(name="M")
+
+        async def opener() -> None:
+            await gate.acquire()
+
+        async def closer() -> None:
+            await asyncio.sleep(1)
+            gate.release()
+
+        async def c() -> None:
+            await asyncio.sleep(2)
+            async with m:
+                await asyncio.sleep(1)
+                await gate.acquire()
+
+        async def d() -> None:
+            await asyncio.sleep(2.5)
+            async with gate, m:
+                pass
+
+        _, report = await dl.supervise(opener(), closer(), c(), d(), names=["o", "x", "c", "d"])
+        return report
+
+    report = run_virtual(traced())
+    assert report.deadlocked and report.cycle == ["c", "Lock 'gate'", "d", "Lock 'M'", "c"]
+    assert report.explain().splitlines()[0] == "task o: holds nothing; finished before the deadlock"

@@ -6,6 +6,7 @@ Layout (arrows point down only)::
                     hint() asks the explorer; plot() draws the lock state (flowlab.ui.plot._deadlock)
     explorer.py     explore(): bounded DFS (search.py) with partial-order reduction, PCT, random
     search.py       Search: preemption / delay bounds, conflicts (untraced steps conflict with all)
+    choosers.py     forced (replay), random and PCT choosers
     shrink.py       fewest_preemptions(): iterative preemption bounding behind shrink()/minimize()
     runner.py       one schedule -> Outcome (fresh loop, report, clean-up); examples.py
     scheduler.py    ExplorerLoop: a virtual-time loop whose ready queue asks a strategy

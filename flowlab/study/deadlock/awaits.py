@@ -54,8 +54,12 @@ _RELEASE_WAITER = getattr(asyncio.tasks, "_release_waiter", None)
 _TASK_GROUP_EXIT = asyncio.TaskGroup.__aexit__.__code__
 
 
-def awaited_tasks(task: Task) -> list[Task] | None:
-    """The tasks ``task`` awaits the end of (see the module docstring); None if not such a wait."""
+def awaited_tasks(task: Task, known: Iterable[Task] = ()) -> list[Task] | None:
+    """The tasks ``task`` awaits the end of (see the module docstring); None if not such a wait.
+
+    A ``TaskGroup`` keeps its tasks in a set: they are listed in the order of ``known`` (the
+    tasks of a watched group, as they joined it), any others after them.
+    """
     waiter = getattr(task, "_fut_waiter", None)
     if waiter is None or waiter.done():
         return None  # not awaiting, or its wake-up is already scheduled: it will run
@@ -63,7 +67,7 @@ def awaited_tasks(task: Task) -> list[Task] | None:
         return [waiter]
     if getattr(waiter, "_children", None) is not None:
         return _gathered(waiter)
-    return _task_group(task, waiter)
+    return _task_group(task, waiter, known)
 
 
 def _gathered(fut: asyncio.Future[Any]) -> list[Task] | None:
@@ -82,7 +86,7 @@ def _gathered(fut: asyncio.Future[Any]) -> list[Task] | None:
     return out
 
 
-def _task_group(task: Task, waiter: object) -> list[Task] | None:
+def _task_group(task: Task, waiter: object, known: Iterable[Task]) -> list[Task] | None:
     """The live tasks of the ``TaskGroup`` whose end ``task`` awaits through ``waiter``."""
     coro: Any = task.get_coro()
     while coro is not None:
@@ -91,7 +95,9 @@ def _task_group(task: Task, waiter: object) -> list[Task] | None:
             group = frame.f_locals.get("self")
             if getattr(group, "_on_completed_fut", None) is not waiter:
                 return None
-            return [t for t in getattr(group, "_tasks", ()) if not t.done()]
+            live = [t for t in getattr(group, "_tasks", ()) if not t.done()]
+            first = [t for t in known if t in live]
+            return first + [t for t in live if t not in first]
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return None
 

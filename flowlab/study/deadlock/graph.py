@@ -72,6 +72,7 @@ class StuckWait:
     waker_states: list[str] = field(default_factory=list)
     learned: list[str] = field(default_factory=list)
     known: bool = True
+    holders: int = 0  # the first ``holders`` wakers hold the resource; the rest may wake it
 
 
 @dataclass(slots=True)
@@ -111,13 +112,12 @@ def _descendants(roots: list[Task], kids: dict[Task, list[Task]]) -> list[Task]:
 
 
 def _awaited(task: Task, members: dict[Task, None]) -> list[Task] | None:
-    """Group tasks that ``task`` awaits (directly, through ``gather`` or a ``TaskGroup``'s end),
-    in the order they joined the group; None if not awaiting only group tasks."""
-    awaited = awaited_tasks(task)
-    live = [t for t in awaited or () if not t.done()]
+    """Group tasks that ``task`` awaits (directly, through ``gather`` or a ``TaskGroup``'s end);
+    None if not awaiting only group tasks."""
+    live = [t for t in awaited_tasks(task, members) or () if not t.done()]
     if not live or any(t not in members for t in live):
         return None
-    return [t for t in members if t in live]
+    return live
 
 
 _ASYNCIO = os.path.dirname(os.path.abspath(asyncio.__file__))
@@ -155,6 +155,7 @@ def _node(
             else:
                 targets.append(holder.task)
                 where.append(holder.where)
+        holding = len(targets)
         named: list[Task] = []
         for declared in wk.declared:
             found = by_name.get(declared)
@@ -187,6 +188,7 @@ def _node(
             where,
             learned=list(wk.learned),
             known=known,
+            holders=holding,
         )
         return _Node(task, targets, known, info, warning)
     awaited = _awaited(task, members)
@@ -338,6 +340,7 @@ def _edges(order: list[Task], nodes: dict[Task, _Node], cycle: list[str]) -> lis
     for t in order:
         info = nodes[t].info
         add(info.task, info.resource, "waits for", info.where)
-        for name, where in zip(info.wakers, info.waker_where, strict=True):
-            add(info.resource, name, info.relation, where)
+        for i, (name, where) in enumerate(zip(info.wakers, info.waker_where, strict=True)):
+            held = info.relation == "held by" and i >= info.holders
+            add(info.resource, name, "released by" if held else info.relation, where)
     return edges

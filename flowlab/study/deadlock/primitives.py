@@ -21,7 +21,9 @@ good: from then on *any* live task is a possible waker (``Wakers.anyone``), so a
 only when every task of its group is finished or stuck. A :class:`Lock` released by a task that
 did not acquire it (asyncio allows that) is treated the same way, and so is a lock or semaphore
 whose holder *finished* holding it: that is a hand-over to whoever releases it, or a leak that
-is reported once nothing else of the group can run.
+is reported once nothing else of the group can run. A permit given back by a task that holds
+none ends the oldest hold: the lightswitch's first reader no longer holds ``roomEmpty`` once the
+last one out has released it.
 
 Ownership is **handed off** on release: the first waiter becomes the holder in the same step the
 lock is released, so no third task can barge in and the registry never shows a free lock with a
@@ -302,6 +304,8 @@ class Semaphore(Traced):
             learn(self, task_name(task))  # released without holding: a signal
             self._owned = False
             self._saw("acquire")
+            if self._held:
+                del self._held[0]  # the permit given back ends the oldest hold (a lightswitch)
         waiter = self._pop_live(self._waiting)
         if waiter is None:
             self._value += 1

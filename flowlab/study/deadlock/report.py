@@ -191,16 +191,15 @@ class DeadlockReport:
         if w.kind == "Task":
             head = f"task {w.task} awaits {_names(w.wakers)}"
             return head + f" (waiting{where} since t={self._t(w.since):.3f} s)"
-        if w.relation in ("held by",) and w.wakers:
-            held = [
-                f"{n} (acquired at {loc})" if loc else n
-                for n, loc in zip(w.wakers, w.waker_where, strict=True)
-            ]
+        if w.relation == "held by" and w.holders:
+            holding = list(zip(w.wakers, w.waker_where, w.waker_states, strict=True))[: w.holders]
+            held = [f"{n} (acquired at {loc})" if loc else n for n, loc, _ in holding]
             body = f" held by {_names(held)}"
-            gone = [n for n, st in zip(w.wakers, w.waker_states, strict=True) if st == "finished"]
+            gone = [n for n, _, st in holding if st == "finished"]
             if gone:
                 body += f" ({', '.join(gone)} finished without releasing it)"
-        elif w.wakers:
+            body += self._released(w)
+        elif w.wakers and w.relation != "held by":
             singular, plural = _VERBS.get(w.relation, ("wakes", "wake"))
             verb = singular if len(w.wakers) == 1 else plural
             body = f", which only {_names(w.wakers)} {verb}"
@@ -218,9 +217,16 @@ class DeadlockReport:
             )
             if w.learned:
                 body += f" (in earlier runs: {', '.join(w.learned)})"
+            body += self._released(w)
         return (
             head + body + self._history(w) + f" (waiting{where} since t={self._t(w.since):.3f} s)"
         )
+
+    @staticmethod
+    def _released(w: StuckWait) -> str:
+        """Tasks seen releasing a lock or semaphore that they do not hold (not holders)."""
+        others = w.wakers[w.holders :] if w.relation == "held by" else []
+        return f"; released before by {_names(others)}" if others else ""
 
     def _history(self, w: StuckWait) -> str:
         if w.kind not in ("Event", "Condition"):
