@@ -88,8 +88,18 @@ class ModelLoop(asyncio.base_events.BaseEventLoop):
         handle._run()
 
 
-def outcome(program: Program, choose: Choose = lambda n: 0, *, max_steps: int = 5_000) -> End:
-    """Run ``program`` once; ``choose`` decides each choice point (default: asyncio's FIFO)."""
+def outcome(
+    program: Program,
+    choose: Choose = lambda n: 0,
+    *,
+    max_steps: int = 5_000,
+    on_hang: Callable[[list[str]], None] | None = None,
+) -> End:
+    """Run ``program`` once; ``choose`` decides each choice point (default: asyncio's FIFO).
+
+    ``on_hang`` is called at a hang, before anything is cancelled, with the names of the tasks
+    that are blocked for good (every unfinished task but the program's own).
+    """
     loop = ModelLoop(choose)
     main = loop.create_task(program())
     main.add_done_callback(lambda _: loop.stop())
@@ -97,6 +107,9 @@ def outcome(program: Program, choose: Choose = lambda n: 0, *, max_steps: int = 
         while not (main.done() or loop.hung or loop.steps > max_steps):
             loop.run_forever()
         if not main.done():
+            if loop.hung and on_hang is not None:
+                blocked = [t for t in asyncio.all_tasks(loop) if not t.done() and t is not main]
+                on_hang(sorted(t.get_name() for t in blocked))
             return "hang" if loop.hung else "step_limit"
         if main.cancelled():
             return "failed:CancelledError"

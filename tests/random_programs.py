@@ -87,6 +87,29 @@ def ops(rng: random.Random, depth: int, n: int, kinds: list[str] | None = None) 
     return [op for op in out if op is not None]
 
 
+_TIMED = {"wf_lock": 2, "wf_body": 1, "twait": 2, "sleep": 1}  # op -> index of its seconds
+
+
+def _distinct(bodies: list[list[Op]], counter: list[int]) -> list[list[Op]]:
+    """Give every timed op its own power of two on top of its seconds.
+
+    Two timers due at the same instant fire in an order asyncio does not define (a heap), so
+    programs never tie: every moment a timer fires at is a distinct sum of distinct powers.
+    """
+    out = []
+    for body in bodies:
+        new: list[Op] = []
+        for op in body:
+            items = [_distinct([x], counter)[0] if isinstance(x, list) else x for x in op]
+            at = _TIMED.get(op[0])
+            if at is not None and items[at] > 0:
+                counter[0] += 1
+                items[at] += 2.0 ** -(counter[0] + 10)
+            new.append(tuple(items))
+        out.append(new)
+    return out
+
+
 def program(seed: int, *, tasks: tuple[int, int] = (2, 3), most: int = 3) -> Spec:
     """The program of ``seed``: 2-3 tasks of 1-``most`` operations, waits mostly paired."""
     rng = random.Random(seed)
@@ -97,7 +120,11 @@ def program(seed: int, *, tasks: tuple[int, int] = (2, 3), most: int = 3) -> Spe
             if needle in t and rng.random() < 0.85:
                 j = rng.choice([x for x in range(len(bodies)) if x != i])
                 bodies[j].insert(rng.randint(0, len(bodies[j])), waker)
-    return {"tasks": bodies, "permits": rng.randint(1, 2), "bounded": rng.random() < 0.5}
+    return {
+        "tasks": _distinct(bodies, [0]),
+        "permits": rng.randint(1, 2),
+        "bounded": rng.random() < 0.5,
+    }
 
 
 class Prims:
@@ -122,6 +149,7 @@ class Prims:
         self.log: list[str] = []
         self.holder: dict[str, str] = {}  # lock name -> task name, kept by the program itself
         self.waiting: dict[str, str] = {}  # task name -> lock name it queues on
+        self.sem_holders: list[str] = []  # tasks inside ``async with S``
 
 
 async def _locked(p: Prims, i: int, who: str, body: list[Op], kids: list[Any]) -> None:
@@ -145,42 +173,49 @@ async def _block(op: Op, p: Prims, who: str, kids: list[Any]) -> None:
         await _locked(p, op[1], who, op[2], kids)
     elif kind == "sem":
         async with p.sem:
+            p.sem_holders.append(who)
             p.log.append(f"{who}+S")
-            await run(op[1], p, who, kids)
+            try:
+                await run(op[1], p, who, kids)
+            finally:
+                p.sem_holders.remove(who)
     elif kind == "wf_lock":
+        grab = asyncio.create_task(p.locks[op[1]].acquire(), name=f"{who}/acq")
         try:
-            await asyncio.wait_for(p.locks[op[1]].acquire(), op[2])
+            await asyncio.wait_for(grab, op[2])
         except TimeoutError:
             p.log.append(f"{who}~L{op[1]}")
             return
+        p.holder[f"L{op[1]}"] = f"{who}/acq"  # the helper task acquired it; we release it
         p.log.append(f"{who}+L{op[1]}")
         try:
             await run(op[3], p, who, kids)
         finally:
+            del p.holder[f"L{op[1]}"]
             p.locks[op[1]].release()
     elif kind == "wf_body":
+        inner = asyncio.create_task(run(op[2], p, f"{who}/w", []), name=f"{who}/w")
         try:
-            await asyncio.wait_for(run(op[2], p, f"{who}/w", []), op[1])
+            await asyncio.wait_for(inner, op[1])
         except TimeoutError:
             p.log.append(f"{who}~w")
     elif kind == "spawn":
-        kids.append(asyncio.create_task(task(op[1], p, f"{who}.{len(kids)}")))
+        name = f"{who}.{len(kids)}"
+        kids.append(asyncio.create_task(task(op[1], p, name), name=name))
     elif kind == "gather":
-        await asyncio.gather(task(op[1], p, f"{who}.g0"), task(op[2], p, f"{who}.g1"))
+        await asyncio.gather(*[_named(b, p, f"{who}.g{i}") for i, b in enumerate(op[1:])])
     elif kind == "group":
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(task(op[1], p, f"{who}.t0"))
-            tg.create_task(task(op[2], p, f"{who}.t1"))
+            for i, b in enumerate(op[1:]):
+                tg.create_task(task(b, p, f"{who}.t{i}"), name=f"{who}.t{i}")
+
+
+def _named(body: list[Op], p: Prims, who: str) -> asyncio.Task[None]:
+    return asyncio.create_task(task(body, p, who), name=who)
 
 
 async def _cancel_acq(p: Prims, i: int, who: str) -> None:
-    lock = p.locks[i]
-
-    async def grab() -> None:
-        async with lock:
-            await asyncio.sleep(0)
-
-    child = asyncio.create_task(grab())
+    child = asyncio.create_task(_locked(p, i, f"{who}/grab", [("yield",)], []), name=f"{who}/grab")
     await asyncio.sleep(0)
     child.cancel()
     try:
