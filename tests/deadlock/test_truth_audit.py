@@ -322,3 +322,41 @@ def test_a_lock_released_by_another_task_is_not_held_by_its_acquirer_in_the_repo
     report = run_virtual(traced())
     assert report.deadlocked and report.cycle == ["c", "Lock 'gate'", "d", "Lock 'M'", "c"]
     assert report.explain().splitlines()[0] == "task o: holds nothing; finished before the deadlock"
+
+
+# ------------------------------------------------------------------ a hang partly on untraced things
+
+
+async def _waits_behind_a_bare_future() -> None:
+    """``x`` awaits a future nobody completes; ``w`` waits for the traced event only x sets."""
+    go = dl.Event(name="go", setters=["x"])
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def x() -> None:
+        await never
+        go.set()
+
+    async def w() -> None:
+        await go.wait()  # WAITS-FOR-GO
+
+    await asyncio.gather(asyncio.create_task(x(), name="x"), asyncio.create_task(w(), name="w"))
+
+
+def test_a_hang_on_a_bare_future_names_only_the_untraced_waits_as_untraced() -> None:
+    async def plain() -> None:
+        never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await asyncio.gather(never, asyncio.Event().wait())
+
+    assert asyncio_model.outcome(plain) == "hang"
+    out = dl.replay(_waits_behind_a_bare_future, "")
+    assert out.status == "deadlock" and out.report is not None
+    report = out.report
+    assert report.kind == "untraced" and report.untraced == ["x"]
+    lines = report.explain().splitlines()
+    assert lines[1] == "task x: holds nothing; blocked on something flowlab does not trace; stuck"
+    assert lines[2].startswith(
+        "task w: holds nothing; waits for Event 'go' at test_truth_audit.py:"
+    )
+    assert "does not trace" not in lines[2] and "does not trace" not in lines[0], lines
+    assert "task x awaits something flowlab does not trace" in lines[-1], lines[-1]
+    assert "every task is blocked (main, x, w)" in lines[-1]

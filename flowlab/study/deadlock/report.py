@@ -88,6 +88,10 @@ class DeadlockReport:
         Declarations contradicted by what the tasks did (e.g. an undeclared setter).
     done_at_detection : list of str
         Tasks of the group that had already finished when the deadlock was detected.
+    untraced : list of str
+        For ``kind="untraced"`` (the explorer's loop had nothing left to run, but no proof):
+        the tasks blocked on something flowlab does not trace (a plain asyncio primitive or a
+        bare future); the others wait on traced primitives or tasks.
     """
 
     deadlocked: bool
@@ -114,6 +118,7 @@ class DeadlockReport:
     warnings: list[str] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     done_at_detection: list[str] = field(default_factory=list)
+    untraced: list[str] = field(default_factory=list)
 
     # ---------------------------------------------------------------- text
     def explain(self) -> str:
@@ -135,11 +140,14 @@ class DeadlockReport:
         parts = [self._sentence(w) for w in self.waits]
         text = f"Deadlock detected at t={at:.3f} s ({self.clock} clock): " + "; ".join(parts) + "."
         if self.kind == "untraced":
+            who = _names(self.untraced) or "some task"
+            verb = "await" if len(self.untraced) > 1 else "awaits"
             text = (
                 f"Deadlock at t={at:.3f} s ({self.clock} clock): every task is blocked "
-                f"({', '.join(self.stuck)}), but on awaitables flowlab does not trace (plain "
-                "asyncio primitives or futures); use fl.deadlock's Lock, Semaphore, "
-                "Event, Condition and Queue to see the cycle."
+                f"({', '.join(self.stuck)}), and {who} {verb} something "
+                "flowlab does not trace (plain asyncio primitives or futures), so who could "
+                "wake it is unknown; use fl.deadlock's Lock, Semaphore, Event, Condition and "
+                "Queue to see the cycle."
             )
         elif self.kind == "cycle":
             text += " Cycle: " + " → ".join(self.cycle) + "."

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flowlab.errors import ConfigError, DeadlockDetected
+from flowlab.study.deadlock.awaits import awaited_tasks
 from flowlab.study.deadlock.detector import watch
 from flowlab.study.deadlock.graph import analyze
 from flowlab.study.deadlock.group import cancel_round
@@ -236,6 +237,11 @@ def _stuck_report(loop: ExplorerLoop) -> DeadlockReport:
         report.deadlocked, report.kind = True, "untraced"
         report.stuck = [t.get_name() for t in loop.tasks if not t.done()]
         report.detected_at = loop.time()
+        report.untraced = [  # not on a traced primitive, not awaiting tasks: on something else
+            t.get_name()
+            for t in loop.tasks
+            if not t.done() and reg.wait_of(t) is None and awaited_tasks(t) is None
+        ]
     return report
 
 

@@ -113,7 +113,7 @@ def task_lines(report: DeadlockReport) -> list[str]:
                 f"waits for {r[1]} at {r[6]}" for r in rows if r[0] == task and r[2] == "wait"
             ]
         if task in report.stuck:
-            if stuck is None:
+            if stuck is None and (report.kind != "untraced" or task in report.untraced):
                 parts.append("blocked on something flowlab does not trace")
             parts.append("stuck")
         elif task in report.done_at_detection:
