@@ -360,3 +360,76 @@ def test_a_hang_on_a_bare_future_names_only_the_untraced_waits_as_untraced() -> 
     assert "does not trace" not in lines[2] and "does not trace" not in lines[0], lines
     assert "task x awaits something flowlab does not trace" in lines[-1], lines[-1]
     assert "every task is blocked (main, x, w)" in lines[-1]
+
+
+# ------------------------------------------------------------------ a timer callback is a waker
+
+
+def _woken_by_a_timer(event: Callable[[], Any], how: str) -> Callable[[], Any]:
+    async def program() -> list[Any]:
+        go = event()
+        loop = asyncio.get_running_loop()
+        if how == "bound":
+            loop.call_later(1, go.set)
+        else:
+            loop.call_later(1, lambda: go.set())
+
+        async def waiter() -> float:
+            await go.wait()
+            return loop.time()
+
+        if isinstance(go, asyncio.Event):
+            return await asyncio.gather(waiter())
+        return await dl.watch(waiter(), names=["waiter"])
+
+    return program
+
+
+@pytest.mark.parametrize("how", ["bound", "lambda"])
+def test_an_event_a_pending_timer_will_set_is_not_a_deadlock(how: str) -> None:
+    assert run_virtual(_woken_by_a_timer(asyncio.Event, how)()) == [1.0]
+    assert run_virtual(_woken_by_a_timer(lambda: dl.Event(name="go"), how)()) == [1.0]
+    explored = dl.explore(_woken_by_a_timer(lambda: dl.Event(name="go"), how))
+    assert explored.deadlocks == 0 and explored.exhausted
+
+
+def test_a_lock_a_pending_timer_will_release_is_not_a_deadlock() -> None:
+    async def program(lock: Any) -> list[Any]:
+        loop = asyncio.get_running_loop()
+
+        async def opener() -> None:
+            await lock.acquire()
+            loop.call_later(1, lock.release)
+
+        async def user() -> float:
+            await asyncio.sleep(0.5)
+            async with lock:
+                return loop.time()
+
+        return [opener(), user()]
+
+    async def plain() -> list[Any]:
+        return await asyncio.gather(*await program(asyncio.Lock()))
+
+    async def traced() -> list[Any]:
+        return await dl.watch(*await program(dl.Lock(name="gate")))
+
+    assert run_virtual(plain()) == run_virtual(traced()) == [None, 1.0]
+
+
+def test_an_unrelated_timer_does_not_hide_a_lock_cycle() -> None:
+    async def traced() -> dl.DeadlockReport:
+        asyncio.get_running_loop().call_later(100, lambda: None)  # opaque, but locks are owned
+        a, b = dl.Lock(name="A"), dl.Lock(name="B")
+
+        async def one(first: dl.Lock, second: dl.Lock) -> None:
+            async with first:
+                await asyncio.sleep(0.1)
+                async with second:
+                    pass
+
+        _, report = await dl.supervise(one(a, b), one(b, a), names=["x", "y"])
+        return report
+
+    report = run_virtual(traced())
+    assert report.deadlocked and report.kind == "cycle" and report.detected_at == 0.1

@@ -15,7 +15,13 @@ suspended task:
   A deadline reaches down: cancelling a task cancels the task it awaits (``await``, ``gather``
   and a ``TaskGroup`` all pass the cancellation on), so those tasks are under it too.
 
-A wait under a deadline is never stuck: the timer will end it.
+* :func:`pending_wakes` -- what callbacks already queued or armed may wake:
+  ``loop.call_later(1, event.set)`` wakes a waiter that no task will. A bound method of a
+  traced primitive names it; a callback of the user's own code (a lambda) may wake any wait
+  whose wakers are unknown. Callbacks of asyncio, flowlab and installed libraries (a notebook
+  kernel's) are neither.
+
+A wait under a deadline, or one a pending callback may wake, is never stuck.
 
 Examples
 --------
@@ -41,12 +47,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import sysconfig
 from collections.abc import Iterable
 from typing import Any
 
-from flowlab.study.deadlock.kinds import is_task
+from flowlab.study.deadlock.base import Traced
+from flowlab.study.deadlock.kinds import is_future, is_task
 
-__all__ = ["awaited_tasks", "deadlines"]
+__all__ = ["awaited_tasks", "deadlines", "pending_wakes"]
 
 Task = asyncio.Task[Any]
 # the timer callback of asyncio.wait_for on 3.11 (and of asyncio.wait(timeout=)); None if absent
@@ -141,3 +150,57 @@ def deadlines(loop: asyncio.AbstractEventLoop, tasks: Iterable[Task] = ()) -> di
                 note(child, out[parent])
                 queue.append(child)
     return out
+
+
+# code outside these (the user's) may do anything; asyncio's, flowlab's and libraries' callbacks do not
+# touch traced primitives except through their bound methods, which are recognised as such
+_NOT_USER = tuple(
+    dict.fromkeys(
+        os.path.realpath(p) + os.sep
+        for p in (
+            *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")),
+            os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        )
+    )
+)
+
+
+def pending_wakes(loop: asyncio.AbstractEventLoop) -> tuple[list[object], float | None]:
+    """What pending callbacks may wake: the traced primitives they act on, and when they run.
+
+    A callback queued with ``call_soon`` or a timer -- ``loop.call_later(1, event.set)`` -- wakes
+    a waiter that no task will. A bound method of a traced primitive (``event.set``,
+    ``lock.release``) names that primitive; a callback of user code (a lambda, a function)
+    could do anything, so it is listed as ``None``: it may wake any wait whose wakers are not
+    known. Callbacks of asyncio, flowlab and installed libraries (task steps, futures, timeouts,
+    the detector's checks, a kernel's) are neither. Returns the primitives (and ``None`` for user
+    code) and the loop time at which the first such callback runs (``None`` if there is none).
+    """
+    found: list[object] = []
+    first: float | None = None
+    ready = [(h, loop.time()) for h in getattr(loop, "_ready", ())]
+    timers = [(h, h.when()) for h in getattr(loop, "_scheduled", ())]
+    for handle, when in [*ready, *timers]:
+        if handle.cancelled():
+            continue
+        wakes, target = _target(getattr(handle, "_callback", None))
+        if not wakes:
+            continue
+        if target not in found:
+            found.append(target)
+        first = when if first is None else min(first, when)
+    return found, first
+
+
+def _target(callback: Any) -> tuple[bool, object]:
+    """Whether ``callback`` may wake a waiter, and the traced primitive it acts on (or None)."""
+    while isinstance(callback, functools.partial):
+        callback = callback.func
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, Traced):
+        return True, owner
+    code = getattr(getattr(callback, "__func__", callback), "__code__", None)
+    if code is None or is_future(owner) or isinstance(owner, asyncio.AbstractEventLoop):
+        return False, None  # a builtin, a future's or the loop's own callback
+    path = os.path.realpath(code.co_filename)
+    return not path.startswith(_NOT_USER) and "site-packages" not in path, None

@@ -37,7 +37,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowlab.study.deadlock.awaits import awaited_tasks, deadlines
+from flowlab.study.deadlock.awaits import awaited_tasks, deadlines, pending_wakes
 from flowlab.study.deadlock.trace import Registry
 
 __all__ = ["Analysis", "Edge", "StuckWait", "analyze"]
@@ -88,6 +88,7 @@ class Analysis:
     timed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     stuck_tasks: list[Task] = field(default_factory=list)
+    recheck_at: float | None = None  # when a pending callback that may wake a wait has run
 
 
 @dataclass(slots=True)
@@ -97,6 +98,7 @@ class _Node:
     known: bool
     info: StuckWait
     warning: str = ""
+    resource: object = None  # the traced primitive it waits on (None: it awaits tasks)
 
 
 def _descendants(roots: list[Task], kids: dict[Task, list[Task]]) -> list[Task]:
@@ -190,7 +192,7 @@ def _node(
             known=known,
             holders=holding,
         )
-        return _Node(task, targets, known, info, warning)
+        return _Node(task, targets, known, info, warning, wait.resource)
     awaited = _awaited(task, members)
     if not awaited:
         return None
@@ -246,10 +248,16 @@ def analyze(group: list[Task], reg: Registry) -> Analysis:
         if not t.done() and (node := _node(t, reg, members, by_name, kids)) is not None:
             nodes[t] = node
     timers = deadlines(reg.loop, nodes) if nodes else {}
-    stuck = _fixpoint(nodes, group, [t for t in nodes if t not in timers])
+    wakes, first_wake = pending_wakes(reg.loop) if nodes else ([], None)
+    woken = [  # a pending callback acts on what they wait for, or may do anything
+        t
+        for t, n in nodes.items()
+        if (n.resource is not None and n.resource in wakes) or (None in wakes and not n.known)
+    ]
+    stuck = _fixpoint(nodes, group, [t for t in nodes if t not in timers and t not in woken])
     timed: list[str] = []
     if any(t in timers for t in nodes):
-        without = _fixpoint(nodes, group, list(nodes))
+        without = _fixpoint(nodes, group, [t for t in nodes if t not in woken])
         if any(t in without for t in group):
             timed = [t.get_name() for t in universe if t in without and t not in stuck]
     warnings = list(dict.fromkeys(n.warning for n in nodes.values() if n.warning))
@@ -266,7 +274,8 @@ def analyze(group: list[Task], reg: Registry) -> Analysis:
     cycle, kind = _explain_path(order, nodes, stuck, group) if deadlocked else ([], "none")
     edges = _edges(order, nodes, cycle)
     names = [t.get_name() for t in order]
-    return Analysis(deadlocked, names, waits, cycle, kind, edges, timed, warnings, order)
+    recheck = first_wake if woken else None
+    return Analysis(deadlocked, names, waits, cycle, kind, edges, timed, warnings, order, recheck)
 
 
 def _fixpoint(nodes: dict[Task, _Node], group: list[Task], start: list[Task]) -> dict[Task, None]:
