@@ -433,3 +433,21 @@ def test_an_unrelated_timer_does_not_hide_a_lock_cycle() -> None:
 
     report = run_virtual(traced())
     assert report.deadlocked and report.kind == "cycle" and report.detected_at == 0.1
+
+
+# ------------------------------------------------------------------ shrinking cut short says so
+
+
+def test_a_shrink_cut_short_by_max_schedules_does_not_pass_for_the_fewest_preemptions() -> None:
+    found = dl.explore(dl.transfers, strategy="random", seed=0, stop_on_first=True)
+    assert found.first_failure is not None and found.first_failure.preemptions == 3
+    cut = dl.minimize(dl.transfers, found.first_failing_schedule, max_schedules=3)
+    assert cut.preemptions == 3  # bound 0 finished, bound 1 was cut short: nothing smaller seen
+    assert cut.shrink_note == (
+        "Shrinking stopped by max_schedules=3 at preemption bound 1: "
+        "a schedule with fewer preemptions may show the same failure."
+    )
+    assert cut.shrink_note in cut.explain()
+    assert dl.replay(dl.transfers, cut.schedule).status == "deadlock"
+    whole = found.shrink()
+    assert whole.preemptions == 1 and whole.shrink_note == ""

@@ -60,6 +60,10 @@ class Outcome:
         Which task ran at each step.
     events : list of TraceEvent
         Every traced operation of the run (locks, events, ``Shared`` reads and writes...).
+    shrink_note : str
+        Set by shrinking (``minimize``, ``Exploration.shrink``) when ``max_schedules`` ran out
+        before a smaller failing schedule was seen: this one may not have the fewest
+        preemptions.
     """
 
     status: str
@@ -79,6 +83,7 @@ class Outcome:
     fix: str = ""
     note: str = ""
     found_by: str = ""
+    shrink_note: str = ""
 
     @property
     def deadlocked(self) -> bool:
@@ -110,6 +115,8 @@ class Outcome:
             head += f" {type(self.error).__name__}: {self.error}"
         if self.found_by:
             head += f" {self.found_by}"
+        if self.shrink_note:
+            head += f" {self.shrink_note}"
         if self.problem:
             head += f" What went wrong: {self.problem}"
         if self.fix:
