@@ -451,3 +451,39 @@ def test_a_shrink_cut_short_by_max_schedules_does_not_pass_for_the_fewest_preemp
     assert dl.replay(dl.transfers, cut.schedule).status == "deadlock"
     whole = found.shrink()
     assert whole.preemptions == 1 and whole.shrink_note == ""
+
+
+# ------------------------------------------------------------------ no cycle through "any task"
+
+
+def test_a_cycle_never_runs_through_a_task_that_holds_nothing_of_the_lock() -> None:
+    """A lock leaked by a finished task, and an event nobody sets: two dead ends, no cycle."""
+
+    def program(lock: Any, event: Any) -> list[Any]:
+        async def leaker() -> None:
+            await lock.acquire()  # finishes holding it
+
+        async def w1() -> None:
+            await asyncio.sleep(0.1)
+            await lock.acquire()
+
+        async def w2() -> None:
+            await event.wait()
+
+        return [leaker(), w1(), w2()]
+
+    async def plain() -> None:
+        await asyncio.gather(*program(asyncio.Lock(), asyncio.Event()))
+
+    assert asyncio_model.outcome(plain) == "hang"
+
+    async def traced() -> dl.DeadlockReport:
+        coros = program(dl.Lock(name="L0"), dl.Event(name="E"))
+        _, report = await dl.supervise(*coros, names=["leaker", "w1", "w2"])
+        return report
+
+    report = run_virtual(traced())
+    assert report.deadlocked and set(report.stuck) == {"w1", "w2"}
+    assert report.kind == "no_waker", report.cycle  # was w1 → Lock 'L0' → w2 → Event 'E' → w1
+    assert report.cycle == ["w1", "Lock 'L0'"]
+    assert "Nothing alive can wake w1 → Lock 'L0'" in report.explain()

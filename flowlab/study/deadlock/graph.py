@@ -26,7 +26,9 @@ catches partial deadlocks while unrelated tasks keep running, because a known wa
 does not count, however busy the rest of the program is.
 
 Cycle search prefers known edges and avoids self-loops, so the reported cycle is the one a person
-would draw. Nothing iterates a set: order follows the group's declared order, then the registry.
+would draw. Its edges always lead to a task that holds (or was seen waking) what the previous one
+waits for -- never through "any task could": without such a cycle the report follows the waits
+to the resource nobody alive can wake (``kind="no_waker"``). Nothing iterates a set: order follows the group's declared order, then the registry.
 """
 
 from __future__ import annotations
@@ -271,7 +273,7 @@ def analyze(group: list[Task], reg: Registry) -> Analysis:
             for w in nodes[t].targets
         ]
         waits.append(info)
-    cycle, kind = _explain_path(order, nodes, stuck, group) if deadlocked else ([], "none")
+    cycle, kind = _explain_path(order, nodes, stuck) if deadlocked else ([], "none")
     edges = _edges(order, nodes, cycle)
     names = [t.get_name() for t in order]
     recheck = first_wake if woken else None
@@ -294,19 +296,14 @@ def _fixpoint(nodes: dict[Task, _Node], group: list[Task], start: list[Task]) ->
 
 
 def _explain_path(
-    order: list[Task], nodes: dict[Task, _Node], stuck: dict[Task, None], group: list[Task]
+    order: list[Task], nodes: dict[Task, _Node], stuck: dict[Task, None]
 ) -> tuple[list[str], str]:
-    known = {
-        t: [w for w in nodes[t].targets if w in stuck and w is not t]
-        for t in order
-        if nodes[t].known
-    }
-    anyone = {  # a barrier's missing party is nobody in particular: no cycle through it
-        t: [g for g in group if g in stuck and g is not t]
-        for t in order
-        if not nodes[t].known and nodes[t].info.kind != "Barrier"
-    }
-    for succ in (known, {**known, **anyone}):
+    # Edges to the tasks that hold or were seen waking what each one waits for. A wait anyone
+    # could end (an event without setters, a lock whose holder finished) has no edge to the
+    # other blocked tasks: a cycle through "anyone" would name tasks that hold nothing of it.
+    mine = {t: [w for w in nodes[t].targets if w in stuck and w is not t] for t in order}
+    known = {t: succ for t, succ in mine.items() if nodes[t].known}
+    for succ in (known, mine):
         for start in order:
             found = _find_cycle(start, succ)
             if found:
