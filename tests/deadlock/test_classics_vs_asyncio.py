@@ -199,3 +199,29 @@ def test_explore_reaches_exactly_what_asyncio_reaches(build: Build) -> None:
         assert found.exhausted, found.summary()
         assert set(ends) == model, (strategy, sorted(map(str, set(ends) ^ model)))
         assert found.deadlocks == ends.count("hang")  # every hang proven by the detector
+
+
+def semaphore_fifo(lib: SimpleNamespace) -> tuple[list[Any], list[Any]]:
+    """A permit released while a woken waiter has not run yet: asyncio queues a new acquirer.
+
+    ``b`` wakes ``a`` and leaves one more permit, then acquires: asyncio's semaphore makes it
+    wait behind ``a`` (woken, not yet run), so ``a`` always logs first.
+    """
+    sem = lib.Semaphore(0, "s")
+    log: list[Any] = []
+
+    async def a() -> None:
+        await sem.acquire()
+        log.append("a")
+
+    async def b() -> None:
+        await asyncio.sleep(0)
+        sem.release()
+        sem.release()
+        await sem.acquire()
+        log.append("b")
+
+    return [a(), b()], log
+
+
+CASES.append(semaphore_fifo)

@@ -28,7 +28,10 @@ last one out has released it.
 Ownership is **handed off** on release: the first waiter becomes the holder in the same step the
 lock is released, so no third task can barge in and the registry never shows a free lock with a
 blocked waiter. This is FIFO-fair like asyncio's lock and makes the wait-for graph exact at every
-callback boundary. A waiter cancelled after being granted passes the grant on.
+callback boundary. A waiter cancelled after being granted passes the grant on. As in asyncio, a
+semaphore's waiter that was granted a permit but has not run yet still stands in the queue: a
+task acquiring a permit released meanwhile waits behind it (and is woken when it runs), so
+``await sem.acquire()`` yields exactly where asyncio's does.
 
 Like The Deadlock Empire's ``Monitor.TryEnter``, every lock and semaphore has ``try_acquire()``
 (take it if free, never wait) and ``acquire(timeout=...)`` (give up after that many seconds and
@@ -43,6 +46,7 @@ gives a snapshot and ``repr()`` shows live state, e.g. ``<Lock 'A' held by a wai
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import deque
 from collections.abc import Iterable
 from types import TracebackType
@@ -246,13 +250,18 @@ class Semaphore(Traced):
         self._initial = value
         self._held: list[Holder] = []
         self._waiting: deque[_Waiter] = deque()
+        self._granted: list[_Waiter] = []  # woken, not run yet: asyncio still queues them
         self.releasers = list(releasers or [])
         self._track = not self.releasers  # a signal semaphore has no owners, only releasers
         self._owned = True  # every permit so far taken by ``async with`` and given back by it
 
     def locked(self) -> bool:
-        """True when no permit is free."""
-        return self._value == 0
+        """True when ``acquire()`` would wait: no permit free, or a waiter ahead (as asyncio)."""
+        return (
+            self._value == 0
+            or bool(self._granted)
+            or any(not w.future.done() for w in self._waiting)
+        )
 
     async def acquire(self, *, timeout: float | None = None) -> bool:
         """Take a permit, waiting (traced) while none is free.
@@ -282,7 +291,7 @@ class Semaphore(Traced):
 
     def _take(self, where: str) -> bool:
         reg = self._reg()
-        if self._value > 0 and not any(not w.future.done() for w in self._waiting):
+        if not self.locked():
             self._value -= 1
             if self._track:
                 self._held.append(Holder(asyncio.current_task(), where, reg.loop.time()))
@@ -310,14 +319,31 @@ class Semaphore(Traced):
         if waiter is None:
             self._value += 1
             return
+        self._hand(waiter)
+
+    def _hand(self, waiter: _Waiter) -> None:
+        """Give ``waiter`` a permit; until it runs, later acquirers queue behind it (FIFO)."""
         if self._track:
             self._held.append(Holder(waiter.task, waiter.where, self._now()))
+        self._granted.append(waiter)
         self._grant(waiter, "acquire")
+
+    def _resumed(self, waiter: _Waiter) -> None:
+        """As asyncio: the woken waiter, running again, wakes those queued behind it."""
+        if waiter in self._granted:
+            self._granted.remove(waiter)
+        while self._value > 0 and (nxt := self._pop_live(self._waiting)) is not None:
+            self._value -= 1
+            self._hand(nxt)
+            if sys.version_info < (3, 12):
+                break  # 3.11 wakes one; it wakes the next when it runs
 
     def _check_release(self) -> None:
         """Hook for :class:`BoundedSemaphore`."""
 
     def _regrant(self, waiter: _Waiter) -> None:
+        if waiter in self._granted:
+            self._granted.remove(waiter)
         self.release()  # runs in the cancelled waiter's task: drops its newest permit
 
     async def __aenter__(self) -> None:
