@@ -225,3 +225,27 @@ def semaphore_fifo(lib: SimpleNamespace) -> tuple[list[Any], list[Any]]:
 
 
 CASES.append(semaphore_fifo)
+
+
+def lock_handoff_window(lib: SimpleNamespace) -> tuple[list[Any], list[Any]]:
+    """``locked()`` between a release and the woken waiter's run: asyncio says False."""
+    lock = lib.Lock("L")
+    log: list[Any] = []
+
+    async def a() -> None:
+        async with lock:
+            await asyncio.sleep(0)
+
+    async def b() -> None:
+        async with lock:  # queued behind a
+            log.append("b in")
+
+    async def c() -> None:
+        for _ in range(3):
+            log.append(lock.locked())
+            await asyncio.sleep(0)
+
+    return [a(), b(), c()], log
+
+
+CASES.append(lock_handoff_window)
