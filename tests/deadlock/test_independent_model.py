@@ -15,8 +15,8 @@ on asyncio's own, on a loop of our own with virtual time and a hang check that n
   inside) must reach exactly the model's end states -- each finished log, a hang, an exception
   type -- and the detector must prove every hang the explorer reaches.
 
-``FLOWLAB_DEADLOCK_MODEL_EXAMPLES`` sets how many programs each check runs (default 40 for the
-FIFO check and a quarter of that for the interleavings); e.g. ``=2000`` for a long run.
+``FLOWLAB_DEADLOCK_MODEL_EXAMPLES`` sets how many programs the FIFO check runs (default 300; the
+interleavings check runs a thirtieth of that, at least 10): e.g. ``=3000`` for a long run.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import random_programs as rp
 import flowlab.deadlock as dl
 from flowlab.engine.clock import run_virtual
 
-EXAMPLES = int(os.environ.get("FLOWLAB_DEADLOCK_MODEL_EXAMPLES", "40"))
-SMALL = max(EXAMPLES // 4, 1)
+EXAMPLES = int(os.environ.get("FLOWLAB_DEADLOCK_MODEL_EXAMPLES", "300"))
+SMALL = max(EXAMPLES // 30, 10)
 
 
 def _plain(spec: rp.Spec, box: dict[str, Any]) -> asyncio_model.Program:
