@@ -124,6 +124,7 @@ def program(seed: int, *, tasks: tuple[int, int] = (2, 3), most: int = 3) -> Spe
         "tasks": _distinct(bodies, [0]),
         "permits": rng.randint(1, 2),
         "bounded": rng.random() < 0.5,
+        "declare": rng.random() < 0.5,
     }
 
 
@@ -132,12 +133,15 @@ class Prims:
 
     def __init__(self, spec: Spec, traced: bool) -> None:
         if traced:
+            who = _wakers(spec) if spec.get("declare") else {}
             self.locks: list[Any] = [dl.Lock(name=f"L{i}") for i in range(3)]
             sem: Any = dl.BoundedSemaphore if spec["bounded"] else dl.Semaphore
             self.sem = sem(spec["permits"], name="S")
-            self.events: list[Any] = [dl.Event(name=f"E{i}") for i in range(2)]
-            self.cond: Any = dl.Condition(name="C")
-            self.signal: Any = dl.Semaphore(0, name="G")
+            self.events: list[Any] = [
+                dl.Event(name=f"E{i}", setters=who.get(("set", i))) for i in range(2)
+            ]
+            self.cond: Any = dl.Condition(name="C", notifiers=who.get(("notify",)))
+            self.signal: Any = dl.Semaphore(0, name="G", releasers=who.get(("signal",)))
         else:
             self.locks = [asyncio.Lock() for _ in range(3)]
             sem = asyncio.BoundedSemaphore if spec["bounded"] else asyncio.Semaphore
@@ -292,3 +296,24 @@ def build(spec: Spec, traced: bool) -> tuple[list[Any], list[str], Prims]:
     p = Prims(spec, traced)
     names = [f"w{i}" for i in range(len(spec["tasks"]))]
     return [task(b, p, names[i]) for i, b in enumerate(spec["tasks"])], names, p
+
+
+def _wakers(spec: Spec) -> dict[tuple[Any, ...], list[str]]:
+    """The root tasks whose bodies (children included) set each event, notify, or signal.
+
+    A declared name covers the tasks that task creates, so declaring the roots is exact.
+    """
+    out: dict[tuple[Any, ...], list[str]] = {}
+
+    def walk(body: list[Op], root: str) -> None:
+        for op in body:
+            key = ("set", op[1]) if op[0] == "set" else (op[0],)
+            if op[0] in ("set", "notify", "signal") and root not in out.setdefault(key, []):
+                out[key].append(root)
+            for part in op[1:]:
+                if isinstance(part, list):
+                    walk(part, root)
+
+    for i, body in enumerate(spec["tasks"]):
+        walk(body, f"w{i}")
+    return out
