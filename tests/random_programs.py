@@ -16,7 +16,10 @@ possible) on one ``Condition``; ``signal`` / ``take`` on a ``Semaphore(0)`` used
 ``yield`` and ``sleep d``.
 
 A wait with nobody to wake it is usually paired with a waker in another task, so that most
-programs can finish under some schedule and hang under another.
+programs can finish under some schedule and hang under another. Half the programs declare, on
+the traced side, which root tasks set each event, notify the condition and release the signal
+(``setters=`` / ``notifiers=`` / ``releasers=``), so that partial deadlocks are called early.
+Every timed operation gets its own power-of-two offset so that no two timers ever tie.
 """
 
 from __future__ import annotations
