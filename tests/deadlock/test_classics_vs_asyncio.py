@@ -228,20 +228,27 @@ CASES.append(semaphore_fifo)
 
 
 def lock_handoff_window(lib: SimpleNamespace) -> tuple[list[Any], list[Any]]:
-    """``locked()`` between a release and the woken waiter's run: asyncio says False."""
+    """``locked()`` after a release, before the woken waiter runs: asyncio says False.
+
+    ``b`` queues behind ``a``; when ``a`` releases, asyncio marks the lock free until ``b``
+    runs, so ``c`` may see ``False`` between "b queues" and "b in".
+    """
     lock = lib.Lock("L")
     log: list[Any] = []
 
     async def a() -> None:
         async with lock:
+            log.append("a in")
             await asyncio.sleep(0)
 
     async def b() -> None:
-        async with lock:  # queued behind a
+        await asyncio.sleep(0)
+        log.append("b queues")
+        async with lock:
             log.append("b in")
 
     async def c() -> None:
-        for _ in range(3):
+        for _ in range(2):
             log.append(lock.locked())
             await asyncio.sleep(0)
 

@@ -20,7 +20,8 @@ Layout (arrows point down only)::
     states.py       hold/wait intervals from a trace; explain()'s one line per task
     graph.py        wait-for graph analysis: stuck set (greatest fixpoint) and the cycle
     awaits.py       tasks a task awaits (await, nested gather, TaskGroup); timers that end a wait
-    primitives.py   Lock, RLock, Semaphore, BoundedSemaphore (try_acquire, acquire(timeout=))
+    primitives.py   Lock, RLock (try_acquire, acquire(timeout=)); semaphores.py: Semaphore,
+                    BoundedSemaphore
     channels.py     Event, Condition, Queue        barriers.py: Barrier, CountdownEvent
     shared.py       Shared: a variable whose reads and writes are dependency events
     base.py         Traced (the base), Holder, Wakers: who could wake a waiter
