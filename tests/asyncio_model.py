@@ -34,9 +34,15 @@ class ModelLoop(asyncio.base_events.BaseEventLoop):
         self.choose = choose
         self.hung = False
         self.steps = 0
+        self.made: list[asyncio.Task[Any]] = []  # every task, in creation order
 
     def time(self) -> float:
         return self.now
+
+    def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:  # type: ignore[override]
+        task = super().create_task(coro, **kwargs)
+        self.made.append(task)
+        return task
 
     def _process_events(self, event_list: Any) -> None:
         """No selector: a program of the model does no I/O."""
@@ -93,12 +99,13 @@ def outcome(
     choose: Choose = lambda n: 0,
     *,
     max_steps: int = 5_000,
-    on_hang: Callable[[list[str]], None] | None = None,
+    on_hang: Callable[[list[str], list[str]], None] | None = None,
 ) -> End:
     """Run ``program`` once; ``choose`` decides each choice point (default: asyncio's FIFO).
 
     ``on_hang`` is called at a hang, before anything is cancelled, with the names of the tasks
-    that are blocked for good (every unfinished task but the program's own).
+    that are blocked for good (every unfinished task but the program's own) and of those that
+    were cancelled before the hang (by another task: a way out the detector cannot foresee).
     """
     loop = ModelLoop(choose)
     main = loop.create_task(program())
@@ -109,7 +116,8 @@ def outcome(
         if not main.done():
             if loop.hung and on_hang is not None:
                 blocked = [t for t in asyncio.all_tasks(loop) if not t.done() and t is not main]
-                on_hang(sorted(t.get_name() for t in blocked))
+                cancelled = [t.get_name() for t in loop.made if t.cancelled()]
+                on_hang(sorted(t.get_name() for t in blocked), cancelled)
             return "hang" if loop.hung else "step_limit"
         if main.cancelled():
             return "failed:CancelledError"
