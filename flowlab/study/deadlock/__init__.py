@@ -6,6 +6,7 @@ Layout (arrows point down only)::
                     hint() asks the explorer; plot() draws the lock state (flowlab.ui.plot._deadlock)
     explorer.py     explore(): bounded DFS (search.py) with partial-order reduction, PCT, random
     search.py       Search: preemption / delay bounds, conflicts (untraced steps conflict with all)
+    choosers.py     forced (replay), random and PCT choosers
     shrink.py       fewest_preemptions(): iterative preemption bounding behind shrink()/minimize()
     runner.py       one schedule -> Outcome (fresh loop, report, clean-up); examples.py
     scheduler.py    ExplorerLoop: a virtual-time loop whose ready queue asks a strategy
@@ -18,7 +19,9 @@ Layout (arrows point down only)::
                     also an Outcome's swimlanes)
     states.py       hold/wait intervals from a trace; explain()'s one line per task
     graph.py        wait-for graph analysis: stuck set (greatest fixpoint) and the cycle
-    primitives.py   Lock, RLock, Semaphore, BoundedSemaphore (try_acquire, acquire(timeout=))
+    awaits.py       tasks a task awaits (await, nested gather, TaskGroup); timers that end a wait
+    primitives.py   Lock, RLock (try_acquire, acquire(timeout=)); semaphores.py: Semaphore,
+                    BoundedSemaphore
     channels.py     Event, Condition, Queue        barriers.py: Barrier, CountdownEvent
     shared.py       Shared: a variable whose reads and writes are dependency events
     base.py         Traced (the base), Holder, Wakers: who could wake a waiter

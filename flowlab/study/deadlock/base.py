@@ -135,7 +135,7 @@ class Traced:
         queue.append(waiter)
         reg.block(task, self, op, where, fut)
         try:
-            return await fut
+            value = await fut
         except BaseException:
             reg.unblock(task)
             if fut.done() and not fut.cancelled():
@@ -145,6 +145,11 @@ class Traced:
                     queue.remove(waiter)
                 reg.record("cancel", self, where, task.get_name())
             raise
+        self._resumed(waiter)
+        return value
+
+    def _resumed(self, waiter: _Waiter) -> None:
+        """A granted waiter runs again (asyncio removes its future from the queue only now)."""
 
     def _regrant(self, waiter: _Waiter) -> None:
         """A granted waiter was cancelled before resuming: give the grant back."""

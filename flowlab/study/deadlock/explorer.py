@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flowlab.errors import ConfigError, check_one_of
+from flowlab.study.deadlock.choosers import forced, pct_chooser, random_chooser
 from flowlab.study.deadlock.registry import scenario
 from flowlab.study.deadlock.runner import Outcome, resolve, run_schedule
 from flowlab.study.deadlock.scheduler import Chooser, decode
@@ -67,6 +68,10 @@ class Exploration:
     exhausted : bool
         True when a search strategy ran out of schedules to try within its bounds (for
         ``"dpor"`` that is a reduced space: see ``assumptions``).
+    stopped : str
+        What ended a search before it ran out of schedules: ``"max_schedules=N"``,
+        ``"time_budget_s=S"`` or ``"stop_on_first"`` (``""``: it was not cut short). The
+        summary says so: schedules not run may still fail.
     assumptions : list of str
         What a reduced search took for granted; empty for ``"exhaustive"``.
     bounds : str
@@ -85,6 +90,7 @@ class Exploration:
     failures: int = 0
     step_limits: int = 0
     exhausted: bool = False
+    stopped: str = ""
     assumptions: list[str] = field(default_factory=list)
     bounds: str = ""
     elapsed_s: float = 0.0
@@ -114,7 +120,7 @@ class Exploration:
             raise ConfigError("this Exploration has no target to replay.")
         choices = decode(schedule)
         outcome: Outcome = _in_thread(
-            lambda: run_schedule(fn, _forced(choices), max_steps=self._max_steps, lines=True)
+            lambda: run_schedule(fn, forced(choices), max_steps=self._max_steps, lines=True)
         )
         return outcome
 
@@ -160,9 +166,18 @@ class Exploration:
         return text + "." + (f" {self.hint}" if self.hint else "")
 
     def _coverage(self) -> str:
-        if not self.exhausted:
-            return ""
         within = f" within {self.bounds}" if self.bounds else ""
+        if self.strategy in ("pct", "random"):
+            return (
+                f"; a sample of {self.schedules} {self.strategy} schedules, not every interleaving"
+            )
+        if not self.exhausted:
+            if self.stopped == "stop_on_first" or not self.stopped:
+                return "; stopped at the first failure" if self.stopped else ""
+            return (
+                f"; stopped by {self.stopped} before the search finished{within}: "
+                "schedules not run may still fail"
+            )
         if self.assumptions:
             return f"; reduced search finished{within}, which assumed " + "; ".join(
                 self.assumptions
@@ -176,10 +191,6 @@ class Exploration:
         import html
 
         return f"<div class='flowlab-explore'>{html.escape(self.summary())}</div>"
-
-
-def _forced(prefix: list[int]) -> Chooser:
-    return lambda point, options, prev: prefix[point] if point < len(prefix) else 0
 
 
 def _in_thread(work: Callable[[], Any]) -> Any:
@@ -214,7 +225,7 @@ def replay(
     fn, _ = resolve(target, fixed)
     choices = decode(schedule)
     return _in_thread(  # type: ignore[no-any-return]
-        lambda: run_schedule(fn, _forced(choices), max_steps=max_steps, lines=True)
+        lambda: run_schedule(fn, forced(choices), max_steps=max_steps, lines=True)
     )
 
 
@@ -242,7 +253,7 @@ def minimize(
     choices = decode(schedule)
 
     def work() -> Outcome:
-        failing = run_schedule(fn, _forced(choices), max_steps=max_steps)
+        failing = run_schedule(fn, forced(choices), max_steps=max_steps)
         return fewest_preemptions(fn, failing, max_schedules=max_schedules, max_steps=max_steps)
 
     outcome: Outcome = _in_thread(work)
@@ -332,14 +343,15 @@ def explore(
     def work() -> Exploration:
         start = time.perf_counter()
         estimate = 0
+        result.stopped = f"max_schedules={max_schedules}"  # unless something else ends it
         for run_no in range(max_schedules):
             chooser: Chooser
             if search is not None:
                 chooser = search.choose
             elif strategy == "random":
-                chooser = _random_chooser(rng)
+                chooser = random_chooser(rng)
             else:
-                chooser = _pct_chooser(rng, depth, max(estimate, 1))
+                chooser = pct_chooser(rng, depth, max(estimate, 1))
             outcome = run_schedule(fn, chooser, max_steps=max_steps)
             estimate = max(estimate, len(outcome.choices))
             result.schedules = run_no + 1
@@ -351,11 +363,13 @@ def explore(
                 if result.first_failure is None:
                     result.first_failure = outcome
                     if stop_on_first:
+                        result.stopped = "stop_on_first"
                         break
             if search is not None and not search.advance(outcome):
-                result.exhausted = True
+                result.exhausted, result.stopped = True, ""
                 break
             if time_budget_s is not None and time.perf_counter() - start > time_budget_s:
+                result.stopped = f"time_budget_s={time_budget_s}"
                 break
         result.elapsed_s = time.perf_counter() - start
         return result
@@ -372,24 +386,3 @@ def _hint(target: Target) -> str:
             f"schedule passes; dl.run({target!r}) explores, shrinks and narrates it."
         )
     return f"{target} hangs: dl.run({target!r}) shows the detector's report of the deadlock."
-
-
-def _random_chooser(rng: random.Random) -> Chooser:
-    return lambda point, options, prev: rng.randrange(len(options))
-
-
-def _pct_chooser(rng: random.Random, depth: int, k: int) -> Chooser:
-    priorities: dict[int, float] = {}
-    change = {rng.randrange(k): depth - 1 - j for j in range(depth - 1)}
-
-    def choose(point: int, options: list[int], prev: int | None) -> int:
-        for o in options:
-            if o not in priorities:
-                priorities[o] = depth + rng.random()  # above every change-point priority
-        best = max(range(len(options)), key=lambda i: priorities[options[i]])
-        if point in change:
-            priorities[options[best]] = change[point] + rng.random() * 1e-3
-            best = max(range(len(options)), key=lambda i: priorities[options[i]])
-        return best
-
-    return choose

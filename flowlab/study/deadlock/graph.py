@@ -3,8 +3,9 @@
 Design
 ------
 A task is a *candidate* when it is blocked on a traced primitive (the registry knows the resource,
-the operation and the line) or awaits other tasks of the watched group (``await task`` or
-``gather(...)``; read from the task's ``_fut_waiter``). Every candidate has *wakers*:
+the operation and the line) or awaits other tasks of the watched group (``await task``,
+``gather(...)`` nested or not, the end of an ``asyncio.TaskGroup``; see
+:mod:`flowlab.study.deadlock.awaits`). Every candidate has *wakers*:
 
 * known wakers -- the holders of a lock / semaphore, the declared setters of an event, the awaited
   tasks. The candidate can progress if any known waker is alive and not itself stuck.
@@ -15,8 +16,8 @@ the operation and the line) or awaits other tasks of the watched group (``await 
 
 A declared waker name stands for that task *and every task it created* (delegation to a child);
 tasks seen doing the waking action in this loop are wakers too. A candidate with a pending
-deadline (``asyncio.timeout``, ``loop.call_later(d, task.cancel)``) is never stuck: its wait will
-end. If it would be stuck without the deadline, :attr:`Analysis.timed` names it, as information.
+deadline (``asyncio.timeout``, ``wait_for``, ``loop.call_later(d, task.cancel)``, or one on a task
+that awaits it, since cancelling a task cancels what it awaits) is never stuck: its wait will end. If it would be stuck without the deadline, :attr:`Analysis.timed` names it, as information.
 
 The stuck set is the greatest fixpoint: start from all candidates, drop every task that could
 progress, repeat until nothing changes. What remains can never run again -- a cycle of holders
@@ -25,7 +26,9 @@ catches partial deadlocks while unrelated tasks keep running, because a known wa
 does not count, however busy the rest of the program is.
 
 Cycle search prefers known edges and avoids self-loops, so the reported cycle is the one a person
-would draw. Nothing iterates a set: order follows the group's declared order, then the registry.
+would draw. Its edges always lead to a task that holds (or was seen waking) what the previous one
+waits for -- never through "any task could": without such a cycle the report follows the waits
+to the resource nobody alive can wake (``kind="no_waker"``). Nothing iterates a set: order follows the group's declared order, then the registry.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowlab.study.deadlock.kinds import is_task
+from flowlab.study.deadlock.awaits import awaited_tasks, deadlines, pending_wakes
 from flowlab.study.deadlock.trace import Registry
 
 __all__ = ["Analysis", "Edge", "StuckWait", "analyze"]
@@ -71,6 +74,7 @@ class StuckWait:
     waker_states: list[str] = field(default_factory=list)
     learned: list[str] = field(default_factory=list)
     known: bool = True
+    holders: int = 0  # the first ``holders`` wakers hold the resource; the rest may wake it
 
 
 @dataclass(slots=True)
@@ -86,6 +90,7 @@ class Analysis:
     timed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     stuck_tasks: list[Task] = field(default_factory=list)
+    recheck_at: float | None = None  # when a pending callback that may wake a wait has run
 
 
 @dataclass(slots=True)
@@ -95,25 +100,7 @@ class _Node:
     known: bool
     info: StuckWait
     warning: str = ""
-
-
-def _deadlines(loop: asyncio.AbstractEventLoop) -> dict[Task, float]:
-    """Tasks that a pending timer will cancel (``asyncio.timeout``, ``call_later(task.cancel)``)."""
-    out: dict[Task, float] = {}
-    for handle in getattr(loop, "_scheduled", ()):
-        if handle.cancelled():
-            continue
-        callback = getattr(handle, "_callback", None)
-        owner = getattr(callback, "__self__", None)
-        if is_task(owner) and getattr(callback, "__name__", "") == "cancel":
-            task: Task | None = owner
-        elif isinstance(owner, asyncio.Timeout):
-            task = getattr(owner, "_task", None)
-        else:
-            continue
-        if task is not None and not task.done():
-            out[task] = min(out.get(task, handle.when()), handle.when())
-    return out
+    resource: object = None  # the traced primitive it waits on (None: it awaits tasks)
 
 
 def _descendants(roots: list[Task], kids: dict[Task, list[Task]]) -> list[Task]:
@@ -129,16 +116,12 @@ def _descendants(roots: list[Task], kids: dict[Task, list[Task]]) -> list[Task]:
 
 
 def _awaited(task: Task, members: dict[Task, None]) -> list[Task] | None:
-    """Group tasks that ``task`` awaits directly or through ``gather``; None if not awaiting."""
-    waiter = getattr(task, "_fut_waiter", None)
-    if waiter is None or waiter.done():
-        return None  # not awaiting, or its wake-up is already scheduled: it will run
-    if is_task(waiter):
-        return [waiter] if waiter in members else None
-    children = getattr(waiter, "_children", None)
-    if children and all(is_task(c) and c in members for c in children):
-        return [c for c in children if not c.done()] or None
-    return None
+    """Group tasks that ``task`` awaits (directly, through ``gather`` or a ``TaskGroup``'s end);
+    None if not awaiting only group tasks."""
+    live = [t for t in awaited_tasks(task, members) or () if not t.done()]
+    if not live or any(t not in members for t in live):
+        return None
+    return live
 
 
 _ASYNCIO = os.path.dirname(os.path.abspath(asyncio.__file__))
@@ -176,6 +159,7 @@ def _node(
             else:
                 targets.append(holder.task)
                 where.append(holder.where)
+        holding = len(targets)
         named: list[Task] = []
         for declared in wk.declared:
             found = by_name.get(declared)
@@ -208,8 +192,9 @@ def _node(
             where,
             learned=list(wk.learned),
             known=known,
+            holders=holding,
         )
-        return _Node(task, targets, known, info, warning)
+        return _Node(task, targets, known, info, warning, wait.resource)
     awaited = _awaited(task, members)
     if not awaited:
         return None
@@ -264,11 +249,17 @@ def analyze(group: list[Task], reg: Registry) -> Analysis:
     for t in universe:
         if not t.done() and (node := _node(t, reg, members, by_name, kids)) is not None:
             nodes[t] = node
-    deadlines = _deadlines(reg.loop) if nodes else {}
-    stuck = _fixpoint(nodes, group, [t for t in nodes if t not in deadlines])
+    timers = deadlines(reg.loop, nodes) if nodes else {}
+    wakes, first_wake = pending_wakes(reg.loop) if nodes else ([], None)
+    woken = [  # a pending callback acts on what they wait for, or may do anything
+        t
+        for t, n in nodes.items()
+        if (n.resource is not None and n.resource in wakes) or (None in wakes and not n.known)
+    ]
+    stuck = _fixpoint(nodes, group, [t for t in nodes if t not in timers and t not in woken])
     timed: list[str] = []
-    if any(t in deadlines for t in nodes):
-        without = _fixpoint(nodes, group, list(nodes))
+    if any(t in timers for t in nodes):
+        without = _fixpoint(nodes, group, [t for t in nodes if t not in woken])
         if any(t in without for t in group):
             timed = [t.get_name() for t in universe if t in without and t not in stuck]
     warnings = list(dict.fromkeys(n.warning for n in nodes.values() if n.warning))
@@ -282,10 +273,11 @@ def analyze(group: list[Task], reg: Registry) -> Analysis:
             for w in nodes[t].targets
         ]
         waits.append(info)
-    cycle, kind = _explain_path(order, nodes, stuck, group) if deadlocked else ([], "none")
+    cycle, kind = _explain_path(order, nodes, stuck) if deadlocked else ([], "none")
     edges = _edges(order, nodes, cycle)
     names = [t.get_name() for t in order]
-    return Analysis(deadlocked, names, waits, cycle, kind, edges, timed, warnings, order)
+    recheck = first_wake if woken else None
+    return Analysis(deadlocked, names, waits, cycle, kind, edges, timed, warnings, order, recheck)
 
 
 def _fixpoint(nodes: dict[Task, _Node], group: list[Task], start: list[Task]) -> dict[Task, None]:
@@ -304,19 +296,14 @@ def _fixpoint(nodes: dict[Task, _Node], group: list[Task], start: list[Task]) ->
 
 
 def _explain_path(
-    order: list[Task], nodes: dict[Task, _Node], stuck: dict[Task, None], group: list[Task]
+    order: list[Task], nodes: dict[Task, _Node], stuck: dict[Task, None]
 ) -> tuple[list[str], str]:
-    known = {
-        t: [w for w in nodes[t].targets if w in stuck and w is not t]
-        for t in order
-        if nodes[t].known
-    }
-    anyone = {  # a barrier's missing party is nobody in particular: no cycle through it
-        t: [g for g in group if g in stuck and g is not t]
-        for t in order
-        if not nodes[t].known and nodes[t].info.kind != "Barrier"
-    }
-    for succ in (known, {**known, **anyone}):
+    # Edges to the tasks that hold or were seen waking what each one waits for. A wait anyone
+    # could end (an event without setters, a lock whose holder finished) has no edge to the
+    # other blocked tasks: a cycle through "anyone" would name tasks that hold nothing of it.
+    mine = {t: [w for w in nodes[t].targets if w in stuck and w is not t] for t in order}
+    known = {t: succ for t, succ in mine.items() if nodes[t].known}
+    for succ in (known, mine):
         for start in order:
             found = _find_cycle(start, succ)
             if found:
@@ -359,6 +346,7 @@ def _edges(order: list[Task], nodes: dict[Task, _Node], cycle: list[str]) -> lis
     for t in order:
         info = nodes[t].info
         add(info.task, info.resource, "waits for", info.where)
-        for name, where in zip(info.wakers, info.waker_where, strict=True):
-            add(info.resource, name, info.relation, where)
+        for i, (name, where) in enumerate(zip(info.wakers, info.waker_where, strict=True)):
+            held = info.relation == "held by" and i >= info.holders
+            add(info.resource, name, "released by" if held else info.relation, where)
     return edges

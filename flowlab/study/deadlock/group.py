@@ -163,6 +163,8 @@ class WatchGroup:
             return
         analysis = analyze(self.tasks, self.reg)
         self._absorb(analysis)
+        if analysis.recheck_at is not None:  # once that callback has run, look again
+            self.loop.call_at(analysis.recheck_at, self.poke)
         if not analysis.deadlocked:
             return
         if self.report is None:

@@ -1,4 +1,4 @@
-"""Traced ``Lock``, ``RLock``, ``Semaphore`` and ``BoundedSemaphore`` (asyncio's, plus re-entry).
+"""Traced ``Lock`` and ``RLock`` (asyncio's, plus re-entry); ``Semaphore`` lives in ``semaphores``.
 
 Design
 ------
@@ -21,12 +21,17 @@ good: from then on *any* live task is a possible waker (``Wakers.anyone``), so a
 only when every task of its group is finished or stuck. A :class:`Lock` released by a task that
 did not acquire it (asyncio allows that) is treated the same way, and so is a lock or semaphore
 whose holder *finished* holding it: that is a hand-over to whoever releases it, or a leak that
-is reported once nothing else of the group can run.
+is reported once nothing else of the group can run. A permit given back by a task that holds
+none ends the oldest hold: the lightswitch's first reader no longer holds ``roomEmpty`` once the
+last one out has released it.
 
 Ownership is **handed off** on release: the first waiter becomes the holder in the same step the
 lock is released, so no third task can barge in and the registry never shows a free lock with a
 blocked waiter. This is FIFO-fair like asyncio's lock and makes the wait-for graph exact at every
-callback boundary. A waiter cancelled after being granted passes the grant on.
+callback boundary. A waiter cancelled after being granted passes the grant on. As in asyncio, a
+semaphore's waiter that was granted a permit but has not run yet still stands in the queue: a
+task acquiring a permit released meanwhile waits behind it (and is woken when it runs), so
+``await sem.acquire()`` yields exactly where asyncio's does.
 
 Like The Deadlock Empire's ``Monitor.TryEnter``, every lock and semaphore has ``try_acquire()``
 (take it if free, never wait) and ``acquire(timeout=...)`` (give up after that many seconds and
@@ -42,12 +47,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
 from flowlab.study.deadlock.base import Holder, Traced, Wakers, _gone, _Waiter
-from flowlab.study.deadlock.trace import caller_where, learn, learned, task_name
+from flowlab.study.deadlock.semaphores import BoundedSemaphore, Semaphore
+from flowlab.study.deadlock.trace import caller_where, learned
 
 __all__ = ["BoundedSemaphore", "Holder", "Lock", "RLock", "Semaphore", "Traced", "Wakers"]
 
@@ -68,10 +73,15 @@ class Lock(Traced):
         self._holder: Holder | None = None
         self._waiting: deque[_Waiter] = deque()
         self._owned = True  # released so far only by the task that acquired it
+        self._granted: _Waiter | None = None  # handed the lock, not run yet (asyncio: free)
 
     def locked(self) -> bool:
-        """True while some task holds the lock."""
-        return self._holder is not None
+        """True while some task holds the lock.
+
+        As asyncio's: False from a release until the waiter it wakes runs (the lock is already
+        that waiter's, so nobody else can take it in between).
+        """
+        return self._holder is not None and self._granted is None
 
     async def acquire(self, *, timeout: float | None = None) -> bool:
         """Acquire the lock, waiting (traced) while another task holds it.
@@ -105,11 +115,16 @@ class Lock(Traced):
 
     def _grant_to(self, waiter: _Waiter) -> None:
         self._holder = Holder(waiter.task, waiter.where, self._now())
+        self._granted = waiter
         self._grant(waiter, "acquire")
+
+    def _resumed(self, waiter: _Waiter) -> None:
+        if self._granted is waiter:
+            self._granted = None
 
     def release(self) -> None:
         """Release the lock and hand it to the first waiter, if any."""
-        if self._holder is None:
+        if self._holder is None or self._granted is not None:
             raise RuntimeError("Lock is not acquired.")
         reg = self._reg()
         reg.record("release", self, caller_where())
@@ -122,6 +137,8 @@ class Lock(Traced):
             self._grant_to(waiter)
 
     def _regrant(self, waiter: _Waiter) -> None:
+        if self._granted is waiter:
+            self._granted = None
         if self._holder is not None and self._holder.task is waiter.task:
             self.release()
 
@@ -213,156 +230,3 @@ class RLock(Lock):
 
     def statistics(self) -> dict[str, Any]:
         return {**super().statistics(), "depth": self._depth}
-
-
-class Semaphore(Traced):
-    """A traced ``asyncio.Semaphore``: ``value`` permits, holders tracked per task.
-
-    Parameters
-    ----------
-    value : int
-        Initial permits (>= 0).
-    name : str, optional
-        Shown in reports.
-    releasers : iterable of str, optional
-        Task names that release the semaphore without acquiring it (a semaphore used as a
-        signal, e.g. ``items`` in a bounded buffer). Their names let the detector see a partial
-        deadlock even while unrelated tasks still run. Without them, once a permit is taken by a
-        bare ``acquire()`` or released by a task that did not take it, any live task may be the
-        one to release it (see the module docstring).
-    """
-
-    kind = "Semaphore"
-
-    def __init__(
-        self, value: int = 1, *, name: str | None = None, releasers: Iterable[str] | None = None
-    ) -> None:
-        if value < 0:
-            raise ValueError("Semaphore initial value must be >= 0")
-        super().__init__(name)
-        self._value = value
-        self._initial = value
-        self._held: list[Holder] = []
-        self._waiting: deque[_Waiter] = deque()
-        self.releasers = list(releasers or [])
-        self._track = not self.releasers  # a signal semaphore has no owners, only releasers
-        self._owned = True  # every permit so far taken by ``async with`` and given back by it
-
-    def locked(self) -> bool:
-        """True when no permit is free."""
-        return self._value == 0
-
-    async def acquire(self, *, timeout: float | None = None) -> bool:
-        """Take a permit, waiting (traced) while none is free.
-
-        Parameters
-        ----------
-        timeout : float, optional
-            Seconds to wait at most; then give up and return False. ``None``: no limit.
-        """
-        self._owned = False  # a bare acquire: another task may be the one to release
-        return await self._acquire(timeout)
-
-    def try_acquire(self) -> bool:
-        """Take a permit if one is free and return True; otherwise return False at once."""
-        self._owned = False
-        where = caller_where()
-        if self._take(where):
-            return True
-        self._reg().record("try", self, where)
-        return False
-
-    async def _acquire(self, timeout: float | None = None) -> bool:
-        where = caller_where()
-        if self._take(where):
-            return True
-        return await self._wait(self._waiting, "acquire", where, timeout)
-
-    def _take(self, where: str) -> bool:
-        reg = self._reg()
-        if self._value > 0 and not any(not w.future.done() for w in self._waiting):
-            self._value -= 1
-            if self._track:
-                self._held.append(Holder(asyncio.current_task(), where, reg.loop.time()))
-            reg.record("acquire", self, where)
-            return True
-        return False
-
-    def release(self) -> None:
-        """Return a permit (by its holder, or as a signal by anyone); hand it to a waiter."""
-        self._check_release()
-        reg = self._reg()
-        task = asyncio.current_task()
-        reg.record("release", self, caller_where())
-        for i in range(len(self._held) - 1, -1, -1):  # the most recent grant goes first
-            if self._held[i].task is task:
-                del self._held[i]
-                break
-        else:
-            learn(self, task_name(task))  # released without holding: a signal
-            self._owned = False
-            self._saw("acquire")
-        waiter = self._pop_live(self._waiting)
-        if waiter is None:
-            self._value += 1
-            return
-        if self._track:
-            self._held.append(Holder(waiter.task, waiter.where, self._now()))
-        self._grant(waiter, "acquire")
-
-    def _check_release(self) -> None:
-        """Hook for :class:`BoundedSemaphore`."""
-
-    def _regrant(self, waiter: _Waiter) -> None:
-        self.release()  # runs in the cancelled waiter's task: drops its newest permit
-
-    async def __aenter__(self) -> None:
-        await self._acquire()  # released by this same task in __aexit__
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-    def holders(self) -> list[Holder]:
-        return list(self._held)
-
-    def waiters(self) -> list[str]:
-        return [w.task.get_name() for w in self._waiting if not w.future.done()]
-
-    def wakers(self, op: str) -> Wakers:
-        seen = self.observed(op)
-        if self.releasers:
-            return Wakers(
-                "released by", declared=list(self.releasers), learned=learned(self), observed=seen
-            )
-        holders = self.holders()
-        return Wakers(
-            "held by",
-            holders=holders,
-            learned=learned(self),
-            observed=seen,
-            anyone=not self._owned or _gone(holders),
-        )
-
-    def statistics(self) -> dict[str, Any]:
-        return {**super().statistics(), "value": self._value, "initial": self._initial}
-
-    def __repr__(self) -> str:
-        return (
-            f"<{self.label} value={self._value}/{self._initial} holders={len(self._held)} "
-            f"waiters={len(self.waiters())}>"
-        )
-
-
-class BoundedSemaphore(Semaphore):
-    """A traced ``asyncio.BoundedSemaphore``: releasing above the initial value raises."""
-
-    kind = "BoundedSemaphore"
-
-    def _check_release(self) -> None:
-        if self._value >= self._initial and not self._waiting:
-            raise ValueError("BoundedSemaphore released too many times")

@@ -88,6 +88,10 @@ class DeadlockReport:
         Declarations contradicted by what the tasks did (e.g. an undeclared setter).
     done_at_detection : list of str
         Tasks of the group that had already finished when the deadlock was detected.
+    untraced : list of str
+        For ``kind="untraced"`` (the explorer's loop had nothing left to run, but no proof):
+        the tasks blocked on something flowlab does not trace (a plain asyncio primitive or a
+        bare future); the others wait on traced primitives or tasks.
     """
 
     deadlocked: bool
@@ -114,6 +118,7 @@ class DeadlockReport:
     warnings: list[str] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     done_at_detection: list[str] = field(default_factory=list)
+    untraced: list[str] = field(default_factory=list)
 
     # ---------------------------------------------------------------- text
     def explain(self) -> str:
@@ -135,11 +140,14 @@ class DeadlockReport:
         parts = [self._sentence(w) for w in self.waits]
         text = f"Deadlock detected at t={at:.3f} s ({self.clock} clock): " + "; ".join(parts) + "."
         if self.kind == "untraced":
+            who = _names(self.untraced) or "some task"
+            verb = "await" if len(self.untraced) > 1 else "awaits"
             text = (
                 f"Deadlock at t={at:.3f} s ({self.clock} clock): every task is blocked "
-                f"({', '.join(self.stuck)}), but on awaitables flowlab does not trace (plain "
-                "asyncio primitives or futures); use fl.deadlock's Lock, Semaphore, "
-                "Event, Condition and Queue to see the cycle."
+                f"({', '.join(self.stuck)}), and {who} {verb} something "
+                "flowlab does not trace (plain asyncio primitives or futures), so who could "
+                "wake it is unknown; use fl.deadlock's Lock, Semaphore, Event, Condition and "
+                "Queue to see the cycle."
             )
         elif self.kind == "cycle":
             text += " Cycle: " + " → ".join(self.cycle) + "."
@@ -191,16 +199,15 @@ class DeadlockReport:
         if w.kind == "Task":
             head = f"task {w.task} awaits {_names(w.wakers)}"
             return head + f" (waiting{where} since t={self._t(w.since):.3f} s)"
-        if w.relation in ("held by",) and w.wakers:
-            held = [
-                f"{n} (acquired at {loc})" if loc else n
-                for n, loc in zip(w.wakers, w.waker_where, strict=True)
-            ]
+        if w.relation == "held by" and w.holders:
+            holding = list(zip(w.wakers, w.waker_where, w.waker_states, strict=True))[: w.holders]
+            held = [f"{n} (acquired at {loc})" if loc else n for n, loc, _ in holding]
             body = f" held by {_names(held)}"
-            gone = [n for n, st in zip(w.wakers, w.waker_states, strict=True) if st == "finished"]
+            gone = [n for n, _, st in holding if st == "finished"]
             if gone:
                 body += f" ({', '.join(gone)} finished without releasing it)"
-        elif w.wakers:
+            body += self._released(w)
+        elif w.wakers and w.relation != "held by":
             singular, plural = _VERBS.get(w.relation, ("wakes", "wake"))
             verb = singular if len(w.wakers) == 1 else plural
             body = f", which only {_names(w.wakers)} {verb}"
@@ -218,9 +225,16 @@ class DeadlockReport:
             )
             if w.learned:
                 body += f" (in earlier runs: {', '.join(w.learned)})"
+            body += self._released(w)
         return (
             head + body + self._history(w) + f" (waiting{where} since t={self._t(w.since):.3f} s)"
         )
+
+    @staticmethod
+    def _released(w: StuckWait) -> str:
+        """Tasks seen releasing a lock or semaphore that they do not hold (not holders)."""
+        others = w.wakers[w.holders :] if w.relation == "held by" else []
+        return f"; released before by {_names(others)}" if others else ""
 
     def _history(self, w: StuckWait) -> str:
         if w.kind not in ("Event", "Condition"):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flowlab.errors import ConfigError, DeadlockDetected
+from flowlab.study.deadlock.awaits import awaited_tasks
 from flowlab.study.deadlock.detector import watch
 from flowlab.study.deadlock.graph import analyze
 from flowlab.study.deadlock.group import cancel_round
@@ -59,6 +60,10 @@ class Outcome:
         Which task ran at each step.
     events : list of TraceEvent
         Every traced operation of the run (locks, events, ``Shared`` reads and writes...).
+    shrink_note : str
+        Set by shrinking (``minimize``, ``Exploration.shrink``) when ``max_schedules`` ran out
+        before a smaller failing schedule was seen: this one may not have the fewest
+        preemptions.
     """
 
     status: str
@@ -78,6 +83,7 @@ class Outcome:
     fix: str = ""
     note: str = ""
     found_by: str = ""
+    shrink_note: str = ""
 
     @property
     def deadlocked(self) -> bool:
@@ -109,6 +115,8 @@ class Outcome:
             head += f" {type(self.error).__name__}: {self.error}"
         if self.found_by:
             head += f" {self.found_by}"
+        if self.shrink_note:
+            head += f" {self.shrink_note}"
         if self.problem:
             head += f" What went wrong: {self.problem}"
         if self.fix:
@@ -236,6 +244,11 @@ def _stuck_report(loop: ExplorerLoop) -> DeadlockReport:
         report.deadlocked, report.kind = True, "untraced"
         report.stuck = [t.get_name() for t in loop.tasks if not t.done()]
         report.detected_at = loop.time()
+        report.untraced = [  # not on a traced primitive, not awaiting tasks: on something else
+            t.get_name()
+            for t in loop.tasks
+            if not t.done() and reg.wait_of(t) is None and awaited_tasks(t) is None
+        ]
     return report
 
 

@@ -14,16 +14,18 @@ returned, re-run with source lines so that ``narrate()`` tells its story; its ``
 replays it exactly, like any other.
 
 If ``max_schedules`` runs out before a bound is finished, the best failure seen so far is
-returned (it may not be minimal); if none was seen, the original outcome is returned.
+returned (its preemptions are the fewest, its steps may not be); if none was seen, the original
+outcome is returned with a ``shrink_note`` saying that one with fewer preemptions may exist.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from flowlab.study.deadlock.choosers import forced
 from flowlab.study.deadlock.runner import Outcome, run_schedule
-from flowlab.study.deadlock.scheduler import Chooser
 from flowlab.study.deadlock.search import Search
 
 __all__ = ["fewest_preemptions", "same_failure"]
@@ -61,10 +63,10 @@ def fewest_preemptions(
         if best is not None or not complete:
             break
     if best is None:
-        return failing
-    again = run_schedule(fn, _forced(best.choices), max_steps=max_steps, lines=True)
+        note = (
+            f"Shrinking stopped by max_schedules={max_schedules} at preemption bound {bound}: "
+            "a schedule with fewer preemptions may show the same failure."
+        )
+        return dataclasses.replace(failing, shrink_note=note)
+    again = run_schedule(fn, forced(best.choices), max_steps=max_steps, lines=True)
     return again if same_failure(again, best) else best
-
-
-def _forced(prefix: list[int]) -> Chooser:
-    return lambda point, options, prev: prefix[point] if point < len(prefix) else 0

@@ -34,7 +34,7 @@ def intervals(trace: list[TraceEvent], end: float) -> list[list[Any]]:
     """
     rows: list[list[Any]] = []
     waits: dict[tuple[str, str], tuple[float, str]] = {}
-    holds: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    holds: dict[tuple[str, str], list[tuple[float, str, int]]] = {}  # (start, where, seq)
 
     def row(
         key: tuple[str, str], state: str, start: float, stop: float, where: str, still: bool
@@ -50,16 +50,34 @@ def intervals(trace: list[TraceEvent], end: float) -> list[list[Any]]:
                 start, where = waits.pop(key)
                 row(key, "wait", start, e.time, where, False)
             if e.op == "acquire":
-                holds.setdefault(key, []).append((e.time, e.where))
+                holds.setdefault(key, []).append((e.time, e.where, e.seq))
         elif e.op == "release" and holds.get(key):
-            start, where = holds[key].pop()
+            start, where, _ = holds[key].pop()
             row(key, "hold", start, e.time, where, False)
+        elif e.op == "release" and (other := _oldest(holds, e.resource)) is not None:
+            start, where, _ = holds[other].pop(0)  # released by a task that did not hold it
+            row(other, "hold", start, e.time, where, False)
     for key, (start, where) in waits.items():
         row(key, "wait", start, end, where, True)
     for key, stack in holds.items():
-        for start, where in stack:
+        for start, where, _ in stack:
             row(key, "hold", start, end, where, True)
     return rows
+
+
+def _oldest(
+    holds: dict[tuple[str, str], list[tuple[float, str, int]]], resource: str
+) -> tuple[str, str] | None:
+    """The (task, resource) whose open hold on ``resource`` began first, or None.
+
+    A lock or semaphore released by a task that does not hold it (asyncio allows it; a
+    lightswitch does it) ends the oldest hold, as the semaphore itself counts it.
+    """
+    best: tuple[str, str] | None = None
+    for key, stack in holds.items():
+        if key[1] == resource and stack and (best is None or stack[0][2] < holds[best][0][2]):
+            best = key
+    return best
 
 
 def _names(names: list[str]) -> str:
@@ -95,7 +113,7 @@ def task_lines(report: DeadlockReport) -> list[str]:
                 f"waits for {r[1]} at {r[6]}" for r in rows if r[0] == task and r[2] == "wait"
             ]
         if task in report.stuck:
-            if stuck is None:
+            if stuck is None and (report.kind != "untraced" or task in report.untraced):
                 parts.append("blocked on something flowlab does not trace")
             parts.append("stuck")
         elif task in report.done_at_detection:

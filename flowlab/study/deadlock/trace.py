@@ -45,6 +45,7 @@ _INTERNAL = {
     os.path.join(_HERE, "trace.py"),
     os.path.join(_HERE, "base.py"),
     os.path.join(_HERE, "primitives.py"),
+    os.path.join(_HERE, "semaphores.py"),
     os.path.join(_HERE, "channels.py"),
     os.path.join(_HERE, "shared.py"),
     os.path.join(_HERE, "barriers.py"),

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.errors import FlowlabError
-from flowlab.study.deadlock.graph import _deadlines
+from flowlab.study.deadlock.awaits import deadlines as timer_deadlines
 from flowlab.study.deadlock.kinds import is_future
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ class Watchdog:
         if not pending:
             return None
         timed = self._timer_futures(loop)
-        deadlines = _deadlines(loop)
+        deadlines = timer_deadlines(loop, pending)
         state: list[Any] = [len(self.group.reg.events)]
         for task in pending:
             fut = getattr(task, "_fut_waiter", None)
