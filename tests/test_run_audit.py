@@ -339,7 +339,7 @@ def test_a_branch_named_like_a_path_does_not_keep_a_siblings_held_thread() -> No
     # thread that was none of its business.
     import threading
 
-    entered, go, done, dir_go = (threading.Event() for _ in range(4))
+    entered, go, done, dir_go, x_ran = (threading.Event() for _ in range(5))
     x_saw_done: list[bool] = []
 
     def step(item: str, ctx: Files) -> None:
@@ -351,6 +351,7 @@ def test_a_branch_named_like_a_path_does_not_keep_a_siblings_held_thread() -> No
             dir_go.wait(20)
         else:
             x_saw_done.append(done.is_set())
+            x_ran.set()
 
     class Three(BaseModel):
         files: list[str] = ["dir/a", "dir", "x"]
@@ -363,10 +364,10 @@ def test_a_branch_named_like_a_path_does_not_keep_a_siblings_held_thread() -> No
         for _ in range(50):
             await asyncio.sleep(0)
         dir_go.set()
-        for _ in range(200):  # loop turns: dir's thread returns, its slot goes to x
-            await asyncio.sleep(0)
-            if x_saw_done:
-                break
+        # dir's thread returns and its slot goes to x, which runs while dir/a's thread still
+        # blocks (a real wait, not a count of loop turns: the threads run at the machine's pace;
+        # with the fault x waits for dir/a's thread, so this gives up after 10 s and x sees done)
+        await asyncio.to_thread(x_ran.wait, 10)
         go.set()
         return await handle.wait()
 
