@@ -16,7 +16,6 @@ cancelled without recursion.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -24,12 +23,11 @@ from flowlab.engine.clock import VirtualTimeLoop
 from flowlab.study.deadlock.graph import Analysis, analyze
 from flowlab.study.deadlock.kinds import is_task
 from flowlab.study.deadlock.report import DeadlockReport, report_from
-from flowlab.study.deadlock.trace import registry_for
+from flowlab.study.deadlock.trace import loop_state, registry_for
 
 __all__ = ["WatchGroup", "cancel_round", "detected", "hub", "unhook"]
 
 Task = asyncio.Task[Any]
-_HUBS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = weakref.WeakKeyDictionary()
 
 
 class _WatchedTask(asyncio.Task):  # type: ignore[type-arg]
@@ -280,13 +278,9 @@ def unhook(task: Task) -> bool:
 
 def detected(loop: asyncio.AbstractEventLoop) -> bool:
     """True when a group watched on ``loop`` has already detected its deadlock."""
-    hub = _HUBS.get(loop)
-    return hub is not None and any(g.report is not None for g in hub.groups)
+    return any(g.report is not None for g in hub(loop).groups)
 
 
 def hub(loop: asyncio.AbstractEventLoop) -> _Hub:
     """The loop's hub (created on first use): its active groups and task factory."""
-    hub = _HUBS.get(loop)
-    if hub is None:
-        hub = _HUBS[loop] = _Hub(loop)
-    return hub
+    return loop_state(loop, "watch_hub", lambda: _Hub(loop))  # on the loop (trace.loop_state)

@@ -33,12 +33,21 @@ import sys
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from flowlab.study.deadlock.base import Traced
 
-__all__ = ["Registry", "TraceEvent", "Wait", "caller_where", "learned", "registry_for", "task_name"]
+__all__ = [
+    "Registry",
+    "TraceEvent",
+    "Wait",
+    "caller_where",
+    "learned",
+    "loop_state",
+    "registry_for",
+    "task_name",
+]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _INTERNAL = {
@@ -51,9 +60,29 @@ _INTERNAL = {
     os.path.join(_HERE, "barriers.py"),
 }
 _LEARNED: dict[str, list[str]] = {}
-_REGISTRIES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Registry] = (
+_T = TypeVar("_T")
+_ELSEWHERE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
     weakref.WeakKeyDictionary()
-)
+)  # the state of loops that take no attributes (__slots__)
+
+
+def loop_state(loop: asyncio.AbstractEventLoop, name: str, make: Callable[[], _T]) -> _T:
+    """The lab's state ``name`` for ``loop`` (made by ``make()`` on first use), kept *on the
+    loop*: a cycle the collector frees with the loop. A weak-key table from loops cannot hold
+    it, because the state refers to its loop (and to blocked tasks, whose futures do too):
+    every loop a traced program ever ran on stayed alive, with all its tasks."""
+    key = f"_flowlab_{name}"
+    state = getattr(loop, key, None)
+    if state is None:
+        table = _ELSEWHERE.get(loop)
+        state = None if table is None else table.get(key)
+    if state is None:
+        state = make()
+        try:
+            setattr(loop, key, state)
+        except AttributeError:
+            _ELSEWHERE.setdefault(loop, {})[key] = state
+    return state
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +174,7 @@ class Registry:
 
 def registry_for(loop: asyncio.AbstractEventLoop) -> Registry:
     """The registry of ``loop`` (created on first use)."""
-    reg = _REGISTRIES.get(loop)
-    if reg is None:
-        reg = Registry(loop)
-        _REGISTRIES[loop] = reg
-    return reg
+    return loop_state(loop, "trace_registry", lambda: Registry(loop))
 
 
 def task_name(task: asyncio.Task[Any] | None = None) -> str:
