@@ -25,12 +25,14 @@ PLAIN = SimpleNamespace(
     Semaphore=lambda value, name: asyncio.Semaphore(value),
     Event=lambda name: asyncio.Event(),
     Condition=lambda name: asyncio.Condition(),
+    Barrier=lambda parties, name: asyncio.Barrier(parties),
 )
 TRACED = SimpleNamespace(
     Lock=lambda name: dl.Lock(name=name),
     Semaphore=lambda value, name: dl.Semaphore(value, name=name),
     Event=lambda name: dl.Event(name=name),
     Condition=lambda name: dl.Condition(name=name),
+    Barrier=lambda parties, name: dl.Barrier(parties, name=name),
 )
 Build = Callable[[SimpleNamespace], tuple[list[Any], list[Any]]]
 
@@ -256,3 +258,72 @@ def lock_handoff_window(lib: SimpleNamespace) -> tuple[list[Any], list[Any]]:
 
 
 CASES.append(lock_handoff_window)
+
+
+def barrier_rounds(lib: SimpleNamespace) -> tuple[list[Any], list[Any]]:
+    """A 2-party barrier used for two rounds by two tasks: asyncio drains a round before the
+    next one fills, so the task that leaves first cannot start round 2 while the other is still
+    in round 1 (its arrival index and log position follow from that)."""
+    barrier = lib.Barrier(2, "B")
+    log: list[Any] = []
+
+    async def worker(name: str) -> None:
+        for rnd in range(2):
+            index = await barrier.wait()
+            log.append((rnd, name, index))
+
+    return [worker("a"), worker("b")], log
+
+
+def barrier_four_tasks(lib: SimpleNamespace) -> tuple[list[Any], list[Any]]:
+    """Four tasks through one 2-party barrier: which pairs meet, in which order."""
+    barrier = lib.Barrier(2, "B")
+    log: list[Any] = []
+
+    async def worker(name: str) -> None:
+        index = await barrier.wait()
+        log.append((name, index))
+
+    return [worker(n) for n in "abcd"], log
+
+
+CASES.extend([barrier_rounds, barrier_four_tasks])
+
+
+def barrier_three_rounds(lib: SimpleNamespace) -> tuple[list[Any], list[Any]]:
+    """Three tasks, a 3-party barrier, two rounds: who leads each round."""
+    barrier = lib.Barrier(3, "B")
+    log: list[Any] = []
+
+    async def worker(name: str) -> None:
+        for rnd in range(2):
+            index = await barrier.wait()
+            log.append((rnd, name, index))
+
+    return [worker(n) for n in "abc"], log
+
+
+def barrier_aborted(lib: SimpleNamespace) -> tuple[list[Any], list[Any]]:
+    """One task aborts a 3-party barrier that two others wait at: they raise, whenever it runs."""
+    barrier = lib.Barrier(3, "B")
+    log: list[Any] = []
+
+    async def waiter(name: str) -> None:
+        try:
+            await barrier.wait()
+            log.append((name, "through"))
+        except asyncio.BrokenBarrierError:
+            log.append((name, "broken"))
+
+    async def aborter() -> None:
+        await asyncio.sleep(0)
+        if asyncio.iscoroutinefunction(barrier.abort):  # asyncio's abort is a coroutine
+            await barrier.abort()
+        else:
+            barrier.abort()
+        log.append("aborted")
+
+    return [waiter("a"), waiter("b"), aborter()], log
+
+
+CASES.extend([barrier_three_rounds, barrier_aborted])

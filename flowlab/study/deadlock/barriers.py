@@ -5,9 +5,12 @@ Design
 Both are meeting points whose waiters are woken by *other tasks arriving*, not by a holder:
 
 * :class:`Barrier` -- ``parties`` tasks call ``wait()``; the last to arrive lets them all through
-  (each gets its arrival index) and the barrier is ready for the next round, as in asyncio.
-  ``abort()`` breaks it (every waiter, and every later ``wait()``, raises
-  ``asyncio.BrokenBarrierError``); ``reset()`` breaks the current round and starts afresh.
+  (each gets its arrival index). As in asyncio, the round then *drains*: a task that calls
+  ``wait()`` again before every released waiter has left waits until they have, so a fast task
+  cannot fill the next round while a slow one is still in the last (without it the explorer
+  reached orderings asyncio never produces). ``abort()`` breaks it (every waiter, and every
+  later ``wait()``, raises ``asyncio.BrokenBarrierError``); ``reset()`` breaks the current round
+  and starts afresh once its waiters have left.
 * :class:`CountdownEvent` -- .NET's ``CountdownEvent`` / Java's ``CountDownLatch``: it starts at
   ``count``; ``signal()`` counts down; ``wait()`` blocks until it reaches zero; ``add()`` counts
   up while it is not yet set.
@@ -69,6 +72,8 @@ class Barrier(Traced):
         self._broken = False
         self._round = 0  # bumped whenever a round opens or breaks
         self._waiting: deque[_Waiter] = deque()
+        self._draining = 0  # released (or broken) waiters that have not left wait() yet
+        self._held: deque[_Waiter] = deque()  # arrivals waiting for the round to drain
 
     @property
     def n_waiting(self) -> int:
@@ -84,6 +89,8 @@ class Barrier(Traced):
         """Arrive and wait for the other parties; return this task's arrival index (0-based)."""
         where = caller_where()
         reg = self._reg()
+        while self._draining and not self._broken:  # the last round is still leaving
+            await self._block(self._held, "wait", where)
         if self._broken:
             raise asyncio.BrokenBarrierError
         index = self._count
@@ -92,8 +99,7 @@ class Barrier(Traced):
         if self._count == self.parties:  # the last one opens the barrier for this round
             self._count = 0
             self._round += 1
-            while (waiter := self._pop_live(self._waiting)) is not None:
-                self._grant(waiter, "wake")
+            self._release(True)
             return index
         round_ = self._round
         try:
@@ -101,10 +107,26 @@ class Barrier(Traced):
         except BaseException:
             if self._round == round_:
                 self._count -= 1  # cancelled before its round opened: it leaves the round
+            else:
+                self._left()  # released (or broken), then cancelled before it ran again
             raise
+        self._left()
         if not passed:
             raise asyncio.BrokenBarrierError
         return index
+
+    def _release(self, passed: bool) -> None:
+        """Wake this round's waiters (``passed``: let through, else broken); the round drains."""
+        while (waiter := self._pop_live(self._waiting)) is not None:
+            self._draining += 1
+            self._grant(waiter, "wake", value=passed)
+
+    def _left(self) -> None:
+        """A released waiter left ``wait()``: the last one lets the held arrivals in."""
+        self._draining -= 1
+        if not self._draining:
+            while (waiter := self._pop_live(self._held)) is not None:
+                self._grant(waiter, "wake")
 
     def abort(self) -> None:
         """Break the barrier: waiters and later ``wait()`` calls raise ``BrokenBarrierError``."""
@@ -121,11 +143,13 @@ class Barrier(Traced):
     def _break_waiters(self) -> None:
         self._count = 0
         self._round += 1
-        while (waiter := self._pop_live(self._waiting)) is not None:
-            self._grant(waiter, "wake", value=False)
+        self._release(False)
+        if self._broken:  # held arrivals raise now, as later wait() calls do
+            while (waiter := self._pop_live(self._held)) is not None:
+                self._grant(waiter, "wake")
 
     def waiters(self) -> list[str]:
-        return [w.task.get_name() for w in self._waiting if not w.future.done()]
+        return [w.task.get_name() for w in (*self._waiting, *self._held) if not w.future.done()]
 
     def wakers(self, op: str) -> Wakers:
         # Any live task could still arrive: nothing is declared, so the detector calls a waiter
