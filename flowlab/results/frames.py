@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from flowlab.core.usage import tidy_cost
-from flowlab.results.overlap import max_overlap
 from flowlab.results.records import STATUSES, AttemptRecord, BranchRecord, StepRecord
 
 if TYPE_CHECKING:
@@ -76,20 +75,8 @@ def branches_frame(records: Sequence[BranchRecord]) -> pd.DataFrame:
     return frame
 
 
-def steps_frame(
-    records: Sequence[StepRecord], branches: Sequence[BranchRecord] = ()
-) -> pd.DataFrame:
-    """One row per step run; a Parallel's ``peak_concurrency`` agrees with its branch rows
-    (:mod:`flowlab.results.overlap`)."""
-    runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for b in branches:  # a Parallel's run is told apart by (parent, step), as the diffs are
-        runs.setdefault((b.parent, b.step), []).append((b.started, b.finished))
-    peaks = [
-        r.peak
-        if r.peak is None or r.kind != "parallel" or (r.parent, r.step) not in runs
-        else min(r.peak, max_overlap(runs[(r.parent, r.step)]))
-        for r in records
-    ]
+def steps_frame(records: Sequence[StepRecord]) -> pd.DataFrame:
+    """One row per step run."""
     return pd.DataFrame(
         {
             "step": pd.Series([r.step for r in records], dtype="str"),
@@ -107,7 +94,7 @@ def steps_frame(
             "status": _status([r.status for r in records]),
             "error": pd.Series([r.error for r in records], dtype="str"),
             "merge_s": pd.Series([r.merge_s for r in records], dtype="float64"),
-            "peak_concurrency": pd.Series(peaks, dtype="Int64"),
+            "peak_concurrency": pd.Series([r.peak for r in records], dtype="Int64"),
             "limit": pd.Series([r.limit for r in records], dtype="str"),
             "isolation": pd.Series([r.isolation for r in records], dtype="str"),
         }

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from flowlab.results.overlap import max_overlap
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -77,7 +75,7 @@ class RunResult:
         ``"eager"``)."""
         from flowlab.results import frames
 
-        return frames.steps_frame(self.recorder.steps, self.recorder.branches)
+        return frames.steps_frame(self.recorder.steps)
 
     @cached_property
     def diffs(self) -> pd.DataFrame:
@@ -210,10 +208,7 @@ class RunResult:
         counts: dict[str, int] = {}
         for b in rec.branches:
             counts[b.status] = counts.get(b.status, 0) + 1
-        steps = self.steps  # the rows agree (flowlab.results.overlap)
-        leaves = steps[steps["kind"] == "step"]
-        rows = zip(leaves["started_s"].tolist(), leaves["finished_s"].tolist(), strict=True)
-        peak = min(rec.peak_leaves, max_overlap(rows))
+        peak = rec.peak_leaves
         merges = self.merges
         denom = self.makespan_s * peak
         return {
@@ -274,10 +269,9 @@ class RunResult:
         # O(1), not summary(): asyncio reprs the run's task, result included, whenever
         # asyncio.run() ends (3.11's signal.getsignal formats its SIGINT handler), so every
         # fl.run pays for this repr twice.
-        # (peak_concurrency is not shown: the true peak is read from the rows, not O(1); see
-        # summary())
         rec = self.recorder
         return (
             f"<RunResult status={self.status!r} makespan_s={round(self.makespan_s, 9):g} "
-            f"branches={len(rec.branches)} clock={self.clock!r}>"
+            f"branches={len(rec.branches)} peak_concurrency={rec.peak_leaves} "
+            f"clock={self.clock!r}>"
         )
