@@ -69,7 +69,9 @@ class RunResult:
 
     @cached_property
     def steps(self) -> pd.DataFrame:
-        """One row per step run (inside branches too), with ``merge_s`` for Parallels and
+        """One row per step run (inside branches too), with ``merge_s`` for Parallels (and their
+        ``peak_concurrency``, counted as :meth:`summary` counts it: in the order the run handled
+        one instant's starts and ends) and
         ``isolation``: how their branches got their contexts (``"cow"``: copy on write, which
         ``isolation="cow"`` uses where the context has nested data worth sharing; else
         ``"eager"``)."""
@@ -201,7 +203,11 @@ class RunResult:
         """Makespan, peak concurrency, utilization, branch counts by status, merge conflicts
         and dropped writes (``dropped_writes``: writes that lost under overwrite/keep-first), usage.
 
-        ``peak_concurrency`` is the most leaf steps that ever ran at once; ``utilization`` is the
+        ``peak_concurrency`` is the most leaf steps that ever ran at once, counted in the order
+        the run handled their starts and ends: a step that starts in the same instant another ends
+        (on virtual time, a rate or a freed slot at t = 1 and a sleep that ends at t = 1) counts
+        as running with it when its start was handled first, though the rows' times, [0, 1) and
+        [1, 2), do not show the overlap. ``utilization`` is the
         busy leaf-step time divided by ``makespan_s × peak_concurrency``.
         """
         rec = self.recorder
